@@ -1,0 +1,1 @@
+"""metric_types package."""

@@ -1,0 +1,45 @@
+"""The platform home: one directory that holds the archive, dead letters and the embedded stores.
+
+Resolved from ``--home``, else ``$UDF_HOME``, else ``./.udf`` (CONTRACT.md §5).
+Everything else derives its paths from :class:`Home`, so a test or a user can run
+several independent platforms side by side by pointing them at different homes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = ".udf"
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: str | os.PathLike[str] | None = None) -> Home:
+        chosen = home or os.environ.get("UDF_HOME") or DEFAULT_HOME
+        return cls(Path(chosen).expanduser().absolute())
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def deadletter(self) -> Path:
+        return self.root / "deadletter"
+
+    @property
+    def metadata_db(self) -> Path:
+        return self.root / "metadata.db"
+
+    @property
+    def metadata_url(self) -> str:
+        """``$UDF_METADATA_URL`` when set (PostgreSQL, MySQL/MariaDB), else SQLite under the home."""
+        return os.environ.get("UDF_METADATA_URL") or f"sqlite:///{self.metadata_db}"
+
+    def ensure(self) -> Home:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
