@@ -1,0 +1,52 @@
+"""Two-proportion z-test for conversion metrics (units with at least one event).
+
+The p-value uses the pooled proportion (the null says both groups convert alike), as
+statsmodels' ``proportions_ztest`` does; the intervals use the unpooled (Wald) standard
+error, since under the alternative the groups differ. Inputs are :class:`SampleStats` of
+0/1 values (``SampleStats.from_counts(n, conversions)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stats.codes import Code, first_match, worst
+from stats.lift import Comparison, compare
+from stats.sufficient import SampleStats
+
+
+def _codes(stats: SampleStats) -> np.ndarray:
+    n = np.asarray(stats.n, dtype=float)
+    k = np.asarray(stats.sum, dtype=float)
+    impossible = (k < 0) | (k > n) | ~np.isfinite(k) | ~np.isfinite(n) | (n < 0)
+    return first_match(
+        n.shape,
+        [(n < 2, Code.TOO_FEW_UNITS), (n == 0, Code.EMPTY_GROUP), (impossible, Code.INVALID_INPUT)],
+    )
+
+
+def ztest(
+    control: SampleStats, treatment: SampleStats, alpha: float | np.ndarray = 0.05
+) -> Comparison:
+    """Two-sided two-proportion z-test; ``sum`` is the number of converted units."""
+    n_c = np.asarray(control.n, dtype=float)
+    n_t = np.asarray(treatment.n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_c, p_t = control.sum / n_c, treatment.sum / n_t
+        pooled = (np.asarray(control.sum) + treatment.sum) / (n_c + n_t)
+        pooled_se = np.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_t))
+        vm_c, vm_t = p_c * (1 - p_c) / n_c, p_t * (1 - p_t) / n_t
+    code = worst(_codes(control), _codes(treatment))
+    # Both groups at 0% or both at 100%: no variation at all, nothing to test.
+    code = np.where((code == Code.OK) & (pooled_se == 0), np.int8(Code.ZERO_VARIANCE), code)
+    return compare(
+        diff=p_t - p_c,
+        base_c=p_c,
+        base_t=p_t,
+        var_mean_c=vm_c,
+        var_mean_t=vm_t,
+        df=np.full(np.shape(p_c), np.inf),
+        alpha=alpha,
+        code=code,
+        test_se=pooled_se,
+    )

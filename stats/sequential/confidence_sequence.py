@@ -1,0 +1,56 @@
+"""The asymptotic confidence sequence gbstats uses (Waudby-Smith et al., 2023, eq. 9).
+
+A large-sample, distribution-free cousin of :mod:`stats.sequential.msprt`: a normal
+mixture tuned by the sample size at which the sequence is tightest
+(``tuning``, gbstats' ``sequential_tuning_parameter``). Kept so that results match what
+GrowthBook users see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from stats.sequential.result import SequentialResult, decide
+from stats.sufficient import SampleStats
+from stats.ttest import welch
+
+
+def _rho(alpha: float, tuning: float) -> float:
+    return float(np.sqrt((-2 * np.log(alpha) + np.log(-2 * np.log(alpha) + 1)) / tuning))
+
+
+def _half(var: np.ndarray, n: np.ndarray, alpha: float, rho: float) -> np.ndarray:
+    s2 = var * n
+    nr2 = n * rho**2 + 1
+    return np.sqrt(s2) * np.sqrt(2 * nr2 * np.log(np.sqrt(nr2) / alpha) / (n * rho) ** 2)
+
+
+def asymptotic_cs(
+    control: SampleStats,
+    treatment: SampleStats,
+    alpha: float = 0.05,
+    tuning: float = 5000.0,
+) -> SequentialResult:
+    """Confidence sequences for both lifts and the always-valid p-value of the absolute lift."""
+    base = welch(control, treatment, alpha=alpha)
+    n = np.asarray(control.n, dtype=float) + treatment.n
+    rho = _rho(alpha, tuning)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        h = _half(base.se**2, n, alpha, rho)
+        h_rel = _half(base.rel_se**2, n, alpha, rho)
+        nr2 = n * rho**2 + 1
+        st2 = base.lift_abs**2 * n / base.se**2
+        e_value = np.exp(rho**2 * st2 / (2 * nr2)) / np.sqrt(nr2)
+        p = np.minimum(1 / e_value, 1.0)
+    p = np.where(np.isnan(base.p_value), np.nan, p)
+    cs = replace(
+        base,
+        ci_low=base.lift_abs - h,
+        ci_high=base.lift_abs + h,
+        rel_ci_low=base.lift_rel - h_rel,
+        rel_ci_high=base.lift_rel + h_rel,
+        p_value=p,
+    )
+    return decide(cs, alpha)
