@@ -1,0 +1,144 @@
+"""Config errors name the file and field, all at once, and never hide the good files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from udf.config.catalog import AggregatedMetric, DaysInMetric
+from udf.config.loader import load_catalog
+from udf.errors import ConfigError
+
+
+def metric_file(i: int) -> str:
+    return f"""
+metrics:
+  - name: metric_{i}
+    type: aggregated
+    event_type: event_{i}
+    owners: [owner{i}@example.com]
+"""
+
+
+@pytest.fixture
+def ten_files(tmp_path: Path) -> Path:
+    root = tmp_path / "catalog"
+    root.mkdir()
+    for i in range(10):
+        (root / f"m{i:02d}.yaml").write_text(metric_file(i))
+    return root
+
+
+def test_one_broken_file_of_ten(ten_files: Path) -> None:
+    broken = ten_files / "m07.yaml"
+    broken.write_text(metric_file(7).replace("event_type: event_7", "event_type: event_7\n    colour: red"))
+
+    loaded = load_catalog([ten_files])
+
+    assert len(loaded.files) == 9
+    assert str(broken) not in loaded.files
+    assert sorted(m.name for c in loaded.files.values() for m in c.metrics) == [
+        f"metric_{i}" for i in range(10) if i != 7
+    ]
+    [issue] = loaded.issues
+    assert issue.file == str(broken)
+    assert issue.field == "metrics[0] (metric_7).colour"
+    assert issue.message == "unknown key"
+    with pytest.raises(ConfigError, match=r"m07.yaml: metrics\[0\] \(metric_7\).colour: unknown key"):
+        loaded.raise_for_issues()
+
+
+def test_every_error_of_every_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("""
+metrics:
+  - name: clicks
+    type: aggregated
+    event_type: click
+    owners: [not-an-email]
+  - name: d
+    type: days_in
+    event_type: click
+    days: [0]
+  - name: c
+    type: custom
+  - name: x
+    type: hourly
+""")
+    (tmp_path / "b.yaml").write_text("metrics:\n  - name: ok\n    type: aggregated\n  bad: [\n")
+    (tmp_path / "c.yaml").write_text("- just\n- a list\n")
+    (tmp_path / "d.yaml").write_text("segments:\n  - name: s\n    field: f\n    field: g\n")
+
+    loaded = load_catalog([tmp_path])
+
+    found = {(Path(i.file).name, i.field) for i in loaded.issues}
+    assert found == {
+        ("a.yaml", "metrics[0] (clicks).owners[0]"),
+        ("a.yaml", "metrics[1] (d).days[0]"),
+        ("a.yaml", "metrics[2] (c)"),
+        ("a.yaml", "metrics[3] (x)"),
+        ("b.yaml", ""),
+        ("c.yaml", ""),
+        ("d.yaml", ""),
+    }
+    messages = {Path(i.file).name + ":" + i.field: i.message for i in loaded.issues}
+    assert "not an email" in messages["a.yaml:metrics[0] (clicks).owners[0]"]
+    assert "exactly one of 'sql' or 'function'" in messages["a.yaml:metrics[2] (c)"]
+    assert "'aggregated'" in messages["a.yaml:metrics[3] (x)"]
+    assert "line 4" in messages["b.yaml:"]
+    assert "must be a mapping" in messages["c.yaml:"]
+    assert "duplicate key 'field'" in messages["d.yaml:"]
+    assert loaded.files == {}
+
+
+def test_types_select_their_model_and_params(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("""
+segments:
+  - name: country
+    field: country
+metrics:
+  - name: clicks
+    type: aggregated
+    event_type: click
+    segments: [country]
+  - name: clicks_by_day
+    type: days_in
+    ratio:
+      numerator: {event_type: click}
+      denominator: {event_type: impression}
+    days: [1, 7]
+experiments:
+  - experiment: exp_1
+    metrics: [clicks, clicks_by_day]
+    segments: [country]
+""")
+    loaded = load_catalog([tmp_path])
+    assert loaded.ok, loaded.issues
+    catalog = loaded.files[str(tmp_path / "a.yaml")]
+    clicks, by_day = catalog.metrics
+    assert isinstance(clicks, AggregatedMetric) and isinstance(by_day, DaysInMetric)
+    assert by_day.params() == {
+        "statistic": "count",
+        "ratio": {"numerator": {"event_type": "click", "statistic": "count"},
+                  "denominator": {"event_type": "impression", "statistic": "count"}},
+        "days": [1, 7],
+    }
+    assert clicks.sla_hours == 30.0 and clicks.sources == ["events", "activations"]
+
+
+def test_cross_file_duplicates_and_unknown_references(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(metric_file(1))
+    (tmp_path / "b.yaml").write_text(metric_file(1))  # the same metric name again
+    (tmp_path / "c.yaml").write_text("experiments:\n  - experiment: e\n    metrics: [metric_1, nope]\n")
+    loaded = load_catalog([tmp_path])
+    assert list(loaded.files) == [str(tmp_path / "a.yaml")]
+    by_file = {Path(i.file).name: i for i in loaded.issues}
+    assert "already defined in" in by_file["b.yaml"].message
+    assert by_file["c.yaml"].field == "experiments[0] (e).metrics[1]"
+    assert by_file["c.yaml"].message == "unknown metric 'nope'"
+
+
+def test_strict_types_are_not_coerced(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("metrics:\n  - name: m\n    type: aggregated\n    event_type: click\n    sla_hours: '30'\n")
+    [issue] = load_catalog([tmp_path]).issues
+    assert issue.field == "metrics[0] (m).sla_hours"

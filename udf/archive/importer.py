@@ -1,0 +1,343 @@
+"""Append input files to the archive atomically, dead-lettering corrupt lines.
+
+Each source file is one import, in three steps:
+
+1. **Stage**: read the file in chunks (hashing its bytes), validate every line, write the
+   valid records, grouped by target ``(hour, partition)`` file, and the corrupt ones with
+   their reasons into ``archive/_staging/<import id>/``. Nothing visible has changed yet.
+2. **Commit**: if the ledger already holds a file with the same topic and SHA-256, drop the
+   staging (the import is a duplicate). Otherwise write a journal naming every target file
+   and its size before the append. The journal is the commit point.
+3. **Apply**: truncate each target to its recorded size (undoing a torn earlier attempt),
+   append the staged bytes, fsync, move the dead letters into place, add the ledger line,
+   then remove the journal and the staging.
+
+A crash before the journal leaves only staging, which the next import removes; a crash
+after it is rolled forward by the next import (:meth:`Importer.recover`), so a target
+file never holds half an import and a rerun never doubles one. Imports into one
+archive are serialised by an exclusive lock file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+
+from udf.archive.layout import HOUR_MS, ArchiveLayout, TopicSettings
+from udf.archive.ledger import Ledger
+from udf.archive.partitioner import partitions_of
+from udf.archive.records import Corrupt, parse
+from udf.errors import ArchiveError, InputError
+from udf.home import Home
+from udf.logging import get_logger
+
+log = get_logger(__name__)
+
+CHUNK_BYTES = 8 << 20
+BATCH_LINES = 100_000
+Progress = Callable[[int], None]
+
+
+@dataclass
+class FileReport:
+    """What one source file contributed (or, for a duplicate, would have)."""
+
+    source: str
+    topic: str
+    import_id: str
+    sha256: str = ""
+    lines: int = 0
+    records: int = 0
+    corrupt: int = 0
+    corrupt_by_kind: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    first_hour: str | None = None
+    last_hour: str | None = None
+    duplicate_of: str | None = None
+    deadletter: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Importer:
+    def __init__(self, home: Home):
+        self.home = home
+        self.layout = ArchiveLayout(home.archive)
+        self.ledger = Ledger(self.layout.ledger)
+
+    def import_files(
+        self,
+        topic: str,
+        sources: Sequence[str],
+        *,
+        partitions: int | None = None,
+        progress: Progress | None = None,
+    ) -> list[FileReport]:
+        """Import each source (a path, or ``-`` for stdin) as its own atomic import."""
+        self.layout.topic_dir(topic)  # validates the topic name
+        for source in sources:
+            if source != "-" and not Path(source).is_file():
+                raise InputError(f"{source}: no such file")
+        with self._locked():
+            self.recover()
+            settings = self.layout.settings(topic, partitions)
+            return [self._import_one(topic, s, settings, progress) for s in sources]
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with self.layout.lock_file.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- staging ---------------------------------------------------------------------------
+
+    def _import_one(
+        self, topic: str, source: str, settings: TopicSettings, progress: Progress | None
+    ) -> FileReport:
+        import_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        stage = self.layout.staging / import_id
+        report = FileReport(source=source if source != "-" else "<stdin>", topic=topic, import_id=import_id)
+        journal = self.layout.journal / f"{import_id}.json"
+        try:
+            if source != "-":  # a cheap hashing pass spares staging a file imported before
+                prior = self.ledger.find(topic, _sha256_of(Path(source)))
+                if prior is not None:
+                    report.sha256 = prior["sha256"]
+                    report.duplicate_of = prior["id"]
+                    log.info("import.duplicate", source=report.source, previous=prior["id"])
+                    return report
+            with _open_source(source) as fh:
+                self._stage(fh, report, stage, settings, progress)
+            prior = self.ledger.find(topic, report.sha256)
+            if prior is not None:
+                report.duplicate_of = prior["id"]
+                log.info("import.duplicate", source=report.source, previous=prior["id"])
+                shutil.rmtree(stage, ignore_errors=True)
+                return report
+            self._commit(report, stage, journal)
+        except BaseException:
+            if not journal.exists():  # not committed: nothing may remain
+                shutil.rmtree(stage, ignore_errors=True)
+            raise
+        log.info("import.done", **report.as_dict())
+        return report
+
+    def _stage(
+        self,
+        fh: IO[bytes],
+        report: FileReport,
+        stage: Path,
+        settings: TopicSettings,
+        progress: Progress | None,
+    ) -> None:
+        digest = hashlib.sha256()
+        kinds: Counter[str] = Counter()
+        hours: set[int] = set()
+        data_dir = stage / "data"
+        dead_path = stage / "deadletter.jsonl"
+        data_dir.mkdir(parents=True)
+        batch: list[tuple[int, bytes]] = []
+        carry = b""
+        lineno = 0
+        with dead_path.open("wb") as dead:
+            while chunk := fh.read(CHUNK_BYTES):
+                digest.update(chunk)
+                if progress:
+                    progress(len(chunk))
+                lines = (carry + chunk).split(b"\n")
+                carry = lines.pop()
+                for line in lines:
+                    lineno += 1
+                    batch.append((lineno, line))
+                if len(batch) >= BATCH_LINES:
+                    self._stage_batch(batch, report, kinds, hours, data_dir, dead, settings)
+                    batch = []
+            if carry:
+                batch.append((lineno + 1, carry))
+            self._stage_batch(batch, report, kinds, hours, data_dir, dead, settings)
+        report.sha256 = digest.hexdigest()
+        report.corrupt_by_kind = dict(sorted(kinds.items()))
+        if hours:
+            report.first_hour = _hour_label(min(hours))
+            report.last_hour = _hour_label(max(hours))
+        report.files = sum(1 for _ in data_dir.rglob("*.jsonl"))
+
+    def _stage_batch(
+        self,
+        batch: list[tuple[int, bytes]],
+        report: FileReport,
+        kinds: Counter[str],
+        hours: set[int],
+        data_dir: Path,
+        dead: IO[bytes],
+        settings: TopicSettings,
+    ) -> None:
+        topic = report.topic
+        out: list[bytes] = []
+        user_ids: list[int] = []
+        hour_of: list[int] = []
+        for lineno, raw in batch:
+            line = raw.rstrip(b"\r")
+            if not line.strip():
+                continue
+            report.lines += 1
+            try:
+                record = parse(line, topic)
+            except Corrupt as bad:
+                report.corrupt += 1
+                kinds[bad.kind] += 1
+                dead.write(orjson.dumps({
+                    "source": report.source, "line": lineno, "kind": bad.kind,
+                    "reason": str(bad), "raw": line.decode("utf-8", "replace"),
+                }) + b"\n")
+                continue
+            out.append(orjson.dumps(record))
+            user_ids.append(record["user_id"])
+            hour_of.append(record["ts"] // HOUR_MS)
+        if not out:
+            return
+        report.records += len(out)
+        parts = partitions_of(np.array(user_ids, dtype=np.int64), settings.partitions)
+        keys = np.array(hour_of, dtype=np.int64) * settings.partitions + parts
+        order = np.argsort(keys, kind="stable")  # stable: arrival order within a file
+        sorted_keys = keys[order]
+        bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
+        topic_dir = self.layout.topic_dir(topic)
+        for idx in np.split(order, bounds):
+            key = int(keys[idx[0]])
+            hour, partition = divmod(key, settings.partitions)
+            hours.add(hour)
+            rel = self.layout.part_file(topic, hour, partition).relative_to(topic_dir)
+            target = data_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("ab") as fh:
+                fh.write(b"\n".join(out[i] for i in idx) + b"\n")
+
+    # -- commit and apply --------------------------------------------------------------------
+
+    def _commit(self, report: FileReport, stage: Path, journal: Path) -> None:
+        topic_dir = self.layout.topic_dir(report.topic)
+        data_dir = stage / "data"
+        targets = []
+        for staged in sorted(data_dir.rglob("*.jsonl")):
+            rel = staged.relative_to(data_dir)
+            final = topic_dir / rel
+            targets.append({"rel": str(rel), "size_before": final.stat().st_size if final.exists() else 0})
+        entry = report.as_dict() | {"imported_at": datetime.now(UTC).isoformat()}
+        if report.corrupt:
+            entry["deadletter"] = str(self._deadletter_path(report.topic, report.import_id))
+            report.deadletter = entry["deadletter"]
+        _write_atomic(journal, orjson.dumps({"entry": entry, "targets": targets}))
+        self._apply(journal)
+
+    def _apply(self, journal: Path) -> None:
+        spec = orjson.loads(journal.read_bytes())
+        entry = spec["entry"]
+        import_id = entry["import_id"]
+        stage = self.layout.staging / import_id
+        topic_dir = self.layout.topic_dir(entry["topic"])
+        if not self.ledger.has(import_id):
+            for target in spec["targets"]:
+                staged = stage / "data" / target["rel"]
+                final = topic_dir / target["rel"]
+                _append_exactly(staged, final, target["size_before"])
+            if entry.get("deadletter"):
+                dead = Path(entry["deadletter"])
+                staged_dead = stage / "deadletter.jsonl"
+                if staged_dead.exists():
+                    dead.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(staged_dead, dead)
+            self.ledger.append({"id": import_id} | entry)
+        journal.unlink()
+        shutil.rmtree(stage, ignore_errors=True)
+
+    def recover(self) -> int:
+        """Roll forward imports that committed but did not finish; drop uncommitted staging."""
+        recovered = 0
+        for journal in sorted(self.layout.journal.glob("*.json")):
+            log.warning("import.recover", journal=str(journal))
+            self._apply(journal)
+            recovered += 1
+        if self.layout.staging.exists():
+            for leftover in self.layout.staging.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+        return recovered
+
+    def _deadletter_path(self, topic: str, import_id: str) -> Path:
+        return self.home.deadletter / topic / f"{import_id}.jsonl"
+
+
+@contextmanager
+def _open_source(source: str) -> Iterator[IO[bytes]]:
+    if source == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        with open(source, "rb") as fh:
+            yield fh
+    except OSError as exc:
+        raise InputError(f"{source}: {exc.strerror or exc}") from exc
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _append_exactly(staged: Path, final: Path, size_before: int) -> None:
+    """Make ``final`` equal its first ``size_before`` bytes followed by ``staged``: idempotent."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if not final.exists():
+        if size_before:
+            raise ArchiveError(f"{final} vanished during an import (expected {size_before} bytes)")
+        final.touch()
+    with final.open("r+b") as out, staged.open("rb") as src:
+        current = out.seek(0, os.SEEK_END)
+        if current < size_before:
+            raise ArchiveError(f"{final} shrank during an import ({current} < {size_before} bytes)")
+        out.truncate(size_before)
+        out.seek(size_before)
+        shutil.copyfileobj(src, out, CHUNK_BYTES)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _hour_label(hour_index: int) -> str:
+    return f"{datetime.fromtimestamp(hour_index * 3600, tz=UTC):%Y-%m-%dT%H}"

@@ -1,0 +1,55 @@
+"""What the archive holds: per topic, the hours and files on disk and the records the ledger counted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from udf.archive.layout import TOPICS, ArchiveLayout
+from udf.archive.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class TopicInventory:
+    topic: str
+    partitions: int | None
+    imports: int
+    records: int
+    corrupt: int
+    hours: int
+    files: int
+    bytes: int
+    first_hour: str | None
+    last_hour: str | None
+
+
+def inventory(archive: Path) -> list[TopicInventory]:
+    layout = ArchiveLayout(archive)
+    entries = list(Ledger(layout.ledger).entries())
+    rows = []
+    for topic in TOPICS:
+        topic_dir = layout.topic_dir(topic)
+        files = layout.data_files(topic) if topic_dir.exists() else []
+        hours = sorted({_hour_key(f) for f in files})
+        mine = [e for e in entries if e["topic"] == topic]
+        rows.append(
+            TopicInventory(
+                topic=topic,
+                partitions=layout.settings(topic).partitions if (topic_dir / "_topic.json").exists() else None,
+                imports=len(mine),
+                records=sum(e["records"] for e in mine),
+                corrupt=sum(e["corrupt"] for e in mine),
+                hours=len(hours),
+                files=len(files),
+                bytes=sum(f.stat().st_size for f in files),
+                first_hour=hours[0] if hours else None,
+                last_hour=hours[-1] if hours else None,
+            )
+        )
+    return rows
+
+
+def _hour_key(path: Path) -> str:
+    hour = path.parent.name.removeprefix("hour=")
+    day = path.parent.parent.name.removeprefix("dt=")
+    return f"{day}T{hour}"

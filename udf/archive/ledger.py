@@ -1,0 +1,53 @@
+"""The ledger: one JSON line per committed import, the archive's memory of what it holds.
+
+It answers "was this exact file imported already?" (by topic and SHA-256 of its bytes)
+and gives record counts without rescanning the data. A crash can leave a torn last
+line; readers skip it and the next append repairs it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+class Ledger:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as fh:
+            for line in fh:
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue  # a torn last line from a crash; the journal re-appends it
+
+    def find(self, topic: str, sha256: str) -> dict[str, Any] | None:
+        return next(
+            (e for e in self.entries() if e["topic"] == topic and e["sha256"] == sha256), None
+        )
+
+    def has(self, import_id: str) -> bool:
+        return any(e["id"] == import_id for e in self.entries())
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":  # drop a torn line left by a crash
+                    fh.seek(0)
+                    keep = fh.read().rsplit(b"\n", 1)[0]
+                    fh.truncate(0)
+                    fh.write(keep + b"\n" if keep else b"")
+            fh.write(orjson.dumps(entry) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -1,0 +1,105 @@
+"""Validation of input records (CONTRACT.md §1): one JSON object per line.
+
+:func:`parse` returns the normalised record or the reason it is corrupt. Rules:
+required fields must be present with the right type (ints are JSON integers, never
+floats or strings; strings are non-empty); ``value`` and any other optional field
+must be a scalar string or number, and ``null`` counts as absent (it is dropped).
+Booleans, arrays and objects are the wrong type. Blank lines are not records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+TS_MAX = 253_402_300_800_000  # 10000-01-01T00:00:00Z, the first instant a date cannot name
+
+REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
+    "events": (("user_id", "int"), ("event_type", "str"), ("ts", "ts")),
+    "activations": (("user_id", "int"), ("experiment", "str"), ("group", "str"), ("ts", "ts")),
+}
+
+
+class Corrupt(Exception):
+    """Raised by the validators: ``kind`` is a short category for counting, the message the reason."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+
+
+_SCALARS = frozenset((str, int, float))
+_FAST_KINDS = {"int": int, "str": str, "ts": int}
+
+
+def parse(line: bytes, topic: str) -> dict[str, Any]:
+    """Parse and validate one line of ``topic``; raise :class:`Corrupt` with the reason."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise Corrupt("invalid_json", f"invalid JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise Corrupt("not_object", f"not a JSON object but {_json_type(obj)}")
+    if _looks_valid(obj, REQUIRED[topic]):
+        return obj
+    return _validate(obj, REQUIRED[topic])
+
+
+def _looks_valid(obj: dict[str, Any], required: tuple[tuple[str, str], ...]) -> bool:
+    """The fast path for the common, valid record; anything unusual goes to :func:`_validate`."""
+    for name, kind in required:
+        value = obj.get(name)
+        if type(value) is not _FAST_KINDS[kind] or (not value and kind == "str"):
+            return False
+    ts = obj["ts"]
+    if not 0 <= ts < TS_MAX or not INT64_MIN <= obj["user_id"] <= INT64_MAX:
+        return False
+    return all(type(v) in _SCALARS for v in obj.values()) and type(obj.get("value", 0.0)) is not str
+
+
+def _validate(obj: dict[str, Any], required: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The slow path: find the exact reason a record is corrupt, or drop its null optional fields."""
+    for name, kind in required:
+        if name not in obj or obj[name] is None:
+            raise Corrupt("missing_field", f"missing required field '{name}'")
+        _check(name, obj[name], kind)
+    clean = dict(obj)
+    for name, value in obj.items():
+        if value is None:
+            del clean[name]
+        elif type(value) not in _SCALARS:
+            raise Corrupt(
+                "wrong_type", f"field '{name}' must be a string or a number, not {_json_type(value)}"
+            )
+    if type(clean.get("value")) is str:
+        raise Corrupt("wrong_type", "field 'value' must be a number, not a string")
+    return clean
+
+
+def _check(name: str, value: Any, kind: str) -> None:
+    if kind == "str":
+        if type(value) is not str:
+            raise Corrupt("wrong_type", f"field '{name}' must be a string, not {_json_type(value)}")
+        if not value:
+            raise Corrupt("empty_field", f"field '{name}' must not be empty")
+        return
+    if type(value) is not int:
+        raise Corrupt("wrong_type", f"field '{name}' must be an integer, not {_json_type(value)}")
+    if kind == "ts" and not 0 <= value < TS_MAX:
+        raise Corrupt("out_of_range", f"field '{name}' is out of range (epoch milliseconds before year 10000)")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise Corrupt("out_of_range", f"field '{name}' does not fit in 64 bits")
+
+
+def _json_type(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "an integer",
+        float: "a float",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

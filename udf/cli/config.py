@@ -1,0 +1,62 @@
+"""``udf config``: validate the metric catalog and load it into the metadata store."""
+
+from __future__ import annotations
+
+import click
+
+from udf.cli import pass_home
+from udf.cli.output import emit, format_option
+from udf.config.loader import load_catalog
+from udf.errors import ConfigError
+from udf.home import Home
+
+
+@click.group(name="config")
+def command() -> None:
+    """Metric catalog files (metrics, segments, per-experiment selection)."""
+
+
+@command.command(name="validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@format_option
+def validate(paths: tuple[str, ...], fmt: str) -> None:
+    """Check catalog files or directories; report every error with its file and field."""
+    loaded = load_catalog(paths)
+    _report(loaded.files, fmt)
+    loaded.raise_for_issues()
+
+
+@command.command(name="load")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@format_option
+@pass_home
+def load(home: Home, paths: tuple[str, ...], fmt: str) -> None:
+    """Load the valid catalog files into the metadata store; report the invalid ones.
+
+    Good files load even when others are broken; the command then exits 1 listing every issue.
+    """
+    from metadata.repository import MetadataStore
+
+    loaded = load_catalog(paths)
+    metrics, segments, selections, source_files = [], [], [], {}
+    for file, catalog in loaded.files.items():
+        metrics.extend(catalog.metrics)
+        segments.extend(catalog.segments)
+        selections.extend(catalog.experiments)
+        source_files.update({m.name: file for m in catalog.metrics})
+    if loaded.files:
+        store = MetadataStore.for_home(home.ensure())
+        summary = store.sync_catalog(metrics, segments, selections, source_files)
+        click.echo(f"loaded {len(loaded.files)} file(s): {summary}")
+    _report(loaded.files, fmt)
+    if loaded.issues:
+        raise ConfigError(loaded.issues)
+
+
+def _report(files: dict, fmt: str) -> None:
+    rows = [
+        {"file": f, "metrics": len(c.metrics), "segments": len(c.segments), "experiments": len(c.experiments)}
+        for f, c in files.items()
+    ]
+    if rows:
+        emit(rows, fmt, title="valid catalog files")

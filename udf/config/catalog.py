@@ -1,0 +1,127 @@
+"""The metric catalog: metric definitions, segments and per-experiment metric selection.
+
+A catalog file may hold any of the three lists::
+
+    metrics:
+      - name: clicks
+        type: aggregated          # selects the model: aggregated | calendar_day | days_in | custom
+        event_type: click
+        owners: [ana@example.com]
+        sla_hours: 30
+    segments:
+      - name: country
+        field: country
+    experiments:
+      - experiment: exp_001
+        metrics: [clicks]
+        segments: [country]
+
+The ``type`` key picks the model from :data:`METRIC_MODELS`, so each metric type
+validates exactly the parameters it understands.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from udf.config.models import Email, Identifier, StrictModel
+
+SOURCES = ("events", "activations")
+
+
+class _MetricBase(StrictModel):
+    name: Identifier
+    description: str = ""
+    owners: list[Email] = Field(default_factory=list)
+    sla_hours: PositiveFloat = 30.0
+    sources: list[Literal["events", "activations"]] = Field(default_factory=lambda: list(SOURCES))
+    segments: list[Identifier] = Field(default_factory=list)
+
+    def params(self) -> dict[str, Any]:
+        """The type-specific parameters, as stored in the metadata store."""
+        common = set(_MetricBase.model_fields) | {"type"}
+        return self.model_dump(exclude=common, exclude_none=True)
+
+
+class EventValue(StrictModel):
+    event_type: Identifier
+    statistic: Literal["count", "sum"] = "count"
+
+
+class Ratio(StrictModel):
+    numerator: EventValue
+    denominator: EventValue
+
+
+class _EventMetric(_MetricBase):
+    """A metric over counted events: one event type (count or sum of ``value``) or a ratio."""
+
+    event_type: Identifier | None = None
+    statistic: Literal["count", "sum"] = "count"
+    ratio: Ratio | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> _EventMetric:
+        if (self.event_type is None) == (self.ratio is None):
+            raise ValueError("give exactly one of 'event_type' or 'ratio'")
+        return self
+
+
+class AggregatedMetric(_EventMetric):
+    type: Literal["aggregated"]
+
+
+class CalendarDayMetric(_EventMetric):
+    type: Literal["calendar_day"]
+
+
+class DaysInMetric(_EventMetric):
+    type: Literal["days_in"]
+    days: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+
+
+class CustomMetric(_MetricBase):
+    """A user's read-only SQL over the standard views, or a Spark function named by import path."""
+
+    type: Literal["custom"]
+    sql: str | None = None
+    function: str | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> CustomMetric:
+        if (self.sql is None) == (self.function is None):
+            raise ValueError("give exactly one of 'sql' or 'function'")
+        return self
+
+
+METRIC_MODELS: dict[str, type[_MetricBase]] = {
+    "aggregated": AggregatedMetric,
+    "calendar_day": CalendarDayMetric,
+    "days_in": DaysInMetric,
+    "custom": CustomMetric,
+}
+
+MetricSpec = Annotated[
+    AggregatedMetric | CalendarDayMetric | DaysInMetric | CustomMetric,
+    Field(discriminator="type"),
+]
+
+
+class SegmentSpec(StrictModel):
+    name: Identifier
+    field: Identifier
+    description: str = ""
+
+
+class ExperimentSelection(StrictModel):
+    experiment: Identifier
+    metrics: list[Identifier] = Field(min_length=1)
+    segments: list[Identifier] = Field(default_factory=list)
+
+
+class CatalogFile(StrictModel):
+    metrics: list[MetricSpec] = Field(default_factory=list)
+    segments: list[SegmentSpec] = Field(default_factory=list)
+    experiments: list[ExperimentSelection] = Field(default_factory=list)

@@ -1,0 +1,36 @@
+"""Base model and shared field types for every config file."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors, types are not coerced, and a loaded spec never changes."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            "must start with a letter or '_' and hold only letters, digits, '_', '.', '-' "
+            "(at most 128 characters)"
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value.lower()
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+Email = Annotated[str, AfterValidator(_email)]
