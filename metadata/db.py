@@ -33,7 +33,11 @@ def _normalise(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise MetadataError(f"invalid metadata database URL {url!r}: {exc}") from exc
-    driver = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+    driver = {
+        "postgresql": "postgresql+psycopg",
+        "mysql": "mysql+pymysql",
+        "mariadb": "mariadb+pymysql",
+    }
     if parsed.drivername in driver:
         parsed = parsed.set(drivername=driver[parsed.drivername])
     return parsed.render_as_string(hide_password=False)
@@ -74,7 +78,9 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def _alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    )
     cfg.attributes["engine"] = engine
     return cfg
 
@@ -114,7 +120,9 @@ def migrate(url_or_engine: str | Engine, revision: str = "head") -> str | None:
         command.upgrade(_alembic_config(engine), revision)
         after = current_revision(engine)
         if before != after:
-            _log.info("metadata migrated", url=_safe(engine), from_revision=before, to_revision=after)
+            _log.info(
+                "metadata migrated", url=_safe(engine), from_revision=before, to_revision=after
+            )
         return after
     except SQLAlchemyError as exc:
         raise MetadataError(f"migrating the metadata database failed: {exc}") from exc
@@ -150,7 +158,9 @@ def ensure_current(engine: Engine) -> None:
             f"the metadata database is at revision {current!r}, unknown to this version of udf "
             f"(newest known: {head!r}); upgrade udf"
         )
-    _log.warning("metadata database behind, migrating", url=_safe(engine), current=current, head=head)
+    _log.warning(
+        "metadata database behind, migrating", url=_safe(engine), current=current, head=head
+    )
     migrate(engine)
 
 

@@ -41,7 +41,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s",
     "pk": "pk_%(table_name)s",
 }
-MYSQL_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+MYSQL_TABLE_OPTIONS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
 
 RUN_STATES = (
     "waiting_on_source",
@@ -82,11 +86,12 @@ class Experiment(Base):
     groups: Mapped[list[ExperimentGroup]] = relationship(
         back_populates="experiment", cascade="all, delete-orphan", order_by="ExperimentGroup.name"
     )
+    # Read-only views of the selection; the repository writes the association rows directly.
     metrics: Mapped[list[MetricDefinition]] = relationship(
-        secondary="experiment_metrics", order_by="MetricDefinition.name"
+        secondary="experiment_metrics", order_by="MetricDefinition.name", viewonly=True
     )
     segments: Mapped[list[Segment]] = relationship(
-        secondary="experiment_segments", order_by="Segment.name"
+        secondary="experiment_segments", order_by="Segment.name", viewonly=True
     )
 
 
@@ -200,9 +205,7 @@ class MetricRun(Base):
     __tablename__ = "metric_runs"
     __table_args__ = (
         UniqueConstraint("metric_id", "ds", "scope"),
-        CheckConstraint(
-            "state IN (" + ", ".join(f"'{s}'" for s in RUN_STATES) + ")", name="state"
-        ),
+        CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in RUN_STATES) + ")", name="state"),
         Index("ix_metric_runs_state_ds", "state", "ds"),
         MYSQL_TABLE_OPTIONS,
     )

@@ -22,9 +22,11 @@ def _engine():
         return engine
     from metadata.db import create_db_engine
 
-    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get(
-        "UDF_METADATA_URL"
-    ) or config.get_main_option("sqlalchemy.url")
+    url = (
+        context.get_x_argument(as_dictionary=True).get("url")
+        or os.environ.get("UDF_METADATA_URL")
+        or config.get_main_option("sqlalchemy.url")
+    )
     if not url:
         raise RuntimeError("no database URL: pass -x url=... or set UDF_METADATA_URL")
     return create_db_engine(url)

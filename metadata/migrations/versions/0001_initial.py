@@ -22,7 +22,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
-RUN_STATES = ("waiting_on_source", "queued", "in_progress", "done", "failed", "skipped", "backfill_queued")
+RUN_STATES = (
+    "waiting_on_source",
+    "queued",
+    "in_progress",
+    "done",
+    "failed",
+    "skipped",
+    "backfill_queued",
+)
 
 
 def _ts(name: str, nullable: bool = False) -> sa.Column:
@@ -31,7 +39,9 @@ def _ts(name: str, nullable: bool = False) -> sa.Column:
 
 
 def _id(table: str) -> tuple[sa.Column, sa.PrimaryKeyConstraint]:
-    return sa.Column("id", sa.Integer(), nullable=False), sa.PrimaryKeyConstraint("id", name=f"pk_{table}")
+    return sa.Column("id", sa.Integer(), nullable=False), sa.PrimaryKeyConstraint(
+        "id", name=f"pk_{table}"
+    )
 
 
 def _in(values: Sequence[str]) -> str:
@@ -56,8 +66,15 @@ def upgrade() -> None:
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("is_control", sa.Boolean(), nullable=False),
         _ts("created_at"),
-        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.id"], name="fk_experiment_groups_experiment_id", ondelete="CASCADE"),
-        sa.UniqueConstraint("experiment_id", "name", name="uq_experiment_groups_experiment_id_name"),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiments.id"],
+            name="fk_experiment_groups_experiment_id",
+            ondelete="CASCADE",
+        ),
+        sa.UniqueConstraint(
+            "experiment_id", "name", name="uq_experiment_groups_experiment_id_name"
+        ),
         **MYSQL,
     )
     op.create_table(
@@ -67,7 +84,9 @@ def upgrade() -> None:
         sa.Column("ramp_ts", sa.BigInteger(), nullable=False),
         sa.Column("allocation", sa.Double(), nullable=False),
         _ts("created_at"),
-        sa.ForeignKeyConstraint(["group_id"], ["experiment_groups.id"], name="fk_ramps_group_id", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["group_id"], ["experiment_groups.id"], name="fk_ramps_group_id", ondelete="CASCADE"
+        ),
         sa.UniqueConstraint("group_id", "ramp_ts", name="uq_ramps_group_id_ramp_ts"),
         **MYSQL,
     )
@@ -93,7 +112,12 @@ def upgrade() -> None:
         *_id("metric_owners"),
         sa.Column("metric_id", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(320), nullable=False),
-        sa.ForeignKeyConstraint(["metric_id"], ["metric_definitions.id"], name="fk_metric_owners_metric_id", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["metric_id"],
+            ["metric_definitions.id"],
+            name="fk_metric_owners_metric_id",
+            ondelete="CASCADE",
+        ),
         sa.UniqueConstraint("metric_id", "email", name="uq_metric_owners_metric_id_email"),
         **MYSQL,
     )
@@ -112,8 +136,18 @@ def upgrade() -> None:
         "experiment_metrics",
         sa.Column("experiment_id", sa.Integer(), nullable=False),
         sa.Column("metric_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.id"], name="fk_experiment_metrics_experiment_id", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["metric_id"], ["metric_definitions.id"], name="fk_experiment_metrics_metric_id", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiments.id"],
+            name="fk_experiment_metrics_experiment_id",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["metric_id"],
+            ["metric_definitions.id"],
+            name="fk_experiment_metrics_metric_id",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("experiment_id", "metric_id", name="pk_experiment_metrics"),
         **MYSQL,
     )
@@ -122,8 +156,18 @@ def upgrade() -> None:
         "experiment_segments",
         sa.Column("experiment_id", sa.Integer(), nullable=False),
         sa.Column("segment_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.id"], name="fk_experiment_segments_experiment_id", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["segment_id"], ["segments.id"], name="fk_experiment_segments_segment_id", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiments.id"],
+            name="fk_experiment_segments_experiment_id",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["segment_id"],
+            ["segments.id"],
+            name="fk_experiment_segments_segment_id",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("experiment_id", "segment_id", name="pk_experiment_segments"),
         **MYSQL,
     )
@@ -144,7 +188,9 @@ def upgrade() -> None:
         _ts("started_at", nullable=True),
         _ts("finished_at", nullable=True),
         sa.Column("duration_seconds", sa.Double(), nullable=True),
-        sa.ForeignKeyConstraint(["metric_id"], ["metric_definitions.id"], name="fk_metric_runs_metric_id"),
+        sa.ForeignKeyConstraint(
+            ["metric_id"], ["metric_definitions.id"], name="fk_metric_runs_metric_id"
+        ),
         sa.UniqueConstraint("metric_id", "ds", "scope", name="uq_metric_runs_metric_id_ds_scope"),
         sa.CheckConstraint(_in(RUN_STATES), name="ck_metric_runs_state"),
         **MYSQL,
@@ -158,7 +204,9 @@ def upgrade() -> None:
         sa.Column("to_state", sa.String(32), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         _ts("at"),
-        sa.ForeignKeyConstraint(["run_id"], ["metric_runs.id"], name="fk_metric_run_events_run_id", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["metric_runs.id"], name="fk_metric_run_events_run_id", ondelete="CASCADE"
+        ),
         **MYSQL,
     )
     op.create_index("ix_metric_run_events_run_id", "metric_run_events", ["run_id"])

@@ -1,0 +1,197 @@
+"""Catalog synchronisation inside one ORM session (used only by :mod:`metadata.repository`).
+
+The catalog passed in is the whole truth: metrics are upserted by name with their owners
+replaced, metrics no longer in it are disabled (never deleted: runs refer to them),
+segments no longer in it are removed, and every experiment's selection becomes exactly the
+one given. Running it twice with the same catalog changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from metadata.models import (
+    Experiment,
+    ExperimentMetric,
+    ExperimentSegment,
+    MetricDefinition,
+    MetricOwner,
+    Segment,
+)
+from metadata.records import CatalogSummary
+from udf.errors import MetadataError
+
+if TYPE_CHECKING:
+    from udf.config.catalog import ExperimentSelection, MetricSpec, SegmentSpec
+
+
+def _unique(names: Sequence[str], what: str) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise MetadataError(f"duplicate {what} names in the catalog: {', '.join(dupes)}")
+
+
+def sync_metrics(
+    session: Session, metrics: Sequence[MetricSpec], source_files: Mapping[str, str]
+) -> dict[str, int]:
+    _unique([m.name for m in metrics], "metric")
+    existing = {
+        m.name: m
+        for m in session.scalars(
+            select(MetricDefinition).options(selectinload(MetricDefinition.owners))
+        )
+    }
+    counts = dict.fromkeys(("added", "updated", "unchanged", "disabled"), 0)
+    for spec in metrics:
+        values: dict[str, Any] = {
+            "metric_type": spec.type,
+            "params": spec.params(),
+            "description": spec.description,
+            "sla_hours": float(spec.sla_hours),
+            "sources": list(spec.sources),
+            "segments": list(spec.segments),
+            "enabled": True,
+            "source_file": source_files.get(spec.name),
+        }
+        owners = sorted(set(spec.owners))
+        row = existing.get(spec.name)
+        if row is None:
+            row = MetricDefinition(name=spec.name, **values)
+            row.owners = [MetricOwner(email=email) for email in owners]
+            session.add(row)
+            counts["added"] += 1
+            continue
+        current_owners = sorted(o.email for o in row.owners)
+        if all(getattr(row, k) == v for k, v in values.items()) and current_owners == owners:
+            counts["unchanged"] += 1
+            continue
+        for key, value in values.items():
+            setattr(row, key, value)
+        # Keep the rows of owners that stay: replacing them all would insert a duplicate
+        # (metric, email) before the old row is deleted.
+        row.owners = [o for o in row.owners if o.email in owners] + [
+            MetricOwner(email=email) for email in owners if email not in current_owners
+        ]
+        counts["updated"] += 1
+    wanted = {m.name for m in metrics}
+    for name, row in existing.items():
+        if name not in wanted and row.enabled:
+            row.enabled = False
+            counts["disabled"] += 1
+    session.flush()
+    return counts
+
+
+def sync_segments(session: Session, segments: Sequence[SegmentSpec]) -> dict[str, int]:
+    _unique([s.name for s in segments], "segment")
+    existing = {s.name: s for s in session.scalars(select(Segment))}
+    counts = dict.fromkeys(("added", "updated", "unchanged", "removed"), 0)
+    for spec in segments:
+        row = existing.get(spec.name)
+        if row is None:
+            session.add(Segment(name=spec.name, field=spec.field, description=spec.description))
+            counts["added"] += 1
+        elif (row.field, row.description) != (spec.field, spec.description):
+            row.field, row.description = spec.field, spec.description
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    wanted = {s.name for s in segments}
+    gone = [row.id for name, row in existing.items() if name not in wanted]
+    if gone:
+        session.execute(delete(ExperimentSegment).where(ExperimentSegment.segment_id.in_(gone)))
+        for name in [n for n in existing if n not in wanted]:
+            session.delete(existing[name])
+        counts["removed"] = len(gone)
+    session.flush()
+    return counts
+
+
+def sync_selections(session: Session, selections: Sequence[ExperimentSelection]) -> tuple[int, int]:
+    """Make every experiment's selection exactly ``selections``; returns (added, changed)."""
+    wanted: dict[str, tuple[set[str], set[str]]] = {}
+    for sel in selections:
+        metrics, segments = wanted.setdefault(sel.experiment, (set(), set()))
+        metrics.update(sel.metrics)
+        segments.update(sel.segments)
+    metric_ids = {
+        m.name: m.id
+        for m in session.scalars(select(MetricDefinition).where(MetricDefinition.enabled))
+    }
+    segment_ids = {s.name: s.id for s in session.scalars(select(Segment))}
+    unknown = sorted(
+        {
+            f"metric {n!r} (experiment {e})"
+            for e, (ms, _) in wanted.items()
+            for n in ms
+            if n not in metric_ids
+        }
+        | {
+            f"segment {n!r} (experiment {e})"
+            for e, (_, ss) in wanted.items()
+            for n in ss
+            if n not in segment_ids
+        }
+    )
+    if unknown:
+        raise MetadataError("the catalog selects unknown " + ", ".join(unknown))
+    experiments = {e.name: e for e in session.scalars(select(Experiment))}
+    added = 0
+    for name in wanted:
+        if name not in experiments:
+            experiments[name] = Experiment(name=name, description="")
+            session.add(experiments[name])
+            added += 1
+    session.flush()
+    current_m = {(r.experiment_id, r.metric_id) for r in session.scalars(select(ExperimentMetric))}
+    current_s = {
+        (r.experiment_id, r.segment_id) for r in session.scalars(select(ExperimentSegment))
+    }
+    want_m = {(experiments[e].id, metric_ids[n]) for e, (ms, _) in wanted.items() for n in ms}
+    want_s = {(experiments[e].id, segment_ids[n]) for e, (_, ss) in wanted.items() for n in ss}
+    for exp_id, metric_id in current_m - want_m:
+        session.execute(
+            delete(ExperimentMetric).where(
+                ExperimentMetric.experiment_id == exp_id, ExperimentMetric.metric_id == metric_id
+            )
+        )
+    for exp_id, segment_id in current_s - want_s:
+        session.execute(
+            delete(ExperimentSegment).where(
+                ExperimentSegment.experiment_id == exp_id,
+                ExperimentSegment.segment_id == segment_id,
+            )
+        )
+    session.add_all(ExperimentMetric(experiment_id=e, metric_id=m) for e, m in want_m - current_m)
+    session.add_all(ExperimentSegment(experiment_id=e, segment_id=s) for e, s in want_s - current_s)
+    changed = {e for e, _ in (current_m ^ want_m) | (current_s ^ want_s)}
+    session.flush()
+    return added, len(changed)
+
+
+def sync_catalog(
+    session: Session,
+    metrics: Sequence[MetricSpec],
+    segments: Sequence[SegmentSpec],
+    selections: Sequence[ExperimentSelection],
+    source_files: Mapping[str, str],
+) -> CatalogSummary:
+    m = sync_metrics(session, metrics, source_files)
+    s = sync_segments(session, segments)
+    experiments_added, selections_changed = sync_selections(session, selections)
+    return CatalogSummary(
+        metrics_added=m["added"],
+        metrics_updated=m["updated"],
+        metrics_unchanged=m["unchanged"],
+        metrics_disabled=m["disabled"],
+        segments_added=s["added"],
+        segments_updated=s["updated"],
+        segments_unchanged=s["unchanged"],
+        segments_removed=s["removed"],
+        experiments_added=experiments_added,
+        selections_changed=selections_changed,
+    )

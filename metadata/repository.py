@@ -1,0 +1,194 @@
+"""The metadata store: the one place that opens ORM sessions.
+
+Everything else (the CLI, the Airflow framework, the engines) talks to :class:`MetadataStore`
+and gets frozen records back (:mod:`metadata.records`). Each public method is one
+transaction. Opening a store migrates an empty or outdated database to the newest schema.
+
+Leases are the framework's "list of metrics being computed": taking one relies on the
+database's unique key (insert) or on an atomic conditional update of an expired row, never
+on a check followed by an insert, so concurrent DAG runs on PostgreSQL or MariaDB cannot
+both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from metadata import _sync
+from metadata._leases import LeasesMixin
+from metadata._runs import RunsMixin
+from metadata.models import (
+    Experiment,
+    ExperimentGroup,
+    MetricDefinition,
+    Ramp,
+    Segment,
+)
+from metadata.records import (
+    CatalogSummary,
+    ExperimentInfo,
+    GroupInfo,
+    ImportSummary,
+    MetricInfo,
+    RampInfo,
+    RampRow,
+    SegmentInfo,
+)
+from udf.errors import MetadataError
+
+if TYPE_CHECKING:
+    from udf.config.catalog import ExperimentSelection, MetricSpec, SegmentSpec
+    from udf.home import Home
+
+
+class MetadataStore(RunsMixin, LeasesMixin):
+    """Experiments and ramps, the metric catalog, run lifecycle, leases and notifications."""
+
+    @classmethod
+    def for_home(cls, home: Home, **kwargs: Any) -> MetadataStore:
+        """The store of a platform home (``$UDF_METADATA_URL`` or SQLite under the home)."""
+        return cls(home.metadata_url, **kwargs)
+
+    def import_ramps(self, rows: Iterable[RampRow]) -> ImportSummary:
+        """Add ramps (and their experiments and groups); identical rows change nothing."""
+        rows = list(rows)
+        names = sorted({r.experiment for r in rows})
+        now = self._clock()
+        try:
+            with self._tx() as s:
+                experiments = {
+                    e.name: e
+                    for e in s.scalars(
+                        select(Experiment)
+                        .where(Experiment.name.in_(names))
+                        .options(
+                            selectinload(Experiment.groups).selectinload(ExperimentGroup.ramps)
+                        )
+                    )
+                }
+                counts = dict.fromkeys(
+                    ("experiments", "groups", "added", "updated", "unchanged"), 0
+                )
+                groups: dict[tuple[str, str], ExperimentGroup] = {}
+                for row in rows:
+                    exp = experiments.get(row.experiment)
+                    if exp is None:
+                        exp = experiments[row.experiment] = Experiment(
+                            name=row.experiment, description="", groups=[]
+                        )
+                        s.add(exp)
+                        counts["experiments"] += 1
+                    group = groups.get((row.experiment, row.group))
+                    if group is None:
+                        group = next((g for g in exp.groups if g.name == row.group), None)
+                        if group is None:
+                            group = ExperimentGroup(
+                                name=row.group, is_control=row.group == "control", ramps=[]
+                            )
+                            exp.groups.append(group)
+                            counts["groups"] += 1
+                        groups[(row.experiment, row.group)] = group
+                    ramp = next((r for r in group.ramps if r.ramp_ts == row.ramp_ts), None)
+                    if ramp is None:
+                        group.ramps.append(Ramp(ramp_ts=row.ramp_ts, allocation=row.allocation))
+                        counts["added"] += 1
+                    elif ramp.allocation != row.allocation:
+                        ramp.allocation = row.allocation
+                        counts["updated"] += 1
+                    else:
+                        counts["unchanged"] += 1
+                        continue
+                    exp.updated_at = now
+        except IntegrityError as exc:
+            raise MetadataError(
+                f"the ramps changed concurrently, nothing imported; retry ({exc.orig})"
+            ) from exc
+        return ImportSummary(
+            experiments=len(names),
+            groups=len({(r.experiment, r.group) for r in rows}),
+            experiments_added=counts["experiments"],
+            groups_added=counts["groups"],
+            ramps_added=counts["added"],
+            ramps_updated=counts["updated"],
+            ramps_unchanged=counts["unchanged"],
+        )
+
+    def experiments(self, names: Sequence[str] | None = None) -> list[ExperimentInfo]:
+        """Every experiment (or those named), with groups, ramp history and selections."""
+        query = (
+            select(Experiment)
+            .order_by(Experiment.name)
+            .options(
+                selectinload(Experiment.groups).selectinload(ExperimentGroup.ramps),
+                selectinload(Experiment.metrics),
+                selectinload(Experiment.segments),
+            )
+        )
+        if names is not None:
+            query = query.where(Experiment.name.in_(list(names)))
+        with self._tx() as s:
+            return [_experiment_info(e) for e in s.scalars(query)]
+
+    def experiment(self, name: str) -> ExperimentInfo | None:
+        found = self.experiments([name])
+        return found[0] if found else None
+
+    # -- catalog -----------------------------------------------------------------------------
+
+    def sync_catalog(
+        self,
+        metrics: Sequence[MetricSpec],
+        segments: Sequence[SegmentSpec],
+        selections: Sequence[ExperimentSelection],
+        source_files: Mapping[str, str] | None = None,
+    ) -> CatalogSummary:
+        """Make the stored catalog equal to the one given (see :mod:`metadata._sync`)."""
+        try:
+            with self._tx() as s:
+                return _sync.sync_catalog(s, metrics, segments, selections, source_files or {})
+        except IntegrityError as exc:
+            raise MetadataError(
+                f"the catalog changed concurrently, nothing synced; retry ({exc.orig})"
+            ) from exc
+
+    def metrics(self, include_disabled: bool = False) -> list[MetricInfo]:
+        query = (
+            select(MetricDefinition)
+            .order_by(MetricDefinition.name)
+            .options(selectinload(MetricDefinition.owners))
+        )
+        if not include_disabled:
+            query = query.where(MetricDefinition.enabled)
+        with self._tx() as s:
+            return [_metric_info(m) for m in s.scalars(query)]
+
+    def segments(self) -> list[SegmentInfo]:
+        with self._tx() as s:
+            return [
+                SegmentInfo(g.name, g.field, g.description)
+                for g in s.scalars(select(Segment).order_by(Segment.name))
+            ]
+
+
+def _experiment_info(e: Experiment) -> ExperimentInfo:
+    groups = tuple(
+        GroupInfo(g.name, g.is_control, tuple(RampInfo(r.ramp_ts, r.allocation) for r in g.ramps))
+        for g in e.groups
+    )
+    return ExperimentInfo(
+        e.name, e.description, groups, tuple(m.name for m in e.metrics),
+        tuple(s.name for s in e.segments), e.created_at, e.updated_at,
+    )  # fmt: skip
+
+
+def _metric_info(m: MetricDefinition) -> MetricInfo:
+    return MetricInfo(
+        m.name, m.metric_type, dict(m.params), m.description, tuple(o.email for o in m.owners),
+        m.sla_hours, tuple(m.sources), tuple(m.segments), m.enabled, m.source_file,
+        m.created_at, m.updated_at,
+    )  # fmt: skip

@@ -1,0 +1,113 @@
+"""Experiments, ramps and the catalog on every backend."""
+
+from __future__ import annotations
+
+from metadata.records import RampRow
+from udf.config.catalog import (
+    AggregatedMetric,
+    CustomMetric,
+    DaysInMetric,
+    ExperimentSelection,
+    SegmentSpec,
+)
+
+ROWS = [
+    RampRow("exp", "control", 1767225600000, 5.0),
+    RampRow("exp", "control", 1767312000000, 10.0),
+    RampRow("exp", "treatment", 1767225600000, 5.0),
+    RampRow("exp2", "control", 1767225600000, 50.0),
+]
+
+
+def test_import_ramps_is_idempotent(store) -> None:
+    first = store.import_ramps(ROWS)
+    assert (first.experiments_added, first.groups_added, first.ramps_added) == (2, 3, 4)
+    assert first.changed
+
+    again = store.import_ramps(ROWS)
+    assert not again.changed
+    assert (again.ramps_added, again.ramps_updated, again.ramps_unchanged) == (0, 0, 4)
+
+    more = store.import_ramps([*ROWS, RampRow("exp", "treatment", 1767312000000, 10.0)])
+    assert (more.ramps_added, more.ramps_unchanged, more.groups_added) == (1, 4, 0)
+
+    corrected = store.import_ramps([RampRow("exp2", "control", 1767225600000, 40.0)])
+    assert corrected.ramps_updated == 1
+
+    exp, exp2 = store.experiments()
+    assert exp.name == "exp"
+    assert [(g.name, g.is_control) for g in exp.groups] == [("control", True), ("treatment", False)]
+    assert [r.ramp_ts for r in exp.groups[0].ramps] == [1767225600000, 1767312000000]
+    assert exp2.groups[0].ramps[0].allocation == 40.0
+    assert store.experiment("nope") is None
+    assert exp.created_at.tzinfo is not None
+
+
+def _catalog(owners: list[str], sla: float = 30.0):
+    metrics = [
+        AggregatedMetric(
+            type="aggregated", name="clicks", event_type="click", owners=owners, sla_hours=sla
+        ),
+        DaysInMetric(type="days_in", name="clicks_d", event_type="click", days=[1, 7]),
+        CustomMetric(type="custom", name="odd", sql="select 1", segments=["country"]),
+    ]
+    segments = [SegmentSpec(name="country", field="country")]
+    selections = [
+        ExperimentSelection(experiment="exp_new", metrics=["clicks", "odd"], segments=["country"])
+    ]
+    return metrics, segments, selections
+
+
+def test_sync_catalog_upserts_and_replaces_owners(store) -> None:
+    metrics, segments, selections = _catalog(["a@example.com", "b@example.com"])
+    first = store.sync_catalog(metrics, segments, selections, {"clicks": "catalog/clicks.yaml"})
+    assert (first.metrics_added, first.segments_added, first.experiments_added) == (3, 1, 1)
+    assert first.selections_changed == 1
+
+    again = store.sync_catalog(metrics, segments, selections, {"clicks": "catalog/clicks.yaml"})
+    assert not again.changed
+    assert again.metrics_unchanged == 3
+
+    metrics, segments, selections = _catalog(["b@example.com", "c@example.com"], sla=12.0)
+    changed = store.sync_catalog(metrics, segments, selections, {"clicks": "catalog/clicks.yaml"})
+    assert (changed.metrics_updated, changed.metrics_unchanged) == (1, 2)
+
+    by_name = {m.name: m for m in store.metrics()}
+    clicks = by_name["clicks"]
+    assert clicks.owners == ("b@example.com", "c@example.com")
+    assert clicks.sla_hours == 12.0
+    assert clicks.params == {"event_type": "click", "statistic": "count"}
+    assert clicks.source_file == "catalog/clicks.yaml"
+    assert by_name["clicks_d"].params["days"] == [1, 7]
+    assert by_name["odd"].segments == ("country",)
+
+    (exp,) = store.experiments()  # created by the selection, no ramps yet
+    assert (exp.name, exp.groups, exp.metrics, exp.segments) == (
+        "exp_new",
+        (),
+        ("clicks", "odd"),
+        ("country",),
+    )
+
+    # A metric dropped from the catalog is disabled, and deselected.
+    dropped = store.sync_catalog(
+        metrics[:2], segments, [ExperimentSelection(experiment="exp_new", metrics=["clicks"])]
+    )
+    assert (dropped.metrics_disabled, dropped.selections_changed) == (1, 1)
+    assert [m.name for m in store.metrics()] == ["clicks", "clicks_d"]
+    assert not {m.name: m for m in store.metrics(include_disabled=True)}["odd"].enabled
+    assert store.experiment("exp_new").metrics == ("clicks",)
+    assert store.experiment("exp_new").segments == ()
+
+
+def test_sync_catalog_rejects_unknown_selection(store) -> None:
+    import pytest
+
+    from udf.errors import MetadataError
+
+    metrics, segments, _ = _catalog([])
+    with pytest.raises(MetadataError, match="unknown metric 'nope'"):
+        store.sync_catalog(
+            metrics, segments, [ExperimentSelection(experiment="e", metrics=["nope"])]
+        )
+    assert store.metrics() == []  # nothing half-synced
