@@ -1,0 +1,38 @@
+# Two entry points: `make demo` runs the platform on its embedded defaults, `make test` runs the tests.
+# Both build the environment first when it is missing (uv, then .venv from uv.lock) and are idempotent.
+
+PYTHON     ?= python3.11
+UV_VERSION := 0.13.9
+UV         := .tools/bin/uv
+VENV       := .venv
+BIN        := $(VENV)/bin
+UDF_HOME   ?= $(CURDIR)/.udf
+PYTEST_ARGS ?=
+
+export UV_PYTHON_DOWNLOADS := never
+export UDF_HOME
+
+.PHONY: env demo test lint clean-demo
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+env: $(VENV)/.synced
+
+demo: env
+	$(BIN)/python -m udf.demo
+
+test: env
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff check --preview --select AIR dags udf plugins
+
+clean-demo:
+	rm -rf $(UDF_HOME)
