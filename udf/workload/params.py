@@ -1,0 +1,98 @@
+"""The generator's parameters, their defaults and their validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from udf.errors import InputError
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+MAX_USERS = 2**31 - 1
+MAX_EVENT_TYPES = 999
+
+
+@dataclass(frozen=True)
+class WorkloadParams:
+    """Everything that determines a workload; equal params give byte-identical output."""
+
+    events: int = 200_000
+    """Valid event records written (duplicate copies included, corrupt lines excluded)."""
+    users: int = 20_000
+    experiments: int = 6
+    days: int = 8
+    start: str = "2026-01-01"
+    seed: int = 0
+    window_days: int = 3
+    event_types: int = 6
+    corrupt_share: float = 0.001
+    duplicate_share: float = 0.01
+    late_share: float = 0.02
+    spammers: int = 3
+    spam_cap: int = 1000
+    segment_share: float = 0.5
+    trigger_share: float = 0.2
+    max_late_hours: int = 48
+    chunk_records: int = 200_000
+    """Upper bound on the records generated per time slice (bounds the working set)."""
+
+    @property
+    def start_ms(self) -> int:
+        day = dt.date.fromisoformat(self.start)
+        moment = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        return int(moment.timestamp()) * 1000
+
+    @property
+    def hours(self) -> int:
+        return self.days * 24
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_days * DAY_MS
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self) -> WorkloadParams:
+        """Raise :class:`InputError` naming the first bad argument; return ``self`` if fine."""
+        try:
+            dt.date.fromisoformat(self.start)
+        except (TypeError, ValueError):
+            raise InputError(f"--start must be a date YYYY-MM-DD, got {self.start!r}") from None
+        if len(self.start) != 10:
+            raise InputError(f"--start must be a date YYYY-MM-DD, got {self.start!r}")
+        _at_least("--events", self.events, 1)
+        _at_least("--users", self.users, 1)
+        if self.users > MAX_USERS:
+            raise InputError(f"--users must be at most {MAX_USERS:,}, got {self.users:,}")
+        _at_least("--experiments", self.experiments, 1)
+        _at_least("--window-days", self.window_days, 1)
+        _at_least("--days", self.days, self.window_days + 2)
+        _at_least("--event-types", self.event_types, 1)
+        if self.event_types > MAX_EVENT_TYPES:
+            raise InputError(f"--event-types must be at most {MAX_EVENT_TYPES}")
+        _at_least("--spammers", self.spammers, 0)
+        if self.spammers > self.users:
+            raise InputError("--spammers cannot exceed --users")
+        _at_least("--spam-cap", self.spam_cap, 1)
+        _at_least("--max-late-hours", self.max_late_hours, 1)
+        _at_least("chunk_records", self.chunk_records, 100)
+        if self.seed < 0 or self.seed >= 2**63:
+            raise InputError("--seed must be in [0, 2**63)")
+        for name, value, top in (
+            ("--corrupt-share", self.corrupt_share, 1.0),
+            ("--duplicate-share", self.duplicate_share, 0.5),
+            ("--late-share", self.late_share, 1.0),
+            ("--segment-share", self.segment_share, 1.0),
+            ("--trigger-share", self.trigger_share, 1.0),
+        ):
+            if not (0.0 <= value <= top):
+                raise InputError(f"{name} must be in [0, {top}], got {value}")
+        return self
+
+
+def _at_least(name: str, value: int, low: int) -> None:
+    if value < low:
+        raise InputError(f"{name} must be at least {low}, got {value}")
