@@ -130,7 +130,7 @@ class RunsMixin(StoreBase):
         if scope is not None:
             query = query.where(MetricRun.scope == scope)
         with self._tx() as s:
-            found = list(s.execute(query).tuples())
+            found = [(run, name) for run, name in s.execute(query)]
             events: dict[int, list[RunEvent]] = {}
             if with_events and found:
                 for e in s.scalars(

@@ -1,0 +1,68 @@
+"""Leases: one holder at a time until expiry, even for concurrent callers on real servers."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+KEY = "clicks:2026-01-01:"
+
+
+def test_a_lease_cannot_be_taken_twice_until_it_expires(store, clock) -> None:
+    assert store.acquire_lease(KEY, "dag-a", ttl=60)
+    assert not store.acquire_lease(KEY, "dag-b", ttl=60)
+    assert store.acquire_lease(KEY, "dag-a", ttl=60)  # re-entrant for its holder
+
+    clock.advance(seconds=30)
+    assert store.heartbeat(KEY, "dag-a", ttl=60)  # now lives until +90s
+    assert not store.heartbeat(KEY, "dag-b", ttl=60)
+    clock.advance(seconds=59)
+    assert not store.acquire_lease(KEY, "dag-b", ttl=60)
+
+    clock.advance(seconds=2)  # expired
+    assert not store.heartbeat(KEY, "dag-a", ttl=60)
+    assert [x.key for x in store.leases()] == []
+    assert store.acquire_lease(KEY, "dag-b", ttl=60)
+    assert [(x.key, x.holder) for x in store.leases()] == [(KEY, "dag-b")]
+
+    assert not store.release(KEY, "dag-a")
+    assert store.release(KEY, "dag-b")
+    assert store.acquire_lease(KEY, "dag-c", ttl=60)
+
+
+def test_expire_leases_removes_only_expired_ones(store, clock) -> None:
+    store.acquire_lease("short", "a", ttl=10)
+    store.acquire_lease("long", "b", ttl=100)
+    clock.advance(seconds=10)
+    assert [x.key for x in store.expire_leases()] == ["short"]
+    assert [x.key for x in store.leases(include_expired=True)] == ["long"]
+
+
+def _race(store_factory, key: str, contenders: int = 6) -> list[bool]:
+    stores = [store_factory() for _ in range(contenders)]  # separate engines and connections
+    barrier = threading.Barrier(contenders)
+
+    def contend(i: int) -> bool:
+        barrier.wait()
+        return stores[i].acquire_lease(key, f"holder-{i}", ttl=60)
+
+    with ThreadPoolExecutor(contenders) as pool:
+        return list(pool.map(contend, range(contenders)))
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_concurrent_acquirers_exactly_one_wins(store_factory, round_) -> None:
+    results = _race(store_factory, f"race-{round_}")
+    assert results.count(True) == 1, results
+
+
+def test_concurrent_takeover_of_an_expired_lease_exactly_one_wins(store_factory, clock) -> None:
+    first = store_factory()
+    assert first.acquire_lease("stale", "crashed-worker", ttl=5)
+    clock.advance(seconds=6)
+    results = _race(store_factory, "stale")
+    assert results.count(True) == 1, results
+    (lease,) = first.leases()
+    assert lease.holder == f"holder-{results.index(True)}"

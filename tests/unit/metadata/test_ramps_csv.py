@@ -1,0 +1,70 @@
+"""Parsing ramps CSV files: all or nothing, with line numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from metadata.ramps_csv import parse_ramps
+from metadata.records import RampRow
+from udf.errors import InputError
+
+HEADER = "experiment,group,ramp_ts,allocation\n"
+
+
+def test_good_file() -> None:
+    text = "\ufeff" + HEADER + "exp,control,1767225600000,5\n\nexp,treatment,1767225600000,12.5\n"
+    assert parse_ramps(text.splitlines(keepends=True)) == [
+        RampRow("exp", "control", 1767225600000, 5.0),
+        RampRow("exp", "treatment", 1767225600000, 12.5),
+    ]
+
+
+def test_identical_duplicate_rows_collapse() -> None:
+    rows = parse_ramps([HEADER, "e,control,1,5\n", "e,control,1,5.0\n"])
+    assert rows == [RampRow("e", "control", 1, 5.0)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty file"),
+        ("experiment,group,ts,allocation\n", "line 1: bad header"),
+        ("experiment,group,ramp_ts\n", "line 1: bad header"),
+    ],
+)
+def test_bad_header(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_ramps(text.splitlines(keepends=True), "r.csv")
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("e,control,abc,5", "line 3: ramp_ts 'abc' is not"),
+        ("e,control,-5,5", "line 3: ramp_ts '-5'"),
+        ("e,control,1.5,5", "line 3: ramp_ts '1.5'"),
+        ("e,control,1,lots", "line 3: allocation 'lots' is not a number"),
+        ("e,control,1,0", r"line 3: allocation '0' must be a percentage in \(0, 100\]"),
+        ("e,control,1,101", "line 3: allocation '101'"),
+        ("e,control,1,nan", "line 3: allocation 'nan'"),
+        ("e,control,1", "line 3: expected 4 fields"),
+        ("e,control,1,5,extra", "line 3: expected 4 fields"),
+        (",control,1,5", "line 3: experiment '' must be"),
+        ("e,a b,1,5", "line 3: group 'a b' must be"),
+        ("e,control,2,6", "line 3: e/control at 2 has allocation 6, but line 2 says 5"),
+    ],
+)
+def test_bad_row_names_its_line(row: str, message: str) -> None:
+    lines = [HEADER, "e,control,2,5\n", row + "\n"]
+    with pytest.raises(InputError, match=message) as info:
+        parse_ramps(lines, "r.csv")
+    assert str(info.value).startswith("r.csv line 3:")
+    assert "nothing imported" in str(info.value)
+
+
+def test_every_bad_row_is_reported_at_once() -> None:
+    lines = [HEADER, "e,control,x,5\n", "e,control,1,5\n", "e,control,2,0\n"]
+    with pytest.raises(InputError) as info:
+        parse_ramps(lines, "r.csv")
+    assert "2 bad rows" in str(info.value)
+    assert "line 2:" in str(info.value) and "line 4:" in str(info.value)
