@@ -118,14 +118,16 @@ def compare(
     def keep(values: np.ndarray, drop: np.ndarray) -> np.ndarray:
         return np.where(drop, np.nan, values)
 
-    half, rel_half = crit * se, crit * rel_se
+    with np.errstate(invalid="ignore", over="ignore"):
+        half, rel_half = crit * se, crit * rel_se
+        bounds = (diff - half, diff + half, rel - rel_half, rel + rel_half)
     return Comparison(
         lift_abs=keep(diff, nothing),
         lift_rel=keep(rel, no_rel),
-        ci_low=keep(diff - half, no_inference),
-        ci_high=keep(diff + half, no_inference),
-        rel_ci_low=keep(rel - rel_half, no_inference | no_rel),
-        rel_ci_high=keep(rel + rel_half, no_inference | no_rel),
+        ci_low=keep(bounds[0], no_inference),
+        ci_high=keep(bounds[1], no_inference),
+        rel_ci_low=keep(bounds[2], no_inference | no_rel),
+        rel_ci_high=keep(bounds[3], no_inference | no_rel),
         p_value=keep(p, no_inference),
         se=keep(se, no_inference),
         rel_se=keep(rel_se, no_inference | no_rel),

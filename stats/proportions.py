@@ -26,15 +26,22 @@ def _codes(stats: SampleStats) -> np.ndarray:
 
 
 def ztest(
-    control: SampleStats, treatment: SampleStats, alpha: float | np.ndarray = 0.05
+    control: SampleStats,
+    treatment: SampleStats,
+    alpha: float | np.ndarray = 0.05,
+    pooled: bool = True,
 ) -> Comparison:
-    """Two-sided two-proportion z-test; ``sum`` is the number of converted units."""
+    """Two-sided two-proportion z-test; ``sum`` is the number of converted units.
+
+    ``pooled=False`` tests with the unpooled standard error too (as spotify-confidence's
+    ``ZTest`` does); the default is the textbook pooled test.
+    """
     n_c = np.asarray(control.n, dtype=float)
     n_t = np.asarray(treatment.n, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         p_c, p_t = control.sum / n_c, treatment.sum / n_t
-        pooled = (np.asarray(control.sum) + treatment.sum) / (n_c + n_t)
-        pooled_se = np.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_t))
+        p_pool = (np.asarray(control.sum) + treatment.sum) / (n_c + n_t)
+        pooled_se = np.sqrt(p_pool * (1 - p_pool) * (1 / n_c + 1 / n_t))
         vm_c, vm_t = p_c * (1 - p_c) / n_c, p_t * (1 - p_t) / n_t
     code = worst(_codes(control), _codes(treatment))
     # Both groups at 0% or both at 100%: no variation at all, nothing to test.
@@ -48,5 +55,5 @@ def ztest(
         df=np.full(np.shape(p_c), np.inf),
         alpha=alpha,
         code=code,
-        test_se=pooled_se,
+        test_se=pooled_se if pooled else None,
     )

@@ -17,11 +17,12 @@ from stats.sufficient import SampleStats
 from stats.ttest import welch
 
 
-def _rho(alpha: float, tuning: float) -> float:
-    return float(np.sqrt((-2 * np.log(alpha) + np.log(-2 * np.log(alpha) + 1)) / tuning))
+def _rho(alpha: float | np.ndarray, tuning: float) -> np.ndarray:
+    alpha = np.asarray(alpha, dtype=float)
+    return np.sqrt((-2 * np.log(alpha) + np.log(-2 * np.log(alpha) + 1)) / tuning)
 
 
-def _half(var: np.ndarray, n: np.ndarray, alpha: float, rho: float) -> np.ndarray:
+def _half(var: np.ndarray, n: np.ndarray, alpha: float | np.ndarray, rho: np.ndarray) -> np.ndarray:
     s2 = var * n
     nr2 = n * rho**2 + 1
     return np.sqrt(s2) * np.sqrt(2 * nr2 * np.log(np.sqrt(nr2) / alpha) / (n * rho) ** 2)
@@ -30,7 +31,7 @@ def _half(var: np.ndarray, n: np.ndarray, alpha: float, rho: float) -> np.ndarra
 def asymptotic_cs(
     control: SampleStats,
     treatment: SampleStats,
-    alpha: float = 0.05,
+    alpha: float | np.ndarray = 0.05,
     tuning: float = 5000.0,
 ) -> SequentialResult:
     """Confidence sequences for both lifts and the always-valid p-value of the absolute lift."""
