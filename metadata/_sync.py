@@ -1,9 +1,14 @@
 """Catalog synchronisation inside one ORM session (used only by :mod:`metadata.repository`).
 
-The catalog passed in is the whole truth: metrics are upserted by name with their owners
-replaced, metrics no longer in it are disabled (never deleted: runs refer to them),
-segments no longer in it are removed, and every experiment's selection becomes exactly the
-one given. Running it twice with the same catalog changes nothing.
+Metrics and segments are upserted by name (a metric's owners are replaced), and each
+experiment named in a selection gets exactly the metrics and segments selected for it.
+Running it twice with the same catalog changes nothing.
+
+With ``prune`` the catalog passed in is the whole truth: metrics missing from it are
+disabled (never deleted: runs refer to them), missing segments are removed and experiments
+it does not mention lose their selection. Without ``prune`` (the default) nothing outside
+the catalog given is touched, so loading the valid files of a partly broken catalog cannot
+switch off the metrics of the broken ones.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ def _unique(names: Sequence[str], what: str) -> None:
 
 
 def sync_metrics(
-    session: Session, metrics: Sequence[MetricSpec], source_files: Mapping[str, str]
+    session: Session,
+    metrics: Sequence[MetricSpec],
+    source_files: Mapping[str, str],
+    prune: bool,
 ) -> dict[str, int]:
     _unique([m.name for m in metrics], "metric")
     existing = {
@@ -55,10 +63,11 @@ def sync_metrics(
             "sources": list(spec.sources),
             "segments": list(spec.segments),
             "enabled": True,
-            "source_file": source_files.get(spec.name),
         }
         owners = sorted(set(spec.owners))
         row = existing.get(spec.name)
+        # A caller that does not know the defining file keeps the one recorded before.
+        values["source_file"] = source_files.get(spec.name, row.source_file if row else None)
         if row is None:
             row = MetricDefinition(name=spec.name, **values)
             row.owners = [MetricOwner(email=email) for email in owners]
@@ -79,14 +88,14 @@ def sync_metrics(
         counts["updated"] += 1
     wanted = {m.name for m in metrics}
     for name, row in existing.items():
-        if name not in wanted and row.enabled:
+        if prune and name not in wanted and row.enabled:
             row.enabled = False
             counts["disabled"] += 1
     session.flush()
     return counts
 
 
-def sync_segments(session: Session, segments: Sequence[SegmentSpec]) -> dict[str, int]:
+def sync_segments(session: Session, segments: Sequence[SegmentSpec], prune: bool) -> dict[str, int]:
     _unique([s.name for s in segments], "segment")
     existing = {s.name: s for s in session.scalars(select(Segment))}
     counts = dict.fromkeys(("added", "updated", "unchanged", "removed"), 0)
@@ -101,18 +110,20 @@ def sync_segments(session: Session, segments: Sequence[SegmentSpec]) -> dict[str
         else:
             counts["unchanged"] += 1
     wanted = {s.name for s in segments}
-    gone = [row.id for name, row in existing.items() if name not in wanted]
+    gone = [row.id for name, row in existing.items() if prune and name not in wanted]
     if gone:
         session.execute(delete(ExperimentSegment).where(ExperimentSegment.segment_id.in_(gone)))
-        for name in [n for n in existing if n not in wanted]:
+        for name in [n for n in existing if n not in wanted]:  # prune is set
             session.delete(existing[name])
         counts["removed"] = len(gone)
     session.flush()
     return counts
 
 
-def sync_selections(session: Session, selections: Sequence[ExperimentSelection]) -> tuple[int, int]:
-    """Make every experiment's selection exactly ``selections``; returns (added, changed)."""
+def sync_selections(
+    session: Session, selections: Sequence[ExperimentSelection], prune: bool
+) -> tuple[int, int]:
+    """Set the selection of the experiments named (of all with ``prune``); (added, changed)."""
     wanted: dict[str, tuple[set[str], set[str]]] = {}
     for sel in selections:
         metrics, segments = wanted.setdefault(sel.experiment, (set(), set()))
@@ -151,6 +162,10 @@ def sync_selections(session: Session, selections: Sequence[ExperimentSelection])
     current_s = {
         (r.experiment_id, r.segment_id) for r in session.scalars(select(ExperimentSegment))
     }
+    if not prune:
+        named = {experiments[e].id for e in wanted}
+        current_m = {pair for pair in current_m if pair[0] in named}
+        current_s = {pair for pair in current_s if pair[0] in named}
     want_m = {(experiments[e].id, metric_ids[n]) for e, (ms, _) in wanted.items() for n in ms}
     want_s = {(experiments[e].id, segment_ids[n]) for e, (_, ss) in wanted.items() for n in ss}
     for exp_id, metric_id in current_m - want_m:
@@ -179,10 +194,11 @@ def sync_catalog(
     segments: Sequence[SegmentSpec],
     selections: Sequence[ExperimentSelection],
     source_files: Mapping[str, str],
+    prune: bool = False,
 ) -> CatalogSummary:
-    m = sync_metrics(session, metrics, source_files)
-    s = sync_segments(session, segments)
-    experiments_added, selections_changed = sync_selections(session, selections)
+    m = sync_metrics(session, metrics, source_files, prune)
+    s = sync_segments(session, segments, prune)
+    experiments_added, selections_changed = sync_selections(session, selections, prune)
     return CatalogSummary(
         metrics_added=m["added"],
         metrics_updated=m["updated"],

@@ -146,11 +146,20 @@ class MetadataStore(RunsMixin, LeasesMixin):
         segments: Sequence[SegmentSpec],
         selections: Sequence[ExperimentSelection],
         source_files: Mapping[str, str] | None = None,
+        *,
+        prune: bool = False,
     ) -> CatalogSummary:
-        """Make the stored catalog equal to the one given (see :mod:`metadata._sync`)."""
+        """Upsert the catalog given, in one transaction (see :mod:`metadata._sync`).
+
+        ``source_files`` maps metric names to the file that defines them. With ``prune`` the
+        catalog is the whole truth: missing metrics are disabled, missing segments removed,
+        unmentioned experiments deselected.
+        """
         try:
             with self._tx() as s:
-                return _sync.sync_catalog(s, metrics, segments, selections, source_files or {})
+                return _sync.sync_catalog(
+                    s, metrics, segments, selections, source_files or {}, prune
+                )
         except IntegrityError as exc:
             raise MetadataError(
                 f"the catalog changed concurrently, nothing synced; retry ({exc.orig})"

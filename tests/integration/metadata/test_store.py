@@ -89,9 +89,18 @@ def test_sync_catalog_upserts_and_replaces_owners(store) -> None:
         ("country",),
     )
 
-    # A metric dropped from the catalog is disabled, and deselected.
+    # Without prune, a partial catalog leaves everything else alone.
+    partial = store.sync_catalog(metrics[:1], [], [])
+    assert not partial.changed
+    assert len(store.metrics()) == 3
+    assert store.experiment("exp_new").metrics == ("clicks", "odd")
+
+    # With prune, a metric dropped from the catalog is disabled and deselected.
     dropped = store.sync_catalog(
-        metrics[:2], segments, [ExperimentSelection(experiment="exp_new", metrics=["clicks"])]
+        metrics[:2],
+        segments,
+        [ExperimentSelection(experiment="exp_new", metrics=["clicks"])],
+        prune=True,
     )
     assert (dropped.metrics_disabled, dropped.selections_changed) == (1, 1)
     assert [m.name for m in store.metrics()] == ["clicks", "clicks_d"]
