@@ -155,9 +155,9 @@ class Importer:
         data_dir = stage / "data"
         dead_path = stage / "deadletter.jsonl"
         data_dir.mkdir(parents=True)
-        batch: list[tuple[int, bytes]] = []
+        batch: list[bytes] = []
+        first_line = 1  # line number of batch[0]
         carry = b""
-        lineno = 0
         with dead_path.open("wb") as dead:
             while chunk := fh.read(CHUNK_BYTES):
                 digest.update(chunk)
@@ -165,15 +165,14 @@ class Importer:
                     progress(len(chunk))
                 lines = (carry + chunk).split(b"\n")
                 carry = lines.pop()
-                for line in lines:
-                    lineno += 1
-                    batch.append((lineno, line))
+                batch.extend(lines)
                 if len(batch) >= BATCH_LINES:
-                    self._stage_batch(batch, report, kinds, hours, data_dir, dead, settings)
+                    self._stage_batch(batch, first_line, report, kinds, hours, data_dir, dead, settings)
+                    first_line += len(batch)
                     batch = []
             if carry:
-                batch.append((lineno + 1, carry))
-            self._stage_batch(batch, report, kinds, hours, data_dir, dead, settings)
+                batch.append(carry)
+            self._stage_batch(batch, first_line, report, kinds, hours, data_dir, dead, settings)
         report.sha256 = digest.hexdigest()
         report.corrupt_by_kind = dict(sorted(kinds.items()))
         if hours:
@@ -183,7 +182,8 @@ class Importer:
 
     def _stage_batch(
         self,
-        batch: list[tuple[int, bytes]],
+        batch: list[bytes],
+        first_line: int,
         report: FileReport,
         kinds: Counter[str],
         hours: set[int],
@@ -195,42 +195,42 @@ class Importer:
         out: list[bytes] = []
         user_ids: list[int] = []
         hour_of: list[int] = []
-        for lineno, raw in batch:
-            line = raw.rstrip(b"\r")
-            if not line.strip():
+        blank = 0
+        for offset, line in enumerate(batch):
+            if not line or line.isspace():  # not a record; JSON parsing ignores a trailing \r
+                blank += 1
                 continue
-            report.lines += 1
             try:
                 record = parse(line, topic)
             except Corrupt as bad:
-                report.corrupt += 1
                 kinds[bad.kind] += 1
                 dead.write(orjson.dumps({
-                    "source": report.source, "line": lineno, "kind": bad.kind,
-                    "reason": str(bad), "raw": line.decode("utf-8", "replace"),
+                    "source": report.source, "line": first_line + offset, "kind": bad.kind,
+                    "reason": str(bad), "raw": line.rstrip(b"\r").decode("utf-8", "replace"),
                 }) + b"\n")
                 continue
             out.append(orjson.dumps(record))
             user_ids.append(record["user_id"])
-            hour_of.append(record["ts"] // HOUR_MS)
+            hour_of.append(record["ts"])
+        report.lines += len(batch) - blank
+        report.corrupt = sum(kinds.values())
         if not out:
             return
         report.records += len(out)
         parts = partitions_of(np.array(user_ids, dtype=np.int64), settings.partitions)
-        keys = np.array(hour_of, dtype=np.int64) * settings.partitions + parts
+        keys = np.array(hour_of, dtype=np.int64) // HOUR_MS * settings.partitions + parts
         order = np.argsort(keys, kind="stable")  # stable: arrival order within a file
-        sorted_keys = keys[order]
-        bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
+        bounds = np.flatnonzero(np.diff(keys[order])) + 1
+        lines = np.array(out, dtype=object)
         topic_dir = self.layout.topic_dir(topic)
         for idx in np.split(order, bounds):
-            key = int(keys[idx[0]])
-            hour, partition = divmod(key, settings.partitions)
+            hour, partition = divmod(int(keys[idx[0]]), settings.partitions)
             hours.add(hour)
             rel = self.layout.part_file(topic, hour, partition).relative_to(topic_dir)
             target = data_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("ab") as fh:
-                fh.write(b"\n".join(out[i] for i in idx) + b"\n")
+                fh.write(b"\n".join(lines[idx]) + b"\n")
 
     # -- commit and apply --------------------------------------------------------------------
 

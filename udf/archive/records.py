@@ -31,7 +31,6 @@ class Corrupt(Exception):
 
 
 _SCALARS = frozenset((str, int, float))
-_FAST_KINDS = {"int": int, "str": str, "ts": int}
 
 
 def parse(line: bytes, topic: str) -> dict[str, Any]:
@@ -42,21 +41,36 @@ def parse(line: bytes, topic: str) -> dict[str, Any]:
         raise Corrupt("invalid_json", f"invalid JSON: {exc}") from None
     if type(obj) is not dict:
         raise Corrupt("not_object", f"not a JSON object but {_json_type(obj)}")
-    if _looks_valid(obj, REQUIRED[topic]):
+    if _FAST_PATH[topic](obj):
         return obj
     return _validate(obj, REQUIRED[topic])
 
 
-def _looks_valid(obj: dict[str, Any], required: tuple[tuple[str, str], ...]) -> bool:
-    """The fast path for the common, valid record; anything unusual goes to :func:`_validate`."""
-    for name, kind in required:
-        value = obj.get(name)
-        if type(value) is not _FAST_KINDS[kind] or (not value and kind == "str"):
-            return False
-    ts = obj["ts"]
-    if not 0 <= ts < TS_MAX or not INT64_MIN <= obj["user_id"] <= INT64_MAX:
-        return False
-    return all(type(v) in _SCALARS for v in obj.values()) and type(obj.get("value", 0.0)) is not str
+# The fast paths accept the common valid record in a handful of type checks; anything
+# unusual (extra fields, nulls, errors) falls through to _validate, which finds the reason.
+def _plain_event(obj: dict[str, Any]) -> bool:
+    uid, kind, ts = obj.get("user_id"), obj.get("event_type"), obj.get("ts")
+    return (
+        type(uid) is int and type(ts) is int and type(kind) is str and kind != ""
+        and 0 <= ts < TS_MAX and INT64_MIN <= uid <= INT64_MAX
+        and (len(obj) == 3 or _plain_extras(obj))
+    )
+
+
+def _plain_activation(obj: dict[str, Any]) -> bool:
+    uid, exp, group, ts = obj.get("user_id"), obj.get("experiment"), obj.get("group"), obj.get("ts")
+    return (
+        type(uid) is int and type(ts) is int and type(exp) is str and type(group) is str
+        and exp != "" and group != "" and 0 <= ts < TS_MAX and INT64_MIN <= uid <= INT64_MAX
+        and (len(obj) == 4 or _plain_extras(obj))
+    )
+
+
+def _plain_extras(obj: dict[str, Any]) -> bool:
+    return _SCALARS.issuperset(map(type, obj.values())) and type(obj.get("value", 0.0)) is not str
+
+
+_FAST_PATH = {"events": _plain_event, "activations": _plain_activation}
 
 
 def _validate(obj: dict[str, Any], required: tuple[tuple[str, str], ...]) -> dict[str, Any]:
