@@ -28,7 +28,8 @@ from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from udf.config.models import Email, Identifier, StrictModel
 
-SOURCES = ("events", "activations")
+Source = Literal["events", "activations"]
+SOURCES: tuple[Source, ...] = ("events", "activations")
 
 
 class _MetricBase(StrictModel):
@@ -36,7 +37,7 @@ class _MetricBase(StrictModel):
     description: str = ""
     owners: list[Email] = Field(default_factory=list)
     sla_hours: PositiveFloat = 30.0
-    sources: list[Literal["events", "activations"]] = Field(default_factory=lambda: list(SOURCES))
+    sources: list[Source] = Field(default_factory=lambda: list(SOURCES))
     segments: list[Identifier] = Field(default_factory=list)
 
     def params(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from udf.config.catalog import CatalogFile
 from udf.errors import ConfigError, ConfigIssue
@@ -159,7 +160,7 @@ def _child(node: Any, part: Any) -> Any:
     return None
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key"
