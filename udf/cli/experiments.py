@@ -1,0 +1,129 @@
+"""``udf experiments``: experiments with their groups, ramp history and aggregation periods.
+
+The periods come from :func:`metadata.periods.aggregation_periods`, the same function the
+batch and streaming engines use, so what this shows is what they compute.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from udf.cli import pass_home
+from udf.cli.output import emit, format_option
+from udf.errors import InputError
+from udf.home import Home
+
+window_option = click.option(
+    "--window-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="Aggregation window W in days (CONTRACT.md §3).",
+)
+
+
+@click.group(name="experiments")
+def command() -> None:
+    """Experiments in the metadata store."""
+
+
+@command.command(name="list")
+@window_option
+@format_option
+@pass_home
+def list_(home: Home, window_days: float, fmt: str) -> None:
+    """Every experiment with its groups, ramps and the aggregation periods they imply."""
+    from metadata.repository import MetadataStore
+
+    with MetadataStore.for_home(home.ensure()) as store:
+        experiments = store.experiments()
+    _emit([_describe(e, window_days) for e in experiments], fmt)
+
+
+@command.command(name="show")
+@click.argument("name")
+@window_option
+@format_option
+@pass_home
+def show(home: Home, name: str, window_days: float, fmt: str) -> None:
+    """One experiment NAME with its groups, ramps, periods and selected metrics."""
+    from metadata.repository import MetadataStore
+
+    with MetadataStore.for_home(home.ensure()) as store:
+        experiment = store.experiment(name)
+    if experiment is None:
+        raise InputError(f"no experiment named {name!r}; import its ramps first")
+    _emit([_describe(experiment, window_days)], fmt)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _short(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _describe(experiment: Any, window_days: float) -> dict[str, Any]:
+    from metadata.periods import window_ms
+
+    window = window_ms(window_days)
+    groups = []
+    for group in experiment.groups:
+        groups.append(
+            {
+                "group": group.name,
+                "is_control": group.is_control,
+                "ramps": [
+                    {"ramp_ts": r.ramp_ts, "ramp_utc": _iso(r.ramp_ts), "allocation": r.allocation}
+                    for r in group.ramps
+                ],
+                "periods": [
+                    {
+                        "start": p.start,
+                        "end": p.end,
+                        "start_utc": _iso(p.start),
+                        "end_utc": _iso(p.end),
+                        "ramps": len(p.ramps),
+                    }
+                    for p in group.periods(window)
+                ],
+            }
+        )
+    return {
+        "experiment": experiment.name,
+        "description": experiment.description,
+        "window_days": window_days,
+        "groups": groups,
+        "metrics": list(experiment.metrics),
+        "segments": list(experiment.segments),
+    }
+
+
+def _emit(described: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        emit(described, fmt)
+        return
+    rows = []
+    for exp in described:
+        if not exp["groups"]:
+            rows.append({"experiment": exp["experiment"], "group": "", "ramps": 0})
+        for group in exp["groups"]:
+            last = group["ramps"][-1]["allocation"] if group["ramps"] else None
+            periods = group["periods"] or [None]
+            for period in periods:
+                rows.append(
+                    {
+                        "experiment": exp["experiment"],
+                        "group": group["group"],
+                        "ramps": len(group["ramps"]),
+                        "allocation %": last,
+                        "period start": _short(period["start"]) if period else "",
+                        "period end": _short(period["end"]) if period else "",
+                    }
+                )
+    columns = ["experiment", "group", "ramps", "allocation %", "period start", "period end"]
+    emit(rows, fmt, title="Experiments", columns=columns)
