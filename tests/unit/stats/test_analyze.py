@@ -1,0 +1,76 @@
+"""``udf analyze`` (CONTRACT.md §5): fields, numbers, stdin, degenerate rows and errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import stats as sps
+
+SUMMARY = "group,n,sum,sum_sq\ncontrol,1000,500,800\ntreatment,1000,560,900\nb,1200,590,1000\n"
+FIELDS = ["group", "lift_abs", "lift_rel", "ci_low", "ci_high", "rel_ci_low", "rel_ci_high", "p_value"]
+
+
+def run(cli_main, args: list[str], stdin: str = ""):
+    return CliRunner(env={"COLUMNS": "200"}).invoke(cli_main, ["analyze", *args], input=stdin)
+
+
+def test_json_has_exactly_the_contract_fields_and_scipy_numbers(cli_main) -> None:
+    result = run(cli_main, ["--summary", "-", "--format", "json", "--alpha", "0.1"], SUMMARY)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["group"] for r in rows] == ["treatment", "b"]
+    for row, (n, s, ss) in zip(rows, [(1000, 560, 900), (1200, 590, 1000)], strict=True):
+        assert list(row) == FIELDS
+        m_c, v_c = 0.5, (800 - 500**2 / 1000) / 999
+        m_t, v_t = s / n, (ss - s**2 / n) / (n - 1)
+        ref = sps.ttest_ind_from_stats(m_t, np.sqrt(v_t), n, m_c, np.sqrt(v_c), 1000, equal_var=False)
+        assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
+        assert row["lift_abs"] == pytest.approx(m_t - m_c)
+        assert row["lift_rel"] == pytest.approx(m_t / m_c - 1)
+        assert row["ci_low"] < row["lift_abs"] < row["ci_high"]
+        assert row["rel_ci_low"] < row["lift_rel"] < row["rel_ci_high"]
+
+
+def test_file_input_and_table_output(cli_main, tmp_path) -> None:
+    path = tmp_path / "summary.csv"
+    path.write_text(SUMMARY)
+    result = run(cli_main, ["--summary", str(path), "--home", str(tmp_path)])
+    assert result.exit_code == 0 and "treatment" in result.output and "p_value" in result.output
+
+
+def test_degenerate_groups_get_a_status_and_nulls(cli_main) -> None:
+    text = "group,n,sum,sum_sq\ncontrol,10,0,0\nsingle,1,1,1\nempty,0,0,0\nsome,10,5,5\n"
+    rows = json.loads(run(cli_main, ["--summary", "-", "--format", "json"], text).output)
+    by_group = {r["group"]: r for r in rows}
+    assert by_group["single"]["status"] == "too_few_units" and by_group["single"]["p_value"] is None
+    assert by_group["empty"]["status"] == "empty_group" and by_group["empty"]["lift_abs"] is None
+    assert by_group["some"]["status"] == "zero_control_mean"
+    assert by_group["some"]["lift_rel"] is None and by_group["some"]["p_value"] is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty file"),
+        ("group,n,sum\ncontrol,1,1\n", "line 1: header"),
+        ("group,n,sum,sum_sq\ntreatment,10,1,1\n", "no 'control' group"),
+        ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,abc,1\n", "line 3: sum 'abc' is not a number"),
+        ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,1\n", "line 3: expected 4 cells"),
+        ("group,n,sum,sum_sq\ncontrol,10,1,1\ncontrol,10,1,1\n", "line 3: group 'control' appears twice"),
+        ("group,n,sum,sum_sq\ncontrol,2.5,1,1\n", "line 2: n '2.5' is not a count"),
+        ("group,n,sum,sum_sq\ncontrol,10,nan,1\n", "line 2: sum 'nan' is not finite"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(cli_main, text: str, message: str) -> None:
+    result = run(cli_main, ["--summary", "-"], text)
+    assert result.exit_code == 1
+    assert message in result.output and result.output.count("\n") == 1
+
+
+def test_missing_file_and_bad_alpha(cli_main, tmp_path) -> None:
+    assert "cannot read" in run(cli_main, ["--summary", str(tmp_path / "nope.csv")]).output
+    result = run(cli_main, ["--summary", "-", "--alpha", "1.5"], SUMMARY)
+    assert result.exit_code == 1 and "--alpha" in result.output

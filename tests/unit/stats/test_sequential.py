@@ -1,0 +1,102 @@
+"""Sequential methods: boundaries, stopping rules and always-valid intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stats.codes import Code
+from stats.sequential.alpha_spending import boundaries, group_sequential, spent
+from stats.sequential.bonferroni_looks import bonferroni_over_looks
+from stats.sequential.gamblers_ruin import Decision, gamblers_ruin, ruin_probability, threshold
+from stats.sequential.msprt import msprt
+from stats.sufficient import SampleStats
+from stats.ttest import welch
+
+FIVE = [0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_obrien_fleming_and_pocock_boundaries_match_published_tables() -> None:
+    # Lan-DeMets boundaries, five equal looks, two-sided alpha 0.05 (ldbounds / gsDesign).
+    np.testing.assert_allclose(boundaries(FIVE, 0.05, "obrien_fleming"), [4.877, 3.357, 2.680, 2.290, 2.031], atol=2e-3)
+    np.testing.assert_allclose(boundaries(FIVE, 0.05, "pocock"), [2.438, 2.427, 2.410, 2.397, 2.386], atol=2e-3)
+
+
+@pytest.mark.parametrize("spending", ["obrien_fleming", "pocock", "power"])
+def test_spending_functions_spend_alpha_exactly_at_the_end(spending: str) -> None:
+    assert spent(np.array([0.0]), 0.05, spending)[0] == 0.0
+    assert spent(np.array([1.0]), 0.05, spending)[0] == pytest.approx(0.05)
+    assert np.all(np.diff(spent(np.linspace(0, 1, 50), 0.05, spending)) >= 0)
+
+
+def test_single_look_is_the_fixed_horizon_test() -> None:
+    assert boundaries([1.0], 0.05, "obrien_fleming")[0] == pytest.approx(1.959964, abs=1e-5)
+
+
+def test_bad_schedules_are_refused() -> None:
+    with pytest.raises(ValueError, match="increase"):
+        boundaries([0.5, 0.4])
+
+
+def make(n: int, mean: float, seed: int) -> SampleStats:
+    return SampleStats.from_values(np.random.default_rng(seed).normal(mean, 1.0, n))
+
+
+def test_boundary_methods_are_stricter_than_the_naive_test_early() -> None:
+    c, t = make(400, 0.0, 1), make(400, 0.2, 2)
+    naive = welch(c, t)
+    obf = group_sequential(c, t, look=1, fractions=FIVE)
+    bonf = bonferroni_over_looks(c, t, look=1, max_looks=5)
+    assert obf.nominal_alpha < bonf.nominal_alpha < 0.05
+    assert obf.comparison.ci_high - obf.comparison.ci_low > naive.ci_high - naive.ci_low
+    assert bool(obf.reject) == (float(naive.p_value) <= float(obf.nominal_alpha))
+
+
+def test_looks_past_the_plan_get_a_code() -> None:
+    c, t = make(100, 0.0, 3), make(100, 0.0, 4)
+    late = bonferroni_over_looks(SampleStats.stack([c, c]), SampleStats.stack([t, t]), look=np.array([5, 6]), max_looks=5)
+    assert list(late.comparison.code) == [Code.OK, Code.PAST_LAST_LOOK]
+    assert np.isnan(late.comparison.p_value[1]) and not late.reject[1]
+    assert int(group_sequential(c, t, look=6, fractions=FIVE).comparison.code) == Code.PAST_LAST_LOOK
+
+
+def test_msprt_interval_is_wider_than_fixed_and_p_value_never_rises() -> None:
+    c, t = make(2000, 0.0, 5), make(2000, 0.15, 6)
+    fixed = welch(c, t)
+    seq = msprt(c, t)
+    assert seq.comparison.ci_low < fixed.ci_low and seq.comparison.ci_high > fixed.ci_high
+    assert seq.comparison.ci_low < seq.comparison.lift_abs < seq.comparison.ci_high
+    later = msprt(c + make(2000, 0.0, 7), t + make(2000, 0.0, 8), previous_p=seq.comparison.p_value)
+    assert later.comparison.p_value <= seq.comparison.p_value
+
+
+def test_msprt_degenerate_input_keeps_the_code() -> None:
+    result = msprt(SampleStats(0, 0, 0), make(10, 0, 9))
+    assert int(result.comparison.code) == Code.EMPTY_GROUP and not result.reject
+
+
+def test_ruin_probability_matches_a_brute_force_walk() -> None:
+    def walk(steps: int, d: int) -> float:
+        p = np.zeros(2 * d + 1)
+        p[d], hit = 1.0, 0.0
+        for _ in range(steps):
+            q = np.zeros_like(p)
+            q[1:] += 0.5 * p[:-1]
+            q[:-1] += 0.5 * p[1:]
+            hit += q[0] + q[-1]
+            q[0] = q[-1] = 0.0
+            p = q
+        return hit
+
+    for steps, d in [(10, 3), (101, 7), (500, 45), (1000, 62)]:
+        assert ruin_probability(steps, d) == pytest.approx(walk(steps, d), abs=1e-12)
+
+
+def test_gamblers_ruin_threshold_and_decisions() -> None:
+    d = threshold(1000, 0.05)
+    assert ruin_probability(1000, d) <= 0.05 < ruin_probability(1000, d - 1)
+    assert abs(d - 2 * np.sqrt(1000)) < 0.2 * d  # close to Evan Miller's 2 sqrt(N)
+    decisions = gamblers_ruin(np.array([100, 100 + d, 490, 10, -1]), np.array([100 + d, 100, 510, 12, 3]), total=1000)
+    assert list(decisions) == [
+        Decision.TREATMENT_BETTER, Decision.CONTROL_BETTER, Decision.NO_DIFFERENCE, Decision.CONTINUE, Decision.INVALID_INPUT
+    ]
