@@ -158,9 +158,12 @@ def ensure_current(engine: Engine) -> None:
             f"the metadata database is at revision {current!r}, unknown to this version of udf "
             f"(newest known: {head!r}); upgrade udf"
         )
-    _log.warning(
-        "metadata database behind, migrating", url=_safe(engine), current=current, head=head
-    )
+    if current is None:
+        _log.info("metadata database empty, creating the schema", url=_safe(engine), head=head)
+    else:
+        _log.warning(
+            "metadata database behind, migrating", url=_safe(engine), current=current, head=head
+        )
     migrate(engine)
 
 

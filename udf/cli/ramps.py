@@ -33,16 +33,13 @@ def import_(home: Home, file: str, fmt: str) -> None:
     from metadata.repository import MetadataStore
 
     source = "<stdin>" if file == "-" else file
-    if file == "-":
-        rows = parse_ramps(click.get_text_stream("stdin", encoding="utf-8-sig"), source)
-    else:
-        try:
-            with open(file, encoding="utf-8-sig", newline="") as handle:
-                rows = parse_ramps(handle, source)
-        except OSError as exc:
-            raise InputError(f"cannot read {file}: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{file} is not UTF-8 text: {exc.reason}") from exc
+    try:
+        with click.open_file(file, encoding="utf-8-sig") as handle:
+            rows = parse_ramps(handle, source)
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source} is not UTF-8 text: {exc.reason}") from exc
     with MetadataStore.for_home(home.ensure()) as store:
         summary = store.import_ramps(rows)
     if fmt == "json":
