@@ -280,6 +280,10 @@ class _Generator:
         ok = pick[rows, exp] >= 0 if len(trig) else np.empty(0, bool)
         a_user, a_ts, exp = a_user[ok], a_ts[ok], exp[ok]
         grp = groups[rows[ok], exp]
+        # Two triggers of one user may land on the same ms: keep one, so copies are exact.
+        key = (a_user << 32) | (exp.astype(np.int64) << 22) | (a_ts - s0)
+        first = np.sort(np.unique(key, return_index=True)[1])
+        a_user, a_ts, exp, grp = a_user[first], a_ts[first], exp[first], grp[first]
         arr = a_ts + self._delays(rng, len(a_user))
         d = int(rng.binomial(len(a_user), self.p.duplicate_share)) if len(a_user) else 0
         src, copy_arr = self._copies(rng, arr, d)
@@ -368,11 +372,18 @@ class _Generator:
         topic.write(day, lines, sources)
 
     # -- the run ---------------------------------------------------------------------------
-    def _cap_stats(self, hour_users: list[np.ndarray]) -> None:
+    @staticmethod
+    def _hour_counts(acc: tuple[np.ndarray, np.ndarray], users: np.ndarray) -> tuple:
+        """Add a slice's unique events to the hour's per-user counts (at most one row per user)."""
+        new_users, new_counts = np.unique(users, return_counts=True)
+        both_users = np.concatenate([acc[0], new_users])
+        merged, inverse = np.unique(both_users, return_inverse=True)
+        counts = np.bincount(inverse, weights=np.concatenate([acc[1], new_counts]))
+        return merged, counts.astype(np.int64)
+
+    def _cap_stats(self, acc: tuple[np.ndarray, np.ndarray]) -> None:
         """Count unique events beyond the spam cap in one clock hour (per user)."""
-        if not hour_users:
-            return
-        users, counts = np.unique(np.concatenate(hour_users), return_counts=True)
+        users, counts = acc
         over = counts > self.p.spam_cap
         self.events_over_cap += int((counts[over] - self.p.spam_cap).sum())
         self.users_over_cap.update(user_ids(users[over]).tolist())
@@ -380,11 +391,12 @@ class _Generator:
     def run(self, progress: Progress | None = None) -> dict[str, Any]:
         p = self.p
         (self.root / "ramps.csv").write_text(ramps_csv(self.experiments), encoding="utf-8")
-        hour_users: list[np.ndarray] = []
+        empty = (np.empty(0, np.int64), np.empty(0, np.int64))
+        hour_counts = empty
         try:
             for i in range(p.hours * self.k):
                 events, acts, uniques = self._slice(i)
-                hour_users.append(uniques)
+                hour_counts = self._hour_counts(hour_counts, uniques)
                 self.max_slice_records = max(self.max_slice_records, len(events["user"]))
                 self.pending_ev = _concat(self.pending_ev, events)
                 self.pending_act = _concat(self.pending_act, acts)
@@ -396,8 +408,8 @@ class _Generator:
                     len(self.pending_ev["user"]) + len(self.pending_act["user"]),
                 )
                 if (i + 1) % self.k == 0:
-                    self._cap_stats(hour_users)
-                    hour_users = []
+                    self._cap_stats(hour_counts)
+                    hour_counts = empty
                     if progress is not None:
                         progress((i + 1) // self.k, p.hours)
             self.pending_ev = self._flush(self.events, self.pending_ev, None)

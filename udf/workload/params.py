@@ -12,6 +12,8 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 MAX_USERS = 2**31 - 1
 MAX_EVENT_TYPES = 999
+MAX_EXPERIMENTS = 1000
+MAX_SPAM_CAP = 100_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class WorkloadParams:
         if self.users > MAX_USERS:
             raise InputError(f"--users must be at most {MAX_USERS:,}, got {self.users:,}")
         _at_least("--experiments", self.experiments, 1)
+        if self.experiments > MAX_EXPERIMENTS:
+            raise InputError(f"--experiments must be at most {MAX_EXPERIMENTS}")
         _at_least("--window-days", self.window_days, 1)
         _at_least("--days", self.days, self.window_days + 2)
         _at_least("--event-types", self.event_types, 1)
@@ -77,6 +81,8 @@ class WorkloadParams:
         if self.spammers > self.users:
             raise InputError("--spammers cannot exceed --users")
         _at_least("--spam-cap", self.spam_cap, 1)
+        if self.spam_cap > MAX_SPAM_CAP:
+            raise InputError(f"--spam-cap must be at most {MAX_SPAM_CAP:,}")
         _at_least("--max-late-hours", self.max_late_hours, 1)
         _at_least("chunk_records", self.chunk_records, 100)
         if self.seed < 0 or self.seed >= 2**63:

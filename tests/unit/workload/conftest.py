@@ -27,10 +27,13 @@ class _Placeholder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def find_spec(self, fullname, path=None, target=None):
         parts = fullname.split(".")
-        if len(parts) == 3 and parts[:2] == ["udf", "cli"]:
-            if not (CLI_DIR / f"{parts[2]}.py").exists() and not (CLI_DIR / parts[2]).is_dir():
-                return importlib.machinery.ModuleSpec(fullname, self)
-        return None
+        missing = (
+            len(parts) == 3
+            and parts[:2] == ["udf", "cli"]
+            and not (CLI_DIR / f"{parts[2]}.py").exists()
+            and not (CLI_DIR / parts[2]).is_dir()
+        )
+        return importlib.machinery.ModuleSpec(fullname, self) if missing else None
 
     def create_module(self, spec):
         return None
