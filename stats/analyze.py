@@ -13,8 +13,6 @@ import io
 import math
 from typing import Any
 
-import numpy as np
-
 from stats.codes import Code
 from stats.sufficient import SampleStats
 from udf.errors import InputError
@@ -100,5 +98,4 @@ def analyze(groups: dict[str, SampleStats], alpha: float = 0.05) -> list[dict[st
         if row["code"] is not Code.OK:
             item["status"] = row["code"].label
         out.append(item)
-    _ = np  # numpy is the columnar backend of SampleStats.stack
     return out

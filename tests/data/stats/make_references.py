@@ -56,7 +56,11 @@ def _sample(rng: np.random.Generator) -> dict:
 def inputs() -> list[dict]:
     rng = np.random.default_rng(20261122)
     return [
-        {"control": _sample(rng), "treatment": _sample(rng), "alpha": float(rng.choice([0.01, 0.05, 0.1]))}
+        {
+            "control": _sample(rng),
+            "treatment": _sample(rng),
+            "alpha": float(rng.choice([0.01, 0.05, 0.1])),
+        }
         for _ in range(CASES)
     ]
 
@@ -85,8 +89,12 @@ def gbstats_refs(cases: list[dict]) -> dict:
     def ratio_stat(g):
         return RatioStatistic(
             n=g["n"],
-            m_statistic=SampleMeanStatistic(n=g["n"], sum=g["num_sum"], sum_squares=g["num_sum_sq"]),
-            d_statistic=SampleMeanStatistic(n=g["n"], sum=g["den_sum"], sum_squares=g["den_sum_sq"]),
+            m_statistic=SampleMeanStatistic(
+                n=g["n"], sum=g["num_sum"], sum_squares=g["num_sum_sq"]
+            ),
+            d_statistic=SampleMeanStatistic(
+                n=g["n"], sum=g["den_sum"], sum_squares=g["den_sum_sq"]
+            ),
             m_d_sum_of_products=g["num_den_sum"],
         )
 
@@ -116,7 +124,11 @@ def gbstats_refs(cases: list[dict]) -> dict:
             row["cuped_theta"] = float(theta)
             row[f"cuped_{kind}"] = freq(cuped_stat(c, theta), cuped_stat(t, theta), alpha, kind)
             row[f"sequential_{kind}"] = freq(
-                mean_stat(c), mean_stat(t), alpha, kind, test=SequentialTwoSidedTTest,
+                mean_stat(c),
+                mean_stat(t),
+                alpha,
+                kind,
+                test=SequentialTwoSidedTTest,
                 sequential_tuning_parameter=5000,
             )
             bayes = EffectBayesianABTest(
@@ -154,10 +166,17 @@ def spotify_refs(cases: list[dict]) -> dict:
             }
         )
         row = {}
-        for name, cls, num, ss in (("welch", StudentsTTest, "sum", "sum_sq"), ("ztest", ZTest, "conv", "conv")):
+        for name, cls, num, ss in (
+            ("welch", StudentsTTest, "sum", "sum_sq"),
+            ("ztest", ZTest, "conv", "conv"),
+        ):
             test = cls(
-                frame, numerator_column=num, numerator_sum_squares_column=ss, denominator_column="n",
-                categorical_group_columns="group", interval_size=1 - alpha,
+                frame,
+                numerator_column=num,
+                numerator_sum_squares_column=ss,
+                denominator_column="n",
+                categorical_group_columns="group",
+                interval_size=1 - alpha,
             )
             d = test.difference(level_1="control", level_2="treatment", absolute=True).iloc[0]
             row[name] = {
@@ -168,13 +187,21 @@ def spotify_refs(cases: list[dict]) -> dict:
         out.append(row)
     schedules = [[0.2, 0.4, 0.6, 0.8, 1.0], [0.1, 0.3, 0.35, 0.8, 1.0], [0.25, 0.5, 1.0]]
     bounds = [
-        {"fractions": s, "alpha": a, "rho": 2.0, "bounds": sequential_bounds(np.array(s), a, 2).bounds.tolist()}
+        {
+            "fractions": s,
+            "alpha": a,
+            "rho": 2.0,
+            "bounds": sequential_bounds(np.array(s), a, 2).bounds.tolist(),
+        }
         for s in schedules
         for a in (0.05, 0.01)
     ]
     return {
         "peer": "spotify-confidence",
-        "versions": {"spotify-confidence": version("spotify-confidence"), "pandas": version("pandas")},
+        "versions": {
+            "spotify-confidence": version("spotify-confidence"),
+            "pandas": version("pandas"),
+        },
         "results": out,
         "power_spending_bounds": bounds,
     }

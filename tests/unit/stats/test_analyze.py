@@ -10,7 +10,16 @@ from click.testing import CliRunner
 from scipy import stats as sps
 
 SUMMARY = "group,n,sum,sum_sq\ncontrol,1000,500,800\ntreatment,1000,560,900\nb,1200,590,1000\n"
-FIELDS = ["group", "lift_abs", "lift_rel", "ci_low", "ci_high", "rel_ci_low", "rel_ci_high", "p_value"]
+FIELDS = [
+    "group",
+    "lift_abs",
+    "lift_rel",
+    "ci_low",
+    "ci_high",
+    "rel_ci_low",
+    "rel_ci_high",
+    "p_value",
+]
 
 
 def run(cli_main, args: list[str], stdin: str = ""):
@@ -26,7 +35,9 @@ def test_json_has_exactly_the_contract_fields_and_scipy_numbers(cli_main) -> Non
         assert list(row) == FIELDS
         m_c, v_c = 0.5, (800 - 500**2 / 1000) / 999
         m_t, v_t = s / n, (ss - s**2 / n) / (n - 1)
-        ref = sps.ttest_ind_from_stats(m_t, np.sqrt(v_t), n, m_c, np.sqrt(v_c), 1000, equal_var=False)
+        ref = sps.ttest_ind_from_stats(
+            m_t, np.sqrt(v_t), n, m_c, np.sqrt(v_c), 1000, equal_var=False
+        )
         assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
         assert row["lift_abs"] == pytest.approx(m_t - m_c)
         assert row["lift_rel"] == pytest.approx(m_t / m_c - 1)
@@ -59,7 +70,10 @@ def test_degenerate_groups_get_a_status_and_nulls(cli_main) -> None:
         ("group,n,sum,sum_sq\ntreatment,10,1,1\n", "no 'control' group"),
         ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,abc,1\n", "line 3: sum 'abc' is not a number"),
         ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,1\n", "line 3: expected 4 cells"),
-        ("group,n,sum,sum_sq\ncontrol,10,1,1\ncontrol,10,1,1\n", "line 3: group 'control' appears twice"),
+        (
+            "group,n,sum,sum_sq\ncontrol,10,1,1\ncontrol,10,1,1\n",
+            "line 3: group 'control' appears twice",
+        ),
         ("group,n,sum,sum_sq\ncontrol,2.5,1,1\n", "line 2: n '2.5' is not a count"),
         ("group,n,sum,sum_sq\ncontrol,10,nan,1\n", "line 2: sum 'nan' is not finite"),
     ],

@@ -18,7 +18,9 @@ def test_chance_to_win_and_expected_loss_match_posterior_draws() -> None:
     out = posterior(cmp, relative=False)
     draws = np.random.default_rng(3).normal(float(cmp.lift_abs), float(cmp.se), 400_000)
     assert float(out.chance_to_win) == pytest.approx((draws > 0).mean(), abs=3e-3)
-    assert float(out.risk_treatment) == pytest.approx(np.maximum(-draws, 0).mean(), rel=0.03, abs=1e-4)
+    assert float(out.risk_treatment) == pytest.approx(
+        np.maximum(-draws, 0).mean(), rel=0.03, abs=1e-4
+    )
     assert float(out.risk_control) == pytest.approx(np.maximum(draws, 0).mean(), rel=0.03)
     assert float(out.ci_low) == pytest.approx(np.quantile(draws, 0.025), rel=0.02, abs=1e-3)
 

@@ -19,22 +19,36 @@ def test_proportions_match_statsmodels_on_random_cases() -> None:
     size = 300
     n = rng.integers(10, 20000, (size, 2))
     k = rng.binomial(n, rng.uniform(0.01, 0.9, (size, 2)))
-    result = ztest(SampleStats.from_counts(n[:, 0], k[:, 0]), SampleStats.from_counts(n[:, 1], k[:, 1]))
+    result = ztest(
+        SampleStats.from_counts(n[:, 0], k[:, 0]), SampleStats.from_counts(n[:, 1], k[:, 1])
+    )
     for i in range(size):
         _, p = proportions_ztest(k[i, ::-1], n[i, ::-1])
         assert result.p_value[i] == pytest.approx(p, rel=1e-9, abs=1e-300)
     assert np.all(result.code == Code.OK)
 
 
-@pytest.mark.parametrize(("k_c", "k_t", "code"), [(0, 0, Code.ZERO_VARIANCE), (50, 50, Code.ZERO_VARIANCE), (0, 5, Code.ZERO_CONTROL_MEAN), (60, 5, Code.INVALID_INPUT)])
+@pytest.mark.parametrize(
+    ("k_c", "k_t", "code"),
+    [
+        (0, 0, Code.ZERO_VARIANCE),
+        (50, 50, Code.ZERO_VARIANCE),
+        (0, 5, Code.ZERO_CONTROL_MEAN),
+        (60, 5, Code.INVALID_INPUT),
+    ],
+)
 def test_proportion_edge_cases(k_c: int, k_t: int, code: Code) -> None:
-    assert int(ztest(SampleStats.from_counts(50, k_c), SampleStats.from_counts(50, k_t)).code) == code
+    assert (
+        int(ztest(SampleStats.from_counts(50, k_c), SampleStats.from_counts(50, k_t)).code) == code
+    )
 
 
 def test_ratio_reduces_to_welch_when_denominator_is_one() -> None:
     rng = np.random.default_rng(21)
     num_c, num_t = rng.normal(5, 2, 400), rng.normal(5.3, 2.5, 300)
-    ratio = delta_ratio(RatioStats.from_values(num_c, np.ones(400)), RatioStats.from_values(num_t, np.ones(300)))
+    ratio = delta_ratio(
+        RatioStats.from_values(num_c, np.ones(400)), RatioStats.from_values(num_t, np.ones(300))
+    )
     plain = welch(SampleStats.from_values(num_c), SampleStats.from_values(num_t))
     for field in ("lift_abs", "lift_rel", "ci_low", "rel_ci_high", "p_value"):
         assert getattr(ratio, field) == pytest.approx(getattr(plain, field), rel=1e-9)
@@ -71,6 +85,8 @@ def test_cuped_with_zero_theta_is_welch_and_reduces_variance() -> None:
     adjusted = cuped(c, t)
     assert adjusted.se < 0.5 * plain.se
     # Same estimate as the regression y ~ treatment + pre with a pooled slope.
-    theta = np.cov(np.r_[post_c, post_t], np.r_[pre_c, pre_t])[0, 1] / np.var(np.r_[pre_c, pre_t], ddof=1)
+    theta = np.cov(np.r_[post_c, post_t], np.r_[pre_c, pre_t])[0, 1] / np.var(
+        np.r_[pre_c, pre_t], ddof=1
+    )
     expected = (post_t - theta * pre_t).mean() - (post_c - theta * pre_c).mean()
     assert adjusted.lift_abs == pytest.approx(expected, rel=1e-9)

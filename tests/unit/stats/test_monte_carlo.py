@@ -41,7 +41,11 @@ def aa_paths() -> tuple[SampleStats, SampleStats]:
         units = rng.exponential(1.0, (SIMS, LOOKS, PER_LOOK))
         per_look = SampleStats.from_values(units)
         paths.append(
-            SampleStats(np.cumsum(per_look.n, axis=1), np.cumsum(per_look.sum, axis=1), np.cumsum(per_look.sum_sq, axis=1))
+            SampleStats(
+                np.cumsum(per_look.n, axis=1),
+                np.cumsum(per_look.sum, axis=1),
+                np.cumsum(per_look.sum_sq, axis=1),
+            )
         )
     return paths[0], paths[1]
 

@@ -18,8 +18,12 @@ FIVE = [0.2, 0.4, 0.6, 0.8, 1.0]
 
 def test_obrien_fleming_and_pocock_boundaries_match_published_tables() -> None:
     # Lan-DeMets boundaries, five equal looks, two-sided alpha 0.05 (ldbounds / gsDesign).
-    np.testing.assert_allclose(boundaries(FIVE, 0.05, "obrien_fleming"), [4.877, 3.357, 2.680, 2.290, 2.031], atol=2e-3)
-    np.testing.assert_allclose(boundaries(FIVE, 0.05, "pocock"), [2.438, 2.427, 2.410, 2.397, 2.386], atol=2e-3)
+    np.testing.assert_allclose(
+        boundaries(FIVE, 0.05, "obrien_fleming"), [4.877, 3.357, 2.680, 2.290, 2.031], atol=2e-3
+    )
+    np.testing.assert_allclose(
+        boundaries(FIVE, 0.05, "pocock"), [2.438, 2.427, 2.410, 2.397, 2.386], atol=2e-3
+    )
 
 
 @pytest.mark.parametrize("spending", ["obrien_fleming", "pocock", "power"])
@@ -54,10 +58,14 @@ def test_boundary_methods_are_stricter_than_the_naive_test_early() -> None:
 
 def test_looks_past_the_plan_get_a_code() -> None:
     c, t = make(100, 0.0, 3), make(100, 0.0, 4)
-    late = bonferroni_over_looks(SampleStats.stack([c, c]), SampleStats.stack([t, t]), look=np.array([5, 6]), max_looks=5)
+    late = bonferroni_over_looks(
+        SampleStats.stack([c, c]), SampleStats.stack([t, t]), look=np.array([5, 6]), max_looks=5
+    )
     assert list(late.comparison.code) == [Code.OK, Code.PAST_LAST_LOOK]
     assert np.isnan(late.comparison.p_value[1]) and not late.reject[1]
-    assert int(group_sequential(c, t, look=6, fractions=FIVE).comparison.code) == Code.PAST_LAST_LOOK
+    assert (
+        int(group_sequential(c, t, look=6, fractions=FIVE).comparison.code) == Code.PAST_LAST_LOOK
+    )
 
 
 def test_msprt_interval_is_wider_than_fixed_and_p_value_never_rises() -> None:
@@ -96,7 +104,13 @@ def test_gamblers_ruin_threshold_and_decisions() -> None:
     d = threshold(1000, 0.05)
     assert ruin_probability(1000, d) <= 0.05 < ruin_probability(1000, d - 1)
     assert abs(d - 2 * np.sqrt(1000)) < 0.2 * d  # close to Evan Miller's 2 sqrt(N)
-    decisions = gamblers_ruin(np.array([100, 100 + d, 490, 10, -1]), np.array([100 + d, 100, 510, 12, 3]), total=1000)
+    decisions = gamblers_ruin(
+        np.array([100, 100 + d, 490, 10, -1]), np.array([100 + d, 100, 510, 12, 3]), total=1000
+    )
     assert list(decisions) == [
-        Decision.TREATMENT_BETTER, Decision.CONTROL_BETTER, Decision.NO_DIFFERENCE, Decision.CONTINUE, Decision.INVALID_INPUT
+        Decision.TREATMENT_BETTER,
+        Decision.CONTROL_BETTER,
+        Decision.NO_DIFFERENCE,
+        Decision.CONTINUE,
+        Decision.INVALID_INPUT,
     ]

@@ -48,9 +48,13 @@ def test_stack_and_scalar_equality() -> None:
 def test_ratio_and_covariate_cross_products_merge() -> None:
     rng = np.random.default_rng(3)
     num, den = rng.normal(size=300), rng.poisson(3, 300) + 1.0
-    halves = RatioStats.from_values(num[:100], den[:100]) + RatioStats.from_values(num[100:], den[100:])
+    halves = RatioStats.from_values(num[:100], den[:100]) + RatioStats.from_values(
+        num[100:], den[100:]
+    )
     assert halves.covariance == pytest.approx(np.cov(num, den)[0, 1])
-    cov = CovariateStats.from_values(num[:10], den[:10]) + CovariateStats.from_values(num[10:], den[10:])
+    cov = CovariateStats.from_values(num[:10], den[:10]) + CovariateStats.from_values(
+        num[10:], den[10:]
+    )
     assert cov.covariance == pytest.approx(np.cov(num, den)[0, 1])
     assert cov.pre.variance == pytest.approx(den.var(ddof=1))
 

@@ -25,7 +25,15 @@ def random_groups(rng: np.random.Generator, size: int) -> tuple[SampleStats, Sam
 
 def assert_nan_only_with_code(result: Comparison) -> None:
     """A NaN anywhere must come with a non-OK code."""
-    for name in ("lift_abs", "lift_rel", "ci_low", "ci_high", "rel_ci_low", "rel_ci_high", "p_value"):
+    for name in (
+        "lift_abs",
+        "lift_rel",
+        "ci_low",
+        "ci_high",
+        "rel_ci_low",
+        "rel_ci_high",
+        "p_value",
+    ):
         values = getattr(result, name)
         assert not np.any(np.isnan(values) & (result.code == Code.OK)), name
         assert not np.any(np.isinf(values)), name
@@ -37,8 +45,13 @@ def test_matches_scipy_on_random_cases() -> None:
     alpha = rng.choice([0.01, 0.05, 0.1], 2000)
     result = welch(control, treatment, alpha=alpha)
     ref = sps.ttest_ind_from_stats(
-        treatment.mean, np.sqrt(treatment.variance), treatment.n,
-        control.mean, np.sqrt(control.variance), control.n, equal_var=False,
+        treatment.mean,
+        np.sqrt(treatment.variance),
+        treatment.n,
+        control.mean,
+        np.sqrt(control.variance),
+        control.n,
+        equal_var=False,
     )
     np.testing.assert_allclose(result.p_value, ref.pvalue, rtol=1e-9, atol=1e-300)
     np.testing.assert_allclose(result.lift_abs / result.se, ref.statistic, rtol=1e-10)
@@ -62,8 +75,18 @@ def test_relative_interval_is_delta_method_with_welch_df() -> None:
     [
         (SampleStats(0, 0, 0), SampleStats(10, 5, 5), Code.EMPTY_GROUP, ()),
         (SampleStats(1, 3, 9), SampleStats(10, 5, 5), Code.TOO_FEW_UNITS, ("lift_abs", "lift_rel")),
-        (SampleStats(5, 10, 20), SampleStats(5, 15, 45), Code.ZERO_VARIANCE, ("lift_abs", "lift_rel")),
-        (SampleStats(10, 0, 4), SampleStats(10, 5, 9), Code.ZERO_CONTROL_MEAN, ("lift_abs", "ci_low", "ci_high", "p_value")),
+        (
+            SampleStats(5, 10, 20),
+            SampleStats(5, 15, 45),
+            Code.ZERO_VARIANCE,
+            ("lift_abs", "lift_rel"),
+        ),
+        (
+            SampleStats(10, 0, 4),
+            SampleStats(10, 5, 9),
+            Code.ZERO_CONTROL_MEAN,
+            ("lift_abs", "ci_low", "ci_high", "p_value"),
+        ),
         (SampleStats(5, 0, 0), SampleStats(5, 0, 0), Code.ZERO_VARIANCE, ("lift_abs",)),
         (SampleStats(5, 10, 1), SampleStats(5, 5, 9), Code.INVALID_INPUT, ()),
     ],
