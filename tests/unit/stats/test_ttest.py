@@ -110,3 +110,11 @@ def test_mixed_column_of_degenerate_and_valid_cases() -> None:
     result = welch(c, t)
     assert_nan_only_with_code(result)
     assert set(np.unique(result.code)) > {Code.OK}
+
+
+def test_one_call_computes_a_million_comparisons() -> None:
+    rng = np.random.default_rng(12)
+    control, treatment = random_groups(rng, 1_000_000)
+    result = welch(control, treatment)
+    assert len(result) == 1_000_000
+    assert np.isfinite(result.p_value).all() and (result.code == Code.OK).all()
