@@ -7,6 +7,7 @@ tests/data/stats/; each records the versions it was computed with.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +21,8 @@ from stats.sequential.confidence_sequence import asymptotic_cs
 from stats.srm import chi_square
 from stats.sufficient import CovariateStats, RatioStats, SampleStats
 from stats.ttest import welch
-from tests.unit.stats.conftest import DATA
 
+DATA = Path(__file__).resolve().parents[2] / "data" / "stats"
 GB = json.loads((DATA / "gbstats.json").read_text())
 SP = json.loads((DATA / "spotify_confidence.json").read_text())
 RTOL = 1e-7
