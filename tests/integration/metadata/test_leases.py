@@ -66,3 +66,14 @@ def test_concurrent_takeover_of_an_expired_lease_exactly_one_wins(store_factory,
     assert results.count(True) == 1, results
     (lease,) = first.leases()
     assert lease.holder == f"holder-{results.index(True)}"
+
+
+def test_timestamps_round_trip_as_aware_utc_with_microseconds(store, clock) -> None:
+    # MySQL/MariaDB keep naive DATETIME(6) and SQLite text: both must come back aware UTC,
+    # to the microsecond, or expiry comparisons drift.
+    clock.advance(microseconds=123_456)
+    store.acquire_lease("precise", "a", ttl=1.5)
+    (lease,) = store.leases()
+    assert lease.acquired_at == clock.now
+    assert lease.acquired_at.utcoffset().total_seconds() == 0
+    assert (lease.expires_at - lease.acquired_at).total_seconds() == 1.5
