@@ -35,15 +35,24 @@ def steps(home: Home) -> list[list[str]]:
 
 def run(args: list[str]) -> None:
     udf = [str(Path(sys.executable).with_name("udf"))]
-    print(f"\n$ udf {shlex.join(args)}", flush=True)
+    print(f"\n$ udf {_shown(args)}", flush=True)
     subprocess.run(udf + args, check=True)
+
+
+def _shown(args: list[str]) -> str:
+    """The command as a person would type it: many files of one folder become a glob."""
+    files = [a for a in args if a.endswith(".jsonl")]
+    if len(files) > 1 and len({Path(f).parent for f in files}) == 1:
+        rest = [a for a in args if a not in files]
+        return shlex.join(rest) + f" {Path(files[0]).parent}/*.jsonl"
+    return shlex.join(args)
 
 
 def main() -> int:
     home = Home.resolve().ensure()
     print(f"platform home: {home.root}")
     try:
-        run(["generate", "--out", str(home.root / "workload"), "--force"])
+        run(["generate", "--out", str(home.root / "workload"), "--force", "--corrupt-share", "0.01"])
         for args in steps(home):
             run(args)
     except subprocess.CalledProcessError as exc:

@@ -8,8 +8,12 @@ import sys
 
 import structlog
 
+_configured = False
+
 
 def configure(level: str | None = None) -> None:
+    global _configured
+    _configured = True
     level_name = (level or os.environ.get("UDF_LOG_LEVEL") or "WARNING").upper()
     renderer = (
         structlog.processors.JSONRenderer()
@@ -29,4 +33,7 @@ def configure(level: str | None = None) -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger that honours ``$UDF_LOG_LEVEL`` even when the CLI did not configure logging."""
+    if not _configured:
+        configure()
     return structlog.get_logger(name)

@@ -47,7 +47,13 @@ def load(home: Home, paths: tuple[str, ...], fmt: str) -> None:
     if loaded.files:
         store = MetadataStore.for_home(home.ensure())
         summary = store.sync_catalog(metrics, segments, selections, source_files)
-        click.echo(f"loaded {len(loaded.files)} file(s): {summary}")
+        click.echo(
+            f"loaded {len(loaded.files)} file(s): metrics {summary.metrics_added} added, "
+            f"{summary.metrics_updated} updated, {summary.metrics_unchanged} unchanged; "
+            f"segments {summary.segments_added} added, {summary.segments_updated} updated, "
+            f"{summary.segments_unchanged} unchanged; experiment selections changed: "
+            f"{summary.selections_changed}"
+        )
     _report(loaded.files, fmt)
     if loaded.issues:
         raise ConfigError(loaded.issues)

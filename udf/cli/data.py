@@ -54,12 +54,12 @@ def import_(home: Home, topic: str, partitions: int | None, files: tuple[str, ..
         )
     rows = [
         {
-            "file": r.source,
+            "file": os.path.basename(r.source) if r.source != "<stdin>" else r.source,
             "status": f"duplicate of {r.duplicate_of}" if r.duplicate_of else "imported",
             "records": 0 if r.duplicate_of else r.records,
             "corrupt": 0 if r.duplicate_of else r.corrupt,
             "hours": f"{r.first_hour} .. {r.last_hour}" if r.first_hour else "",
-            "dead letters": r.deadletter or "",
+            "dead letters": os.path.relpath(r.deadletter, home.root) if r.deadletter else "",
         }
         for r in reports
     ]

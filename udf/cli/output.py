@@ -21,7 +21,10 @@ format_option = click.option(
 
 
 def console(err: bool = False) -> Console:
-    return Console(stderr=err, highlight=False, soft_wrap=False)
+    """A rich console; when output is not a terminal (a pipe, a log), tables get room to breathe."""
+    probe = Console(stderr=err)
+    width = None if probe.is_terminal else max(probe.width, 160)
+    return Console(stderr=err, highlight=False, soft_wrap=False, width=width)
 
 
 def emit(

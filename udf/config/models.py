@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -20,8 +20,8 @@ class StrictModel(BaseModel):
 def _identifier(value: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(
-            "must start with a letter or '_' and hold only letters, digits, '_', '.', '-' "
-            "(at most 128 characters)"
+            "must hold only letters, digits, '_', '.', '-' (at most 128 characters), "
+            "not starting with '.' or '-'"
         )
     return value
 
