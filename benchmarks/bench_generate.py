@@ -25,35 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Runs the real ``udf`` entry point; while some command modules listed in
-# udf.cli.COMMAND_MODULES are not written yet, placeholders stand in for them only.
-RUNNER = r"""
-import importlib.abc, importlib.machinery, sys
-from pathlib import Path
-import click
-
-CLI = Path(sys.argv[1]) / "udf" / "cli"
-
-class Placeholder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, name, path=None, target=None):
-        parts = name.split(".")
-        if len(parts) == 3 and parts[:2] == ["udf", "cli"] and not (CLI / (parts[2] + ".py")).exists():
-            return importlib.machinery.ModuleSpec(name, self)
-        return None
-    def create_module(self, spec):
-        return None
-    def exec_module(self, module):
-        module.command = click.Command(module.__name__.rsplit(".", 1)[1])
-
-sys.meta_path.append(Placeholder())
-from udf.cli import main
-main(args=sys.argv[2:], prog_name="udf")
-"""
-
-
 def run_generate(args: list[str]) -> dict:
     """Run ``udf generate ARGS`` in a subprocess; wall time and that process's peak RSS."""
-    cmd = [sys.executable, "-c", RUNNER, str(ROOT), "generate", *args, "--format", "json"]
+    cmd = [str(Path(sys.executable).with_name("udf")), "generate", *args, "--format", "json"]
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

@@ -40,7 +40,7 @@ import orjson
 from udf.archive.layout import HOUR_MS, ArchiveLayout, TopicSettings
 from udf.archive.ledger import Ledger
 from udf.archive.partitioner import partitions_of
-from udf.archive.records import Corrupt, parse
+from udf.archive.records import Corrupt, parse_for_archive
 from udf.errors import ArchiveError, InputError
 from udf.home import Home
 from udf.logging import get_logger
@@ -201,7 +201,7 @@ class Importer:
                 blank += 1
                 continue
             try:
-                record = parse(line, topic)
+                record, archived = parse_for_archive(line, topic)
             except Corrupt as bad:
                 kinds[bad.kind] += 1
                 dead.write(orjson.dumps({
@@ -209,7 +209,7 @@ class Importer:
                     "reason": str(bad), "raw": line.rstrip(b"\r").decode("utf-8", "replace"),
                 }) + b"\n")
                 continue
-            out.append(orjson.dumps(record))
+            out.append(archived)
             user_ids.append(record["user_id"])
             hour_of.append(record["ts"])
         report.lines += len(batch) - blank
