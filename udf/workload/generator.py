@@ -15,7 +15,6 @@ purpose and slice, so output depends only on the parameters.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 from collections.abc import Callable
@@ -26,18 +25,18 @@ import numpy as np
 
 from udf.errors import InputError
 from udf.workload import formatting
-from udf.workload.corrupt import corrupt_lines
 from udf.workload.hashing import countries, platforms, user_ids
-from udf.workload.manifest import MANIFEST_VERSION, FileCounts, TopicStats, write_manifest
+from udf.workload.manifest import MANIFEST_VERSION, write_manifest
 from udf.workload.params import DAY_MS, HOUR_MS, WorkloadParams
 from udf.workload.population import Population, diurnal_weights
 from udf.workload.scenario import Assigner, Experiment, build_experiments, ramps_csv
+from udf.workload.writer import TopicWriter
 
 Columns = dict[str, np.ndarray]
 Progress = Callable[[int, int], None]
 
-# Streams of randomness (the second element of every seed sequence).
-_EXPERIMENTS, _USERS, _BUDGET, _SLICE, _CORRUPT = 1, 2, 3, 4, 5
+# Streams of randomness (the second element of every seed sequence; 5 is the writers').
+_EXPERIMENTS, _USERS, _BUDGET, _SLICE = 1, 2, 3, 4
 
 _JITTER_MEAN_MS = 1_500.0
 _JITTER_TAIL_SHARE = 0.05
@@ -64,65 +63,6 @@ def _slices_per_hour(max_hour_records: int, chunk: int) -> int:
     return k
 
 
-class _Topic:
-    """One output topic: its files (one per arrival day), its counts and its corrupt lines."""
-
-    def __init__(self, name: str, topic_id: int, root: Path, params: WorkloadParams):
-        self.name = name
-        self.topic_id = topic_id
-        self.dir = root / name
-        self.dir.mkdir(parents=True)
-        self.params = params
-        self.stats = TopicStats(name)
-        self.batch_no = 0
-        self._day: int | None = None
-        self._handle: Any = None
-
-    def _file_for(self, day: int) -> FileCounts:
-        label = dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + day).isoformat()
-        rel = f"{self.name}/{self.name}-{label}.jsonl"
-        if day != self._day:
-            self.close()
-            self._handle = open(self.dir.parent / rel, "wb")  # noqa: SIM115 - closed in close()
-            self._day = day
-        return self.stats.files.setdefault(rel, FileCounts())
-
-    def write(self, day: int, lines: Any, sources: Callable[[np.ndarray], list[dict]]) -> None:
-        """Write one batch of valid lines (arrival order) of one arrival day, plus corrupt ones."""
-        n_valid = len(lines)
-        share = self.params.corrupt_share
-        before = self.stats.valid
-        n_corrupt = int(share * (before + n_valid)) - int(share * before)
-        rng = np.random.default_rng([self.params.seed, _CORRUPT, self.topic_id, self.batch_no])
-        self.batch_no += 1
-        if n_corrupt:
-            picked = rng.integers(0, n_valid, n_corrupt)
-            extra, kinds = corrupt_lines(self.name, sources(picked), rng)
-            positions = np.sort(rng.choice(n_valid + n_corrupt, n_corrupt, replace=False))
-            lines = formatting.interleave(lines, extra, positions)
-            for kind in kinds:
-                self.stats.corrupt[kind] += 1
-        counts = self._file_for(day)
-        self._handle.write(formatting.to_bytes(lines))
-        counts.lines += n_valid + n_corrupt
-        counts.valid += n_valid
-        counts.corrupt += n_corrupt
-        self.stats.lines += n_valid + n_corrupt
-        self.stats.valid += n_valid
-
-    def count(self, cols: Columns, day: int) -> None:
-        s = self.stats
-        s.duplicate_copies += int(cols["dup"].sum())
-        s.late += int(((cols["arr"] - cols["ts"]) >= HOUR_MS).sum())
-        s.cross_day += int((cols["ts"] // DAY_MS < day).sum())
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-            self._day = None
-
-
 class _Generator:
     def __init__(self, params: WorkloadParams, root: Path):
         self.p = params
@@ -136,8 +76,8 @@ class _Generator:
             [e.name for e in self.experiments], [e.groups for e in self.experiments]
         )
         self._plan_slices()
-        self.events = _Topic("events", 0, root, params)
-        self.activations = _Topic("activations", 1, root, params)
+        self.events = TopicWriter("events", 0, root, params)
+        self.activations = TopicWriter("activations", 1, root, params)
         self.activations.stats.by_group = {
             e.name: dict.fromkeys(e.groups, 0) for e in self.experiments
         }
@@ -297,7 +237,7 @@ class _Generator:
         }
 
     # -- writing ---------------------------------------------------------------------------
-    def _flush(self, topic: _Topic, pending: Columns, frontier: int | None) -> Columns:
+    def _flush(self, topic: TopicWriter, pending: Columns, frontier: int | None) -> Columns:
         """Write pending records arriving before ``frontier`` (all if None); return the rest."""
         if frontier is None:
             due, rest = pending, {k: v[:0] for k, v in pending.items()}
@@ -314,7 +254,7 @@ class _Generator:
                 self._write(topic, _take(due, np.arange(lo, hi)), int(days[lo]))
         return rest
 
-    def _write(self, topic: _Topic, cols: Columns, day: int) -> None:
+    def _write(self, topic: TopicWriter, cols: Columns, day: int) -> None:
         uids = user_ids(cols["user"])
         topic.count(cols, day)
         if topic.name == "events":
