@@ -125,10 +125,12 @@ def sync_selections(
 ) -> tuple[int, int]:
     """Set the selection of the experiments named (of all with ``prune``); (added, changed)."""
     wanted: dict[str, tuple[set[str], set[str]]] = {}
+    analysis: dict[str, dict] = {}
     for sel in selections:
         metrics, segments = wanted.setdefault(sel.experiment, (set(), set()))
         metrics.update(sel.metrics)
         segments.update(sel.segments)
+        analysis[sel.experiment] = sel.analysis.model_dump()
     metric_ids = {
         m.name: m.id
         for m in session.scalars(select(MetricDefinition).where(MetricDefinition.enabled))
@@ -184,6 +186,10 @@ def sync_selections(
     session.add_all(ExperimentMetric(experiment_id=e, metric_id=m) for e, m in want_m - current_m)
     session.add_all(ExperimentSegment(experiment_id=e, segment_id=s) for e, s in want_s - current_s)
     changed = {e for e, _ in (current_m ^ want_m) | (current_s ^ want_s)}
+    for name, spec in analysis.items():
+        if experiments[name].analysis != spec:
+            experiments[name].analysis = spec
+            changed.add(experiments[name].id)
     session.flush()
     return added, len(changed)
 

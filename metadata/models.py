@@ -80,6 +80,8 @@ class Experiment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # How comparisons are judged (udf.config.catalog.AnalysisSpec); None until configured.
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

@@ -64,6 +64,7 @@ class ExperimentInfo:
     groups: tuple[GroupInfo, ...]
     metrics: tuple[str, ...]
     segments: tuple[str, ...]
+    analysis: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
 

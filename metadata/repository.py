@@ -191,7 +191,8 @@ def _experiment_info(e: Experiment) -> ExperimentInfo:
     )
     return ExperimentInfo(
         e.name, e.description, groups, tuple(m.name for m in e.metrics),
-        tuple(s.name for s in e.segments), e.created_at, e.updated_at,
+        tuple(s.name for s in e.segments), dict(e.analysis) if e.analysis else None,
+        e.created_at, e.updated_at,
     )  # fmt: skip
 
 

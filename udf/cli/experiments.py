@@ -100,6 +100,7 @@ def _describe(experiment: Any, window_days: float) -> dict[str, Any]:
         "groups": groups,
         "metrics": list(experiment.metrics),
         "segments": list(experiment.segments),
+        "analysis": experiment.analysis,
     }
 
 

@@ -116,10 +116,46 @@ class SegmentSpec(StrictModel):
     description: str = ""
 
 
+Correction = Literal["none", "bonferroni", "holm", "bh"]
+Sequential = Literal[
+    "none", "bonferroni_looks", "obrien_fleming", "pocock", "msprt", "confidence_sequence",
+    "gamblers_ruin",
+]
+LOOKS_NEEDED = ("bonferroni_looks", "obrien_fleming", "pocock")
+
+
+class AnalysisSpec(StrictModel):
+    """How an experiment's comparisons are judged (the ``stats`` package does the work).
+
+    ``correction`` adjusts p-values within families spanning the ``correct_over``
+    dimensions (e.g. every metric and group of one segment); ``sequential`` names the method
+    for results that are looked at continuously, with ``looks`` planned looks where the
+    method needs a fixed number.
+    """
+
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    correction: Correction = "none"
+    correct_over: list[Literal["metric", "group", "segment"]] = Field(
+        default_factory=lambda: ["metric", "group"]
+    )
+    sequential: Sequential = "none"
+    looks: PositiveInt | None = None
+    bayesian: bool = False
+
+    @model_validator(mode="after")
+    def _looks_when_needed(self) -> AnalysisSpec:
+        if self.sequential in LOOKS_NEEDED and self.looks is None:
+            raise ValueError(f"sequential method {self.sequential!r} needs 'looks' (the planned number)")
+        if self.sequential not in LOOKS_NEEDED and self.looks is not None:
+            raise ValueError(f"'looks' applies only to {', '.join(LOOKS_NEEDED)}")
+        return self
+
+
 class ExperimentSelection(StrictModel):
     experiment: Identifier
     metrics: list[Identifier] = Field(min_length=1)
     segments: list[Identifier] = Field(default_factory=list)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
 
 
 class CatalogFile(StrictModel):

@@ -196,6 +196,16 @@ def _check_catalog(loaded: Loaded[CatalogFile]) -> None:
                     f"segment {segment.name!r} is already defined in {segment_home[segment.name]}"))
             else:
                 segment_home[segment.name] = file
+    selected_in: dict[str, str] = {}
+    for file, catalog in loaded.files.items():
+        for i, selection in enumerate(catalog.experiments):
+            if selection.experiment in selected_in:
+                bad.setdefault(file, []).append(ConfigIssue(
+                    file, f"experiments[{i}] ({selection.experiment}).experiment",
+                    f"experiment {selection.experiment!r} is already selected in "
+                    f"{selected_in[selection.experiment]}: give each experiment one selection"))
+            else:
+                selected_in[selection.experiment] = file
     for file, catalog in loaded.files.items():
         for i, metric in enumerate(catalog.metrics):
             for j, seg in enumerate(metric.segments):

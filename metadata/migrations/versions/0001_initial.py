@@ -59,6 +59,7 @@ def upgrade() -> None:
         *_id("experiments"),
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("analysis", sa.JSON(), nullable=True),
         _ts("created_at"),
         _ts("updated_at"),
         sa.UniqueConstraint("name", name="uq_experiments_name"),

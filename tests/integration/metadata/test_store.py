@@ -5,6 +5,7 @@ from __future__ import annotations
 from metadata.records import RampRow
 from udf.config.catalog import (
     AggregatedMetric,
+    AnalysisSpec,
     CustomMetric,
     DaysInMetric,
     ExperimentSelection,
@@ -88,6 +89,17 @@ def test_sync_catalog_upserts_and_replaces_owners(store) -> None:
         ("clicks", "odd"),
         ("country",),
     )
+
+    assert exp.analysis == AnalysisSpec().model_dump()  # the defaults: no correction
+
+    # A changed analysis spec is a changed selection and is stored as given.
+    strict = AnalysisSpec(alpha=0.01, correction="holm", correct_over=["metric", "segment"],
+                          sequential="obrien_fleming", looks=5)
+    reconfigured = store.sync_catalog(
+        metrics, segments, [selections[0].model_copy(update={"analysis": strict})]
+    )
+    assert reconfigured.selections_changed == 1
+    assert store.experiment("exp_new").analysis == strict.model_dump()
 
     # Without prune, a partial catalog leaves everything else alone.
     partial = store.sync_catalog(metrics[:1], [], [])

@@ -142,3 +142,40 @@ def test_strict_types_are_not_coerced(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("metrics:\n  - name: m\n    type: aggregated\n    event_type: click\n    sla_hours: '30'\n")
     [issue] = load_catalog([tmp_path]).issues
     assert issue.field == "metrics[0] (m).sla_hours"
+
+
+def test_experiment_analysis_spec(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(metric_file(1))
+    (tmp_path / "a.yaml").write_text("""
+experiments:
+  - experiment: 0a1b2c            # experiment hashes may start with a digit
+    metrics: [metric_1]
+    analysis:
+      alpha: 0.01
+      correction: holm
+      correct_over: [metric, segment]
+      sequential: pocock
+      looks: 4
+  - experiment: e2
+    metrics: [metric_1]
+    analysis: {sequential: obrien_fleming}
+  - experiment: e3
+    metrics: [metric_1]
+    analysis: {correction: fdr}
+""")
+    loaded = load_catalog([tmp_path])
+    found = {(Path(i.file).name, i.field): i.message for i in loaded.issues}
+    assert "needs 'looks'" in found[("a.yaml", "experiments[1] (e2).analysis")]
+    assert "'bh'" in found[("a.yaml", "experiments[2] (e3).analysis.correction")]
+
+    (tmp_path / "a.yaml").write_text((tmp_path / "a.yaml").read_text().split("  - experiment: e2")[0])
+    (tmp_path / "b.yaml").write_text("experiments:\n  - experiment: 0a1b2c\n    metrics: [metric_1]\n")
+    [issue] = load_catalog([tmp_path]).issues
+    assert (Path(issue.file).name, issue.field) == ("b.yaml", "experiments[0] (0a1b2c).experiment")
+    assert "already selected in" in issue.message
+
+    (tmp_path / "b.yaml").unlink()
+    loaded = load_catalog([tmp_path])
+    assert loaded.ok, loaded.issues
+    [selection] = loaded.files[str(tmp_path / "a.yaml")].experiments
+    assert selection.analysis.correction == "holm" and selection.analysis.looks == 4
