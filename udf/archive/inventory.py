@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from udf.archive.layout import TOPICS, ArchiveLayout
 from udf.archive.ledger import Ledger
@@ -53,3 +56,12 @@ def _hour_key(path: Path) -> str:
     hour = path.parent.name.removeprefix("hour=")
     day = path.parent.parent.name.removeprefix("dt=")
     return f"{day}T{hour}"
+
+
+def dead_letters(deadletter_root: Path, topics: tuple[str, ...] = TOPICS) -> Iterator[dict]:
+    """Every dead-lettered line with its topic and import id, oldest import first."""
+    for topic in topics:
+        for path in sorted((deadletter_root / topic).glob("*.jsonl")):
+            with path.open("rb") as fh:
+                for line in fh:
+                    yield {"topic": topic, "import_id": path.stem, **orjson.loads(line)}

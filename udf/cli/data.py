@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter, deque
 
 import click
 from rich.progress import (
@@ -15,7 +16,7 @@ from rich.progress import (
 )
 
 from udf.archive.importer import Importer
-from udf.archive.inventory import inventory
+from udf.archive.inventory import dead_letters, inventory
 from udf.cli import pass_home
 from udf.cli.output import console, emit, format_option
 from udf.home import Home
@@ -82,3 +83,27 @@ def info(home: Home, fmt: str) -> None:
     """Show what the archive holds per topic."""
     rows = [row.__dict__ for row in inventory(home.archive)]
     emit(rows, fmt, title=f"archive {home.archive}")
+
+
+@command.command(name="deadletters")
+@click.option("--topic", type=click.Choice(["events", "activations"]), default=None)
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the newest dead letters to list (0: only the counts).")
+@format_option
+@pass_home
+def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
+    """Count dead-lettered lines by topic and kind, and show the newest ones with their reasons."""
+    topics = (topic,) if topic else ("events", "activations")
+    counts: Counter[tuple[str, str]] = Counter()
+    newest: deque[dict] = deque(maxlen=limit)
+    for letter in dead_letters(home.deadletter, topics):
+        counts[(letter["topic"], letter["kind"])] += 1
+        newest.append(letter)
+    summary = [{"topic": t, "kind": k, "lines": n} for (t, k), n in sorted(counts.items())]
+    if fmt == "json":
+        emit([{"counts": summary, "newest": list(newest)}], fmt)
+        return
+    emit(summary, fmt, title="dead letters", columns=["topic", "kind", "lines"])
+    if newest:
+        emit(list(newest), fmt, title=f"newest {len(newest)}",
+             columns=["topic", "import_id", "source", "line", "reason", "raw"])

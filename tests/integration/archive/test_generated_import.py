@@ -89,6 +89,11 @@ def test_info_and_ramps_agree_with_the_manifest(home: Home, workload: tuple[Path
     for topic in ("events", "activations"):
         assert info[topic]["records"] == manifest["topics"][topic]["valid"]
         assert info[topic]["corrupt"] == manifest["topics"][topic]["corrupt"]
+    [letters] = json.loads(udf("--home", str(home.root), "data", "deadletters", "--limit", "3", "--format", "json"))
+    for topic in ("events", "activations"):
+        counted = sum(c["lines"] for c in letters["counts"] if c["topic"] == topic)
+        assert counted == manifest["topics"][topic]["corrupt"]
+    assert len(letters["newest"]) == 3 and all(d["reason"] and d["raw"] for d in letters["newest"])
     listed = json.loads(udf("--home", str(home.root), "experiments", "list", "--format", "json"))
     # two independent derivations of the aggregation periods: the generator's and the store's
     expected = {
