@@ -6,7 +6,6 @@ import click
 
 from udf.cli import pass_home
 from udf.cli.output import emit, format_option
-from udf.config.loader import load_catalog
 from udf.errors import ConfigError
 from udf.home import Home
 
@@ -21,6 +20,8 @@ def command() -> None:
 @format_option
 def validate(paths: tuple[str, ...], fmt: str) -> None:
     """Check catalog files or directories; report every error with its file and field."""
+    from udf.config.loader import load_catalog
+
     loaded = load_catalog(paths)
     _report(loaded.files, fmt)
     loaded.raise_for_issues()
@@ -36,6 +37,7 @@ def load(home: Home, paths: tuple[str, ...], fmt: str) -> None:
     Good files load even when others are broken; the command then exits 1 listing every issue.
     """
     from metadata.repository import MetadataStore
+    from udf.config.loader import load_catalog
 
     loaded = load_catalog(paths)
     metrics, segments, selections, source_files = [], [], [], {}

@@ -15,8 +15,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from udf.archive.importer import Importer
-from udf.archive.inventory import dead_letters, inventory
 from udf.cli import pass_home
 from udf.cli.output import console, emit, format_option
 from udf.home import Home
@@ -42,6 +40,8 @@ def import_(home: Home, topic: str, partitions: int | None, files: tuple[str, ..
     Each file is imported atomically; a file whose exact bytes were imported before is
     detected and skipped.
     """
+    from udf.archive.importer import Importer
+
     importer = Importer(home.ensure())
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     show = (total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()) or os.environ.get("UDF_PROGRESS") == "1"
@@ -81,6 +81,8 @@ def import_(home: Home, topic: str, partitions: int | None, files: tuple[str, ..
 @pass_home
 def info(home: Home, fmt: str) -> None:
     """Show what the archive holds per topic."""
+    from udf.archive.inventory import inventory
+
     rows = [row.__dict__ for row in inventory(home.archive)]
     emit(rows, fmt, title=f"archive {home.archive}")
 
@@ -93,6 +95,8 @@ def info(home: Home, fmt: str) -> None:
 @pass_home
 def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
     """Count dead-lettered lines by topic and kind, and show the newest ones with their reasons."""
+    from udf.archive.inventory import dead_letters
+
     topics = (topic,) if topic else ("events", "activations")
     counts: Counter[tuple[str, str]] = Counter()
     newest: deque[dict] = deque(maxlen=limit)
