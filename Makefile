@@ -28,6 +28,7 @@ demo: env
 
 test: env
 	$(BIN)/ruff check .
+	$(BIN)/mypy udf metadata stats
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: env

@@ -14,7 +14,7 @@ no raw rows are needed downstream. Every class here works in two forms with the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, fields
 from typing import Any, Self
 
 import numpy as np
@@ -27,19 +27,24 @@ Number = float | int | np.ndarray
 _CANCEL_TOL = 1e-9
 
 
+def _fields(obj: Any) -> tuple[Field[Any], ...]:
+    """``dataclasses.fields`` for the dataclass subclasses of :class:`_Mergeable`."""
+    return fields(obj)
+
+
 class _Mergeable:
     """Field-wise addition, stacking and selection shared by every statistics class."""
 
     def __add__(self, other: Self) -> Self:
         if type(other) is not type(self):
             return NotImplemented
-        return type(self)(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return type(self)(*(getattr(self, f.name) + getattr(other, f.name) for f in _fields(self)))
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
         return all(
-            np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+            np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in _fields(self)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -47,26 +52,26 @@ class _Mergeable:
     @classmethod
     def zero(cls) -> Self:
         """The neutral element: statistics of no units."""
-        return cls(*(0.0 for _ in fields(cls)))
+        return cls(*(0.0 for _ in _fields(cls)))
 
     @classmethod
     def stack(cls, items: Sequence[Self]) -> Self:
         """Columnar form of many scalar statistics (one array element per item)."""
         return cls(
-            *(np.array([getattr(i, f.name) for i in items], dtype=float) for f in fields(cls))
+            *(np.array([getattr(i, f.name) for i in items], dtype=float) for f in _fields(cls))
         )
 
     def columns(self) -> Self:
         """The same statistics with every field as a float array (scalars become shape ())."""
-        return type(self)(*(np.asarray(getattr(self, f.name), dtype=float) for f in fields(self)))
+        return type(self)(*(np.asarray(getattr(self, f.name), dtype=float) for f in _fields(self)))
 
     def total(self, axis: int = 0) -> Self:
         """Merge the cells of a columnar form along ``axis`` (e.g. buckets into a window)."""
-        return type(self)(*(np.sum(getattr(self, f.name), axis=axis) for f in fields(self)))
+        return type(self)(*(np.sum(getattr(self, f.name), axis=axis) for f in _fields(self)))
 
     def take(self, index: Any) -> Self:
         """Select cells of a columnar form (numpy indexing on every field)."""
-        return type(self)(*(np.asarray(getattr(self, f.name))[index] for f in fields(self)))
+        return type(self)(*(np.asarray(getattr(self, f.name))[index] for f in _fields(self)))
 
 
 def _mean(total: Number, n: Number) -> np.ndarray:

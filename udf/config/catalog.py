@@ -122,6 +122,8 @@ Sequential = Literal[
     "gamblers_ruin",
 ]
 LOOKS_NEEDED = ("bonferroni_looks", "obrien_fleming", "pocock")
+Dimension = Literal["metric", "group", "segment"]
+DEFAULT_FAMILY: tuple[Dimension, ...] = ("metric", "group")
 
 
 class AnalysisSpec(StrictModel):
@@ -135,9 +137,7 @@ class AnalysisSpec(StrictModel):
 
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     correction: Correction = "none"
-    correct_over: list[Literal["metric", "group", "segment"]] = Field(
-        default_factory=lambda: ["metric", "group"]
-    )
+    correct_over: list[Dimension] = Field(default_factory=lambda: list(DEFAULT_FAMILY))
     sequential: Sequential = "none"
     looks: PositiveInt | None = None
     bayesian: bool = False

@@ -82,6 +82,8 @@ def build_experiments(params: WorkloadParams, rng: np.random.Generator) -> list[
     for i in range(params.experiments):
         scenario = SCENARIOS[i % 3]
         treatments = 1 + (i // 3) % 2
+        groups: tuple[str, ...]
+        offsets: tuple[int, ...]
         if treatments == 1:
             groups, offsets, cap = ("control", "treatment"), (0, 50), 50
         else:
