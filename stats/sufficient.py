@@ -25,6 +25,11 @@ Number = float | int | np.ndarray
 
 # Relative round-off allowed in ``sum_sq - sum**2/n`` before a negative value is invalid.
 _CANCEL_TOL = 1e-9
+# ``sum_sq - sum**2/n`` within this many machine epsilons of ``sum_sq`` is round-off, not
+# variance: a constant group's cancellation leaves a few ulps (4e-16 for three rows of
+# 1.1), which would otherwise give a positive variance and absurd p-values. Real data with
+# a coefficient of variation above about 1e-7 (e.g. mean 1e6, sd 10) stay well above it.
+_ROUND_OFF = 64 * np.finfo(float).eps
 
 
 def _fields(obj: Any) -> tuple[Field[Any], ...]:
@@ -88,10 +93,17 @@ def _comoment(n: Number, sx: Number, sy: Number, sxy: Number) -> np.ndarray:
 
 
 def _variance(n: Number, s: Number, ss: Number) -> np.ndarray:
-    """Unbiased variance, round-off below zero clipped to zero; NaN for n < 2."""
+    """Unbiased variance; NaN for n < 2.
+
+    ``sum_sq - sum**2/n`` is exactly zero when within ``_ROUND_OFF`` of ``sum_sq`` (a
+    constant group), and a negative value within ``_CANCEL_TOL`` (round-off of merged
+    partial sums) is clipped to zero; below that the cell is ``INVALID_INPUT``.
+    """
     var = _comoment(n, s, s, ss)
     scale = np.abs(np.asarray(ss, dtype=float)) / np.maximum(np.asarray(n, dtype=float) - 1, 1)
-    return np.where((var < 0) & (var >= -_CANCEL_TOL * scale), 0.0, var)
+    with np.errstate(invalid="ignore"):
+        zero = (np.abs(var) <= _ROUND_OFF * scale) | ((var < 0) & (var >= -_CANCEL_TOL * scale))
+    return np.where(zero, 0.0, var)
 
 
 def _validity(n: Number, s: Number, ss: Number, *more: Number) -> np.ndarray:

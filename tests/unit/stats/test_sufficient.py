@@ -88,3 +88,37 @@ def test_light_modules_import_without_scipy() -> None:
         "assert stats.SampleStats(2, 2, 2).mean == 1.0\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("control", "treatment"),
+    [
+        (SampleStats.from_values([1.1] * 3), SampleStats.from_values([1.2] * 3)),
+        (SampleStats.from_values([0.1] * 7), SampleStats.from_values([0.3] * 7)),
+        # Constant group merged from two partitions (5 + 6 rows).
+        (
+            SampleStats.from_values([0.7] * 5) + SampleStats.from_values([0.7] * 6),
+            SampleStats.from_values([0.9] * 11),
+        ),
+    ],
+)
+def test_constant_groups_have_exactly_zero_variance(
+    control: SampleStats, treatment: SampleStats
+) -> None:
+    from stats.ttest import welch
+
+    # Round-off in sum_sq - sum**2/n once gave 4e-16 and p-values like 1e-50 with code OK.
+    assert control.variance == 0.0 and treatment.variance == 0.0
+    result = welch(control, treatment)
+    assert int(result.code) == Code.ZERO_VARIANCE
+    assert np.isnan(result.p_value)
+    assert result.lift_abs == pytest.approx(treatment.mean - control.mean, rel=1e-9)
+
+
+def test_real_variance_with_tiny_coefficient_of_variation_is_kept() -> None:
+    # Mean 1e6, sd 10: (sum_sq - sum**2/n) / sum_sq is about 1e-10, far above round-off
+    # (64 machine epsilons); a 1e-9 relative cut-off would wrongly zero it.
+    values = np.random.default_rng(4).normal(1e6, 10.0, 500)
+    stats = SampleStats.from_values(values)
+    assert stats.variance == pytest.approx(values.var(ddof=1), rel=1e-4)
+    assert int(stats.codes()) == Code.OK
