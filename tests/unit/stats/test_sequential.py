@@ -114,3 +114,32 @@ def test_gamblers_ruin_threshold_and_decisions() -> None:
         Decision.CONTINUE,
         Decision.INVALID_INPUT,
     ]
+
+
+def test_gamblers_ruin_look_past_total_is_no_difference() -> None:
+    total = 400
+    d = threshold(total, 0.05)
+    # A lead of d seen only after the planned total: the walk may have crossed before
+    # total (already covered by alpha) or after it (not covered); no winner either way.
+    late = gamblers_ruin(np.array([330, 330 + d]), np.array([330 + d, 330]), total=total)
+    assert list(late) == [Decision.NO_DIFFERENCE, Decision.NO_DIFFERENCE]
+    # Up to and including the total-th conversion the lead still decides (d = 45 here).
+    c = (total - 1 - d) // 2
+    on_time = gamblers_ruin(np.array([c, c]), np.array([c + d, c + d + 1]), total=total)
+    assert list(on_time) == [Decision.TREATMENT_BETTER, Decision.TREATMENT_BETTER]
+
+
+def test_gamblers_ruin_with_a_late_look_keeps_false_positives_at_alpha() -> None:
+    # Null walks observed every 20 conversions up to total = 400, then once more at 700
+    # (a late daily batch): the late look once took the false-positive rate to 0.10.
+    rng = np.random.default_rng(6)
+    sims, total = 20_000, 400
+    walk = np.cumsum(rng.choice(np.array([-1, 1], dtype=np.int16), (sims, 700)), axis=1)
+    looks = np.r_[np.arange(20, total, 20), 700]
+    lead = walk[:, looks - 1]
+    decisions = gamblers_ruin((looks - lead) // 2, (looks + lead) // 2, total, 0.05)
+    first = (decisions != Decision.CONTINUE).argmax(axis=1)
+    final = decisions[np.arange(sims), first]
+    rate = np.isin(final, [Decision.TREATMENT_BETTER, Decision.CONTROL_BETTER]).mean()
+    # Binomial(20000, 0.05) 99.9% quantile is 0.0551; the exact per-step rate is below 0.05.
+    assert rate <= 0.0551, rate
