@@ -20,7 +20,8 @@ from stats.codes import Code
 
 @dataclass(frozen=True, eq=False)
 class SrmResult:
-    """One p-value per check (arrays); NaN only with ``EMPTY_GROUP`` or ``INVALID_INPUT``."""
+    """One p-value per check (arrays). :func:`chi_square` gives NaN with ``EMPTY_GROUP`` or
+    ``INVALID_INPUT``; :func:`sequential` gives the previous running p-value there."""
 
     p_value: np.ndarray
     code: np.ndarray
@@ -88,15 +89,13 @@ def sequential(
 
     Keep the returned p-value as the stream's state and pass it back at the next look; an
     alarm at ``p <= alpha`` has false-alarm probability at most ``alpha`` however often the
-    counts are checked.
+    counts are checked. A look with no counts (``EMPTY_GROUP``) or impossible ones
+    (``INVALID_INPUT``) returns ``previous_p`` unchanged with its code; a NaN
+    ``previous_p`` counts as 1.
     """
     x, _, code = _prepare(counts, weights)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         p = np.minimum(np.exp(-log_bayes_factor(x, weights, concentration)), 1.0)
-    p = np.minimum(p, previous_p)
-    return SrmResult(
-        np.where(
-            code == Code.INVALID_INPUT, np.nan, np.where(code == Code.EMPTY_GROUP, previous_p, p)
-        ),
-        code,
-    )
+    previous = np.broadcast_to(np.asarray(previous_p, dtype=float), code.shape)
+    # fmin ignores a NaN on either side: one bad look must not make the state NaN forever.
+    return SrmResult(np.where(code == Code.OK, np.fmin(p, previous), previous), code)

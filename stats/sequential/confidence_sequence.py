@@ -4,6 +4,12 @@ A large-sample, distribution-free cousin of :mod:`stats.sequential.msprt`: a nor
 mixture tuned by the sample size at which the sequence is tightest
 (``tuning``, gbstats' ``sequential_tuning_parameter``). Kept so that results match what
 GrowthBook users see.
+
+Unlike gbstats, which reports each look's p-value on its own, :func:`asymptotic_cs`
+takes the previous look's p-value (``previous_p``) and returns the running minimum, as
+:mod:`stats.sequential.msprt` does: the minimum over looks is the always-valid p-value
+(rejecting when it is at most alpha is the same as rejecting at the first look whose own
+p-value is). With the default ``previous_p = 1`` a single look matches gbstats exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from stats.sequential.result import SequentialResult, decide
+from stats.sequential.result import SequentialResult, decide, running_p
 from stats.sufficient import SampleStats
 from stats.ttest import welch
 
@@ -33,8 +39,13 @@ def asymptotic_cs(
     treatment: SampleStats,
     alpha: float | np.ndarray = 0.05,
     tuning: float = 5000.0,
+    previous_p: np.ndarray | float = 1.0,
 ) -> SequentialResult:
-    """Confidence sequences for both lifts and the always-valid p-value of the absolute lift."""
+    """Confidence sequences for both lifts and the always-valid p-value of the absolute lift.
+
+    Pass the returned p-value back as ``previous_p`` at the next look; a look with no
+    p-value of its own returns ``previous_p`` unchanged (a NaN ``previous_p`` counts as 1).
+    """
     base = welch(control, treatment, alpha=alpha)
     n = np.asarray(control.n, dtype=float) + treatment.n
     rho = _rho(alpha, tuning)
@@ -45,7 +56,7 @@ def asymptotic_cs(
         st2 = base.lift_abs**2 * n / base.se**2
         e_value = np.exp(rho**2 * st2 / (2 * nr2)) / np.sqrt(nr2)
         p = np.minimum(1 / e_value, 1.0)
-    p = np.where(np.isnan(base.p_value), np.nan, p)
+    p = running_p(p, previous_p, np.isnan(base.p_value))
     cs = replace(
         base,
         ci_low=base.lift_abs - h,

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from stats.sequential.result import SequentialResult, decide
+from stats.sequential.result import SequentialResult, decide, running_p
 from stats.sufficient import SampleStats
 from stats.ttest import welch
 
@@ -42,7 +42,9 @@ def msprt(
 
     ``tau`` is the mixing standard deviation in units of the metric's pooled standard
     deviation (an effect-size scale: 0.1 tunes power for effects of about a tenth of a
-    standard deviation). Pass the returned p-value back as ``previous_p`` at the next look.
+    standard deviation). Pass the returned p-value back as ``previous_p`` at the next look;
+    a look with no p-value of its own (too few units, zero variance, ...) returns
+    ``previous_p`` unchanged, with its code, and a NaN ``previous_p`` counts as 1.
     The relative interval is the absolute one scaled by the delta-method standard errors
     (large-sample).
     """
@@ -52,10 +54,10 @@ def msprt(
         var = base.se**2
         tau2 = tau**2 * sigma2
         log_lr = mixture_log_lr(base.lift_abs, var, tau2)
-        p = np.minimum(np.minimum(np.exp(-log_lr), 1.0), previous_p)
+        p = np.minimum(np.exp(-log_lr), 1.0)
         h = half_width(var, tau2, alpha)
         scale = h / base.se
-    p = np.where(np.isnan(base.p_value), np.nan, p)
+    p = running_p(p, previous_p, np.isnan(base.p_value))
     cs = replace(
         base,
         ci_low=base.lift_abs - h,

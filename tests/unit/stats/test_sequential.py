@@ -8,6 +8,7 @@ import pytest
 from stats.codes import Code
 from stats.sequential.alpha_spending import boundaries, group_sequential, spent
 from stats.sequential.bonferroni_looks import bonferroni_over_looks
+from stats.sequential.confidence_sequence import asymptotic_cs
 from stats.sequential.gamblers_ruin import Decision, gamblers_ruin, ruin_probability, threshold
 from stats.sequential.msprt import msprt
 from stats.sufficient import SampleStats
@@ -143,3 +144,32 @@ def test_gamblers_ruin_with_a_late_look_keeps_false_positives_at_alpha() -> None
     rate = np.isin(final, [Decision.TREATMENT_BETTER, Decision.CONTROL_BETTER]).mean()
     # Binomial(20000, 0.05) 99.9% quantile is 0.0551; the exact per-step rate is below 0.05.
     assert rate <= 0.0551, rate
+
+
+def test_msprt_degenerate_look_carries_the_running_p_value() -> None:
+    c, t = make(5000, 0.0, 10), make(5000, 0.5, 11)
+    fresh = float(msprt(c, t).comparison.p_value)
+    # Look 1: control has one unit, so this look has no p-value of its own.
+    first = msprt(SampleStats.from_values([1.0]), make(5, 0.0, 12))
+    assert int(first.comparison.code) == Code.TOO_FEW_UNITS
+    assert float(first.comparison.p_value) == 1.0 and not first.reject
+    # It must not poison the stream's state (it used to make every later p NaN).
+    second = msprt(c, t, previous_p=first.comparison.p_value)
+    assert float(second.comparison.p_value) == fresh < 1e-100 and second.reject
+    # A later degenerate look keeps the running p-value, but decides nothing itself.
+    third = msprt(SampleStats(0, 0, 0), t, previous_p=second.comparison.p_value)
+    assert int(third.comparison.code) == Code.EMPTY_GROUP
+    assert float(third.comparison.p_value) == fresh and not third.reject
+    # A NaN stored by an older version is ignored, not propagated.
+    assert float(msprt(c, t, previous_p=np.nan).comparison.p_value) == fresh
+
+
+def test_asymptotic_cs_running_minimum_over_looks() -> None:
+    c, t = make(3000, 0.0, 13), make(3000, 0.08, 14)
+    fresh = float(asymptotic_cs(c, t).comparison.p_value)  # gbstats' per-look value
+    assert 0 < fresh < 1
+    assert float(asymptotic_cs(c, t, previous_p=fresh / 2).comparison.p_value) == fresh / 2
+    assert float(asymptotic_cs(c, t, previous_p=0.999).comparison.p_value) == min(fresh, 0.999)
+    assert float(asymptotic_cs(c, t, previous_p=np.nan).comparison.p_value) == fresh
+    empty = asymptotic_cs(SampleStats(0, 0, 0), t, previous_p=fresh)
+    assert float(empty.comparison.p_value) == fresh and not empty.reject

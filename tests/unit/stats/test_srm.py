@@ -38,3 +38,17 @@ def test_sequential_srm_is_monotone_and_flags_a_real_mismatch() -> None:
     assert history[-1] < 1e-4
     balanced = sequential(np.array([10_000, 10_050]), [1, 1])
     assert float(balanced.p_value) > 0.5
+
+
+def test_sequential_srm_degenerate_look_carries_the_running_p_value() -> None:
+    skewed = np.array([6000.0, 4000.0])
+    fresh = float(sequential(skewed, [1, 1]).p_value)
+    invalid = sequential(np.array([-1.0, 5.0]), [1, 1], previous_p=0.3)
+    assert int(invalid.code) == Code.INVALID_INPUT and float(invalid.p_value) == 0.3
+    first = sequential(np.array([-1.0, 5.0]), [1, 1])
+    # It used to be NaN, and every later p-value of the stream NaN too.
+    after = sequential(skewed, [1, 1], previous_p=first.p_value)
+    assert float(after.p_value) == fresh < 1e-10
+    assert float(sequential(skewed, [1, 1], previous_p=np.nan).p_value) == fresh
+    columns = sequential(np.array([[0.0, 0.0], [-1.0, 5.0]]), [1, 1], previous_p=[0.2, 0.4])
+    assert list(columns.p_value) == [0.2, 0.4]
