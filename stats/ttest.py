@@ -17,7 +17,7 @@ from stats.sufficient import SampleStats
 
 def welch_df(var_c: np.ndarray, n_c: np.ndarray, var_t: np.ndarray, n_t: np.ndarray) -> np.ndarray:
     """Welch-Satterthwaite degrees of freedom from per-unit variances and counts."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         a = np.asarray(var_c, dtype=float) / n_c
         b = np.asarray(var_t, dtype=float) / n_t
         return (a + b) ** 2 / (a**2 / (np.asarray(n_c) - 1) + b**2 / (np.asarray(n_t) - 1))

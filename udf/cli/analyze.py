@@ -22,19 +22,18 @@ from udf.errors import InputError
 @home_option
 def command(summary: str, alpha: float, fmt: str, home: str | None) -> None:
     """Welch t-test of every group against control: lifts, intervals, p-values."""
-    from stats.analyze import FIELDS, analyze, read_summary
+    from stats.analyze import FIELDS, analyze, decode_summary, read_summary
 
+    # Bytes from both, decoded in one place: the same errors, and Excel's BOM accepted.
     if summary == "-":
-        text, source = sys.stdin.read(), "<stdin>"
+        data, source = sys.stdin.buffer.read(), "<stdin>"
     else:
         try:
-            with open(summary, encoding="utf-8") as handle:
-                text = handle.read()
+            with open(summary, "rb") as handle:
+                data = handle.read()
         except OSError as exc:
             raise InputError(f"cannot read {summary}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{summary}: not UTF-8 text") from None
         source = summary
-    rows = analyze(read_summary(text, source), alpha=alpha)
+    rows = analyze(read_summary(decode_summary(data, source), source), alpha=alpha)
     columns = [*FIELDS, "status"] if any("status" in r for r in rows) else list(FIELDS)
     emit(rows, fmt, title=f"Welch t-test against control (alpha={alpha:g})", columns=columns)

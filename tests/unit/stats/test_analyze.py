@@ -22,7 +22,7 @@ FIELDS = [
 ]
 
 
-def run(cli_main, args: list[str], stdin: str = ""):
+def run(cli_main, args: list[str], stdin: str | bytes = ""):
     return CliRunner(env={"COLUMNS": "200"}).invoke(cli_main, ["analyze", *args], input=stdin)
 
 
@@ -76,12 +76,53 @@ def test_degenerate_groups_get_a_status_and_nulls(cli_main) -> None:
         ),
         ("group,n,sum,sum_sq\ncontrol,2.5,1,1\n", "line 2: n '2.5' is not a count"),
         ("group,n,sum,sum_sq\ncontrol,10,nan,1\n", "line 2: sum 'nan' is not finite"),
+        # Impossible statistics: no list of numbers has them (CONTRACT §5: an error, exit 1).
+        (
+            "group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,5,2\n",
+            "line 3: sum_sq 2 is below sum^2/n = 2.5",
+        ),
+        ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,5,-1\n", "line 3: sum_sq -1 is below"),
+        ("group,n,sum,sum_sq\ncontrol,-3,1,1\n", "line 2: n '-3' is not a count"),
+        ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,0,2,4\n", "line 3: n is 0 but sum"),
+        ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,1,2,5\n", "line 3: n is 1 but sum_sq"),
+        ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,2,1e150,1e300\n", "'t': statistics too large"),
     ],
 )
 def test_bad_input_is_a_one_line_error(cli_main, text: str, message: str) -> None:
     result = run(cli_main, ["--summary", "-"], text)
     assert result.exit_code == 1
     assert message in result.output and result.output.count("\n") == 1
+
+
+def test_round_off_at_the_sum_sq_floor_is_accepted(cli_main) -> None:
+    # Constant groups: 3.3**2/3 and 7.7**2/11 are not exactly 3.63 and 5.39 in binary.
+    text = "group,n,sum,sum_sq\ncontrol,3,3.3,3.63\nt,11,7.7,5.39\none,1,0.7,0.49\n"
+    result = run(cli_main, ["--summary", "-", "--format", "json"], text)
+    assert result.exit_code == 0, result.output
+    by_group = {r["group"]: r for r in json.loads(result.output)}
+    assert by_group["t"]["status"] == "zero_variance"
+    assert by_group["one"]["status"] == "too_few_units"
+
+
+def test_excel_byte_order_mark_and_crlf_are_accepted(cli_main, tmp_path) -> None:
+    data = b"\xef\xbb\xbf" + SUMMARY.replace("\n", "\r\n").encode()
+    path = tmp_path / "excel.csv"
+    path.write_bytes(data)
+    expected = json.loads(run(cli_main, ["--summary", "-", "--format", "json"], SUMMARY).output)
+    for args, stdin in (([str(path)], b""), (["-"], data)):
+        result = run(cli_main, ["--format", "json", "--summary", *args], stdin)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == expected
+
+
+def test_non_utf8_input_is_the_same_one_line_error_from_a_file_or_stdin(cli_main, tmp_path) -> None:
+    data = SUMMARY.replace("treatment", "tr\xe9atment").encode("latin-1")
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(data)
+    for source, stdin, name in ((str(path), b"", str(path)), ("-", data, "<stdin>")):
+        result = run(cli_main, ["--summary", source], stdin)
+        assert result.exit_code == 1
+        assert f"{name}: not UTF-8 text" in result.output and result.output.count("\n") == 1
 
 
 def test_missing_file_and_bad_alpha(cli_main, tmp_path) -> None:
