@@ -29,7 +29,8 @@ class Code(IntEnum):
     the lifts may be valid, intervals and p-value are NaN.
     ``EMPTY_GROUP``: a group has no units at all; every statistic is NaN.
     ``INVALID_INPUT``: the sufficient statistics are impossible (negative ``n``, a sum of
-    squares below ``sum**2 / n``, infinities or NaN); every statistic is NaN.
+    squares below ``sum**2 / n``, a cross-product implying a correlation beyond +-1,
+    infinities or NaN); every statistic is NaN.
     ``PAST_LAST_LOOK``: a sequential test planned for ``K`` looks was asked about look
     ``K + 1`` or later; its error guarantee is spent, so every statistic is NaN.
     """

@@ -28,9 +28,14 @@ def pooled_theta(control: CovariateStats, treatment: CovariateStats) -> np.ndarr
 
 
 def adjusted_variance(stats: CovariateStats, theta: np.ndarray) -> np.ndarray:
-    """Per-unit variance of ``post - theta * pre``."""
+    """Per-unit variance of ``post - theta * pre``.
+
+    Never negative for possible statistics (Cauchy-Schwarz), so a negative value is
+    round-off and clipped to 0; where the covariance is impossible it is NaN (and the
+    cell's code is ``INVALID_INPUT``) rather than a silently clipped 0.
+    """
     var = stats.post.variance + theta**2 * stats.pre.variance - 2 * theta * stats.covariance
-    return np.maximum(var, 0.0)
+    return np.where(stats.covariance_impossible, np.nan, np.maximum(var, 0.0))
 
 
 def cuped(

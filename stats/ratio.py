@@ -21,6 +21,9 @@ def ratio_variance(stats: RatioStats) -> tuple[np.ndarray, np.ndarray]:
 
     ``var(R) ~ (var_m / mu_d**2 - 2 cov mu_m / mu_d**3 + mu_m**2 var_d / mu_d**4) / n``;
     the second value returned is the bracket (divide by ``n`` for the estimate's variance).
+    The bracket is the variance of ``m/mu_d - mu_m d/mu_d**2``, never negative for possible
+    statistics: a negative value is round-off, clipped to 0, and an impossible covariance
+    (Cauchy-Schwarz) gives NaN.
     """
     num, den = stats.numerator, stats.denominator
     mu_m, mu_d = num.mean, den.mean
@@ -31,7 +34,7 @@ def ratio_variance(stats: RatioStats) -> tuple[np.ndarray, np.ndarray]:
             - 2 * stats.covariance * mu_m / mu_d**3
             + mu_m**2 * den.variance / mu_d**4
         )
-    return ratio, np.maximum(unit_var, 0.0)
+    return ratio, np.where(stats.covariance_impossible, np.nan, np.maximum(unit_var, 0.0))
 
 
 def delta_ratio(

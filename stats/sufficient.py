@@ -30,6 +30,9 @@ _CANCEL_TOL = 1e-9
 # 1.1), which would otherwise give a positive variance and absurd p-values. Real data with
 # a coefficient of variation above about 1e-7 (e.g. mean 1e6, sd 10) stay well above it.
 _ROUND_OFF = 64 * np.finfo(float).eps
+# Relative excess of ``cov**2`` over ``var_x * var_y`` tolerated (beyond the round-off of
+# each moment) before the cross-product is impossible (Cauchy-Schwarz).
+_CS_TOL = 1e-9
 
 
 def _fields(obj: Any) -> tuple[Field[Any], ...]:
@@ -104,6 +107,27 @@ def _variance(n: Number, s: Number, ss: Number) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         zero = (np.abs(var) <= _ROUND_OFF * scale) | ((var < 0) & (var >= -_CANCEL_TOL * scale))
     return np.where(zero, 0.0, var)
+
+
+def _covariance_impossible(
+    n: Number, sx: Number, sxx: Number, sy: Number, syy: Number, sxy: Number
+) -> np.ndarray:
+    """Where ``cov**2 > var_x * var_y`` beyond round-off: no data have these sums.
+
+    Each moment may be off by ``_ROUND_OFF`` of its raw sum of squares (or products), so
+    the test is ``|cov| > sqrt((var_x + e_x) (var_y + e_y) (1 + _CS_TOL)) + e_xy``:
+    perfectly correlated data and constant values with a round-off covariance pass.
+    """
+    n = np.asarray(n, dtype=float)
+    var_x, var_y = _variance(n, sx, sxx), _variance(n, sy, syy)
+    cov = _comoment(n, sx, sy, sxy)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scale = _ROUND_OFF / np.maximum(n - 1, 1)
+        e_x = scale * np.abs(np.asarray(sxx, dtype=float))
+        e_y = scale * np.abs(np.asarray(syy, dtype=float))
+        e_xy = np.sqrt(e_x * e_y)
+        bound = np.sqrt((var_x + e_x) * (var_y + e_y) * (1 + _CS_TOL)) + e_xy
+        return np.asarray(np.abs(cov) > bound)
 
 
 def _validity(n: Number, s: Number, ss: Number, *more: Number) -> np.ndarray:
@@ -209,11 +233,20 @@ class RatioStats(_Mergeable):
         """Unbiased covariance of the per-unit numerator and denominator."""
         return _comoment(self.n, self.num_sum, self.den_sum, self.cross_sum)
 
+    @property
+    def covariance_impossible(self) -> np.ndarray:
+        """Where ``covariance**2`` exceeds the product of the variances beyond round-off."""
+        return _covariance_impossible(
+            self.n, self.num_sum, self.num_sum_sq, self.den_sum, self.den_sum_sq, self.cross_sum
+        )
+
     def codes(self) -> np.ndarray:
-        return np.maximum(
+        """Validity of both parts, and ``INVALID_INPUT`` for an impossible covariance."""
+        code = np.maximum(
             _validity(self.n, self.num_sum, self.num_sum_sq, self.cross_sum),
             _validity(self.n, self.den_sum, self.den_sum_sq),
         )
+        return np.where(self.covariance_impossible, np.int8(Code.INVALID_INPUT), code)
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,8 +280,17 @@ class CovariateStats(_Mergeable):
         """Unbiased covariance of the metric and its covariate."""
         return _comoment(self.n, self.sum, self.pre_sum, self.cross_sum)
 
+    @property
+    def covariance_impossible(self) -> np.ndarray:
+        """Where ``covariance**2`` exceeds the product of the variances beyond round-off."""
+        return _covariance_impossible(
+            self.n, self.sum, self.sum_sq, self.pre_sum, self.pre_sum_sq, self.cross_sum
+        )
+
     def codes(self) -> np.ndarray:
-        return np.maximum(
+        """Validity of both parts, and ``INVALID_INPUT`` for an impossible covariance."""
+        code = np.maximum(
             _validity(self.n, self.sum, self.sum_sq, self.cross_sum),
             _validity(self.n, self.pre_sum, self.pre_sum_sq),
         )
+        return np.where(self.covariance_impossible, np.int8(Code.INVALID_INPUT), code)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
@@ -90,3 +92,51 @@ def test_cuped_with_zero_theta_is_welch_and_reduces_variance() -> None:
     )
     expected = (post_t - theta * pre_t).mean() - (post_c - theta * pre_c).mean()
     assert adjusted.lift_abs == pytest.approx(expected, rel=1e-9)
+
+
+def _with_correlation(stats, rho: float):
+    """The same statistics with the cross-product of a correlation ``rho`` between the two
+    per-unit values (|rho| > 1 is impossible: Cauchy-Schwarz)."""
+    n, sx, sxx, sy, syy, _ = (getattr(stats, f.name) for f in dataclasses.fields(stats))
+    var_x, var_y = SampleStats(n, sx, sxx).variance, SampleStats(n, sy, syy).variance
+    cross = sx * sy / n + rho * np.sqrt(var_x * var_y) * (n - 1)
+    return type(stats)(n, sx, sxx, sy, syy, cross)
+
+
+def test_cuped_with_an_impossible_correlation_is_invalid_input() -> None:
+    rng = np.random.default_rng(24)
+    pre = rng.normal(10, 3, 500)
+    post = 0.5 * pre + rng.normal(0, 1, 500)
+    c, t = CovariateStats.from_values(post, pre), CovariateStats.from_values(post + 0.01, pre)
+    assert int(cuped(c, t).code) == Code.OK
+    bad = _with_correlation(c, 3.0)
+    assert int(bad.codes()) == Code.INVALID_INPUT
+    result = cuped(bad, t)
+    # It used to clip the negative adjusted variance to 0 and report p = 0.92, code OK.
+    assert int(result.code) == Code.INVALID_INPUT and np.isnan(result.p_value)
+    assert int(cuped(bad, t, theta=0.0).code) == Code.INVALID_INPUT
+
+
+def test_ratio_with_an_impossible_correlation_is_invalid_input() -> None:
+    rng = np.random.default_rng(25)
+    num, den = rng.normal(3, 1, 500), rng.poisson(5, 500) + 1.0
+    c, t = RatioStats.from_values(num, den), RatioStats.from_values(num * 1.01, den)
+    assert int(delta_ratio(c, t).code) == Code.OK
+    bad = _with_correlation(c, 5.0)
+    assert int(bad.codes()) == Code.INVALID_INPUT
+    result = delta_ratio(bad, t)
+    assert int(result.code) == Code.INVALID_INPUT and np.isnan(result.p_value)
+
+
+def test_perfect_correlation_within_round_off_is_valid() -> None:
+    rng = np.random.default_rng(26)
+    pre = rng.normal(1e3, 30, 1000)
+    exact = CovariateStats.from_values(2.5 * pre + 7, pre)  # correlation exactly 1
+    assert int(exact.codes()) == Code.OK
+    assert int(_with_correlation(exact, -1.0).codes()) == Code.OK
+    ratio = RatioStats.from_values(0.3 * pre, pre)  # constant per-unit ratio
+    assert int(ratio.codes()) == Code.OK
+    other = RatioStats.from_values(0.3 * pre + rng.normal(0, 1, 1000), pre)
+    assert int(delta_ratio(ratio, other).code) == Code.OK
+    constant = RatioStats.from_values(rng.normal(5, 2, 100), np.full(100, 0.7))
+    assert int(constant.codes()) == Code.OK  # zero denominator variance, round-off covariance
