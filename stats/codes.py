@@ -30,7 +30,8 @@ class Code(IntEnum):
     ``EMPTY_GROUP``: a group has no units at all; every statistic is NaN.
     ``INVALID_INPUT``: the sufficient statistics are impossible (negative ``n``, a sum of
     squares below ``sum**2 / n``, a cross-product implying a correlation beyond +-1,
-    infinities or NaN); every statistic is NaN.
+    fractional counts of conversions, infinities or NaN), or a sequential test was asked
+    about a look numbered below 1; every statistic is NaN.
     ``PAST_LAST_LOOK``: a sequential test planned for ``K`` looks was asked about look
     ``K + 1`` or later; its error guarantee is spent, so every statistic is NaN.
     """
@@ -64,8 +65,3 @@ def first_match(shape: tuple[int, ...], checks: list[tuple[np.ndarray, Code]]) -
     for condition, code in checks:
         out = np.where(condition & (out < code), np.int8(code), out)
     return out
-
-
-def labels(codes: np.ndarray) -> list[str]:
-    """Names of a code column, for reports and JSON."""
-    return [Code(int(c)).label for c in np.asarray(codes).ravel()]

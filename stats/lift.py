@@ -88,7 +88,7 @@ def compare(
     lift ``diff / base_c`` has the delta-method variance
     ``var_t / base_c**2 + var_c * base_t**2 / base_c**4`` (as in gbstats). ``test_se``
     replaces the interval's standard error in the test statistic (the pooled one of the
-    two-proportion z-test).
+    two-proportion z-test); ``ZERO_VARIANCE`` is then decided by it, not by the interval's.
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         diff = np.asarray(diff, dtype=float)
@@ -101,7 +101,8 @@ def compare(
         p = two_sided_p(diff / (se if test_se is None else test_se), df)
 
     code = np.asarray(code, dtype=np.int8).copy()
-    code = np.where((code == Code.OK) & (se == 0), np.int8(Code.ZERO_VARIANCE), code)
+    test = se if test_se is None else np.asarray(test_se, dtype=float)
+    code = np.where((code == Code.OK) & (test == 0), np.int8(Code.ZERO_VARIANCE), code)
     code = np.where((code == Code.OK) & (base_c == 0), np.int8(Code.ZERO_CONTROL_MEAN), code)
     nothing = np.isin(code, _NOTHING)
     no_inference = np.isin(code, _NO_INFERENCE)

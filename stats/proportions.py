@@ -3,7 +3,13 @@
 The p-value uses the pooled proportion (the null says both groups convert alike), as
 statsmodels' ``proportions_ztest`` does; the intervals use the unpooled (Wald) standard
 error, since under the alternative the groups differ. Inputs are :class:`SampleStats` of
-0/1 values (``SampleStats.from_counts(n, conversions)``).
+0/1 values (``SampleStats.from_counts(n, conversions)``); counts must be whole numbers.
+
+One group at 0% and the other at 100% is a valid, very significant test (pooled
+``z = 14.1`` for 0/100 against 100/100, as statsmodels): only a zero *test* standard
+error (both groups at 0%, or both at 100%; for ``pooled=False`` each group at 0% or
+100%) gives ``ZERO_VARIANCE``. The Wald intervals then have zero width (the known
+weakness of the Wald interval at the boundary).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from stats.sufficient import SampleStats
 def _codes(stats: SampleStats) -> np.ndarray:
     n = np.asarray(stats.n, dtype=float)
     k = np.asarray(stats.sum, dtype=float)
-    impossible = (k < 0) | (k > n) | ~np.isfinite(k) | ~np.isfinite(n) | (n < 0)
+    with np.errstate(invalid="ignore"):
+        fractional = (k != np.floor(k)) | (n != np.floor(n))
+    impossible = (k < 0) | (k > n) | ~np.isfinite(k) | ~np.isfinite(n) | (n < 0) | fractional
     return first_match(
         n.shape,
         [(n < 2, Code.TOO_FEW_UNITS), (n == 0, Code.EMPTY_GROUP), (impossible, Code.INVALID_INPUT)],
@@ -44,8 +52,10 @@ def ztest(
         pooled_se = np.sqrt(p_pool * (1 - p_pool) * (1 / n_c + 1 / n_t))
         vm_c, vm_t = p_c * (1 - p_c) / n_c, p_t * (1 - p_t) / n_t
     code = worst(_codes(control), _codes(treatment))
-    # Both groups at 0% or both at 100%: no variation at all, nothing to test.
-    code = np.where((code == Code.OK) & (pooled_se == 0), np.int8(Code.ZERO_VARIANCE), code)
+    # Both groups at 0% or both at 100%: no variation at all, nothing to test. (Without
+    # pooling, compare() gives ZERO_VARIANCE where the unpooled standard error is 0.)
+    if pooled:
+        code = np.where((code == Code.OK) & (pooled_se == 0), np.int8(Code.ZERO_VARIANCE), code)
     return compare(
         diff=p_t - p_c,
         base_c=p_c,

@@ -135,11 +135,12 @@ def group_sequential(
 
     ``fractions`` is the planned schedule (information fraction at each look) shared by
     the comparisons; intervals are repeated confidence intervals at the look's nominal
-    level. Looks past the schedule get ``PAST_LAST_LOOK``.
+    level. Looks past the schedule get ``PAST_LAST_LOOK``, look numbers below 1
+    ``INVALID_INPUT``.
     """
     levels = nominal_alphas(boundaries(fractions, alpha, spending, rho))
     look = np.asarray(look)
-    late = (look > len(levels)) | (look < 1)
     level = levels[np.clip(look, 1, len(levels)) - 1]
     result = welch(control, treatment, alpha=level)
-    return decide(blank_where(result, late, Code.PAST_LAST_LOOK), level)
+    result = blank_where(result, look > len(levels), Code.PAST_LAST_LOOK)
+    return decide(blank_where(result, look < 1, Code.INVALID_INPUT), level)

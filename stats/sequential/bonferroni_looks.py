@@ -3,7 +3,8 @@
 Simple and conservative: by the union bound, ``K`` looks at level ``alpha / K`` each keep
 the chance of any false rejection at most ``alpha``, whatever the correlation between
 looks. The price is power; :mod:`stats.sequential.alpha_spending` spends alpha more
-cleverly. A look beyond the ``K`` planned ones has no guarantee and gets ``PAST_LAST_LOOK``.
+cleverly. A look beyond the ``K`` planned ones has no guarantee and gets ``PAST_LAST_LOOK``;
+a look number below 1 is ``INVALID_INPUT``.
 """
 
 from __future__ import annotations
@@ -29,5 +30,7 @@ def bonferroni_over_looks(
         raise ValueError("max_looks must be at least 1")
     level = alpha / max_looks
     result = welch(control, treatment, alpha=level)
-    result = blank_where(result, np.asarray(look) > max_looks, Code.PAST_LAST_LOOK)
+    look = np.asarray(look)
+    result = blank_where(result, look > max_looks, Code.PAST_LAST_LOOK)
+    result = blank_where(result, look < 1, Code.INVALID_INPUT)
     return decide(result, level)

@@ -45,6 +45,27 @@ def test_proportion_edge_cases(k_c: int, k_t: int, code: Code) -> None:
     )
 
 
+@pytest.mark.parametrize(("k_c", "k_t"), [(0, 100), (100, 0), (0, 37), (100, 63)])
+def test_proportions_at_0_or_100_percent_test_with_the_pooled_se(k_c: int, k_t: int) -> None:
+    result = ztest(SampleStats.from_counts(100, k_c), SampleStats.from_counts(100, k_t))
+    z, p = proportions_ztest([k_t, k_c], [100, 100])
+    assert result.p_value == pytest.approx(p, rel=1e-9, abs=1e-300)
+    if {k_c, k_t} == {0, 100}:
+        assert abs(z) == pytest.approx(np.sqrt(200))  # 14.1: was ZERO_VARIANCE, p NaN
+    assert int(result.code) == (Code.ZERO_CONTROL_MEAN if k_c == 0 else Code.OK)
+    # The unpooled test has a zero standard error when both groups are at 0% or 100%.
+    unpooled = ztest(
+        SampleStats.from_counts(100, k_c), SampleStats.from_counts(100, k_t), pooled=False
+    )
+    assert (int(unpooled.code) == Code.ZERO_VARIANCE) == (k_c in (0, 100) and k_t in (0, 100))
+
+
+@pytest.mark.parametrize(("n", "k"), [(50, 2.5), (50.5, 3), (50, float("nan"))])
+def test_proportions_with_non_integer_counts_are_invalid(n: float, k: float) -> None:
+    result = ztest(SampleStats.from_counts(n, k), SampleStats.from_counts(50, 10))
+    assert int(result.code) == Code.INVALID_INPUT and np.isnan(result.p_value)
+
+
 def test_ratio_reduces_to_welch_when_denominator_is_one() -> None:
     rng = np.random.default_rng(21)
     num_c, num_t = rng.normal(5, 2, 400), rng.normal(5.3, 2.5, 300)

@@ -69,6 +69,18 @@ def test_looks_past_the_plan_get_a_code() -> None:
     )
 
 
+def test_looks_before_the_first_are_invalid() -> None:
+    c, t = make(100, 0.0, 3), make(100, 0.0, 4)
+    both = SampleStats.stack([c, c, c]), SampleStats.stack([t, t, t])
+    looks = np.array([0, -1, 1])
+    for result in (
+        bonferroni_over_looks(*both, look=looks, max_looks=5),
+        group_sequential(*both, look=looks, fractions=FIVE),
+    ):
+        assert list(result.comparison.code) == [Code.INVALID_INPUT, Code.INVALID_INPUT, Code.OK]
+        assert np.isnan(result.comparison.p_value[:2]).all() and not result.reject[:2].any()
+
+
 def test_msprt_interval_is_wider_than_fixed_and_p_value_never_rises() -> None:
     c, t = make(2000, 0.0, 5), make(2000, 0.15, 6)
     fixed = welch(c, t)
