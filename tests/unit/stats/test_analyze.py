@@ -41,8 +41,20 @@ def test_json_has_exactly_the_contract_fields_and_scipy_numbers(cli_main) -> Non
         assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
         assert row["lift_abs"] == pytest.approx(m_t - m_c)
         assert row["lift_rel"] == pytest.approx(m_t / m_c - 1)
-        assert row["ci_low"] < row["lift_abs"] < row["ci_high"]
-        assert row["rel_ci_low"] < row["lift_rel"] < row["rel_ci_high"]
+        # Both intervals: centre +- t quantile at the Welch df (alpha 0.1, not the default)
+        # times the standard error; the relative one with the delta-method standard error.
+        a, b = v_c / 1000, v_t / n
+        se = np.sqrt(a + b)
+        df = (a + b) ** 2 / (a**2 / 999 + b**2 / (n - 1))
+        rel_se = np.sqrt(v_t / (n * m_c**2) + v_c * m_t**2 / (1000 * m_c**4))
+        q = sps.t.ppf(1 - 0.1 / 2, df)
+        assert q > sps.norm.ppf(0.95)  # a t quantile, not the normal one
+        for low, high, centre, width in (
+            ("ci_low", "ci_high", "lift_abs", q * se),
+            ("rel_ci_low", "rel_ci_high", "lift_rel", q * rel_se),
+        ):
+            assert (row[high] - row[low]) / 2 == pytest.approx(width, rel=1e-9)
+            assert (row[high] + row[low]) / 2 == pytest.approx(row[centre], rel=1e-9)
 
 
 def test_file_input_and_table_output(cli_main, tmp_path) -> None:

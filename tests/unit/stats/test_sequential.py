@@ -81,14 +81,33 @@ def test_looks_before_the_first_are_invalid() -> None:
         assert np.isnan(result.comparison.p_value[:2]).all() and not result.reject[:2].any()
 
 
-def test_msprt_interval_is_wider_than_fixed_and_p_value_never_rises() -> None:
+def test_msprt_interval_is_wider_than_fixed() -> None:
     c, t = make(2000, 0.0, 5), make(2000, 0.15, 6)
     fixed = welch(c, t)
     seq = msprt(c, t)
     assert seq.comparison.ci_low < fixed.ci_low and seq.comparison.ci_high > fixed.ci_high
     assert seq.comparison.ci_low < seq.comparison.lift_abs < seq.comparison.ci_high
-    later = msprt(c + make(2000, 0.0, 7), t + make(2000, 0.0, 8), previous_p=seq.comparison.p_value)
-    assert later.comparison.p_value <= seq.comparison.p_value
+
+
+def test_msprt_running_p_is_the_minimum_of_independently_computed_per_look_p_values() -> None:
+    # Per-look p-values from the raw units by Johari et al.'s formula, not through stats/:
+    # 1/Lambda with Lambda = sqrt(V/(V+tau^2)) exp(d^2 tau^2 / (2V(V+tau^2))), V = se^2,
+    # tau^2 = 0.1^2 (var_c + var_t)/2. This path's per-look p dips to 0.106 at look 7 and
+    # rises to 0.66 at look 8, so the running minimum is not simply the last value.
+    rng = np.random.default_rng(12)
+    c_all, t_all = rng.normal(0, 1, 8000), rng.normal(0.03, 1, 8000)
+    state, per_look = 1.0, []
+    for n in range(1000, 8001, 1000):
+        c, t = c_all[:n], t_all[:n]
+        var = c.var(ddof=1) / n + t.var(ddof=1) / n
+        tau2 = 0.01 * (c.var(ddof=1) + t.var(ddof=1)) / 2
+        d = t.mean() - c.mean()
+        lam = np.sqrt(var / (var + tau2)) * np.exp(d**2 * tau2 / (2 * var * (var + tau2)))
+        per_look.append(min(1.0, 1 / lam))
+        result = msprt(SampleStats.from_values(c), SampleStats.from_values(t), previous_p=state)
+        state = float(result.comparison.p_value)
+        assert state == pytest.approx(min(per_look), rel=1e-9)
+    assert per_look[-1] > 5 * state and min(per_look) == per_look[6]
 
 
 def test_msprt_degenerate_input_keeps_the_code() -> None:
