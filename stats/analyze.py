@@ -49,7 +49,7 @@ def _impossible(n: float, s: float, ss: float, ss_cell: str) -> str | None:
         return f"n is 1 but sum_sq {ss_cell!r} is not sum^2 = {s * s:.6g}"
     if int(SampleStats(n, s, ss).codes()) == Code.INVALID_INPUT:
         floor = s * s / n
-        return f"sum_sq {ss_cell} is below sum^2/n = {floor:.6g}: no values have these statistics"
+        return f"sum_sq {ss_cell!r} is below sum^2/n = {floor:.6g}: no values have these statistics"
     return None
 
 

@@ -91,9 +91,9 @@ def test_degenerate_groups_get_a_status_and_nulls(cli_main) -> None:
         # Impossible statistics: no list of numbers has them (CONTRACT §5: an error, exit 1).
         (
             "group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,5,2\n",
-            "line 3: sum_sq 2 is below sum^2/n = 2.5",
+            "line 3: sum_sq '2' is below sum^2/n = 2.5",
         ),
-        ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,5,-1\n", "line 3: sum_sq -1 is below"),
+        ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,10,5,-1\n", "line 3: sum_sq '-1' is below"),
         ("group,n,sum,sum_sq\ncontrol,-3,1,1\n", "line 2: n '-3' is not a count"),
         ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,0,2,4\n", "line 3: n is 0 but sum"),
         ("group,n,sum,sum_sq\ncontrol,10,1,1\nt,1,2,5\n", "line 3: n is 1 but sum_sq"),
