@@ -17,17 +17,24 @@ from udf.home import Home
 
 
 class _Cli(click.Group):
-    """A click group that turns the platform's own errors into one clear message and exit 1."""
+    """A click group that turns the platform's own errors into one clear message and exit 1.
+
+    A config error lists every issue, one per line, under its one-line summary; any other
+    error is one line. File-system errors (a home that cannot be created, an unreadable
+    file) get the same treatment instead of a traceback.
+    """
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
         except UdfError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+            click.echo(f"error: {' '.join(str(exc).split())}", err=True)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1)
 
 
 home_option = click.option(
@@ -55,11 +62,19 @@ def pass_home(func):
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @home_option
-@click.option("--log-level", default=None, help="Log level (default: $UDF_LOG_LEVEL, else WARNING).")
+@click.option(
+    "--log-level",
+    type=click.Choice(udf_logging.LEVELS, case_sensitive=False),
+    default=None,
+    help="Log level (default: $UDF_LOG_LEVEL, else WARNING).",
+)
 @click.pass_context
 def main(ctx: click.Context, home: str | None, log_level: str | None) -> None:
     """Experiment metrics: archive, metadata, batch and streaming computation."""
-    udf_logging.configure(log_level)
+    try:
+        udf_logging.configure(log_level)
+    except ValueError as exc:  # a bad $UDF_LOG_LEVEL
+        raise click.UsageError(str(exc)) from None
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
 
