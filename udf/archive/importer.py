@@ -235,52 +235,75 @@ class Importer:
     # -- commit and apply --------------------------------------------------------------------
 
     def _commit(self, report: FileReport, stage: Path, journal: Path) -> None:
+        """Make the staging durable, write the journal (the commit point), then apply it."""
         topic_dir = self.layout.topic_dir(report.topic)
         data_dir = stage / "data"
         targets = []
         for staged in sorted(data_dir.rglob("*.jsonl")):
             rel = staged.relative_to(data_dir)
             final = topic_dir / rel
-            targets.append({"rel": str(rel), "size_before": final.stat().st_size if final.exists() else 0})
+            targets.append({
+                "rel": str(rel),
+                "size_before": final.stat().st_size if final.exists() else 0,
+                "staged_size": _fsync_file(staged),
+            })
         entry = report.as_dict() | {"imported_at": datetime.now(UTC).isoformat()}
         if report.corrupt:
             entry["deadletter"] = str(self._deadletter_path(report.topic, report.import_id))
+            entry["deadletter_size"] = _fsync_file(stage / "deadletter.jsonl")
             report.deadletter = entry["deadletter"]
+        for directory in [stage, *(d for d in stage.rglob("*") if d.is_dir())]:
+            _fsync_dir(directory)
         _write_atomic(journal, orjson.dumps({"entry": entry, "targets": targets}))
         self._apply(journal)
 
-    def _apply(self, journal: Path) -> None:
+    def _apply(self, journal: Path) -> bool:
+        """Apply a committed import exactly once; roll it back if its staging was lost."""
         spec = orjson.loads(journal.read_bytes())
         entry = spec["entry"]
         import_id = entry["import_id"]
         stage = self.layout.staging / import_id
         topic_dir = self.layout.topic_dir(entry["topic"])
+        applied = True
         if not self.ledger.has(import_id):
-            for target in spec["targets"]:
-                staged = stage / "data" / target["rel"]
-                final = topic_dir / target["rel"]
-                _append_exactly(staged, final, target["size_before"])
-            if entry.get("deadletter"):
-                dead = Path(entry["deadletter"])
-                staged_dead = stage / "deadletter.jsonl"
-                if staged_dead.exists():
-                    dead.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(staged_dead, dead)
-            self.ledger.append({"id": import_id} | entry)
+            lost = _lost_staging(spec, stage)
+            if lost:
+                _roll_back(spec, topic_dir)
+                log.error("import.rolled_back", source=entry["source"], import_id=import_id,
+                          reason=lost, action="import the file again")
+                applied = False
+            else:
+                for target in spec["targets"]:
+                    _append_exactly(stage / "data" / target["rel"], topic_dir / target["rel"],
+                                    target["size_before"])
+                if entry.get("deadletter"):
+                    dead = Path(entry["deadletter"])
+                    staged_dead = stage / "deadletter.jsonl"
+                    if staged_dead.exists():
+                        dead.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.move(staged_dead, dead)
+                    _fsync_dir(dead.parent)
+                self.ledger.append({"id": import_id} | entry)
         journal.unlink()
         shutil.rmtree(stage, ignore_errors=True)
+        return applied
 
     def recover(self) -> int:
-        """Roll forward imports that committed but did not finish; drop uncommitted staging."""
-        recovered = 0
+        """Finish imports that committed but did not complete; drop uncommitted staging.
+
+        A committed import is rolled forward; if its staged data was lost (say, a disk that
+        failed to keep unsynced writes), it is rolled back instead and logged as an error,
+        and the file can simply be imported again. Returns how many journals were handled.
+        """
+        handled = 0
         for journal in sorted(self.layout.journal.glob("*.json")):
             log.warning("import.recover", journal=str(journal))
             self._apply(journal)
-            recovered += 1
+            handled += 1
         if self.layout.staging.exists():
             for leftover in self.layout.staging.iterdir():
                 shutil.rmtree(leftover, ignore_errors=True)
-        return recovered
+        return handled
 
     def _deadletter_path(self, topic: str, import_id: str) -> Path:
         return self.home.deadletter / topic / f"{import_id}.jsonl"
@@ -298,6 +321,54 @@ def _open_source(source: str) -> Iterator[IO[bytes]]:
         raise InputError(f"{source}: {exc.strerror or exc}") from exc
 
 
+def _lost_staging(spec: dict[str, Any], stage: Path) -> str | None:
+    """Why a journal cannot be rolled forward (staged bytes missing or short), or ``None``."""
+    for target in spec["targets"]:
+        staged = stage / "data" / target["rel"]
+        if not staged.exists() or staged.stat().st_size != target["staged_size"]:
+            return f"staged data for {target['rel']} is missing or incomplete"
+    entry = spec["entry"]
+    if entry.get("deadletter"):
+        staged_dead, dead = stage / "deadletter.jsonl", Path(entry["deadletter"])
+        present = staged_dead if staged_dead.exists() else dead
+        if not present.exists() or present.stat().st_size != entry["deadletter_size"]:
+            return "staged dead letters are missing or incomplete"
+    return None
+
+
+def _roll_back(spec: dict[str, Any], topic_dir: Path) -> None:
+    """Undo whatever part of an import reached the archive: every target back to its old size."""
+    for target in spec["targets"]:
+        final = topic_dir / target["rel"]
+        if not final.exists():
+            continue
+        if target["size_before"] == 0:
+            final.unlink()
+            continue
+        with final.open("r+b") as fh:
+            fh.truncate(target["size_before"])
+            os.fsync(fh.fileno())
+    dead = spec["entry"].get("deadletter")
+    if dead:
+        Path(dead).unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> int:
+    """Flush a file to disk; its size."""
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+        return os.fstat(fh.fileno()).st_size
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (new or renamed files in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -313,6 +384,7 @@ def _append_exactly(staged: Path, final: Path, size_before: int) -> None:
         if size_before:
             raise ArchiveError(f"{final} vanished during an import (expected {size_before} bytes)")
         final.touch()
+        _fsync_dir(final.parent)
     with final.open("r+b") as out, staged.open("rb") as src:
         current = out.seek(0, os.SEEK_END)
         if current < size_before:
@@ -332,11 +404,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_dir(path.parent)
 
 
 def _hour_label(hour_index: int) -> str:

@@ -43,11 +43,10 @@ class Ledger:
             size = fh.seek(0, os.SEEK_END)
             if size:
                 fh.seek(size - 1)
-                if fh.read(1) != b"\n":  # drop a torn line left by a crash
+                if fh.read(1) != b"\n":  # drop a torn line left by a crash, nothing else
                     fh.seek(0)
-                    keep = fh.read().rsplit(b"\n", 1)[0]
-                    fh.truncate(0)
-                    fh.write(keep + b"\n" if keep else b"")
+                    fh.truncate(fh.read().rfind(b"\n") + 1)
+                    fh.seek(0, os.SEEK_END)
             fh.write(orjson.dumps(entry) + b"\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -208,3 +208,61 @@ def test_missing_file_and_unknown_topic_are_input_errors(home: Home, tmp_path: P
         Importer(home).import_files("events", [str(tmp_path / "nope.jsonl")])
     with pytest.raises(InputError, match="unknown topic"):
         Importer(home).import_files("clicks", [str(tmp_path / "nope.jsonl")])
+
+
+def _crash_after_journal(monkeypatch: pytest.MonkeyPatch, home: Home, source: Path) -> None:
+    """Run an import that dies right after its journal is written (the commit point)."""
+
+    def die(self, journal):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Importer, "_apply", die)
+    with pytest.raises(KeyboardInterrupt):
+        Importer(home).import_files("events", [str(source)])
+    monkeypatch.undo()
+
+
+def test_lost_staging_is_rolled_back_and_the_file_can_be_imported_again(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = write_lines(tmp_path / "first.jsonl", make_events(500, 0.0, seed=10)[0])
+    Importer(home).import_files("events", [str(first)])
+    before = archive_bytes(home)
+    lines, valid, _ = make_events(2_000, 0.01, seed=11)
+    source = write_lines(tmp_path / "e.jsonl", lines)
+    _crash_after_journal(monkeypatch, home, source)
+    # a power loss kept the journal but not the unsynced staged bytes of one file
+    staged = sorted((home.archive / "_staging").rglob("part-*.jsonl"))
+    staged[len(staged) // 2].write_bytes(b"")
+
+    assert Importer(home).recover() == 1
+
+    assert archive_bytes(home) == before  # nothing of the lost import remains
+    assert not list((home.archive / "_journal").glob("*.json"))
+    [again] = Importer(home).import_files("events", [str(source)])
+    assert again.duplicate_of is None and again.records == len(valid)
+    assert len(archived_records(home)) == 500 + len(valid)
+
+
+def test_crash_after_the_ledger_line_does_not_apply_twice(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import udf.archive.importer as importer_module
+
+    lines, valid, _ = make_events(1_000, 0.01, seed=12)
+    source = write_lines(tmp_path / "e.jsonl", lines)
+    real_unlink = Path.unlink
+
+    def die_on_journal_unlink(self: Path, missing_ok: bool = False) -> None:
+        if self.parent.name == "_journal":
+            raise KeyboardInterrupt
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(importer_module.Path, "unlink", die_on_journal_unlink)
+    with pytest.raises(KeyboardInterrupt):
+        Importer(home).import_files("events", [str(source)])
+    monkeypatch.undo()
+
+    assert Importer(home).recover() == 1
+    assert len(archived_records(home)) == len(valid)
+    assert len(list(Importer(home).ledger.entries())) == 1
