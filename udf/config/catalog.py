@@ -16,8 +16,8 @@ A catalog file may hold any of the three lists::
         metrics: [clicks]
         segments: [country]
 
-The ``type`` key picks the model from :data:`METRIC_MODELS`, so each metric type
-validates exactly the parameters it understands.
+The ``type`` key picks the model (a discriminated union, :data:`MetricSpec`), so each
+metric type validates exactly the parameters it understands.
 """
 
 from __future__ import annotations
@@ -96,13 +96,6 @@ class CustomMetric(_MetricBase):
             raise ValueError("give exactly one of 'sql' or 'function'")
         return self
 
-
-METRIC_MODELS: dict[str, type[_MetricBase]] = {
-    "aggregated": AggregatedMetric,
-    "calendar_day": CalendarDayMetric,
-    "days_in": DaysInMetric,
-    "custom": CustomMetric,
-}
 
 MetricSpec = Annotated[
     AggregatedMetric | CalendarDayMetric | DaysInMetric | CustomMetric,

@@ -178,50 +178,67 @@ def load_catalog(paths: Iterable[str | Path]) -> Loaded[CatalogFile]:
 
 
 def _check_catalog(loaded: Loaded[CatalogFile]) -> None:
+    """Reject files whose names clash or whose references do not resolve, until none do.
+
+    Rejecting a file can break references in files that passed so far (a selection of a
+    metric defined in the rejected file), so the check repeats until it is stable; the
+    message then names the rejected file where the missing name lives.
+    """
+    rejected: dict[str, str] = {}  # "metric m" / "segment s" -> the rejected file defining it
+    while True:
+        bad = _cross_file_issues(loaded.files, rejected)
+        if not bad:
+            return
+        for file, issues in bad.items():
+            catalog = loaded.files.pop(file)
+            loaded.issues.extend(issues)
+            rejected.update({f"metric {m.name}": file for m in catalog.metrics})
+            rejected.update({f"segment {s.name}": file for s in catalog.segments})
+
+
+def _cross_file_issues(
+    files: dict[str, CatalogFile], rejected: dict[str, str]
+) -> dict[str, list[ConfigIssue]]:
+    bad: dict[str, list[ConfigIssue]] = {}
+
+    def issue(file: str, field: str, message: str) -> None:
+        bad.setdefault(file, []).append(ConfigIssue(file, field, message))
+
+    def unknown(kind: str, name: str) -> str:
+        home = rejected.get(f"{kind} {name}")
+        return f"{kind} {name!r} is defined in {home}, which has errors" if home else f"unknown {kind} {name!r}"
+
     metric_home: dict[str, str] = {}
     segment_home: dict[str, str] = {}
-    bad: dict[str, list[ConfigIssue]] = {}
-    for file, catalog in loaded.files.items():
+    selected_in: dict[str, str] = {}
+    for file, catalog in files.items():
         for i, metric in enumerate(catalog.metrics):
             if metric.name in metric_home:
-                bad.setdefault(file, []).append(ConfigIssue(
-                    file, f"metrics[{i}] ({metric.name}).name",
-                    f"metric {metric.name!r} is already defined in {metric_home[metric.name]}"))
-            else:
-                metric_home[metric.name] = file
+                issue(file, f"metrics[{i}] ({metric.name}).name",
+                      f"metric {metric.name!r} is already defined in {metric_home[metric.name]}")
+            metric_home.setdefault(metric.name, file)
         for i, segment in enumerate(catalog.segments):
             if segment.name in segment_home:
-                bad.setdefault(file, []).append(ConfigIssue(
-                    file, f"segments[{i}] ({segment.name}).name",
-                    f"segment {segment.name!r} is already defined in {segment_home[segment.name]}"))
-            else:
-                segment_home[segment.name] = file
-    selected_in: dict[str, str] = {}
-    for file, catalog in loaded.files.items():
+                issue(file, f"segments[{i}] ({segment.name}).name",
+                      f"segment {segment.name!r} is already defined in {segment_home[segment.name]}")
+            segment_home.setdefault(segment.name, file)
         for i, selection in enumerate(catalog.experiments):
             if selection.experiment in selected_in:
-                bad.setdefault(file, []).append(ConfigIssue(
-                    file, f"experiments[{i}] ({selection.experiment}).experiment",
-                    f"experiment {selection.experiment!r} is already selected in "
-                    f"{selected_in[selection.experiment]}: give each experiment one selection"))
-            else:
-                selected_in[selection.experiment] = file
-    for file, catalog in loaded.files.items():
+                issue(file, f"experiments[{i}] ({selection.experiment}).experiment",
+                      f"experiment {selection.experiment!r} is already selected in "
+                      f"{selected_in[selection.experiment]}: give each experiment one selection")
+            selected_in.setdefault(selection.experiment, file)
+    for file, catalog in files.items():
         for i, metric in enumerate(catalog.metrics):
             for j, seg in enumerate(metric.segments):
                 if seg not in segment_home:
-                    bad.setdefault(file, []).append(ConfigIssue(
-                        file, f"metrics[{i}] ({metric.name}).segments[{j}]", f"unknown segment {seg!r}"))
+                    issue(file, f"metrics[{i}] ({metric.name}).segments[{j}]", unknown("segment", seg))
         for i, selection in enumerate(catalog.experiments):
             where = f"experiments[{i}] ({selection.experiment})"
             for j, name in enumerate(selection.metrics):
                 if name not in metric_home:
-                    bad.setdefault(file, []).append(ConfigIssue(
-                        file, f"{where}.metrics[{j}]", f"unknown metric {name!r}"))
+                    issue(file, f"{where}.metrics[{j}]", unknown("metric", name))
             for j, name in enumerate(selection.segments):
                 if name not in segment_home:
-                    bad.setdefault(file, []).append(ConfigIssue(
-                        file, f"{where}.segments[{j}]", f"unknown segment {name!r}"))
-    for file, issues in bad.items():
-        del loaded.files[file]
-        loaded.issues.extend(issues)
+                    issue(file, f"{where}.segments[{j}]", unknown("segment", name))
+    return bad

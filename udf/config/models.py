@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class StrictModel(BaseModel):
@@ -18,7 +18,7 @@ class StrictModel(BaseModel):
 
 
 def _identifier(value: str) -> str:
-    if not _IDENTIFIER.match(value):
+    if not _IDENTIFIER.fullmatch(value):
         raise ValueError(
             "must hold only letters, digits, '_', '.', '-' (at most 128 characters), "
             "not starting with '.' or '-'"
@@ -27,7 +27,7 @@ def _identifier(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value):
         raise ValueError(f"{value!r} is not an email address")
     return value.lower()
 

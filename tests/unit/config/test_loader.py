@@ -179,3 +179,18 @@ experiments:
     assert loaded.ok, loaded.issues
     [selection] = loaded.files[str(tmp_path / "a.yaml")].experiments
     assert selection.analysis.correction == "holm" and selection.analysis.looks == 4
+
+
+def test_rejecting_a_file_rejects_what_depends_on_it_and_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "metrics:\n  - name: m1\n    type: aggregated\n    event_type: click\n    segments: [nope]\n"
+    )
+    (tmp_path / "b.yaml").write_text("experiments:\n  - experiment: e\n    metrics: [m1]\n")
+    (tmp_path / "c.yaml").write_text(metric_file(3))
+
+    loaded = load_catalog([tmp_path])
+
+    assert list(loaded.files) == [str(tmp_path / "c.yaml")]
+    messages = {Path(i.file).name: i.message for i in loaded.issues}
+    assert messages["a.yaml"] == "unknown segment 'nope'"
+    assert messages["b.yaml"] == f"metric 'm1' is defined in {tmp_path / 'a.yaml'}, which has errors"
