@@ -15,6 +15,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from udf.archive.layout import TOPICS
 from udf.cli import pass_home
 from udf.cli.output import console, emit, format_option
 from udf.home import Home
@@ -28,7 +29,7 @@ def command() -> None:
 
 
 @command.command(name="import")
-@click.option("--topic", required=True, type=click.Choice(["events", "activations"]), help="Topic to append to.")
+@click.option("--topic", required=True, type=click.Choice(TOPICS), help="Topic to append to.")
 @click.option("--partitions", type=click.IntRange(min=1), default=None,
               help="Partition count, only when the topic is first created (default 8).")
 @click.argument("files", nargs=-1, required=True)
@@ -88,7 +89,7 @@ def info(home: Home, fmt: str) -> None:
 
 
 @command.command(name="deadletters")
-@click.option("--topic", type=click.Choice(["events", "activations"]), default=None)
+@click.option("--topic", type=click.Choice(TOPICS), default=None)
 @click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many of the newest dead letters to list (0: only the counts).")
 @format_option
@@ -97,7 +98,7 @@ def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
     """Count dead-lettered lines by topic and kind, and show the newest ones with their reasons."""
     from udf.archive.inventory import dead_letters
 
-    topics = (topic,) if topic else ("events", "activations")
+    topics = (topic,) if topic else TOPICS
     counts: Counter[tuple[str, str]] = Counter()
     newest: deque[dict] = deque(maxlen=limit)
     for letter in dead_letters(home.deadletter, topics):

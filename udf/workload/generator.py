@@ -429,7 +429,7 @@ def generate(
     (and ``force`` replaces the old content only on success).
     """
     params.validate()
-    out = Path(out)
+    out = Path(out).resolve()  # `.` has no name to put a staging sibling beside
     check_output(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
