@@ -91,7 +91,7 @@ class Importer:
         """Import each source (a path, or ``-`` for stdin) as its own atomic import."""
         self.layout.topic_dir(topic)  # validates the topic name
         for source in sources:
-            if source != "-" and not Path(source).is_file():
+            if source != "-" and (not os.path.exists(source) or os.path.isdir(source)):
                 raise InputError(f"{source}: no such file")
         with self._locked():
             self.recover()
@@ -118,7 +118,7 @@ class Importer:
         report = FileReport(source=source if source != "-" else "<stdin>", topic=topic, import_id=import_id)
         journal = self.layout.journal / f"{import_id}.json"
         try:
-            if source != "-":  # a cheap hashing pass spares staging a file imported before
+            if Path(source).is_file():  # a cheap hashing pass spares staging a file imported before
                 prior = self.ledger.find(topic, _sha256_of(Path(source)))
                 if prior is not None:
                     report.sha256 = prior["sha256"]
@@ -159,8 +159,11 @@ class Importer:
         first_line = 1  # line number of batch[0]
         carry = b""
         with dead_path.open("wb") as dead:
+            first = True
             while chunk := fh.read(CHUNK_BYTES):
                 digest.update(chunk)
+                if first:  # a UTF-8 byte order mark (Excel, PowerShell) is not part of a record
+                    chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
                 if progress:
                     progress(len(chunk))
                 lines = (carry + chunk).split(b"\n")

@@ -33,7 +33,7 @@ def _dumps(obj: Any) -> str:
 
 def _wrong_type(topic: str, rec: dict[str, Any], choice: int) -> dict[str, Any]:
     bad = dict(rec)
-    string_field = "event_type" if topic == "events" else ("experiment", "group")[choice % 2]
+    string_field = "event_type" if topic == "events" else ("experiment", "group")[(choice // 4) % 2]
     variant = choice % 4
     if variant == 0:
         bad["user_id"] = str(rec["user_id"])

@@ -266,3 +266,24 @@ def test_crash_after_the_ledger_line_does_not_apply_twice(
     assert Importer(home).recover() == 1
     assert len(archived_records(home)) == len(valid)
     assert len(list(Importer(home).ledger.entries())) == 1
+
+
+def test_byte_order_mark_is_not_a_corrupt_record(home: Home, tmp_path: Path) -> None:
+    source = tmp_path / "bom.jsonl"
+    source.write_bytes(b'\xef\xbb\xbf{"user_id": 1, "event_type": "a", "ts": 5}\n')
+    [report] = Importer(home).import_files("events", [str(source)])
+    assert (report.records, report.corrupt) == (1, 0)
+
+
+def test_a_pipe_is_imported_like_a_file(home: Home, tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "events.pipe"
+    os.mkfifo(fifo)
+    lines, valid, _ = make_events(300, 0.0, seed=13)
+    writer = threading.Thread(target=lambda: fifo.write_text("".join(line + "\n" for line in lines)))
+    writer.start()
+    [report] = Importer(home).import_files("events", [str(fifo)])
+    writer.join()
+    assert report.records == len(valid) == 300
