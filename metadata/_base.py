@@ -7,18 +7,30 @@ the ``metadata`` package.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from metadata.db import create_db_engine, ensure_current, session_factory
+from metadata.db import (
+    create_db_engine,
+    describe_error,
+    ensure_current,
+    is_transient,
+    session_factory,
+)
 from metadata.types import utcnow
 from udf.errors import MetadataError
+
+T = TypeVar("T")
+# Attempts at a transaction the database aborts to break a deadlock or serialization conflict.
+TRANSIENT_ATTEMPTS = 5
 
 
 class StoreBase:
@@ -59,4 +71,25 @@ class StoreBase:
             with self._sessions.begin() as session:
                 yield session
         except (OperationalError, InterfaceError) as exc:
-            raise MetadataError(f"metadata store error: {exc.orig or exc}") from exc
+            raise MetadataError(f"metadata store error: {describe_error(exc)}") from exc
+
+    def _retrying(self, work: Callable[[Session], T], what: str) -> T:
+        """``work`` in one transaction, run again when the database aborted it as a deadlock
+        victim or a serialization failure (MySQL/MariaDB 1213, 1205; PostgreSQL 40P01,
+        40001), at most :data:`TRANSIENT_ATTEMPTS` times with a short random back-off.
+
+        :class:`~sqlalchemy.exc.IntegrityError` is left to the caller, which knows what a
+        duplicate key means; any other database error becomes a :class:`MetadataError`.
+        """
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                with self._sessions.begin() as session:
+                    return work(session)
+            except IntegrityError:
+                raise
+            except DBAPIError as exc:
+                if attempt < TRANSIENT_ATTEMPTS and is_transient(exc):
+                    time.sleep(random.uniform(0, 0.01 * 2**attempt))
+                    continue
+                raise MetadataError(f"{what}: {describe_error(exc)}") from exc
+        raise AssertionError("unreachable")

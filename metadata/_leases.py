@@ -2,6 +2,7 @@
 
 A lease says "``holder`` is computing ``key`` until ``expires_at``"; heartbeats extend it and
 an expired lease may be taken over, so a crashed worker never blocks a metric for good.
+Times come from the store's clock (the worker's, injectable for tests), read once per call.
 Notifications are recorded before they are sent, so a failed delivery is retried, not lost.
 """
 
@@ -26,8 +27,11 @@ class LeasesMixin(StoreBase):
         Re-acquiring one's own live lease succeeds and extends it. Atomic across processes:
         an expired row is taken by a conditional UPDATE (the database serialises updaters of
         one row), a missing row by an INSERT that the unique key lets only one caller commit.
+        Expiry compares this worker's clock with the ones that wrote the lease, so workers
+        need synchronised clocks (NTP); see docs/metadata.md.
         """
-        now, expires = self._clock(), self._clock() + _ttl(ttl)
+        now = self._clock()  # once: the acquisition time and the expiry must agree
+        expires = now + _ttl(ttl)
         with self._tx() as s:
             taken = s.execute(
                 update(Lease)

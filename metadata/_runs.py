@@ -15,11 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from metadata._base import StoreBase
+from metadata.db import describe_error
 from metadata.models import RUN_STATES, MetricDefinition, MetricRun, MetricRunEvent
 from metadata.records import RunEvent, RunInfo
 from udf.errors import MetadataError
 
 FINISHED_STATES = frozenset({"done", "failed"})
+RACE_ATTEMPTS = 3  # creating a run can lose the insert race once; then the row exists
 
 
 class RunsMixin(StoreBase):
@@ -43,15 +45,18 @@ class RunsMixin(StoreBase):
                 f"unknown run state {state!r}; expected one of {', '.join(RUN_STATES)}"
             )
         ds = _as_date(ds)
-        for attempt in (1, 2):
+        what = f"cannot record the run of {metric} {ds}"
+        # A duplicate key means another caller created the run first: go again, and the
+        # next attempt finds the row and updates it under its row lock.
+        for attempt in range(1, RACE_ATTEMPTS + 1):
             try:
-                with self._tx() as s:
-                    return self._set_run_state(s, metric, ds, state, reason, scope, dag_run_id)
-            except IntegrityError as exc:  # the run was created concurrently: update it instead
-                if attempt == 2:
-                    raise MetadataError(
-                        f"cannot record the run of {metric} {ds}: {exc.orig}"
-                    ) from exc
+                return self._retrying(
+                    lambda s: self._set_run_state(s, metric, ds, state, reason, scope, dag_run_id),
+                    what,
+                )
+            except IntegrityError as exc:
+                if attempt == RACE_ATTEMPTS:
+                    raise MetadataError(f"{what}: {describe_error(exc)}") from exc
         raise AssertionError("unreachable")
 
     def _set_run_state(
@@ -67,13 +72,18 @@ class RunsMixin(StoreBase):
         definition = s.scalar(select(MetricDefinition).where(MetricDefinition.name == metric))
         if definition is None:
             raise MetadataError(f"unknown metric {metric!r}: sync the catalog first")
-        run = s.scalar(
-            select(MetricRun)
-            .where(
+        # Never SELECT ... FOR UPDATE a row that may be missing: on MySQL/MariaDB that takes
+        # a gap lock, and two callers creating the same run then deadlock on their inserts.
+        # A plain read decides; a missing run is inserted (the unique key lets one creator
+        # commit, the others retry and find it); an existing one is locked by primary key.
+        run_id = s.scalar(
+            select(MetricRun.id).where(
                 MetricRun.metric_id == definition.id, MetricRun.ds == ds, MetricRun.scope == scope
             )
-            .with_for_update()
         )
+        run = None
+        if run_id is not None:
+            run = s.scalar(select(MetricRun).where(MetricRun.id == run_id).with_for_update())
         now = self._clock()
         previous = None if run is None else run.state
         if run is None:

@@ -13,12 +13,15 @@ import re
 from collections.abc import Iterable
 
 from metadata.records import RampRow
+from udf.archive.records import TS_MAX
 from udf.errors import InputError
 
 HEADER = ("experiment", "group", "ramp_ts", "allocation")
 MAX_REPORTED = 10
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-_INT = re.compile(r"^\d{1,18}$")
+# Matched with fullmatch: "$" would accept a trailing newline, and "\d" any Unicode digit.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_INT = re.compile(r"[0-9]{1,15}")  # TS_MAX has 15 digits
+_NUMBER = re.compile(r"[0-9.eE+\-]+")  # ASCII only; float() would take any Unicode digit
 
 
 def parse_ramps(lines: Iterable[str], source: str = "<ramps>") -> list[RampRow]:
@@ -69,14 +72,19 @@ def _row(cells: list[str]) -> RampRow:
         raise ValueError(f"expected {len(HEADER)} fields ({','.join(HEADER)}), found {len(cells)}")
     experiment, group, ramp_ts, allocation = (c.strip() for c in cells)
     for label, name in (("experiment", experiment), ("group", group)):
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError(
                 f"{label} {name!r} must be 1-128 letters, digits, '_', '.' or '-' "
                 "(not starting with '.' or '-')"
             )
-    if not _INT.match(ramp_ts):
-        raise ValueError(f"ramp_ts {ramp_ts!r} is not a non-negative integer of epoch milliseconds")
+    if not _INT.fullmatch(ramp_ts) or int(ramp_ts) >= TS_MAX:
+        raise ValueError(
+            f"ramp_ts {ramp_ts!r} is not epoch milliseconds: expected an integer from 0 to "
+            f"{TS_MAX - 1} (before the year 10000)"
+        )
     try:
+        if not _NUMBER.fullmatch(allocation):
+            raise ValueError
         percent = float(allocation)
     except ValueError:
         raise ValueError(f"allocation {allocation!r} is not a number") from None

@@ -1,7 +1,10 @@
 """The plain, frozen values the metadata store hands out and takes in.
 
 Callers (the CLI, the Airflow framework, the engines) never see ORM objects: these records
-are detached, hashable and safe to pass between threads and processes.
+are detached, frozen (their fields cannot be reassigned) and safe to pass between threads
+and processes. They are not all hashable: a :class:`MetricInfo` (its ``params``), an
+:class:`ExperimentInfo` with ``analysis`` settings and anything containing them hold dicts
+and raise ``TypeError`` when hashed, so key them by name instead.
 """
 
 from __future__ import annotations

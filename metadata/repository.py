@@ -13,15 +13,17 @@ both win.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from metadata import _sync
 from metadata._leases import LeasesMixin
 from metadata._runs import RunsMixin
+from metadata.db import describe_error
 from metadata.models import (
     Experiment,
     ExperimentGroup,
@@ -41,6 +43,8 @@ from metadata.records import (
 )
 from udf.errors import MetadataError
 
+_RACE_ATTEMPTS = 3
+
 if TYPE_CHECKING:
     from udf.config.catalog import ExperimentSelection, MetricSpec, SegmentSpec
     from udf.home import Home
@@ -59,55 +63,20 @@ class MetadataStore(RunsMixin, LeasesMixin):
         rows = list(rows)
         names = sorted({r.experiment for r in rows})
         now = self._clock()
-        try:
-            with self._tx() as s:
-                experiments = {
-                    e.name: e
-                    for e in s.scalars(
-                        select(Experiment)
-                        .where(Experiment.name.in_(names))
-                        .options(
-                            selectinload(Experiment.groups).selectinload(ExperimentGroup.ramps)
-                        )
-                    )
-                }
-                counts = dict.fromkeys(
-                    ("experiments", "groups", "added", "updated", "unchanged"), 0
+        # Importers racing on a new experiment or group: the unique keys let one commit,
+        # the others go again and find its rows (re-importing the same rows is a no-op).
+        for attempt in range(1, _RACE_ATTEMPTS + 1):
+            try:
+                counts = self._retrying(
+                    lambda s: _import_ramps(s, rows, names, now), "cannot import the ramps"
                 )
-                groups: dict[tuple[str, str], ExperimentGroup] = {}
-                for row in rows:
-                    exp = experiments.get(row.experiment)
-                    if exp is None:
-                        exp = experiments[row.experiment] = Experiment(
-                            name=row.experiment, description="", groups=[]
-                        )
-                        s.add(exp)
-                        counts["experiments"] += 1
-                    group = groups.get((row.experiment, row.group))
-                    if group is None:
-                        group = next((g for g in exp.groups if g.name == row.group), None)
-                        if group is None:
-                            group = ExperimentGroup(
-                                name=row.group, is_control=row.group == "control", ramps=[]
-                            )
-                            exp.groups.append(group)
-                            counts["groups"] += 1
-                        groups[(row.experiment, row.group)] = group
-                    ramp = next((r for r in group.ramps if r.ramp_ts == row.ramp_ts), None)
-                    if ramp is None:
-                        group.ramps.append(Ramp(ramp_ts=row.ramp_ts, allocation=row.allocation))
-                        counts["added"] += 1
-                    elif ramp.allocation != row.allocation:
-                        ramp.allocation = row.allocation
-                        counts["updated"] += 1
-                    else:
-                        counts["unchanged"] += 1
-                        continue
-                    exp.updated_at = now
-        except IntegrityError as exc:
-            raise MetadataError(
-                f"the ramps changed concurrently, nothing imported; retry ({exc.orig})"
-            ) from exc
+                break
+            except IntegrityError as exc:
+                if attempt == _RACE_ATTEMPTS:
+                    raise MetadataError(
+                        "the ramps changed concurrently, nothing imported; retry "
+                        f"({describe_error(exc)})"
+                    ) from exc
         return ImportSummary(
             experiments=len(names),
             groups=len({(r.experiment, r.group) for r in rows}),
@@ -162,7 +131,7 @@ class MetadataStore(RunsMixin, LeasesMixin):
                 )
         except IntegrityError as exc:
             raise MetadataError(
-                f"the catalog changed concurrently, nothing synced; retry ({exc.orig})"
+                f"the catalog changed concurrently, nothing synced; retry ({describe_error(exc)})"
             ) from exc
 
     def metrics(self, include_disabled: bool = False) -> list[MetricInfo]:
@@ -182,6 +151,49 @@ class MetadataStore(RunsMixin, LeasesMixin):
                 SegmentInfo(g.name, g.field, g.description)
                 for g in s.scalars(select(Segment).order_by(Segment.name))
             ]
+
+
+def _import_ramps(
+    s: Session, rows: list[RampRow], names: list[str], now: datetime
+) -> dict[str, int]:
+    experiments = {
+        e.name: e
+        for e in s.scalars(
+            select(Experiment)
+            .where(Experiment.name.in_(names))
+            .options(selectinload(Experiment.groups).selectinload(ExperimentGroup.ramps))
+        )
+    }
+    counts = dict.fromkeys(("experiments", "groups", "added", "updated", "unchanged"), 0)
+    groups: dict[tuple[str, str], ExperimentGroup] = {}
+    for row in rows:
+        exp = experiments.get(row.experiment)
+        if exp is None:
+            exp = experiments[row.experiment] = Experiment(
+                name=row.experiment, description="", groups=[]
+            )
+            s.add(exp)
+            counts["experiments"] += 1
+        group = groups.get((row.experiment, row.group))
+        if group is None:
+            group = next((g for g in exp.groups if g.name == row.group), None)
+            if group is None:
+                group = ExperimentGroup(name=row.group, is_control=row.group == "control", ramps=[])
+                exp.groups.append(group)
+                counts["groups"] += 1
+            groups[(row.experiment, row.group)] = group
+        ramp = next((r for r in group.ramps if r.ramp_ts == row.ramp_ts), None)
+        if ramp is None:
+            group.ramps.append(Ramp(ramp_ts=row.ramp_ts, allocation=row.allocation))
+            counts["added"] += 1
+        elif ramp.allocation != row.allocation:
+            ramp.allocation = row.allocation
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+            continue
+        exp.updated_at = now
+    return counts
 
 
 def _experiment_info(e: Experiment) -> ExperimentInfo:

@@ -1,4 +1,4 @@
-"""Alembic environment: run against the engine handed over by :mod:`metadata.db`.
+"""Alembic environment: run on the connection (holding the migration lock) from :mod:`metadata.db`.
 
 Also works from the ``alembic`` command line with ``-x url=...`` or ``$UDF_METADATA_URL``.
 SQLite gets batch mode, because it cannot ALTER most things in place.
@@ -43,17 +43,24 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():  # a no-op inside metadata.db's locked transaction
+        context.run_migrations()
+
+
 def run_migrations_online() -> None:
-    engine = _engine()
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+    connection = config.attributes.get("connection")
+    if connection is not None:  # metadata.db: already holding the migration lock
+        _run(connection)
+        return
+    with _engine().connect() as connection:
+        _run(connection)
 
 
 if context.is_offline_mode():

@@ -6,7 +6,7 @@ batch and streaming engines use, so what this shows is what they compute.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -59,12 +59,26 @@ def show(home: Home, name: str, window_days: float, fmt: str) -> None:
     _emit([_describe(experiment, window_days)], fmt)
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _datetime(ms: int) -> datetime | None:
+    """None past the year 9999: a ramp near the limit (or stored before imports were bounded)
+    can open a period that ends after the last date Python can name."""
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)  # exact, unlike fromtimestamp(ms / 1000)
+    except OverflowError:
+        return None
+
+
+def _iso(ms: int) -> str | None:
+    when = _datetime(ms)
+    return None if when is None else when.isoformat().replace("+00:00", "Z")
 
 
 def _short(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    when = _datetime(ms)
+    return "after 9999" if when is None else when.strftime("%Y-%m-%d %H:%M")
 
 
 def _describe(experiment: Any, window_days: float) -> dict[str, Any]:

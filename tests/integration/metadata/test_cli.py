@@ -105,3 +105,54 @@ def test_ramps_import_on_every_backend(home, store_factory, store_url, monkeypat
     assert "nothing changed" in again.stdout
     (exp,) = store_factory().experiments()
     assert [len(g.periods(3 * DAY)) for g in exp.groups] == [2, 2]
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return lines[0]
+
+
+def test_an_out_of_range_ramp_ts_is_one_error_line(home, tmp_path: Path) -> None:
+    path = tmp_path / "ramps.csv"
+    path.write_text(HEADER + "e,control,1000,5\ne,treatment,999999999999999999,5\n")
+    line = _one_error_line(udf("ramps", "import", str(path)))
+    assert "line 3: ramp_ts '999999999999999999' is not epoch milliseconds" in line
+    listed = udf("experiments", "list")  # nothing imported, and listing still works
+    assert listed.exit_code == 0, listed.output
+
+
+def test_experiments_list_survives_a_period_ending_after_9999(home) -> None:
+    # A ramp just before the bound opens a period ending after the year 9999 (as may a
+    # ramp stored before imports were bounded): listing showed a traceback.
+    from metadata.records import RampRow
+    from metadata.repository import MetadataStore
+    from udf.archive.records import TS_MAX
+
+    with MetadataStore.for_home(home) as store:
+        store.import_ramps([RampRow("late", "control", TS_MAX - 1, 5.0)])
+    listed = udf("experiments", "list", "--format", "json")
+    assert listed.exit_code == 0, listed.output
+    (period,) = json.loads(listed.stdout)[0]["groups"][0]["periods"]
+    assert (period["start_utc"], period["end_utc"]) == ("9999-12-31T23:59:59.999000Z", None)
+    table = udf("experiments", "list")
+    assert table.exit_code == 0 and "after 9999" in table.stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("postgresql://postgres:s3cret@127.0.0.1:1/udf", id="postgres"),
+        pytest.param("mysql://root:s3cret@127.0.0.1:1/udf", id="mariadb"),
+    ],
+)
+def test_an_unreachable_database_is_one_error_line(home, tmp_path, monkeypatch, url) -> None:
+    monkeypatch.setenv("UDF_METADATA_URL", url)
+    path = tmp_path / "ramps.csv"
+    path.write_text(HEADER + "e,control,1000,5\n")
+    for args in (("ramps", "import", str(path)), ("experiments", "list"), ("db", "current")):
+        line = _one_error_line(udf(*args))
+        assert "127.0.0.1:1/udf" in line and "s3cret" not in line, line
+        assert "[SQL" not in line and "sqlalche.me" not in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -77,3 +78,24 @@ def test_timestamps_round_trip_as_aware_utc_with_microseconds(store, clock) -> N
     assert lease.acquired_at == clock.now
     assert lease.acquired_at.utcoffset().total_seconds() == 0
     assert (lease.expires_at - lease.acquired_at).total_seconds() == 1.5
+
+
+def test_acquiring_reads_the_clock_once(store, store_url) -> None:
+    # The expiry used to come from a second clock reading, so a lease lived ttl + the time
+    # between the two readings. A clock that moves on every reading makes that visible.
+    from metadata.repository import MetadataStore
+
+    readings = []
+
+    def ticking() -> datetime:
+        readings.append(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=len(readings)))
+        return readings[-1]
+
+    with MetadataStore(store_url, clock=ticking) as ticking_store:
+        assert ticking_store.acquire_lease("once", "a", ttl=60)
+        assert len(readings) == 1
+        (lease,) = ticking_store.leases(include_expired=True)
+    assert (lease.acquired_at, lease.expires_at - lease.acquired_at) == (
+        readings[0],
+        timedelta(seconds=60),
+    )

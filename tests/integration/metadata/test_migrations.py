@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -43,3 +47,97 @@ def test_opening_a_store_migrates_an_empty_database(databases) -> None:
     assert db.current_revision(url) == db.head_revision()
     with MetadataStore(url) as store:  # already current: nothing to do
         assert store.metrics() == []
+
+
+# Run in each spawned process through the builtin exec (test modules are not importable by
+# name under --import-mode=importlib): wait for every process, then open the store at once.
+_OPEN_STORE = """
+try:
+    from metadata.repository import MetadataStore
+    barrier.wait(timeout=120)
+    MetadataStore(url).close()
+    results.put("ok")
+except BaseException as exc:
+    results.put(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def test_processes_opening_an_empty_database_at_once_all_succeed(databases) -> None:
+    # Without the migration lock, 3 of 4 processes failed on PostgreSQL and MariaDB (and
+    # MariaDB, whose DDL is not transactional, could be left half-built).
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(2):
+        url = databases.new()
+        processes = 4
+        barrier, results = ctx.Barrier(processes), ctx.Queue()
+        env = {"url": url, "barrier": barrier, "results": results}
+        workers = [ctx.Process(target=exec, args=(_OPEN_STORE, env)) for _ in range(processes)]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=180) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        assert outcomes == ["ok"] * processes
+        assert db.current_revision(url) == db.head_revision()
+        with MetadataStore(url) as store:
+            assert store.experiments() == []
+
+
+def test_threads_opening_an_empty_database_at_once_all_succeed(databases) -> None:
+    url = databases.new()
+    barrier = threading.Barrier(6, timeout=60)
+
+    def open_store(_: int) -> None:
+        barrier.wait()
+        MetadataStore(url).close()
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(open_store, range(6)))
+    assert db.current_revision(url) == db.head_revision()
+    engine = db.create_db_engine(url)
+    try:
+        assert set(sa.inspect(engine).get_table_names()) == set(Base.metadata.tables) | {
+            "alembic_version"
+        }
+    finally:
+        engine.dispose()
+
+
+_IMPORTS_ALEMBIC = """
+import sys
+from metadata.repository import MetadataStore
+MetadataStore(url).close()
+results.put("alembic" in sys.modules)
+"""
+
+
+def _imports_alembic(url: str) -> bool:
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing imported yet
+    results = ctx.Queue()
+    worker = ctx.Process(target=exec, args=(_IMPORTS_ALEMBIC, {"url": url, "results": results}))
+    worker.start()
+    try:
+        return results.get(timeout=120)
+    finally:
+        worker.join(timeout=60)
+
+
+def test_alembic_is_imported_only_to_migrate(databases) -> None:
+    url = databases.new()
+    assert _imports_alembic(url) is True  # empty: migrated
+    assert _imports_alembic(url) is False  # at head: one SELECT of alembic_version
+    assert db.current_revision(url) == db.HEAD_REVISION
+
+
+def test_head_revision_constant_matches_the_migration_scripts() -> None:
+    assert db.head_revision() == db.HEAD_REVISION
+
+
+def test_migrate_and_downgrade_hold_the_lock_and_report_revisions(databases) -> None:
+    url = databases.new()
+    assert db.migrate(url) == db.HEAD_REVISION
+    assert db.migrate(url) == db.HEAD_REVISION  # again: nothing to do
+    assert db.downgrade(url, "base") is None
+    with MetadataStore(url) as store:  # an empty alembic_version table: migrated again
+        assert store.metrics() == []
+    assert db.current_revision(url) == db.HEAD_REVISION

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pytest
@@ -95,3 +97,46 @@ def test_notifications_ledger(store, clock) -> None:
     assert [n.recipient for n in store.notifications(state="pending")] == ["b@example.com"]
     with pytest.raises(MetadataError):
         store.mark_notification(9999, "sent")
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_callers_creating_the_same_run_all_succeed(
+    catalogued, store_factory, round_
+) -> None:
+    # Several workers (separate engines and connections) record the first state of the
+    # same new run at once, then keep changing it. On MariaDB a SELECT ... FOR UPDATE of the
+    # missing row took gap locks and the inserts deadlocked (error 1213) in most rounds.
+    contenders, steps = 6, 4
+    stores = [store_factory() for _ in range(contenders)]
+    barrier = threading.Barrier(contenders, timeout=60)
+    days = [DS + timedelta(days=d) for d in range(steps)]
+
+    def contend(i: int) -> list[str]:
+        states = []
+        for ds in days:
+            barrier.wait()
+            state = "queued" if i % 2 else "in_progress"
+            try:
+                info = stores[i].set_run_state("clicks", ds, state, reason=f"worker {i}")
+            except BaseException:
+                barrier.abort()  # release the others: the first failure is the one reported
+                raise
+            assert (info.ds, info.state, info.reason) == (ds, state, f"worker {i}")
+            states.append(info.state)
+        return states
+
+    with ThreadPoolExecutor(contenders) as pool:
+        results = list(pool.map(contend, range(contenders)))  # re-raises any failure
+    assert len(results) == contenders
+
+    runs = catalogued.runs(metric="clicks", with_events=True)
+    assert [r.ds for r in runs] == days  # one run per day, never two
+    for run in runs:
+        # Every call changed the reason, so each left exactly one event, chained in order.
+        assert len(run.events) == contenders
+        assert run.events[0].from_state is None
+        for before, after in zip(run.events, run.events[1:], strict=False):
+            assert after.from_state == before.to_state
+        assert {e.reason for e in run.events} == {f"worker {i}" for i in range(contenders)}
+        assert (run.state, run.reason) == (run.events[-1].to_state, run.events[-1].reason)
+        assert run.attempt == sum(e.to_state == "in_progress" for e in run.events)

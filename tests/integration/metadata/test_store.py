@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from metadata.records import RampRow
 from udf.config.catalog import (
     AggregatedMetric,
@@ -132,3 +135,21 @@ def test_sync_catalog_rejects_unknown_selection(store) -> None:
             metrics, segments, [ExperimentSelection(experiment="e", metrics=["nope"])]
         )
     assert store.metrics() == []  # nothing half-synced
+
+
+def test_concurrent_imports_of_a_new_experiment_all_succeed(store_factory) -> None:
+    # Each importer creates the same new experiment: the losers used to fail with "the
+    # ramps changed concurrently"; now they go again and find the winner's rows.
+    contenders = 6
+    stores = [store_factory() for _ in range(contenders)]
+    barrier = threading.Barrier(contenders, timeout=60)
+
+    def contend(i: int) -> int:
+        barrier.wait()
+        return stores[i].import_ramps([RampRow("raced", "control", 1000 + i, 10.0)]).ramps_added
+
+    with ThreadPoolExecutor(contenders) as pool:
+        assert list(pool.map(contend, range(contenders))) == [1] * contenders
+    (exp,) = stores[0].experiments()
+    (group,) = exp.groups
+    assert [r.ramp_ts for r in group.ramps] == [1000 + i for i in range(contenders)]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from metadata import ramps_csv
 from metadata.ramps_csv import parse_ramps
 from metadata.records import RampRow
+from udf.archive.records import TS_MAX
 from udf.errors import InputError
 
 HEADER = "experiment,group,ramp_ts,allocation\n"
@@ -43,6 +45,12 @@ def test_bad_header(text: str, message: str) -> None:
         ("e,control,abc,5", "line 3: ramp_ts 'abc' is not"),
         ("e,control,-5,5", "line 3: ramp_ts '-5'"),
         ("e,control,1.5,5", "line 3: ramp_ts '1.5'"),
+        # Past the year 9999: stored, it made every 'udf experiments list' crash.
+        ("e,control,253402300800000,5", "line 3: ramp_ts '253402300800000' is not epoch"),
+        ("e,control,999999999999999999,5", "line 3: ramp_ts '999999999999999999'"),
+        ("e,control,\u0661\u0662\u0663,5", "line 3: ramp_ts '\u0661\u0662\u0663'"),  # Arabic-Indic
+        ("e,control,1,\u0665", "line 3: allocation '\u0665' is not a number"),
+        ("e,control,1,1_0", "line 3: allocation '1_0' is not a number"),
         ("e,control,1,lots", "line 3: allocation 'lots' is not a number"),
         ("e,control,1,0", r"line 3: allocation '0' must be a percentage in \(0, 100\]"),
         ("e,control,1,101", "line 3: allocation '101'"),
@@ -68,3 +76,20 @@ def test_every_bad_row_is_reported_at_once() -> None:
         parse_ramps(lines, "r.csv")
     assert "2 bad rows" in str(info.value)
     assert "line 2:" in str(info.value) and "line 4:" in str(info.value)
+
+
+def test_ramp_ts_bounds() -> None:
+    top = TS_MAX - 1  # 9999-12-31T23:59:59.999Z
+    rows = parse_ramps([HEADER, "e,control,0,5\n", f"e,control,{top},5\n"])
+    assert [r.ramp_ts for r in rows] == [0, top]
+    with pytest.raises(InputError, match=f"from 0 to {top}"):
+        parse_ramps([HEADER, f"e,control,{TS_MAX},5\n"])
+
+
+def test_patterns_match_whole_ascii_values() -> None:
+    # fullmatch, not "$" (which also matches before a trailing newline), and [0-9], not \d.
+    assert ramps_csv._NAME.fullmatch("exp_1.a-b")
+    assert not ramps_csv._NAME.fullmatch("exp\n")
+    assert not ramps_csv._INT.fullmatch("12\n")
+    assert not ramps_csv._INT.fullmatch("\u0661\u0662")
+    assert ramps_csv._NUMBER.fullmatch("12.5") and ramps_csv._NUMBER.fullmatch("1e1")
