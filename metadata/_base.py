@@ -31,6 +31,8 @@ from udf.errors import MetadataError
 T = TypeVar("T")
 # Attempts at a transaction the database aborts to break a deadlock or serialization conflict.
 TRANSIENT_ATTEMPTS = 5
+# Attempts at creating a row that a concurrent caller may create first (then it exists).
+RACE_ATTEMPTS = 3
 
 
 class StoreBase:
@@ -73,23 +75,32 @@ class StoreBase:
         except (OperationalError, InterfaceError) as exc:
             raise MetadataError(f"metadata store error: {describe_error(exc)}") from exc
 
-    def _retrying(self, work: Callable[[Session], T], what: str) -> T:
+    def _retrying(
+        self, work: Callable[[Session], T], what: str, *, duplicates_are_races: bool = False
+    ) -> T:
         """``work`` in one transaction, run again when the database aborted it as a deadlock
         victim or a serialization failure (MySQL/MariaDB 1213, 1205; PostgreSQL 40P01,
         40001), at most :data:`TRANSIENT_ATTEMPTS` times with a short random back-off.
 
-        :class:`~sqlalchemy.exc.IntegrityError` is left to the caller, which knows what a
-        duplicate key means; any other database error becomes a :class:`MetadataError`.
+        With ``duplicates_are_races``, a duplicate key means a concurrent caller created the
+        same row first, so the work goes again too (and then finds that row, up to
+        :data:`RACE_ATTEMPTS` times); otherwise :class:`~sqlalchemy.exc.IntegrityError` is
+        left to the caller, which knows what a duplicate key means. Any other database error
+        becomes a :class:`MetadataError`.
         """
-        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        transient = races = 0
+        while True:
             try:
                 with self._sessions.begin() as session:
                     return work(session)
-            except IntegrityError:
-                raise
+            except IntegrityError as exc:
+                races += 1
+                if not duplicates_are_races:
+                    raise
+                if races == RACE_ATTEMPTS:
+                    raise MetadataError(f"{what}: {describe_error(exc)}") from exc
             except DBAPIError as exc:
-                if attempt < TRANSIENT_ATTEMPTS and is_transient(exc):
-                    time.sleep(random.uniform(0, 0.01 * 2**attempt))
-                    continue
-                raise MetadataError(f"{what}: {describe_error(exc)}") from exc
-        raise AssertionError("unreachable")
+                transient += 1
+                if transient == TRANSIENT_ATTEMPTS or not is_transient(exc):
+                    raise MetadataError(f"{what}: {describe_error(exc)}") from exc
+                time.sleep(random.uniform(0, 0.01 * 2**transient))

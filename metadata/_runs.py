@@ -11,17 +11,14 @@ from collections.abc import Iterable
 from datetime import date, datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from metadata._base import StoreBase
-from metadata.db import describe_error
 from metadata.models import RUN_STATES, MetricDefinition, MetricRun, MetricRunEvent
 from metadata.records import RunEvent, RunInfo
 from udf.errors import MetadataError
 
 FINISHED_STATES = frozenset({"done", "failed"})
-RACE_ATTEMPTS = 3  # creating a run can lose the insert race once; then the row exists
 
 
 class RunsMixin(StoreBase):
@@ -48,16 +45,11 @@ class RunsMixin(StoreBase):
         what = f"cannot record the run of {metric} {ds}"
         # A duplicate key means another caller created the run first: go again, and the
         # next attempt finds the row and updates it under its row lock.
-        for attempt in range(1, RACE_ATTEMPTS + 1):
-            try:
-                return self._retrying(
-                    lambda s: self._set_run_state(s, metric, ds, state, reason, scope, dag_run_id),
-                    what,
-                )
-            except IntegrityError as exc:
-                if attempt == RACE_ATTEMPTS:
-                    raise MetadataError(f"{what}: {describe_error(exc)}") from exc
-        raise AssertionError("unreachable")
+        return self._retrying(
+            lambda s: self._set_run_state(s, metric, ds, state, reason, scope, dag_run_id),
+            what,
+            duplicates_are_races=True,
+        )
 
     def _set_run_state(
         self,

@@ -43,8 +43,6 @@ from metadata.records import (
 )
 from udf.errors import MetadataError
 
-_RACE_ATTEMPTS = 3
-
 if TYPE_CHECKING:
     from udf.config.catalog import ExperimentSelection, MetricSpec, SegmentSpec
     from udf.home import Home
@@ -65,18 +63,11 @@ class MetadataStore(RunsMixin, LeasesMixin):
         now = self._clock()
         # Importers racing on a new experiment or group: the unique keys let one commit,
         # the others go again and find its rows (re-importing the same rows is a no-op).
-        for attempt in range(1, _RACE_ATTEMPTS + 1):
-            try:
-                counts = self._retrying(
-                    lambda s: _import_ramps(s, rows, names, now), "cannot import the ramps"
-                )
-                break
-            except IntegrityError as exc:
-                if attempt == _RACE_ATTEMPTS:
-                    raise MetadataError(
-                        "the ramps changed concurrently, nothing imported; retry "
-                        f"({describe_error(exc)})"
-                    ) from exc
+        counts = self._retrying(
+            lambda s: _import_ramps(s, rows, names, now),
+            "cannot import the ramps",
+            duplicates_are_races=True,
+        )
         return ImportSummary(
             experiments=len(names),
             groups=len({(r.experiment, r.group) for r in rows}),
