@@ -190,8 +190,36 @@ class SampleStats(_Mergeable):
         return _validity(self.n, self.sum, self.sum_sq)
 
 
+class _PairStats(_Mergeable):
+    """Two per-unit quantities ``x`` and ``y`` and the sum of their products.
+
+    Subclasses declare their fields in the order ``n, x_sum, x_sum_sq, y_sum, y_sum_sq,
+    cross_sum``; covariance and validity are defined once here on that order.
+    """
+
+    def _moments(self) -> tuple[Number, ...]:
+        return tuple(getattr(self, f.name) for f in _fields(self))
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Unbiased covariance of the two per-unit quantities."""
+        n, x_sum, _, y_sum, _, cross_sum = self._moments()
+        return _comoment(n, x_sum, y_sum, cross_sum)
+
+    @property
+    def covariance_impossible(self) -> np.ndarray:
+        """Where ``covariance**2`` exceeds the product of the variances beyond round-off."""
+        return _covariance_impossible(*self._moments())
+
+    def codes(self) -> np.ndarray:
+        """Validity of both parts, and ``INVALID_INPUT`` for an impossible covariance."""
+        n, x_sum, x_sum_sq, y_sum, y_sum_sq, cross_sum = self._moments()
+        code = np.maximum(_validity(n, x_sum, x_sum_sq, cross_sum), _validity(n, y_sum, y_sum_sq))
+        return np.where(self.covariance_impossible, np.int8(Code.INVALID_INPUT), code)
+
+
 @dataclass(frozen=True, eq=False)
-class RatioStats(_Mergeable):
+class RatioStats(_PairStats):
     """A ratio metric (e.g. clicks per impression): per-unit numerator and denominator.
 
     The metric is ``num_sum / den_sum``; ``cross_sum`` (sum of numerator x denominator)
@@ -228,29 +256,9 @@ class RatioStats(_Mergeable):
     def denominator(self) -> SampleStats:
         return SampleStats(self.n, self.den_sum, self.den_sum_sq)
 
-    @property
-    def covariance(self) -> np.ndarray:
-        """Unbiased covariance of the per-unit numerator and denominator."""
-        return _comoment(self.n, self.num_sum, self.den_sum, self.cross_sum)
-
-    @property
-    def covariance_impossible(self) -> np.ndarray:
-        """Where ``covariance**2`` exceeds the product of the variances beyond round-off."""
-        return _covariance_impossible(
-            self.n, self.num_sum, self.num_sum_sq, self.den_sum, self.den_sum_sq, self.cross_sum
-        )
-
-    def codes(self) -> np.ndarray:
-        """Validity of both parts, and ``INVALID_INPUT`` for an impossible covariance."""
-        code = np.maximum(
-            _validity(self.n, self.num_sum, self.num_sum_sq, self.cross_sum),
-            _validity(self.n, self.den_sum, self.den_sum_sq),
-        )
-        return np.where(self.covariance_impossible, np.int8(Code.INVALID_INPUT), code)
-
 
 @dataclass(frozen=True, eq=False)
-class CovariateStats(_Mergeable):
+class CovariateStats(_PairStats):
     """A metric with a pre-exposure covariate (for CUPED): the metric, the covariate and
     the sum of their products, per unit."""
 
@@ -265,7 +273,7 @@ class CovariateStats(_Mergeable):
     def from_values(cls, post: np.ndarray, pre: np.ndarray, axis: int = -1) -> CovariateStats:
         """Statistics of raw per-unit metric values and their pre-period covariates."""
         ratio = RatioStats.from_values(post, pre, axis=axis)
-        return cls(*(getattr(ratio, f.name) for f in fields(ratio)))
+        return cls(*ratio._moments())
 
     @property
     def post(self) -> SampleStats:
@@ -274,23 +282,3 @@ class CovariateStats(_Mergeable):
     @property
     def pre(self) -> SampleStats:
         return SampleStats(self.n, self.pre_sum, self.pre_sum_sq)
-
-    @property
-    def covariance(self) -> np.ndarray:
-        """Unbiased covariance of the metric and its covariate."""
-        return _comoment(self.n, self.sum, self.pre_sum, self.cross_sum)
-
-    @property
-    def covariance_impossible(self) -> np.ndarray:
-        """Where ``covariance**2`` exceeds the product of the variances beyond round-off."""
-        return _covariance_impossible(
-            self.n, self.sum, self.sum_sq, self.pre_sum, self.pre_sum_sq, self.cross_sum
-        )
-
-    def codes(self) -> np.ndarray:
-        """Validity of both parts, and ``INVALID_INPUT`` for an impossible covariance."""
-        code = np.maximum(
-            _validity(self.n, self.sum, self.sum_sq, self.cross_sum),
-            _validity(self.n, self.pre_sum, self.pre_sum_sq),
-        )
-        return np.where(self.covariance_impossible, np.int8(Code.INVALID_INPUT), code)
