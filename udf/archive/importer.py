@@ -94,7 +94,8 @@ class Importer:
             if source != "-" and (not os.path.exists(source) or os.path.isdir(source)):
                 raise InputError(f"{source}: no such file")
         with self._locked():
-            self.recover()
+            self.ledger.refresh()
+            self._recover()
             settings = self.layout.settings(topic, partitions)
             return [self._import_one(topic, s, settings, progress) for s in sources]
 
@@ -118,19 +119,13 @@ class Importer:
         report = FileReport(source=source if source != "-" else "<stdin>", topic=topic, import_id=import_id)
         journal = self.layout.journal / f"{import_id}.json"
         try:
-            if Path(source).is_file():  # a cheap hashing pass spares staging a file imported before
-                prior = self.ledger.find(topic, _sha256_of(Path(source)))
-                if prior is not None:
-                    report.sha256 = prior["sha256"]
-                    report.duplicate_of = prior["id"]
-                    log.info("import.duplicate", source=report.source, previous=prior["id"])
-                    return report
+            # For a regular file a cheap hashing pass spares staging bytes imported before;
+            # a pipe can only be read once, so it is hashed while it is staged.
+            if Path(source).is_file() and self._imported_before(report, _sha256_of(Path(source))):
+                return report
             with _open_source(source) as fh:
                 self._stage(fh, report, stage, settings, progress)
-            prior = self.ledger.find(topic, report.sha256)
-            if prior is not None:
-                report.duplicate_of = prior["id"]
-                log.info("import.duplicate", source=report.source, previous=prior["id"])
+            if self._imported_before(report, report.sha256):
                 shutil.rmtree(stage, ignore_errors=True)
                 return report
             self._commit(report, stage, journal)
@@ -140,6 +135,15 @@ class Importer:
             raise
         log.info("import.done", **report.as_dict())
         return report
+
+    def _imported_before(self, report: FileReport, sha256: str) -> bool:
+        """Mark ``report`` as a duplicate if these exact bytes were imported into its topic."""
+        prior = self.ledger.find(report.topic, sha256)
+        if prior is None:
+            return False
+        report.sha256, report.duplicate_of = sha256, prior["id"]
+        log.info("import.duplicate", source=report.source, previous=prior["id"])
+        return True
 
     def _stage(
         self,
@@ -297,7 +301,13 @@ class Importer:
         A committed import is rolled forward; if its staged data was lost (say, a disk that
         failed to keep unsynced writes), it is rolled back instead and logged as an error,
         and the file can simply be imported again. Returns how many journals were handled.
+        Every import does this first, so calling it directly is only for tools and tests.
         """
+        with self._locked():
+            self.ledger.refresh()
+            return self._recover()
+
+    def _recover(self) -> int:
         handled = 0
         for journal in sorted(self.layout.journal.glob("*.json")):
             log.warning("import.recover", journal=str(journal))

@@ -16,8 +16,26 @@ import orjson
 
 
 class Ledger:
+    """The ledger file, with an in-memory index of it for the duplicate checks.
+
+    :meth:`refresh` reads the file once; the importer calls it after taking the archive
+    lock, so within one locked import the index is exact and :meth:`append` keeps it so.
+    """
+
     def __init__(self, path: Path):
         self.path = path
+        self._by_hash: dict[tuple[str, str], dict[str, Any]] = {}
+        self._ids: set[str] = set()
+
+    def refresh(self) -> None:
+        self._by_hash.clear()
+        self._ids.clear()
+        for entry in self.entries():
+            self._index(entry)
+
+    def _index(self, entry: dict[str, Any]) -> None:
+        self._by_hash.setdefault((entry["topic"], entry["sha256"]), entry)
+        self._ids.add(entry["id"])
 
     def entries(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():
@@ -30,12 +48,11 @@ class Ledger:
                     continue  # a torn last line from a crash; the journal re-appends it
 
     def find(self, topic: str, sha256: str) -> dict[str, Any] | None:
-        return next(
-            (e for e in self.entries() if e["topic"] == topic and e["sha256"] == sha256), None
-        )
+        """The first import of these exact bytes into ``topic`` (as of the last refresh)."""
+        return self._by_hash.get((topic, sha256))
 
     def has(self, import_id: str) -> bool:
-        return any(e["id"] == import_id for e in self.entries())
+        return import_id in self._ids
 
     def append(self, entry: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,3 +67,4 @@ class Ledger:
             fh.write(orjson.dumps(entry) + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
+        self._index(entry)
