@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from metadata.records import RampRow
 from udf.archive.records import TS_MAX
 from udf.errors import InputError
+from udf.names import NAME, NAME_RULE
 
 HEADER = ("experiment", "group", "ramp_ts", "allocation")
 MAX_REPORTED = 10
 # Matched with fullmatch: "$" would accept a trailing newline, and "\d" any Unicode digit.
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_NAME = NAME  # the platform-wide name rule (udf.names)
 _INT = re.compile(r"[0-9]{1,15}")  # TS_MAX has 15 digits
 _NUMBER = re.compile(r"[0-9.eE+\-]+")  # ASCII only; float() would take any Unicode digit
 
@@ -73,10 +74,7 @@ def _row(cells: list[str]) -> RampRow:
     experiment, group, ramp_ts, allocation = (c.strip() for c in cells)
     for label, name in (("experiment", experiment), ("group", group)):
         if not _NAME.fullmatch(name):
-            raise ValueError(
-                f"{label} {name!r} must be 1-128 letters, digits, '_', '.' or '-' "
-                "(not starting with '.' or '-')"
-            )
+            raise ValueError(f"{label} {name!r} {NAME_RULE}")
     if not _INT.fullmatch(ramp_ts) or int(ramp_ts) >= TS_MAX:
         raise ValueError(
             f"ramp_ts {ramp_ts!r} is not epoch milliseconds: expected an integer from 0 to "

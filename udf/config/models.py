@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-_IDENTIFIER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+from udf.names import NAME_RULE, is_name
+
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -18,11 +19,8 @@ class StrictModel(BaseModel):
 
 
 def _identifier(value: str) -> str:
-    if not _IDENTIFIER.fullmatch(value):
-        raise ValueError(
-            "must hold only letters, digits, '_', '.', '-' (at most 128 characters), "
-            "not starting with '.' or '-'"
-        )
+    if not is_name(value):
+        raise ValueError(NAME_RULE)
     return value
 
 
