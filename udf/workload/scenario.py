@@ -48,7 +48,11 @@ class Experiment:
     salt: int = field(repr=False)
 
     def periods(self, window_ms: int) -> list[tuple[int, int]]:
-        """Aggregation periods ``(start, end)`` by CONTRACT.md §3 (same for every group)."""
+        """Aggregation periods ``(start, end)`` by CONTRACT.md §3 (same for every group).
+
+        Written independently of :func:`metadata.periods.aggregation_periods` on purpose:
+        the manifest is the tests' oracle, and two derivations that agree are the check.
+        """
         out: list[tuple[int, int]] = []
         for ramp in sorted(self.ramps, key=lambda r: r.ts):
             if out and ramp.ts < out[-1][1]:
