@@ -77,45 +77,45 @@ def load_files(paths: Sequence[Path], model: type[M]) -> Loaded[M]:
     for path in paths:
         name = str(path)
         try:
-            raw = _read_yaml(path)
+            raw = read_yaml(path)
             loaded.files[name] = model.model_validate(raw)
-        except _FileProblem as problem:
+        except FileProblem as problem:
             loaded.issues.append(ConfigIssue(name, problem.field, problem.message))
         except ValidationError as exc:
-            loaded.issues.extend(_issues_from_validation(name, exc, raw))
+            loaded.issues.extend(issues_from_validation(name, exc, raw))
     return loaded
 
 
-class _FileProblem(Exception):
+class FileProblem(Exception):
     def __init__(self, message: str, field: str = ""):
         super().__init__(message)
         self.message = message
         self.field = field
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise _FileProblem("file not found") from exc
+        raise FileProblem("file not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise _FileProblem(f"cannot read: {exc}") from exc
+        raise FileProblem(f"cannot read: {exc}") from exc
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise _FileProblem(f"invalid YAML at {where}: {exc.problem or exc}") from exc
+        raise FileProblem(f"invalid YAML at {where}: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
-        raise _FileProblem(f"invalid YAML: {exc}") from exc
+        raise FileProblem(f"invalid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise _FileProblem(f"the top level must be a mapping, not {type(data).__name__}")
+        raise FileProblem(f"the top level must be a mapping, not {type(data).__name__}")
     return data
 
 
-def _issues_from_validation(file: str, exc: ValidationError, raw: Any) -> list[ConfigIssue]:
+def issues_from_validation(file: str, exc: ValidationError, raw: Any) -> list[ConfigIssue]:
     issues = []
     for error in exc.errors(include_url=False):
         loc = _strip_union_tags(error["loc"], raw)

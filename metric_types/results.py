@@ -1,0 +1,143 @@
+"""The versioned results schema (CONTRACT.md §4): one row per group, metric and slice.
+
+Every store (the embedded SQL store, Druid) holds exactly these columns, and ``udf results
+export`` writes them as JSONL. A change to the columns bumps :data:`SCHEMA_VERSION` and comes
+with a migration note in ``docs/results.md``.
+
+A *slice* is what one computation replaces as a whole: the rows of one source and metric type
+for one date, limited to the metrics (and, for an on-demand run, the experiments) it
+computed. Rerunning a slice deletes its rows and writes the new ones in one step, so results
+are never double-counted and never half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import date
+from typing import Any, Literal
+
+from udf.errors import InputError
+
+SCHEMA_VERSION = 1
+Source = Literal["batch", "stream"]
+SOURCES: tuple[Source, ...] = ("batch", "stream")
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One group of one experiment period, for one metric and slice.
+
+    ``date`` is the slice's day (``YYYY-MM-DD``): the through-date of ``aggregated`` and
+    ``custom``, the day itself for ``calendar_day``, the as-of date for ``days_in`` (whose
+    ``day_in`` is ``k``; 0 for the other types). ``segment`` is ``""`` for the whole group or a
+    segment's name, with the users' ``segment_value`` (``""`` when they have none).
+    ``den_*`` and ``sum_xy`` are set for ratio metrics only. The comparison columns are set on
+    treatment rows only; ``status`` names why a comparison is degenerate (``""`` when fine).
+    """
+
+    experiment: str
+    group: str
+    metric: str
+    metric_type: str
+    period_start: int
+    period_end: int
+    date: str
+    day_in: int
+    segment: str
+    segment_value: str
+    exposed: int
+    volume: int
+    propensity: int
+    n: int
+    sum: float
+    sum_sq: float
+    den_sum: float | None = None
+    den_sum_sq: float | None = None
+    sum_xy: float | None = None
+    lift_abs: float | None = None
+    lift_rel: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    rel_ci_low: float | None = None
+    rel_ci_high: float | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    status: str = ""
+    source: Source = "batch"
+    computed_at: int = 0
+    schema_version: int = field(default=SCHEMA_VERSION)
+
+    def key(self) -> tuple[Any, ...]:
+        """The row's identity: at most one row per key in any store."""
+        return tuple(getattr(self, name) for name in KEY)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResultRow:
+        unknown = set(data) - set(COLUMNS)
+        if unknown:
+            raise InputError(f"unknown result columns: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
+KEY: tuple[str, ...] = (
+    "source", "metric_type", "date", "experiment", "group", "metric", "period_start",
+    "day_in", "segment", "segment_value",
+)  # fmt: skip
+INTEGER_COLUMNS = frozenset(
+    {"period_start", "period_end", "day_in", "exposed", "volume", "propensity", "n",
+     "computed_at", "schema_version"}
+)  # fmt: skip
+FLOAT_COLUMNS = frozenset(
+    f.name for f in fields(ResultRow) if f.type in ("float", "float | None")
+)
+STRING_COLUMNS = frozenset(COLUMNS) - INTEGER_COLUMNS - FLOAT_COLUMNS
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What one computation replaces: ``metrics`` of one source, type and date (and experiments)."""
+
+    source: Source
+    metric_type: str
+    date: date
+    metrics: tuple[str, ...]
+    experiments: tuple[str, ...] | None = None  # None: every experiment
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise InputError(f"unknown results source {self.source!r}")
+        if not self.metrics:
+            raise InputError("a results slice needs at least one metric")
+
+    @property
+    def day(self) -> str:
+        return self.date.isoformat()
+
+    def contains(self, row: ResultRow) -> bool:
+        return (
+            row.source == self.source
+            and row.metric_type == self.metric_type
+            and row.date == self.day
+            and row.metric in self.metrics
+            and (self.experiments is None or row.experiment in self.experiments)
+        )
+
+    def check(self, rows: Iterable[ResultRow]) -> list[ResultRow]:
+        """The rows, after making sure each belongs to this slice and no key repeats."""
+        out, seen = [], set()
+        for row in rows:
+            if not self.contains(row):
+                raise InputError(
+                    f"row {row.key()} is outside the slice {self.metric_type} {self.day} "
+                    f"({', '.join(self.metrics)})"
+                )
+            if row.key() in seen:
+                raise InputError(f"row {row.key()} appears twice in one slice")
+            seen.add(row.key())
+            out.append(row)
+        return out
