@@ -50,3 +50,11 @@ class ArchiveError(UdfError):
 
 class MetadataError(UdfError):
     """The metadata store is unreachable, out of date, or refuses a change."""
+
+
+class ResultsError(UdfError):
+    """The results store is unreachable, refuses a write, or holds a newer schema."""
+
+
+class CustomMetricError(InputError):
+    """A custom metric's SQL or function is refused: the message says exactly why."""

@@ -1,0 +1,99 @@
+"""The interface every results store implements, and the checks they share.
+
+A store holds :class:`~metric_types.results.ResultRow` rows and changes them one *slice* at a
+time: :meth:`ResultsStore.replace` deletes every row of the slice and writes the new ones as
+one atomic step, so a rerun replaces, never adds to, what an earlier run wrote (CONTRACT.md §4)
+and a reader never sees half a slice. Rows are checked the same way before any store sees
+them, so a row one store accepts is never refused by the other.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from datetime import date
+from types import TracebackType
+from typing import Self
+
+from metric_types.results import FLOAT_COLUMNS, ResultRow, Slice
+from udf.errors import InputError
+
+# The longest value each text column may hold (the embedded store's VARCHAR lengths).
+NAME_LENGTH = 128
+TEXT_LIMITS: dict[str, int] = {
+    "experiment": NAME_LENGTH,
+    "group": NAME_LENGTH,
+    "metric": NAME_LENGTH,
+    "segment": NAME_LENGTH,
+    "metric_type": 32,
+    "date": 10,
+    "segment_value": 255,
+    "status": 64,
+    "source": 8,
+}
+
+
+class ResultsStore(ABC):
+    """Where results live: the embedded SQL store by default, Druid in production."""
+
+    @abstractmethod
+    def replace(self, slice: Slice, rows: Sequence[ResultRow]) -> int:
+        """Delete every row of ``slice`` and write ``rows`` instead, atomically.
+
+        Every row must belong to the slice and no key may repeat (:func:`checked_rows`);
+        an empty ``rows`` deletes the slice. Returns the number of rows written.
+        """
+
+    @abstractmethod
+    def read(
+        self,
+        *,
+        source: str | None = None,
+        metric_type: str | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        metrics: Sequence[str] | None = None,
+        experiments: Sequence[str] | None = None,
+    ) -> list[ResultRow]:
+        """The rows matching every given filter (dates inclusive), sorted by ``KEY``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def checked_rows(slice: Slice, rows: Iterable[ResultRow]) -> list[ResultRow]:
+    """``rows`` after :meth:`Slice.check`, refusing text too long and non-finite numbers.
+
+    NaN and infinities have no portable representation (SQLite stores NaN as NULL, MariaDB
+    refuses it, JSON has no spelling for it): a degenerate comparison is a null with a
+    ``status``, never NaN.
+    """
+    out = slice.check(rows)
+    for row in out:
+        for name, limit in TEXT_LIMITS.items():
+            value = getattr(row, name)
+            if len(value) > limit:
+                raise InputError(f"row {row.key()}: {name} is longer than {limit} characters")
+        for name in FLOAT_COLUMNS:
+            value = getattr(row, name)
+            if value is not None and not math.isfinite(value):
+                raise InputError(f"row {row.key()}: {name} is {value}, not a finite number")
+    return out
+
+
+def sort_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
+    """Rows in ``KEY`` order, the same in every store whatever the database's collation."""
+    return sorted(rows, key=ResultRow.key)

@@ -1,0 +1,224 @@
+"""The embedded results store: one SQL table on SQLite (default), PostgreSQL or MariaDB.
+
+The ``results`` table has exactly the schema's columns, a unique key over ``KEY`` (so a row
+can never be stored twice, whatever a caller does) and an index on (source, metric_type,
+date), the prefix of every slice. :meth:`EmbeddedResultsStore.replace` deletes the slice and
+inserts the new rows in one transaction, retried when the database aborts it to break a
+deadlock. The database is separate from the metadata store, so the tables are created on
+first use instead of by migrations; ``results_meta`` records the schema version they follow
+and a database written by newer code is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from metadata.db import create_db_engine, describe_error, is_transient, safe_url
+from metric_types.results import (
+    COLUMNS,
+    FLOAT_COLUMNS,
+    INTEGER_COLUMNS,
+    KEY,
+    SCHEMA_VERSION,
+    ResultRow,
+    Slice,
+)
+from metric_types.stores import LockFactory
+from metric_types.stores.base import TEXT_LIMITS, ResultsStore, checked_rows, sort_rows
+from udf.errors import MetadataError, ResultsError
+from udf.home import Home
+from udf.settings import Settings
+
+IN_CHUNK = 500  # values per IN (...) list
+INSERT_CHUNK = 1000  # rows per executemany
+TRANSIENT_ATTEMPTS = 5
+_BIG = frozenset({"period_start", "period_end", "computed_at", "exposed", "volume",
+                  "propensity", "n"})  # fmt: skip
+
+metadata = sa.MetaData()
+
+
+def _column(name: str) -> sa.Column[Any]:
+    kind: Any
+    if name in INTEGER_COLUMNS:
+        kind = sa.BigInteger() if name in _BIG else sa.Integer()
+    elif name in FLOAT_COLUMNS:
+        kind = sa.Double(asdecimal=False)
+    else:
+        kind = sa.String(TEXT_LIMITS[name])
+    optional = name in FLOAT_COLUMNS and name not in ("sum", "sum_sq")
+    return sa.Column(name, kind, nullable=optional)
+
+
+_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+results = sa.Table(
+    "results",
+    metadata,
+    *(_column(name) for name in COLUMNS),
+    sa.UniqueConstraint(*KEY, name="uq_results_key"),
+    sa.Index("ix_results_slice", "source", "metric_type", "date"),
+    **_MYSQL,
+)
+results_meta = sa.Table(
+    "results_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(64), nullable=False),
+    **_MYSQL,
+)
+
+
+class EmbeddedResultsStore(ResultsStore):
+    """Results in a SQL database given by a SQLAlchemy URL; tables are created on first use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self._engine = create_db_engine(url)
+        except MetadataError as exc:
+            cause = describe_error(exc.__cause__) if exc.__cause__ else str(exc)
+            raise ResultsError(f"cannot open the results store {safe_url(url)}: {cause}") from exc
+        try:
+            self._prepare()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def replace(self, slice: Slice, rows: Sequence[ResultRow]) -> int:
+        checked = [row.to_dict() for row in checked_rows(slice, rows)]
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                with self._engine.begin() as conn:
+                    for where in _slice_filters(slice):
+                        conn.execute(results.delete().where(*where))
+                    for start in range(0, len(checked), INSERT_CHUNK):
+                        conn.execute(results.insert(), checked[start : start + INSERT_CHUNK])
+                return len(checked)
+            except DBAPIError as exc:
+                if attempt < TRANSIENT_ATTEMPTS and is_transient(exc):
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                raise self._error(f"replacing {_describe(slice)}", exc) from exc
+            except SQLAlchemyError as exc:
+                raise self._error(f"replacing {_describe(slice)}", exc) from exc
+        raise AssertionError("unreachable")
+
+    def read(
+        self,
+        *,
+        source: str | None = None,
+        metric_type: str | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        metrics: Sequence[str] | None = None,
+        experiments: Sequence[str] | None = None,
+    ) -> list[ResultRow]:
+        c = results.c
+        where: list[Any] = []
+        if source is not None:
+            where.append(c.source == source)
+        if metric_type is not None:
+            where.append(c.metric_type == metric_type)
+        if date_from is not None:
+            where.append(c.date >= date_from.isoformat())
+        if date_to is not None:
+            where.append(c.date <= date_to.isoformat())
+        if metrics is not None:
+            where.append(c.metric.in_(list(metrics)))
+        if experiments is not None:
+            where.append(c.experiment.in_(list(experiments)))
+        try:
+            with self._engine.connect() as conn:
+                found = conn.execute(sa.select(results).where(*where)).mappings().all()
+        except SQLAlchemyError as exc:
+            raise self._error("reading results", exc) from exc
+        return sort_rows(ResultRow.from_dict(dict(row)) for row in found)
+
+    def _prepare(self) -> None:
+        """Create the tables if missing and check the schema version they were written with."""
+        try:
+            with self._engine.begin() as conn:
+                metadata.create_all(conn)
+        except (DBAPIError, IntegrityError) as exc:
+            # Another process created them at the same moment; fine if they now exist.
+            if not set(metadata.tables) <= set(sa.inspect(self._engine).get_table_names()):
+                raise self._error("creating the results tables", exc) from exc
+        except SQLAlchemyError as exc:
+            raise self._error("creating the results tables", exc) from exc
+        try:
+            version = self._schema_version()
+        except SQLAlchemyError as exc:
+            raise self._error("reading the results schema version", exc) from exc
+        if version > SCHEMA_VERSION:
+            raise ResultsError(
+                f"the results store {safe_url(self._engine)} holds schema version {version}, "
+                f"newer than this platform's {SCHEMA_VERSION}: upgrade the platform to use it"
+            )
+        if version < SCHEMA_VERSION:
+            raise ResultsError(
+                f"the results store {safe_url(self._engine)} holds schema version {version}; "
+                f"this platform writes {SCHEMA_VERSION}: migrate it (see docs/results.md)"
+            )
+
+    def _schema_version(self) -> int:
+        query = sa.select(results_meta.c.value).where(results_meta.c.name == "schema_version")
+        with self._engine.begin() as conn:
+            value = conn.execute(query).scalar()
+            if value is not None:
+                return int(value)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    results_meta.insert().values(name="schema_version", value=str(SCHEMA_VERSION))
+                )
+            return SCHEMA_VERSION
+        except IntegrityError:  # written by a concurrent first opener
+            with self._engine.begin() as conn:
+                return int(conn.execute(query).scalar_one())
+
+    def _error(self, what: str, exc: BaseException) -> ResultsError:
+        return ResultsError(
+            f"results store {safe_url(self._engine)}: {what} failed: {describe_error(exc)}"
+        )
+
+
+def _slice_filters(slice: Slice) -> Iterator[list[Any]]:
+    """WHERE clauses that together select exactly the slice's rows (IN lists in chunks)."""
+    c = results.c
+    base = [c.source == slice.source, c.metric_type == slice.metric_type, c.date == slice.day]
+    experiments: list[list[str] | None] = (
+        [None] if slice.experiments is None else list(_chunks(slice.experiments))
+    )
+    for metrics in _chunks(slice.metrics):
+        for chunk in experiments:
+            where = [*base, c.metric.in_(metrics)]
+            if chunk is not None:
+                where.append(c.experiment.in_(chunk))
+            yield where
+
+
+def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
+    unique = sorted(set(values))
+    for start in range(0, len(unique), IN_CHUNK):
+        yield unique[start : start + IN_CHUNK]
+
+
+def _describe(slice: Slice) -> str:
+    return f"the {slice.source} {slice.metric_type} results of {slice.day}"
+
+
+def from_settings(home: Home, settings: Settings, *, lock: LockFactory | None = None) -> ResultsStore:
+    """The embedded store at ``settings.results.url`` (default ``<home>/results.db``).
+
+    The database serialises writers itself, so ``lock`` is not needed.
+    """
+    return EmbeddedResultsStore(settings.results_url(home))
