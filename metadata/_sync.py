@@ -88,7 +88,7 @@ def sync_metrics(
         counts["updated"] += 1
     wanted = {m.name for m in metrics}
     for name, row in existing.items():
-        if prune and name not in wanted and row.enabled:
+        if prune and name not in wanted and row.enabled and not is_default(row):
             row.enabled = False
             counts["disabled"] += 1
     session.flush()
@@ -217,3 +217,32 @@ def sync_catalog(
         experiments_added=experiments_added,
         selections_changed=selections_changed,
     )
+
+
+DEFAULT_MARK = "default"
+
+
+def is_default(row: MetricDefinition) -> bool:
+    """A metric the platform registered for an event type (CONTRACT.md §3), not a config's."""
+    return row.source_file is None and bool((row.params or {}).get(DEFAULT_MARK))
+
+
+def register_default_metrics(session: Session, event_types: Sequence[str]) -> list[str]:
+    """Register one ``aggregated`` count metric per event type not yet in the catalog.
+
+    A configured metric of the same name wins: it is left as it is. Returns the names added.
+    """
+    existing = set(session.scalars(select(MetricDefinition.name)))
+    added = []
+    for event_type in sorted(set(event_types) - existing):
+        session.add(
+            MetricDefinition(
+                name=event_type, metric_type="aggregated",
+                params={"event_type": event_type, "statistic": "count", DEFAULT_MARK: True},
+                description=f"every {event_type} event (a default metric)", sla_hours=30.0,
+                sources=["events", "activations"], segments=[], enabled=True, source_file=None,
+            )  # fmt: skip
+        )
+        added.append(event_type)
+    session.flush()
+    return added

@@ -125,6 +125,18 @@ class MetadataStore(RunsMixin, LeasesMixin):
                 f"the catalog changed concurrently, nothing synced; retry ({describe_error(exc)})"
             ) from exc
 
+    def register_default_metrics(self, event_types: Sequence[str]) -> list[str]:
+        """Make every event type a metric of its own (unless a configured metric has its name).
+
+        Idempotent; concurrent registrations of the same name are races the unique key
+        settles (the loser goes again and finds the row).
+        """
+        return self._retrying(
+            lambda s: _sync.register_default_metrics(s, list(event_types)),
+            "cannot register the default metrics",
+            duplicates_are_races=True,
+        )
+
     def metrics(self, include_disabled: bool = False) -> list[MetricInfo]:
         query = (
             select(MetricDefinition)

@@ -1,16 +1,33 @@
 """Run one batch: a metric type, some dates, some metrics (and experiments), one shared scan.
 
-(Being written: the signature below is the interface the framework and the tests use.)
+:func:`compute` is what ``udf compute`` and the Airflow tasks call. Per date it reads the
+slice's hours once for every metric of the batch (:mod:`metric_types.semantics`), compares
+the groups (:mod:`metric_types.comparisons`) and replaces the batch's slice in the results
+store in one step, so a rerun replaces and never adds.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
+from metadata.repository import MetadataStore
+from metric_types import registry
+from metric_types.base import Day, MetricType
+from metric_types.columnar import HourFile, convert
+from metric_types.plan import BatchPlan, MetricPlan, resolve
+from metric_types.results import ResultRow, Slice
 from udf.home import Home
-from udf.settings import Settings
+from udf.logging import get_logger
+from udf.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,4 +50,166 @@ def compute(
     settings: Settings | None = None,
 ) -> ComputeReport:
     """Compute ``metrics`` (default: all of the type) for each date and replace their slices."""
-    raise NotImplementedError
+    from metric_types.spark.session import get_session
+    from metric_types.stores import open_store
+
+    started = time.monotonic()
+    settings = settings or load_settings(home)
+    kind = registry.get(metric_type)
+    days = [Day(d) for d in sorted(set(dates))]
+    if not days:
+        raise ValueError("compute needs at least one date")
+    store = MetadataStore.for_home(home)
+    until = days[-1].end
+    event_hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=until)
+    activation_hours = convert(home, "activations", spam_cap=settings.spam_cap, ts_to=until)
+    if metric_type == "aggregated":
+        store.register_default_metrics(sorted({t for h in event_hours for t in h.event_types}))
+    plan = resolve(
+        metric_type, store.metrics(), store.experiments(), store.segments(), settings.window_ms,
+        only_metrics=metrics, only_experiments=experiments,
+    )  # fmt: skip
+    names = tuple(metrics) if metrics is not None else tuple(m.name for m in plan.metrics)
+    rows = 0
+    if names:
+        spark = get_session(settings.spark)
+        results = open_store(home, settings)
+        try:
+            for day in days:
+                computed = compute_day(spark, plan, kind, day, event_hours, activation_hours)
+                scope = tuple(experiments) if experiments is not None else None
+                rows += results.replace(Slice("batch", metric_type, day.date, names, scope), computed)
+                log.info("computed", metric_type=metric_type, date=day.date.isoformat(),
+                         metrics=len(names), rows=len(computed))  # fmt: skip
+        finally:
+            results.close()
+    return ComputeReport(
+        metric_type, tuple(d.date for d in days), names,
+        tuple(experiments) if experiments is not None else None, rows,
+        time.monotonic() - started,
+    )  # fmt: skip
+
+
+def compute_day(
+    spark: SparkSession,
+    plan: BatchPlan,
+    kind: MetricType,
+    day: Day,
+    event_hours: Sequence[HourFile],
+    activation_hours: Sequence[HourFile],
+) -> list[ResultRow]:
+    """The result rows of every metric of ``plan`` for ``day`` (not yet stored)."""
+    from pyspark.sql import functions as F
+
+    from metric_types.comparisons import compare_groups
+    from metric_types.semantics import Columns, counted_events, exposures, group_totals, per_user
+    from metric_types.spark.readers import hours_between, read_activations, read_events
+
+    periods = [p for p in plan.periods if kind.in_slice(p, day, plan.metrics)]
+    if not periods or not plan.metrics:
+        return []
+    first = min(p.start for p in periods)
+    last = min(max(p.end for p in periods), day.end)
+    period_frame = spark.createDataFrame(
+        [(p.experiment, p.group, p.start, p.end) for p in periods],
+        "experiment string, `group` string, period_start long, period_end long",
+    )
+    activations = read_activations(spark, hours_between(activation_hours, first, last))
+    activations = activations.where(F.col("experiment").isin(plan.experiments))
+    exposed = exposures(activations, period_frame).cache()
+    try:
+        columns = Columns.of(plan.metrics, plan.segment_fields)
+        fields = sorted(set(columns.segments.values()))
+        events = read_events(
+            spark, hours_between(event_hours, kind.events_from(day, first), last), fields
+        )
+        if not any(m.is_custom for m in plan.metrics):
+            events = events.where(F.col("event_type").isin(list(columns.count)))
+        users = kind.users(exposed, day, plan.metrics)
+        counted = kind.events(counted_events(events, exposed), day, plan.metrics)
+        custom = _custom_values(spark, plan.metrics, users, counted)
+        totals = group_totals(per_user(users, counted, columns, custom), columns).collect()
+    finally:
+        exposed.unpersist()
+    computed_at = int(datetime.now(UTC).timestamp() * 1000)
+    rows = [
+        row
+        for total in totals
+        for m in plan.metrics
+        if (row := _row(m, total.asDict(), columns, plan.metric_type, day, computed_at))
+    ]
+    return compare_groups(rows, plan.controls, plan.analysis)
+
+
+def _custom_values(
+    spark: SparkSession, metrics: Sequence[MetricPlan], users: DataFrame, counted: DataFrame
+) -> dict[str, DataFrame]:
+    """Per-user values of the custom metrics, from their SQL or function over the views."""
+    from pyspark.sql import functions as F
+
+    custom = [m for m in metrics if m.is_custom]
+    if not custom:
+        return {}
+    from metric_types.custom.functions import load_function
+    from metric_types.custom.sql_guard import check_sql
+
+    views = {
+        "exposures": users.select(
+            "experiment", "group", "period_start", "period_end", "user_id",
+            F.col("t_u").alias("exposure_ts"),
+        ),
+        "counted_events": counted.select(
+            "experiment", "group", "period_start", "user_id", "event_type", "ts", "value"
+        ),
+    }  # fmt: skip
+    for name, frame in views.items():
+        frame.createOrReplaceTempView(name)
+    out = {}
+    for m in custom:
+        if m.sql is not None:
+            frame = spark.sql(check_sql(m.sql))
+        else:
+            frame = load_function(m.function or "")(dict(views))
+        out[m.name] = frame.where(F.col("experiment").isin(list(m.experiments)))
+    return out
+
+
+def _row(
+    m: MetricPlan,
+    t: dict[str, Any],
+    columns: Any,
+    metric_type: str,
+    day: Day,
+    computed_at: int,
+) -> ResultRow | None:
+    """The row of metric ``m`` in group total ``t``, or None when ``m`` does not cover it."""
+    if t["experiment"] not in m.experiments:
+        return None
+    if t["segment"] and t["segment"] not in m.segments_of(t["experiment"]):
+        return None
+    if (t["day_in"] in m.days) != (metric_type == "days_in"):
+        return None
+    extra: dict[str, Any] = {}
+    if m.is_custom:
+        col = columns.custom[m.name]
+        volume = propensity = t[f"{col}_users"]
+    else:
+        assert m.numerator is not None
+        counts = columns.count[m.numerator.event_type]
+        volume, propensity = t[f"{counts}_sum"], t[f"{counts}_users"]
+        col = columns.value(m.numerator)
+        if m.denominator is not None:
+            den = columns.value(m.denominator)
+            extra = {
+                "den_sum": float(t[f"{den}_sum"]),
+                "den_sum_sq": float(t[f"{den}_sum_sq"]),
+                "sum_xy": float(t[f"{col}_x_{den}"]),
+            }
+    return ResultRow(
+        experiment=t["experiment"], group=t["group"], metric=m.name, metric_type=metric_type,
+        period_start=t["period_start"], period_end=t["period_end"], date=day.date.isoformat(),
+        day_in=t["day_in"], segment=t["segment"], segment_value=t["segment_value"],
+        exposed=t["exposed"], volume=int(volume), propensity=int(propensity), n=t["exposed"],
+        sum=float(t[f"{col}_sum"]), sum_sq=float(t[f"{col}_sum_sq"]), **extra,
+        source="batch", computed_at=computed_at,
+    )  # fmt: skip

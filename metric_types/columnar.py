@@ -1,0 +1,311 @@
+"""The archive as Parquet: clean events and activations, one file per archive hour.
+
+All events of one user in one clock hour of ``ts`` sit in one archive hour folder (the
+importer files records by event time and partition of ``user_id``), in arrival order. So
+the two per-event rules of CONTRACT.md §3 are local to one hour and are applied here, once:
+
+- **duplicates**: equal ``(user_id, event_type, ts)`` are one event; the earliest line wins;
+- **spam cap**: of a user's events in the hour, ordered by ``(ts, event_type)``, only the
+  first ``X`` stay.
+
+The result is cached under ``<home>/columnar/<topic>/dt=/hour=/`` beside a fingerprint of
+the source files (names and sizes: the archive only ever appends) and of ``X``; a changed
+hour is rebuilt, an unchanged one is reused. Writes go to a temporary file that is renamed
+into place, so a crash leaves the previous version or none, never half a file.
+
+Columns: ``user_id, event_type, ts, value`` (1.0 when absent) plus one string column per
+segment field (a string as it is, a number as its JSON spelling); activations keep
+``user_id, experiment, group, ts``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from udf.archive.layout import HOUR_MS, ArchiveLayout
+from udf.home import Home
+from udf.logging import get_logger
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = get_logger(__name__)
+
+EVENT_FIELDS = ("user_id", "event_type", "ts", "value")
+ACTIVATION_FIELDS = ("user_id", "experiment", "group", "ts")
+DATA_FILE = "data.parquet"
+FINGERPRINT = "_source.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class HourFile:
+    """One converted archive hour: its Parquet file and the hour it holds."""
+
+    topic: str
+    hour: int  # hours since the epoch
+    path: Path
+    event_types: tuple[str, ...] = ()  # events only: the types present in the hour
+
+
+def columnar_root(home: Home) -> Path:
+    return home.root / "columnar"
+
+
+def convert(
+    home: Home,
+    topic: str,
+    *,
+    spam_cap: int,
+    ts_from: int | None = None,
+    ts_to: int | None = None,
+    workers: int | None = None,
+) -> list[HourFile]:
+    """Bring the Parquet copy of ``topic``'s hours in ``[ts_from, ts_to)`` up to date.
+
+    Returns the converted hours (every hour of the range that has data), oldest first.
+    """
+    layout = ArchiveLayout(home.archive)
+    hours = _archive_hours(layout, topic, ts_from, ts_to)
+    out_root = columnar_root(home) / topic
+    jobs = [(topic, hour, files, out_root, spam_cap) for hour, files in hours]
+    threads = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=threads) as pool:  # pyarrow releases the GIL
+        done = list(pool.map(lambda job: _convert_hour(*job), jobs))
+    rebuilt = sum(1 for _, fresh in done if fresh)
+    log.info("columnar", topic=topic, hours=len(done), rebuilt=rebuilt)
+    return [hour_file for hour_file, _ in done]
+
+
+def _archive_hours(
+    layout: ArchiveLayout, topic: str, ts_from: int | None, ts_to: int | None
+) -> list[tuple[int, list[Path]]]:
+    by_hour: dict[int, list[Path]] = {}
+    for day in sorted(layout.topic_dir(topic).glob("dt=*")):
+        for hour_dir in sorted(day.glob("hour=*")):
+            hour = _hour_index(day.name[3:], hour_dir.name[5:])
+            if ts_from is not None and (hour + 1) * HOUR_MS <= ts_from:
+                continue
+            if ts_to is not None and hour * HOUR_MS >= ts_to:
+                continue
+            files = sorted(hour_dir.glob("part-*.jsonl"), key=_part_number)
+            if files:
+                by_hour[hour] = files
+    return sorted(by_hour.items())
+
+
+def _hour_index(day: str, hour: str) -> int:
+    from datetime import UTC, datetime
+
+    moment = datetime.strptime(f"{day} {hour}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return int(moment.timestamp()) // 3600
+
+
+def _part_number(path: Path) -> int:
+    return int(path.stem.split("-", 1)[1])
+
+
+def _convert_hour(
+    topic: str, hour: int, files: list[Path], out_root: Path, spam_cap: int
+) -> tuple[HourFile, bool]:
+    from datetime import UTC, datetime
+
+    start = datetime.fromtimestamp(hour * 3600, tz=UTC)
+    out_dir = out_root / f"dt={start:%Y-%m-%d}" / f"hour={start:%H}"
+    target = out_dir / DATA_FILE
+    fingerprint = {
+        "format": FORMAT_VERSION,
+        "spam_cap": spam_cap if topic == "events" else None,
+        "files": {f.name: f.stat().st_size for f in files},
+    }
+    stamp = out_dir / FINGERPRINT
+    if target.exists() and stamp.exists():
+        try:
+            stored = json.loads(stamp.read_text())
+            if {k: stored.get(k) for k in fingerprint} == fingerprint:
+                return HourFile(topic, hour, target, tuple(stored.get("event_types", ()))), False
+        except ValueError:
+            pass
+    if topic == "events":
+        table = clean_events(_read_events(files), spam_cap)
+        kinds = tuple(sorted(set(table.column("event_type").unique().to_pylist())))
+        fingerprint["event_types"] = list(kinds)
+    else:
+        table, kinds = _read_activations(files), ()
+    _write_atomically(table, out_dir, target, stamp, fingerprint)
+    return HourFile(topic, hour, target, kinds), True
+
+
+def _write_atomically(
+    table: pa.Table, out_dir: Path, target: Path, stamp: Path, fingerprint: dict[str, Any]
+) -> None:
+    import pyarrow.parquet as pq
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)  # the stamp vouches for the data: remove it first
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(target)
+    tmp_stamp = stamp.with_name(f".{stamp.name}.tmp")
+    tmp_stamp.write_text(json.dumps(fingerprint, sort_keys=True))
+    tmp_stamp.replace(stamp)
+
+
+# -- reading archive files --------------------------------------------------------------------
+
+
+def _event_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [("user_id", pa.int64()), ("event_type", pa.string()), ("ts", pa.int64()),
+         ("value", pa.float64())]
+    )  # fmt: skip
+
+
+def _activation_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [("user_id", pa.int64()), ("experiment", pa.string()), ("group", pa.string()),
+         ("ts", pa.int64())]
+    )  # fmt: skip
+
+
+def _read_events(files: Sequence[Path]) -> pa.Table:
+    """Every event of the files, in file then line order, with ``value`` defaulted to 1.0."""
+    tables = [_read_json(f, _event_schema(), extra=True) for f in files]
+    table = _unify(tables, _event_schema())
+    i = table.schema.get_field_index("value")
+    return table.set_column(i, "value", table.column(i).fill_null(1.0))
+
+
+def _read_activations(files: Sequence[Path]) -> pa.Table:
+    tables = [_read_json(f, _activation_schema(), extra=False) for f in files]
+    return _unify(tables, _activation_schema()).select(list(ACTIVATION_FIELDS))
+
+
+def _read_json(path: Path, schema: pa.Schema, *, extra: bool) -> pa.Table:
+    """One archive file. Arrow's reader is fast; a file it cannot type (a segment field that
+    is a number in some lines, say) is read line by line instead, with the same result."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    data = path.read_bytes()
+    if not data.strip():
+        return pa.table({f.name: pa.array([], f.type) for f in schema})
+    try:
+        table = pj.read_json(
+            io.BytesIO(data),
+            read_options=pj.ReadOptions(use_threads=True, block_size=1 << 24),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema,
+                unexpected_field_behavior="infer" if extra else "ignore",
+                newlines_in_values=False,
+            ),
+        )
+        extras = [f for f in table.schema if f.name not in schema.names]
+        if all(pa.types.is_string(f.type) or pa.types.is_null(f.type) for f in extras):
+            for f in extras:
+                if pa.types.is_null(f.type):
+                    i = table.schema.get_field_index(f.name)
+                    table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+            return table
+    except pa.ArrowInvalid:
+        pass
+    return _read_json_slowly(data, schema, extra=extra)
+
+
+def _read_json_slowly(data: bytes, schema: pa.Schema, *, extra: bool) -> pa.Table:
+    import pyarrow as pa
+
+    known = set(schema.names)
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+    n = 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        record = orjson.loads(line)
+        for name in schema.names:
+            columns[name].append(record.get(name))
+        if extra:
+            for key, value in record.items():
+                if key in known or value is None:
+                    continue
+                text = value if isinstance(value, str) else orjson.dumps(value).decode()
+                columns.setdefault(key, [None] * n).append(text)
+        n += 1
+        for values in columns.values():
+            if len(values) < n:
+                values.append(None)
+    arrays = {name: pa.array(columns[name], schema.field(name).type) for name in schema.names}
+    arrays.update({k: pa.array(v, pa.string()) for k, v in columns.items() if k not in known})
+    return pa.table(arrays)
+
+
+def _unify(tables: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
+    import pyarrow as pa
+
+    tables = list(tables)
+    names = list(schema.names)
+    for t in tables:
+        names.extend(n for n in t.schema.names if n not in names)
+    aligned = []
+    for t in tables:
+        cols = {}
+        for name in names:
+            if name in t.schema.names:
+                cols[name] = t.column(name)
+            else:
+                kind = schema.field(name).type if name in schema.names else pa.string()
+                cols[name] = pa.nulls(t.num_rows, kind)
+        aligned.append(pa.table(cols))
+    if not aligned:
+        return pa.table({f.name: pa.array([], f.type) for f in schema})
+    return pa.concat_tables(aligned)
+
+
+# -- the two per-event rules ------------------------------------------------------------------
+
+
+def clean_events(table: pa.Table, spam_cap: int) -> pa.Table:
+    """Drop duplicates (keeping the earliest line) and events over the hourly cap.
+
+    ``table`` holds one clock hour in arrival order. Rows are sorted by
+    ``(user_id, ts, event_type, line)``: copies of one event are then adjacent with the
+    earliest first, and each user's events are in cap order, so both rules are a comparison
+    with the previous row and a running count.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return table
+    table = table.append_column("_line", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    order = pc.sort_indices(
+        table,
+        sort_keys=[("user_id", "ascending"), ("ts", "ascending"), ("event_type", "ascending"),
+                   ("_line", "ascending")],
+    )  # fmt: skip
+    table = table.take(order).drop_columns(["_line"])
+    user = table.column("user_id").to_numpy()
+    ts = table.column("ts").to_numpy()
+    kind = pc.dictionary_encode(table.column("event_type")).combine_chunks().indices.to_numpy()
+    same_user = np.concatenate(([False], user[1:] == user[:-1]))
+    duplicate = same_user & np.concatenate(([False], (ts[1:] == ts[:-1]) & (kind[1:] == kind[:-1])))
+    table = table.filter(pa.array(~duplicate))
+    user = user[~duplicate]
+    starts = np.flatnonzero(np.concatenate(([True], user[1:] != user[:-1])))
+    run_start = np.repeat(starts, np.diff(np.append(starts, len(user))))
+    rank = np.arange(len(user)) - run_start
+    return table.filter(pa.array(rank < spam_cap))

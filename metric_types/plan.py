@@ -1,0 +1,146 @@
+"""Spec → plan: which metrics a batch computes, for which experiments, periods and segments.
+
+The metadata store holds the catalog (configured metrics, segments, per-experiment
+selection) and the ramps; :func:`resolve` turns them into a :class:`BatchPlan` that the Spark
+code consumes without touching the store again. Default metrics (one per event type,
+CONTRACT.md §3) are computed for every experiment; configured ones for the experiments that
+select them. A metric is broken down by its own segments plus its experiment's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from metadata.records import ExperimentInfo, MetricInfo, SegmentInfo
+from metric_types.base import PeriodRow
+from udf.errors import InputError
+
+DEFAULT_MARK = "default"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A per-user value: the count of an event type, or the sum of its ``value`` field."""
+
+    event_type: str
+    statistic: str = "count"
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    name: str
+    metric_type: str
+    numerator: Value | None = None
+    denominator: Value | None = None
+    days: tuple[int, ...] = ()
+    sql: str | None = None
+    function: str | None = None
+    experiments: tuple[str, ...] = ()
+    segments: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (experiment, segment names)
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.denominator is not None
+
+    @property
+    def is_custom(self) -> bool:
+        return self.sql is not None or self.function is not None
+
+    def segments_of(self, experiment: str) -> tuple[str, ...]:
+        return dict(self.segments).get(experiment, ())
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    metric_type: str
+    metrics: tuple[MetricPlan, ...]
+    periods: tuple[PeriodRow, ...]
+    controls: frozenset[tuple[str, str]]  # (experiment, group) of each control group
+    segment_fields: dict[str, str] = field(default_factory=dict)
+    analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def experiments(self) -> tuple[str, ...]:
+        return tuple(sorted({e for m in self.metrics for e in m.experiments}))
+
+
+def metric_plan(info: MetricInfo, experiments: Sequence[str], segments: dict[str, tuple[str, ...]]) -> MetricPlan:
+    params = info.params
+    numerator = denominator = None
+    if "ratio" in params:
+        numerator = Value(**params["ratio"]["numerator"])
+        denominator = Value(**params["ratio"]["denominator"])
+    elif "event_type" in params:
+        numerator = Value(params["event_type"], params.get("statistic", "count"))
+    return MetricPlan(
+        name=info.name,
+        metric_type=info.metric_type,
+        numerator=numerator,
+        denominator=denominator,
+        days=tuple(params.get("days", ())),
+        sql=params.get("sql"),
+        function=params.get("function"),
+        experiments=tuple(sorted(experiments)),
+        segments=tuple(sorted((e, segments[e]) for e in experiments if segments.get(e))),
+    )
+
+
+def resolve(
+    metric_type: str,
+    catalog: Sequence[MetricInfo],
+    experiments: Sequence[ExperimentInfo],
+    segments: Sequence[SegmentInfo],
+    window_ms: int,
+    *,
+    only_metrics: Sequence[str] | None = None,
+    only_experiments: Sequence[str] | None = None,
+) -> BatchPlan:
+    """The plan of one batch of ``metric_type`` (every enabled metric of it, or those named)."""
+    of_type = {m.name: m for m in catalog if m.metric_type == metric_type and m.enabled}
+    if only_metrics is not None:
+        unknown = sorted(set(only_metrics) - set(of_type))
+        if unknown:
+            raise InputError(
+                f"no enabled {metric_type} metric named {', '.join(map(repr, unknown))}"
+            )
+        of_type = {name: of_type[name] for name in only_metrics}
+    chosen = [e for e in experiments if only_experiments is None or e.name in only_experiments]
+    if only_experiments is not None:
+        missing = sorted(set(only_experiments) - {e.name for e in chosen})
+        if missing:
+            raise InputError(f"unknown experiment {', '.join(map(repr, missing))}")
+    segment_fields = {s.name: s.field for s in segments}
+    plans = []
+    for info in of_type.values():
+        default = bool(info.params.get(DEFAULT_MARK)) and info.source_file is None
+        names = [e.name for e in chosen if default or info.name in e.metrics]
+        seg = {
+            e.name: tuple(sorted(set(info.segments) | set(e.segments))) for e in chosen
+            if e.name in names
+        }  # fmt: skip
+        if names:
+            plans.append(metric_plan(info, names, seg))
+    wanted = {e for p in plans for e in p.experiments}
+    periods, controls = [], set()
+    for exp in chosen:
+        if exp.name not in wanted:
+            continue
+        for group in exp.groups:
+            if group.is_control:
+                controls.add((exp.name, group.name))
+            periods.extend(
+                PeriodRow(exp.name, group.name, p.start, p.end) for p in group.periods(window_ms)
+            )
+    return BatchPlan(
+        metric_type=metric_type,
+        metrics=tuple(sorted(plans, key=lambda p: p.name)),
+        periods=tuple(sorted(periods, key=lambda p: (p.experiment, p.group, p.start))),
+        controls=frozenset(controls),
+        segment_fields={
+            name: segment_fields[name]
+            for p in plans for _, names in p.segments for name in names if name in segment_fields
+        },  # fmt: skip
+        analysis={e.name: dict(e.analysis or {}) for e in chosen if e.name in wanted},
+    )

@@ -1,0 +1,153 @@
+"""CONTRACT.md §3 as Spark transformations, shared by every metric type.
+
+The steps, in order (docs/metrics.md has the exact rules):
+
+1. clean events (duplicates and spam cap: done per archive hour, :mod:`metric_types.columnar`);
+2. :func:`exposures`: activations inside a period, the earliest per (experiment, group, user);
+3. :func:`counted_events`: events of exposed users with ``t_u <= ts < period end``;
+4. the metric type narrows users and events to its slice of the day (:mod:`metric_types.types`);
+5. :func:`per_user`: one row per user of the slice with every needed per-user value and the
+   user's segment values, zeros for users without events;
+6. :func:`group_totals`: per group the sufficient statistics of every needed value.
+
+One pass computes every metric of a batch: metrics only pick columns of the totals, so the
+work grows with the event types and ratio pairs the batch needs, not with its metric count.
+Exposures are small next to events (one row per exposed user and period) and are
+broadcast, so the events are read once and never shuffled for the join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from metric_types.plan import MetricPlan, Value
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+GROUP_KEYS = ("experiment", "group", "period_start", "period_end", "day_in")
+USER_KEYS = (*GROUP_KEYS, "user_id")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The per-user columns a batch needs, named positionally (event types are free text).
+
+    ``count[e]`` is the column of the count of event type ``e``, ``total[e]`` of its sum of
+    ``value``; ``custom[m]`` the value of custom metric ``m``; ``pairs`` the products whose
+    sums ratio metrics need; ``segments`` the segment names with their event fields.
+    """
+
+    count: dict[str, str]
+    total: dict[str, str]
+    custom: dict[str, str]
+    pairs: tuple[tuple[str, str], ...]
+    segments: dict[str, str]
+
+    @classmethod
+    def of(cls, metrics: Sequence[MetricPlan], segment_fields: dict[str, str]) -> Columns:
+        values: list[Value] = []
+        for m in metrics:
+            values.extend(v for v in (m.numerator, m.denominator) if v is not None)
+        kinds = sorted({v.event_type for v in values})
+        count = {e: f"n{i}" for i, e in enumerate(kinds)}
+        summed = sorted({v.event_type for v in values if v.statistic == "sum"})
+        total = {e: f"s{kinds.index(e)}" for e in summed}
+        custom = {m.name: f"u{i}" for i, m in enumerate(m for m in metrics if m.is_custom)}
+        columns = cls(count, total, custom, (), dict(sorted(segment_fields.items())))
+        pairs = sorted(
+            {(columns.value(m.numerator), columns.value(m.denominator))
+             for m in metrics if m.numerator is not None and m.denominator is not None}
+        )  # fmt: skip
+        return cls(count, total, custom, tuple(pairs), columns.segments)
+
+    def value(self, v: Value) -> str:
+        return self.total[v.event_type] if v.statistic == "sum" else self.count[v.event_type]
+
+    @property
+    def values(self) -> list[str]:
+        """Every per-user value column whose sum and sum of squares are needed."""
+        return sorted({*self.count.values(), *self.total.values(), *self.custom.values()})
+
+    def segment_column(self, name: str) -> str:
+        return f"g_{list(self.segments).index(name)}"
+
+
+def exposures(activations: DataFrame, periods: DataFrame) -> DataFrame:
+    """Exposure per (experiment, group, period, user): the earliest activation inside it."""
+    from pyspark.sql import functions as F
+
+    inside = activations.join(F.broadcast(periods), ["experiment", "group"]).where(
+        (F.col("ts") >= F.col("period_start")) & (F.col("ts") < F.col("period_end"))
+    )
+    return inside.groupBy("experiment", "group", "period_start", "period_end", "user_id").agg(
+        F.min("ts").alias("t_u")
+    )
+
+
+def counted_events(events: DataFrame, exposed: DataFrame) -> DataFrame:
+    """Events of exposed users from their exposure to their period's end, one row per
+    (event, exposure): a user exposed in two experiments counts for both."""
+    from pyspark.sql import functions as F
+
+    joined = events.join(F.broadcast(exposed), "user_id")
+    return joined.where((F.col("ts") >= F.col("t_u")) & (F.col("ts") < F.col("period_end")))
+
+
+def per_user(
+    users: DataFrame, counted: DataFrame, columns: Columns, custom: dict[str, DataFrame]
+) -> DataFrame:
+    """One row per user of the slice: every value column (0 without events) and segments.
+
+    A user's segment value is the field's value on the user's first counted event of the
+    slice, by ``(ts, event_type)``, that has the field; ``""`` when none has.
+    """
+    from pyspark.sql import functions as F
+
+    aggs: list[Column] = []
+    for event_type, name in columns.count.items():
+        aggs.append(F.sum(F.when(F.col("event_type") == event_type, 1).otherwise(0)).alias(name))
+    for event_type, name in columns.total.items():
+        is_type = F.col("event_type") == event_type
+        aggs.append(F.sum(F.when(is_type, F.col("value")).otherwise(0.0)).alias(name))
+    for segment, field in columns.segments.items():
+        first = F.when(F.col(field).isNotNull(), F.struct("ts", "event_type", F.col(field)))
+        aggs.append(F.min(first).getField(field).alias(columns.segment_column(segment)))
+    out = users.select(*USER_KEYS)
+    if aggs:
+        values = counted.groupBy(*USER_KEYS).agg(*aggs)
+        out = out.join(values, list(USER_KEYS), "left")
+    for metric, frame in custom.items():
+        keys = ["experiment", "group", "period_start", "user_id"]
+        value = frame.select(*keys, F.col("value").cast("double").alias(columns.custom[metric]))
+        out = out.join(value, keys, "left")
+    zeros = {c: 0 for c in [*columns.count.values(), *columns.custom.values()]}
+    zeros.update({c: 0.0 for c in [*columns.total.values(), *columns.custom.values()]})
+    blanks = {columns.segment_column(s): "" for s in columns.segments}
+    return out.fillna({**zeros, **blanks})
+
+
+def group_totals(users: DataFrame, columns: Columns) -> DataFrame:
+    """Sufficient statistics per group and segment value (overall rows have segment ``""``)."""
+    from pyspark.sql import functions as F
+
+    choices = [F.struct(F.lit("").alias("segment"), F.lit("").alias("segment_value"))]
+    for segment in columns.segments:
+        value = F.col(columns.segment_column(segment))
+        choices.append(F.struct(F.lit(segment).alias("segment"), value.alias("segment_value")))
+    exploded = users.withColumn("_seg", F.explode(F.array(*choices))).select(
+        "*", "_seg.segment", "_seg.segment_value"
+    )
+    aggs: list[Column] = [F.count(F.lit(1)).alias("exposed")]
+    for name in columns.count.values():
+        aggs.append(F.sum(F.when(F.col(name) > 0, 1).otherwise(0)).alias(f"{name}_users"))
+    for name in columns.custom.values():
+        aggs.append(F.sum(F.when(F.col(name) != 0, 1).otherwise(0)).alias(f"{name}_users"))
+    for name in columns.values:
+        aggs.append(F.sum(name).alias(f"{name}_sum"))
+        aggs.append(F.sum(F.col(name) * F.col(name)).alias(f"{name}_sum_sq"))
+    for a, b in columns.pairs:
+        aggs.append(F.sum(F.col(a) * F.col(b)).alias(f"{a}_x_{b}"))
+    return exploded.groupBy(*GROUP_KEYS, "segment", "segment_value").agg(*aggs)

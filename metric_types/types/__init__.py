@@ -1,0 +1,1 @@
+"""One module per metric type; :mod:`metric_types.registry` lists them."""
