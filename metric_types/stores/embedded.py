@@ -148,12 +148,10 @@ class EmbeddedResultsStore(ResultsStore):
         try:
             with self._engine.begin() as conn:
                 metadata.create_all(conn)
-        except (DBAPIError, IntegrityError) as exc:
-            # Another process created them at the same moment; fine if they now exist.
-            if not set(metadata.tables) <= set(sa.inspect(self._engine).get_table_names()):
-                raise self._error("creating the results tables", exc) from exc
         except SQLAlchemyError as exc:
-            raise self._error("creating the results tables", exc) from exc
+            # Another process may have created them at the same moment: fine if they exist now.
+            if not self._tables_exist():
+                raise self._error("creating the results tables", exc) from exc
         try:
             version = self._schema_version()
         except SQLAlchemyError as exc:
@@ -168,6 +166,12 @@ class EmbeddedResultsStore(ResultsStore):
                 f"the results store {safe_url(self._engine)} holds schema version {version}; "
                 f"this platform writes {SCHEMA_VERSION}: migrate it (see docs/results.md)"
             )
+
+    def _tables_exist(self) -> bool:
+        try:
+            return set(metadata.tables) <= set(sa.inspect(self._engine).get_table_names())
+        except SQLAlchemyError:
+            return False
 
     def _schema_version(self) -> int:
         query = sa.select(results_meta.c.value).where(results_meta.c.name == "schema_version")

@@ -1,0 +1,250 @@
+"""The Druid results store: SQL-based ingestion (MSQ) to write, Druid SQL (pydruid) to read.
+
+It uses three endpoints of the router, nothing else: ``POST /druid/v2/sql/task`` submits the
+REPLACE that rewrites a slice's day (see :mod:`metric_types.stores.druid_sql` for its shape
+and why the rest of the day is carried over), ``GET /druid/indexer/v1/task/{id}/status`` is
+polled until the task succeeds or fails, and ``/druid/v2/sql`` answers the existence check
+and the reads (through pydruid's DB-API). A REPLACE publishes the day's new segments in one
+atomic step, so readers see either the old day or the new one, and a failed task leaves the
+old rows in place.
+
+Writers of one day are serialised by ``lock``: two REPLACEs of the same day each carry over
+the day as they read it, so without the lock the second would drop the slice the first just
+wrote (for another metric, say). The framework passes a lock backed by metadata-store
+leases; the default only serialises threads of this process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+
+from metric_types.results import SCHEMA_VERSION, ResultRow, Slice
+from metric_types.stores import LockFactory
+from metric_types.stores.base import ResultsStore, checked_rows, sort_rows
+from metric_types.stores.druid_sql import (
+    ident,
+    literal,
+    replace_statement,
+    row_from_druid,
+    select_statement,
+)
+from udf.errors import ResultsError
+from udf.home import Home
+from udf.logging import get_logger
+from udf.settings import Settings
+
+SQL_PATH = "/druid/v2/sql/"
+TASK_PATH = "/druid/v2/sql/task"
+STATUS_PATH = "/druid/indexer/v1/task/{task}/status"
+# Every statement runs with UTC dates; the REPLACE waits until its segments are served, so
+# the next writer's existence check and carry-over (and every reader) see what it wrote.
+CONTEXT = {"sqlTimeZone": "Etc/UTC"}
+TASK_CONTEXT = {**CONTEXT, "waitUntilSegmentsLoad": True, "finalizeAggregations": False}
+POLL_FIRST, POLL_MAX = 0.2, 5.0  # seconds between status requests: grows x1.5 up to the max
+_log = get_logger(__name__)
+_local_locks: dict[str, threading.Lock] = {}
+_local_guard = threading.Lock()
+
+
+@contextmanager
+def local_lock(name: str) -> Iterator[None]:
+    """A lock per name shared by this process's threads (the default for a lone process)."""
+    with _local_guard:
+        lock = _local_locks.setdefault(name, threading.Lock())
+    with lock:
+        yield
+
+
+class DruidResultsStore(ResultsStore):
+    """Results in one Druid datasource, reached through the router at ``router_url``."""
+
+    def __init__(
+        self,
+        router_url: str,
+        datasource: str,
+        timeout: float = 600.0,
+        *,
+        lock: LockFactory | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        parts = urlsplit(router_url.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ResultsError(f"invalid Druid router URL {router_url!r}: expected http(s)://host:port")
+        self.router = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        self._parts = parts
+        self.datasource = datasource
+        self.timeout = timeout
+        self._lock = lock or local_lock
+        self._sleep = sleep
+        self._session: Any = None
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def replace(self, slice: Slice, rows: Sequence[ResultRow]) -> int:
+        checked = checked_rows(slice, rows)
+        with self._lock(f"results/druid/{self.datasource}/{slice.day}"):
+            exists = self._exists()
+            if exists:
+                self._check_version()
+            elif not checked:
+                return 0  # nothing stored, nothing to write
+            statement = replace_statement(self.datasource, slice, checked, carry_over=exists)
+            task = self.submit(statement)
+            _log.info("druid results task submitted", task=task, source=slice.source,
+                      metric_type=slice.metric_type, date=slice.day, rows=len(checked))  # fmt: skip
+            self.wait(task)
+        return len(checked)
+
+    def submit(self, statement: str) -> str:
+        """Submit an ingestion statement; its task id."""
+        body = self._post(TASK_PATH, {"query": statement, "context": TASK_CONTEXT})
+        task = body.get("taskId") if isinstance(body, dict) else None
+        if not task:
+            raise ResultsError(f"Druid accepted the results write but returned no task id: {body}")
+        return str(task)
+
+    def wait(self, task: str) -> None:
+        """Poll the task's status until it succeeds; ResultsError with Druid's message if not."""
+        deadline = time.monotonic() + self.timeout
+        delay, state, problem = POLL_FIRST, "unknown", ""
+        while True:
+            try:
+                status = self._get(STATUS_PATH.format(task=task)).get("status") or {}
+                state = str(status.get("statusCode") or status.get("status") or "unknown")
+                problem = ""
+            except ResultsError as exc:  # the router or overlord hiccuped: ask again
+                problem = f" (last status request: {exc})"
+                status = {}
+            if state == "SUCCESS":
+                return
+            if state == "FAILED":
+                reason = status.get("errorMsg") or "no error message"
+                raise ResultsError(f"Druid task {task} writing results failed: {reason}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ResultsError(
+                    f"Druid task {task} is still {state} after {self.timeout:g} s{problem}; "
+                    f"it may yet finish: check it in the Druid console"
+                )
+            self._sleep(min(delay, left))
+            delay = min(delay * 1.5, POLL_MAX)
+
+    def read(
+        self,
+        *,
+        source: str | None = None,
+        metric_type: str | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        metrics: Sequence[str] | None = None,
+        experiments: Sequence[str] | None = None,
+    ) -> list[ResultRow]:
+        if (metrics is not None and not metrics) or (experiments is not None and not experiments):
+            return []
+        if not self._exists():
+            return []
+        query = select_statement(
+            self.datasource, source=source, metric_type=metric_type, date_from=date_from,
+            date_to=date_to, metrics=metrics, experiments=experiments,
+        )  # fmt: skip
+        rows = [row_from_druid(values) for values in self._sql(query)]
+        newer = max((row.schema_version for row in rows), default=SCHEMA_VERSION)
+        if newer > SCHEMA_VERSION:
+            raise self._newer(newer)
+        return sort_rows(rows)
+
+    def _exists(self) -> bool:
+        query = (
+            'SELECT "TABLE_NAME" FROM "INFORMATION_SCHEMA"."TABLES" '
+            f"WHERE \"TABLE_SCHEMA\" = 'druid' AND \"TABLE_NAME\" = {literal(self.datasource)}"
+        )
+        return bool(self._sql(query))
+
+    def _check_version(self) -> None:
+        found = self._sql(f'SELECT MAX("schema_version") AS "v" FROM {ident(self.datasource)}')
+        newer = found[0].get("v") if found else None
+        if newer is not None and int(newer) > SCHEMA_VERSION:
+            raise self._newer(int(newer))
+
+    def _newer(self, version: int) -> ResultsError:
+        return ResultsError(
+            f"the Druid datasource {self.datasource!r} holds results of schema version "
+            f"{version}, newer than this platform's {SCHEMA_VERSION}: upgrade the platform"
+        )
+
+    def _sql(self, query: str) -> list[dict[str, Any]]:
+        """A Druid SQL query through pydruid; the rows as dicts. Druid stops it at the timeout."""
+        from pydruid.db import connect
+        from pydruid.db.exceptions import Error
+        from requests import RequestException
+
+        p = self._parts
+        context = {**CONTEXT, "timeout": int(self.timeout * 1000)}
+        try:
+            conn = connect(
+                host=p.hostname, port=p.port or (443 if p.scheme == "https" else 80),
+                path=p.path.rstrip("/") + SQL_PATH, scheme=p.scheme, user=p.username,
+                password=p.password, context=context,
+            )  # fmt: skip
+            cursor = conn.cursor()
+            cursor.execute(query)
+            rows = cursor.fetchall()
+            names = [d[0] for d in cursor.description or ()]
+            conn.close()
+        except (Error, RequestException) as exc:
+            raise ResultsError(f"Druid SQL at {self.router} failed: {_one_line(exc)}") from exc
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def _http(self) -> Any:
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+            if self._parts.username:
+                self._session.auth = (self._parts.username, self._parts.password or "")
+        return self._session
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        return self._request("POST", path, json=payload)
+
+    def _get(self, path: str) -> Any:
+        return self._request("GET", path)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        from requests import RequestException
+
+        url = self.router + path
+        try:
+            response = self._http().request(method, url, timeout=min(self.timeout, 60.0), **kwargs)
+        except RequestException as exc:
+            raise ResultsError(f"Druid at {self.router} is unreachable: {_one_line(exc)}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200:
+            message = (body.get("errorMessage") or body.get("error")) if isinstance(body, dict) else None
+            raise ResultsError(
+                f"Druid refused {method} {path} (HTTP {response.status_code}): "
+                f"{_one_line(message or response.text or response.reason)}"
+            )
+        return body
+
+
+def _one_line(value: object) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def from_settings(home: Home, settings: Settings, *, lock: LockFactory | None = None) -> ResultsStore:
+    druid = settings.results.druid
+    return DruidResultsStore(druid.router, druid.datasource, druid.timeout_seconds, lock=lock)

@@ -1,0 +1,148 @@
+"""The Druid SQL the Druid results store sends: literals, the REPLACE statement, reads.
+
+A slice is part of one day, and Druid replaces whole time chunks: ``OVERWRITE WHERE`` may
+filter only ``__time`` (and must align with ``PARTITIONED BY DAY``). So the statement
+rewrites the slice's whole day: it carries over the day's rows outside the slice, read
+from the datasource itself, and adds the slice's new rows, given inline::
+
+    REPLACE INTO "udf_results"
+    OVERWRITE WHERE "__time" >= TIMESTAMP '2026-01-02 00:00:00'
+                AND "__time" < TIMESTAMP '2026-01-03 00:00:00'
+    SELECT "__time", "experiment", ... FROM "udf_results"
+    WHERE <the day> AND NOT ("source" = 'batch' AND "metric_type" = 'aggregated'
+                             AND "metric" IN (...) [AND "experiment" IN (...)])
+    UNION ALL
+    SELECT TIME_PARSE("date") AS "__time", "experiment", ...
+    FROM TABLE(EXTERN('{"type":"inline","data":"<JSONL>"}', '{"type":"json"}'))
+         EXTEND ("experiment" VARCHAR, ..., "period_start" BIGINT, ..., "sum" DOUBLE, ...)
+    PARTITIONED BY DAY
+
+The carried-over part is left out while the datasource does not exist yet, and the inline
+part when the slice has no rows (Druid refuses empty inline data).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from metric_types.results import COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS, ResultRow, Slice
+
+# Druid SQL types of the results columns, as declared in EXTEND and stored in segments.
+DRUID_TYPES: dict[str, str] = {
+    name: "BIGINT" if name in INTEGER_COLUMNS else "DOUBLE" if name in FLOAT_COLUMNS else "VARCHAR"
+    for name in COLUMNS
+}
+
+
+def ident(name: str) -> str:
+    """A quoted Druid SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A Druid SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def in_list(column: str, values: Sequence[str]) -> str:
+    return f"{ident(column)} IN ({', '.join(literal(v) for v in sorted(set(values)))})"
+
+
+def day_filter(first: date, last: date | None = None) -> str:
+    """``__time`` within the days ``first`` through ``last`` (default: ``first``), UTC."""
+    end = (last or first) + timedelta(days=1)
+    return (
+        f"{ident('__time')} >= TIMESTAMP '{first.isoformat()} 00:00:00' "
+        f"AND {ident('__time')} < TIMESTAMP '{end.isoformat()} 00:00:00'"
+    )
+
+
+def slice_filter(slice: Slice) -> str:
+    parts = [
+        f"{ident('source')} = {literal(slice.source)}",
+        f"{ident('metric_type')} = {literal(slice.metric_type)}",
+        in_list("metric", slice.metrics),
+    ]
+    if slice.experiments is not None:
+        parts.append(in_list("experiment", slice.experiments) if slice.experiments else "FALSE")
+    return " AND ".join(parts)
+
+
+def replace_statement(
+    datasource: str, slice: Slice, rows: Sequence[ResultRow], *, carry_over: bool
+) -> str:
+    """The REPLACE that rewrites the slice's day with ``rows`` instead of the slice's rows."""
+    if not carry_over and not rows:
+        raise ValueError("nothing to write: no rows and no existing day to carry over")
+    columns = ", ".join(ident(name) for name in COLUMNS)
+    parts = []
+    if carry_over:
+        parts.append(
+            f"SELECT {ident('__time')}, {columns}\nFROM {ident(datasource)}\n"
+            f"WHERE {day_filter(slice.date)}\n  AND NOT ({slice_filter(slice)})"
+        )
+    if rows:
+        parts.append(
+            f"SELECT TIME_PARSE({ident('date')}) AS {ident('__time')}, {columns}\n"
+            f"FROM {extern(rows)}"
+        )
+    select = "\nUNION ALL\n".join(parts)
+    return (
+        f"REPLACE INTO {ident(datasource)}\nOVERWRITE WHERE {day_filter(slice.date)}\n"
+        f"{select}\nPARTITIONED BY DAY"
+    )
+
+
+def extern(rows: Sequence[ResultRow]) -> str:
+    """``TABLE(EXTERN(...)) EXTEND (...)`` over the rows as inline JSON lines."""
+    data = "\n".join(json.dumps(row.to_dict(), separators=(",", ":")) for row in rows)
+    source = json.dumps({"type": "inline", "data": data}, separators=(",", ":"))
+    fmt = json.dumps({"type": "json"})
+    extend = ", ".join(f"{ident(name)} {DRUID_TYPES[name]}" for name in COLUMNS)
+    return f"TABLE(EXTERN({literal(source)}, {literal(fmt)}))\nEXTEND ({extend})"
+
+
+def select_statement(
+    datasource: str,
+    *,
+    source: str | None,
+    metric_type: str | None,
+    date_from: date | None,
+    date_to: date | None,
+    metrics: Sequence[str] | None,
+    experiments: Sequence[str] | None,
+) -> str:
+    """A scan of the datasource with the read filters (Druid orders scans by time only)."""
+    where = []
+    if source is not None:
+        where.append(f"{ident('source')} = {literal(source)}")
+    if metric_type is not None:
+        where.append(f"{ident('metric_type')} = {literal(metric_type)}")
+    if date_from is not None:
+        where.append(f"{ident('__time')} >= TIMESTAMP '{date_from.isoformat()} 00:00:00'")
+    if date_to is not None:
+        end = date_to + timedelta(days=1)
+        where.append(f"{ident('__time')} < TIMESTAMP '{end.isoformat()} 00:00:00'")
+    if metrics is not None:
+        where.append(in_list("metric", metrics))
+    if experiments is not None:
+        where.append(in_list("experiment", experiments))
+    query = f"SELECT {', '.join(ident(name) for name in COLUMNS)} FROM {ident(datasource)}"
+    return query + (" WHERE " + " AND ".join(where) if where else "")
+
+
+def row_from_druid(values: dict[str, Any]) -> ResultRow:
+    """A result row from Druid's JSON: text nulls are ``""`` (Druid may store ``""`` as null)."""
+    out: dict[str, Any] = {}
+    for name in COLUMNS:
+        value = values.get(name)
+        if name in INTEGER_COLUMNS:
+            out[name] = int(value) if value is not None else value
+        elif name in FLOAT_COLUMNS:
+            out[name] = float(value) if value is not None else None
+        else:
+            out[name] = "" if value is None else str(value)
+    return ResultRow.from_dict(out)
