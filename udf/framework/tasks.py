@@ -1,0 +1,253 @@
+"""The work of one compute task: take the leases, compute the batch once, record the outcome.
+
+An Airflow task (one per batch, mapped over the plan) calls :func:`compute_batch`; so does
+``udf backfill`` without a server, through :func:`run_in_process`. For each metric-day of the
+batch the worker takes its lease (one held by another worker is left alone, still queued,
+for that worker to finish), moves it to ``in_progress``, then makes **one** ``compute()``
+call for all of them (one shared scan), heartbeating the leases from a thread meanwhile.
+Success marks them ``done``; an error marks them ``failed`` with the error as the reason
+and is re-raised, so Airflow's retries apply. Leases are always released, and a worker
+killed outright leaves leases that expire, after which the metric-day is computed again
+(:func:`udf.framework.leases.recover_lost_work`, or a retry taking the expired lease over).
+Nothing here imports Spark: ``compute`` is imported when called, and injectable for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from metadata.repository import MetadataStore
+from udf.framework.batching import DONE_REASON
+from udf.framework.leases import Heartbeat, default_holder, lease_key
+from udf.framework.plan import plan_run
+from udf.framework.spec import PipelineSpec
+from udf.home import Home
+from udf.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ComputeFn = Callable[..., Any]
+MAX_REASON = 2000
+
+
+def compute_batch(
+    home: Home,
+    batch: Mapping[str, Any],
+    *,
+    holder: str | None = None,
+    spec: PipelineSpec | None = None,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
+    compute: ComputeFn | None = None,
+) -> dict[str, Any]:
+    """Compute one planned batch under leases; returns a JSON-serialisable summary.
+
+    ``batch`` is one element of :func:`~udf.framework.plan.plan_run`'s result. ``holder``
+    names this worker in the leases (default: host, pid and a random suffix; the Airflow
+    layer passes the task instance). ``spec`` gives the lease TTL and heartbeat interval
+    (defaults of the batch's metric type otherwise); ``settings`` go to ``compute``.
+    """
+    metric_type = str(batch["metric_type"])
+    spec = spec or PipelineSpec.model_validate({"metric_type": metric_type})
+    own = store is None
+    store = store or MetadataStore.for_home(home)
+    try:
+        return _compute_batch(
+            home, batch, holder or default_holder(), spec, settings, store, compute
+        )
+    finally:
+        if own:
+            store.close()
+
+
+def _compute_batch(
+    home: Home,
+    batch: Mapping[str, Any],
+    holder: str,
+    spec: PipelineSpec,
+    settings: Settings | None,
+    store: MetadataStore,
+    compute: ComputeFn | None,
+) -> dict[str, Any]:
+    args = spec.dag_creation_args
+    metric_type = str(batch["metric_type"])
+    ds = date.fromisoformat(str(batch["ds"]))
+    scope = str(batch.get("scope") or "")
+    dag_run_id = batch.get("dag_run_id")
+    summary: dict[str, Any] = {
+        "metric_type": metric_type,
+        "ds": ds.isoformat(),
+        "scope": scope,
+        "holder": holder,
+        "computed": [],
+        "held_elsewhere": [],
+        "already_done": [],
+        "lost_leases": [],
+        "rows": None,
+        "seconds": 0.0,
+    }
+    taken: list[str] = []  # lease keys this worker holds and must release
+    working: list[str] = []  # metrics moved to in_progress by this worker
+    finished = False
+    try:
+        for metric in batch["metrics"]:
+            key = lease_key(metric, ds, scope)
+            if not store.acquire_lease(key, holder, args.lease_ttl_seconds):
+                summary["held_elsewhere"].append(metric)
+                continue
+            taken.append(key)
+            run = store.run(metric, ds, scope)
+            if run is not None and run.state == "done":
+                # Another run computed it after this one was planned: nothing to redo.
+                summary["already_done"].append(metric)
+                store.release(key, holder)
+                taken.remove(key)
+                continue
+            reason = "taking over from a lost worker" if _orphaned(run) else None
+            store.set_run_state(metric, ds, "in_progress", reason, scope, dag_run_id=dag_run_id)
+            working.append(metric)
+        if not working:
+            return summary
+        fn = compute if compute is not None else _default_compute()
+        started = time.monotonic()
+        keys = [lease_key(m, ds, scope) for m in working]
+        with Heartbeat(
+            store,
+            keys,
+            holder,
+            ttl_seconds=args.lease_ttl_seconds,
+            interval=args.heartbeat_seconds,
+        ) as heartbeat:
+            report = fn(
+                home,
+                metric_type,
+                [ds],
+                metrics=list(working),
+                experiments=[scope] if scope else None,
+                settings=settings,
+            )
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        summary["rows"] = getattr(report, "rows", None)
+        summary["lost_leases"] = sorted(heartbeat.lost)
+        done_reason = DONE_REASON.format(size=len(working))
+        for metric in working:
+            store.set_run_state(metric, ds, "done", done_reason, scope, dag_run_id=dag_run_id)
+        summary["computed"] = list(working)
+        finished = True
+        return summary
+    except BaseException as exc:
+        if not finished:
+            _mark_failed(store, working, ds, scope, dag_run_id, exc)
+        raise
+    finally:
+        for key in taken:
+            try:
+                store.release(key, holder)
+            except Exception:  # the lease will expire; the error being handled matters more
+                log.exception("cannot release lease %s; it will expire", key)
+
+
+def _orphaned(run: Any) -> bool:
+    return run is not None and run.state == "in_progress"
+
+
+def _mark_failed(
+    store: MetadataStore,
+    metrics: Sequence[str],
+    ds: date,
+    scope: str,
+    dag_run_id: Any,
+    exc: BaseException,
+) -> None:
+    reason = f"{type(exc).__name__}: {exc}".strip()
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 1] + "…"
+    for metric in metrics:
+        try:
+            store.set_run_state(metric, ds, "failed", reason, scope, dag_run_id=dag_run_id)
+        except Exception:  # keep the original error; the lease expiry requeues the run
+            log.exception("cannot record %s %s as failed", metric, ds)
+
+
+def _default_compute() -> ComputeFn:
+    from metric_types.compute import compute
+
+    return compute
+
+
+def run_in_process(
+    home: Home,
+    spec: PipelineSpec,
+    ds_from: date | str,
+    ds_to: date | str,
+    scope: str = "",
+    metrics: Sequence[str] | None = None,
+    *,
+    force: bool = False,
+    store: MetadataStore | None = None,
+    compute: ComputeFn | None = None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    requested_at: datetime | None = None,
+    progress: Callable[[date, int, int, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Plan and compute every ds from ``ds_from`` to ``ds_to`` here, batch after batch.
+
+    What ``udf backfill`` does without an Airflow server (and ``make demo``): the same plan
+    and the same leased batches as the DAG, so a concurrent scheduler run and this one
+    never compute the same metric-day at once. A failing batch is recorded (its metrics
+    ``failed``, the summary's ``error``) and the remaining batches still run; ``progress``
+    is called after each batch with (ds, batch number, batch count, summary).
+    """
+    start = date.fromisoformat(ds_from) if isinstance(ds_from, str) else ds_from
+    end = date.fromisoformat(ds_to) if isinstance(ds_to, str) else ds_to
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    own = store is None
+    store = store or MetadataStore.for_home(home)
+    holder = default_holder()
+    requested_at = requested_at or datetime.now(UTC)
+    dag_run_id = f"in_process__{requested_at:%Y-%m-%dT%H:%M:%S}"
+    summaries: list[dict[str, Any]] = []
+    try:
+        for offset in range((end - start).days + 1):
+            ds = start + timedelta(days=offset)
+            batches = plan_run(
+                home,
+                spec,
+                ds,
+                scope=scope,
+                dag_run_id=dag_run_id,
+                metrics=metrics,
+                store=store,
+                now=now,
+                force=force,
+            )
+            for i, batch in enumerate(batches, 1):
+                try:
+                    summary = compute_batch(
+                        home,
+                        batch,
+                        holder=holder,
+                        spec=spec,
+                        settings=settings,
+                        store=store,
+                        compute=compute,
+                    )
+                except Exception as exc:
+                    log.error("batch %s %s failed: %s", batch["ds"], batch["metrics"], exc)
+                    summary = {**batch, "error": f"{type(exc).__name__}: {exc}"}
+                summary["planned_for"] = ds.isoformat()
+                summaries.append(summary)
+                if progress is not None:
+                    progress(ds, i, len(batches), summary)
+            if not batches and progress is not None:
+                progress(ds, 0, 0, {})
+        return summaries
+    finally:
+        if own:
+            store.close()
