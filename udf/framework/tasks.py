@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from metadata.repository import MetadataStore
+from udf.errors import InputError
 from udf.framework.batching import DONE_REASON
 from udf.framework.leases import Heartbeat, default_holder, lease_key
 from udf.framework.plan import plan_run
@@ -206,7 +207,7 @@ def run_in_process(
     start = date.fromisoformat(ds_from) if isinstance(ds_from, str) else ds_from
     end = date.fromisoformat(ds_to) if isinstance(ds_to, str) else ds_to
     if end < start:
-        raise ValueError(f"--to {end} is before --from {start}")
+        raise InputError(f"--to {end} is before --from {start}")
     own = store is None
     store = store or MetadataStore.for_home(home)
     holder = default_holder()
@@ -226,6 +227,7 @@ def run_in_process(
                 store=store,
                 now=now,
                 force=force,
+                requested_at=requested_at,
             )
             for i, batch in enumerate(batches, 1):
                 try:
