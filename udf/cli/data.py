@@ -112,3 +112,33 @@ def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
     if newest:
         emit(list(newest), fmt, title=f"newest {len(newest)}",
              columns=["topic", "import_id", "source", "line", "reason", "raw"])
+
+
+@command.command(name="seal")
+@click.option("--topic", required=True, type=click.Choice(TOPICS), help="Topic to declare closed.")
+@click.option("--through", "through", required=True, metavar="YYYY-MM-DD[THH]",
+              help="Last complete UTC day, or hour (e.g. 2026-01-03T05: hours up to 05:59).")
+@click.option("--force", is_flag=True, help="Allow moving the marker back (after a correction).")
+@format_option
+@pass_home
+def seal(home: Home, topic: str, through: str, force: bool, fmt: str) -> None:
+    """Declare TOPIC complete through a day or hour: metric-days up to it become ready.
+
+    The marker (<archive>/<topic>/_closed.json) never moves back without --force.
+    """
+    from udf.archive.seal import parse_through
+    from udf.archive.seal import seal as seal_topic
+
+    result = seal_topic(home.ensure().archive, topic, parse_through(through), force=force)
+    row = {
+        "topic": topic,
+        "closed_through": f"{result.closed_through:%Y-%m-%dT%H:%M}Z",
+        "closed_through_ms": result.closed_through_ms,
+        "previous_ms": result.previous_ms,
+        "changed": result.changed,
+    }
+    if fmt == "json":
+        emit([row], fmt)
+        return
+    what = "sealed" if result.changed else "already sealed"
+    click.echo(f"{topic}: {what} through {row['closed_through']} (exclusive)")
