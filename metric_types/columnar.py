@@ -44,7 +44,7 @@ EVENT_FIELDS = ("user_id", "event_type", "ts", "value")
 ACTIVATION_FIELDS = ("user_id", "experiment", "group", "ts")
 DATA_FILE = "data.parquet"
 FINGERPRINT = "_source.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def compute_day(
         "experiment string, `group` string, period_start long, period_end long",
     )
     activations = read_activations(spark, hours_between(activation_hours, first, last))
-    activations = activations.where(F.col("experiment").isin(plan.experiments))
+    activations = activations.where(F.col("experiment").isin(list(plan.experiments)))
     exposed = exposures(activations, period_frame).cache()
     try:
         columns = Columns.of(plan.metrics, plan.segment_fields)
