@@ -1,0 +1,194 @@
+"""``udf status``: every metric-day's lifecycle, with timestamps and the reason for its state.
+
+The framework records each metric-day (and scope) as it moves through waiting_on_source,
+queued, in_progress, done, failed, skipped and backfill_queued; this shows where each one is
+and why, and with ``--history`` every transition. ``--format json`` is for scripts.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from udf.cli import pass_home
+from udf.cli.output import emit, format_option
+from udf.errors import InputError
+from udf.home import Home
+
+if TYPE_CHECKING:
+    from metadata.records import RunInfo
+
+# Spelled out (a test keeps them equal to metadata.models.RUN_STATES and
+# udf.framework.spec.METRIC_TYPES) so that starting the CLI imports neither SQLAlchemy
+# nor pydantic.
+RUN_STATES = (
+    "waiting_on_source",
+    "queued",
+    "in_progress",
+    "done",
+    "failed",
+    "skipped",
+    "backfill_queued",
+)
+METRIC_TYPES = ("aggregated", "calendar_day", "days_in", "custom")
+
+
+@click.command(name="status")
+@click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
+@click.option("--metric-type", type=click.Choice(METRIC_TYPES), default=None)
+@click.option("--date", "day", metavar="YYYY-MM-DD", default=None, help="One metric-day (ds).")
+@click.option("--from", "ds_from", metavar="YYYY-MM-DD", default=None, help="First ds (inclusive).")
+@click.option("--to", "ds_to", metavar="YYYY-MM-DD", default=None, help="Last ds (inclusive).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(RUN_STATES),
+    help="Only runs in this state (repeatable).",
+)
+@click.option(
+    "--experiment",
+    "scope",
+    default=None,
+    help="Only on-demand runs of this experiment ('' for the daily runs).",
+)
+@click.option("--history", is_flag=True, help="Every state change, not only the current state.")
+@format_option
+@pass_home
+def command(
+    home: Home,
+    metrics: tuple[str, ...],
+    metric_type: str | None,
+    day: str | None,
+    ds_from: str | None,
+    ds_to: str | None,
+    states: tuple[str, ...],
+    scope: str | None,
+    history: bool,
+    fmt: str,
+) -> None:
+    """Show each metric-day's lifecycle state, when it changed and why."""
+    from metadata.repository import MetadataStore
+
+    if day and (ds_from or ds_to):
+        raise InputError("give --date, or --from/--to, not both")
+    first, last = (
+        (_date(day, "--date"),) * 2
+        if day
+        else (
+            _date(ds_from, "--from"),
+            _date(ds_to, "--to"),
+        )
+    )
+    if first and last and last < first:
+        raise InputError(f"--to {last} is before --from {first}")
+    with MetadataStore.for_home(home.ensure()) as store:
+        found: list[RunInfo] = []
+        for metric in metrics or (None,):
+            found.extend(
+                store.runs(
+                    metric=metric,
+                    states=states or None,
+                    ds_from=first,
+                    ds_to=last,
+                    scope=scope,
+                    with_events=history,
+                )
+            )
+    if metric_type:
+        found = [r for r in found if r.metric_type == metric_type]
+    found.sort(key=lambda r: (r.ds, r.metric_type, r.metric, r.scope))
+    if fmt == "json":
+        emit([_as_json(r, history) for r in found], fmt)
+        return
+    if history:
+        rows = [
+            {
+                "metric": r.metric,
+                "ds": r.ds,
+                "experiment": r.scope or "all",
+                "at": _time(e.at),
+                "from": e.from_state or "",
+                "to": e.to_state,
+                "reason": e.reason or "",
+            }
+            for r in found
+            for e in r.events
+        ]
+        emit(rows, fmt, title=f"history of {len(found)} metric-day(s)")
+        return
+    rows = [
+        {
+            "metric": r.metric,
+            "type": r.metric_type,
+            "ds": r.ds,
+            "experiment": r.scope or "all",
+            "state": r.state,
+            "attempt": r.attempt,
+            "since": _time(r.updated_at),
+            "duration s": r.duration_seconds,
+            "reason": r.reason or "",
+            "dag run": r.dag_run_id or "",
+        }
+        for r in found
+    ]
+    counts: dict[str, int] = {}
+    for r in found:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
+    emit(
+        rows,
+        fmt,
+        title=f"{len(found)} metric-day(s): {summary}",
+        columns=[
+            "metric",
+            "type",
+            "ds",
+            "experiment",
+            "state",
+            "attempt",
+            "since",
+            "duration s",
+            "reason",
+            "dag run",
+        ],
+    )
+
+
+def _date(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected YYYY-MM-DD") from None
+
+
+def _time(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_json(run: RunInfo, history: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "metric": run.metric,
+        "metric_type": run.metric_type,
+        "ds": run.ds.isoformat(),
+        "scope": run.scope,
+        "state": run.state,
+        "reason": run.reason,
+        "attempt": run.attempt,
+        "dag_run_id": run.dag_run_id,
+        "created_at": _time(run.created_at),
+        "updated_at": _time(run.updated_at),
+        "started_at": _time(run.started_at) or None,
+        "finished_at": _time(run.finished_at) or None,
+        "duration_seconds": run.duration_seconds,
+    }
+    if history:
+        out["events"] = [
+            {"at": _time(e.at), "from": e.from_state, "to": e.to_state, "reason": e.reason}
+            for e in run.events
+        ]
+    return out
