@@ -56,21 +56,24 @@ def _column(name: str) -> sa.Column[Any]:
     return sa.Column(name, kind, nullable=optional)
 
 
-_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 results = sa.Table(
     "results",
     metadata,
     *(_column(name) for name in COLUMNS),
     sa.UniqueConstraint(*KEY, name="uq_results_key"),
     sa.Index("ix_results_slice", "source", "metric_type", "date"),
-    **_MYSQL,
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
 )
 results_meta = sa.Table(
     "results_meta",
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(64), nullable=False),
-    **_MYSQL,
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
 )
 
 
@@ -104,7 +107,10 @@ class EmbeddedResultsStore(ResultsStore):
                         conn.execute(results.insert(), checked[start : start + INSERT_CHUNK])
                 return len(checked)
             except DBAPIError as exc:
-                if attempt < TRANSIENT_ATTEMPTS and is_transient(exc):
+                # A deadlock, or (PostgreSQL) a concurrent recompute of the same slice that
+                # committed rows our DELETE could not see: the next attempt deletes them.
+                retry = is_transient(exc) or isinstance(exc, IntegrityError)
+                if attempt < TRANSIENT_ATTEMPTS and retry:
                     time.sleep(0.05 * 2**attempt)
                     continue
                 raise self._error(f"replacing {_describe(slice)}", exc) from exc

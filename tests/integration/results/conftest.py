@@ -1,0 +1,97 @@
+"""Results stores under test: embedded on SQLite, PostgreSQL and MariaDB, and Druid (fake).
+
+Server databases come from the metadata tests' :class:`Databases` (random names, dropped at
+the end of the session; an unreachable server fails loudly). Druid is
+:class:`tests.support.fake_druid.FakeDruid`, a local HTTP server, started per test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from metric_types.stores.base import ResultsStore
+from metric_types.stores.druid import DruidResultsStore
+from metric_types.stores.embedded import EmbeddedResultsStore, metadata
+from tests.integration.metadata.conftest import Databases
+from tests.support.fake_druid import FakeDruid
+
+SERVERS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
+]
+STORES = [*SERVERS, pytest.param("druid", id="druid")]
+DATASOURCE = "udf_results"
+
+
+def quick_sleep(seconds: float) -> None:
+    """Poll the fake's tasks every 20 ms at most instead of Druid's back-off (tests only)."""
+    time.sleep(min(seconds, 0.02))
+
+
+@pytest.fixture(scope="session")
+def results_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """One database per backend for the session, created on first use; dropped at the end."""
+    servers: dict[str, Databases] = {}
+    urls: dict[str, str] = {}
+
+    def url_for(backend: str) -> str:
+        if backend not in urls:
+            servers[backend] = Databases(backend, tmp_path_factory.mktemp(f"results-{backend}"))
+            urls[backend] = servers[backend].new().replace("metadata.db", "results.db")
+        return urls[backend]
+
+    yield url_for
+    for databases in servers.values():
+        databases.drop_all()
+
+
+def open_wiped(url: str) -> EmbeddedResultsStore:
+    """The embedded store at ``url`` with its rows deleted (the schema version is kept)."""
+    store = EmbeddedResultsStore(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(metadata.tables["results"].delete())
+    finally:
+        engine.dispose()
+    return store
+
+
+@pytest.fixture
+def fake_druid() -> Iterator[FakeDruid]:
+    with FakeDruid() as druid:
+        yield druid
+
+
+@pytest.fixture(params=SERVERS)
+def embedded(request: pytest.FixtureRequest, results_url: Callable[[str], str]) -> Iterator[EmbeddedResultsStore]:
+    store = open_wiped(results_url(request.param))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def druid(fake_druid: FakeDruid) -> Iterator[DruidResultsStore]:
+    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=10.0, sleep=quick_sleep)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, results_url: Callable[[str], str], tmp_path: Path) -> Iterator[ResultsStore]:
+    """Every store in turn: the behaviour CONTRACT.md §4 asks of both."""
+    if request.param == "druid":
+        with FakeDruid() as fake:
+            druid = DruidResultsStore(fake.url, DATASOURCE, timeout=10.0, sleep=quick_sleep)
+            yield druid
+            druid.close()
+        return
+    embedded = open_wiped(results_url(request.param))
+    yield embedded
+    embedded.close()
