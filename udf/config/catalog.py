@@ -22,11 +22,13 @@ metric type validates exactly the parameters it understands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from udf.config.models import Email, Identifier, StrictModel
+from udf.errors import CustomMetricError
 
 Source = Literal["events", "activations"]
 SOURCES: tuple[Source, ...] = ("events", "activations")
@@ -95,6 +97,35 @@ class CustomMetric(_MetricBase):
         if (self.sql is None) == (self.function is None):
             raise ValueError("give exactly one of 'sql' or 'function'")
         return self
+
+    @field_validator("sql")
+    @classmethod
+    def _read_only_sql(cls, sql: str | None) -> str | None:
+        """Refuse SQL that writes, reads outside the standard views or runs code, saying why."""
+        if sql is not None:
+            # Imported here: only a catalog with custom SQL pays for importing sqlglot.
+            from metric_types.custom.sql_guard import check_sql
+
+            _as_value_error(check_sql, sql)
+        return sql
+
+    @field_validator("function")
+    @classmethod
+    def _import_path(cls, function: str | None) -> str | None:
+        """Check the ``package.module:function`` form only: user code is imported at compute time."""
+        if function is not None:
+            from metric_types.custom.functions import split_path
+
+            _as_value_error(split_path, function)
+        return function
+
+
+def _as_value_error(check: Callable[[str], object], value: str) -> None:
+    """Run ``check``; its refusal becomes a ValueError, which pydantic reports with the field."""
+    try:
+        check(value)
+    except CustomMetricError as exc:
+        raise ValueError(str(exc)) from None
 
 
 MetricSpec = Annotated[
