@@ -1,0 +1,1 @@
+"""Hooks: the platform's services as Airflow hooks (thin; the work is in ``udf`` and ``metadata``)."""

@@ -1,0 +1,292 @@
+"""What the factory's tasks do when they run: read the Airflow context, call the framework.
+
+The DAG file imports only :mod:`udf.framework.builder`; each task body imports this module
+when it runs, and this module imports the framework (SQLAlchemy, and through ``compute()``
+Spark) lazily again, so parsing never pays for any of it. Everything here is a thin
+translation: Airflow's context (data interval, params, task instance) in, the framework's
+functions (:func:`~udf.framework.plan.plan_run`, :func:`~udf.framework.tasks.compute_batch`,
+:func:`~udf.framework.notify.notify_for_spec`) called with the metadata store the
+``udf_metadata`` connection (or ``$UDF_METADATA_URL``) names, JSON out for XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from udf.errors import InputError
+from udf.home import Home
+
+if TYPE_CHECKING:
+    from metadata.records import ExperimentInfo
+    from metadata.repository import MetadataStore
+    from udf.framework.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+
+def run_ds(context: Mapping[str, Any]) -> date:
+    """The newest day a pipeline run plans: the last whole UTC day before its interval's end.
+
+    A daily run for [D, D+1) and a backfill run for D plan D; a run every 4 hours plans the
+    day before (today has not ended); a manual run without an interval, the day before its
+    logical date (or its run-after time).
+    """
+    end = context.get("data_interval_end") or context.get("logical_date")
+    if end is None:
+        end = context["dag_run"].run_after
+    midnight = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - timedelta(days=1)).date()
+
+
+def plan_pipeline_run(spec: PipelineSpec, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``plan`` task of ``udf_<metric_type>``: record the lifecycle, return the batches."""
+    from udf.framework.plan import parse_run_conf, plan_run
+
+    params = context["params"]
+    conf = parse_run_conf(
+        {
+            "scope": params.get("scope") or "",
+            "metrics": list(params["metrics"]) if params.get("metrics") else None,
+            "force": bool(params.get("force", False)),
+        }
+    )
+    ds = run_ds(context)
+    home = Home.resolve()
+    with open_store(home) as store:
+        batches = plan_run(
+            home,
+            spec,
+            ds,
+            scope=conf.scope,
+            dag_run_id=context["run_id"],
+            metrics=conf.metrics,
+            store=store,
+            force=conf.force,
+        )
+    log.info(
+        "%s: planned ds %s (scope %r): %d batch(es)", spec.dag_id, ds, conf.scope, len(batches)
+    )
+    return batches
+
+
+def plan_tool_run(
+    specs: Mapping[str, PipelineSpec], context: Mapping[str, Any], *, on_demand: bool
+) -> list[dict[str, Any]]:
+    """The ``plan`` task of the tool DAGs: resolve the form's range, plan it in one go."""
+    params = context["params"]
+    metric_type = str(params.get("metric_type") or "")
+    if metric_type not in specs:
+        raise InputError(f"metric_type {metric_type!r}: expected one of {', '.join(sorted(specs))}")
+    scope = str(params.get("experiment") or "")
+    if on_demand and not scope:
+        raise InputError("an on-demand run needs an experiment")
+    metrics = list(params["metrics"]) if params.get("metrics") else None
+    home = Home.resolve()
+    now = datetime.now(UTC)
+    with open_store(home) as store:
+        ds_from, ds_to = resolve_range(
+            store, home, scope, _day(params.get("from_date")), _day(params.get("to_date")), now
+        )
+        log.info("%s %s %s..%s scope %r", context["dag"].dag_id, metric_type, ds_from, ds_to, scope)
+        return plan_range(
+            home,
+            specs[metric_type],
+            ds_from,
+            ds_to,
+            scope=scope,
+            metrics=metrics,
+            force=bool(params.get("force", False)),
+            store=store,
+            dag_run_id=context["run_id"],
+            now=now,
+        )
+
+
+def resolve_range(
+    store: MetadataStore,
+    home: Home,
+    scope: str,
+    ds_from: date | None,
+    ds_to: date | None,
+    now: datetime,
+) -> tuple[date, date]:
+    """Fill a missing end of the range from the experiments' ramps (CONTRACT.md §3 periods).
+
+    From: the first ramp's day (of ``scope``, else of any experiment). To: the last day of
+    the last aggregation period, but at most yesterday (today has not ended).
+    """
+    from udf.settings import load_settings
+
+    experiments = store.experiments([scope]) if scope else store.experiments()
+    if scope and not experiments:
+        raise InputError(f"experiment {scope!r} is not in the metadata store (udf ramps import)")
+    if ds_from is None or ds_to is None:
+        first, last = _experiment_range(experiments, load_settings(home).window_ms)
+        yesterday = now.astimezone(UTC).date() - timedelta(days=1)
+        ds_from = ds_from or first
+        ds_to = ds_to or (min(last, yesterday) if last else yesterday)
+        if ds_from is None:
+            raise InputError("no experiment has a ramp yet: give from_date")
+    if ds_to < ds_from:
+        raise InputError(f"to_date {ds_to} is before from_date {ds_from}")
+    return ds_from, ds_to
+
+
+def plan_range(
+    home: Home,
+    spec: PipelineSpec,
+    ds_from: date,
+    ds_to: date,
+    *,
+    scope: str,
+    metrics: Sequence[str] | None,
+    force: bool,
+    store: MetadataStore,
+    dag_run_id: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Plan every day of [ds_from, ds_to] at once, with the pipeline's own planner.
+
+    ``plan_run`` looks back ``backfill_days`` from its ds and marks older unfinished days
+    skipped; planning the last day with a look-back that reaches ``ds_from`` queues the whole
+    range in one plan (so the batches run in parallel, not one day after another). For all
+    experiments the look-back also reaches the pipeline's normal window (yesterday minus
+    ``backfill_days``), so a recent range never marks days of that window skipped. ``force``
+    requeues the range's done days first (``plan_run`` recomputes only its own ds).
+    """
+    from udf.framework.plan import plan_run
+
+    args = spec.dag_creation_args
+    start = ds_from
+    if not scope:
+        start = min(ds_from, now.astimezone(UTC).date() - timedelta(days=1 + args.backfill_days))
+    ranged = spec.model_copy(
+        update={
+            "dag_creation_args": args.model_copy(
+                update={
+                    "backfill_days": (ds_to - start).days,
+                    "start_date": min(args.start_date, start),
+                }
+            )
+        }
+    )
+    if force:
+        _requeue_done(store, spec.metric_type, ds_from, ds_to, scope, metrics, dag_run_id)
+    return plan_run(
+        home,
+        ranged,
+        ds_to,
+        scope=scope,
+        dag_run_id=dag_run_id,
+        metrics=metrics,
+        store=store,
+        force=force,
+    )
+
+
+def compute(spec: PipelineSpec, batch: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The ``compute_batch`` task: one batch under leases, named after the task instance."""
+    from udf.framework.tasks import compute_batch
+    from udf.settings import load_settings
+
+    scope = f" [{batch['scope']}]" if batch.get("scope") else ""
+    context["udf_batch_label"] = f"{batch['ds']}{scope}: {len(batch['metrics'])} metric(s)"
+    ti = context["ti"]
+    holder = (
+        f"airflow:{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}:try{ti.try_number}"
+        f":{socket.gethostname()}:{os.getpid()}"
+    )
+    home = Home.resolve()
+    with open_store(home) as store:
+        summary = compute_batch(
+            home, batch, holder=holder, spec=spec, settings=load_settings(home), store=store
+        )
+    log.info(
+        "computed %s, held elsewhere %s, already done %s",
+        summary["computed"],
+        summary["held_elsewhere"],
+        summary["already_done"],
+    )
+    return summary
+
+
+def notify(specs: Sequence[PipelineSpec], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``notify`` task: one digest per owner of late or skipped metric-days."""
+    from udf.framework.notify import notify_for_spec
+
+    home = Home.resolve()
+    label = f"{context['dag'].dag_id} {context['run_id']}"
+    with open_store(home) as store:
+        return {
+            s.metric_type: notify_for_spec(home, s, store=store, run_label=label) for s in specs
+        }
+
+
+def open_store(home: Home) -> MetadataStore:
+    """The metadata store of the ``udf_metadata`` connection, else the environment's.
+
+    A connection's URL is also exported as ``$UDF_METADATA_URL`` for this task's process,
+    so ``compute()`` (which opens the store itself) reads the same database.
+    """
+    from metadata.repository import MetadataStore
+    from plugins.hooks.metadata_hook import metadata_url_for_tasks
+
+    url = metadata_url_for_tasks()
+    if url:
+        os.environ["UDF_METADATA_URL"] = url
+    return MetadataStore(url or home.metadata_url)
+
+
+def _experiment_range(
+    experiments: Sequence[ExperimentInfo], window_ms: int
+) -> tuple[date | None, date | None]:
+    starts, ends = [], []
+    for experiment in experiments:
+        for group in experiment.groups:
+            for period in group.periods(window_ms):
+                starts.append(period.start)
+                ends.append(period.end)
+    if not starts:
+        return None, None
+    return _utc_day(min(starts)), _utc_day(max(ends) - 1)
+
+
+def _requeue_done(
+    store: MetadataStore,
+    metric_type: str,
+    ds_from: date,
+    ds_to: date,
+    scope: str,
+    metrics: Sequence[str] | None,
+    dag_run_id: str,
+) -> None:
+    wanted = set(metrics) if metrics else None
+    for run in store.runs(states=["done"], ds_from=ds_from, ds_to=ds_to, scope=scope):
+        if run.metric_type != metric_type or (wanted is not None and run.metric not in wanted):
+            continue
+        store.set_run_state(
+            run.metric,
+            run.ds,
+            "backfill_queued",
+            "recompute requested",
+            scope,
+            dag_run_id=dag_run_id,
+        )
+
+
+def _utc_day(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
+
+
+def _day(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(f"{value!r} is not a date (YYYY-MM-DD)") from None
