@@ -185,7 +185,10 @@ def _plan(
                 metric.name, d, "waiting_on_source", waiting, scope, dag_run_id=dag_run_id
             )
             continue
-        state = "queued" if d == ds else "backfill_queued"
+        # The run's own day is queued; earlier days, and anything requeued after its worker
+        # was lost, are backfills.
+        requeued = run is not None and run.state == "backfill_queued"
+        state = "queued" if d == ds and not requeued else "backfill_queued"
         recorded = store.set_run_state(
             metric.name, d, state, _queued_reason(run, d == ds), scope, dag_run_id=dag_run_id
         )

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from udf.config.loader import config_files, load_files
+from udf.config.loader import Loaded, config_files, load_files
 from udf.config.models import Email, StrictModel
 from udf.errors import ConfigError, ConfigIssue
 
@@ -165,7 +165,15 @@ def load_pipelines(path: str | os.PathLike[str] | None = None) -> Pipelines:
     root = Path(path) if path is not None else default_pipelines_dir()
     if not root.exists():
         return Pipelines({}, [ConfigIssue(str(root), "", "no such file or directory")])
-    loaded = load_files(config_files([root]), PipelineSpec)
+    loaded: Loaded[PipelineSpec] = Loaded()
+    for file in config_files([root]):
+        try:
+            one = load_files([file], PipelineSpec)
+        except ValueError as exc:  # PyYAML raises it for impossible dates like 2026-13-01
+            loaded.issues.append(ConfigIssue(str(file), "", f"invalid YAML: {exc}"))
+            continue
+        loaded.files.update(one.files)
+        loaded.issues.extend(one.issues)
     seen: dict[str, list[str]] = {}
     for file, spec in loaded.files.items():
         seen.setdefault(spec.metric_type, []).append(file)

@@ -1,0 +1,74 @@
+"""Readiness: sources sealed through the end of ds, the day over, an experiment ramped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.unit.framework.conftest import DS, T0, add_experiment, add_metrics, seal_through
+from udf.archive.seal import datetime_to_ms, seal
+from udf.framework.readiness import check_readiness, slice_end
+
+AFTER = datetime(2026, 1, 6, 2, tzinfo=UTC)
+
+
+def test_every_type_reads_through_the_end_of_ds() -> None:
+    for metric_type in ("aggregated", "calendar_day", "days_in", "custom"):
+        assert slice_end(metric_type, DS) == datetime(2026, 1, 6, tzinfo=UTC)
+
+
+def test_sealed_sources_and_a_ramp_make_a_metric_day_ready(home, store) -> None:
+    add_metrics(store, "click")
+    add_experiment(store)
+    seal_through(home, DS)
+    found = check_readiness(home, store.metrics(), [DS], experiments=store.experiments(), now=AFTER)
+    assert found.ready == [("click", DS)] and found.waiting == {}
+
+
+def test_each_metric_waits_only_for_its_own_sources(home, store) -> None:
+    add_metrics(store, "click")
+    add_metrics(store, "exposures", sources=["activations"])
+    add_experiment(store)
+    seal(home.archive, "activations", datetime_to_ms(AFTER))
+    end_of_hour = datetime(2026, 1, 5, 18, tzinfo=UTC)
+    seal(home.archive, "events", datetime_to_ms(end_of_hour))
+    found = check_readiness(home, store.metrics(), [DS], experiments=store.experiments(), now=AFTER)
+    assert found.ready == [("exposures", DS)]
+    assert found.waiting[("click", DS)] == (
+        "waiting for sources through 2026-01-06T00:00Z: events closed only through 2026-01-05T18:00Z"
+    )
+
+
+def test_an_unsealed_topic_and_an_unfinished_day_say_so(home, store) -> None:
+    add_metrics(store, "click")
+    add_experiment(store)
+    found = check_readiness(home, store.metrics(), [DS], experiments=store.experiments(), now=AFTER)
+    assert "events never sealed (udf data seal)" in found.waiting[("click", DS)]
+    assert "activations never sealed" in found.waiting[("click", DS)]
+    seal_through(home, DS + timedelta(days=5))  # a producer may seal ahead ...
+    early = datetime(2026, 1, 5, 23, tzinfo=UTC)
+    found = check_readiness(home, store.metrics(), [DS], experiments=store.experiments(), now=early)
+    assert found.waiting[("click", DS)] == "2026-01-05 has not ended yet (ends 2026-01-06T00:00Z)"
+
+
+def test_experiment_metadata_is_an_input_too(home, store) -> None:
+    add_metrics(store, "click")
+    seal_through(home, DS)
+    none = check_readiness(home, store.metrics(), [DS], experiments=[], now=AFTER)
+    assert (
+        none.waiting[("click", DS)] == "no experiments in the metadata store yet (udf ramps import)"
+    )
+    add_experiment(store, "later", ramp=T0 + timedelta(days=10))
+    late = check_readiness(home, store.metrics(), [DS], experiments=store.experiments(), now=AFTER)
+    assert late.waiting[("click", DS)] == "no ramp before 2026-01-06T00:00Z for later"
+    add_experiment(store, "early")
+    scoped = check_readiness(
+        home, store.metrics(), [DS], experiments=store.experiments(), scope="later", now=AFTER
+    )
+    assert not scoped.is_ready("click", DS)  # an on-demand run needs its own experiment
+    assert check_readiness(
+        home, store.metrics(), [DS], experiments=store.experiments(), scope="early", now=AFTER
+    ).is_ready("click", DS)
+    missing = check_readiness(
+        home, store.metrics(), [DS], experiments=store.experiments(), scope="nope", now=AFTER
+    )
+    assert "'nope' is not in the metadata store" in missing.waiting[("click", DS)]
