@@ -29,9 +29,7 @@ STORES: dict[str, str] = {
 }
 
 
-def open_store(
-    home: Home, settings: Settings, *, lock: LockFactory | None = None
-) -> ResultsStore:
+def open_store(home: Home, settings: Settings, *, lock: LockFactory | None = None) -> ResultsStore:
     """The store ``settings.results.store`` names, configured from ``settings``.
 
     ``lock`` serialises writers of one day across processes (the framework passes one backed

@@ -75,7 +75,9 @@ class DruidResultsStore(ResultsStore):
     ) -> None:
         parts = urlsplit(router_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ResultsError(f"invalid Druid router URL {router_url!r}: expected http(s)://host:port")
+            raise ResultsError(
+                f"invalid Druid router URL {router_url!r}: expected http(s)://host:port"
+            )
         self.router = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
         self._parts = parts
         self.datasource = datasource
@@ -165,7 +167,7 @@ class DruidResultsStore(ResultsStore):
     def _exists(self) -> bool:
         query = (
             'SELECT "TABLE_NAME" FROM "INFORMATION_SCHEMA"."TABLES" '
-            f"WHERE \"TABLE_SCHEMA\" = 'druid' AND \"TABLE_NAME\" = {literal(self.datasource)}"
+            f'WHERE "TABLE_SCHEMA" = \'druid\' AND "TABLE_NAME" = {literal(self.datasource)}'
         )
         return bool(self._sql(query))
 
@@ -232,7 +234,9 @@ class DruidResultsStore(ResultsStore):
         except ValueError:
             body = None
         if response.status_code != 200:
-            message = (body.get("errorMessage") or body.get("error")) if isinstance(body, dict) else None
+            message = (
+                (body.get("errorMessage") or body.get("error")) if isinstance(body, dict) else None
+            )
             raise ResultsError(
                 f"Druid refused {method} {path} (HTTP {response.status_code}): "
                 f"{_one_line(message or response.text or response.reason)}"
@@ -245,6 +249,8 @@ def _one_line(value: object) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
-def from_settings(home: Home, settings: Settings, *, lock: LockFactory | None = None) -> ResultsStore:
+def from_settings(
+    home: Home, settings: Settings, *, lock: LockFactory | None = None
+) -> ResultsStore:
     druid = settings.results.druid
     return DruidResultsStore(druid.router, druid.datasource, druid.timeout_seconds, lock=lock)

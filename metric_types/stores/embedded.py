@@ -226,7 +226,9 @@ def _describe(slice: Slice) -> str:
     return f"the {slice.source} {slice.metric_type} results of {slice.day}"
 
 
-def from_settings(home: Home, settings: Settings, *, lock: LockFactory | None = None) -> ResultsStore:
+def from_settings(
+    home: Home, settings: Settings, *, lock: LockFactory | None = None
+) -> ResultsStore:
     """The embedded store at ``settings.results.url`` (default ``<home>/results.db``).
 
     The database serialises writers itself, so ``lock`` is not needed.

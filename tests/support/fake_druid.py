@@ -165,11 +165,17 @@ class FakeDruid:
         return 200, {
             "task": task.id,
             "status": {
-                "id": task.id, "type": "query_controller", "createdTime": task.created,
-                "queueInsertionTime": task.created, "statusCode": task.state,
-                "status": task.state, "runnerStatusCode": task.state, "duration": -1,
+                "id": task.id,
+                "type": "query_controller",
+                "createdTime": task.created,
+                "queueInsertionTime": task.created,
+                "statusCode": task.state,
+                "status": task.state,
+                "runnerStatusCode": task.state,
+                "duration": -1,
                 "location": {"host": None, "port": -1, "tlsPort": -1},
-                "dataSource": task.datasource, "errorMsg": task.error,
+                "dataSource": task.datasource,
+                "errorMsg": task.error,
             },
         }
 
@@ -191,12 +197,17 @@ class FakeDruid:
 
     def _apply(self, plan: Any) -> None:
         table, columns = f'druid."{plan.datasource}"', ", ".join(f'"{c}"' for c in SCHEMA)
-        self._db.execute(f"CREATE OR REPLACE TEMP TABLE new_day AS SELECT {columns} FROM ({plan.select})")
+        self._db.execute(
+            f"CREATE OR REPLACE TEMP TABLE new_day AS SELECT {columns} FROM ({plan.select})"
+        )
         outside = self._db.execute(
-            'SELECT count(*) FROM new_day WHERE "__time" < ? OR "__time" >= ?', [plan.start, plan.end]
+            'SELECT count(*) FROM new_day WHERE "__time" < ? OR "__time" >= ?',
+            [plan.start, plan.end],
         ).fetchone()
         if outside and outside[0]:
-            raise Rejected(f"InsertTimeOutOfBounds: {outside[0]} rows outside the OVERWRITE interval")
+            raise Rejected(
+                f"InsertTimeOutOfBounds: {outside[0]} rows outside the OVERWRITE interval"
+            )
         self._db.execute("BEGIN")
         try:
             if not self._exists(plan.datasource):

@@ -89,7 +89,9 @@ def parse_replace(query: str, next_name: Any) -> Replace:
         return f'"{name}"'
 
     select = _EXTERN.sub(extern, match["select"])
-    select = re.sub(r"__lit(\d+)__", lambda m: "'" + literals[int(m[1])].replace("'", "''") + "'", select)
+    select = re.sub(
+        r"__lit(\d+)__", lambda m: "'" + literals[int(m[1])].replace("'", "''") + "'", select
+    )
     return Replace(_unquote(match["ds"]), start, end, select, externs)
 
 
@@ -107,7 +109,9 @@ def _interval(where: str, literals: list[str]) -> tuple[datetime, datetime]:
         )
     match = _INTERVAL.fullmatch(where.strip())
     if not match:
-        raise Rejected("OVERWRITE WHERE must be __time >= TIMESTAMP '...' AND __time < TIMESTAMP '...'")
+        raise Rejected(
+            "OVERWRITE WHERE must be __time >= TIMESTAMP '...' AND __time < TIMESTAMP '...'"
+        )
     start, end = (datetime.fromisoformat(literals[int(g[5:-2])]) for g in match.groups())
     for moment in (start, end):
         if moment != datetime(moment.year, moment.month, moment.day):
@@ -149,4 +153,3 @@ def _extern_rows(found: re.Match[str], literals: list[str]) -> list[dict[str, An
 
 def _unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if name.startswith('"') else name
-

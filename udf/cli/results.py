@@ -37,12 +37,16 @@ def command() -> None:
 def _filters(func: F) -> F:
     """The filters ``export`` and ``show`` share."""
     func = click.option("--date-to", type=_day, default=None, help="Last date (inclusive).")(func)
-    func = click.option("--date-from", type=_day, default=None, help="First date (inclusive).")(func)
+    func = click.option("--date-from", type=_day, default=None, help="First date (inclusive).")(
+        func
+    )
     return click.option("--metric-type", default=None, help="Only this metric type.")(func)
 
 
 @command.command(name="export")
-@click.option("--source", required=True, type=click.Choice(SOURCES), help="Batch or stream results.")
+@click.option(
+    "--source", required=True, type=click.Choice(SOURCES), help="Batch or stream results."
+)
 @_filters
 @click.option("--output", "-o", required=True, help="JSONL file to write, - for stdout.")
 @pass_home
@@ -71,10 +75,14 @@ def export(
 
 
 @command.command(name="show")
-@click.option("--source", type=click.Choice(SOURCES), default=None, help="Batch or stream (default: both).")
+@click.option(
+    "--source", type=click.Choice(SOURCES), default=None, help="Batch or stream (default: both)."
+)
 @_filters
 @click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
-@click.option("--experiment", "experiments", multiple=True, help="Only this experiment (repeatable).")
+@click.option(
+    "--experiment", "experiments", multiple=True, help="Only this experiment (repeatable)."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
               help="How many rows to show.")  # fmt: skip
 @format_option
@@ -91,7 +99,9 @@ def show(
     fmt: str,
 ) -> None:
     """Show results rows in key order (a table of the main columns, or JSON with every column)."""
-    rows = _read(home, source, metric_type, date_from, date_to, metrics or None, experiments or None)
+    rows = _read(
+        home, source, metric_type, date_from, date_to, metrics or None, experiments or None
+    )
     shown = rows[:limit]
     if fmt == "json":
         emit([row.to_dict() for row in shown], fmt)

@@ -70,7 +70,9 @@ def fake_druid() -> Iterator[FakeDruid]:
 
 
 @pytest.fixture(params=SERVERS)
-def embedded(request: pytest.FixtureRequest, results_url: Callable[[str], str]) -> Iterator[EmbeddedResultsStore]:
+def embedded(
+    request: pytest.FixtureRequest, results_url: Callable[[str], str]
+) -> Iterator[EmbeddedResultsStore]:
     store = open_wiped(results_url(request.param))
     yield store
     store.close()
@@ -84,7 +86,9 @@ def druid(fake_druid: FakeDruid) -> Iterator[DruidResultsStore]:
 
 
 @pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, results_url: Callable[[str], str], tmp_path: Path) -> Iterator[ResultsStore]:
+def store(
+    request: pytest.FixtureRequest, results_url: Callable[[str], str], tmp_path: Path
+) -> Iterator[ResultsStore]:
     """Every store in turn: the behaviour CONTRACT.md §4 asks of both."""
     if request.param == "druid":
         with FakeDruid() as fake:

@@ -61,7 +61,9 @@ def test_a_slice_of_some_experiments_keeps_the_others(store: ResultsStore) -> No
     everyone = slice_rows(experiments=("a", "b", "c"))
     store.replace(slice_of(), everyone)
     store.replace(slice_of(experiments=("b",)), slice_rows(experiments=("b",), volume=0))
-    expected = [r for r in everyone if r.experiment != "b"] + slice_rows(experiments=("b",), volume=0)
+    expected = [r for r in everyone if r.experiment != "b"] + slice_rows(
+        experiments=("b",), volume=0
+    )
     assert store.read() == sorted(expected, key=ResultRow.key)
 
 
@@ -95,7 +97,7 @@ def test_values_round_trip_exactly(store: ResultsStore) -> None:
         make_row(experiment="l'exp \"q\" ü 🚀", segment="country", segment_value="",
                  exposed=2**40, n=2**40, sum=1e15 + 0.5, sum_sq=2.0**80, day_in=7),
     ]  # fmt: skip
-    piece = slice_of(experiments=("l'exp \"q\" ü 🚀",))
+    piece = slice_of(experiments=('l\'exp "q" ü 🚀',))
     store.replace(piece, rows)
     assert store.read() == sorted(rows, key=ResultRow.key)
 
@@ -118,7 +120,9 @@ def test_read_filters(store: ResultsStore) -> None:
     assert everything == sorted(everything, key=ResultRow.key)
     assert {r.source for r in store.read(source="stream")} == {"stream"}
     assert {r.metric_type for r in store.read(metric_type="days_in")} == {"days_in"}
-    middle = store.read(source="batch", metric_type="aggregated", date_from=days[1], date_to=days[1])
+    middle = store.read(
+        source="batch", metric_type="aggregated", date_from=days[1], date_to=days[1]
+    )
     assert {r.date for r in middle} == {days[1].isoformat()} and len(middle) == 8
     assert {r.date for r in store.read(date_from=days[1])} == {d.isoformat() for d in days[1:]}
     assert {r.date for r in store.read(date_to=days[0])} == {days[0].isoformat()}

@@ -1,0 +1,180 @@
+"""The Druid store against the fake router: what it sends, failures, polling and the lock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from metric_types.results import SCHEMA_VERSION, ResultRow
+from metric_types.stores.druid import DruidResultsStore
+from tests.integration.results.conftest import DATASOURCE, quick_sleep
+from tests.support.fake_druid import FakeDruid
+from tests.support.result_rows import DAY, make_row, slice_of, slice_rows
+from udf.errors import ResultsError
+
+ENDPOINTS = {"/druid/v2/sql/", "/druid/v2/sql/task"}
+
+
+def test_a_failed_task_leaves_the_previous_rows(
+    druid: DruidResultsStore, fake_druid: FakeDruid
+) -> None:
+    before = slice_rows()
+    druid.replace(slice_of(), before)
+    fake_druid.fail_next_task("java.lang.OutOfMemoryError: worker ran out of memory")
+    with pytest.raises(ResultsError, match=r"failed: java\.lang\.OutOfMemoryError"):
+        druid.replace(slice_of(), slice_rows(volume=0))
+    assert druid.read() == sorted(before, key=ResultRow.key)
+    assert len(fake_druid.rows(DATASOURCE)) == len(before)
+    druid.replace(slice_of(), slice_rows(volume=0))  # and the next attempt goes through
+    assert druid.read() == sorted(slice_rows(volume=0), key=ResultRow.key)
+
+
+def test_the_statement_rewrites_one_day_and_carries_over_the_rest(
+    druid: DruidResultsStore, fake_druid: FakeDruid
+) -> None:
+    druid.replace(slice_of(("search",)), slice_rows(("search",)))
+    druid.replace(slice_of(("click",), experiments=("exp", "o'k")), slice_rows())
+    first, second = fake_druid.statements()
+    day = "\"__time\" >= TIMESTAMP '2026-01-02 00:00:00' AND \"__time\" < TIMESTAMP '2026-01-03 00:00:00'"
+    for statement in (first, second):
+        assert statement.startswith(f'REPLACE INTO "{DATASOURCE}"\nOVERWRITE WHERE {day}\n')
+        assert statement.endswith("\nPARTITIONED BY DAY")
+        assert 'TABLE(EXTERN(\'{"type":"inline"' in statement and "EXTEND (" in statement
+    assert f'FROM "{DATASOURCE}"' not in first  # no datasource yet: nothing to carry over
+    assert "UNION ALL" not in first
+    assert f'FROM "{DATASOURCE}"\nWHERE {day}\n' in second
+    assert (
+        'AND NOT ("source" = \'batch\' AND "metric_type" = \'aggregated\' AND "metric" IN '
+        "('click') AND \"experiment\" IN ('exp', 'o''k'))"
+    ) in second
+    tasks = [r.body for r in fake_druid.requests if r.path == "/druid/v2/sql/task"]
+    assert all(t["context"]["sqlTimeZone"] == "Etc/UTC" for t in tasks)
+    assert all(t["context"]["waitUntilSegmentsLoad"] is True for t in tasks)
+
+
+def test_only_the_three_endpoints_are_used(druid: DruidResultsStore, fake_druid: FakeDruid) -> None:
+    druid.read()
+    druid.replace(slice_of(), slice_rows())
+    druid.replace(slice_of(), slice_rows())
+    druid.read(metrics=["click"])
+    paths = {r.path for r in fake_druid.requests}
+    statuses = {p for p in paths if p.startswith("/druid/indexer/v1/task/")}
+    assert paths - statuses == ENDPOINTS
+    assert all(p.endswith("/status") for p in statuses)
+    reads = [r.body for r in fake_druid.requests if r.path == "/druid/v2/sql/"]
+    assert all(set(b) >= {"query", "context", "header"} for b in reads)  # pydruid's request
+
+
+def test_an_empty_recompute_on_an_absent_datasource_sends_no_task(
+    druid: DruidResultsStore, fake_druid: FakeDruid
+) -> None:
+    assert druid.replace(slice_of(), []) == 0
+    assert fake_druid.statements() == []
+    assert druid.read() == []
+
+
+def test_status_errors_are_retried_and_back_off(fake_druid: FakeDruid) -> None:
+    sleeps: list[float] = []
+    fake_druid.task_delay = 0.3
+    fake_druid.status_errors = 2
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        quick_sleep(seconds)
+
+    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=10.0, sleep=sleep)
+    store.replace(slice_of(), slice_rows())
+    assert len(store.read()) == 2
+    assert sleeps[0] == pytest.approx(0.2) and sleeps == sorted(sleeps)
+    assert all(s <= 5.0 for s in sleeps)
+
+
+def test_a_task_that_outlives_the_timeout_is_reported(fake_druid: FakeDruid) -> None:
+    fake_druid.task_delay = 3.0
+    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=0.5)
+    with pytest.raises(ResultsError, match=r"still RUNNING after 0.5 s"):
+        store.replace(slice_of(), slice_rows())
+
+
+def test_writers_of_one_day_take_its_lock(fake_druid: FakeDruid) -> None:
+    events: list[str] = []
+
+    @contextmanager
+    def lock(name: str) -> Iterator[None]:
+        events.append(f"acquire {name}")
+        yield
+        events.append(f"release {name} after {len(fake_druid.statements())} task(s)")
+
+    store = DruidResultsStore(
+        fake_druid.url, DATASOURCE, timeout=10.0, lock=lock, sleep=quick_sleep
+    )
+    store.replace(slice_of(), slice_rows())
+    name = f"results/druid/{DATASOURCE}/{DAY.isoformat()}"
+    assert events == [f"acquire {name}", f"release {name} after 1 task(s)"]
+
+
+def test_concurrent_writers_of_one_day_keep_both_slices(fake_druid: FakeDruid) -> None:
+    """The lock at work: two first writes of one day, for different metrics, both survive."""
+    fake_druid.task_delay = 0.2
+    stores = [DruidResultsStore(fake_druid.url, DATASOURCE, 10.0, sleep=quick_sleep) for _ in "ab"]
+    jobs = [(stores[0], ("click",)), (stores[1], ("search",))]
+    threads = [
+        threading.Thread(target=s.replace, args=(slice_of(m), slice_rows(m))) for s, m in jobs
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {r.metric for r in stores[0].read()} == {"click", "search"}
+
+
+def test_a_newer_schema_is_refused(druid: DruidResultsStore) -> None:
+    druid.replace(slice_of(), [make_row(schema_version=SCHEMA_VERSION + 1)])
+    with pytest.raises(ResultsError, match="newer than this platform"):
+        druid.read()
+    with pytest.raises(ResultsError, match="newer than this platform"):
+        druid.replace(slice_of(("search",)), slice_rows(("search",)))
+
+
+def test_druid_refusals_and_outages_are_results_errors(druid: DruidResultsStore) -> None:
+    with pytest.raises(ResultsError, match=r"HTTP 400.*PARTITIONED BY"):
+        druid.submit(
+            'REPLACE INTO "x" OVERWRITE WHERE "__time" >= TIMESTAMP \'2026-01-01 00:00:00\''
+            " AND \"__time\" < TIMESTAMP '2026-01-02 00:00:00' SELECT 1"
+        )
+    with pytest.raises(ResultsError, match=r"Druid SQL .* failed"):
+        druid._sql("SELECT nonsense FROM nowhere")
+    closed = DruidResultsStore("http://127.0.0.1:9", DATASOURCE, timeout=2.0)
+    with pytest.raises(ResultsError, match="Druid"):
+        closed.read()
+    with pytest.raises(ResultsError, match="invalid Druid router URL"):
+        DruidResultsStore("druid-router:8888", DATASOURCE)
+
+
+def test_the_fake_answers_sql_like_druid(fake_druid: FakeDruid, druid: DruidResultsStore) -> None:
+    druid.replace(slice_of(), slice_rows())
+    url = fake_druid.url + "/druid/v2/sql"
+    query = f'SELECT "__time", "metric", "n" FROM "{DATASOURCE}" WHERE "group" = \'control\''
+    objects = requests.post(url, json={"query": query}, timeout=5).json()
+    assert objects == [{"__time": "2026-01-02T00:00:00.000Z", "metric": "click", "n": 10}]
+    arrays = requests.post(
+        url, json={"query": query, "resultFormat": "array", "header": True}, timeout=5
+    )
+    assert arrays.json() == [["__time", "metric", "n"], ["2026-01-02T00:00:00.000Z", "click", 10]]
+    lines = requests.post(url, json={"query": query, "resultFormat": "objectLines"}, timeout=5)
+    assert lines.text.splitlines() == [
+        '{"__time": "2026-01-02T00:00:00.000Z", "metric": "click", "n": 10}',
+        "",
+    ]
+    refused = requests.post(url, json={"query": f'DELETE FROM "{DATASOURCE}"'}, timeout=5)
+    assert refused.status_code == 400 and refused.json()["error"] == "druidException"
+    unknown = requests.get(fake_druid.url + "/druid/indexer/v1/task/nope/status", timeout=5)
+    assert unknown.status_code == 404
+    assert (
+        requests.post(fake_druid.url + "/druid/indexer/v1/task", json={}, timeout=5).status_code
+        == 404
+    )
