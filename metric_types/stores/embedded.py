@@ -151,13 +151,19 @@ class EmbeddedResultsStore(ResultsStore):
 
     def _prepare(self) -> None:
         """Create the tables if missing and check the schema version they were written with."""
-        try:
-            with self._engine.begin() as conn:
-                metadata.create_all(conn)
-        except SQLAlchemyError as exc:
-            # Another process may have created them at the same moment: fine if they exist now.
-            if not self._tables_exist():
-                raise self._error("creating the results tables", exc) from exc
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                with self._engine.begin() as conn:
+                    metadata.create_all(conn)
+                break
+            except SQLAlchemyError as exc:
+                # Another process is creating them at the same moment (MySQL's DDL is not
+                # transactional): fine once they all exist; create what is missing again.
+                if self._tables_exist():
+                    break
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise self._error("creating the results tables", exc) from exc
+                time.sleep(0.05 * attempt)
         try:
             version = self._schema_version()
         except SQLAlchemyError as exc:

@@ -35,14 +35,18 @@ def quick_sleep(seconds: float) -> None:
 
 
 @pytest.fixture(scope="session")
-def results_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
-    """One database per backend for the session, created on first use; dropped at the end."""
+def results_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
+    """``results_url(backend)``: the session's database on that backend, created on first
+    use; ``results_url(backend, fresh=True)``: a new empty one. All dropped at the end."""
     servers: dict[str, Databases] = {}
     urls: dict[str, str] = {}
 
-    def url_for(backend: str) -> str:
-        if backend not in urls:
+    def url_for(backend: str, fresh: bool = False) -> str:
+        if backend not in servers:
             servers[backend] = Databases(backend, tmp_path_factory.mktemp(f"results-{backend}"))
+        if fresh:
+            return servers[backend].new().replace("metadata.db", "results.db")
+        if backend not in urls:
             urls[backend] = servers[backend].new().replace("metadata.db", "results.db")
         return urls[backend]
 
@@ -71,7 +75,7 @@ def fake_druid() -> Iterator[FakeDruid]:
 
 @pytest.fixture(params=SERVERS)
 def embedded(
-    request: pytest.FixtureRequest, results_url: Callable[[str], str]
+    request: pytest.FixtureRequest, results_url: Callable[..., str]
 ) -> Iterator[EmbeddedResultsStore]:
     store = open_wiped(results_url(request.param))
     yield store
@@ -87,7 +91,7 @@ def druid(fake_druid: FakeDruid) -> Iterator[DruidResultsStore]:
 
 @pytest.fixture(params=STORES)
 def store(
-    request: pytest.FixtureRequest, results_url: Callable[[str], str], tmp_path: Path
+    request: pytest.FixtureRequest, results_url: Callable[..., str], tmp_path: Path
 ) -> Iterator[ResultsStore]:
     """Every store in turn: the behaviour CONTRACT.md §4 asks of both."""
     if request.param == "druid":
