@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 from udf.errors import InputError
 from udf.home import Home
 
+RUN_CONF_KEYS = ("scope", "metrics", "force", "requested_at")
+
 if TYPE_CHECKING:
     from metadata.records import ExperimentInfo
     from metadata.repository import MetadataStore
+    from udf.framework.plan import RunConf
     from udf.framework.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -45,33 +48,36 @@ def run_ds(context: Mapping[str, Any]) -> date:
 
 def plan_pipeline_run(spec: PipelineSpec, context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ``plan`` task of ``udf_<metric_type>``: record the lifecycle, return the batches."""
-    from udf.framework.plan import parse_run_conf, plan_run
+    from udf.framework.plan import plan_run
 
-    params = context["params"]
-    conf = parse_run_conf(
-        {
-            "scope": params.get("scope") or "",
-            "metrics": list(params["metrics"]) if params.get("metrics") else None,
-            "force": bool(params.get("force", False)),
-        }
-    )
+    conf = run_conf(context)
     ds = run_ds(context)
     home = Home.resolve()
     with open_store(home) as store:
         batches = plan_run(
-            home,
-            spec,
-            ds,
-            scope=conf.scope,
-            dag_run_id=context["run_id"],
-            metrics=conf.metrics,
-            store=store,
-            force=conf.force,
+            home, spec, ds, dag_run_id=context["run_id"], store=store, **conf.plan_kwargs()
         )
     log.info(
         "%s: planned ds %s (scope %r): %d batch(es)", spec.dag_id, ds, conf.scope, len(batches)
     )
     return batches
+
+
+def run_conf(context: Mapping[str, Any]) -> RunConf:
+    """The run's :class:`~udf.framework.plan.RunConf` from its params and conf.
+
+    The params form (UI) and the conf (REST, ``udf backfill --server``) use the same keys;
+    the conf wins, also where ``[core] dag_run_conf_overrides_params`` is off. An empty
+    experiment or metrics list means "all".
+    """
+    from udf.framework.plan import parse_run_conf
+
+    dag_run = context.get("dag_run")
+    merged = {**dict(context.get("params") or {}), **dict(getattr(dag_run, "conf", None) or {})}
+    raw = {key: merged[key] for key in RUN_CONF_KEYS if key in merged}
+    raw["scope"] = raw.get("scope") or ""
+    raw["metrics"] = list(raw["metrics"]) if raw.get("metrics") else None
+    return parse_run_conf(raw)
 
 
 def plan_tool_run(

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 UNFINISHED = ("waiting_on_source", "queued", "backfill_queued", "failed")
 # How far back measured durations are read for the batch-size estimates.
 DURATION_LOOKBACK_DAYS = 30
+# How far before the window gaps (days never planned) are looked for.
+GAP_LOOKBACK_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -274,9 +276,9 @@ def _skip_past_window(
 ) -> list[RunInfo]:
     """Give up on metric-days older than the window: ``skipped``, with the state they were in.
 
-    The day that just fell out of the window is also marked when it has no run at all (the
-    DAG was down, or the metric was added since), from the day its metric was created on,
-    so a gap is visible in ``udf status`` instead of silently absent.
+    Days before the window with no run at all (the scheduler was down and catchup is off)
+    are marked too, after the metric's first recorded day, so a gap is visible in
+    ``udf status`` instead of silently absent.
     """
     days = spec.dag_creation_args.backfill_days
     names = {m.name for m in catalog}
@@ -294,6 +296,28 @@ def _skip_past_window(
         )
     if scope:  # an on-demand run owns only the days it was asked for
         return skipped
+    # Gaps: days with no run at all (the scheduler was down; catchup is off) between a
+    # metric's earlier history and the window. A metric without earlier history is new,
+    # and its past is not "skipped".
+    start = max(before - timedelta(days=GAP_LOOKBACK_DAYS), spec.dag_creation_args.start_date)
+    known: dict[str, set[date]] = {}
+    for run in store.runs(ds_from=start, ds_to=before, scope=scope):
+        known.setdefault(run.metric, set()).add(run.ds)
+    for metric in catalog:
+        days_seen = known.get(metric.name)
+        if not days_seen:
+            continue
+        day = min(days_seen)
+        while day <= before:
+            if day not in days_seen:
+                reason = f"outside the {days}-day backfill window (never computed)"
+                skipped.append(
+                    store.set_run_state(
+                        metric.name, day, "skipped", reason, scope, dag_run_id=dag_run_id
+                    )
+                )
+            day += timedelta(days=1)
+    return skipped
     seen = {r.metric for r in store.runs(ds_from=before, ds_to=before, scope=scope)}
     for metric in catalog:
         if metric.name in seen or metric.created_at.date() > before:

@@ -73,7 +73,7 @@ class DagCreationArgs(StrictModel):
     max_batch_size: PositiveInt = 50
     target_batch_seconds: PositiveFloat = 600.0
     # Below this much estimated work a batch is not split further: each batch pays a scan.
-    min_batch_seconds: NonNegativeFloat = 60.0
+    min_batch_seconds: NonNegativeFloat = 300.0
     # A metric with no measured duration yet is assumed to take this long.
     default_metric_seconds: PositiveFloat = 60.0
     max_active_runs: PositiveInt = 1
@@ -166,11 +166,11 @@ def load_pipelines(path: str | os.PathLike[str] | None = None) -> Pipelines:
     if not root.exists():
         return Pipelines({}, [ConfigIssue(str(root), "", "no such file or directory")])
     loaded: Loaded[PipelineSpec] = Loaded()
-    for file in config_files([root]):
+    for path_ in config_files([root]):
         try:
-            one = load_files([file], PipelineSpec)
+            one = load_files([path_], PipelineSpec)
         except ValueError as exc:  # PyYAML raises it for impossible dates like 2026-13-01
-            loaded.issues.append(ConfigIssue(str(file), "", f"invalid YAML: {exc}"))
+            loaded.issues.append(ConfigIssue(str(path_), "", f"invalid YAML: {exc}"))
             continue
         loaded.files.update(one.files)
         loaded.issues.extend(one.issues)

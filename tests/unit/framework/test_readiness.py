@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.unit.framework.conftest import DS, T0, add_experiment, add_metrics, seal_through
+from tests.unit.framework.support import DS, T0, add_experiment, add_metrics, seal_through
 from udf.archive.seal import datetime_to_ms, seal
 from udf.framework.readiness import check_readiness, slice_end
 
