@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from metric_types.results import SCHEMA_VERSION, ResultRow, Slice
 from metric_types.stores import LockFactory
@@ -120,7 +120,8 @@ class DruidResultsStore(ResultsStore):
         delay, state, problem = POLL_FIRST, "unknown", ""
         while True:
             try:
-                status = self._get(STATUS_PATH.format(task=task)).get("status") or {}
+                body = self._get(STATUS_PATH.format(task=quote(task, safe="")))
+                status = (body.get("status") if isinstance(body, dict) else None) or {}
                 state = str(status.get("statusCode") or status.get("status") or "unknown")
                 problem = ""
             except ResultsError as exc:  # the router or overlord hiccuped: ask again

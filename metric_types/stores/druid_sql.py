@@ -130,8 +130,20 @@ def select_statement(
         where.append(in_list("metric", metrics))
     if experiments is not None:
         where.append(in_list("experiment", experiments))
-    query = f"SELECT {', '.join(ident(name) for name in COLUMNS)} FROM {ident(datasource)}"
+    query = f"SELECT {', '.join(_selected(name) for name in COLUMNS)} FROM {ident(datasource)}"
     return query + (" WHERE " + " AND ".join(where) if where else "")
+
+
+# pydruid's streaming JSON parser takes the closing quote of a string that ends with a
+# backslash ("C:\\") for an escaped one and silently drops every row from there on: reads
+# end each text value with this mark (CONCAT in the query, removed in row_from_druid).
+TEXT_END = "."
+
+
+def _selected(name: str) -> str:
+    if name in INTEGER_COLUMNS or name in FLOAT_COLUMNS:
+        return ident(name)
+    return f"CONCAT({ident(name)}, {literal(TEXT_END)}) AS {ident(name)}"
 
 
 def row_from_druid(values: dict[str, Any]) -> ResultRow:
@@ -144,5 +156,6 @@ def row_from_druid(values: dict[str, Any]) -> ResultRow:
         elif name in FLOAT_COLUMNS:
             out[name] = float(value) if value is not None else None
         else:
-            out[name] = "" if value is None else str(value)
+            text = "" if value is None else str(value)
+            out[name] = text[: -len(TEXT_END)] if text.endswith(TEXT_END) else text
     return ResultRow.from_dict(out)

@@ -96,6 +96,11 @@ def test_values_round_trip_exactly(store: ResultsStore) -> None:
                   p_value_adjusted=None, status="zero_variance"),
         make_row(experiment="l'exp \"q\" ü 🚀", segment="country", segment_value="",
                  exposed=2**40, n=2**40, sum=1e15 + 0.5, sum_sq=2.0**80, day_in=7),
+        # text ending in a backslash (pydruid's parser stumbles on it) and in the Druid
+        # store's read mark
+        make_row(experiment="l'exp \"q\" ü 🚀", segment="path", segment_value="C:\\"),
+        make_row(experiment="l'exp \"q\" ü 🚀", segment="path", segment_value='a"\\'),
+        make_row(experiment="l'exp \"q\" ü 🚀", segment="path", segment_value="end."),
     ]  # fmt: skip
     piece = slice_of(experiments=('l\'exp "q" ü 🚀',))
     store.replace(piece, rows)
