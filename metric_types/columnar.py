@@ -122,7 +122,7 @@ def _convert_hour(
     start = datetime.fromtimestamp(hour * 3600, tz=UTC)
     out_dir = out_root / f"dt={start:%Y-%m-%d}" / f"hour={start:%H}"
     target = out_dir / DATA_FILE
-    fingerprint = {
+    fingerprint: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "spam_cap": spam_cap if topic == "events" else None,
         "files": {f.name: f.stat().st_size for f in files},
@@ -253,25 +253,13 @@ def _read_json_slowly(data: bytes, schema: pa.Schema, *, extra: bool) -> pa.Tabl
 
 
 def _unify(tables: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
+    """One table from the files' tables; a segment field missing from a file reads as null."""
     import pyarrow as pa
 
-    tables = list(tables)
-    names = list(schema.names)
-    for t in tables:
-        names.extend(n for n in t.schema.names if n not in names)
-    aligned = []
-    for t in tables:
-        cols = {}
-        for name in names:
-            if name in t.schema.names:
-                cols[name] = t.column(name)
-            else:
-                kind = schema.field(name).type if name in schema.names else pa.string()
-                cols[name] = pa.nulls(t.num_rows, kind)
-        aligned.append(pa.table(cols))
-    if not aligned:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
         return pa.table({f.name: pa.array([], f.type) for f in schema})
-    return pa.concat_tables(aligned)
+    return pa.concat_tables(tables, promote_options="default")
 
 
 # -- the two per-event rules ------------------------------------------------------------------

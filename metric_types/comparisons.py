@@ -111,7 +111,7 @@ def _adjust(
         spec = analysis.get(experiment, {})
         method = spec.get("correction", "none")
         over = spec.get("correct_over", ["metric", "group"])
-        keys = {
+        keys: dict[str, list[Any]] = {
             "period": [rows[i].period_start for i in idx],
             "day_in": [rows[i].day_in for i in idx],
             "metric": [rows[i].metric for i in idx],

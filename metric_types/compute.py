@@ -150,7 +150,7 @@ def _custom_values(
     custom = [m for m in metrics if m.is_custom]
     if not custom:
         return {}
-    from metric_types.custom.functions import load_function
+    from metric_types.custom.functions import check_result_columns, load_function
     from metric_types.custom.sql_guard import check_sql
 
     views = {
@@ -170,6 +170,7 @@ def _custom_values(
             frame = spark.sql(check_sql(m.sql))
         else:
             frame = load_function(m.function or "")(dict(views))
+            check_result_columns(m.function or "", frame.columns)
         out[m.name] = frame.where(F.col("experiment").isin(list(m.experiments)))
     return out
 

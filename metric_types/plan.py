@@ -123,7 +123,8 @@ def resolve(
         if names:
             plans.append(metric_plan(info, names, seg))
     wanted = {e for p in plans for e in p.experiments}
-    periods, controls = [], set()
+    periods: list[PeriodRow] = []
+    controls: set[tuple[str, str]] = set()
     for exp in chosen:
         if exp.name not in wanted:
             continue
@@ -141,6 +142,6 @@ def resolve(
         segment_fields={
             name: segment_fields[name]
             for p in plans for _, names in p.segments for name in names if name in segment_fields
-        },  # fmt: skip
+        },
         analysis={e.name: dict(e.analysis or {}) for e in chosen if e.name in wanted},
     )

@@ -123,10 +123,10 @@ def per_user(
         keys = ["experiment", "group", "period_start", "user_id"]
         value = frame.select(*keys, F.col("value").cast("double").alias(columns.custom[metric]))
         out = out.join(value, keys, "left")
-    zeros = {c: 0 for c in [*columns.count.values(), *columns.custom.values()]}
+    zeros: dict[str, int | float | str] = {c: 0 for c in columns.count.values()}
     zeros.update({c: 0.0 for c in [*columns.total.values(), *columns.custom.values()]})
     blanks = {columns.segment_column(s): "" for s in columns.segments}
-    return out.fillna({**zeros, **blanks})
+    return out.fillna({**zeros, **blanks})  # type: ignore[arg-type]
 
 
 def group_totals(users: DataFrame, columns: Columns) -> DataFrame:

@@ -14,6 +14,7 @@ from udf.archive.layout import HOUR_MS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 
 def hours_between(hours: Sequence[HourFile], ts_from: int, ts_to: int) -> list[str]:
@@ -44,7 +45,7 @@ def read_activations(spark: SparkSession, files: Sequence[str]) -> DataFrame:
     return _read(spark, files, schema)
 
 
-def _read(spark: SparkSession, files: Sequence[str], schema: object) -> DataFrame:
+def _read(spark: SparkSession, files: Sequence[str], schema: StructType) -> DataFrame:
     if not files:
-        return spark.createDataFrame([], schema)  # type: ignore[arg-type]
-    return spark.read.schema(schema).parquet(*files)  # type: ignore[arg-type]
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).parquet(*files)

@@ -65,7 +65,7 @@ def command(
                 compute(
                     home.ensure(), metric_type, [day], metrics=metrics or None,
                     experiments=experiments or None,
-                )  # fmt: skip
+                )
             )
             progress.advance(task)
     rows = [
