@@ -241,7 +241,7 @@ def register_default_metrics(session: Session, event_types: Sequence[str]) -> li
                 params={"event_type": event_type, "statistic": "count", DEFAULT_MARK: True},
                 description=f"every {event_type} event (a default metric)", sla_hours=30.0,
                 sources=["events", "activations"], segments=[], enabled=True, source_file=None,
-            )  # fmt: skip
+            )
         )
         added.append(event_type)
     session.flush()
