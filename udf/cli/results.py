@@ -9,19 +9,16 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import click
 
+from metric_types.results import SOURCES, ResultRow
 from udf.cli import pass_home
 from udf.cli.output import emit, format_option
 from udf.errors import InputError
 from udf.home import Home
 
-if TYPE_CHECKING:
-    from metric_types.results import ResultRow
-
-SOURCES = ("batch", "stream")
 SHOWN = ("date", "source", "metric_type", "experiment", "group", "metric", "day_in",
          "segment", "segment_value", "n", "sum", "lift_rel", "ci_low", "ci_high", "p_value",
          "status")  # fmt: skip
@@ -66,9 +63,10 @@ def export(
     rows = _read(home, source, metric_type, date_from, date_to)
     lines = (json.dumps(row.to_dict(), ensure_ascii=False) + "\n" for row in rows)
     if output == "-":
+        stdout = sys.stdout.buffer  # UTF-8 whatever the locale says
         for line in lines:
-            sys.stdout.write(line)
-        sys.stdout.flush()
+            stdout.write(line.encode("utf-8"))
+        stdout.flush()
     else:
         _write_atomically(Path(output), lines)
     click.echo(f"exported {len(rows):,} {source} result rows to {output}", err=True)
