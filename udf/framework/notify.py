@@ -117,7 +117,7 @@ class Digest:
         ordered = sorted(self.items, key=lambda i: (i.run.ds, i.run.metric, i.run.scope))
         shown = ordered[:MAX_ITEMS]
         sections = [
-            {"title": title, "items": [i.view(now) for i in shown if i.kind == kind]}
+            {"title": title, "entries": [i.view(now) for i in shown if i.kind == kind]}
             for kind, title in (
                 ("skipped", "Skipped (outside the backfill window)"),
                 ("delayed", "Delayed past the SLA"),
@@ -131,7 +131,7 @@ class Digest:
             "total": len(self.items),
             "delayed_count": delayed,
             "skipped_count": len(self.items) - delayed,
-            "sections": [s for s in sections if s["items"]],
+            "sections": [s for s in sections if s["entries"]],
             "hidden": len(ordered) - len(shown),
         }
 
@@ -183,11 +183,14 @@ def build_digests(
     items: Iterable[LateItem],
     notified: Callable[[str, LateItem], bool] = lambda recipient, item: False,
     run_label: str | None = None,
+    recipient: str | None = None,
 ) -> list[Digest]:
-    """One digest per owner holding every item not yet ``notified`` to them."""
+    """One digest per owner (or for ``recipient`` only) of every item not yet ``notified``."""
     by_owner: dict[str, list[LateItem]] = {}
     for item in items:
         for owner in item.metric.owners:
+            if recipient not in (None, owner):
+                continue
             if not notified(owner, item):
                 by_owner.setdefault(owner, []).append(item)
     return [Digest(owner, tuple(found), run_label) for owner, found in sorted(by_owner.items())]
@@ -261,11 +264,12 @@ def _notify_one(
         else:
             report.failed.append(old.id)
     digests = build_digests(
-        (i for i in late if recipient in i.metric.owners),
+        late,
         notified=lambda _, item: _already_told(item, history),
         run_label=run_label,
+        recipient=recipient,
     )
-    for digest in digests:  # at most one: the items were filtered to this recipient
+    for digest in digests:  # at most one: this recipient's
         message = digest.message(email_from, now)
         id = store.record_notification(
             recipient, KIND, digest.subject, message.as_string(), digest.run_ids

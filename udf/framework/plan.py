@@ -219,6 +219,7 @@ def _plan(
             "scope": scope,
             "dag_run_id": dag_run_id,
             "estimate_seconds": round(b.estimate_seconds, 3),
+            "planned_at": now.isoformat(),
         }
         for b in batches
     ]

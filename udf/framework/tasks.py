@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from metadata.records import RunInfo
 from metadata.repository import MetadataStore
 from udf.errors import InputError
 from udf.framework.batching import DONE_REASON
@@ -79,6 +80,7 @@ def _compute_batch(
     ds = date.fromisoformat(str(batch["ds"]))
     scope = str(batch.get("scope") or "")
     dag_run_id = batch.get("dag_run_id")
+    planned_at = _parse_time(batch.get("planned_at"))
     summary: dict[str, Any] = {
         "metric_type": metric_type,
         "ds": ds.isoformat(),
@@ -93,7 +95,7 @@ def _compute_batch(
     }
     taken: list[str] = []  # lease keys this worker holds and must release
     working: list[str] = []  # metrics moved to in_progress by this worker
-    finished = False
+    succeeded = False
     try:
         for metric in batch["metrics"]:
             key = lease_key(metric, ds, scope)
@@ -102,8 +104,11 @@ def _compute_batch(
                 continue
             taken.append(key)
             run = store.run(metric, ds, scope)
-            if run is not None and run.state == "done":
-                # Another run computed it after this one was planned: nothing to redo.
+            finished = _finished_since(run, planned_at)
+            if finished is not None:
+                # Another run computed it after this batch was planned: nothing to redo.
+                if run is not None and run.state != "done":  # a concurrent plan re-queued it
+                    store.set_run_state(metric, ds, "done", finished, scope)
                 summary["already_done"].append(metric)
                 store.release(key, holder)
                 taken.remove(key)
@@ -138,10 +143,10 @@ def _compute_batch(
         for metric in working:
             store.set_run_state(metric, ds, "done", done_reason, scope, dag_run_id=dag_run_id)
         summary["computed"] = list(working)
-        finished = True
+        succeeded = True
         return summary
     except BaseException as exc:
-        if not finished:
+        if not succeeded:
             _mark_failed(store, working, ds, scope, dag_run_id, exc)
         raise
     finally:
@@ -150,6 +155,30 @@ def _compute_batch(
                 store.release(key, holder)
             except Exception:  # the lease will expire; the error being handled matters more
                 log.exception("cannot release lease %s; it will expire", key)
+
+
+def _finished_since(run: RunInfo | None, planned_at: datetime | None) -> str | None:
+    """Why the run needs no computing: done, or done since the plan (then re-queued by a
+    concurrent plan that read it before); ``None`` when it must be computed."""
+    if run is None:
+        return None
+    if run.state == "done":
+        return run.reason or "done"
+    if planned_at is None:
+        return None
+    for event in reversed(run.events):
+        if event.at <= planned_at:  # a tie recomputes: harmless, where skipping would not be
+            break
+        if event.to_state == "done":
+            return event.reason or "done"
+    return None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _orphaned(run: Any) -> bool:

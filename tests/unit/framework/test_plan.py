@@ -45,6 +45,7 @@ def test_ready_metrics_are_queued_in_a_batch_with_the_dag_run(home, ready, clock
             "scope": "",
             "dag_run_id": "scheduled__1",
             "estimate_seconds": 120.0,
+            "planned_at": clock.now.isoformat(),
         }
     ]
     assert states(ready) == {

@@ -298,3 +298,15 @@ def test_default_holder_is_unique_per_call() -> None:
 
     assert default_holder() != default_holder()
     assert str(os.getpid()) in default_holder()
+
+
+def test_a_metric_day_finished_after_planning_is_not_computed_again(home, ready, clock) -> None:
+    [planned] = plan_run(home, spec(backfill_days=0), DS, store=ready, now=clock.now)
+    clock.advance(seconds=1)  # meanwhile another run computes click ...
+    compute_batch(home, batch(["click"]), holder="other", store=ready, compute=FakeCompute())
+    clock.advance(seconds=1)  # ... and a concurrent plan, which read it before, re-queues it
+    ready.set_run_state("click", DS, "queued", "inputs ready", dag_run_id="run-3")
+    fake = FakeCompute()
+    summary = compute_batch(home, planned, holder="w1", store=ready, compute=fake)
+    assert summary["already_done"] == ["click"] and fake.calls[0]["metrics"] == ["search"]
+    assert ready.run("click", DS).state == "done"
