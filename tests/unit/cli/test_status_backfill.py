@@ -1,0 +1,354 @@
+"""``udf status`` and ``udf backfill`` (in-process, and through a fake Airflow REST API)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from click.testing import CliRunner
+
+from metadata.models import RUN_STATES
+from metadata.repository import MetadataStore
+from tests.unit.framework.support import DS, add_experiment, add_metrics, seal_through
+from udf.cli import main
+from udf.cli import status as status_cli
+from udf.framework.spec import METRIC_TYPES
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_the_cli_spells_out_the_same_states_and_types() -> None:
+    assert status_cli.RUN_STATES == RUN_STATES
+    assert status_cli.METRIC_TYPES == METRIC_TYPES
+
+
+@pytest.fixture
+def history(home) -> None:
+    with MetadataStore.for_home(home) as store:
+        add_metrics(store, "click", "search")
+        store.set_run_state("click", DS, "waiting_on_source", "events closed only through X")
+        store.set_run_state("click", DS, "queued", "inputs ready", dag_run_id="scheduled__1")
+        store.set_run_state("search", DS, "failed", "RuntimeError: boom")
+        store.set_run_state("search", date(2026, 1, 1), "skipped", "outside the window")
+
+
+def test_status_shows_states_reasons_and_filters(home, history) -> None:
+    table = run("status")
+    assert table.exit_code == 0, table.output
+    assert "3 metric-day(s): 1 failed, 1 queued, 1 skipped" in table.output
+    assert "RuntimeError: boom" in table.output and "scheduled__1" in table.output
+    rows = json.loads(run("status", "--format", "json", "--date", str(DS)).output)
+    assert [(r["metric"], r["state"], r["reason"]) for r in rows] == [
+        ("click", "queued", "inputs ready"),
+        ("search", "failed", "RuntimeError: boom"),
+    ]
+    assert rows[0]["updated_at"].endswith("Z") and rows[0]["dag_run_id"] == "scheduled__1"
+    failed = json.loads(run("status", "--format", "json", "--state", "failed").output)
+    assert [r["metric"] for r in failed] == ["search"]
+    ranged = json.loads(
+        run(
+            "status",
+            "--format",
+            "json",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-02",
+            "--metric",
+            "search",
+        ).output
+    )
+    assert [(r["ds"], r["state"]) for r in ranged] == [("2026-01-01", "skipped")]
+    other = json.loads(run("status", "--format", "json", "--metric-type", "custom").output)
+    assert other == []
+
+
+def test_status_history_lists_every_transition(home, history) -> None:
+    rows = json.loads(run("status", "--history", "--metric", "click", "--format", "json").output)
+    assert [(e["from"], e["to"], e["reason"]) for e in rows[0]["events"]] == [
+        (None, "waiting_on_source", "events closed only through X"),
+        ("waiting_on_source", "queued", "inputs ready"),
+    ]
+    table = run("status", "--history", "--metric", "click")
+    assert "waiting_on_source" in table.output and "history of 1 metric-day(s)" in table.output
+
+
+def test_status_refuses_bad_dates(home) -> None:
+    assert "expected YYYY-MM-DD" in run("status", "--date", "yesterday").output
+    assert "not both" in run("status", "--date", "2026-01-01", "--from", "2026-01-01").output
+    assert run("status", "--from", "2026-01-05", "--to", "2026-01-01").exit_code == 1
+    assert run("status", "--state", "lost").exit_code == 2
+
+
+@pytest.fixture
+def fake_compute(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    calls: list[dict] = []
+
+    def compute(home, metric_type, dates, *, metrics=None, experiments=None, settings=None):
+        calls.append(
+            {"dates": list(dates), "metrics": list(metrics or []), "experiments": experiments}
+        )
+        return SimpleNamespace(rows=1)
+
+    monkeypatch.setattr("udf.framework.tasks._default_compute", lambda: compute)
+    return calls
+
+
+@pytest.fixture
+def ready_home(home) -> None:
+    with MetadataStore.for_home(home) as store:
+        add_metrics(store, "click", "search")
+        add_experiment(store)
+    seal_through(home, DS)
+
+
+def test_backfill_in_process_computes_and_reports(home, ready_home, fake_compute) -> None:
+    result = run(
+        "backfill",
+        "--metric-type",
+        "aggregated",
+        "--from",
+        "2026-01-04",
+        "--to",
+        str(DS),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    [out] = json.loads(result.output)
+    assert {(r["ds"], r["state"]) for r in out["runs"]} >= {
+        ("2026-01-04", "done"),
+        (str(DS), "done"),
+    }
+    assert [c["dates"] for c in fake_compute][-2:] == [[date(2026, 1, 4)], [DS]]
+    # A second backfill recomputes (force) but only the metric and experiment asked for.
+    again = run(
+        "backfill",
+        "--metric-type",
+        "aggregated",
+        "--from",
+        str(DS),
+        "--to",
+        str(DS),
+        "--metric",
+        "click",
+        "--experiment",
+        "exp",
+    )
+    assert again.exit_code == 0, again.output
+    assert fake_compute[-1] == {"dates": [DS], "metrics": ["click"], "experiments": ["exp"]}
+    assert "metric-days after the backfill" in again.output
+    # --missing-only leaves done days alone.
+    before = len(fake_compute)
+    quiet = run(
+        "backfill",
+        "--metric-type",
+        "aggregated",
+        "--from",
+        str(DS),
+        "--to",
+        str(DS),
+        "--missing-only",
+    )
+    assert quiet.exit_code == 0 and len(fake_compute) == before
+
+
+def test_backfill_in_process_failure_exits_non_zero(home, ready_home, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("cluster down")
+
+    monkeypatch.setattr("udf.framework.tasks._default_compute", lambda: broken)
+    result = run("backfill", "--metric-type", "aggregated", "--from", str(DS), "--to", str(DS))
+    assert result.exit_code == 1
+    assert "batch(es) failed" in result.output and "RuntimeError: cluster down" in result.output
+
+
+def test_backfill_refuses_unknown_metrics_and_bad_ranges(home, ready_home, fake_compute) -> None:
+    unknown = run(
+        "backfill",
+        "--metric-type",
+        "aggregated",
+        "--from",
+        str(DS),
+        "--to",
+        str(DS),
+        "--metric",
+        "nope",
+    )
+    assert unknown.exit_code == 1 and "'nope'" in unknown.output
+    backwards = run(
+        "backfill", "--metric-type", "aggregated", "--from", str(DS), "--to", "2026-01-01"
+    )
+    assert backwards.exit_code == 1 and "before" in backwards.output
+
+
+class FakeAirflow(BaseHTTPRequestHandler):
+    """/auth/token and /api/v2/backfills as Airflow 3 serves them (simple auth manager)."""
+
+    requests: ClassVar[list[tuple[str, str, dict, str | None]]] = []
+    conflict = False
+
+    def _answer(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        FakeAirflow.requests.append(("POST", self.path, body, self.headers.get("Authorization")))
+        if self.path == "/auth/token":
+            if body == {"username": "admin", "password": "secret"}:
+                self._answer(201, {"access_token": "jwt-123"})
+            else:
+                self._answer(401, {"detail": "Invalid credentials"})
+        elif self.path == "/api/v2/backfills":
+            if self.headers.get("Authorization") != "Bearer jwt-123":
+                self._answer(401, {"detail": "Not authenticated"})
+            elif FakeAirflow.conflict:
+                self._answer(
+                    409, {"detail": f"There is already a running backfill for dag {body['dag_id']}"}
+                )
+            else:
+                self._answer(200, {"id": 7, **body})
+        else:
+            self._answer(404, {"detail": "Not Found"})
+
+    def do_GET(self) -> None:
+        FakeAirflow.requests.append(("GET", self.path, {}, None))
+        self._answer(403, {"detail": "simple_auth_manager_all_admins is off"})
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def airflow() -> Iterator[str]:
+    FakeAirflow.requests = []
+    FakeAirflow.conflict = False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAirflow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_backfill_through_airflows_rest_api(home, airflow) -> None:
+    result = run(
+        "backfill",
+        "--metric-type",
+        "days_in",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-04",
+        "--metric",
+        "saves_days_in",
+        "--experiment",
+        "exp",
+        "--server",
+        airflow + "/",
+        "--user",
+        "admin",
+        "--password",
+        "secret",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    token, backfill = FakeAirflow.requests
+    assert token[:3] == ("POST", "/auth/token", {"username": "admin", "password": "secret"})
+    method, path, body, auth = backfill
+    assert (method, path, auth) == ("POST", "/api/v2/backfills", "Bearer jwt-123")
+    conf = body.pop("dag_run_conf")
+    assert body == {
+        "dag_id": "udf_days_in",
+        "from_date": "2026-01-02T00:00:00Z",
+        "to_date": "2026-01-04T00:00:00Z",
+        "reprocess_behavior": "completed",
+        "max_active_runs": 1,
+    }
+    assert conf["scope"] == "exp" and conf["metrics"] == ["saves_days_in"] and conf["force"] is True
+    assert "requested_at" in conf
+    assert json.loads(result.output)[0]["id"] == 7
+
+
+def test_backfill_server_errors_are_one_line(home, airflow) -> None:
+    bad_login = run(
+        "backfill",
+        "--metric-type",
+        "aggregated",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-02",
+        "--server",
+        airflow,
+        "--user",
+        "admin",
+        "--password",
+        "wrong",
+    )
+    assert bad_login.exit_code == 1
+    assert "HTTP 401: Invalid credentials" in bad_login.output
+    FakeAirflow.conflict = True
+    busy = run(
+        "backfill",
+        "--metric-type",
+        "aggregated",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-02",
+        "--server",
+        airflow,
+        "--user",
+        "admin",
+        "--password",
+        "secret",
+    )
+    assert (
+        busy.exit_code == 1 and "already a running backfill for dag udf_aggregated" in busy.output
+    )
+    nobody = run(
+        "backfill",
+        "--metric-type",
+        "aggregated",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-02",
+        "--server",
+        airflow,
+    )
+    assert nobody.exit_code == 1 and "HTTP 403" in nobody.output  # GET /auth/token refused
+    down = run(
+        "backfill",
+        "--metric-type",
+        "aggregated",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-02",
+        "--server",
+        "http://127.0.0.1:9",
+        "--user",
+        "a",
+        "--password",
+        "b",
+    )
+    assert down.exit_code == 1 and "cannot reach the server" in down.output
+    assert len(down.output.strip().splitlines()) == 1
