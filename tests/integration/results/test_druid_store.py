@@ -94,9 +94,9 @@ def test_status_errors_are_retried_and_back_off(fake_druid: FakeDruid) -> None:
 
 
 def test_a_task_that_outlives_the_timeout_is_reported(fake_druid: FakeDruid) -> None:
-    fake_druid.task_delay = 3.0
-    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=0.5)
-    with pytest.raises(ResultsError, match=r"still RUNNING after 0.5 s"):
+    fake_druid.task_delay = 1.0
+    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=0.3)
+    with pytest.raises(ResultsError, match=r"still RUNNING after 0\.3 s"):
         store.replace(slice_of(), slice_rows())
 
 
