@@ -1,0 +1,105 @@
+"""The clean-events cache: duplicates, the hourly cap, segment fields, and rebuilds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from metric_types.columnar import FINGERPRINT, clean_events, convert
+from udf.archive.importer import Importer
+from udf.home import Home
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
+HOUR = 3_600_000
+
+
+def _table(rows: list[dict]) -> pa.Table:
+    return pa.table(
+        {
+            "user_id": pa.array([r["user_id"] for r in rows], pa.int64()),
+            "event_type": pa.array([r["event_type"] for r in rows], pa.string()),
+            "ts": pa.array([r["ts"] for r in rows], pa.int64()),
+            "value": pa.array([r.get("value", 1.0) for r in rows], pa.float64()),
+        }
+    )
+
+
+def test_a_duplicate_keeps_its_earliest_line() -> None:
+    rows = [
+        {"user_id": 1, "event_type": "click", "ts": T0 + 5, "value": 7.0},
+        {"user_id": 2, "event_type": "click", "ts": T0 + 5, "value": 1.0},
+        {"user_id": 1, "event_type": "click", "ts": T0 + 5, "value": 3.0},  # same event, later
+        {"user_id": 1, "event_type": "search", "ts": T0 + 5, "value": 2.0},  # another type
+    ]
+    out = clean_events(_table(rows), spam_cap=1000).to_pylist()
+    assert sorted((r["user_id"], r["event_type"], r["value"]) for r in out) == [
+        (1, "click", 7.0), (1, "search", 2.0), (2, "click", 1.0),
+    ]  # fmt: skip
+
+
+def test_the_cap_keeps_the_first_events_by_time_then_type() -> None:
+    rows = [
+        {"user_id": 9, "event_type": "zoom", "ts": T0 + 30},
+        {"user_id": 9, "event_type": "click", "ts": T0 + 40},
+        {"user_id": 9, "event_type": "alpha", "ts": T0 + 30},  # ties on ts: alpha before zoom
+        {"user_id": 9, "event_type": "beta", "ts": T0 + 10},
+        {"user_id": 8, "event_type": "click", "ts": T0 + 50},  # another user: own cap
+    ]
+    out = clean_events(_table(rows), spam_cap=2).to_pylist()
+    kept = sorted((r["user_id"], r["ts"] - T0, r["event_type"]) for r in out)
+    assert kept == [(8, 50, "click"), (9, 10, "beta"), (9, 30, "alpha")]
+
+
+def test_duplicates_do_not_use_up_the_cap() -> None:
+    rows = [{"user_id": 1, "event_type": "click", "ts": T0 + 1}] * 5 + [
+        {"user_id": 1, "event_type": "click", "ts": T0 + 2}
+    ]
+    out = clean_events(_table(rows), spam_cap=2).to_pylist()
+    assert [r["ts"] - T0 for r in out] == [1, 2]
+
+
+def _import(home: Home, lines: list[dict], name: str) -> None:
+    path = home.root / name
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    Importer(home).import_files("events", [str(path)])
+
+
+def test_conversion_is_cached_and_rebuilt_when_the_hour_grows(home: Home) -> None:
+    first = [
+        {"user_id": 1, "event_type": "click", "ts": T0 + 1, "country": "US"},
+        {"user_id": 2, "event_type": "view", "ts": T0 + 2, "value": 2.5},
+    ]
+    _import(home, first, "a.jsonl")
+    [hour] = convert(home, "events", spam_cap=10)
+    assert hour.event_types == ("click", "view")
+    stamp = hour.path.parent / FINGERPRINT
+    before = stamp.stat().st_mtime_ns
+    assert convert(home, "events", spam_cap=10)[0].path == hour.path
+    assert stamp.stat().st_mtime_ns == before  # reused, not rebuilt
+
+    _import(home, [{"user_id": 3, "event_type": "buy", "ts": T0 + 3, "country": 44}], "b.jsonl")
+    [hour] = convert(home, "events", spam_cap=10)
+    table = pq.read_table(hour.path)
+    assert hour.event_types == ("buy", "click", "view")
+    by_user = {r["user_id"]: r for r in table.to_pylist()}
+    assert by_user[1]["country"] == "US" and by_user[1]["value"] == 1.0
+    assert by_user[2]["value"] == 2.5 and by_user[2]["country"] is None
+    assert by_user[3]["country"] == "44"  # a number is kept as its JSON spelling
+
+
+def test_a_new_cap_rebuilds_and_hours_outside_the_range_are_skipped(home: Home) -> None:
+    lines = [{"user_id": 1, "event_type": "e", "ts": T0 + i} for i in range(5)]
+    lines.append({"user_id": 1, "event_type": "e", "ts": T0 + 3 * HOUR})
+    _import(home, lines, "a.jsonl")
+    assert [pq.read_metadata(h.path).num_rows for h in convert(home, "events", spam_cap=10)] == [5, 1]
+    capped = convert(home, "events", spam_cap=2, ts_to=T0 + HOUR)
+    assert [pq.read_metadata(h.path).num_rows for h in capped] == [2]
+
+
+def test_no_temporary_files_are_left(home: Home) -> None:
+    _import(home, [{"user_id": 1, "event_type": "e", "ts": T0}], "a.jsonl")
+    [hour] = convert(home, "events", spam_cap=10)
+    assert sorted(p.name for p in Path(hour.path).parent.iterdir()) == ["_source.json", "data.parquet"]
