@@ -38,6 +38,16 @@ def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def task_holder(dag_run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> str:
+    """The holder name of an Airflow task try: readable in ``udf status`` and in the leases.
+
+    Each try is its own holder, so a retry never mistakes the lease of a try that may still
+    be running (a zombie) for its own; it takes the lease over once it has expired.
+    """
+    mapped = f"[{map_index}]" if map_index >= 0 else ""
+    return f"{dag_run_id}/{task_id}{mapped}#{try_number}@{socket.gethostname()}:{os.getpid()}"
+
+
 def recover_lost_work(
     store: MetadataStore, metric_type: str | None = None, dag_run_id: str | None = None
 ) -> list[RunInfo]:

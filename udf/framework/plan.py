@@ -27,10 +27,11 @@ from typing import Any
 
 from metadata.records import MetricInfo, RunInfo
 from metadata.repository import MetadataStore
+from udf.archive.seal import datetime_to_ms
 from udf.errors import InputError
 from udf.framework.batching import Pending, estimate_durations, make_batches
 from udf.framework.leases import lease_key, recover_lost_work
-from udf.framework.readiness import check_pairs
+from udf.framework.readiness import check_pairs, slice_end
 from udf.framework.spec import PipelineSpec
 from udf.home import Home
 from udf.names import is_name
@@ -154,6 +155,8 @@ def _plan(
     args = spec.dag_creation_args
     now = now or datetime.now(UTC)
     recover_lost_work(store, spec.metric_type, dag_run_id)
+    if spec.metric_type == "aggregated":
+        _register_default_metrics(home, store, slice_end(spec.metric_type, ds))
     catalog = _metrics_of(store, spec.metric_type, only)
     names = {m.name for m in catalog}
     window_start = ds - timedelta(days=args.backfill_days)
@@ -223,6 +226,24 @@ def _plan(
         }
         for b in batches
     ]
+
+
+def _register_default_metrics(home: Home, store: MetadataStore, through: datetime) -> None:
+    """Register the default metrics (one per event type seen) before listing the catalog.
+
+    ``compute()`` registers them too, but a plan that finds no metric never calls it, so a
+    platform with only default metrics would never start. The archive's event types come
+    from its columnar copy, which the compute tasks need anyway (cached per hour).
+    """
+    from metric_types.columnar import convert
+    from udf.settings import load_settings
+
+    hours = convert(
+        home, "events", spam_cap=load_settings(home).spam_cap, ts_to=datetime_to_ms(through)
+    )
+    added = store.register_default_metrics(sorted({t for h in hours for t in h.event_types}))
+    if added:
+        log.info("registered default metrics: %s", ", ".join(added))
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,27 @@ def test_run_conf_round_trips_and_refuses_nonsense() -> None:
     ):
         with pytest.raises(InputError):
             parse_run_conf(bad)
+
+
+def test_default_metrics_of_the_archives_event_types_are_planned(
+    home, store, clock, tmp_path
+) -> None:
+    from udf.archive.importer import Importer
+
+    events = tmp_path / "events.jsonl"
+    ts = int(clock.now.timestamp() * 1000) - 6 * 3_600_000  # on DS
+    events.write_text(
+        "".join(
+            f'{{"user_id": {u}, "event_type": "{t}", "ts": {ts}}}\n'
+            for u, t in ((1, "click"), (2, "view"), (3, "click"))
+        )
+    )
+    Importer(home).import_files("events", [str(events)])
+    add_experiment(store)
+    seal_through(home, DS)
+    batches = plan_run(home, spec(backfill_days=0), DS, store=store, now=clock.now)
+    assert [b["metrics"] for b in batches] == [["click", "view"]]
+    assert {m.name: m.metric_type for m in store.metrics()} == {
+        "click": "aggregated",
+        "view": "aggregated",
+    }

@@ -310,3 +310,11 @@ def test_a_metric_day_finished_after_planning_is_not_computed_again(home, ready,
     summary = compute_batch(home, planned, holder="w1", store=ready, compute=fake)
     assert summary["already_done"] == ["click"] and fake.calls[0]["metrics"] == ["search"]
     assert ready.run("click", DS).state == "done"
+
+
+def test_task_holders_name_the_try() -> None:
+    from udf.framework.leases import task_holder
+
+    first = task_holder("scheduled__2026-01-05", "compute_batch", 3, 1)
+    assert first.startswith("scheduled__2026-01-05/compute_batch[3]#1@")
+    assert task_holder("scheduled__2026-01-05", "compute_batch", 3, 2) != first
