@@ -116,14 +116,15 @@ def compute_day(
     )
     activations = read_activations(spark, hours_between(activation_hours, first, last))
     activations = activations.where(F.col("experiment").isin(list(plan.experiments)))
-    exposed = exposures(activations, period_frame).cache()
+    exposed = exposures(activations, period_frame)
     try:
         columns = Columns.of(plan.metrics, plan.segment_fields)
         fields = sorted(set(columns.segments.values()))
         events = read_events(
             spark, hours_between(event_hours, kind.events_from(day, first), last), fields
         )
-        if not any(m.is_custom for m in plan.metrics):
+        if not columns.segments and not any(m.is_custom for m in plan.metrics):
+            # Segments and custom code see every counted event; plain metrics only theirs.
             events = events.where(F.col("event_type").isin(list(columns.count)))
         users = kind.users(exposed, day, plan.metrics)
         counted = kind.events(counted_events(events, exposed), day, plan.metrics)
