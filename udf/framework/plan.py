@@ -186,9 +186,12 @@ def _plan(
         run = existing.get((metric.name, d))
         waiting = readiness.waiting.get((metric.name, d))
         if waiting is not None:
-            store.set_run_state(
-                metric.name, d, "waiting_on_source", waiting, scope, dag_run_id=dag_run_id
-            )
+            if run is None or (run.state, run.reason) != ("waiting_on_source", waiting):
+                # Unchanged waits are not re-recorded: frequent schedules would bury the
+                # history in "still waiting" events.
+                store.set_run_state(
+                    metric.name, d, "waiting_on_source", waiting, scope, dag_run_id=dag_run_id
+                )
             continue
         # The run's own day is queued; earlier days, and anything requeued after its worker
         # was lost, are backfills.

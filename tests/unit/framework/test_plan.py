@@ -66,6 +66,9 @@ def test_metrics_whose_sources_are_late_wait_while_the_others_go(home, store, cl
     state, reason = states(store)["click"]
     assert state == "waiting_on_source"
     assert "events closed only through 2026-01-05T00:00Z" in reason
+    clock.advance(hours=4)  # still late: the wait is not recorded again
+    plan_run(home, spec(backfill_days=0), DS, store=store, now=clock.now, dag_run_id="again")
+    assert len(store.run("click", DS).events) == 1
     # The events land later: the next run takes click, first come first served.
     seal_through(home, DS, topics=("events",))
     clock.advance(hours=4)
