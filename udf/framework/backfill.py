@@ -40,10 +40,19 @@ class BackfillRequest:
     reprocess_behavior: str = "completed"
 
     def body(self) -> dict[str, Any]:
+        """The request body; the range covers every logical date from ``from_date`` 00:00 to
+        the end of ``to_date``.
+
+        A run plans the last whole day before its data interval ends, so a daily run with
+        logical date D plans D, and with a sub-daily schedule the run starting at D 20:00
+        (ending at midnight) is the one that plans D: ending the range at 23:59:59 makes the
+        last day planned for both. (With a sub-daily schedule the first runs of ``from_date``
+        also plan the day before it.)
+        """
         return {
             "dag_id": self.dag_id,
             "from_date": f"{self.from_date.isoformat()}T00:00:00Z",
-            "to_date": f"{self.to_date.isoformat()}T00:00:00Z",
+            "to_date": f"{self.to_date.isoformat()}T23:59:59Z",
             "reprocess_behavior": self.reprocess_behavior,
             "max_active_runs": self.max_active_runs,
             "dag_run_conf": self.dag_run_conf,

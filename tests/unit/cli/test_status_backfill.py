@@ -277,7 +277,7 @@ def test_backfill_through_airflows_rest_api(home, airflow) -> None:
     assert body == {
         "dag_id": "udf_days_in",
         "from_date": "2026-01-02T00:00:00Z",
-        "to_date": "2026-01-04T00:00:00Z",
+        "to_date": "2026-01-04T23:59:59Z",
         "reprocess_behavior": "completed",
         "max_active_runs": 1,
     }
