@@ -125,9 +125,10 @@ def plan_run(
 ) -> list[dict[str, Any]]:
     """Record every metric-day's state for this run and return the batches to compute.
 
-    ``ds`` is the run's day (Airflow's ``ds``, the logical date). ``now`` is the time
-    readiness is judged at (a day that has not ended is never ready); the store's own clock
-    stamps the state changes. ``store`` defaults to the home's. ``force`` recomputes ds
+    ``ds`` is the newest day the run plans (the Airflow layer passes the last whole UTC day
+    before the run's data interval ends). ``now`` is the current time (tests inject it):
+    readiness is judged at it (a day that has not ended is never ready) and the batches say
+    they were planned at it; the store's own clock stamps the state changes. ``store`` defaults to the home's. ``force`` recomputes ds
     where done (finished before ``requested_at``, when given); see :class:`RunConf`.
     """
     ds = date.fromisoformat(ds) if isinstance(ds, str) else ds
