@@ -55,6 +55,11 @@ METRIC_TYPES = ("aggregated", "calendar_day", "days_in", "custom")
     help="Only on-demand runs of this experiment ('' for the daily runs).",
 )
 @click.option("--history", is_flag=True, help="Every state change, not only the current state.")
+@click.option(
+    "--notifications",
+    is_flag=True,
+    help="The owner digests instead: recipient, state (pending/sent/failed), attempts, error.",
+)
 @format_option
 @pass_home
 def command(
@@ -67,10 +72,46 @@ def command(
     states: tuple[str, ...],
     scope: str | None,
     history: bool,
+    notifications: bool,
     fmt: str,
 ) -> None:
     """Show each metric-day's lifecycle state, when it changed and why."""
     from metadata.repository import MetadataStore
+
+    if notifications:
+        with MetadataStore.for_home(home.ensure()) as store:
+            sent = store.notifications()
+        rows = [
+            {
+                "id": n.id,
+                "recipient": n.recipient,
+                "subject": n.subject,
+                "state": n.state,
+                "attempts": n.attempts,
+                "created": _time(n.created_at),
+                "sent": _time(n.sent_at),
+                "error": n.last_error or "",
+                "runs": len(n.run_ids),
+            }
+            for n in sent
+        ]
+        emit(
+            rows,
+            fmt,
+            title=f"{len(rows)} notification(s)",
+            columns=[
+                "id",
+                "recipient",
+                "subject",
+                "state",
+                "attempts",
+                "created",
+                "sent",
+                "error",
+                "runs",
+            ],
+        )
+        return
 
     if day and (ds_from or ds_to):
         raise InputError("give --date, or --from/--to, not both")

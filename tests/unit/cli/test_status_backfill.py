@@ -81,6 +81,20 @@ def test_status_history_lists_every_transition(home, history) -> None:
     assert "waiting_on_source" in table.output and "history of 1 metric-day(s)" in table.output
 
 
+def test_status_lists_the_notifications_ledger(home, history) -> None:
+    with MetadataStore.for_home(home) as store:
+        sent = store.record_notification("ana@example.com", "digest", "[udf] 1 delayed", "", [1])
+        store.mark_notification(sent, "sent")
+        failed = store.record_notification("bob@example.com", "digest", "[udf] 1 skipped", "", [2])
+        store.mark_notification(failed, "failed", "ConnectionRefusedError: refused")
+    rows = json.loads(run("status", "--notifications", "--format", "json").output)
+    assert [(r["recipient"], r["state"], r["attempts"], r["error"]) for r in rows] == [
+        ("ana@example.com", "sent", 1, ""),
+        ("bob@example.com", "failed", 1, "ConnectionRefusedError: refused"),
+    ]
+    assert "2 notification(s)" in run("status", "--notifications").output
+
+
 def test_status_refuses_bad_dates(home) -> None:
     assert "expected YYYY-MM-DD" in run("status", "--date", "yesterday").output
     assert "not both" in run("status", "--date", "2026-01-01", "--from", "2026-01-01").output
