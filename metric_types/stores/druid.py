@@ -1,17 +1,20 @@
 """The Druid results store: SQL-based ingestion (MSQ) to write, Druid SQL (pydruid) to read.
 
 It uses three endpoints of the router, nothing else: ``POST /druid/v2/sql/task`` submits the
-REPLACE that rewrites a slice's day (see :mod:`metric_types.stores.druid_sql` for its shape
-and why the rest of the day is carried over), ``GET /druid/indexer/v1/task/{id}/status`` is
-polled until the task succeeds or fails, and ``/druid/v2/sql`` answers the existence check
-and the reads (through pydruid's DB-API). A REPLACE publishes the day's new segments in one
-atomic step, so readers see either the old day or the new one, and a failed task leaves the
-old rows in place.
+REPLACE that rewrites a slice's day, ``GET /druid/indexer/v1/task/{id}/status`` is polled
+until the task succeeds or fails, and ``/druid/v2/sql`` answers the existence and version
+checks and the reads (through pydruid's DB-API). A REPLACE publishes the day's new segments
+in one atomic step, so readers see either the old day or the new one, and a failed task
+leaves the old rows in place.
 
-Writers of one day are serialised by ``lock``: two REPLACEs of the same day each carry over
-the day as they read it, so without the lock the second would drop the slice the first just
-wrote (for another metric, say). The framework passes a lock backed by metadata-store
-leases; the default only serialises threads of this process.
+Druid overwrites whole days and MSQ unions only plain tables, so a write reads the rest of
+the slice's day with a plain SELECT (the reader's own path), merges it with the slice's new
+rows here and sends the whole day inline (see :mod:`metric_types.stores.druid_sql`). Writers
+of one day are therefore serialised by ``lock``, held from that read until the task has
+succeeded: two writers reading the day at once would each send the day as they read it, and
+the second would drop the slice the first just wrote (for another metric, say). The
+framework passes a lock backed by metadata-store leases; the default only serialises threads
+of this process.
 """
 
 from __future__ import annotations
@@ -43,9 +46,15 @@ SQL_PATH = "/druid/v2/sql/"
 TASK_PATH = "/druid/v2/sql/task"
 STATUS_PATH = "/druid/indexer/v1/task/{task}/status"
 # Every statement runs with UTC dates; the REPLACE waits until its segments are served, so
-# the next writer's existence check and carry-over (and every reader) see what it wrote.
+# the next writer's existence check and read of the day (and every reader) see what it wrote.
+# A REPLACE that yields no rows (a day left empty) drops the day instead of failing.
 CONTEXT = {"sqlTimeZone": "Etc/UTC"}
-TASK_CONTEXT = {**CONTEXT, "waitUntilSegmentsLoad": True, "finalizeAggregations": False}
+TASK_CONTEXT = {
+    **CONTEXT,
+    "waitUntilSegmentsLoad": True,
+    "finalizeAggregations": False,
+    "failOnEmptyInsert": False,
+}
 POLL_FIRST, POLL_MAX = 0.2, 5.0  # seconds between status requests: grows x1.5 up to the max
 _log = get_logger(__name__)
 _local_locks: dict[str, threading.Lock] = {}
@@ -91,22 +100,48 @@ class DruidResultsStore(ResultsStore):
             self._session.close()
             self._session = None
 
+    def lock_name(self, slice: Slice) -> str:
+        """The lock a writer of ``slice`` holds from :meth:`submit` until :meth:`wait` returns."""
+        return f"results/druid/{self.datasource}/{slice.day}"
+
     def replace(self, slice: Slice, rows: Sequence[ResultRow]) -> int:
         checked = checked_rows(slice, rows)
-        with self._lock(f"results/druid/{self.datasource}/{slice.day}"):
-            exists = self._exists()
-            if exists:
-                self._check_version()
-            elif not checked:
-                return 0  # nothing stored, nothing to write
-            statement = replace_statement(self.datasource, slice, checked, carry_over=exists)
-            task = self.submit(statement)
-            _log.info("druid results task submitted", task=task, source=slice.source,
-                      metric_type=slice.metric_type, date=slice.day, rows=len(checked))  # fmt: skip
-            self.wait(task)
+        with self._lock(self.lock_name(slice)):
+            task = self.submit(slice, checked)
+            if task is not None:
+                self.wait(task)
         return len(checked)
 
-    def submit(self, statement: str) -> str:
+    def submit(self, slice: Slice, rows: Sequence[ResultRow]) -> str | None:
+        """Read the rest of the slice's day, submit the REPLACE of the whole day; its task id.
+
+        None when there is nothing to write (no datasource yet and no rows). The caller must
+        hold ``lock(self.lock_name(slice))`` from before this call until :meth:`wait` on the
+        task returns: the statement carries the day as read here, so another writer of the
+        day in between would have its slice dropped. :meth:`replace` does exactly that; the
+        split lets an Airflow deferrable operator submit, release its worker slot and check
+        back later, keeping the (lease-backed) lock all along.
+        """
+        checked = checked_rows(slice, rows)
+        if self._exists():
+            self._check_version()
+            query = select_statement(
+                self.datasource, source=None, metric_type=None, date_from=slice.date,
+                date_to=slice.date, metrics=None, experiments=None, exclude=slice,
+            )  # fmt: skip
+            kept = [row for row in self._rows(query) if not slice.contains(row)]
+        elif checked:
+            kept = []
+        else:
+            return None  # nothing stored, nothing to write
+        statement = replace_statement(self.datasource, slice.date, [*kept, *checked])
+        task = self._send(statement)
+        _log.info("druid results task submitted", task=task, source=slice.source,
+                  metric_type=slice.metric_type, date=slice.day, rows=len(checked),
+                  kept=len(kept))  # fmt: skip
+        return task
+
+    def _send(self, statement: str) -> str:
         """Submit an ingestion statement; its task id."""
         body = self._post(TASK_PATH, {"query": statement, "context": TASK_CONTEXT})
         task = body.get("taskId") if isinstance(body, dict) else None
@@ -159,11 +194,15 @@ class DruidResultsStore(ResultsStore):
             self.datasource, source=source, metric_type=metric_type, date_from=date_from,
             date_to=date_to, metrics=metrics, experiments=experiments,
         )  # fmt: skip
+        return sort_rows(self._rows(query))
+
+    def _rows(self, query: str) -> list[ResultRow]:
+        """The result rows a select_statement() query returns; refuses newer schema versions."""
         rows = [row_from_druid(values) for values in self._sql(query)]
         newer = max((row.schema_version for row in rows), default=SCHEMA_VERSION)
         if newer > SCHEMA_VERSION:
             raise self._newer(newer)
-        return sort_rows(rows)
+        return rows
 
     def _exists(self) -> bool:
         query = (

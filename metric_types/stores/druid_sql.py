@@ -1,24 +1,25 @@
 """The Druid SQL the Druid results store sends: literals, the REPLACE statement, reads.
 
 A slice is part of one day, and Druid replaces whole time chunks: ``OVERWRITE WHERE`` may
-filter only ``__time`` (and must align with ``PARTITIONED BY DAY``). So the statement
-rewrites the slice's whole day: it carries over the day's rows outside the slice, read
-from the datasource itself, and adds the slice's new rows, given inline::
+filter only ``__time`` (and must align with ``PARTITIONED BY DAY``). So a write rewrites the
+slice's whole day. SQL-based ingestion (MSQ) plans ``UNION ALL`` only as a union of plain
+table reads, so the day's other rows cannot be read from the datasource and unioned with the
+new rows inside the statement: the store reads them first with a plain SELECT
+(:func:`select_statement` with ``exclude``), merges them with the new rows in the client and
+sends every row of the day inline, in one statement that reads nothing but its EXTERN::
 
     REPLACE INTO "udf_results"
     OVERWRITE WHERE "__time" >= TIMESTAMP '2026-01-02 00:00:00'
                 AND "__time" < TIMESTAMP '2026-01-03 00:00:00'
-    SELECT "__time", "experiment", ... FROM "udf_results"
-    WHERE <the day> AND NOT ("source" = 'batch' AND "metric_type" = 'aggregated'
-                             AND "metric" IN (...) [AND "experiment" IN (...)])
-    UNION ALL
     SELECT TIME_PARSE("date") AS "__time", "experiment", ...
     FROM TABLE(EXTERN('{"type":"inline","data":"<JSONL>"}', '{"type":"json"}'))
-         EXTEND ("experiment" VARCHAR, ..., "period_start" BIGINT, ..., "sum" DOUBLE, ...)
+    EXTEND ("experiment" VARCHAR, ..., "period_start" BIGINT, ..., "sum" DOUBLE, ...)
     PARTITIONED BY DAY
 
-The carried-over part is left out while the datasource does not exist yet, and the inline
-part when the slice has no rows (Druid refuses empty inline data).
+Druid refuses empty inline data, so a day left with no rows at all is sent as one
+placeholder row ``{}`` that ``WHERE "date" = '<day>'`` (before ``PARTITIONED BY``) filters
+out: the REPLACE then yields no rows and drops the day (``failOnEmptyInsert: false``, the
+default since Druid 29).
 """
 
 from __future__ import annotations
@@ -71,34 +72,26 @@ def slice_filter(slice: Slice) -> str:
     return " AND ".join(parts)
 
 
-def replace_statement(
-    datasource: str, slice: Slice, rows: Sequence[ResultRow], *, carry_over: bool
-) -> str:
-    """The REPLACE that rewrites the slice's day with ``rows`` instead of the slice's rows."""
-    if not carry_over and not rows:
-        raise ValueError("nothing to write: no rows and no existing day to carry over")
+def replace_statement(datasource: str, day: date, rows: Sequence[ResultRow]) -> str:
+    """The REPLACE that makes ``rows`` the whole content of ``day`` (every row of that day)."""
+    stray = [row.key() for row in rows if row.date != day.isoformat()]
+    if stray:
+        raise ValueError(f"rows of another day than {day.isoformat()}: {stray[:3]}")
     columns = ", ".join(ident(name) for name in COLUMNS)
-    parts = []
-    if carry_over:
-        parts.append(
-            f"SELECT {ident('__time')}, {columns}\nFROM {ident(datasource)}\n"
-            f"WHERE {day_filter(slice.date)}\n  AND NOT ({slice_filter(slice)})"
-        )
+    select = f"SELECT TIME_PARSE({ident('date')}) AS {ident('__time')}, {columns}\n"
     if rows:
-        parts.append(
-            f"SELECT TIME_PARSE({ident('date')}) AS {ident('__time')}, {columns}\n"
-            f"FROM {extern(rows)}"
-        )
-    select = "\nUNION ALL\n".join(parts)
+        select += f"FROM {extern(rows)}"
+    else:  # Druid refuses empty inline data: one placeholder row, filtered out
+        select += f"FROM {extern([])}\nWHERE {ident('date')} = {literal(day.isoformat())}"
     return (
-        f"REPLACE INTO {ident(datasource)}\nOVERWRITE WHERE {day_filter(slice.date)}\n"
+        f"REPLACE INTO {ident(datasource)}\nOVERWRITE WHERE {day_filter(day)}\n"
         f"{select}\nPARTITIONED BY DAY"
     )
 
 
 def extern(rows: Sequence[ResultRow]) -> str:
-    """``TABLE(EXTERN(...)) EXTEND (...)`` over the rows as inline JSON lines."""
-    data = "\n".join(json.dumps(row.to_dict(), separators=(",", ":")) for row in rows)
+    """``TABLE(EXTERN(...)) EXTEND (...)`` over the rows as inline JSON lines (``{}`` if none)."""
+    data = "\n".join(json.dumps(row.to_dict(), separators=(",", ":")) for row in rows) or "{}"
     source = json.dumps({"type": "inline", "data": data}, separators=(",", ":"))
     fmt = json.dumps({"type": "json"})
     extend = ", ".join(f"{ident(name)} {DRUID_TYPES[name]}" for name in COLUMNS)
@@ -114,8 +107,12 @@ def select_statement(
     date_to: date | None,
     metrics: Sequence[str] | None,
     experiments: Sequence[str] | None,
+    exclude: Slice | None = None,
 ) -> str:
-    """A scan of the datasource with the read filters (Druid orders scans by time only)."""
+    """A scan of the datasource with the read filters (Druid orders scans by time only).
+
+    ``exclude`` leaves out the rows of a slice: what a write carries over of the slice's day.
+    """
     where = []
     if source is not None:
         where.append(f"{ident('source')} = {literal(source)}")
@@ -130,6 +127,8 @@ def select_statement(
         where.append(in_list("metric", metrics))
     if experiments is not None:
         where.append(in_list("experiment", experiments))
+    if exclude is not None:
+        where.append(f"NOT ({slice_filter(exclude)})")
     query = f"SELECT {', '.join(_selected(name) for name in COLUMNS)} FROM {ident(datasource)}"
     return query + (" WHERE " + " AND ".join(where) if where else "")
 

@@ -8,9 +8,12 @@ sent (see :mod:`tests.support.fake_druid_sql` for the REPLACE rules):
   (an array of objects by default; ``resultFormat`` array/objectLines/arrayLines; ``header``),
   ``__time`` as ISO-8601 text; refuses anything but SELECT;
 - ``POST /druid/v2/sql/task``: checks and plans the REPLACE (unknown tables, bad SQL and broken
-  rules answer HTTP 400 with a Druid-style error), then runs it as a task: RUNNING, then
-  SUCCESS (the day is replaced in one DuckDB transaction) or FAILED with ``errorMsg``
-  (rows outside the interval, or a failure injected with :meth:`FakeDruid.fail_next_task`);
+  rules answer HTTP 400 with a Druid-style error, among them any UNION and any read of the
+  datasource being overwritten), then runs it as a task: RUNNING, then SUCCESS (the day is
+  replaced in one DuckDB transaction; no rows drop it, as Druid 29+ does unless the context
+  sets ``failOnEmptyInsert``) or FAILED with ``errorMsg`` (rows outside the interval, no rows
+  with ``failOnEmptyInsert: true``, or a failure injected with
+  :meth:`FakeDruid.fail_next_task`);
 - ``GET /druid/indexer/v1/task/{id}/status``: the task's status, 404 for unknown tasks.
 
 Every request is recorded in :attr:`FakeDruid.requests`; any other path answers 404 and is
@@ -149,7 +152,11 @@ class FakeDruid:
             task = Task(f"query-{next(self._ids):04d}", plan.datasource, created=_now())
             self.tasks[task.id] = task
             failure, self._fail_next = self._fail_next, None
-        thread = threading.Thread(target=self._run, args=(task, plan, failure), daemon=True)
+            context = body.get("context") or {}
+            fail_empty = isinstance(context, dict) and context.get("failOnEmptyInsert") is True
+        thread = threading.Thread(
+            target=self._run, args=(task, plan, failure, fail_empty), daemon=True
+        )
         self._threads.append(thread)
         thread.start()
         return 200, {"taskId": task.id, "state": "RUNNING"}
@@ -179,13 +186,13 @@ class FakeDruid:
         }
 
     # --- task execution ------------------------------------------------------------------
-    def _run(self, task: Task, plan: Any, failure: str | None) -> None:
+    def _run(self, task: Task, plan: Any, failure: str | None, fail_empty: bool) -> None:
         time.sleep(self.task_delay)
         try:
             if failure is not None:
                 raise Rejected(failure)
             with self._lock:
-                self._apply(plan)
+                self._apply(plan, fail_empty)
             task.state = "SUCCESS"
         except (duckdb.Error, Rejected) as exc:
             task.error, task.state = str(exc).splitlines()[0], "FAILED"
@@ -194,7 +201,7 @@ class FakeDruid:
                 for name in plan.externs:
                     self._db.execute(f'DROP TABLE IF EXISTS main."{name}"')
 
-    def _apply(self, plan: Any) -> None:
+    def _apply(self, plan: Any, fail_empty: bool) -> None:
         table, columns = f'druid."{plan.datasource}"', ", ".join(f'"{c}"' for c in SCHEMA)
         self._db.execute(
             f"CREATE OR REPLACE TEMP TABLE new_day AS SELECT {columns} FROM ({plan.select})"
@@ -206,6 +213,11 @@ class FakeDruid:
         if outside and outside[0]:
             raise Rejected(
                 f"InsertTimeOutOfBounds: {outside[0]} rows outside the OVERWRITE interval"
+            )
+        produced = self._db.execute("SELECT count(*) FROM new_day").fetchone()
+        if fail_empty and produced and not produced[0]:
+            raise Rejected(
+                f"InsertCannotBeEmpty: No rows to insert for dataSource[{plan.datasource}]"
             )
         self._db.execute("BEGIN")
         try:

@@ -5,6 +5,12 @@ Checks follow Druid's own rules for SQL-based ingestion plus the results schema:
 filtering ``__time`` only with a range aligned to days, every EXTERN an inline JSON source with
 an EXTEND list that declares exactly the results columns with their Druid types. A statement
 that breaks one is refused with the reason, as Druid would refuse it (HTTP 400).
+
+The fake is stricter than Druid where Druid's support is narrow or undocumented, so the store
+never comes to depend on it: a SELECT with a set operation (``UNION``, ``INTERSECT``,
+``EXCEPT``) is refused, as MSQ plans ``UNION ALL`` only as a union of plain table reads, and
+so is a SELECT that reads the datasource it overwrites (the store carries the rest of the
+day over client-side, inside its one inline EXTERN).
 """
 
 from __future__ import annotations
@@ -81,6 +87,14 @@ def parse_replace(query: str, next_name: Any) -> Replace:
     if match["granularity"].upper() != "DAY":
         raise Rejected(f"the results datasource is partitioned by DAY, not {match['granularity']}")
     start, end = _interval(match["where"], literals)
+    datasource = _unquote(match["ds"])
+    operation = re.search(r"\b(UNION|INTERSECT|EXCEPT)\b", match["select"], re.I)
+    if operation:
+        raise Rejected(
+            f"Query could not be planned: {operation[1].upper()} in SQL-based ingestion is "
+            "supported only as UNION ALL of plain table reads; the results store sends the "
+            "whole day in one inline EXTERN"
+        )
     externs: dict[str, list[dict[str, Any]]] = {}
 
     def extern(found: re.Match[str]) -> str:
@@ -89,10 +103,26 @@ def parse_replace(query: str, next_name: Any) -> Replace:
         return f'"{name}"'
 
     select = _EXTERN.sub(extern, match["select"])
+    skeleton_select = select
     select = re.sub(
         r"__lit(\d+)__", lambda m: "'" + literals[int(m[1])].replace("'", "''") + "'", select
     )
-    return Replace(_unquote(match["ds"]), start, end, select, externs)
+    if datasource in _tables(select, skeleton_select):
+        raise Rejected(
+            f"the REPLACE reads the datasource it overwrites ({datasource!r}): the results "
+            "store must carry the day's other rows over client-side, in its inline EXTERN"
+        )
+    return Replace(datasource, start, end, select, externs)
+
+
+def _tables(select: str, skeleton: str) -> set[str]:
+    """The tables a SELECT reads (EXTERNs already replaced by table names); ``skeleton`` is
+    the same SELECT with its literals hidden, searched when sqlglot cannot parse it."""
+    try:
+        return {t.name for t in sqlglot.parse_one(select, read="duckdb").find_all(exp.Table)}
+    except sqlglot.errors.ParseError:
+        found = re.findall(r"\b(?:FROM|JOIN)\s+(\"(?:[^\"]|\"\")+\"|\w+)", skeleton, re.I)
+        return {_unquote(name) for name in found}
 
 
 def _interval(where: str, literals: list[str]) -> tuple[datetime, datetime]:

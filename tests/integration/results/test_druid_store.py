@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 import requests
 
 from metric_types.results import SCHEMA_VERSION, ResultRow
-from metric_types.stores.druid import DruidResultsStore
+from metric_types.stores.druid import DruidResultsStore, local_lock
 from tests.integration.results.conftest import DATASOURCE, quick_sleep
 from tests.support.fake_druid import FakeDruid
 from tests.support.result_rows import DAY, make_row, slice_of, slice_rows
-from udf.errors import ResultsError
+from udf.errors import InputError, ResultsError
 
 ENDPOINTS = {"/druid/v2/sql/", "/druid/v2/sql/task"}
+NEXT_DAY = DAY + timedelta(days=1)
 
 
 def test_a_failed_task_leaves_the_previous_rows(
@@ -33,27 +36,63 @@ def test_a_failed_task_leaves_the_previous_rows(
     assert druid.read() == sorted(slice_rows(volume=0), key=ResultRow.key)
 
 
-def test_the_statement_rewrites_one_day_and_carries_over_the_rest(
+def inline_rows(statement: str) -> list[ResultRow]:
+    """The rows a REPLACE sends in its inline EXTERN."""
+    source = statement.split("TABLE(EXTERN('", 1)[1].split("', '", 1)[0].replace("''", "'")
+    data = json.loads(source)["data"]
+    return [ResultRow.from_dict(json.loads(line)) for line in data.splitlines()]
+
+
+def test_the_statement_sends_the_whole_day_inline(
     druid: DruidResultsStore, fake_druid: FakeDruid
 ) -> None:
     druid.replace(slice_of(("search",)), slice_rows(("search",)))
-    druid.replace(slice_of(("click",), experiments=("exp", "o'k")), slice_rows())
-    first, second = fake_druid.statements()
+    druid.replace(slice_of(day=NEXT_DAY), slice_rows(date=NEXT_DAY.isoformat()))
+    new = slice_rows(experiments=("exp", "o'k"), volume=0)
+    druid.replace(slice_of(("click",), experiments=("exp", "o'k")), new)
+    first, _, third = fake_druid.statements()
     day = "\"__time\" >= TIMESTAMP '2026-01-02 00:00:00' AND \"__time\" < TIMESTAMP '2026-01-03 00:00:00'"
-    for statement in (first, second):
-        assert statement.startswith(f'REPLACE INTO "{DATASOURCE}"\nOVERWRITE WHERE {day}\n')
-        assert statement.endswith("\nPARTITIONED BY DAY")
-        assert 'TABLE(EXTERN(\'{"type":"inline"' in statement and "EXTEND (" in statement
-    assert f'FROM "{DATASOURCE}"' not in first  # no datasource yet: nothing to carry over
-    assert "UNION ALL" not in first
-    assert f'FROM "{DATASOURCE}"\nWHERE {day}\n' in second
-    assert (
-        'AND NOT ("source" = \'batch\' AND "metric_type" = \'aggregated\' AND "metric" IN '
-        "('click') AND \"experiment\" IN ('exp', 'o''k'))"
-    ) in second
+    for statement in (first, third):
+        assert statement.startswith(
+            f'REPLACE INTO "{DATASOURCE}"\nOVERWRITE WHERE {day}\n'
+            'SELECT TIME_PARSE("date") AS "__time", "experiment", '
+        )
+        assert statement.count('TABLE(EXTERN(\'{"type":"inline","data":') == 1
+        assert '\'{"type": "json"}\'))\nEXTEND ("experiment" VARCHAR, ' in statement
+        assert statement.endswith('"schema_version" BIGINT)\nPARTITIONED BY DAY')
+        assert "UNION" not in statement and f'FROM "{DATASOURCE}"' not in statement
+    # the third carries the day's search rows over (and not the next day's), with the new rows
+    assert inline_rows(first) == slice_rows(("search",))
+    assert sorted(inline_rows(third), key=ResultRow.key) == sorted(
+        [*slice_rows(("search",)), *new], key=ResultRow.key
+    )
+    # ...read with a plain SELECT of the day without the slice, as the reader reads
+    reads = [r.body["query"] for r in fake_druid.requests if r.path == "/druid/v2/sql/"]
+    carry = [q for q in reads if "NOT (" in q][-1]  # the second write read its day too
+    assert carry.startswith("SELECT ") and "UNION" not in carry
+    assert carry.endswith(
+        f'FROM "{DATASOURCE}" WHERE {day} AND NOT ("source" = \'batch\' AND '
+        '"metric_type" = \'aggregated\' AND "metric" IN (\'click\') AND "experiment" IN '
+        "('exp', 'o''k'))"
+    )
     tasks = [r.body for r in fake_druid.requests if r.path == "/druid/v2/sql/task"]
     assert all(t["context"]["sqlTimeZone"] == "Etc/UTC" for t in tasks)
     assert all(t["context"]["waitUntilSegmentsLoad"] is True for t in tasks)
+    assert all(t["context"]["failOnEmptyInsert"] is False for t in tasks)
+
+
+def test_emptying_a_day_sends_a_placeholder_that_yields_no_rows(
+    druid: DruidResultsStore, fake_druid: FakeDruid
+) -> None:
+    druid.replace(slice_of(), slice_rows())
+    druid.replace(slice_of(day=NEXT_DAY), slice_rows(date=NEXT_DAY.isoformat()))
+    assert druid.replace(slice_of(), []) == 0
+    last = fake_druid.statements()[-1]
+    assert '"data":"{}"' in last and last.endswith(
+        "\nWHERE \"date\" = '2026-01-02'\nPARTITIONED BY DAY"
+    )
+    assert {r.date for r in druid.read()} == {NEXT_DAY.isoformat()}
+    assert {r["date"] for r in fake_druid.rows(DATASOURCE)} == {NEXT_DAY.isoformat()}
 
 
 def test_only_the_three_endpoints_are_used(druid: DruidResultsStore, fake_druid: FakeDruid) -> None:
@@ -100,21 +139,46 @@ def test_a_task_that_outlives_the_timeout_is_reported(fake_druid: FakeDruid) -> 
         store.replace(slice_of(), slice_rows())
 
 
-def test_writers_of_one_day_take_its_lock(fake_druid: FakeDruid) -> None:
-    events: list[str] = []
+def test_the_lock_spans_the_read_the_submit_and_the_wait(fake_druid: FakeDruid) -> None:
+    events: list[tuple[str, str, int]] = []
 
     @contextmanager
     def lock(name: str) -> Iterator[None]:
-        events.append(f"acquire {name}")
+        events.append(("acquire", name, len(fake_druid.requests)))
         yield
-        events.append(f"release {name} after {len(fake_druid.statements())} task(s)")
+        events.append(("release", name, len(fake_druid.requests)))
 
     store = DruidResultsStore(
         fake_druid.url, DATASOURCE, timeout=10.0, lock=lock, sleep=quick_sleep
     )
     store.replace(slice_of(), slice_rows())
+    store.replace(slice_of(("search",)), slice_rows(("search",)))
     name = f"results/druid/{DATASOURCE}/{DAY.isoformat()}"
-    assert events == [f"acquire {name}", f"release {name} after 1 task(s)"]
+    assert store.lock_name(slice_of()) == name
+    assert [(e[0], e[1]) for e in events] == [("acquire", name), ("release", name)] * 2
+    # everything the second write sent happened while it held the lock: the existence check,
+    # the read of the day's other rows, the task and its status requests
+    held = fake_druid.requests[events[2][2] : events[3][2]]
+    paths = [r.path for r in held]
+    submitted = paths.index("/druid/v2/sql/task")
+    reads = [r.body["query"] for r in held[:submitted] if r.path == "/druid/v2/sql/"]
+    assert len([q for q in reads if "NOT (" in q]) == 1  # the day's other rows
+    assert paths[submitted + 1 :] and all(p.endswith("/status") for p in paths[submitted + 1 :])
+    assert len(fake_druid.requests) == events[3][2]  # nothing after the release
+
+
+def test_submit_and_wait_can_be_called_apart(fake_druid: FakeDruid) -> None:
+    """The deferrable-operator split: submit() reads and submits, wait() polls, lock held."""
+    store = DruidResultsStore(fake_druid.url, DATASOURCE, 10.0, sleep=quick_sleep)
+    assert store.submit(slice_of(), []) is None  # no datasource, nothing to write
+    store.replace(slice_of(("search",)), slice_rows(("search",)))
+    with local_lock(store.lock_name(slice_of())):
+        task = store.submit(slice_of(), slice_rows())
+        assert task is not None and fake_druid.tasks[task].state in ("RUNNING", "SUCCESS")
+        store.wait(task)
+    assert {r.metric for r in store.read()} == {"click", "search"}
+    with pytest.raises(InputError, match="outside the slice"):
+        store.submit(slice_of(), slice_rows(("search",)))
 
 
 def test_concurrent_writers_of_one_day_keep_both_slices(fake_druid: FakeDruid) -> None:
@@ -142,7 +206,7 @@ def test_a_newer_schema_is_refused(druid: DruidResultsStore) -> None:
 
 def test_druid_refusals_and_outages_are_results_errors(druid: DruidResultsStore) -> None:
     with pytest.raises(ResultsError, match=r"HTTP 400.*PARTITIONED BY"):
-        druid.submit(
+        druid._send(
             'REPLACE INTO "x" OVERWRITE WHERE "__time" >= TIMESTAMP \'2026-01-01 00:00:00\''
             " AND \"__time\" < TIMESTAMP '2026-01-02 00:00:00' SELECT 1"
         )

@@ -156,3 +156,26 @@ def test_concurrent_recomputes_of_one_slice_leave_one_copy(store: ResultsStore) 
     assert not errors
     rows = store.read()
     assert len(rows) == 4 and len({r.computed_at for r in rows}) == 1
+
+
+def test_concurrent_recomputes_of_one_day_keep_every_slice(store: ResultsStore) -> None:
+    """Writers of different slices of one day (for Druid: each rewrites the whole day)."""
+    metrics, errors = ("click", "search", "latency", "visits"), []
+
+    def recompute(metric: str) -> None:
+        try:
+            for version in range(2):
+                store.replace(slice_of((metric,)), slice_rows((metric,), computed_at=version))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=recompute, args=(m,)) for m in metrics]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    rows = store.read()
+    assert sorted(rows, key=ResultRow.key) == sorted(
+        slice_rows(metrics, computed_at=1), key=ResultRow.key
+    )
