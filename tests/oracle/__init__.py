@@ -1,0 +1,1 @@
+"""Independent reference computations the tests compare the platform's engines against."""
