@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 GROUP_KEYS = ("experiment", "group", "period_start", "period_end", "day_in")
-USER_KEYS = (*GROUP_KEYS, "user_id")
+USER_KEYS = ("exposure_id", "day_in")  # one exposure is one (experiment, group, period, user)
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,20 @@ class Columns:
 
 
 def exposures(activations: DataFrame, periods: DataFrame) -> DataFrame:
-    """Exposure per (experiment, group, period, user): the earliest activation inside it."""
+    """Exposure per (experiment, group, period, user): the earliest activation inside it.
+
+    Each exposure gets an integer ``exposure_id`` so that the per-user work groups and joins
+    on one number instead of four columns. The ids are pinned by an eager local checkpoint:
+    a recomputed partition would otherwise number its rows anew.
+    """
     from pyspark.sql import functions as F
 
     inside = activations.join(F.broadcast(periods), ["experiment", "group"]).where(
         (F.col("ts") >= F.col("period_start")) & (F.col("ts") < F.col("period_end"))
     )
-    return inside.groupBy("experiment", "group", "period_start", "period_end", "user_id").agg(
-        F.min("ts").alias("t_u")
-    )
+    grouped = inside.groupBy("experiment", "group", "period_start", "period_end", "user_id")
+    exposed = grouped.agg(F.min("ts").alias("t_u"))
+    return exposed.withColumn("exposure_id", F.monotonically_increasing_id()).localCheckpoint()
 
 
 def counted_events(events: DataFrame, exposed: DataFrame) -> DataFrame:
@@ -115,7 +120,7 @@ def per_user(
     for segment, field in columns.segments.items():
         first = F.when(F.col(field).isNotNull(), F.struct("ts", "event_type", F.col(field)))
         aggs.append(F.min(first).getField(field).alias(columns.segment_column(segment)))
-    out = users.select(*USER_KEYS)
+    out = users.select(*USER_KEYS, *GROUP_KEYS[:-1], "user_id")
     if aggs:
         values = counted.groupBy(*USER_KEYS).agg(*aggs)
         out = out.join(values, list(USER_KEYS), "left")

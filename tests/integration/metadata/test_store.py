@@ -53,7 +53,12 @@ def _catalog(owners: list[str], sla: float = 30.0):
             type="aggregated", name="clicks", event_type="click", owners=owners, sla_hours=sla
         ),
         DaysInMetric(type="days_in", name="clicks_d", event_type="click", days=[1, 7]),
-        CustomMetric(type="custom", name="odd", sql="select 1", segments=["country"]),
+        CustomMetric(
+            type="custom",
+            name="odd",
+            sql="SELECT experiment, `group`, period_start, user_id, 1 AS value FROM exposures",
+            segments=["country"],
+        ),
     ]
     segments = [SegmentSpec(name="country", field="country")]
     selections = [
