@@ -108,6 +108,8 @@ def read_yaml(path: Path) -> Any:
         raise FileProblem(f"invalid YAML at {where}: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise FileProblem(f"invalid YAML: {exc}") from exc
+    except ValueError as exc:  # e.g. an impossible date (2026-13-01) in an unquoted scalar
+        raise FileProblem(f"invalid YAML value: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -194,3 +194,12 @@ def test_rejecting_a_file_rejects_what_depends_on_it_and_nothing_else(tmp_path: 
     messages = {Path(i.file).name: i.message for i in loaded.issues}
     assert messages["a.yaml"] == "unknown segment 'nope'"
     assert messages["b.yaml"] == f"metric 'm1' is defined in {tmp_path / 'a.yaml'}, which has errors"
+
+
+def test_an_impossible_date_is_an_issue_of_its_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("metrics:\n  - name: x\n    description: 2026-13-01\n")
+    (tmp_path / "good.yaml").write_text("segments:\n  - name: country\n    field: country\n")
+    loaded = load_catalog([tmp_path])
+    assert list(loaded.files) == [str(tmp_path / "good.yaml")]
+    [issue] = loaded.issues
+    assert issue.file.endswith("bad.yaml") and "invalid YAML value" in issue.message
