@@ -22,6 +22,7 @@ from udf.errors import InputError
 from udf.home import Home
 
 RUN_CONF_KEYS = ("scope", "metrics", "force", "requested_at")
+RANGE_KEY = "udf_planned_days"  # XCom of the plan task: the first and last day it planned
 
 if TYPE_CHECKING:
     from metadata.records import ExperimentInfo
@@ -99,6 +100,7 @@ def plan_tool_run(
             store, home, scope, _day(params.get("from_date")), _day(params.get("to_date")), now
         )
         log.info("%s %s %s..%s scope %r", context["dag"].dag_id, metric_type, ds_from, ds_to, scope)
+        _record_range(context, ds_from, ds_to)
         return plan_range(
             home,
             specs[metric_type],
@@ -222,15 +224,32 @@ def compute(spec: PipelineSpec, batch: Mapping[str, Any], context: Any) -> dict[
 
 
 def notify(specs: Sequence[PipelineSpec], context: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``notify`` task: one digest per owner of late or skipped metric-days."""
-    from udf.framework.notify import notify_for_spec
+    """The ``notify`` task: one digest per owner of late or skipped metric-days.
+
+    The framework's notifier looks back a fixed number of days from now; a run that plans
+    older days (a backfill, a late catch-up) must also tell owners about the days *it*
+    skipped or left waiting, so the look-back reaches the oldest day the run planned (as
+    its ``plan`` task recorded, :data:`RANGE_KEY`), less the pipeline's window.
+    """
+    from udf.framework.notify import LOOKBACK_DAYS, notify_owners, smtp_sender
 
     home = Home.resolve()
     label = f"{context['dag'].dag_id} {context['run_id']}"
+    planned = context["ti"].xcom_pull(task_ids="plan", key=RANGE_KEY) or {}
+    now = datetime.now(UTC)
+    reports: dict[str, Any] = {}
     with open_store(home) as store:
-        return {
-            s.metric_type: notify_for_spec(home, s, store=store, run_label=label) for s in specs
-        }
+        for spec in specs:
+            args = spec.dag_creation_args
+            oldest = _day(planned.get("from")) or now.date()
+            reach = (now.date() - oldest).days + args.backfill_days + 1
+            report = notify_owners(
+                store, smtp_sender(args.smtp_conn_id), now=now, metric_type=spec.metric_type,
+                email_from=args.email_from, max_attempts=args.notify_max_attempts,
+                run_label=label, lookback_days=max(LOOKBACK_DAYS, reach),
+            )  # fmt: skip
+            reports[spec.metric_type] = report.as_dict()
+    return reports
 
 
 def open_store(home: Home) -> MetadataStore:
@@ -246,6 +265,12 @@ def open_store(home: Home) -> MetadataStore:
     if url:
         os.environ["UDF_METADATA_URL"] = url
     return MetadataStore(url or home.metadata_url)
+
+
+def _record_range(context: Mapping[str, Any], first: date, last: date) -> None:
+    context["ti"].xcom_push(
+        key=RANGE_KEY, value={"from": first.isoformat(), "to": last.isoformat()}
+    )
 
 
 def _experiment_range(
