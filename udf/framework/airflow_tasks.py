@@ -61,6 +61,7 @@ def plan_pipeline_run(spec: PipelineSpec, context: Mapping[str, Any]) -> list[di
     log.info(
         "%s: planned ds %s (scope %r): %d batch(es)", spec.dag_id, ds, conf.scope, len(batches)
     )
+    _record_range(context, ds - timedelta(days=spec.dag_creation_args.backfill_days), ds)
     return batches
 
 
@@ -243,6 +244,7 @@ def notify(specs: Sequence[PipelineSpec], context: Mapping[str, Any]) -> dict[st
             args = spec.dag_creation_args
             oldest = _day(planned.get("from")) or now.date()
             reach = (now.date() - oldest).days + args.backfill_days + 1
+            log.info("%s: notifying owners, looking back %d day(s)", spec.dag_id, reach)
             report = notify_owners(
                 store, smtp_sender(args.smtp_conn_id), now=now, metric_type=spec.metric_type,
                 email_from=args.email_from, max_attempts=args.notify_max_attempts,

@@ -119,6 +119,7 @@ class Platform:
     home: Home
     metadata_url: str
     experiments: list[str]
+    manifest: dict[str, Any]
 
     def seal(self, topic: str, through: str) -> None:
         udf("data", "seal", "--topic", topic, "--through", through)
@@ -167,4 +168,4 @@ def platform(
     catalog.write_text(harness.catalog_yaml(experiments))
     udf("ramps", "import", str(workload / "files" / "ramps.csv"))
     udf("config", "load", str(catalog))
-    return Platform(home, url, experiments)
+    return Platform(home, url, experiments, manifest)
