@@ -160,50 +160,75 @@ def resume_after_worker_loss(dag: Any, dag_id: str) -> Any:
     from airflow import settings
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
-    from airflow.sdk.definitions.dag import _run_task
-    from airflow.serialization.serialized_objects import DagSerialization
     from airflow.utils.state import DagRunState, TaskInstanceState
 
-    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    session = settings.Session()
-    run = session.scalar(
-        sa.select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
-    )
-    assert run is not None and run.state == DagRunState.RUNNING
-    run.dag = scheduler_dag
-    lost = session.scalars(
-        sa.select(TaskInstance).where(
-            TaskInstance.dag_id == dag_id,
-            TaskInstance.run_id == run.run_id,
-            TaskInstance.state == TaskInstanceState.RUNNING,
+    scheduler_dag = _scheduler_dag(dag)
+    with settings.Session() as session:
+        run = session.scalar(
+            sa.select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
         )
-    ).all()
-    assert lost, "no task instance was left running by the killed worker"
-    for ti in lost:
-        ti.task = scheduler_dag.get_task(ti.task_id)
-        ti.handle_failure("worker killed: no heartbeat", session=session)
-    session.commit()
-    deadline = time.monotonic() + 120
-    while run.state == DagRunState.RUNNING:
-        assert time.monotonic() < deadline, "the resumed run did not finish"
-        session.expire_all()
-        schedulable, _ = run.update_state(session=session)
-        for ti in schedulable:
-            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
-                ti.try_number += 1
-            ti.state = TaskInstanceState.SCHEDULED
+        assert run is not None and run.state == DagRunState.RUNNING
+        lost = session.scalars(
+            sa.select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run.run_id,
+                TaskInstance.state == TaskInstanceState.RUNNING,
+            )
+        ).all()
+        assert lost, "no task instance was left running by the killed worker"
+        for ti in lost:
+            ti.task = scheduler_dag.get_task(ti.task_id)
+            ti.handle_failure("worker killed: no heartbeat", session=session)
         session.commit()
-        scheduled = [
-            ti
-            for ti in run.get_task_instances(session=session)
-            if ti.state == TaskInstanceState.SCHEDULED
-        ]
-        if not scheduled:
-            time.sleep(0.5)  # e.g. the retry waits for its retry_delay
-        for ti in scheduled:
-            _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
-    session.close()
-    return run
+        return drive(dag, run.run_id)
+
+
+def drive(dag: Any, run_id: str, timeout: float = 300) -> Any:
+    """Run an existing DAG run's tasks here until it finishes (``dag.test()``'s loop).
+
+    For runs that something else created: a backfill's runs (queued, no scheduler in the
+    tests) or a run whose worker died. Schedulable task instances run in this process.
+    """
+    from airflow import settings
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    with settings.Session() as session:
+        run = session.scalar(
+            sa.select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)
+        )
+        assert run is not None
+        run.dag = _scheduler_dag(dag)
+        if run.state == DagRunState.QUEUED:
+            run.state = DagRunState.RUNNING  # what the scheduler does when it starts the run
+            session.commit()
+        deadline = time.monotonic() + timeout
+        while run.state == DagRunState.RUNNING:
+            assert time.monotonic() < deadline, f"{run_id} did not finish"
+            session.expire_all()
+            schedulable, _ = run.update_state(session=session)
+            for ti in schedulable:
+                if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                    ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            scheduled = [
+                ti
+                for ti in run.get_task_instances(session=session)
+                if ti.state == TaskInstanceState.SCHEDULED
+            ]
+            if not scheduled:
+                time.sleep(0.5)  # e.g. a retry waiting for its retry_delay
+            for ti in scheduled:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+        return run
+
+
+def _scheduler_dag(dag: Any) -> Any:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
 
 
 @dataclass
