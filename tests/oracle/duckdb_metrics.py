@@ -69,7 +69,10 @@ READINGS = """
   with n = 0: status "empty_group" (the stats package's labels, docs/statistics.md, are the
   status vocabulary; "no_control" was this oracle's first reading). Status is the most severe of
   empty_group > too_few_units (n < 2) > zero_denominator (ratio) > zero_variance (standard
-  error 0) > zero_control_mean; any status leaves every comparison column null.
+  error 0) > zero_control_mean. A zero control mean keeps the absolute lift, its interval
+  and p-value (docs/metrics.md §8, the stats package's codes), so that p-value counts in the
+  correction; the other statuses keep no p-value. Only status-"" rows' statistics and
+  zero_control_mean rows' p_value_adjusted are compared field by field.
 - Variance: (sum_sq - sum^2/n)/(n-1), exactly 0 when the numerator is within 64 machine
   epsilons of sum_sq (docs/statistics.md "Limits").
 - p_value_adjusted: over non-degenerate comparisons of one slice (metric type, date) and
@@ -205,7 +208,7 @@ class Oracle:
         custom_sql_dialect: str = "spark",
         missing_control_status: str = "empty_group",
         segment_event_types: Mapping[str, Collection[str]] | None = None,
-        zero_control_mean_keeps_p: bool = False,
+        zero_control_mean_keeps_p: bool = True,
     ) -> None:
         """``segment_event_types`` and ``zero_control_mean_keeps_p`` are diagnostics only:
         alternative readings to locate a mismatch (docs/metrics.md: segments come from
