@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -200,16 +199,14 @@ def plan_range(
 
 def compute(spec: PipelineSpec, batch: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """The ``compute_batch`` task: one batch under leases, named after the task instance."""
+    from udf.framework.leases import task_holder
     from udf.framework.tasks import compute_batch
     from udf.settings import load_settings
 
     scope = f" [{batch['scope']}]" if batch.get("scope") else ""
     context["udf_batch_label"] = f"{batch['ds']}{scope}: {len(batch['metrics'])} metric(s)"
     ti = context["ti"]
-    holder = (
-        f"airflow:{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}:try{ti.try_number}"
-        f":{socket.gethostname()}:{os.getpid()}"
-    )
+    holder = f"{ti.dag_id}:" + task_holder(ti.run_id, ti.task_id, ti.map_index, ti.try_number)
     home = Home.resolve()
     with open_store(home) as store:
         summary = compute_batch(
