@@ -59,7 +59,16 @@ class AirflowSession:
     env: dict[str, str]
 
     def dag(self, dag_id: str) -> Any:
-        return self.bag.get_dag(dag_id)
+        """A freshly parsed DAG: never reuse one across ``dag.test()`` runs in a process.
+
+        Each run's conf is merged into the DAG's ``Param`` objects themselves (Airflow 3.3's
+        ``process_params`` updates the shared ``Param`` values), so a second run of the same
+        DAG object would inherit the first run's conf as its defaults. Workers parse the DAG
+        per task, so this only bites in-process runs.
+        """
+        from airflow.dag_processing.dagbag import DagBag
+
+        return DagBag(dag_folder=harness.DAGS, safe_mode=True).get_dag(dag_id)
 
 
 @pytest.fixture(scope="session")
