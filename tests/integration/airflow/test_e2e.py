@@ -186,3 +186,16 @@ def test_range_backfill(airflow_session, platform):
     with platform.store() as store:
         resolved = resolve_range(store, platform.home, experiment, None, None, datetime.now(UTC))
     assert resolved == (day(min(starts)), day(max(ends) - 1))
+
+
+def test_a_failing_task_fails_the_run_after_notify(airflow_session, platform):
+    from tests.integration.airflow.harness import run_dag, task_states
+
+    platform.seal_all("2026-01-04")
+    run = run_dag(airflow_session.dag("udf_aggregated"), ds=D4, conf={"metrics": ["no_such"]})
+    states = task_states(run)
+    assert run.state == "failed"  # the run is red although its last task, notify, succeeded
+    assert states[("plan", -1)][0] == "failed"
+    assert states[("notify", -1)][0] == "success"
+    assert states[("fail_if_a_batch_failed", -1)][0] == "failed"
+    assert platform.runs() == []
