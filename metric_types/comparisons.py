@@ -41,7 +41,7 @@ def compare_groups(
 
     control_of = {_cell(r): r for r in rows if (r.experiment, r.group) in controls}
     treated = [i for i, r in enumerate(rows) if (r.experiment, r.group) not in controls]
-    out = list(rows)
+    updates: dict[int, dict[str, Any]] = {}
     for is_ratio in (False, True):
         idx = [i for i in treated if (rows[i].den_sum is not None) == is_ratio]
         if not idx:
@@ -62,15 +62,25 @@ def compare_groups(
                 SampleStats.stack([_sample_stats(t) for _, t in pairs]),
                 alpha=alpha,
             )
+        columns = {f: _plain(getattr(result, f)) for f in COMPARISON_FIELDS}
+        labels = {int(c): ("" if c is Code.OK else c.label) for c in Code}
+        codes = np.asarray(result.code).reshape(-1).tolist()
         for j, i in enumerate(idx):
-            values = result.row(j)
-            code = values["code"]
-            out[i] = replace(
-                rows[i],
-                **{f: values[f] for f in COMPARISON_FIELDS},
-                status="" if code is Code.OK else code.label,
-            )
-    return _adjust(out, controls, analysis)
+            updates[i] = {f: values[j] for f, values in columns.items()}
+            updates[i]["status"] = labels[codes[j]]
+    _adjust(rows, updates, analysis)
+    out = list(rows)
+    for i, changes in updates.items():
+        out[i] = replace(rows[i], **changes)
+    return out
+
+
+def _plain(values: Any) -> list[float | None]:
+    """A result column as Python floats, NaN (an undefined statistic) as None."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float).reshape(-1)
+    return [None if v != v else v for v in arr.tolist()]
 
 
 def _sample_stats(row: ResultRow | None) -> Any:
@@ -93,24 +103,20 @@ def _ratio_stats(row: ResultRow | None) -> Any:
 
 
 def _adjust(
-    rows: list[ResultRow],
-    controls: frozenset[tuple[str, str]],
+    rows: Sequence[ResultRow],
+    updates: dict[int, dict[str, Any]],
     analysis: dict[str, dict[str, Any]],
-) -> list[ResultRow]:
-    """``p_value_adjusted``: each experiment's correction within its families."""
+) -> None:
+    """Add ``p_value_adjusted`` to ``updates``: each experiment's correction in its families."""
     import numpy as np
 
     from stats.corrections import adjust, family_ids
 
     by_experiment: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        if (r.experiment, r.group) not in controls:
-            by_experiment.setdefault(r.experiment, []).append(i)
-    out = list(rows)
+    for i in updates:
+        by_experiment.setdefault(rows[i].experiment, []).append(i)
     for experiment, idx in by_experiment.items():
         spec = analysis.get(experiment, {})
-        method = spec.get("correction", "none")
-        over = spec.get("correct_over", ["metric", "group"])
         keys: dict[str, list[Any]] = {
             "period": [rows[i].period_start for i in idx],
             "day_in": [rows[i].day_in for i in idx],
@@ -118,10 +124,10 @@ def _adjust(
             "group": [rows[i].group for i in idx],
             "segment": [f"{rows[i].segment}={rows[i].segment_value}" for i in idx],
         }
-        families = family_ids(keys, list(over))
-        p = np.array([np.nan if rows[i].p_value is None else rows[i].p_value for i in idx])
-        adjusted = adjust(p, method, families)
+        families = family_ids(keys, list(spec.get("correct_over", ["metric", "group"])))
+        p = np.array([np.nan if updates[i]["p_value"] is None else updates[i]["p_value"]
+                      for i in idx])  # fmt: skip
+        adjusted = adjust(p, spec.get("correction", "none"), families)
         for j, i in enumerate(idx):
             value = float(adjusted[j])
-            out[i] = replace(rows[i], p_value_adjusted=None if np.isnan(value) else value)
-    return out
+            updates[i]["p_value_adjusted"] = None if np.isnan(value) else value

@@ -135,9 +135,9 @@ def compute_day(
     computed_at = int(datetime.now(UTC).timestamp() * 1000)
     rows = [
         row
-        for total in totals
+        for total in (t.asDict() for t in totals)
         for m in plan.metrics
-        if (row := _row(m, total.asDict(), columns, plan.metric_type, day, computed_at))
+        if (row := _row(m, total, columns, plan.metric_type, day, computed_at))
     ]
     return compare_groups(rows, plan.controls, plan.analysis)
 
