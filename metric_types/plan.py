@@ -113,9 +113,10 @@ def resolve(
             raise InputError(f"unknown experiment {', '.join(map(repr, missing))}")
     segment_fields = {s.name: s.field for s in segments}
     plans = []
+    selected = {e.name: frozenset(e.metrics) for e in chosen}
     for info in of_type.values():
         default = bool(info.params.get(DEFAULT_MARK)) and info.source_file is None
-        names = [e.name for e in chosen if default or info.name in e.metrics]
+        names = [e.name for e in chosen if default or info.name in selected[e.name]]
         seg = {
             e.name: tuple(sorted(set(info.segments) | set(e.segments))) for e in chosen
             if e.name in names

@@ -94,9 +94,7 @@ INTEGER_COLUMNS = frozenset(
     {"period_start", "period_end", "day_in", "exposed", "volume", "propensity", "n",
      "computed_at", "schema_version"}
 )  # fmt: skip
-FLOAT_COLUMNS = frozenset(
-    f.name for f in fields(ResultRow) if f.type in ("float", "float | None")
-)
+FLOAT_COLUMNS = frozenset(f.name for f in fields(ResultRow) if f.type in ("float", "float | None"))
 STRING_COLUMNS = frozenset(COLUMNS) - INTEGER_COLUMNS - FLOAT_COLUMNS
 
 
@@ -132,8 +130,15 @@ class Slice:
     def check(self, rows: Iterable[ResultRow]) -> list[ResultRow]:
         """The rows, after making sure each belongs to this slice and no key repeats."""
         out, seen = [], set()
+        metrics = frozenset(self.metrics)
+        experiments = None if self.experiments is None else frozenset(self.experiments)
         for row in rows:
-            if not self.contains(row):
+            inside = (
+                row.source == self.source and row.metric_type == self.metric_type
+                and row.date == self.day and row.metric in metrics
+                and (experiments is None or row.experiment in experiments)
+            )  # fmt: skip
+            if not inside:
                 raise InputError(
                     f"row {row.key()} is outside the slice {self.metric_type} {self.day} "
                     f"({', '.join(self.metrics)})"
