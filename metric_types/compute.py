@@ -20,6 +20,7 @@ from metric_types.base import Day, MetricType
 from metric_types.columnar import HourFile, convert
 from metric_types.plan import BatchPlan, MetricPlan, resolve
 from metric_types.results import ResultRow, Slice
+from metric_types.semantics import Columns
 from udf.home import Home
 from udf.logging import get_logger
 from udf.settings import Settings, load_settings
@@ -59,16 +60,16 @@ def compute(
     days = [Day(d) for d in sorted(set(dates))]
     if not days:
         raise ValueError("compute needs at least one date")
-    store = MetadataStore.for_home(home)
     until = days[-1].end
     event_hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=until)
     activation_hours = convert(home, "activations", spam_cap=settings.spam_cap, ts_to=until)
-    if metric_type == "aggregated":
-        store.register_default_metrics(sorted({t for h in event_hours for t in h.event_types}))
-    plan = resolve(
-        metric_type, store.metrics(), store.experiments(), store.segments(), settings.window_ms,
-        only_metrics=metrics, only_experiments=experiments,
-    )  # fmt: skip
+    with MetadataStore.for_home(home) as store:
+        if metric_type == "aggregated":
+            store.register_default_metrics(sorted({t for h in event_hours for t in h.event_types}))
+        plan = resolve(
+            metric_type, store.metrics(), store.experiments(), store.segments(),
+            settings.window_ms, only_metrics=metrics, only_experiments=experiments,
+        )  # fmt: skip
     names = tuple(metrics) if metrics is not None else tuple(m.name for m in plan.metrics)
     rows = 0
     if names:
@@ -102,7 +103,7 @@ def compute_day(
     from pyspark.sql import functions as F
 
     from metric_types.comparisons import compare_groups
-    from metric_types.semantics import Columns, counted_events, exposures, group_totals, per_user
+    from metric_types.semantics import counted_events, exposures, group_totals, per_user
     from metric_types.spark.readers import hours_between, read_activations, read_events
 
     periods = [p for p in plan.periods if kind.in_slice(p, day, plan.metrics)]
@@ -179,7 +180,7 @@ def _custom_values(
 def _row(
     m: MetricPlan,
     t: dict[str, Any],
-    columns: Any,
+    columns: Columns,
     metric_type: str,
     day: Day,
     computed_at: int,

@@ -66,6 +66,8 @@ def create_app() -> FastAPI:
         unknown = sorted(set(state or ()) - set(RUN_STATES))
         if unknown:
             raise HTTPException(422, f"unknown state(s) {unknown}; expected {list(RUN_STATES)}")
+        from udf.cli.status import run_json
+
         with _store() as store:
             runs = store.runs(states=state or None, ds_from=ds_from, ds_to=ds_to, scope=experiment)
         if metric_type:
@@ -124,29 +126,6 @@ def create_app() -> FastAPI:
         }
 
     return app
-
-
-def run_json(run: Any) -> dict[str, Any]:
-    """A run as ``udf status --format json`` prints it."""
-    return {
-        "metric": run.metric,
-        "metric_type": run.metric_type,
-        "ds": run.ds.isoformat(),
-        "scope": run.scope,
-        "state": run.state,
-        "reason": run.reason,
-        "attempt": run.attempt,
-        "dag_run_id": run.dag_run_id,
-        "created_at": _time(run.created_at),
-        "updated_at": _time(run.updated_at),
-        "started_at": _time(run.started_at) or None,
-        "finished_at": _time(run.finished_at) or None,
-        "duration_seconds": run.duration_seconds,
-    }
-
-
-def _time(value: Any) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _store() -> Any:

@@ -142,7 +142,7 @@ def command(
         found = [r for r in found if r.metric_type == metric_type]
     found.sort(key=lambda r: (r.ds, r.metric_type, r.metric, r.scope))
     if fmt == "json":
-        emit([_as_json(r, history) for r in found], fmt)
+        emit([run_json(r, history) for r in found], fmt)
         return
     if history:
         rows = [
@@ -211,7 +211,8 @@ def _time(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _as_json(run: RunInfo, history: bool) -> dict[str, Any]:
+def run_json(run: RunInfo, history: bool = False) -> dict[str, Any]:
+    """A run as ``udf status --format json`` prints it (the plugin's API serves the same)."""
     out: dict[str, Any] = {
         "metric": run.metric,
         "metric_type": run.metric_type,
