@@ -26,17 +26,10 @@ from typing import Annotated, Any
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 
+from udf.cli.status import RUN_STATES
+
 ON_DEMAND_DAG = "udf_on_demand"
 RANGE_BACKFILL_DAG = "udf_range_backfill"
-RUN_STATES = (
-    "waiting_on_source",
-    "queued",
-    "in_progress",
-    "done",
-    "failed",
-    "skipped",
-    "backfill_queued",
-)
 
 
 async def airflow_user(request: Request) -> Any:

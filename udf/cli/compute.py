@@ -12,10 +12,9 @@ import click
 
 from udf.cli import pass_home
 from udf.cli.output import emit, format_option
+from udf.cli.status import METRIC_TYPES
 from udf.errors import InputError
 from udf.home import Home
-
-METRIC_TYPES = ("aggregated", "calendar_day", "days_in", "custom")
 
 
 def _date(value: str, option: str) -> date:
@@ -63,7 +62,10 @@ def command(
         for day in dates:
             reports.append(
                 compute(
-                    home.ensure(), metric_type, [day], metrics=metrics or None,
+                    home.ensure(),
+                    metric_type,
+                    [day],
+                    metrics=metrics or None,
                     experiments=experiments or None,
                 )
             )
