@@ -202,7 +202,7 @@ def main() -> None:
     ]  # fmt: skip
     duck, expected = duckdb_counts(home_dir, day, plan_periods, settings.spam_cap)
     print(f"duckdb aggregated counts (raw JSONL): {duck:.1f} s, {len(expected)} group rows")
-    from metric_types.stores import open_store
+    from results.stores import open_store
 
     spark_rows = {
         (r.experiment, r.group, r.period_start, r.metric): (r.volume, r.propensity, r.sum_sq, r.exposed)

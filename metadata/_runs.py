@@ -1,6 +1,6 @@
 """Run lifecycle: one row per (metric, ds, scope) with its state, and the history of changes.
 
-States (CONTRACT.md §5 ``udf status``): waiting_on_source, queued, in_progress, done, failed,
+States (the contract §5 ``udf status``): waiting_on_source, queued, in_progress, done, failed,
 skipped, backfill_queued. Every change is an event row, so ``udf status`` can show why a
 metric is late and the framework can find what to backfill.
 """

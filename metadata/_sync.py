@@ -223,7 +223,7 @@ DEFAULT_MARK = "default"
 
 
 def is_default(row: MetricDefinition) -> bool:
-    """A metric the platform registered for an event type (CONTRACT.md §3), not a config's."""
+    """A metric the platform registered for an event type (the contract §3), not a config's."""
     return row.source_file is None and bool((row.params or {}).get(DEFAULT_MARK))
 
 

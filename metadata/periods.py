@@ -1,4 +1,4 @@
-"""Aggregation periods from a group's ramp history (CONTRACT.md §3), with no I/O.
+"""Aggregation periods from a group's ramp history (the contract §3), with no I/O.
 
 The first ramp at ``r`` opens a period ``[r, r + W)``. A later ramp before the period's
 end extends the end to ``r2 + W``; a ramp at or after the end opens a new period at ``r2``

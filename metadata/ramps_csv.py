@@ -1,4 +1,4 @@
-"""Parse a ramps CSV (CONTRACT.md §2) into :class:`~metadata.records.RampRow` values.
+"""Parse a ramps CSV (the contract §2) into :class:`~metadata.records.RampRow` values.
 
 All-or-nothing: every bad line is found (up to a limit) and reported with its line number
 in one :class:`~udf.errors.InputError`, and nothing is returned, so an import never stores

@@ -1,6 +1,6 @@
 """What a metric type is: which periods, users and events make up its slice of a day.
 
-Every type shares CONTRACT.md §3 (periods, exposure, clean and counted events: see
+Every type shares the contract §3 (periods, exposure, clean and counted events: see
 :mod:`metric_types.semantics`) and differs only in its slice (docs/metrics.md §5). A type
 module is therefore small: it narrows the exposed users and the counted events of a day,
 and may add a ``day_in`` column (0 unless the type slices by day since exposure).

@@ -2,7 +2,7 @@
 
 All events of one user in one clock hour of ``ts`` sit in one archive hour folder (the
 importer files records by event time and partition of ``user_id``), in arrival order. So
-the two per-event rules of CONTRACT.md §3 are local to one hour and are applied here, once:
+the two per-event rules of the contract §3 are local to one hour and are applied here, once:
 
 - **duplicates**: equal ``(user_id, event_type, ts)`` are one event; the earliest line wins;
 - **spam cap**: of a user's events in the hour, ordered by ``(ts, event_type)``, only the

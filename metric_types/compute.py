@@ -2,7 +2,7 @@
 
 :func:`compute` is what ``udf compute`` and the Airflow tasks call. Per date it reads the
 slice's hours once for every metric of the batch (:mod:`metric_types.semantics`), compares
-the groups (:mod:`metric_types.comparisons`) and replaces the batch's slice in the results
+the groups (:mod:`results.comparisons`) and replaces the batch's slice in the results
 store in one step, so a rerun replaces and never adds.
 """
 
@@ -19,8 +19,8 @@ from metric_types import registry
 from metric_types.base import Day, MetricType
 from metric_types.columnar import HourFile, convert
 from metric_types.plan import BatchPlan, MetricPlan, resolve
-from metric_types.results import ResultRow, Slice
 from metric_types.semantics import Columns
+from results.schema import ResultRow, Slice
 from udf.home import Home
 from udf.logging import get_logger
 from udf.settings import Settings, load_settings
@@ -52,7 +52,7 @@ def compute(
 ) -> ComputeReport:
     """Compute ``metrics`` (default: all of the type) for each date and replace their slices."""
     from metric_types.spark.session import get_session
-    from metric_types.stores import open_store
+    from results.stores import open_store
 
     started = time.monotonic()
     settings = settings or load_settings(home)
@@ -102,9 +102,9 @@ def compute_day(
     """The result rows of every metric of ``plan`` for ``day`` (not yet stored)."""
     from pyspark.sql import functions as F
 
-    from metric_types.comparisons import compare_groups
     from metric_types.semantics import counted_events, exposures, group_totals, per_user
     from metric_types.spark.readers import hours_between, read_activations, read_events
+    from results.comparisons import compare_groups
 
     periods = [p for p in plan.periods if kind.in_slice(p, day, plan.metrics)]
     if not periods or not plan.metrics:

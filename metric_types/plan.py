@@ -3,7 +3,7 @@
 The metadata store holds the catalog (configured metrics, segments, per-experiment
 selection) and the ramps; :func:`resolve` turns them into a :class:`BatchPlan` that the Spark
 code consumes without touching the store again. Default metrics (one per event type,
-CONTRACT.md §3) are computed for every experiment; configured ones for the experiments that
+the contract §3) are computed for every experiment; configured ones for the experiments that
 select them. A metric is broken down by its own segments plus its experiment's.
 """
 

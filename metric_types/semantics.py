@@ -1,4 +1,4 @@
-"""CONTRACT.md §3 as Spark transformations, shared by every metric type.
+"""the contract §3 as Spark transformations, shared by every metric type.
 
 The steps, in order (docs/metrics.md has the exact rules):
 

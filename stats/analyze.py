@@ -1,4 +1,4 @@
-"""The function behind ``udf analyze`` (CONTRACT.md §5): summary CSV in, one row per group out.
+"""The function behind ``udf analyze`` (the contract §5): summary CSV in, one row per group out.
 
 Reading is strict, because a silently misread summary gives confidently wrong lifts: the
 text must be UTF-8 (an Excel byte-order mark is allowed), the header exactly

@@ -2,7 +2,7 @@
 
 Unequal variances are the norm between treatment and control, so the test uses Welch's
 standard error and Welch-Satterthwaite degrees of freedom, for the p-value and for both
-intervals (absolute lift, and relative lift by the delta method), as CONTRACT.md §3 and
+intervals (absolute lift, and relative lift by the delta method), as the contract §3 and
 §5 require. Vectorized: pass columnar :class:`SampleStats` for many comparisons at once.
 """
 

@@ -8,8 +8,8 @@ import pytest
 
 from udf.home import Home
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CONTRACT_EXAMPLES = SHARED / "examples" / "contract"
+# The worked example of docs/contract.md §3 (X = 2).
+CONTRACT_EXAMPLES = Path(__file__).resolve().parent / "data" / "contract"
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The platform home: one directory that holds the archive, dead letters and the embedded stores.
 
-Resolved from ``--home``, else ``$UDF_HOME``, else ``./.udf`` (CONTRACT.md §5).
+Resolved from ``--home``, else ``$UDF_HOME``, else ``./.udf`` (the contract §5).
 Everything else derives its paths from :class:`Home`, so a test or a user can run
 several independent platforms side by side by pointing them at different homes.
 """

@@ -2,7 +2,7 @@
 
 Everything has a default that runs on one machine with nothing installed beyond the
 platform: Spark ``local[*]``, the embedded SQLite results store, a 3-day window and a spam
-cap of 1,000 events per user and hour (CONTRACT.md §3)::
+cap of 1,000 events per user and hour (the contract §3)::
 
     window_days: 3
     spam_cap: 1000

@@ -5,7 +5,7 @@ activations beside them) line by line, with the file name and the line number (a
 order), and applies each rule of docs/metrics.md as plainly as SQL allows. It shares no code
 with the platform's engines: the periods are derived here from the ramps, the statistics
 are written out with scipy / numpy / statsmodels. Only the result *shape* (the column names
-of ``metric_types.results``) and the catalog's parsed models are borrowed.
+of ``results.schema``) and the catalog's parsed models are borrowed.
 
 Readings of points docs/metrics.md leaves open are listed in :data:`READINGS`; the few that
 could plausibly go either way are switches on :class:`Oracle` so a mismatch can be traced.
@@ -157,7 +157,7 @@ def _metric_from_spec(m: Any) -> Metric:
 
 
 def derive_periods(ramp_ts: Iterable[int], window_ms: int) -> list[tuple[int, int]]:
-    """CONTRACT.md §3, written out: ``[(start, end)]`` of one (experiment, group)."""
+    """the contract §3, written out: ``[(start, end)]`` of one (experiment, group)."""
     periods: list[list[int]] = []
     for r in sorted(ramp_ts):
         if periods and r < periods[-1][1]:

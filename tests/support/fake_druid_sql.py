@@ -24,7 +24,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from metric_types.results import COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS
+from results.schema import COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS
 
 EXPECTED_TYPES = {
     name: "BIGINT" if name in INTEGER_COLUMNS else "DOUBLE" if name in FLOAT_COLUMNS else "VARCHAR"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from metric_types.results import ResultRow, Slice
+from results.schema import ResultRow, Slice
 
 DAY = date(2026, 1, 2)
 

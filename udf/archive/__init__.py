@@ -1,4 +1,4 @@
-"""The archive: the bounded log both engines read (CONTRACT.md §1).
+"""The archive: the bounded log both engines read (the contract §1).
 
 ``<home>/archive/<topic>/dt=YYYY-MM-DD/hour=HH/part-<partition>.jsonl``, partitioned by
 Kafka's default partitioner on ``user_id`` so a file holds what one live partition held

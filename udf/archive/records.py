@@ -1,4 +1,4 @@
-"""Validation of input records (CONTRACT.md §1): one JSON object per line.
+"""Validation of input records (the contract §1): one JSON object per line.
 
 :func:`parse` returns the normalised record or the reason it is corrupt. Rules:
 required fields must be present with the right type (ints are JSON integers, never

@@ -1,4 +1,4 @@
-"""The ``udf`` command line (CONTRACT.md §5).
+"""The ``udf`` command line (the contract §5).
 
 Each command group lives in a module of its own and registers itself on :data:`main`
 in :func:`_register`. Every command takes ``--home``; a :class:`~udf.errors.UdfError`

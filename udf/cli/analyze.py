@@ -1,4 +1,4 @@
-"""``udf analyze``: compare groups from a summary CSV (CONTRACT.md §5)."""
+"""``udf analyze``: compare groups from a summary CSV (the contract §5)."""
 
 from __future__ import annotations
 

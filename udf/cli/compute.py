@@ -1,4 +1,4 @@
-"""``udf compute``: run the batch computation directly, no scheduler needed (CONTRACT.md §5).
+"""``udf compute``: run the batch computation directly, no scheduler needed (the contract §5).
 
 Each date's slice is computed over one shared scan and replaces the previous rows of that
 slice in the results store, so running it twice gives the same results, never twice as many.

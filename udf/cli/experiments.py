@@ -21,7 +21,7 @@ window_option = click.option(
     type=click.FloatRange(min=0, min_open=True),
     default=3.0,
     show_default=True,
-    help="Aggregation window W in days (CONTRACT.md §3).",
+    help="Aggregation window W in days (the contract §3).",
 )
 
 

@@ -1,4 +1,4 @@
-"""``udf ramps import``: load ramp history (CONTRACT.md §2 CSV) into the metadata store.
+"""``udf ramps import``: load ramp history (the contract §2 CSV) into the metadata store.
 
 The whole file is checked before anything is written: one bad line rejects the file with
 its line number, so a store never holds half an import. Re-importing rows already stored

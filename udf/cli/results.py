@@ -1,4 +1,4 @@
-"""``udf results``: export and show the results the store holds (CONTRACT.md §4-5)."""
+"""``udf results``: export and show the results the store holds (the contract §4-5)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import click
 
-from metric_types.results import SOURCES, ResultRow
+from results.schema import SOURCES, ResultRow
 from udf.cli import pass_home
 from udf.cli.output import emit, format_option
 from udf.errors import InputError
@@ -117,7 +117,7 @@ def _read(
     metrics: Sequence[str] | None = None,
     experiments: Sequence[str] | None = None,
 ) -> list[ResultRow]:
-    from metric_types.stores import open_store
+    from results.stores import open_store
     from udf.settings import load_settings
 
     first, last = _date(date_from), _date(date_to)

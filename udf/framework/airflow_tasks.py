@@ -123,7 +123,7 @@ def resolve_range(
     ds_to: date | None,
     now: datetime,
 ) -> tuple[date, date]:
-    """Fill a missing end of the range from the experiments' ramps (CONTRACT.md §3 periods).
+    """Fill a missing end of the range from the experiments' ramps (the contract §3 periods).
 
     From: the first ramp's day (of ``scope``, else of any experiment). To: the last day of
     the last aggregation period, but at most yesterday (today has not ended).

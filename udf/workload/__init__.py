@@ -1,7 +1,7 @@
 """Deterministic synthetic workload: experiments, ramps, activations and events.
 
 The generator writes the input files that ``udf ramps import`` and ``udf data import`` read
-(CONTRACT.md §1 and §2): a ramp-history CSV and one JSONL file per topic and arrival day,
+(the contract §1 and §2): a ramp-history CSV and one JSONL file per topic and arrival day,
 with duplicates, late and out-of-order arrivals, spammers over the hourly cap and a chosen
 share of corrupt lines, plus a ``manifest.json`` with exact counts. Same parameters give
 byte-identical output. See ``docs/workload.md``.

@@ -1,4 +1,4 @@
-"""Corrupt lines: records a consumer must count and dead-letter (CONTRACT.md §1).
+"""Corrupt lines: records a consumer must count and dead-letter (the contract §1).
 
 Each corrupt line is derived from a real record of the same batch, so it looks like the
 traffic around it, and is of one of four kinds:

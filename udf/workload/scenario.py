@@ -48,7 +48,7 @@ class Experiment:
     salt: int = field(repr=False)
 
     def periods(self, window_ms: int) -> list[tuple[int, int]]:
-        """Aggregation periods ``(start, end)`` by CONTRACT.md §3 (same for every group).
+        """Aggregation periods ``(start, end)`` by the contract §3 (same for every group).
 
         Written independently of :func:`metadata.periods.aggregation_periods` on purpose:
         the manifest is the tests' oracle, and two derivations that agree are the check.
@@ -111,7 +111,7 @@ def build_experiments(params: WorkloadParams, rng: np.random.Generator) -> list[
 
 
 def ramps_csv(experiments: list[Experiment]) -> str:
-    """The ramp history as CSV (CONTRACT.md §2), control first, in ramp order."""
+    """The ramp history as CSV (the contract §2), control first, in ramp order."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["experiment", "group", "ramp_ts", "allocation"])

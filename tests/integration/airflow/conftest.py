@@ -154,7 +154,7 @@ class Platform:
         return {(r.metric, r.ds): r.state for r in self.runs(scope=scope)}
 
     def results(self, **filters: Any) -> list[Any]:
-        from metric_types.stores import open_store
+        from results.stores import open_store
         from udf.settings import load_settings
 
         with open_store(self.home, load_settings(self.home)) as store:

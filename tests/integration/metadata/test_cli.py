@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import CONTRACT_EXAMPLES
 from udf.cli import main
 
-CONTRACT_RAMPS = (
-    Path(__file__).resolve().parents[4] / "shared" / "examples" / "contract" / "ramps.csv"
-)
+CONTRACT_RAMPS = CONTRACT_EXAMPLES / "ramps.csv"
 HEADER = "experiment,group,ramp_ts,allocation\n"
 DAY = 86_400_000
 T0 = 1767225600000

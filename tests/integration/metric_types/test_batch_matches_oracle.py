@@ -160,7 +160,7 @@ class Env:
         """Run ``compute`` once per metric type for all ``DATES``; the stored batch rows."""
         if metric_type not in self.batch:
             from metric_types.compute import compute
-            from metric_types.stores import open_store
+            from results.stores import open_store
             from udf.settings import load_settings
 
             settings = load_settings(self.home)

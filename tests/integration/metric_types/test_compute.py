@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from metric_types.compute import compute
-from metric_types.stores import open_store
+from results.stores import open_store
 from tests.conftest import CONTRACT_EXAMPLES
 from udf.cli import main
 from udf.home import Home
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.spark
 
 T0 = 1767225600000  # 2026-01-01 00:00 UTC
 DAY = 86_400_000
-# CONTRACT.md §3 (X = 2): (group, metric, period) -> exposed, volume, propensity, n, sum, sum_sq
+# the contract §3 (X = 2): (group, metric, period) -> exposed, volume, propensity, n, sum, sum_sq
 TABLE = {
     ("control", "click", T0): (1, 1, 1, 1, 1, 1),
     ("control", "search", T0): (1, 1, 1, 1, 1, 1),

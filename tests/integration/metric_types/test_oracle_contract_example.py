@@ -1,4 +1,4 @@
-"""The test oracle itself reproduces CONTRACT.md §3's worked example (no Spark).
+"""The test oracle itself reproduces the contract §3's worked example (no Spark).
 
 The example's files are imported into a fresh home through ``udf data import``; the
 oracle then reads the archive the importer wrote, so a wrong line order, de-duplication,
@@ -21,7 +21,7 @@ T0 = 1767225600000  # 2026-01-01 00:00 UTC
 P1, P2 = T0, T0 + 5 * DAY_MS
 X, W = 2, 3 * DAY_MS
 
-# CONTRACT.md §3: group, metric, period -> exposed, volume, propensity, n, sum, sum_sq
+# the contract §3: group, metric, period -> exposed, volume, propensity, n, sum, sum_sq
 TABLE = {
     ("control", "click", P1): (1, 1, 1, 1, 1, 1),
     ("control", "search", P1): (1, 1, 1, 1, 1, 1),

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from metric_types.stores.base import ResultsStore
-from metric_types.stores.druid import DruidResultsStore
-from metric_types.stores.embedded import EmbeddedResultsStore, metadata
+from results.stores.base import ResultsStore
+from results.stores.druid import DruidResultsStore
+from results.stores.embedded import EmbeddedResultsStore, metadata
 from tests.integration.metadata.conftest import Databases
 from tests.support.fake_druid import FakeDruid
 
@@ -93,7 +93,7 @@ def druid(fake_druid: FakeDruid) -> Iterator[DruidResultsStore]:
 def store(
     request: pytest.FixtureRequest, results_url: Callable[..., str], tmp_path: Path
 ) -> Iterator[ResultsStore]:
-    """Every store in turn: the behaviour CONTRACT.md §4 asks of both."""
+    """Every store in turn: the behaviour the contract §4 asks of both."""
     if request.param == "druid":
         with FakeDruid() as fake:
             druid = DruidResultsStore(fake.url, DATASOURCE, timeout=10.0, sleep=quick_sleep)

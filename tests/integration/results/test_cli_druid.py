@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from metric_types.results import ResultRow
-from metric_types.stores.druid import DruidResultsStore
+from results.schema import ResultRow
+from results.stores.druid import DruidResultsStore
 from tests.integration.results.conftest import DATASOURCE
 from tests.support.fake_druid import FakeDruid
 from tests.support.result_rows import slice_of, slice_rows

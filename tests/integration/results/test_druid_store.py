@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 import requests
 
-from metric_types.results import SCHEMA_VERSION, ResultRow
-from metric_types.stores.druid import DruidResultsStore, local_lock
+from results.schema import SCHEMA_VERSION, ResultRow
+from results.stores.druid import DruidResultsStore, local_lock
 from tests.integration.results.conftest import DATASOURCE, quick_sleep
 from tests.support.fake_druid import FakeDruid
 from tests.support.result_rows import DAY, make_row, slice_of, slice_rows

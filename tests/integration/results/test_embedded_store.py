@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from metric_types.results import KEY, SCHEMA_VERSION, ResultRow
-from metric_types.stores import open_store
-from metric_types.stores.druid import DruidResultsStore
-from metric_types.stores.embedded import IN_CHUNK, EmbeddedResultsStore, results, results_meta
+from results.schema import KEY, SCHEMA_VERSION, ResultRow
+from results.stores import open_store
+from results.stores.druid import DruidResultsStore
+from results.stores.embedded import IN_CHUNK, EmbeddedResultsStore, results, results_meta
 from tests.integration.results.conftest import SERVERS
 from tests.support.fake_druid import FakeDruid
 from tests.support.result_rows import make_row, slice_of, slice_rows

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 import requests
 
-from metric_types.stores.druid_sql import replace_statement
+from results.stores.druid_sql import replace_statement
 from tests.integration.results.conftest import DATASOURCE
 from tests.support.fake_druid import FakeDruid
 from tests.support.result_rows import DAY as DATE

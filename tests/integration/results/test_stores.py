@@ -1,4 +1,4 @@
-"""What CONTRACT.md §4 asks of every results store, on each of them.
+"""What the contract §4 asks of every results store, on each of them.
 
 ``store`` is the embedded store on SQLite, PostgreSQL and MariaDB, and the Druid store
 against the fake Druid router: a rerun replaces, never adds to, the rows of its slice.
@@ -11,8 +11,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from metric_types.results import ResultRow
-from metric_types.stores.base import ResultsStore
+from results.schema import ResultRow
+from results.stores.base import ResultsStore
 from tests.support.result_rows import DAY, make_row, slice_of, slice_rows, treatment
 from udf.errors import InputError
 

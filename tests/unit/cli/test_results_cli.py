@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from metric_types.results import COLUMNS, ResultRow
-from metric_types.stores.embedded import EmbeddedResultsStore
+from results.schema import COLUMNS, ResultRow
+from results.stores.embedded import EmbeddedResultsStore
 from tests.support.result_rows import DAY, slice_of, slice_rows
 from udf.cli import main
 from udf.home import Home

@@ -1,4 +1,4 @@
-"""Aggregation periods (CONTRACT.md §3), including the contract's worked example."""
+"""Aggregation periods (the contract §3), including the contract's worked example."""
 
 from __future__ import annotations
 

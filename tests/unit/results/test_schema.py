@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from metric_types.results import (
+from results.schema import (
     COLUMNS,
     FLOAT_COLUMNS,
     INTEGER_COLUMNS,
@@ -19,7 +19,7 @@ from metric_types.results import (
     ResultRow,
     Slice,
 )
-from metric_types.stores.base import checked_rows, sort_rows
+from results.stores.base import checked_rows, sort_rows
 from tests.support.result_rows import DAY, make_row, slice_of, treatment
 from udf.errors import InputError
 

@@ -1,4 +1,4 @@
-"""``udf analyze`` (CONTRACT.md §5): fields, numbers, stdin, degenerate rows and errors."""
+"""``udf analyze`` (the contract §5): fields, numbers, stdin, degenerate rows and errors."""
 
 from __future__ import annotations
 

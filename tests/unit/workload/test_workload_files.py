@@ -1,6 +1,6 @@
 """The generated files against the contract, checked independently of the generator's code.
 
-Every line is parsed with :mod:`json` and classified by the contract's rules (CONTRACT.md §1)
+Every line is parsed with :mod:`json` and classified by the contract's rules (the contract §1)
 written out again here; the counts must equal the manifest's exactly.
 """
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from metadata.db import create_db_engine, describe_error, is_transient, safe_url
-from metric_types.results import (
+from results.schema import (
     COLUMNS,
     FLOAT_COLUMNS,
     INTEGER_COLUMNS,
@@ -29,8 +29,8 @@ from metric_types.results import (
     ResultRow,
     Slice,
 )
-from metric_types.stores import LockFactory
-from metric_types.stores.base import TEXT_LIMITS, ResultsStore, checked_rows, sort_rows
+from results.stores import LockFactory
+from results.stores.base import TEXT_LIMITS, ResultsStore, checked_rows, sort_rows
 from udf.errors import MetadataError, ResultsError
 from udf.home import Home
 from udf.settings import Settings

@@ -1,8 +1,8 @@
 """The interface every results store implements, and the checks they share.
 
-A store holds :class:`~metric_types.results.ResultRow` rows and changes them one *slice* at a
+A store holds :class:`~results.schema.ResultRow` rows and changes them one *slice* at a
 time: :meth:`ResultsStore.replace` deletes every row of the slice and writes the new ones as
-one atomic step, so a rerun replaces, never adds to, what an earlier run wrote (CONTRACT.md §4)
+one atomic step, so a rerun replaces, never adds to, what an earlier run wrote (the contract §4)
 and a reader never sees half a slice. Rows are checked the same way before any store sees
 them, so a row one store accepts is never refused by the other.
 """
@@ -16,7 +16,7 @@ from datetime import date
 from types import TracebackType
 from typing import Self
 
-from metric_types.results import FLOAT_COLUMNS, ResultRow, Slice
+from results.schema import FLOAT_COLUMNS, ResultRow, Slice
 from udf.errors import InputError
 
 # The longest value each text column may hold (the embedded store's VARCHAR lengths).

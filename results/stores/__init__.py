@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from udf.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
-    from metric_types.stores.base import ResultsStore
+    from results.stores.base import ResultsStore
     from udf.home import Home
     from udf.settings import Settings
 
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 LockFactory = Callable[[str], AbstractContextManager[object]]
 
 STORES: dict[str, str] = {
-    "embedded": "metric_types.stores.embedded",
-    "druid": "metric_types.stores.druid",
+    "embedded": "results.stores.embedded",
+    "druid": "results.stores.druid",
 }
 
 

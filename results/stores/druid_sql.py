@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from metric_types.results import COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS, ResultRow, Slice
+from results.schema import COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS, ResultRow, Slice
 
 # Druid SQL types of the results columns, as declared in EXTEND and stored in segments.
 DRUID_TYPES: dict[str, str] = {

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from metric_types.results import ResultRow
+from results.schema import ResultRow
 
 COMPARISON_FIELDS = ("lift_abs", "lift_rel", "ci_low", "ci_high", "rel_ci_low", "rel_ci_high",
                      "p_value")  # fmt: skip

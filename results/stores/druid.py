@@ -9,7 +9,7 @@ leaves the old rows in place.
 
 Druid overwrites whole days and MSQ unions only plain tables, so a write reads the rest of
 the slice's day with a plain SELECT (the reader's own path), merges it with the slice's new
-rows here and sends the whole day inline (see :mod:`metric_types.stores.druid_sql`). Writers
+rows here and sends the whole day inline (see :mod:`results.stores.druid_sql`). Writers
 of one day are therefore serialised by ``lock``, held from that read until the task has
 succeeded: two writers reading the day at once would each send the day as they read it, and
 the second would drop the slice the first just wrote (for another metric, say). The
@@ -27,10 +27,10 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from metric_types.results import SCHEMA_VERSION, ResultRow, Slice
-from metric_types.stores import LockFactory
-from metric_types.stores.base import ResultsStore, checked_rows, sort_rows
-from metric_types.stores.druid_sql import (
+from results.schema import SCHEMA_VERSION, ResultRow, Slice
+from results.stores import LockFactory
+from results.stores.base import ResultsStore, checked_rows, sort_rows
+from results.stores.druid_sql import (
     ident,
     literal,
     replace_statement,

@@ -1,4 +1,4 @@
-"""The versioned results schema (CONTRACT.md §4): one row per group, metric and slice.
+"""The versioned results schema (the contract §4): one row per group, metric and slice.
 
 Every store (the embedded SQL store, Druid) holds exactly these columns, and ``udf results
 export`` writes them as JSONL. A change to the columns bumps :data:`SCHEMA_VERSION` and comes
