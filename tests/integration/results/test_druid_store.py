@@ -242,3 +242,46 @@ def test_the_fake_answers_sql_like_druid(fake_druid: FakeDruid, druid: DruidResu
         requests.post(fake_druid.url + "/druid/indexer/v1/task", json={}, timeout=5).status_code
         == 404
     )
+
+
+def test_an_upsert_rewrites_its_days_in_one_task_under_each_days_lock(
+    fake_druid: FakeDruid,
+) -> None:
+    taken: list[str] = []
+
+    @contextmanager
+    def lock(name: str) -> Iterator[None]:
+        taken.append(name)
+        yield
+
+    store = DruidResultsStore(
+        fake_druid.url, DATASOURCE, timeout=10.0, lock=lock, sleep=quick_sleep
+    )
+    batch = slice_rows()
+    store.replace(slice_of(), batch)
+    third = (DAY + timedelta(days=2)).isoformat()
+    store.replace(slice_of(day=DAY + timedelta(days=2)), slice_rows(date=third))
+    taken.clear()
+    stream = [make_row(source="stream"), make_row(source="stream", date=third)]
+    assert store.upsert(stream) == 2
+    assert taken == [f"results/druid/{DATASOURCE}/2026-01-0{d}" for d in (2, 3, 4)]
+    last = fake_druid.statements()[-1]
+    assert (
+        'OVERWRITE WHERE "__time" >= TIMESTAMP \'2026-01-02 00:00:00\' AND "__time" < '
+        "TIMESTAMP '2026-01-05 00:00:00'\n" in last
+    )
+    assert sorted(inline_rows(last), key=ResultRow.key) == sorted(
+        [*batch, *slice_rows(date=third), *stream], key=ResultRow.key
+    )
+    assert len(fake_druid.statements()) == 3  # one task for the whole call
+
+
+def test_a_failed_upsert_leaves_the_previous_rows(
+    druid: DruidResultsStore, fake_druid: FakeDruid
+) -> None:
+    before = slice_rows(source="stream")
+    druid.upsert(before)
+    fake_druid.fail_next_task()
+    with pytest.raises(ResultsError, match="injected failure"):
+        druid.upsert([make_row(source="stream", volume=0), make_row(source="stream", metric="x")])
+    assert druid.read() == sorted(before, key=ResultRow.key)
