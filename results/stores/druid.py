@@ -12,17 +12,17 @@ the slice's day with a plain SELECT (the reader's own path), merges it with the 
 rows here and sends the whole day inline (see :mod:`results.stores.druid_sql`). Writers
 of one day are therefore serialised by ``lock``, held from that read until the task has
 succeeded: two writers reading the day at once would each send the day as they read it, and
-the second would drop the slice the first just wrote (for another metric, say). The
-framework passes a lock backed by metadata-store leases; the default only serialises threads
-of this process.
+the second would drop the slice the first just wrote (for another metric, say).
+:func:`from_settings` (and so ``open_store``) gives it a :class:`~results.stores.locks.LeaseLock`
+on the metadata store, which spans processes and machines; whoever builds the store directly
+must pass a lock.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -57,21 +57,14 @@ TASK_CONTEXT = {
 }
 POLL_FIRST, POLL_MAX = 0.2, 5.0  # seconds between status requests: grows x1.5 up to the max
 _log = get_logger(__name__)
-_local_locks: dict[str, threading.Lock] = {}
-_local_guard = threading.Lock()
-
-
-@contextmanager
-def local_lock(name: str) -> Iterator[None]:
-    """A lock per name shared by this process's threads (the default for a lone process)."""
-    with _local_guard:
-        lock = _local_locks.setdefault(name, threading.Lock())
-    with lock:
-        yield
 
 
 class DruidResultsStore(ResultsStore):
-    """Results in one Druid datasource, reached through the router at ``router_url``."""
+    """Results in one Druid datasource, reached through the router at ``router_url``.
+
+    ``lock`` serialises the writers of each day: it must span every process that writes
+    the datasource (:class:`~results.stores.locks.LeaseLock`).
+    """
 
     def __init__(
         self,
@@ -79,7 +72,7 @@ class DruidResultsStore(ResultsStore):
         datasource: str,
         timeout: float = 600.0,
         *,
-        lock: LockFactory | None = None,
+        lock: LockFactory,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         parts = urlsplit(router_url.rstrip("/"))
@@ -91,7 +84,7 @@ class DruidResultsStore(ResultsStore):
         self._parts = parts
         self.datasource = datasource
         self.timeout = timeout
-        self._lock = lock or local_lock
+        self._lock = lock
         self._sleep = sleep
         self._session: Any = None
 
@@ -327,5 +320,12 @@ def _one_line(value: object) -> str:
 def from_settings(
     home: Home, settings: Settings, *, lock: LockFactory | None = None
 ) -> ResultsStore:
+    """The Druid store of ``settings``; its writers lock each day with leases in the home's
+    metadata store unless ``lock`` is given."""
+    from results.stores.locks import LeaseLock
+
     druid = settings.results.druid
-    return DruidResultsStore(druid.router, druid.datasource, druid.timeout_seconds, lock=lock)
+    return DruidResultsStore(
+        druid.router, druid.datasource, druid.timeout_seconds,
+        lock=lock or LeaseLock(home.metadata_url),
+    )  # fmt: skip
