@@ -135,7 +135,11 @@ class AlertsMixin(StoreBase):
 
     def alert_changes(self, *, experiment: str | None = None) -> list[AlertChange]:
         """Every change of alert state, oldest first."""
-        query = _named(select(AlertEvent, AlertState).join(AlertState))
+        query = _named(
+            select(AlertEvent, AlertState)
+            .select_from(AlertEvent)
+            .join(AlertState, AlertEvent.state_id == AlertState.id)
+        )
         if experiment is not None:
             query = query.where(Experiment.name == experiment)
         with self._tx() as s:
@@ -178,13 +182,15 @@ def _resolve(s: Session, looks: list[AlertLook]) -> dict[AlertKey, _Ids]:
             .where(Experiment.name.in_(experiments))
         )
     }
-    metrics = dict(
-        s.execute(
+    names = sorted({look.key.metric for look in looks})
+    metrics = {
+        name: mid
+        for name, mid in s.execute(
             select(MetricDefinition.name, MetricDefinition.id).where(
-                MetricDefinition.name.in_(sorted({look.key.metric for look in looks}))
+                MetricDefinition.name.in_(names)
             )
-        ).tuples()
-    )
+        )
+    }
     ids: dict[AlertKey, _Ids] = {}
     for look in looks:
         k = look.key

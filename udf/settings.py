@@ -31,6 +31,7 @@ passwords are secrets, so the environment is the place for them).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,7 +108,7 @@ def _boolean(value: str) -> bool:
     return lowered in ("true", "1", "yes")
 
 
-_TYPED = {
+_TYPED: dict[str, Callable[[str], Any]] = {
     "UDF_WINDOW_DAYS": float,
     "UDF_SPAM_CAP": int,
     "UDF_ALERTS_SMTP_PORT": int,
