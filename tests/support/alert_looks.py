@@ -10,8 +10,11 @@ impressions (``-0.2`` is a 20% drop) and leaves its click-through rate alone.
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from metadata.records import RampRow
 from metadata.repository import MetadataStore
 from results.comparisons import compare_groups
 from results.schema import ResultRow
+from udf.config.alerts import AlertSettings
 from udf.config.catalog import CatalogFile
 
 EXPERIMENT = "exp_alert"
@@ -83,12 +87,24 @@ def stream_looks(
 
 def _common(group: str, day: str, n: int, clicks: np.ndarray, computed_at: int) -> dict:
     return dict(
-        experiment=EXPERIMENT, group=group, metric_type="aggregated", period_start=START_MS,
-        period_end=START_MS + WINDOW_MS, date=day, day_in=0, segment="", segment_value="",
-        exposed=n, volume=int(clicks.sum()), propensity=int((clicks > 0).sum()), n=n,
-        sum=float(clicks.sum()), sum_sq=float((clicks**2).sum()), source="stream",
+        experiment=EXPERIMENT,
+        group=group,
+        metric_type="aggregated",
+        period_start=START_MS,
+        period_end=START_MS + WINDOW_MS,
+        date=day,
+        day_in=0,
+        segment="",
+        segment_value="",
+        exposed=n,
+        volume=int(clicks.sum()),
+        propensity=int((clicks > 0).sum()),
+        n=n,
+        sum=float(clicks.sum()),
+        sum_sq=float((clicks**2).sum()),
+        source="stream",
         computed_at=computed_at,
-    )  # fmt: skip
+    )
 
 
 def catalog(
@@ -98,16 +114,27 @@ def catalog(
     return CatalogFile.model_validate(
         {
             "metrics": [
-                {"name": "clicks", "type": "aggregated", "event_type": "click",
-                 "owners": [OWNER], "alert": clicks_alert or {"direction": "decrease"}},
-                {"name": "ctr", "type": "aggregated", "owners": [OWNER],
-                 "ratio": {"numerator": {"event_type": "click"},
-                           "denominator": {"event_type": "impression"}},
-                 **({"alert": ctr_alert} if ctr_alert else {})},
+                {
+                    "name": "clicks",
+                    "type": "aggregated",
+                    "event_type": "click",
+                    "owners": [OWNER],
+                    "alert": clicks_alert or {"direction": "decrease"},
+                },
+                {
+                    "name": "ctr",
+                    "type": "aggregated",
+                    "owners": [OWNER],
+                    "ratio": {
+                        "numerator": {"event_type": "click"},
+                        "denominator": {"event_type": "impression"},
+                    },
+                    **({"alert": ctr_alert} if ctr_alert else {}),
+                },
             ],
             "experiments": [{"experiment": EXPERIMENT, "metrics": ["clicks", "ctr"], **selection}],
         }
-    )  # fmt: skip
+    )
 
 
 def set_up(store: MetadataStore, catalog_file: CatalogFile | None = None) -> None:
@@ -116,3 +143,35 @@ def set_up(store: MetadataStore, catalog_file: CatalogFile | None = None) -> Non
     cat = catalog_file or catalog()
     store.sync_catalog(cat.metrics, cat.segments, cat.experiments)
 
+
+# -- in other processes (spawned: a fresh interpreter each) ------------------------------------
+
+
+def evaluate_in_process(
+    url: str, settings: AlertSettings, barrier: Any, results: Any, looks: int = 20
+) -> None:
+    """Evaluate the 20% drop's looks, all processes at each look together; put the changes."""
+    from streaming.alerts import evaluate_alerts
+
+    try:
+        with MetadataStore(url) as store:
+            made = []
+            for rows in stream_looks(-0.2)[:looks]:
+                barrier.wait(timeout=120)
+                made += [c.to_state for c in evaluate_alerts(rows, store, settings).changes]
+        results.put(made)
+    except BaseException as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def die_while_sending(message: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def evaluate_then_die(url: str, settings: AlertSettings, clock: Any, looks: int) -> None:
+    """Evaluate the 20% drop's first looks; SIGKILLed when the first message goes out."""
+    from streaming.alerts import evaluate_alerts
+
+    with MetadataStore(url, clock=clock) as store:
+        for rows in stream_looks(-0.2)[:looks]:
+            evaluate_alerts(rows, store, settings, send=die_while_sending, post=die_while_sending)

@@ -34,21 +34,42 @@ def show_alerts(home: Home, experiment: str | None, history: bool, fmt: str) -> 
         messages = [n for kind in KINDS for n in store.notifications(kind=kind)]
     messages.sort(key=lambda n: n.id)
     state_rows = [
-        {**_key(s.key), "state": s.state, "since": _time(s.changed_at), "changes": s.changes,
-         "looks": s.looks, **_found(s.found), "looked": _time(s.updated_at)}
+        {
+            **_key(s.key),
+            "state": s.state,
+            "since": _time(s.changed_at),
+            "changes": s.changes,
+            "looks": s.looks,
+            **_found(s.found),
+            "looked": _time(s.updated_at),
+        }
         for s in states
-    ]  # fmt: skip
+    ]
     change_rows = [
-        {"id": c.id, **_key(c.key), "from": c.from_state, "to": c.to_state, "at": _time(c.at),
-         **_found(c.found)}
+        {
+            "id": c.id,
+            **_key(c.key),
+            "from": c.from_state,
+            "to": c.to_state,
+            "at": _time(c.at),
+            **_found(c.found),
+        }
         for c in changes
-    ]  # fmt: skip
+    ]
     message_rows = [
-        {"id": n.id, "alert": n.alert_event_id, "via": KINDS[n.kind], "recipient": n.recipient,
-         "subject": n.subject, "state": n.state, "attempts": n.attempts,
-         "sent": _time(n.sent_at), "error": n.last_error or ""}
+        {
+            "id": n.id,
+            "alert": n.alert_event_id,
+            "via": KINDS[n.kind],
+            "recipient": n.recipient,
+            "subject": n.subject,
+            "state": n.state,
+            "attempts": n.attempts,
+            "sent": _time(n.sent_at),
+            "error": n.last_error or "",
+        }
         for n in messages
-    ]  # fmt: skip
+    ]
     if fmt == "json":
         out: dict[str, Any] = {"states": state_rows, "messages": message_rows}
         if history:
@@ -56,19 +77,64 @@ def show_alerts(home: Home, experiment: str | None, history: bool, fmt: str) -> 
         click.echo(json.dumps(out, indent=2, default=str))
         return
     if history:
-        emit(change_rows, fmt, title=f"{len(change_rows)} change(s) of alert state",
-             columns=["id", "experiment", "group", "metric", "period", "segment", "from", "to",
-                      "at", "date", "users", "lift", "interval", "p"])  # fmt: skip
+        emit(
+            change_rows,
+            fmt,
+            title=f"{len(change_rows)} change(s) of alert state",
+            columns=[
+                "id",
+                "experiment",
+                "group",
+                "metric",
+                "period",
+                "segment",
+                "from",
+                "to",
+                "at",
+                "date",
+                "users",
+                "lift",
+                "interval",
+                "p",
+            ],
+        )
     else:
         alerting = sum(1 for s in states if s.state == "alerting")
-        emit(state_rows, fmt,
-             title=f"{len(states)} watched comparison(s): {alerting} alerting",
-             columns=["experiment", "group", "metric", "period", "segment", "state", "since",
-                      "users", "lift", "interval", "p"])  # fmt: skip
+        emit(
+            state_rows,
+            fmt,
+            title=f"{len(states)} watched comparison(s): {alerting} alerting",
+            columns=[
+                "experiment",
+                "group",
+                "metric",
+                "period",
+                "segment",
+                "state",
+                "since",
+                "users",
+                "lift",
+                "interval",
+                "p",
+            ],
+        )
     failed = sum(1 for n in messages if n.state != "sent")
-    emit(message_rows, fmt, title=f"{len(messages)} alert message(s): {failed} not sent",
-         columns=["id", "alert", "via", "recipient", "subject", "state", "attempts", "sent",
-                  "error"])  # fmt: skip
+    emit(
+        message_rows,
+        fmt,
+        title=f"{len(messages)} alert message(s): {failed} not sent",
+        columns=[
+            "id",
+            "alert",
+            "via",
+            "recipient",
+            "subject",
+            "state",
+            "attempts",
+            "sent",
+            "error",
+        ],
+    )
 
 
 def _key(key: AlertKey) -> dict[str, Any]:
