@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from metadata._base import StoreBase
 from metadata.models import (
     ALERT_STATES,
+    SEGMENT_VALUE,
     AlertEvent,
     AlertState,
     Experiment,
@@ -48,7 +50,8 @@ class AlertsMixin(StoreBase):
         (``compose(change)``, called inside the transaction, so it must not send anything)
         queued as ``pending`` notifications.
 
-        Looks at unknown experiments, groups or metrics are skipped (and logged).
+        Looks at unknown experiments, groups or metrics, or at segment values longer than
+        the table keeps, are skipped (and logged).
         """
         for look in looks:
             if look.state is not None and look.state not in ALERT_STATES:
@@ -156,7 +159,7 @@ class AlertsMixin(StoreBase):
             ]
 
 
-def _named(query):  # type: ignore[no-untyped-def]
+def _named(query: Any) -> Any:
     """``query`` joined to the names of its state's experiment, group and metric."""
     return (
         query.add_columns(Experiment.name, ExperimentGroup.name, MetricDefinition.name)
@@ -197,6 +200,9 @@ def _resolve(s: Session, looks: list[AlertLook]) -> dict[AlertKey, _Ids]:
         gid, mid = groups.get((k.experiment, k.group)), metrics.get(k.metric)
         if gid is None or mid is None:
             log.warning("alert look at unknown experiment, group or metric %s: skipped", k)
+            continue
+        if len(k.segment_value) > SEGMENT_VALUE:
+            log.warning("alert look at a segment value over %d characters: skipped", SEGMENT_VALUE)
             continue
         ids[k] = (gid, mid, k.period_start, k.segment, k.segment_value)
     return ids

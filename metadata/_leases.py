@@ -131,6 +131,7 @@ class LeasesMixin(StoreBase):
             return _notification_info(row)
 
     def notification(self, id: int) -> NotificationInfo | None:
+        """One notification as it is now (None if there is none with this id)."""
         with self._tx() as s:
             row = s.get(Notification, id)
             return None if row is None else _notification_info(row)

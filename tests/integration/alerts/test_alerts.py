@@ -57,6 +57,11 @@ def test_a_20_percent_drop_sends_one_email_and_one_webhook_over_20_looks(
 
     assert changes_of(reports) == [("clicks", "alerting")]
     assert reports[0].changes == []  # 150 users a group: not yet conclusive
+    fired = next(r for r in reports if r.changes).as_dict()
+    assert [(c["metric"], c["from"], c["to"]) for c in fired["changes"]] == [
+        ("clicks", "ok", "alerting")
+    ]
+    assert len(fired["sent"]) == 2 and fired["failed"] == fired["given_up"] == []
     [mail] = smtp.received
     assert mail.rcpt_tos == [OWNER] and mail.mail_from == "alerts@example.com"
     assert mail.message["Subject"].startswith(f"[udf] ALERT {EXPERIMENT}/treatment: clicks down ")

@@ -128,3 +128,9 @@ def test_the_poster_sends_json_and_fails_on_an_error_status(hook: WebhookServer)
     hook.status = 500
     with pytest.raises(urllib.error.HTTPError, match="500"):
         post(hook.url, body, {"Content-Type": "application/json"})
+
+
+def test_the_cli_spells_out_the_same_message_kinds() -> None:
+    from udf.cli import alerts_status
+
+    assert tuple(alerts_status.KINDS) == (EMAIL, WEBHOOK)
