@@ -28,7 +28,7 @@ demo: env
 
 test: env
 	$(BIN)/ruff check .
-	$(BIN)/mypy udf metadata stats metric_types results
+	$(BIN)/mypy udf metadata stats metric_types results streaming
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: env
