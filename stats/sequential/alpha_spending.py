@@ -21,9 +21,8 @@ from scipy import optimize, special  # noqa: TID253 - a computation module
 
 from stats.codes import Code
 from stats.lift import blank_where
+from stats.sequential.base import Stats, fixed_horizon
 from stats.sequential.result import SequentialResult, decide
-from stats.sufficient import SampleStats
-from stats.ttest import welch
 
 _GRID = 1001  # points of the integration grid (odd, for Simpson's rule)
 
@@ -123,15 +122,15 @@ def nominal_alphas(bounds: np.ndarray) -> np.ndarray:
 
 
 def group_sequential(
-    control: SampleStats,
-    treatment: SampleStats,
+    control: Stats,
+    treatment: Stats,
     look: np.ndarray | int,
     fractions: Sequence[float],
     alpha: float = 0.05,
     spending: Spending | str = "obrien_fleming",
     rho: float = 2.0,
 ) -> SequentialResult:
-    """Welch comparison judged at the spending boundary of look ``look`` (1-based).
+    """The fixed-horizon comparison judged at the spending boundary of look ``look`` (1-based).
 
     ``fractions`` is the planned schedule (information fraction at each look) shared by
     the comparisons; intervals are repeated confidence intervals at the look's nominal
@@ -141,6 +140,6 @@ def group_sequential(
     levels = nominal_alphas(boundaries(fractions, alpha, spending, rho))
     look = np.asarray(look)
     level = levels[np.clip(look, 1, len(levels)) - 1]
-    result = welch(control, treatment, alpha=level)
+    result = fixed_horizon(control, treatment, level)
     result = blank_where(result, look > len(levels), Code.PAST_LAST_LOOK)
     return decide(blank_where(result, look < 1, Code.INVALID_INPUT), level)

@@ -13,23 +13,23 @@ import numpy as np
 
 from stats.codes import Code
 from stats.lift import blank_where
+from stats.sequential.base import Stats, fixed_horizon
 from stats.sequential.result import SequentialResult, decide
-from stats.sufficient import SampleStats
-from stats.ttest import welch
 
 
 def bonferroni_over_looks(
-    control: SampleStats,
-    treatment: SampleStats,
+    control: Stats,
+    treatment: Stats,
     look: np.ndarray | int,
     max_looks: int,
     alpha: float = 0.05,
 ) -> SequentialResult:
-    """Welch test and intervals at level ``alpha / max_looks``, at look ``look`` (1-based)."""
+    """The fixed-horizon test (Welch; the delta method for ratios) and its intervals at level
+    ``alpha / max_looks``, at look ``look`` (1-based)."""
     if max_looks < 1:
         raise ValueError("max_looks must be at least 1")
     level = alpha / max_looks
-    result = welch(control, treatment, alpha=level)
+    result = fixed_horizon(control, treatment, level)
     look = np.asarray(look)
     result = blank_where(result, look > max_looks, Code.PAST_LAST_LOOK)
     result = blank_where(result, look < 1, Code.INVALID_INPUT)

@@ -18,9 +18,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from stats.sequential.base import Stats, fixed_horizon
 from stats.sequential.result import SequentialResult, decide, running_p
-from stats.sufficient import SampleStats
-from stats.ttest import welch
 
 
 def _rho(alpha: float | np.ndarray, tuning: float) -> np.ndarray:
@@ -35,8 +34,8 @@ def _half(var: np.ndarray, n: np.ndarray, alpha: float | np.ndarray, rho: np.nda
 
 
 def asymptotic_cs(
-    control: SampleStats,
-    treatment: SampleStats,
+    control: Stats,
+    treatment: Stats,
     alpha: float | np.ndarray = 0.05,
     tuning: float = 5000.0,
     previous_p: np.ndarray | float = 1.0,
@@ -46,7 +45,7 @@ def asymptotic_cs(
     Pass the returned p-value back as ``previous_p`` at the next look; a look with no
     p-value of its own returns ``previous_p`` unchanged (a NaN ``previous_p`` counts as 1).
     """
-    base = welch(control, treatment, alpha=alpha)
+    base = fixed_horizon(control, treatment, alpha)
     n = np.asarray(control.n, dtype=float) + treatment.n
     rho = _rho(alpha, tuning)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

@@ -14,9 +14,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from stats.sequential.base import Stats, fixed_horizon, unit_variance
 from stats.sequential.result import SequentialResult, decide, running_p
-from stats.sufficient import SampleStats
-from stats.ttest import welch
 
 
 def mixture_log_lr(diff: np.ndarray, var: np.ndarray, tau2: np.ndarray) -> np.ndarray:
@@ -32,8 +31,8 @@ def half_width(var: np.ndarray, tau2: np.ndarray, alpha: float | np.ndarray) -> 
 
 
 def msprt(
-    control: SampleStats,
-    treatment: SampleStats,
+    control: Stats,
+    treatment: Stats,
     alpha: float = 0.05,
     tau: float = 0.1,
     previous_p: np.ndarray | float = 1.0,
@@ -42,14 +41,15 @@ def msprt(
 
     ``tau`` is the mixing standard deviation in units of the metric's pooled standard
     deviation (an effect-size scale: 0.1 tunes power for effects of about a tenth of a
-    standard deviation). Pass the returned p-value back as ``previous_p`` at the next look;
+    standard deviation; for a ratio metric, of its delta-method unit values, see
+    :func:`stats.sequential.base.unit_variance`). Pass the returned p-value back as ``previous_p`` at the next look;
     a look with no p-value of its own (too few units, zero variance, ...) returns
     ``previous_p`` unchanged, with its code, and a NaN ``previous_p`` counts as 1.
     The relative interval is the absolute one scaled by the delta-method standard errors
     (large-sample).
     """
-    base = welch(control, treatment, alpha=alpha)
-    sigma2 = (np.asarray(control.variance) + treatment.variance) / 2
+    base = fixed_horizon(control, treatment, alpha)
+    sigma2 = (unit_variance(control) + unit_variance(treatment)) / 2
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         var = base.se**2
         tau2 = tau**2 * sigma2

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from stats.codes import Code
+from stats.ratio import delta_ratio
 from stats.sequential.alpha_spending import boundaries, group_sequential, spent
 from stats.sequential.bonferroni_looks import bonferroni_over_looks
 from stats.sequential.confidence_sequence import asymptotic_cs
 from stats.sequential.gamblers_ruin import Decision, gamblers_ruin, ruin_probability, threshold
 from stats.sequential.msprt import msprt
-from stats.sufficient import SampleStats
+from stats.sufficient import RatioStats, SampleStats
 from stats.ttest import welch
 
 FIVE = [0.2, 0.4, 0.6, 0.8, 1.0]
@@ -204,3 +206,59 @@ def test_asymptotic_cs_running_minimum_over_looks() -> None:
     assert float(asymptotic_cs(c, t, previous_p=np.nan).comparison.p_value) == fresh
     empty = asymptotic_cs(SampleStats(0, 0, 0), t, previous_p=fresh)
     assert float(empty.comparison.p_value) == fresh and not empty.reject
+
+
+# ---------------------------------------------------------------------------- ratio metrics
+
+
+def _ratio_case(seed: int) -> tuple[RatioStats, RatioStats]:
+    rng = np.random.default_rng(seed)
+    stats = []
+    for shift in (0.0, 0.1):
+        den = rng.poisson(5.0, 3000) + 1.0
+        num = rng.binomial(den.astype(int), 0.3 + shift).astype(float)
+        stats.append(RatioStats.from_values(num, den))
+    return stats[0], stats[1]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        lambda c, t: bonferroni_over_looks(c, t, look=2, max_looks=4),
+        lambda c, t: group_sequential(c, t, look=2, fractions=FIVE),
+        lambda c, t: msprt(c, t),
+        lambda c, t: asymptotic_cs(c, t),
+    ],
+    ids=["bonferroni_looks", "alpha_spending", "msprt", "asymptotic_cs"],
+)
+def test_a_ratio_with_unit_denominators_is_the_mean_of_its_numerators(method: object) -> None:
+    # Every unit's denominator is 1: the ratio is the numerators' mean, and the delta
+    # method's unit variance is their plain variance, so each method agrees with its Welch form.
+    rng = np.random.default_rng(21)
+    num_c, num_t = rng.exponential(2.0, 800), rng.exponential(2.3, 700)
+    ratio = method(  # type: ignore[operator]
+        RatioStats.from_values(num_c, np.ones_like(num_c)),
+        RatioStats.from_values(num_t, np.ones_like(num_t)),
+    )
+    plain = method(SampleStats.from_values(num_c), SampleStats.from_values(num_t))  # type: ignore[operator]
+    for name in ("lift_abs", "ci_low", "ci_high", "rel_ci_low", "rel_ci_high", "p_value"):
+        assert float(getattr(ratio.comparison, name)) == pytest.approx(
+            float(getattr(plain.comparison, name)), rel=1e-9
+        ), name
+    assert float(ratio.nominal_alpha) == float(plain.nominal_alpha)
+    assert bool(ratio.reject) == bool(plain.reject)
+
+
+def test_boundary_methods_judge_the_delta_method_comparison_at_their_level() -> None:
+    c, t = _ratio_case(22)
+    bonf = bonferroni_over_looks(c, t, look=1, max_looks=4, alpha=0.05)
+    direct = delta_ratio(c, t, alpha=0.05 / 4)
+    assert float(bonf.comparison.p_value) == float(direct.p_value)
+    assert float(bonf.comparison.ci_low) == float(direct.ci_low)
+    assert float(bonf.nominal_alpha) == 0.05 / 4
+    level = 2 * norm.sf(boundaries(FIVE, 0.05, "pocock")[2])  # scipy, not stats/
+    spent_look = group_sequential(c, t, look=3, fractions=FIVE, spending="pocock")
+    assert float(spent_look.nominal_alpha) == pytest.approx(level, rel=1e-12)
+    assert float(spent_look.comparison.ci_high) == pytest.approx(
+        float(delta_ratio(c, t, alpha=level).ci_high), rel=1e-12
+    )
