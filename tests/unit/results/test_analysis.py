@@ -124,10 +124,10 @@ def _num(value: Any) -> float | None:
     return None if np.isnan(v) else v
 
 
+OBF = [0.25, 0.5, 0.75, 1.0]
 METHODS = {
     "e_bonf": lambda c, t, look: bonferroni_over_looks(c, t, look, 3, 0.05),
-    "e_obf": lambda c, t, look: group_sequential(c, t, look, [0.25, 0.5, 0.75, 1.0], 0.1,
-                                                 "obrien_fleming"),  # fmt: skip
+    "e_obf": lambda c, t, look: group_sequential(c, t, look, OBF, 0.1, "obrien_fleming"),
     "e_pocock": lambda c, t, look: group_sequential(c, t, look, [0.5, 1.0], 0.05, "pocock"),
     "e_msprt": lambda c, t, look: msprt(c, t, alpha=0.05),
     "e_cs": lambda c, t, look: asymptotic_cs(c, t, alpha=0.01),
