@@ -88,6 +88,12 @@ class Columns:
             {*self.count.values(), *self.total.values(), *self.custom.values(), *self.pre.values()}
         )
 
+    @property
+    def pre_event_types(self) -> list[str]:
+        """The event types the CUPED covariates count or sum."""
+        by_column = [*self.count.items(), *self.total.items()]
+        return sorted({e for e, column in by_column if column in self.pre})
+
     def segment_column(self, name: str) -> str:
         return f"g_{list(self.segments).index(name)}"
 
@@ -129,6 +135,7 @@ def covariates(
     """
     from pyspark.sql import functions as F
 
+    events = events.where(F.col("event_type").isin(columns.pre_event_types))
     spark = exposed.sparkSession
     frame = spark.createDataFrame(list(windows.items()), "experiment string, window_ms long")
     before = exposed.join(F.broadcast(frame), "experiment").select(

@@ -67,38 +67,38 @@ def analysis_columns(
     ``RatioStats``) and ``base`` their fixed-horizon comparison.
     """
     out: list[dict[str, Any]] = [{} for _ in pairs]
+
+    def fill(positions: Sequence[int], columns: Columns) -> None:
+        for name, values in columns.items():
+            for j, value in zip(positions, values, strict=True):
+                out[j][name] = value
+
     by_experiment: dict[str, list[int]] = {}
     for j, (_, t) in enumerate(pairs):
         by_experiment.setdefault(t.experiment, []).append(j)
     for experiment, positions in by_experiment.items():
-        spec = specs[experiment]
-        pos = np.asarray(positions)
-        parts: list[Columns] = []
+        spec, pos = specs[experiment], np.asarray(positions)
         if spec.sequential != "none":
             looks = np.array([pairs[j][1].look for j in positions])
             conversions = (
-                np.array([0 if pairs[j][0] is None else pairs[j][0].propensity for j in positions]),  # type: ignore[union-attr]
-                np.array([pairs[j][1].propensity for j in positions]),
+                np.array([_conversions(pairs[j][0]) for j in positions]),
+                np.array([_conversions(pairs[j][1]) for j in positions]),
             )
-            parts.append(
-                sequential_columns(spec, control.take(pos), treatment.take(pos), looks, conversions)
-            )
+            stats = control.take(pos), treatment.take(pos)
+            fill(positions, sequential_columns(spec, *stats, looks, conversions))
         if spec.bayesian:
-            parts.append(bayes_columns(_take(base, pos)))
-        for columns in parts:
-            for name, values in columns.items():
-                for j, value in zip(positions, values, strict=True):
-                    out[j][name] = value
-    cuped = [j for j, (c, t) in enumerate(pairs)
-             if specs[t.experiment].cuped is not None and _has_covariate(c, t)]  # fmt: skip
+            fill(positions, bayes_columns(_take(base, pos)))
+    cuped = [j for j, (c_row, t_row) in enumerate(pairs)
+             if specs[t_row.experiment].cuped is not None and _has_covariate(c_row, t_row)]  # fmt: skip
     if cuped:
-        pos = np.asarray(cuped)
         alpha = np.array([specs[pairs[j][1].experiment].alpha for j in cuped])
-        columns = cuped_columns([pairs[j] for j in cuped], alpha, _take(base, pos))
-        for name, values in columns.items():
-            for j, value in zip(cuped, values, strict=True):
-                out[j][name] = value
+        fill(cuped, cuped_columns([pairs[j] for j in cuped], alpha, _take(base, np.asarray(cuped))))
     return out
+
+
+def _conversions(row: ResultRow | None) -> int:
+    """A group's conversions for the gambler's ruin: users with the metric (0 if no row)."""
+    return 0 if row is None else row.propensity
 
 
 # -- sequential ------------------------------------------------------------------------------

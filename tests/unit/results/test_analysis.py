@@ -10,12 +10,12 @@ and published references in tests/unit/stats.)
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pytest
 
-from results.analysis import BAYES_FIELDS, CUPED_FIELDS, SEQUENTIAL_FIELDS, look_of
+from results.analysis import BAYES_FIELDS, CUPED_FIELDS, SEQUENTIAL, SEQUENTIAL_FIELDS, look_of
 from results.comparisons import compare_groups
 from results.schema import ResultRow
 from stats.bayes import posterior
@@ -29,6 +29,7 @@ from stats.sequential.msprt import msprt
 from stats.sufficient import CovariateStats, RatioStats, SampleStats
 from stats.ttest import welch
 from tests.support.result_rows import make_row
+from udf.config.catalog import Sequential
 
 DAY_MS = 86_400_000
 START = 1_767_225_600_000 + 6 * 3_600_000  # 2026-01-01 06:00 UTC
@@ -44,6 +45,10 @@ ANALYSIS: dict[str, dict[str, Any]] = {
     "e_bayes_cuped": {"bayesian": True, "cuped": {"pre_days": 3}},
 }
 CONTROLS = frozenset((e, "control") for e in ANALYSIS)
+
+
+def test_every_sequential_method_of_the_catalog_has_its_wiring() -> None:
+    assert set(get_args(Sequential)) == {"none", "gamblers_ruin", *SEQUENTIAL}
 
 
 def test_look_is_the_day_of_the_period() -> None:
