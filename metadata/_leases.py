@@ -130,6 +130,12 @@ class LeasesMixin(StoreBase):
             s.flush()
             return _notification_info(row)
 
+    def notification(self, id: int) -> NotificationInfo | None:
+        """One notification as it is now (None if there is none with this id)."""
+        with self._tx() as s:
+            row = s.get(Notification, id)
+            return None if row is None else _notification_info(row)
+
     def notifications(
         self, *, state: str | None = None, recipient: str | None = None, kind: str | None = None
     ) -> list[NotificationInfo]:
@@ -159,5 +165,5 @@ def _lease_info(x: Lease) -> LeaseInfo:
 def _notification_info(n: Notification) -> NotificationInfo:
     return NotificationInfo(
         n.id, n.recipient, n.kind, n.subject, n.body, tuple(n.run_ids), n.state, n.attempts,
-        n.last_error, n.created_at, n.sent_at,
+        n.last_error, n.created_at, n.sent_at, n.alert_event_id,
     )  # fmt: skip

@@ -63,6 +63,7 @@ def sync_metrics(
             "sources": list(spec.sources),
             "segments": list(spec.segments),
             "enabled": True,
+            "alert": spec.alert.model_dump() if spec.alert else None,
         }
         owners = sorted(set(spec.owners))
         row = existing.get(spec.name)
@@ -126,11 +127,13 @@ def sync_selections(
     """Set the selection of the experiments named (of all with ``prune``); (added, changed)."""
     wanted: dict[str, tuple[set[str], set[str]]] = {}
     analysis: dict[str, dict] = {}
+    alerts: dict[str, dict] = {}
     for sel in selections:
         metrics, segments = wanted.setdefault(sel.experiment, (set(), set()))
         metrics.update(sel.metrics)
         segments.update(sel.segments)
         analysis[sel.experiment] = sel.analysis.model_dump()
+        alerts[sel.experiment] = sel.alerts.model_dump()
     metric_ids = {
         m.name: m.id
         for m in session.scalars(select(MetricDefinition).where(MetricDefinition.enabled))
@@ -187,8 +190,9 @@ def sync_selections(
     session.add_all(ExperimentSegment(experiment_id=e, segment_id=s) for e, s in want_s - current_s)
     changed = {e for e, _ in (current_m ^ want_m) | (current_s ^ want_s)}
     for name, spec in analysis.items():
-        if experiments[name].analysis != spec:
+        if experiments[name].analysis != spec or experiments[name].alerts != alerts[name]:
             experiments[name].analysis = spec
+            experiments[name].alerts = alerts[name]
             changed.add(experiments[name].id)
     session.flush()
     return added, len(changed)

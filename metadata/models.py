@@ -57,8 +57,10 @@ RUN_STATES = (
     "backfill_queued",
 )
 NOTIFICATION_STATES = ("pending", "sent", "failed")
+ALERT_STATES = ("ok", "alerting")
 
 NAME = 128  # experiment, group, metric and segment names (the config's Identifier limit)
+SEGMENT_VALUE = 255  # a user's value of a segment field, as alert states key it
 
 
 class Base(DeclarativeBase):
@@ -82,6 +84,8 @@ class Experiment(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     # How comparisons are judged (udf.config.catalog.AnalysisSpec); None until configured.
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Its alerting (udf.config.alerts.ExperimentAlerts); None until configured.
+    alerts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -142,6 +146,8 @@ class MetricDefinition(Base):
     segments: Mapped[list[str]] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     source_file: Mapped[str | None] = mapped_column(String(1024))
+    # Real-time alert rule (udf.config.alerts.AlertRule); None: not watched.
+    alert: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -280,3 +286,83 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The alert transition this message announces (None for the owners' digests).
+    alert_event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alert_events.id", ondelete="CASCADE"), index=True
+    )
+
+
+class AlertState(Base):
+    """The alert state of one comparison: treatment group, metric, period and segment value.
+
+    ``state`` is ``ok`` or ``alerting``; ``changes`` counts transitions (each one an
+    :class:`AlertEvent`). The other columns are the latest look: its ``day`` and ``units``
+    (a look older than these is stale and ignored), the method and what it found.
+    """
+
+    __tablename__ = "alert_states"
+    __table_args__ = (
+        UniqueConstraint(
+            "group_id",
+            "metric_id",
+            "period_start",
+            "segment",
+            "segment_value",
+            name="uq_alert_states_key",  # the convention's name is too long for PostgreSQL
+        ),
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s}'" for s in ALERT_STATES) + ")", name="state"
+        ),
+        Index("ix_alert_states_metric_id", "metric_id"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("experiment_groups.id", ondelete="CASCADE"))
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metric_definitions.id", ondelete="CASCADE"))
+    period_start: Mapped[int] = mapped_column(BigInteger)
+    segment: Mapped[str] = mapped_column(String(NAME))
+    segment_value: Mapped[str] = mapped_column(String(SEGMENT_VALUE))
+    state: Mapped[str] = mapped_column(String(16))
+    changes: Mapped[int] = mapped_column(Integer)
+    looks: Mapped[int] = mapped_column(Integer)
+    day: Mapped[date] = mapped_column(Date)
+    units: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(32))
+    alpha: Mapped[float] = mapped_column(Double)
+    moved: Mapped[str] = mapped_column(String(16))
+    p_value: Mapped[float | None] = mapped_column(Double)
+    lift_abs: Mapped[float | None] = mapped_column(Double)
+    lift_rel: Mapped[float | None] = mapped_column(Double)
+    ci_low: Mapped[float | None] = mapped_column(Double)
+    ci_high: Mapped[float | None] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    group: Mapped[ExperimentGroup] = relationship()
+    metric: Mapped[MetricDefinition] = relationship()
+
+
+class AlertEvent(Base):
+    """One change of an alert state, with the look that decided it; its messages point here."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_state_id", "state_id"), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state_id: Mapped[int] = mapped_column(ForeignKey("alert_states.id", ondelete="CASCADE"))
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    day: Mapped[date] = mapped_column(Date)
+    units: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(32))
+    alpha: Mapped[float] = mapped_column(Double)
+    moved: Mapped[str] = mapped_column(String(16))
+    p_value: Mapped[float | None] = mapped_column(Double)
+    lift_abs: Mapped[float | None] = mapped_column(Double)
+    lift_rel: Mapped[float | None] = mapped_column(Double)
+    ci_low: Mapped[float | None] = mapped_column(Double)
+    ci_high: Mapped[float | None] = mapped_column(Double)

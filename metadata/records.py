@@ -70,6 +70,7 @@ class ExperimentInfo:
     analysis: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    alerts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class MetricInfo:
     source_file: str | None
     created_at: datetime
     updated_at: datetime
+    alert: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,3 +175,84 @@ class NotificationInfo:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    alert_event_id: int | None = None
+
+
+@dataclass(frozen=True, order=True)
+class AlertKey:
+    """One watched comparison: a treatment group's metric in one period and segment value.
+
+    ``segment`` is ``""`` for the whole group (then ``segment_value`` is ``""`` too).
+    """
+
+    experiment: str
+    group: str
+    metric: str
+    period_start: int
+    segment: str = ""
+    segment_value: str = ""
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What one look at a comparison found: the always-valid test's numbers and verdict.
+
+    ``day`` and ``units`` (users in both groups) order the looks; ``moved`` is
+    ``decrease``/``increase`` when the test rejects no change, else ``""``; ``status`` is
+    the comparison's result code label (``""`` when fine).
+    """
+
+    day: date
+    units: int
+    method: str
+    alpha: float
+    moved: str = ""
+    p_value: float | None = None
+    lift_abs: float | None = None
+    lift_rel: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class AlertLook:
+    """A look to record: ``state`` is where it puts the comparison (``ok``/``alerting``), or
+    None when it allows no inference (the recorded state is kept)."""
+
+    key: AlertKey
+    state: str | None
+    found: Findings
+
+
+@dataclass(frozen=True)
+class AlertStateInfo:
+    key: AlertKey
+    state: str
+    changes: int
+    looks: int
+    found: Findings
+    changed_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """One change of state (an ``alert_events`` row): what its messages announce."""
+
+    id: int
+    key: AlertKey
+    from_state: str
+    to_state: str
+    at: datetime
+    found: Findings
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to queue with a change: ``kind`` says how it travels (email, webhook)."""
+
+    recipient: str
+    kind: str
+    subject: str
+    body: str

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from metadata import _sync
+from metadata._alerts import AlertsMixin
 from metadata._leases import LeasesMixin
 from metadata._runs import RunsMixin
 from metadata.db import describe_error
@@ -48,8 +49,8 @@ if TYPE_CHECKING:
     from udf.home import Home
 
 
-class MetadataStore(RunsMixin, LeasesMixin):
-    """Experiments and ramps, the metric catalog, run lifecycle, leases and notifications."""
+class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin):
+    """Experiments and ramps, the metric catalog, run lifecycle, leases, notifications, alerts."""
 
     @classmethod
     def for_home(cls, home: Home, **kwargs: Any) -> MetadataStore:
@@ -207,7 +208,7 @@ def _experiment_info(e: Experiment) -> ExperimentInfo:
     return ExperimentInfo(
         e.name, e.description, groups, tuple(m.name for m in e.metrics),
         tuple(s.name for s in e.segments), dict(e.analysis) if e.analysis else None,
-        e.created_at, e.updated_at,
+        e.created_at, e.updated_at, dict(e.alerts) if e.alerts else None,
     )  # fmt: skip
 
 
@@ -215,5 +216,5 @@ def _metric_info(m: MetricDefinition) -> MetricInfo:
     return MetricInfo(
         m.name, m.metric_type, dict(m.params), m.description, tuple(o.email for o in m.owners),
         m.sla_hours, tuple(m.sources), tuple(m.segments), m.enabled, m.source_file,
-        m.created_at, m.updated_at,
+        m.created_at, m.updated_at, dict(m.alert) if m.alert else None,
     )  # fmt: skip

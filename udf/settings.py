@@ -14,20 +14,30 @@ cap of 1,000 events per user and hour (the contract §3)::
       store: embedded             # or druid
       url: null                   # SQLAlchemy URL; default sqlite:///<home>/results.db
       druid: {router: http://druid-router:8888, datasource: udf_results}
+    alerts:                       # real-time alerts (udf.config.alerts.AlertSettings)
+      email_from: udf@example.com
+      smtp: {host: mail.example.com, port: 587, starttls: true, user: udf}
+      webhooks: {ops: https://hooks.slack.com/services/T000/B000/XXXX}
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
 ``UDF_SPAM_CAP``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``, ``UDF_RESULTS_STORE``,
-``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``.
+``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``, ``UDF_ALERTS_ENABLED``,
+``UDF_ALERTS_EMAIL_FROM``, ``UDF_ALERTS_SMTP_HOST``, ``UDF_ALERTS_SMTP_PORT``,
+``UDF_ALERTS_SMTP_USER``, ``UDF_ALERTS_SMTP_PASSWORD``, ``UDF_ALERTS_SMTP_CONN_ID``, and
+``UDF_ALERTS_WEBHOOK_<NAME>`` (the URL of webhook ``<name>``, lower-cased; webhook URLs and
+passwords are secrets, so the environment is the place for them).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
+from udf.config.alerts import AlertSettings
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
 from udf.config.models import StrictModel
 from udf.errors import ConfigError, ConfigIssue
@@ -59,6 +69,7 @@ class Settings(StrictModel):
     spam_cap: PositiveInt = 1000
     spark: SparkSettings = Field(default_factory=SparkSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @property
     def window_ms(self) -> int:
@@ -79,8 +90,30 @@ _ENV: dict[str, tuple[str, ...]] = {
     "UDF_RESULTS_URL": ("results", "url"),
     "UDF_DRUID_ROUTER": ("results", "druid", "router"),
     "UDF_DRUID_DATASOURCE": ("results", "druid", "datasource"),
+    "UDF_ALERTS_ENABLED": ("alerts", "enabled"),
+    "UDF_ALERTS_EMAIL_FROM": ("alerts", "email_from"),
+    "UDF_ALERTS_SMTP_HOST": ("alerts", "smtp", "host"),
+    "UDF_ALERTS_SMTP_PORT": ("alerts", "smtp", "port"),
+    "UDF_ALERTS_SMTP_USER": ("alerts", "smtp", "user"),
+    "UDF_ALERTS_SMTP_PASSWORD": ("alerts", "smtp", "password"),
+    "UDF_ALERTS_SMTP_CONN_ID": ("alerts", "smtp", "conn_id"),
 }
-_NUMERIC = {"UDF_WINDOW_DAYS": float, "UDF_SPAM_CAP": int}
+_WEBHOOK_PREFIX = "UDF_ALERTS_WEBHOOK_"  # + NAME: one webhook's URL
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(value)
+    return lowered in ("true", "1", "yes")
+
+
+_TYPED: dict[str, Callable[[str], Any]] = {
+    "UDF_WINDOW_DAYS": float,
+    "UDF_SPAM_CAP": int,
+    "UDF_ALERTS_SMTP_PORT": int,
+    "UDF_ALERTS_ENABLED": _boolean,
+}
 
 
 def load_settings(home: Home, environ: dict[str, str] | None = None) -> Settings:
@@ -96,15 +129,21 @@ def load_settings(home: Home, environ: dict[str, str] | None = None) -> Settings
             raise ConfigError([ConfigIssue(str(path), exc.field, str(exc))]) from None
         if not isinstance(raw, dict):
             raise ConfigError([ConfigIssue(str(path), "", "expected a mapping of settings")])
-    for var, where in _ENV.items():
+    overrides = dict(_ENV)
+    for var in environ:
+        name = var[len(_WEBHOOK_PREFIX) :]
+        if var.startswith(_WEBHOOK_PREFIX) and name:
+            overrides[var] = ("alerts", "webhooks", name.lower())
+    for var, where in overrides.items():
         if var not in environ or environ[var] == "":
             continue
         value: Any = environ[var]
-        if var in _NUMERIC:
+        if var in _TYPED:
             try:
-                value = _NUMERIC[var](value)
+                value = _TYPED[var](value)
             except ValueError:
-                issues.append(ConfigIssue(var, "", f"not a number: {value!r}"))
+                kind = "true or false" if var == "UDF_ALERTS_ENABLED" else "a number"
+                issues.append(ConfigIssue(var, "", f"not {kind}: {value!r}"))
                 continue
         node = raw
         for part in where[:-1]:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from udf.home import Home
     from udf.settings import Settings
 
-# A lock per name, held while one day's results are rewritten (see stores/druid.py).
+# A lock per name, held while one day's results are rewritten (see stores/druid.py); it
+# must exclude every other process and machine that writes the same store.
 LockFactory = Callable[[str], AbstractContextManager[object]]
 
 STORES: dict[str, str] = {
@@ -32,8 +33,11 @@ STORES: dict[str, str] = {
 def open_store(home: Home, settings: Settings, *, lock: LockFactory | None = None) -> ResultsStore:
     """The store ``settings.results.store`` names, configured from ``settings``.
 
-    ``lock`` serialises writers of one day across processes (the framework passes one backed
-    by metadata-store leases); stores that do not need it ignore it.
+    Writers never lose each other's work across processes, whatever the caller passes: the
+    embedded store relies on its database's transactions, and the Druid store serialises the
+    writers of each day with a :class:`~results.stores.locks.LeaseLock` on the home's
+    metadata store. ``lock`` replaces that lock (it must span processes too); stores that
+    need none ignore it.
     """
     name = settings.results.store
     if name not in STORES:

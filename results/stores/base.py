@@ -1,10 +1,13 @@
 """The interface every results store implements, and the checks they share.
 
-A store holds :class:`~results.schema.ResultRow` rows and changes them one *slice* at a
-time: :meth:`ResultsStore.replace` deletes every row of the slice and writes the new ones as
-one atomic step, so a rerun replaces, never adds to, what an earlier run wrote (the contract §4)
-and a reader never sees half a slice. Rows are checked the same way before any store sees
-them, so a row one store accepts is never refused by the other.
+A store holds :class:`~results.schema.ResultRow` rows and changes them in two ways.
+:meth:`ResultsStore.replace` rewrites one *slice* (a batch computation's output): it deletes
+every row of the slice and writes the new ones as one atomic step, so a rerun replaces,
+never adds to, what an earlier run wrote (the contract §4). :meth:`ResultsStore.upsert`
+writes rows by key (a stream's running results): each row replaces the stored row with the
+same key or is added, and every other row stays as it was. Either way a reader sees all of a
+call's rows or none of them. Rows are checked the same way before any store sees them, so a
+row one store accepts is never refused by the other.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import date
 from types import TracebackType
 from typing import Self
 
-from results.schema import FLOAT_COLUMNS, ResultRow, Slice
+from results.schema import FLOAT_COLUMNS, SOURCES, ResultRow, Slice
 from udf.errors import InputError
 
 # The longest value each text column may hold (the embedded store's VARCHAR lengths).
@@ -44,6 +47,15 @@ class ResultsStore(ABC):
 
         Every row must belong to the slice and no key may repeat (:func:`checked_rows`);
         an empty ``rows`` deletes the slice. Returns the number of rows written.
+        """
+
+    @abstractmethod
+    def upsert(self, rows: Sequence[ResultRow]) -> int:
+        """Write ``rows`` by key, atomically: each replaces the stored row with its key, if any.
+
+        Rows of other keys are untouched, so replaying a call changes nothing and a batch
+        slice of the same day keeps its rows. No key may repeat within a call
+        (:func:`checked_upsert`). Returns the number of rows written.
         """
 
     @abstractmethod
@@ -82,8 +94,34 @@ def checked_rows(slice: Slice, rows: Iterable[ResultRow]) -> list[ResultRow]:
     refuses it, JSON has no spelling for it): a degenerate comparison is a null with a
     ``status``, never NaN.
     """
-    out = slice.check(rows)
-    for row in out:
+    return _checked_values(slice.check(rows))
+
+
+def checked_upsert(rows: Iterable[ResultRow]) -> list[ResultRow]:
+    """``rows`` for :meth:`ResultsStore.upsert`, checked as :func:`checked_rows` checks a
+    slice's: a known source, a ``YYYY-MM-DD`` date, no key twice, the values' limits."""
+    out, seen = [], set()
+    for row in rows:
+        if row.source not in SOURCES:
+            raise InputError(f"row {row.key()}: unknown results source {row.source!r}")
+        if not _is_day(row.date):
+            raise InputError(f"row {row.key()}: date {row.date!r} is not a YYYY-MM-DD day")
+        if row.key() in seen:
+            raise InputError(f"row {row.key()} appears twice in one upsert")
+        seen.add(row.key())
+        out.append(row)
+    return _checked_values(out)
+
+
+def _is_day(text: str) -> bool:
+    try:
+        return len(text) == 10 and date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+def _checked_values(rows: list[ResultRow]) -> list[ResultRow]:
+    for row in rows:
         for name, limit in TEXT_LIMITS.items():
             value = getattr(row, name)
             if len(value) > limit:
@@ -92,7 +130,7 @@ def checked_rows(slice: Slice, rows: Iterable[ResultRow]) -> list[ResultRow]:
             value = getattr(row, name)
             if value is not None and not math.isfinite(value):
                 raise InputError(f"row {row.key()}: {name} is {value}, not a finite number")
-    return out
+    return rows
 
 
 def sort_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:

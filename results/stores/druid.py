@@ -12,24 +12,24 @@ the slice's day with a plain SELECT (the reader's own path), merges it with the 
 rows here and sends the whole day inline (see :mod:`results.stores.druid_sql`). Writers
 of one day are therefore serialised by ``lock``, held from that read until the task has
 succeeded: two writers reading the day at once would each send the day as they read it, and
-the second would drop the slice the first just wrote (for another metric, say). The
-framework passes a lock backed by metadata-store leases; the default only serialises threads
-of this process.
+the second would drop the slice the first just wrote (for another metric, say).
+:func:`from_settings` (and so ``open_store``) gives it a :class:`~results.stores.locks.LeaseLock`
+on the metadata store, which spans processes and machines; whoever builds the store directly
+must pass a lock.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import date
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from results.schema import SCHEMA_VERSION, ResultRow, Slice
 from results.stores import LockFactory
-from results.stores.base import ResultsStore, checked_rows, sort_rows
+from results.stores.base import ResultsStore, checked_rows, checked_upsert, sort_rows
 from results.stores.druid_sql import (
     ident,
     literal,
@@ -57,21 +57,14 @@ TASK_CONTEXT = {
 }
 POLL_FIRST, POLL_MAX = 0.2, 5.0  # seconds between status requests: grows x1.5 up to the max
 _log = get_logger(__name__)
-_local_locks: dict[str, threading.Lock] = {}
-_local_guard = threading.Lock()
-
-
-@contextmanager
-def local_lock(name: str) -> Iterator[None]:
-    """A lock per name shared by this process's threads (the default for a lone process)."""
-    with _local_guard:
-        lock = _local_locks.setdefault(name, threading.Lock())
-    with lock:
-        yield
 
 
 class DruidResultsStore(ResultsStore):
-    """Results in one Druid datasource, reached through the router at ``router_url``."""
+    """Results in one Druid datasource, reached through the router at ``router_url``.
+
+    ``lock`` serialises the writers of each day: it must span every process that writes
+    the datasource (:class:`~results.stores.locks.LeaseLock`).
+    """
 
     def __init__(
         self,
@@ -79,7 +72,7 @@ class DruidResultsStore(ResultsStore):
         datasource: str,
         timeout: float = 600.0,
         *,
-        lock: LockFactory | None = None,
+        lock: LockFactory,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         parts = urlsplit(router_url.rstrip("/"))
@@ -91,7 +84,7 @@ class DruidResultsStore(ResultsStore):
         self._parts = parts
         self.datasource = datasource
         self.timeout = timeout
-        self._lock = lock or local_lock
+        self._lock = lock
         self._sleep = sleep
         self._session: Any = None
 
@@ -102,7 +95,10 @@ class DruidResultsStore(ResultsStore):
 
     def lock_name(self, slice: Slice) -> str:
         """The lock a writer of ``slice`` holds from :meth:`submit` until :meth:`wait` returns."""
-        return f"results/druid/{self.datasource}/{slice.day}"
+        return self._day_lock(slice.date)
+
+    def _day_lock(self, day: date) -> str:
+        return f"results/druid/{self.datasource}/{day.isoformat()}"
 
     def replace(self, slice: Slice, rows: Sequence[ResultRow]) -> int:
         checked = checked_rows(slice, rows)
@@ -110,6 +106,31 @@ class DruidResultsStore(ResultsStore):
             task = self.submit(slice, checked)
             if task is not None:
                 self.wait(task)
+        return len(checked)
+
+    def upsert(self, rows: Sequence[ResultRow]) -> int:
+        """Merge ``rows`` into their days by key and REPLACE those days in one task.
+
+        Druid has no upsert: under the lock of every day from the rows' first to their last
+        (taken in date order, so writers never wait for each other in a circle), the days
+        are read, each stored row whose key comes again is dropped, and the days are sent
+        back whole with the new rows, as :meth:`replace` sends a slice's day.
+        """
+        checked = checked_upsert(rows)
+        if not checked:
+            return 0
+        first = date.fromisoformat(min(row.date for row in checked))
+        last = date.fromisoformat(max(row.date for row in checked))
+        keys = {row.key() for row in checked}
+        with ExitStack() as held:
+            for offset in range((last - first).days + 1):
+                held.enter_context(self._lock(self._day_lock(first + timedelta(days=offset))))
+            stored = self._stored(first, last) or []
+            kept = [row for row in stored if row.key() not in keys]
+            task = self._send(replace_statement(self.datasource, first, [*kept, *checked], last))
+            _log.info("druid results task submitted", task=task, upserted=len(checked),
+                      kept=len(kept), first=first.isoformat(), last=last.isoformat())  # fmt: skip
+            self.wait(task)
         return len(checked)
 
     def submit(self, slice: Slice, rows: Sequence[ResultRow]) -> str | None:
@@ -123,23 +144,30 @@ class DruidResultsStore(ResultsStore):
         back later, keeping the (lease-backed) lock all along.
         """
         checked = checked_rows(slice, rows)
-        if self._exists():
-            self._check_version()
-            query = select_statement(
-                self.datasource, source=None, metric_type=None, date_from=slice.date,
-                date_to=slice.date, metrics=None, experiments=None, exclude=slice,
-            )  # fmt: skip
-            kept = [row for row in self._rows(query) if not slice.contains(row)]
-        elif checked:
-            kept = []
-        else:
+        stored = self._stored(slice.date, slice.date, exclude=slice)
+        if stored is None and not checked:
             return None  # nothing stored, nothing to write
+        kept = [row for row in stored or [] if not slice.contains(row)]
         statement = replace_statement(self.datasource, slice.date, [*kept, *checked])
         task = self._send(statement)
         _log.info("druid results task submitted", task=task, source=slice.source,
                   metric_type=slice.metric_type, date=slice.day, rows=len(checked),
                   kept=len(kept))  # fmt: skip
         return task
+
+    def _stored(
+        self, first: date, last: date, exclude: Slice | None = None
+    ) -> list[ResultRow] | None:
+        """The stored rows of the days ``first`` to ``last`` (less ``exclude``'s), None when
+        the datasource does not exist yet; refuses a datasource of a newer schema."""
+        if not self._exists():
+            return None
+        self._check_version()
+        query = select_statement(
+            self.datasource, source=None, metric_type=None, date_from=first, date_to=last,
+            metrics=None, experiments=None, exclude=exclude,
+        )  # fmt: skip
+        return self._rows(query)
 
     def _send(self, statement: str) -> str:
         """Submit an ingestion statement; its task id."""
@@ -304,5 +332,12 @@ def _one_line(value: object) -> str:
 def from_settings(
     home: Home, settings: Settings, *, lock: LockFactory | None = None
 ) -> ResultsStore:
+    """The Druid store of ``settings``; its writers lock each day with leases in the home's
+    metadata store unless ``lock`` is given."""
+    from results.stores.locks import LeaseLock
+
     druid = settings.results.druid
-    return DruidResultsStore(druid.router, druid.datasource, druid.timeout_seconds, lock=lock)
+    return DruidResultsStore(
+        druid.router, druid.datasource, druid.timeout_seconds,
+        lock=lock or LeaseLock(home.metadata_url),
+    )  # fmt: skip

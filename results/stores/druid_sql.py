@@ -72,11 +72,16 @@ def slice_filter(slice: Slice) -> str:
     return " AND ".join(parts)
 
 
-def replace_statement(datasource: str, day: date, rows: Sequence[ResultRow]) -> str:
-    """The REPLACE that makes ``rows`` the whole content of ``day`` (every row of that day)."""
-    stray = [row.key() for row in rows if row.date != day.isoformat()]
+def replace_statement(
+    datasource: str, day: date, rows: Sequence[ResultRow], last: date | None = None
+) -> str:
+    """The REPLACE that makes ``rows`` the whole content of ``day`` (every row of that day),
+    or of the days ``day`` through ``last``."""
+    last = last or day
+    stray = [row.key() for row in rows if not day.isoformat() <= row.date <= last.isoformat()]
     if stray:
-        raise ValueError(f"rows of another day than {day.isoformat()}: {stray[:3]}")
+        days = day.isoformat() if last == day else f"{day.isoformat()} to {last.isoformat()}"
+        raise ValueError(f"rows of another day than {days}: {stray[:3]}")
     columns = ", ".join(ident(name) for name in COLUMNS)
     select = f"SELECT TIME_PARSE({ident('date')}) AS {ident('__time')}, {columns}\n"
     if rows:
@@ -84,7 +89,7 @@ def replace_statement(datasource: str, day: date, rows: Sequence[ResultRow]) -> 
     else:  # Druid refuses empty inline data: one placeholder row, filtered out
         select += f"FROM {extern([])}\nWHERE {ident('date')} = {literal(day.isoformat())}"
     return (
-        f"REPLACE INTO {ident(datasource)}\nOVERWRITE WHERE {day_filter(day)}\n"
+        f"REPLACE INTO {ident(datasource)}\nOVERWRITE WHERE {day_filter(day, last)}\n"
         f"{select}\nPARTITIONED BY DAY"
     )
 

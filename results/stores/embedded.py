@@ -3,21 +3,25 @@
 The ``results`` table has exactly the schema's columns, a unique key over ``KEY`` (so a row
 can never be stored twice, whatever a caller does) and an index on (source, metric_type,
 date), the prefix of every slice. :meth:`EmbeddedResultsStore.replace` deletes the slice and
-inserts the new rows in one transaction, retried when the database aborts it to break a
-deadlock. The database is separate from the metadata store, so the tables are created on
-first use instead of by migrations; ``results_meta`` records the schema version they follow.
-A database written by newer code is refused rather than misread; one of an older version is
-migrated when opened (docs/results.md, "How the schema changes").
+inserts the new rows in one transaction; :meth:`EmbeddedResultsStore.upsert` inserts rows
+that replace those of the same key with the database's own upsert (``ON CONFLICT DO UPDATE``
+on SQLite and PostgreSQL, ``ON DUPLICATE KEY UPDATE`` on MariaDB), also in one transaction.
+Both are retried when the database aborts them to break a deadlock. The database is
+separate from the metadata store, so the tables are created on first use instead of by
+migrations; ``results_meta`` records the schema version they follow. A database written by
+newer code is refused rather than misread; one of an older version is migrated when opened
+(docs/results.md, "Migration notes").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from metadata.db import create_db_engine, describe_error, is_transient, safe_url
@@ -31,7 +35,13 @@ from results.schema import (
     Slice,
 )
 from results.stores import LockFactory
-from results.stores.base import TEXT_LIMITS, ResultsStore, checked_rows, sort_rows
+from results.stores.base import (
+    TEXT_LIMITS,
+    ResultsStore,
+    checked_rows,
+    checked_upsert,
+    sort_rows,
+)
 from udf.errors import MetadataError, ResultsError
 from udf.home import Home
 from udf.logging import get_logger
@@ -106,25 +116,43 @@ class EmbeddedResultsStore(ResultsStore):
 
     def replace(self, slice: Slice, rows: Sequence[ResultRow]) -> int:
         checked = [row.to_dict() for row in checked_rows(slice, rows)]
+
+        def work(conn: sa.Connection) -> None:
+            for where in _slice_filters(slice):
+                conn.execute(results.delete().where(*where))
+            _insert(conn, results.insert(), checked)
+
+        self._transaction(f"replacing {_describe(slice)}", work)
+        return len(checked)
+
+    def upsert(self, rows: Sequence[ResultRow]) -> int:
+        # In key order, so that concurrent upserts lock shared rows in the same order.
+        checked = [row.to_dict() for row in sort_rows(checked_upsert(rows))]
+        if checked:
+            statement = _upsert_statement(self._engine.dialect.name)
+            self._transaction(
+                f"upserting {len(checked)} results",
+                lambda conn: _insert(conn, statement, checked),
+            )
+        return len(checked)
+
+    def _transaction(self, what: str, work: Callable[[sa.Connection], None]) -> None:
+        """``work`` in one transaction, run again if the database aborted it to break a
+        deadlock or (PostgreSQL) a concurrent recompute of the same slice committed rows
+        that its DELETE could not see: the next attempt deletes them."""
         for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
             try:
                 with self._engine.begin() as conn:
-                    for where in _slice_filters(slice):
-                        conn.execute(results.delete().where(*where))
-                    for start in range(0, len(checked), INSERT_CHUNK):
-                        conn.execute(results.insert(), checked[start : start + INSERT_CHUNK])
-                return len(checked)
+                    work(conn)
+                return
             except DBAPIError as exc:
-                # A deadlock, or (PostgreSQL) a concurrent recompute of the same slice that
-                # committed rows our DELETE could not see: the next attempt deletes them.
                 retry = is_transient(exc) or isinstance(exc, IntegrityError)
                 if attempt < TRANSIENT_ATTEMPTS and retry:
                     time.sleep(0.05 * 2**attempt)
                     continue
-                raise self._error(f"replacing {_describe(slice)}", exc) from exc
+                raise self._error(what, exc) from exc
             except SQLAlchemyError as exc:
-                raise self._error(f"replacing {_describe(slice)}", exc) from exc
-        raise AssertionError("unreachable")
+                raise self._error(what, exc) from exc
 
     def read(
         self,
@@ -256,6 +284,26 @@ class EmbeddedResultsStore(ResultsStore):
         return ResultsError(
             f"results store {safe_url(self._engine)}: {what} failed: {describe_error(exc)}"
         )
+
+
+def _insert(conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), INSERT_CHUNK):
+        conn.execute(statement, rows[start : start + INSERT_CHUNK])
+
+
+def _upsert_statement(dialect: str) -> Any:
+    """An INSERT of the results columns that updates the row of the same key instead."""
+    values = [name for name in COLUMNS if name not in KEY]
+    if dialect in ("mysql", "mariadb"):
+        insert = mysql.insert(results)
+        return insert.on_duplicate_key_update({name: insert.inserted[name] for name in values})
+    if dialect not in ("postgresql", "sqlite"):
+        raise ResultsError(f"the results store cannot upsert on {dialect}")
+    module = postgresql if dialect == "postgresql" else sqlite
+    upsert = module.insert(results)
+    return upsert.on_conflict_do_update(
+        index_elements=list(KEY), set_={name: upsert.excluded[name] for name in values}
+    )
 
 
 def _slice_filters(slice: Slice) -> Iterator[list[Any]]:

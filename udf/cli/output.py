@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 format_option = click.option(
@@ -58,4 +59,4 @@ def _cell(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return escape(str(value))  # text, not markup: "[udf] ..." must print as it is

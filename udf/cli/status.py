@@ -60,6 +60,12 @@ METRIC_TYPES = ("aggregated", "calendar_day", "days_in", "custom")
     is_flag=True,
     help="The owner digests instead: recipient, state (pending/sent/failed), attempts, error.",
 )
+@click.option(
+    "--alerts",
+    is_flag=True,
+    help="The real-time alerts instead: each watched comparison's state (with --history, "
+    "every change) and the alert messages' delivery. --experiment filters them.",
+)
 @format_option
 @pass_home
 def command(
@@ -73,10 +79,17 @@ def command(
     scope: str | None,
     history: bool,
     notifications: bool,
+    alerts: bool,
     fmt: str,
 ) -> None:
     """Show each metric-day's lifecycle state, when it changed and why."""
     from metadata.repository import MetadataStore
+
+    if alerts:
+        from udf.cli.alerts_status import show_alerts
+
+        show_alerts(home, scope or None, history, fmt)
+        return
 
     if notifications:
         with MetadataStore.for_home(home.ensure()) as store:

@@ -8,6 +8,7 @@ A catalog file may hold any of the three lists::
         event_type: click
         owners: [ana@example.com]
         sla_hours: 30
+        alert: {direction: decrease}   # real-time alerts (udf.config.alerts)
     segments:
       - name: country
         field: country
@@ -27,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
+from udf.config.alerts import AlertRule, ExperimentAlerts
 from udf.config.models import Email, Identifier, StrictModel
 from udf.errors import CustomMetricError
 
@@ -41,6 +43,7 @@ class _MetricBase(StrictModel):
     sla_hours: PositiveFloat = 30.0
     sources: list[Source] = Field(default_factory=lambda: list(SOURCES))
     segments: list[Identifier] = Field(default_factory=list)
+    alert: AlertRule | None = None
 
     def params(self) -> dict[str, Any]:
         """The type-specific parameters, as stored in the metadata store."""
@@ -148,6 +151,7 @@ Sequential = Literal[
 LOOKS_NEEDED = ("bonferroni_looks", "obrien_fleming", "pocock")
 Dimension = Literal["metric", "group", "segment"]
 DEFAULT_FAMILY: tuple[Dimension, ...] = ("metric", "group")
+DEFAULT_ALPHA = 0.05
 
 
 MAX_PRE_DAYS = 60
@@ -171,7 +175,7 @@ class AnalysisSpec(StrictModel):
     comparisons adjusted by a pre-exposure covariate.
     """
 
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5)
     correction: Correction = "none"
     correct_over: list[Dimension] = Field(default_factory=lambda: list(DEFAULT_FAMILY))
     sequential: Sequential = "none"
@@ -202,6 +206,16 @@ class ExperimentSelection(StrictModel):
     metrics: list[Identifier] = Field(min_length=1)
     segments: list[Identifier] = Field(default_factory=list)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    alerts: ExperimentAlerts = Field(default_factory=ExperimentAlerts)
+
+    @model_validator(mode="after")
+    def _alerts_on_selected_metrics(self) -> ExperimentSelection:
+        extra = sorted(set(self.alerts.metrics) - set(self.metrics))
+        if extra:
+            raise ValueError(
+                f"alerts.metrics names {', '.join(extra)}, not among the experiment's metrics"
+            )
+        return self
 
 
 class CatalogFile(StrictModel):

@@ -15,35 +15,28 @@ A lease per recipient keeps two concurrent runs from sending the same digest twi
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
-import smtplib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metadata.records import MetricInfo, NotificationInfo, RunInfo
 from udf.framework.leases import default_holder
+from udf.framework.mail import Sender, compose, deliver, parse, smtp_sender
+from udf.framework.mail import smtplib_sender as smtplib_sender  # re-exported
 from udf.framework.readiness import slice_end
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
-
     from metadata.repository import MetadataStore
     from udf.framework.spec import PipelineSpec
     from udf.home import Home
 
 log = logging.getLogger(__name__)
 
-Sender = Callable[[EmailMessage], None]
 KIND = "digest"
-DEFAULT_FROM = "udf@localhost"
 MAX_ITEMS = 100  # per digest; the rest is counted (a digest must stay readable and small)
 LATE_STATES = ("waiting_on_source", "queued", "backfill_queued", "in_progress", "failed")
 LOOKBACK_DAYS = 30
@@ -99,19 +92,10 @@ class Digest:
 
     def message(self, email_from: str | None, now: datetime) -> EmailMessage:
         """The multipart (text + HTML) email; ``From`` is left to the sender when not given."""
-        context = self._context(now)
-        env = _templates()
-        msg = EmailMessage()
-        msg["Subject"] = self.subject
-        if email_from:
-            msg["From"] = email_from
-        msg["To"] = self.recipient
-        msg["Date"] = format_datetime(now.astimezone(UTC))
-        msg["Message-ID"] = make_msgid(domain="udf.local")
-        msg["X-UDF-Kind"] = KIND
-        msg.set_content(env.get_template("digest.txt.j2").render(context))
-        msg.add_alternative(env.get_template("digest.html.j2").render(context), subtype="html")
-        return msg
+        return compose(
+            TEMPLATES, "digest", self._context(now), subject=self.subject,
+            recipient=self.recipient, email_from=email_from, now=now, kind=KIND,
+        )  # fmt: skip
 
     def _context(self, now: datetime) -> dict[str, Any]:
         ordered = sorted(self.items, key=lambda i: (i.run.ds, i.run.metric, i.run.scope))
@@ -258,8 +242,7 @@ def _notify_one(
                 )
                 report.given_up.append(old.id)
             continue
-        message = email.message_from_string(old.body, policy=email.policy.default)
-        if _deliver(store, send, old.id, message, email_from):  # type: ignore[arg-type]
+        if deliver(store, send, old.id, parse(old.body), email_from):
             report.resent.append(old.id)
         else:
             report.failed.append(old.id)
@@ -275,7 +258,7 @@ def _notify_one(
             recipient, KIND, digest.subject, message.as_string(), digest.run_ids
         )
         report.digests += 1
-        if _deliver(store, send, id, message, email_from):
+        if deliver(store, send, id, message, email_from):
             report.sent.append(id)
         else:
             report.failed.append(id)
@@ -289,21 +272,6 @@ def _already_told(item: LateItem, history: Sequence[NotificationInfo]) -> bool:
         if item.kind == "delayed" or n.created_at >= item.run.updated_at:
             return True
     return False
-
-
-def _deliver(
-    store: MetadataStore, send: Sender, id: int, message: EmailMessage, email_from: str | None
-) -> bool:
-    if message["From"] is None and email_from:
-        message["From"] = email_from
-    try:
-        send(message)
-    except Exception as exc:  # any delivery error is recorded and retried next run
-        log.warning("digest %d to %s not delivered: %s", id, message["To"], exc)
-        store.mark_notification(id, "failed", f"{type(exc).__name__}: {exc}")
-        return False
-    store.mark_notification(id, "sent")
-    return True
 
 
 def notify_for_spec(
@@ -335,67 +303,3 @@ def notify_for_spec(
     finally:
         if own:
             store.close()
-
-
-def smtp_sender(conn_id: str = "smtp_default") -> Sender:
-    """Send through Airflow's SMTP connection ``conn_id`` (host, TLS/SSL, login, retries).
-
-    The hook's own ``send_email_smtp`` builds an HTML-only message, so the hook is used to
-    open and authenticate the client from the connection and the prepared multipart
-    message is sent through that client. The connection's ``from_email`` fills a missing
-    ``From``.
-    """
-
-    def send(message: EmailMessage) -> None:
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-        with SmtpHook(smtp_conn_id=conn_id) as hook:
-            if message["From"] is None:
-                message["From"] = hook.from_email or DEFAULT_FROM
-            client: Any = hook._smtp_client
-            _check_refused(client.send_message(message))
-
-    return send
-
-
-def smtplib_sender(
-    host: str = "127.0.0.1",
-    port: int = 25,
-    *,
-    timeout: float = 30.0,
-    starttls: bool = False,
-    use_ssl: bool = False,
-    user: str | None = None,
-    password: str | None = None,
-) -> Sender:
-    """Send with the standard library alone (no Airflow): for ``udf`` commands and tests."""
-
-    def send(message: EmailMessage) -> None:
-        if message["From"] is None:
-            message["From"] = DEFAULT_FROM
-        client_class = smtplib.SMTP_SSL if use_ssl else smtplib.SMTP
-        with client_class(host, port, timeout=timeout) as client:
-            if starttls:
-                client.starttls()
-            if user:
-                client.login(user, password or "")
-            _check_refused(client.send_message(message))
-
-    return send
-
-
-def _check_refused(refused: Any) -> None:
-    if refused:
-        raise smtplib.SMTPRecipientsRefused(refused)
-
-
-@cache
-def _templates() -> Environment:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=lambda name: (name or "").endswith(".html.j2"),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-    )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from metadata.db import HEAD_REVISION
 from tests.conftest import CONTRACT_EXAMPLES
 from udf.cli import main
 
@@ -88,9 +89,10 @@ def test_missing_file(home) -> None:
 
 def test_db_commands(home) -> None:
     assert "empty database" in udf("db", "current").stdout
-    assert "migrated from an empty database to revision 0001" in udf("db", "migrate").stdout
-    assert udf("db", "current").stdout.strip() == "0001 (head)"
-    assert "already at revision 0001" in udf("db", "migrate").stdout
+    head = HEAD_REVISION
+    assert f"migrated from an empty database to revision {head}" in udf("db", "migrate").stdout
+    assert udf("db", "current").stdout.strip() == f"{head} (head)"
+    assert f"already at revision {head}" in udf("db", "migrate").stdout
     assert "downgraded to base" in udf("db", "downgrade", "base").stdout
     assert "empty database" in udf("db", "current").stdout
     bad = udf("db", "downgrade", "nope")

@@ -2,21 +2,23 @@
 
 Server databases come from the metadata tests' :class:`Databases` (random names, dropped at
 the end of the session; an unreachable server fails loudly). Druid is
-:class:`tests.support.fake_druid.FakeDruid`, a local HTTP server, started per test.
+:class:`tests.support.fake_druid.FakeDruid`, a local HTTP server, started per test; the Druid
+stores lock their days with the platform's lease lock, on a SQLite metadata store.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from metadata.repository import MetadataStore
 from results.stores.base import ResultsStore
 from results.stores.druid import DruidResultsStore
 from results.stores.embedded import EmbeddedResultsStore, metadata
+from results.stores.locks import LeaseLock
 from tests.integration.metadata.conftest import Databases
 from tests.support.fake_druid import FakeDruid
 
@@ -55,6 +57,14 @@ def results_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
         databases.drop_all()
 
 
+@pytest.fixture(scope="session")
+def day_lock(tmp_path_factory: pytest.TempPathFactory) -> LeaseLock:
+    """The Druid stores' lock: leases in the session's SQLite metadata store."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('leases') / 'metadata.db'}"
+    MetadataStore(url).close()  # migrated once, up front
+    return LeaseLock(url)
+
+
 def open_wiped(url: str) -> EmbeddedResultsStore:
     """The embedded store at ``url`` with its rows deleted (the schema version is kept)."""
     store = EmbeddedResultsStore(url)
@@ -83,20 +93,24 @@ def embedded(
 
 
 @pytest.fixture
-def druid(fake_druid: FakeDruid) -> Iterator[DruidResultsStore]:
-    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=10.0, sleep=quick_sleep)
+def druid(fake_druid: FakeDruid, day_lock: LeaseLock) -> Iterator[DruidResultsStore]:
+    store = DruidResultsStore(
+        fake_druid.url, DATASOURCE, timeout=10.0, lock=day_lock, sleep=quick_sleep
+    )
     yield store
     store.close()
 
 
 @pytest.fixture(params=STORES)
 def store(
-    request: pytest.FixtureRequest, results_url: Callable[..., str], tmp_path: Path
+    request: pytest.FixtureRequest, results_url: Callable[..., str], day_lock: LeaseLock
 ) -> Iterator[ResultsStore]:
     """Every store in turn: the behaviour the contract §4 asks of both."""
     if request.param == "druid":
         with FakeDruid() as fake:
-            druid = DruidResultsStore(fake.url, DATASOURCE, timeout=10.0, sleep=quick_sleep)
+            druid = DruidResultsStore(
+                fake.url, DATASOURCE, timeout=10.0, lock=day_lock, sleep=quick_sleep
+            )
             yield druid
             druid.close()
         return

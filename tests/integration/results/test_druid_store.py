@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from results.schema import SCHEMA_VERSION, ResultRow
-from results.stores.druid import DruidResultsStore, local_lock
+from results.stores.druid import DruidResultsStore
+from results.stores.locks import LeaseLock
 from tests.integration.results.conftest import DATASOURCE, quick_sleep
 from tests.support.fake_druid import FakeDruid
 from tests.support.result_rows import DAY, make_row, slice_of, slice_rows
@@ -116,7 +117,7 @@ def test_an_empty_recompute_on_an_absent_datasource_sends_no_task(
     assert druid.read() == []
 
 
-def test_status_errors_are_retried_and_back_off(fake_druid: FakeDruid) -> None:
+def test_status_errors_are_retried_and_back_off(fake_druid: FakeDruid, day_lock: LeaseLock) -> None:
     sleeps: list[float] = []
     fake_druid.task_delay = 0.3
     fake_druid.status_errors = 2
@@ -125,16 +126,18 @@ def test_status_errors_are_retried_and_back_off(fake_druid: FakeDruid) -> None:
         sleeps.append(seconds)
         quick_sleep(seconds)
 
-    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=10.0, sleep=sleep)
+    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=10.0, lock=day_lock, sleep=sleep)
     store.replace(slice_of(), slice_rows())
     assert len(store.read()) == 2
     assert sleeps[0] == pytest.approx(0.2) and sleeps == sorted(sleeps)
     assert all(s <= 5.0 for s in sleeps)
 
 
-def test_a_task_that_outlives_the_timeout_is_reported(fake_druid: FakeDruid) -> None:
+def test_a_task_that_outlives_the_timeout_is_reported(
+    fake_druid: FakeDruid, day_lock: LeaseLock
+) -> None:
     fake_druid.task_delay = 1.0
-    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=0.3)
+    store = DruidResultsStore(fake_druid.url, DATASOURCE, timeout=0.3, lock=day_lock)
     with pytest.raises(ResultsError, match=r"still RUNNING after 0\.3 s"):
         store.replace(slice_of(), slice_rows())
 
@@ -167,12 +170,12 @@ def test_the_lock_spans_the_read_the_submit_and_the_wait(fake_druid: FakeDruid) 
     assert len(fake_druid.requests) == events[3][2]  # nothing after the release
 
 
-def test_submit_and_wait_can_be_called_apart(fake_druid: FakeDruid) -> None:
+def test_submit_and_wait_can_be_called_apart(fake_druid: FakeDruid, day_lock: LeaseLock) -> None:
     """The deferrable-operator split: submit() reads and submits, wait() polls, lock held."""
-    store = DruidResultsStore(fake_druid.url, DATASOURCE, 10.0, sleep=quick_sleep)
+    store = DruidResultsStore(fake_druid.url, DATASOURCE, 10.0, lock=day_lock, sleep=quick_sleep)
     assert store.submit(slice_of(), []) is None  # no datasource, nothing to write
     store.replace(slice_of(("search",)), slice_rows(("search",)))
-    with local_lock(store.lock_name(slice_of())):
+    with day_lock(store.lock_name(slice_of())):
         task = store.submit(slice_of(), slice_rows())
         assert task is not None and fake_druid.tasks[task].state in ("RUNNING", "SUCCESS")
         store.wait(task)
@@ -181,10 +184,16 @@ def test_submit_and_wait_can_be_called_apart(fake_druid: FakeDruid) -> None:
         store.submit(slice_of(), slice_rows(("search",)))
 
 
-def test_concurrent_writers_of_one_day_keep_both_slices(fake_druid: FakeDruid) -> None:
-    """The lock at work: two first writes of one day, for different metrics, both survive."""
+def test_concurrent_writers_of_one_day_keep_both_slices(
+    fake_druid: FakeDruid, day_lock: LeaseLock
+) -> None:
+    """The lock at work: two first writes of one day, for different metrics, both survive,
+    though each store has a lock of its own (they share the leases)."""
     fake_druid.task_delay = 0.2
-    stores = [DruidResultsStore(fake_druid.url, DATASOURCE, 10.0, sleep=quick_sleep) for _ in "ab"]
+    stores = [
+        DruidResultsStore(fake_druid.url, DATASOURCE, 10.0, lock=lock, sleep=quick_sleep)
+        for lock in (day_lock, LeaseLock(day_lock.url))
+    ]
     jobs = [(stores[0], ("click",)), (stores[1], ("search",))]
     threads = [
         threading.Thread(target=s.replace, args=(slice_of(m), slice_rows(m))) for s, m in jobs
@@ -215,7 +224,9 @@ def test_a_datasource_of_an_older_schema_only_is_refused_until_migrated(
     assert [r.metric for r in druid.read()] == ["click"]  # nothing was written
 
 
-def test_druid_refusals_and_outages_are_results_errors(druid: DruidResultsStore) -> None:
+def test_druid_refusals_and_outages_are_results_errors(
+    druid: DruidResultsStore, day_lock: LeaseLock
+) -> None:
     with pytest.raises(ResultsError, match=r"HTTP 400.*PARTITIONED BY"):
         druid._send(
             'REPLACE INTO "x" OVERWRITE WHERE "__time" >= TIMESTAMP \'2026-01-01 00:00:00\''
@@ -223,11 +234,11 @@ def test_druid_refusals_and_outages_are_results_errors(druid: DruidResultsStore)
         )
     with pytest.raises(ResultsError, match=r"Druid SQL .* failed"):
         druid._sql("SELECT nonsense FROM nowhere")
-    closed = DruidResultsStore("http://127.0.0.1:9", DATASOURCE, timeout=2.0)
+    closed = DruidResultsStore("http://127.0.0.1:9", DATASOURCE, timeout=2.0, lock=day_lock)
     with pytest.raises(ResultsError, match="Druid"):
         closed.read()
     with pytest.raises(ResultsError, match="invalid Druid router URL"):
-        DruidResultsStore("druid-router:8888", DATASOURCE)
+        DruidResultsStore("druid-router:8888", DATASOURCE, lock=day_lock)
 
 
 def test_the_fake_answers_sql_like_druid(fake_druid: FakeDruid, druid: DruidResultsStore) -> None:
@@ -253,3 +264,46 @@ def test_the_fake_answers_sql_like_druid(fake_druid: FakeDruid, druid: DruidResu
         requests.post(fake_druid.url + "/druid/indexer/v1/task", json={}, timeout=5).status_code
         == 404
     )
+
+
+def test_an_upsert_rewrites_its_days_in_one_task_under_each_days_lock(
+    fake_druid: FakeDruid,
+) -> None:
+    taken: list[str] = []
+
+    @contextmanager
+    def lock(name: str) -> Iterator[None]:
+        taken.append(name)
+        yield
+
+    store = DruidResultsStore(
+        fake_druid.url, DATASOURCE, timeout=10.0, lock=lock, sleep=quick_sleep
+    )
+    batch = slice_rows()
+    store.replace(slice_of(), batch)
+    third = (DAY + timedelta(days=2)).isoformat()
+    store.replace(slice_of(day=DAY + timedelta(days=2)), slice_rows(date=third))
+    taken.clear()
+    stream = [make_row(source="stream"), make_row(source="stream", date=third)]
+    assert store.upsert(stream) == 2
+    assert taken == [f"results/druid/{DATASOURCE}/2026-01-0{d}" for d in (2, 3, 4)]
+    last = fake_druid.statements()[-1]
+    assert (
+        'OVERWRITE WHERE "__time" >= TIMESTAMP \'2026-01-02 00:00:00\' AND "__time" < '
+        "TIMESTAMP '2026-01-05 00:00:00'\n" in last
+    )
+    assert sorted(inline_rows(last), key=ResultRow.key) == sorted(
+        [*batch, *slice_rows(date=third), *stream], key=ResultRow.key
+    )
+    assert len(fake_druid.statements()) == 3  # one task for the whole call
+
+
+def test_a_failed_upsert_leaves_the_previous_rows(
+    druid: DruidResultsStore, fake_druid: FakeDruid
+) -> None:
+    before = slice_rows(source="stream")
+    druid.upsert(before)
+    fake_druid.fail_next_task()
+    with pytest.raises(ResultsError, match="injected failure"):
+        druid.upsert([make_row(source="stream", volume=0), make_row(source="stream", metric="x")])
+    assert druid.read() == sorted(before, key=ResultRow.key)

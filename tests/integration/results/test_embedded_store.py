@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from results.schema import KEY, SCHEMA_VERSION, ResultRow
+from results.stores import embedded as embedded_module
 from results.stores import open_store
 from results.stores.druid import DruidResultsStore
 from results.stores.embedded import IN_CHUNK, EmbeddedResultsStore, results, results_meta
@@ -204,3 +205,29 @@ def test_open_store_follows_the_settings(home: Home, monkeypatch: pytest.MonkeyP
             assert isinstance(store, DruidResultsStore)
             assert (store.datasource, store.timeout) == ("elsewhere", 600.0)
             assert store.read() == []
+
+
+def test_an_upsert_that_fails_midway_writes_nothing(
+    embedded: EmbeddedResultsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = [make_row(source="stream", experiment=f"e{n}") for n in range(4)]
+    embedded.upsert(before)
+    monkeypatch.setattr(embedded_module, "INSERT_CHUNK", 2)
+    statements: list[str] = []
+
+    def fail_the_second_chunk(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            statements.append(statement)
+        if len(statements) == 2:
+            raise sa.exc.OperationalError(statement, {}, Exception("connection lost"))
+
+    engine = embedded._engine
+    sa.event.listen(engine, "before_cursor_execute", fail_the_second_chunk)
+    try:
+        newer = [make_row(source="stream", experiment=f"e{n}", volume=0) for n in range(4)]
+        with pytest.raises(ResultsError, match=r"upserting 4 results failed: .*connection lost"):
+            embedded.upsert(newer)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", fail_the_second_chunk)
+    assert len(statements) == 2  # the first chunk went in before the failure
+    assert embedded.read() == sorted(before, key=ResultRow.key)

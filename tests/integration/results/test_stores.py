@@ -179,3 +179,84 @@ def test_concurrent_recomputes_of_one_day_keep_every_slice(store: ResultsStore) 
     assert sorted(rows, key=ResultRow.key) == sorted(
         slice_rows(metrics, computed_at=1), key=ResultRow.key
     )
+
+
+# --- upsert by key (a stream's rows) ---------------------------------------------------------
+
+
+def stream_rows(metrics: tuple[str, ...] = ("click",), **fields: object) -> list[ResultRow]:
+    return slice_rows(metrics, source="stream", **fields)
+
+
+def test_an_upsert_adds_new_keys_and_replaces_rows_of_the_same_key(store: ResultsStore) -> None:
+    assert store.upsert(stream_rows(("click", "search"))) == 4
+    newer = [make_row(source="stream", volume=99, computed_at=2)]  # click control again
+    later = stream_rows(("latency",), computed_at=2)
+    assert store.upsert([*newer, *later]) == 3
+    kept = [r for r in stream_rows(("click", "search")) if r.key() != newer[0].key()]
+    assert store.read() == sorted([*kept, *newer, *later], key=ResultRow.key)
+
+
+def test_a_replayed_upsert_leaves_one_copy_of_each_row(store: ResultsStore) -> None:
+    rows = stream_rows(("click", "search"), experiments=("a", "b"))
+    for _ in range(3):
+        assert store.upsert(rows) == 8
+    assert store.read() == sorted(rows, key=ResultRow.key)
+    assert store.upsert([]) == 0
+    assert store.read() == sorted(rows, key=ResultRow.key)
+
+
+def test_upserts_and_replaces_leave_each_others_rows_alone(store: ResultsStore) -> None:
+    batch = slice_rows(("click", "search"))
+    other_day = slice_rows(date=NEXT_DAY.isoformat())
+    store.replace(slice_of(("click", "search")), batch)
+    store.replace(slice_of(day=NEXT_DAY), other_day)
+    # stream rows of the batch's keys but for the stream, on both days in one call
+    stream = [*stream_rows(("click",)), *stream_rows(("click",), date=NEXT_DAY.isoformat())]
+    store.upsert(stream)
+    store.upsert(stream_rows(("click",), volume=0))  # the first day's stream rows again
+    now_stream = [*stream_rows(("click",), volume=0), *stream[2:]]
+    assert store.read() == sorted([*batch, *other_day, *now_stream], key=ResultRow.key)
+    store.replace(slice_of(("click", "search")), [])  # the batch slice goes, the stream stays
+    assert store.read() == sorted([*other_day, *now_stream], key=ResultRow.key)
+
+
+def test_bad_upserts_are_refused_whole(store: ResultsStore) -> None:
+    rows = stream_rows()
+    store.upsert(rows)
+    bad = {
+        "appears twice in one upsert": [make_row(source="stream", volume=1)] * 2,
+        "not a finite number": [treatment(source="stream", lift_abs=float("nan"))],
+        "not a YYYY-MM-DD day": [make_row(source="stream", date="2026-1-2")],
+        "unknown results source": [make_row(source="replay")],
+        "longer than 128": [make_row(source="stream", metric="m" * 129)],
+    }
+    for message, changes in bad.items():
+        with pytest.raises(InputError, match=message):
+            store.upsert([make_row(source="stream", metric="other"), *changes])
+    assert store.read() == sorted(rows, key=ResultRow.key)
+
+
+def test_readers_see_all_of_an_upsert_or_none(store: ResultsStore) -> None:
+    experiments = tuple(f"e{i:02d}" for i in range(50))
+    versions, reads, errors = range(1, 5), [], []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                reads.append({r.computed_at for r in store.read()})
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for version in versions:
+            store.upsert(stream_rows(("click",), experiments=experiments, computed_at=version))
+    finally:
+        done.set()
+        reader.join()
+    assert not errors and reads
+    assert all(len(seen) <= 1 for seen in reads), [s for s in reads if len(s) > 1][:3]
+    assert {r.computed_at for r in store.read()} == {versions[-1]}
