@@ -9,7 +9,7 @@ store in one step, so a rerun replaces and never adds.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from metric_types.base import Day, MetricType
 from metric_types.columnar import HourFile, convert
 from metric_types.plan import BatchPlan, MetricPlan, resolve
 from metric_types.semantics import Columns
+from results.analysis import look_of
 from results.schema import ResultRow, Slice
 from udf.home import Home
 from udf.logging import get_logger
@@ -102,7 +103,13 @@ def compute_day(
     """The result rows of every metric of ``plan`` for ``day`` (not yet stored)."""
     from pyspark.sql import functions as F
 
-    from metric_types.semantics import counted_events, exposures, group_totals, per_user
+    from metric_types.semantics import (
+        counted_events,
+        covariates,
+        exposures,
+        group_totals,
+        per_user,
+    )
     from metric_types.spark.readers import hours_between, read_activations, read_events
     from results.comparisons import compare_groups
 
@@ -118,8 +125,10 @@ def compute_day(
     activations = read_activations(spark, hours_between(activation_hours, first, last))
     activations = activations.where(F.col("experiment").isin(list(plan.experiments)))
     exposed = exposures(activations, period_frame)
+    windows = {e: w for e, w in plan.cuped_windows().items()
+               if any(p.experiment == e for p in periods)}  # fmt: skip
     try:
-        columns = Columns.of(plan.metrics, plan.segment_fields)
+        columns = Columns.of(plan.metrics, plan.segment_fields, windows)
         fields = sorted(set(columns.segments.values()))
         events = read_events(
             spark, hours_between(event_hours, kind.events_from(day, first), last), fields
@@ -130,7 +139,12 @@ def compute_day(
         users = kind.users(exposed, day, plan.metrics)
         counted = kind.events(counted_events(events, exposed), day, plan.metrics)
         custom = _custom_values(spark, plan.metrics, users, counted)
-        totals = group_totals(per_user(users, counted, columns, custom), columns).collect()
+        pre = None
+        if columns.pre:
+            since = min(p.start - windows[p.experiment] for p in periods if p.experiment in windows)
+            before = read_events(spark, hours_between(event_hours, since, last), [])
+            pre = covariates(before, exposed, windows, columns)
+        totals = group_totals(per_user(users, counted, columns, custom, pre), columns).collect()
     finally:
         exposed.unpersist()
     computed_at = int(datetime.now(UTC).timestamp() * 1000)
@@ -138,7 +152,7 @@ def compute_day(
         row
         for total in (t.asDict() for t in totals)
         for m in plan.metrics
-        if (row := _row(m, total, columns, plan.metric_type, day, computed_at))
+        if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows))
     ]
     return compare_groups(rows, plan.controls, plan.analysis)
 
@@ -184,8 +198,12 @@ def _row(
     metric_type: str,
     day: Day,
     computed_at: int,
+    cuped: Collection[str] = (),
 ) -> ResultRow | None:
-    """The row of metric ``m`` in group total ``t``, or None when ``m`` does not cover it."""
+    """The row of metric ``m`` in group total ``t``, or None when ``m`` does not cover it.
+
+    ``cuped`` names the experiments whose rows carry the covariate's sums.
+    """
     if t["experiment"] not in m.experiments:
         return None
     if t["segment"] and t["segment"] not in m.segments_of(t["experiment"]):
@@ -208,10 +226,18 @@ def _row(
                 "den_sum_sq": float(t[f"{den}_sum_sq"]),
                 "sum_xy": float(t[f"{col}_x_{den}"]),
             }
+        elif t["experiment"] in cuped and col in columns.pre:
+            pre = columns.pre[col]
+            extra = {
+                "pre_sum": float(t[f"{pre}_sum"]),
+                "pre_sum_sq": float(t[f"{pre}_sum_sq"]),
+                "pre_sum_xy": float(t[f"{col}_x_{pre}"]),
+            }
     return ResultRow(
         experiment=t["experiment"], group=t["group"], metric=m.name, metric_type=metric_type,
         period_start=t["period_start"], period_end=t["period_end"], date=day.date.isoformat(),
-        day_in=t["day_in"], segment=t["segment"], segment_value=t["segment_value"],
+        day_in=t["day_in"], look=look_of(day.date.isoformat(), t["period_start"]),
+        segment=t["segment"], segment_value=t["segment_value"],
         exposed=t["exposed"], volume=int(volume), propensity=int(propensity), n=t["exposed"],
         sum=float(t[f"{col}_sum"]), sum_sq=float(t[f"{col}_sum_sq"]), **extra,
         source="batch", computed_at=computed_at,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from metadata.periods import DAY_MS
 from metadata.records import ExperimentInfo, MetricInfo, SegmentInfo
 from metric_types.base import PeriodRow
 from udf.errors import InputError
@@ -48,6 +49,11 @@ class MetricPlan:
     def is_custom(self) -> bool:
         return self.sql is not None or self.function is not None
 
+    @property
+    def has_covariate(self) -> bool:
+        """Whether CUPED applies: a count or sum of one event type (not a ratio, not custom)."""
+        return self.numerator is not None and self.denominator is None
+
     def segments_of(self, experiment: str) -> tuple[str, ...]:
         return dict(self.segments).get(experiment, ())
 
@@ -64,6 +70,17 @@ class BatchPlan:
     @property
     def experiments(self) -> tuple[str, ...]:
         return tuple(sorted({e for m in self.metrics for e in m.experiments}))
+
+    def cuped_windows(self) -> dict[str, int]:
+        """The pre-exposure window (ms) of each experiment whose analysis asks for CUPED."""
+        from udf.config.catalog import AnalysisSpec
+
+        out = {}
+        for experiment in self.experiments:
+            spec = AnalysisSpec.model_validate(dict(self.analysis.get(experiment) or {}))
+            if spec.cuped is not None:
+                out[experiment] = spec.cuped.pre_days * DAY_MS
+        return out
 
 
 def metric_plan(info: MetricInfo, experiments: Sequence[str], segments: dict[str, tuple[str, ...]]) -> MetricPlan:

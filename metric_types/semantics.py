@@ -7,7 +7,8 @@ The steps, in order (docs/metrics.md has the exact rules):
 3. :func:`counted_events`: events of exposed users with ``t_u <= ts < period end``;
 4. the metric type narrows users and events to its slice of the day (:mod:`metric_types.types`);
 5. :func:`per_user`: one row per user of the slice with every needed per-user value and the
-   user's segment values, zeros for users without events;
+   user's segment values, zeros for users without events, and, for experiments that ask
+   for CUPED, each value's pre-exposure covariate (:func:`covariates`);
 6. :func:`group_totals`: per group the sufficient statistics of every needed value.
 
 One pass computes every metric of a batch: metrics only pick columns of the totals, so the
@@ -18,7 +19,7 @@ broadcast, so the events are read once and never shuffled for the join.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,9 @@ class Columns:
 
     ``count[e]`` is the column of the count of event type ``e``, ``total[e]`` of its sum of
     ``value``; ``custom[m]`` the value of custom metric ``m``; ``pairs`` the products whose
-    sums ratio metrics need; ``segments`` the segment names with their event fields.
+    sums ratio metrics need; ``segments`` the segment names with their event fields;
+    ``pre[c]`` the CUPED covariate of value column ``c`` (count and sum metrics of the
+    experiments that ask for CUPED).
     """
 
     count: dict[str, str]
@@ -45,9 +48,15 @@ class Columns:
     custom: dict[str, str]
     pairs: tuple[tuple[str, str], ...]
     segments: dict[str, str]
+    pre: dict[str, str]
 
     @classmethod
-    def of(cls, metrics: Sequence[MetricPlan], segment_fields: dict[str, str]) -> Columns:
+    def of(
+        cls,
+        metrics: Sequence[MetricPlan],
+        segment_fields: dict[str, str],
+        cuped: Collection[str] = (),
+    ) -> Columns:
         values: list[Value] = []
         for m in metrics:
             values.extend(v for v in (m.numerator, m.denominator) if v is not None)
@@ -56,12 +65,18 @@ class Columns:
         summed = sorted({v.event_type for v in values if v.statistic == "sum"})
         total = {e: f"s{kinds.index(e)}" for e in summed}
         custom = {m.name: f"u{i}" for i, m in enumerate(m for m in metrics if m.is_custom)}
-        columns = cls(count, total, custom, (), dict(sorted(segment_fields.items())))
-        pairs = sorted(
-            {(columns.value(m.numerator), columns.value(m.denominator))
-             for m in metrics if m.numerator is not None and m.denominator is not None}
+        columns = cls(count, total, custom, (), dict(sorted(segment_fields.items())), {})
+        pairs = {
+            (columns.value(m.numerator), columns.value(m.denominator))
+            for m in metrics if m.numerator is not None and m.denominator is not None
+        }  # fmt: skip
+        adjusted = sorted(
+            {columns.value(m.numerator) for m in metrics
+             if m.numerator is not None and m.has_covariate and set(m.experiments) & set(cuped)}
         )  # fmt: skip
-        return cls(count, total, custom, tuple(pairs), columns.segments)
+        pre = {c: f"p_{c}" for c in adjusted}
+        pairs |= {(c, p) for c, p in pre.items()}
+        return cls(count, total, custom, tuple(sorted(pairs)), columns.segments, pre)
 
     def value(self, v: Value) -> str:
         return self.total[v.event_type] if v.statistic == "sum" else self.count[v.event_type]
@@ -69,7 +84,15 @@ class Columns:
     @property
     def values(self) -> list[str]:
         """Every per-user value column whose sum and sum of squares are needed."""
-        return sorted({*self.count.values(), *self.total.values(), *self.custom.values()})
+        return sorted(
+            {*self.count.values(), *self.total.values(), *self.custom.values(), *self.pre.values()}
+        )
+
+    @property
+    def pre_event_types(self) -> list[str]:
+        """The event types the CUPED covariates count or sum."""
+        by_column = [*self.count.items(), *self.total.items()]
+        return sorted({e for e, column in by_column if column in self.pre})
 
     def segment_column(self, name: str) -> str:
         return f"g_{list(self.segments).index(name)}"
@@ -101,13 +124,50 @@ def counted_events(events: DataFrame, exposed: DataFrame) -> DataFrame:
     return joined.where((F.col("ts") >= F.col("t_u")) & (F.col("ts") < F.col("period_end")))
 
 
+def covariates(
+    events: DataFrame, exposed: DataFrame, windows: Mapping[str, int], columns: Columns
+) -> DataFrame:
+    """Each CUPED covariate per exposure: the metric's value over the user's clean events in
+    ``[t_u - window, t_u)``, ``window`` being the experiment's (docs/metrics.md §8).
+
+    One row per exposure of the experiments in ``windows`` with at least one such event;
+    ``per_user`` fills the others with 0.
+    """
+    from pyspark.sql import functions as F
+
+    events = events.where(F.col("event_type").isin(columns.pre_event_types))
+    spark = exposed.sparkSession
+    frame = spark.createDataFrame(list(windows.items()), "experiment string, window_ms long")
+    before = exposed.join(F.broadcast(frame), "experiment").select(
+        "exposure_id", "user_id", "t_u", "window_ms"
+    )
+    joined = events.join(F.broadcast(before), "user_id").where(
+        (F.col("ts") >= F.col("t_u") - F.col("window_ms")) & (F.col("ts") < F.col("t_u"))
+    )
+    aggs: list[Column] = []
+    for event_type, name in columns.count.items():
+        if name in columns.pre:
+            is_type = F.when(F.col("event_type") == event_type, 1).otherwise(0)
+            aggs.append(F.sum(is_type).alias(columns.pre[name]))
+    for event_type, name in columns.total.items():
+        if name in columns.pre:
+            is_type = F.col("event_type") == event_type
+            aggs.append(F.sum(F.when(is_type, F.col("value")).otherwise(0.0)).alias(columns.pre[name]))
+    return joined.groupBy("exposure_id").agg(*aggs)
+
+
 def per_user(
-    users: DataFrame, counted: DataFrame, columns: Columns, custom: dict[str, DataFrame]
+    users: DataFrame,
+    counted: DataFrame,
+    columns: Columns,
+    custom: dict[str, DataFrame],
+    pre: DataFrame | None = None,
 ) -> DataFrame:
     """One row per user of the slice: every value column (0 without events) and segments.
 
     A user's segment value is the field's value on the user's first counted event of the
-    slice, by ``(ts, event_type)``, that has the field; ``""`` when none has.
+    slice, by ``(ts, event_type)``, that has the field; ``""`` when none has. ``pre`` holds
+    the covariates of :func:`covariates` (0 for an exposure it does not list).
     """
     from pyspark.sql import functions as F
 
@@ -128,8 +188,12 @@ def per_user(
         keys = ["experiment", "group", "period_start", "user_id"]
         value = frame.select(*keys, F.col("value").cast("double").alias(columns.custom[metric]))
         out = out.join(value, keys, "left")
+    if pre is not None:
+        out = out.join(pre, "exposure_id", "left")
     zeros: dict[str, int | float | str] = {c: 0 for c in columns.count.values()}
     zeros.update({c: 0.0 for c in [*columns.total.values(), *columns.custom.values()]})
+    counts = set(columns.count.values())
+    zeros.update({p: 0 if c in counts else 0.0 for c, p in columns.pre.items()})
     blanks = {columns.segment_column(s): "" for s in columns.segments}
     return out.fillna({**zeros, **blanks})  # type: ignore[arg-type]
 

@@ -3,22 +3,26 @@
 Every treatment group is compared with ``control`` of the same experiment, period, metric,
 slice and segment value, all at once per test (the ``stats`` functions are columnar). The
 experiment's ``analysis`` block sets ``alpha`` and the multiple-testing correction, applied
-within families spanning its ``correct_over`` dimensions. A comparison without a control row
-(no control user in the slice) is made against an empty control and reported as
-``empty_group``.
+within families spanning its ``correct_over`` dimensions, and may add the sequential
+method's columns at the row's look, the Bayesian summaries and CUPED
+(:mod:`results.analysis`). A comparison without a control row (no control user in the
+slice) is made against an empty control and reported as ``empty_group``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from results.analysis import analysis_columns, plain
 from results.schema import ResultRow
+
+if TYPE_CHECKING:
+    from udf.config.catalog import AnalysisSpec
 
 COMPARISON_FIELDS = ("lift_abs", "lift_rel", "ci_low", "ci_high", "rel_ci_low", "rel_ci_high",
                      "p_value")  # fmt: skip
-DEFAULT_ALPHA = 0.05
 
 
 def _cell(row: ResultRow) -> tuple[Any, ...]:
@@ -26,19 +30,31 @@ def _cell(row: ResultRow) -> tuple[Any, ...]:
             row.metric)  # fmt: skip
 
 
+def analysis_specs(
+    rows: Sequence[ResultRow], analysis: Mapping[str, Mapping[str, Any]]
+) -> dict[str, AnalysisSpec]:
+    """Each experiment's settings as the catalog model (its defaults where none are stored)."""
+    from udf.config.catalog import AnalysisSpec
+
+    return {
+        e: AnalysisSpec.model_validate(dict(analysis.get(e) or {}))
+        for e in sorted({r.experiment for r in rows})
+    }
+
+
 def compare_groups(
     rows: Sequence[ResultRow],
     controls: frozenset[tuple[str, str]],
-    analysis: dict[str, dict[str, Any]],
+    analysis: Mapping[str, Mapping[str, Any]],
 ) -> list[ResultRow]:
     """The rows with the comparison columns of treatment rows filled in."""
     import numpy as np
 
     from stats.codes import Code
-    from stats.ratio import delta_ratio
+    from stats.sequential.base import fixed_horizon
     from stats.sufficient import RatioStats, SampleStats
-    from stats.ttest import welch
 
+    specs = analysis_specs(rows, analysis)
     control_of = {_cell(r): r for r in rows if (r.experiment, r.group) in controls}
     treated = [i for i, r in enumerate(rows) if (r.experiment, r.group) not in controls]
     updates: dict[int, dict[str, Any]] = {}
@@ -47,40 +63,24 @@ def compare_groups(
         if not idx:
             continue
         pairs = [(control_of.get(_cell(rows[i])), rows[i]) for i in idx]
-        alpha = np.array(
-            [float(analysis.get(t.experiment, {}).get("alpha", DEFAULT_ALPHA)) for _, t in pairs]
-        )
-        if is_ratio:
-            result = delta_ratio(
-                RatioStats.stack([_ratio_stats(c) for c, _ in pairs]),
-                RatioStats.stack([_ratio_stats(t) for _, t in pairs]),
-                alpha=alpha,
-            )
-        else:
-            result = welch(
-                SampleStats.stack([_sample_stats(c) for c, _ in pairs]),
-                SampleStats.stack([_sample_stats(t) for _, t in pairs]),
-                alpha=alpha,
-            )
-        columns = {f: _plain(getattr(result, f)) for f in COMPARISON_FIELDS}
+        alpha = np.array([specs[t.experiment].alpha for _, t in pairs])
+        kind, to_stats = (RatioStats, _ratio_stats) if is_ratio else (SampleStats, _sample_stats)
+        control = kind.stack([to_stats(c) for c, _ in pairs])
+        treatment = kind.stack([to_stats(t) for _, t in pairs])
+        result = fixed_horizon(control, treatment, alpha)
+        columns = {f: plain(getattr(result, f)) for f in COMPARISON_FIELDS}
         labels = {int(c): ("" if c is Code.OK else c.label) for c in Code}
         codes = np.asarray(result.code).reshape(-1).tolist()
+        extras = analysis_columns(specs, pairs, control, treatment, result)
         for j, i in enumerate(idx):
             updates[i] = {f: values[j] for f, values in columns.items()}
             updates[i]["status"] = labels[codes[j]]
-    _adjust(rows, updates, analysis)
+            updates[i].update(extras[j])
+    _adjust(rows, updates, specs)
     out = list(rows)
     for i, changes in updates.items():
         out[i] = replace(rows[i], **changes)
     return out
-
-
-def _plain(values: Any) -> list[float | None]:
-    """A result column as Python floats, NaN (an undefined statistic) as None."""
-    import numpy as np
-
-    arr = np.asarray(values, dtype=float).reshape(-1)
-    return [None if v != v else v for v in arr.tolist()]
 
 
 def _sample_stats(row: ResultRow | None) -> Any:
@@ -105,7 +105,7 @@ def _ratio_stats(row: ResultRow | None) -> Any:
 def _adjust(
     rows: Sequence[ResultRow],
     updates: dict[int, dict[str, Any]],
-    analysis: dict[str, dict[str, Any]],
+    specs: dict[str, AnalysisSpec],
 ) -> None:
     """Add ``p_value_adjusted`` to ``updates``: each experiment's correction in its families."""
     import numpy as np
@@ -116,7 +116,7 @@ def _adjust(
     for i in updates:
         by_experiment.setdefault(rows[i].experiment, []).append(i)
     for experiment, idx in by_experiment.items():
-        spec = analysis.get(experiment, {})
+        spec = specs[experiment]
         keys: dict[str, list[Any]] = {
             "period": [rows[i].period_start for i in idx],
             "day_in": [rows[i].day_in for i in idx],
@@ -124,10 +124,10 @@ def _adjust(
             "group": [rows[i].group for i in idx],
             "segment": [f"{rows[i].segment}={rows[i].segment_value}" for i in idx],
         }
-        families = family_ids(keys, list(spec.get("correct_over", ["metric", "group"])))
+        families = family_ids(keys, list(spec.correct_over))
         p = np.array([np.nan if updates[i]["p_value"] is None else updates[i]["p_value"]
                       for i in idx])  # fmt: skip
-        adjusted = adjust(p, spec.get("correction", "none"), families)
+        adjusted = adjust(p, spec.correction, families)
         for j, i in enumerate(idx):
             value = float(adjusted[j])
             updates[i]["p_value_adjusted"] = None if np.isnan(value) else value

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from udf.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Source = Literal["batch", "stream"]
 SOURCES: tuple[Source, ...] = ("batch", "stream")
 
@@ -32,8 +32,13 @@ class ResultRow:
     ``custom``, the day itself for ``calendar_day``, the as-of date for ``days_in`` (whose
     ``day_in`` is ``k``; 0 for the other types). ``segment`` is ``""`` for the whole group or a
     segment's name, with the users' ``segment_value`` (``""`` when they have none).
-    ``den_*`` and ``sum_xy`` are set for ratio metrics only. The comparison columns are set on
-    treatment rows only; ``status`` names why a comparison is degenerate (``""`` when fine).
+    ``den_*`` and ``sum_xy`` are set for ratio metrics only, ``pre_*`` (the CUPED covariate's
+    sums) for count and sum metrics of experiments that ask for CUPED. The comparison columns
+    are set on treatment rows only: the fixed-horizon test (``lift_abs`` .. ``p_value_adjusted``),
+    CUPED (``cuped_*``, ``variance_reduction``), the sequential method at ``look``
+    (``seq_*``) and the Bayesian summaries, each only where the experiment's ``analysis``
+    asks for it. ``look`` is the day of the period (1 on the period's first date) on every
+    row. ``status`` names why a comparison is degenerate (``""`` when fine).
     """
 
     experiment: str
@@ -55,6 +60,9 @@ class ResultRow:
     den_sum: float | None = None
     den_sum_sq: float | None = None
     sum_xy: float | None = None
+    pre_sum: float | None = None
+    pre_sum_sq: float | None = None
+    pre_sum_xy: float | None = None
     lift_abs: float | None = None
     lift_rel: float | None = None
     ci_low: float | None = None
@@ -63,6 +71,24 @@ class ResultRow:
     rel_ci_high: float | None = None
     p_value: float | None = None
     p_value_adjusted: float | None = None
+    cuped_lift_abs: float | None = None
+    cuped_lift_rel: float | None = None
+    cuped_ci_low: float | None = None
+    cuped_ci_high: float | None = None
+    cuped_rel_ci_low: float | None = None
+    cuped_rel_ci_high: float | None = None
+    cuped_p_value: float | None = None
+    variance_reduction: float | None = None
+    look: int = 0
+    seq_decision: str = ""
+    seq_p_value: float | None = None
+    seq_alpha: float | None = None
+    seq_ci_low: float | None = None
+    seq_ci_high: float | None = None
+    seq_rel_ci_low: float | None = None
+    seq_rel_ci_high: float | None = None
+    prob_beat_control: float | None = None
+    expected_loss: float | None = None
     status: str = ""
     source: Source = "batch"
     computed_at: int = 0
@@ -91,7 +117,7 @@ KEY: tuple[str, ...] = (
     "day_in", "segment", "segment_value",
 )  # fmt: skip
 INTEGER_COLUMNS = frozenset(
-    {"period_start", "period_end", "day_in", "exposed", "volume", "propensity", "n",
+    {"period_start", "period_end", "day_in", "exposed", "volume", "propensity", "n", "look",
      "computed_at", "schema_version"}
 )  # fmt: skip
 FLOAT_COLUMNS = frozenset(f.name for f in fields(ResultRow) if f.type in ("float", "float | None"))

@@ -33,6 +33,7 @@ TEXT_LIMITS: dict[str, int] = {
     "date": 10,
     "segment_value": 255,
     "status": 64,
+    "seq_decision": 32,
     "source": 8,
 }
 

@@ -240,10 +240,22 @@ class DruidResultsStore(ResultsStore):
         return bool(self._sql(query))
 
     def _check_version(self) -> None:
+        """Refuse a datasource written by newer code, or holding only rows of an older schema.
+
+        While no row follows this schema, the datasource lacks its new columns, which every
+        read names: Druid would refuse the read of the day's other rows with an unknown
+        column. The datasource is migrated once instead (docs/results.md).
+        """
         found = self._sql(f'SELECT MAX("schema_version") AS "v" FROM {ident(self.datasource)}')
-        newer = found[0].get("v") if found else None
-        if newer is not None and int(newer) > SCHEMA_VERSION:
-            raise self._newer(int(newer))
+        newest = found[0].get("v") if found else None
+        if newest is not None and int(newest) > SCHEMA_VERSION:
+            raise self._newer(int(newest))
+        if newest is not None and int(newest) < SCHEMA_VERSION:
+            raise ResultsError(
+                f"the Druid datasource {self.datasource!r} holds results of schema version "
+                f"{int(newest)}; this platform writes {SCHEMA_VERSION}: migrate it with the "
+                f"REPLACE in docs/results.md (How the schema changes) before writing"
+            )
 
     def _newer(self, version: int) -> ResultsError:
         return ResultsError(

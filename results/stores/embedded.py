@@ -6,9 +6,11 @@ date), the prefix of every slice. :meth:`EmbeddedResultsStore.replace` deletes t
 inserts the new rows in one transaction; :meth:`EmbeddedResultsStore.upsert` inserts rows
 that replace those of the same key with the database's own upsert (``ON CONFLICT DO UPDATE``
 on SQLite and PostgreSQL, ``ON DUPLICATE KEY UPDATE`` on MariaDB), also in one transaction.
-Both are retried when the database aborts them to break a deadlock. The database is separate from the metadata store, so the tables are created on
-first use instead of by migrations; ``results_meta`` records the schema version they follow
-and a database written by newer code is refused rather than misread.
+Both are retried when the database aborts them to break a deadlock. The database is
+separate from the metadata store, so the tables are created on first use instead of by
+migrations; ``results_meta`` records the schema version they follow. A database written by
+newer code is refused rather than misread; one of an older version is migrated when opened
+(docs/results.md, "Migration notes").
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from results.stores.base import (
 )
 from udf.errors import MetadataError, ResultsError
 from udf.home import Home
+from udf.logging import get_logger
 from udf.settings import Settings
 
 IN_CHUNK = 500  # values per IN (...) list
@@ -49,7 +52,11 @@ INSERT_CHUNK = 1000  # rows per executemany
 TRANSIENT_ATTEMPTS = 5
 _BIG = frozenset({"period_start", "period_end", "computed_at", "exposed", "volume",
                   "propensity", "n"})  # fmt: skip
+# Columns added after version 1 that are not nullable: the migration adds them to a filled
+# table, so the database fills the existing rows with these defaults (SQL literals).
+_SERVER_DEFAULTS = {"look": "0", "seq_decision": "''"}
 
+_log = get_logger(__name__)
 metadata = sa.MetaData()
 
 
@@ -62,7 +69,9 @@ def _column(name: str) -> sa.Column[Any]:
     else:
         kind = sa.String(TEXT_LIMITS[name])
     optional = name in FLOAT_COLUMNS and name not in ("sum", "sum_sq")
-    return sa.Column(name, kind, nullable=optional)
+    default = _SERVER_DEFAULTS.get(name)
+    server_default = None if default is None else sa.text(default)
+    return sa.Column(name, kind, nullable=optional, server_default=server_default)
 
 
 results = sa.Table(
@@ -201,10 +210,53 @@ class EmbeddedResultsStore(ResultsStore):
                 f"newer than this platform's {SCHEMA_VERSION}: upgrade the platform to use it"
             )
         if version < SCHEMA_VERSION:
-            raise ResultsError(
-                f"the results store {safe_url(self._engine)} holds schema version {version}; "
-                f"this platform writes {SCHEMA_VERSION}: migrate it (see docs/results.md)"
-            )
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older table to this schema: add the columns it lacks (existing rows get
+        0, ``""`` or null in them), mark its rows and ``results_meta`` with this version.
+
+        Every change since version 1 only adds columns, and each step is idempotent: several
+        processes opening the store at once, or a MariaDB migration interrupted between its
+        (non-transactional) ``ALTER`` statements, end with the same table.
+        """
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                with self._engine.begin() as conn:
+                    present = {c["name"] for c in sa.inspect(conn).get_columns("results")}
+                    missing = [
+                        str(sa.schema.CreateColumn(column).compile(dialect=conn.dialect))
+                        for column in results.columns if column.name not in present
+                    ]  # fmt: skip
+                    if conn.dialect.name == "sqlite":  # one column per ALTER, in a transaction
+                        for ddl in missing:
+                            conn.execute(sa.text(f"ALTER TABLE results ADD COLUMN {ddl}"))
+                    elif missing:  # one statement; IF NOT EXISTS for concurrent migrations
+                        adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {ddl}" for ddl in missing)
+                        conn.execute(sa.text(f"ALTER TABLE results {adds}"))
+                    old = results.c.schema_version < SCHEMA_VERSION
+                    conn.execute(results.update().where(old).values(schema_version=SCHEMA_VERSION))
+                    conn.execute(
+                        results_meta.update()
+                        .where(results_meta.c.name == "schema_version")
+                        .values(value=str(SCHEMA_VERSION))
+                    )
+                _log.info("results store migrated", store=safe_url(self._engine),
+                          from_version=version, to_version=SCHEMA_VERSION)  # fmt: skip
+                return
+            except SQLAlchemyError as exc:
+                # Another process migrating at the same moment added a column first.
+                try:
+                    if self._schema_version() == SCHEMA_VERSION:
+                        return
+                except SQLAlchemyError:
+                    pass
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise self._error(
+                        f"migrating the results tables from schema version {version} to "
+                        f"{SCHEMA_VERSION}", exc,
+                    ) from exc  # fmt: skip
+                time.sleep(0.05 * attempt)
 
     def _tables_exist(self) -> bool:
         try:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from results.comparisons import DEFAULT_ALPHA
+from udf.config.catalog import DEFAULT_ALPHA
 
 if TYPE_CHECKING:
     from metadata.records import ExperimentInfo, MetricInfo

@@ -35,10 +35,15 @@ COMPARISON_FIELDS = (
     "lift_abs", "lift_rel", "ci_low", "ci_high", "rel_ci_low", "rel_ci_high", "p_value",
     "p_value_adjusted",
 )  # fmt: skip
+CUPED_FIELDS = (
+    "cuped_lift_abs", "cuped_lift_rel", "cuped_ci_low", "cuped_ci_high", "cuped_rel_ci_low",
+    "cuped_rel_ci_high", "cuped_p_value", "variance_reduction",
+)  # fmt: skip
 ROW_FIELDS = (
     "source", "metric_type", "date", "experiment", "group", "metric", "period_start",
-    "period_end", "day_in", "segment", "segment_value", "exposed", "volume", "propensity", "n",
-    "sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy", *COMPARISON_FIELDS, "status",
+    "period_end", "day_in", "look", "segment", "segment_value", "exposed", "volume",
+    "propensity", "n", "sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy", "pre_sum",
+    "pre_sum_sq", "pre_sum_xy", *COMPARISON_FIELDS, *CUPED_FIELDS, "status",
 )  # fmt: skip
 KEY_FIELDS = (
     "source", "metric_type", "date", "experiment", "group", "metric", "period_start",
@@ -79,6 +84,17 @@ READINGS = """
   one family: rows agreeing on experiment, period_start, day_in and every dimension NOT in
   correct_over (segment = segment name and value); correction 'none' gives p_value.
   The family spans the metrics of the metric type computed together (defaults included).
+- look: ceil((end of the date - period_start) / 24 h), on every row (docs/metrics.md §8).
+- CUPED (experiments whose analysis has cuped: {pre_days: P}; count and sum metrics only,
+  default metrics included): a user's covariate is the same per-user value (count of the
+  event type, or sum of value) over the user's CLEAN events (after de-duplication and the
+  spam cap) with t_u - P days <= ts < t_u, whatever the period, the slice or the metric
+  type; 0 without such events. Rows carry pre_sum, pre_sum_sq, pre_sum_xy (sum of x * pre).
+  The comparison is computed from the per-user values themselves (numpy, scipy): theta =
+  cov(x, pre) / var(pre) over both groups' users together (0 if either variance is 0),
+  Welch's test (scipy.stats.ttest_ind) on x - theta * pre, the relative lift over the
+  unadjusted control mean with the delta-method variance of the adjusted means,
+  variance_reduction = 1 - se(adjusted)^2 / se(unadjusted)^2.
 """
 
 
@@ -107,6 +123,7 @@ class Selection:
     alpha: float = 0.05
     correction: str = "none"
     correct_over: tuple[str, ...] = ("metric", "group")
+    cuped_days: int | None = None  # analysis.cuped.pre_days
 
 
 @dataclass
@@ -132,6 +149,7 @@ class Catalog:
                     alpha=float(a.alpha),
                     correction=a.correction,
                     correct_over=tuple(a.correct_over),
+                    cuped_days=None if a.cuped is None else int(a.cuped.pre_days),
                 )
         return out
 
@@ -527,7 +545,7 @@ class Oracle:
                 CREATE TABLE uv AS
                 SELECT su.experiment, su."group", su.period_start, su.period_end, su.day_in,
                        su.user_id, CAST(coalesce(r.value, 0) AS DOUBLE) AS x,
-                       CAST(NULL AS DOUBLE) AS y,
+                       CAST(NULL AS DOUBLE) AS y, CAST(NULL AS DOUBLE) AS pre,
                        CASE WHEN coalesce(r.value, 0) <> 0 THEN 1 ELSE 0 END AS num_events
                 FROM su LEFT JOIN ({sql}) r
                   ON r.experiment = su.experiment AND r."group" = su."group"
@@ -544,16 +562,49 @@ class Oracle:
         if metric.kind == "ratio":
             den_join = f"LEFT JOIN ut d {on.format(a='d')} AND d.event_type = {_lit(metric.den_event_type)}"
             y = pick("d", metric.den_statistic)
+        pre_join, pre = "", "CAST(NULL AS DOUBLE)"
+        cuped = [e for e in experiments if self.selection(e).cuped_days is not None]
+        if metric.kind in ("count", "sum") and cuped:
+            self._covariates(metric, cuped)
+            pre_join = (
+                'LEFT JOIN pv ON pv.experiment = su.experiment AND pv."group" = su."group" '
+                "AND pv.period_start = su.period_start AND pv.user_id = su.user_id"
+            )
+            in_cuped = ", ".join(_lit(e) for e in cuped)
+            pre = f"CASE WHEN su.experiment IN ({in_cuped}) THEN coalesce(pv.pre, 0.0) END"
         c.execute(
             f"""
             CREATE TABLE uv AS
             SELECT su.experiment, su."group", su.period_start, su.period_end, su.day_in, su.user_id,
-                   {pick("m", metric.statistic)} AS x, {y} AS y,
+                   {pick("m", metric.statistic)} AS x, {y} AS y, {pre} AS pre,
                    coalesce(m.cnt, 0) AS num_events
             FROM su
             LEFT JOIN ut m {on.format(a="m")} AND m.event_type = {_lit(metric.event_type)}
             {den_join}
+            {pre_join}
             WHERE su.experiment IN ({exp_list})
+            """
+        )
+
+    def _covariates(self, metric: Metric, experiments: list[str]) -> None:
+        """Table ``pv``: each exposure's covariate, over its clean events of the metric's type
+        in ``[t_u - pre_days, t_u)`` (exposures without such events are absent: 0)."""
+        c = self.con
+        windows = " UNION ALL ".join(
+            f"SELECT {_lit(e)} AS experiment, {self.selection(e).cuped_days * DAY_MS} AS w"
+            for e in experiments
+        )
+        value = "count(*)" if metric.kind == "count" else "sum(c.value)"
+        c.execute("DROP TABLE IF EXISTS pv")
+        c.execute(
+            f"""
+            CREATE TABLE pv AS
+            SELECT x.experiment, x."group", x.period_start, x.user_id,
+                   CAST({value} AS DOUBLE) AS pre
+            FROM exposure x JOIN ({windows}) win ON win.experiment = x.experiment
+            JOIN clean c ON c.user_id = x.user_id AND c.event_type = {_lit(metric.event_type)}
+             AND c.ts >= x.t_u - win.w AND c.ts < x.t_u
+            GROUP BY ALL
             """
         )
 
@@ -569,7 +620,10 @@ class Oracle:
                    CAST(sum(num_events) AS BIGINT) AS volume,
                    count(*) FILTER (WHERE num_events > 0) AS propensity,
                    sum(x) AS s, sum(x * x) AS ss,
-                   sum(y) AS ds, sum(y * y) AS dss, sum(x * y) AS sxy
+                   sum(y) AS ds, sum(y * y) AS dss, sum(x * y) AS sxy,
+                   sum(pre) AS ps, sum(pre * pre) AS pss, sum(x * pre) AS sxp,
+                   list(x ORDER BY uv.user_id) FILTER (WHERE pre IS NOT NULL) AS xs,
+                   list(pre ORDER BY uv.user_id) FILTER (WHERE pre IS NOT NULL) AS pres
             FROM uv JOIN useg g
               ON g.experiment = uv.experiment AND g."group" = uv."group"
              AND g.period_start = uv.period_start AND g.day_in = uv.day_in AND g.user_id = uv.user_id
@@ -578,7 +632,9 @@ class Oracle:
             """
         ).fetchall()
         out = []
-        for (exp, grp, ps, pe, k, sv, n, vol, prop, s, ss, ds_, dss, sxy) in res:
+        for (exp, grp, ps, pe, k, sv, n, vol, prop, s, ss, ds_, dss, sxy, p_s, p_ss, sxp, xs,
+             pres) in res:  # fmt: skip
+            cuped = p_s is not None
             out.append({
                 "experiment": exp, "group": grp, "metric": metric.name,
                 "period_start": int(ps), "period_end": int(pe), "day_in": int(k),
@@ -588,7 +644,10 @@ class Oracle:
                 "den_sum": float(ds_) if ratio else None,
                 "den_sum_sq": float(dss) if ratio else None,
                 "sum_xy": float(sxy) if ratio else None,
-                "_kind": metric.kind,
+                "pre_sum": float(p_s) if cuped else None,
+                "pre_sum_sq": float(p_ss) if cuped else None,
+                "pre_sum_xy": float(sxp) if cuped else None,
+                "_kind": metric.kind, "_xs": xs, "_pres": pres,
             })  # fmt: skip
         return out
 
@@ -614,12 +673,28 @@ class Oracle:
                     by_segment[s].append(e)
             for s, seg_exps in by_segment.items():
                 rows += self._aggregate(metric, s, seg_exps)
+        day_end = day_bounds(day)[1]
         for r in rows:
-            r.update(source="batch", metric_type=metric_type, date=day.isoformat())
+            r.update(source="batch", metric_type=metric_type, date=day.isoformat(),
+                     look=math.ceil((day_end - r["period_start"]) / DAY_MS))  # fmt: skip
         self._compare(rows)
         for r in rows:
-            del r["_kind"]
+            del r["_kind"], r["_xs"], r["_pres"]
         return sorted(rows, key=row_key)
+
+    def user_values(
+        self, metric_type: str, day: date, metric: str, experiment: str
+    ) -> list[tuple[str, int, float, float | None]]:
+        """``(group, period_start, x, pre)`` of each user of the slice: the metric's value
+        and its CUPED covariate (None unless the experiment asks for CUPED)."""
+        [(m, _)] = [(m, e) for m, e in self.metrics_for(metric_type) if m.name == metric]
+        self._build_slice(metric_type, day, m.days if metric_type == "days_in" else (0,))
+        self._user_values(m, [experiment])
+        return self.sql(
+            'SELECT "group", period_start, x, pre FROM uv WHERE experiment = ? '
+            'ORDER BY "group", period_start, user_id',
+            [experiment],
+        )
 
     # -- statistics -------------------------------------------------------------------------
 
@@ -630,7 +705,7 @@ class Oracle:
 
         controls = {cell(r): r for r in rows if r["group"] == CONTROL}
         for r in rows:
-            for f in COMPARISON_FIELDS:
+            for f in (*COMPARISON_FIELDS, *CUPED_FIELDS):
                 r[f] = None
             r["status"] = ""
             if r["group"] == CONTROL:
@@ -643,6 +718,8 @@ class Oracle:
                 r.update(ratio_comparison(c, r, alpha, self.zero_control_mean_keeps_p))
             else:
                 r.update(welch_comparison(c, r, alpha, self.zero_control_mean_keeps_p))
+            if c is not None and r["pre_sum"] is not None and r["status"] == "":
+                r.update(cuped_comparison(c["_xs"], c["_pres"], r["_xs"], r["_pres"], alpha))
         # multiple-testing correction within families
         families: dict[tuple, list[dict]] = defaultdict(list)
         for r in rows:
@@ -737,6 +814,40 @@ def welch_comparison(c: dict, t: dict, alpha: float, zero_mean_keeps_p: bool = F
         full = _finish(m_t - m_c, 1.0, 1.0, v_c, n_c, v_t, n_t, alpha, float(p))
         return _absolute_only(full, status)
     return _finish(m_t - m_c, m_c, m_t, v_c, n_c, v_t, n_t, alpha, float(p))
+
+
+def cuped_comparison(
+    x_c: Sequence[float], pre_c: Sequence[float], x_t: Sequence[float], pre_t: Sequence[float],
+    alpha: float,
+) -> dict:
+    """CUPED from the users' own values (docs/statistics.md): theta = cov(x, pre) / var(pre)
+    over both groups, Welch's test on x - theta * pre; relative lift over the unadjusted
+    control mean; the variance reduction of the lift's estimate."""
+    import numpy as np
+    from scipy import stats as st
+
+    xc, pc, xt, pt = (np.asarray(v, dtype=float) for v in (x_c, pre_c, x_t, pre_t))
+    x, pre = np.concatenate([xc, xt]), np.concatenate([pc, pt])
+    var_pre, var_x = pre.var(ddof=1), x.var(ddof=1)
+    theta = float(np.cov(x, pre)[0, 1] / var_pre) if var_pre > 0 and var_x > 0 else 0.0
+    adj_c, adj_t = xc - theta * pc, xt - theta * pt
+    n_c, n_t = len(xc), len(xt)
+    a, b = adj_c.var(ddof=1) / n_c, adj_t.var(ddof=1) / n_t
+    se = math.sqrt(a + b)
+    plain_se = math.sqrt(xc.var(ddof=1) / n_c + xt.var(ddof=1) / n_t)
+    df = (a + b) ** 2 / (a**2 / (n_c - 1) + b**2 / (n_t - 1))
+    q = float(st.t.ppf(1 - alpha / 2, df))
+    diff = float(adj_t.mean() - adj_c.mean())
+    p = float(st.ttest_ind(adj_t, adj_c, equal_var=False).pvalue)
+    m_c, m_t = float(xc.mean()), float(xt.mean())
+    rel = diff / m_c
+    se_rel = math.sqrt(b / m_c**2 + a * m_t**2 / m_c**4)
+    return {
+        "cuped_lift_abs": diff, "cuped_lift_rel": rel,
+        "cuped_ci_low": diff - q * se, "cuped_ci_high": diff + q * se,
+        "cuped_rel_ci_low": rel - q * se_rel, "cuped_rel_ci_high": rel + q * se_rel,
+        "cuped_p_value": p, "variance_reduction": 1 - se**2 / plain_se**2,
+    }  # fmt: skip
 
 
 def _ratio_unit(r: dict) -> tuple[float, float]:

@@ -151,6 +151,17 @@ Sequential = Literal[
 LOOKS_NEEDED = ("bonferroni_looks", "obrien_fleming", "pocock")
 Dimension = Literal["metric", "group", "segment"]
 DEFAULT_FAMILY: tuple[Dimension, ...] = ("metric", "group")
+DEFAULT_ALPHA = 0.05
+
+
+MAX_PRE_DAYS = 60
+
+
+class CupedSpec(StrictModel):
+    """CUPED: each exposed user's value of the metric over the ``pre_days`` days before their
+    exposure is the covariate (docs/metrics.md §8)."""
+
+    pre_days: PositiveInt = Field(le=MAX_PRE_DAYS)
 
 
 class AnalysisSpec(StrictModel):
@@ -159,15 +170,19 @@ class AnalysisSpec(StrictModel):
     ``correction`` adjusts p-values within families spanning the ``correct_over``
     dimensions (e.g. every metric and group of one segment); ``sequential`` names the method
     for results that are looked at continuously, with ``looks`` planned looks where the
-    method needs a fixed number.
+    method needs a fixed number (``total_conversions`` for the gambler's ruin);
+    ``bayesian`` adds the chance to beat control and the expected loss; ``cuped`` adds
+    comparisons adjusted by a pre-exposure covariate.
     """
 
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5)
     correction: Correction = "none"
     correct_over: list[Dimension] = Field(default_factory=lambda: list(DEFAULT_FAMILY))
     sequential: Sequential = "none"
     looks: PositiveInt | None = None
+    total_conversions: PositiveInt | None = None
     bayesian: bool = False
+    cuped: CupedSpec | None = None
 
     @model_validator(mode="after")
     def _looks_when_needed(self) -> AnalysisSpec:
@@ -175,6 +190,14 @@ class AnalysisSpec(StrictModel):
             raise ValueError(f"sequential method {self.sequential!r} needs 'looks' (the planned number)")
         if self.sequential not in LOOKS_NEEDED and self.looks is not None:
             raise ValueError(f"'looks' applies only to {', '.join(LOOKS_NEEDED)}")
+        needs_total = self.sequential == "gamblers_ruin"
+        if needs_total and self.total_conversions is None:
+            raise ValueError(
+                "sequential method 'gamblers_ruin' needs 'total_conversions' (the planned number "
+                "of conversions of both groups together)"
+            )
+        if not needs_total and self.total_conversions is not None:
+            raise ValueError("'total_conversions' applies only to gamblers_ruin")
         return self
 
 

@@ -3,11 +3,12 @@
 One generated workload with every kind of dirt (duplicate copies, spammers bursting over a
 small spam cap, late and out-of-order records, 1% corrupt lines, segments, all three ramp
 scenarios) is imported through the command line, a catalog covering each metric type and
-kind (count, sum, ratio, custom SQL, segments, corrections) is loaded with ``udf config
-load``, and for each metric type and three dates ``metric_types.compute.compute`` must write
-exactly the rows ``tests/oracle/duckdb_metrics.py`` derives from the raw archive files:
-the same keys, equal integers, sums equal to 1e-9 relative, equal status and, where the
-comparison is not degenerate, statistics equal to 1e-9 (absolute or relative).
+kind (count, sum, ratio, custom SQL, segments, corrections, CUPED with two pre-exposure
+windows) is loaded with ``udf config load``, and for each metric type and three dates
+``metric_types.compute.compute`` must write exactly the rows ``tests/oracle/duckdb_metrics.py``
+derives from the raw archive files: the same keys, equal integers (the look included), sums
+equal to 1e-9 relative (the CUPED covariate's too), equal status and, where the comparison
+is not degenerate, statistics equal to 1e-9 (absolute or relative), CUPED's included.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import yaml
 from click.testing import CliRunner
 from oracle.duckdb_metrics import (
     COMPARISON_FIELDS,
+    CUPED_FIELDS,
     DAY_MS,
     Catalog,
     Oracle,
@@ -73,8 +75,9 @@ WITH first_hour AS (
 SELECT experiment, `group`, period_start, user_id, events * 1.5 AS value FROM first_hour
 """
 
-INT_FIELDS = ("period_end", "exposed", "volume", "propensity", "n")
-SUM_FIELDS = ("sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy")
+INT_FIELDS = ("period_end", "look", "exposed", "volume", "propensity", "n")
+SUM_FIELDS = ("sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy", "pre_sum", "pre_sum_sq",
+              "pre_sum_xy")  # fmt: skip
 REL_TOL = ABS_TOL = 1e-9
 
 
@@ -104,8 +107,9 @@ def catalog_yaml(manifest: dict) -> dict:
          "analysis": {"correction": "holm"}},
         {"experiment": reramp_in, "metrics": everything,
          "analysis": {"correction": "bh", "correct_over": ["metric", "group", "segment"],
-                      "alpha": 0.1}},
-        {"experiment": single, "metrics": ["latency_total", "ctr_days_in", "event_kinds"]},
+                      "alpha": 0.1, "cuped": {"pre_days": 2}}},
+        {"experiment": single, "metrics": ["latency_total", "ctr_days_in", "event_kinds"],
+         "analysis": {"cuped": {"pre_days": 1}}},
     ]  # fmt: skip
     if after_exact != after_wide:
         experiments.append(
@@ -310,7 +314,7 @@ def differences(expected: list[dict], actual: list[Any]) -> list[str]:
         if e["status"] != a["status"]:
             diffs.append(f"status {a['status']!r} != {e['status']!r}")
         elif e["status"] == "":
-            for f in COMPARISON_FIELDS:
+            for f in (*COMPARISON_FIELDS, *CUPED_FIELDS):
                 ok = (e[f] is None and a[f] is None) or (
                     e[f] is not None and a[f] is not None and _close(a[f], e[f])
                 )
@@ -340,6 +344,21 @@ def test_batch_rows_equal_the_oracle(env: Env, metric_type: str, day: date) -> N
     actual = [r for r in env.batch_rows(metric_type) if r.date == day.isoformat()]
     problems = differences(expected, actual)
     assert not problems, _report(problems)
+
+
+@pytest.mark.parametrize("metric_type", ("aggregated", "calendar_day", "days_in"))
+def test_cuped_is_exercised(env: Env, metric_type: str) -> None:
+    """The comparisons above cover CUPED for real: covariates that are not all zero, and
+    adjusted comparisons, in both experiments that ask for it (two windows), at every look."""
+    rows = [r for d in DATES for r in env.oracle.rows(metric_type, d)]
+    cuped = [r for r in rows if r["pre_sum"] is not None]
+    asked = {e["experiment"] for e in env.catalog["experiments"] if "cuped" in e.get("analysis", {})}
+    # the single-ramp experiment has CUPED on its aggregated count and sum metrics only
+    assert {r["experiment"] for r in cuped} == (asked if metric_type == "aggregated" else
+                                                  {env.catalog["experiments"][1]["experiment"]})  # fmt: skip
+    assert any(r["pre_sum"] > 0 and r["cuped_p_value"] is not None and r["status"] == ""
+               for r in cuped)  # fmt: skip
+    assert len({r["look"] for r in rows}) >= 3
 
 
 def test_batch_rows_are_batch_rows(env: Env) -> None:

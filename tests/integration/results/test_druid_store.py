@@ -213,6 +213,17 @@ def test_a_newer_schema_is_refused(druid: DruidResultsStore) -> None:
         druid.replace(slice_of(("search",)), slice_rows(("search",)))
 
 
+def test_a_datasource_of_an_older_schema_only_is_refused_until_migrated(
+    druid: DruidResultsStore,
+) -> None:
+    # (The fake keeps every column; a real Druid would lack the new ones, and the read of
+    # the day's other rows would fail on them.)
+    druid.replace(slice_of(), [make_row(schema_version=SCHEMA_VERSION - 1)])
+    with pytest.raises(ResultsError, match=f"schema version {SCHEMA_VERSION - 1}; .*migrate it"):
+        druid.replace(slice_of(("search",)), slice_rows(("search",)))
+    assert [r.metric for r in druid.read()] == ["click"]  # nothing was written
+
+
 def test_druid_refusals_and_outages_are_results_errors(
     druid: DruidResultsStore, day_lock: LeaseLock
 ) -> None:

@@ -15,7 +15,7 @@ from results.stores.druid import DruidResultsStore
 from results.stores.embedded import IN_CHUNK, EmbeddedResultsStore, results, results_meta
 from tests.integration.results.conftest import SERVERS
 from tests.support.fake_druid import FakeDruid
-from tests.support.result_rows import make_row, slice_of, slice_rows
+from tests.support.result_rows import make_row, slice_of, slice_rows, treatment
 from udf.errors import ResultsError
 from udf.home import Home
 from udf.settings import load_settings
@@ -91,6 +91,71 @@ def test_a_newer_schema_version_is_refused(fresh_url: str) -> None:
         EmbeddedResultsStore(fresh_url)
 
 
+# The columns of schema version 1, written out (docs/results.md's migration note).
+V1_COLUMNS = (
+    "experiment", "group", "metric", "metric_type", "period_start", "period_end", "date",
+    "day_in", "segment", "segment_value", "exposed", "volume", "propensity", "n", "sum",
+    "sum_sq", "den_sum", "den_sum_sq", "sum_xy", "lift_abs", "lift_rel", "ci_low", "ci_high",
+    "rel_ci_low", "rel_ci_high", "p_value", "p_value_adjusted", "status", "source",
+    "computed_at", "schema_version",
+)  # fmt: skip
+
+
+def _version_1_store(url: str) -> dict:
+    """A results database as version 1 left it, holding one treatment row; that row."""
+    from metadata.db import create_db_engine
+    from results.stores.embedded import _column
+
+    old = sa.MetaData()
+    table = sa.Table(
+        "results", old, *(_column(name) for name in V1_COLUMNS),
+        sa.UniqueConstraint(*KEY, name="uq_results_key"),
+        mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_bin",
+    )  # fmt: skip
+    meta = results_meta.to_metadata(old)
+    row = {k: v for k, v in treatment().to_dict().items() if k in V1_COLUMNS}
+    row["schema_version"] = 1
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        old.create_all(conn)
+        conn.execute(table.insert(), [row])
+        conn.execute(meta.insert().values(name="schema_version", value="1"))
+    engine.dispose()
+    return row
+
+
+def test_a_version_1_store_is_migrated_when_opened(fresh_url: str) -> None:
+    row = _version_1_store(fresh_url)
+    errors: list[BaseException] = []
+
+    def open_store_once() -> None:
+        try:
+            EmbeddedResultsStore(fresh_url).close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store_once) for _ in range(3)]  # all at once
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    with EmbeddedResultsStore(fresh_url) as store:
+        [old] = store.read()
+        # the old values kept; the new columns at their defaults; the row now follows v2
+        assert {k: v for k, v in old.to_dict().items() if k in V1_COLUMNS} == {**row, "schema_version": 2}
+        assert (old.look, old.seq_decision, old.pre_sum, old.cuped_p_value) == (0, "", None, None)
+        new = treatment(metric="search", look=3, seq_decision="continue", seq_p_value=0.5)
+        store.replace(slice_of(("search",)), [new])
+        assert store.read(metrics=["search"]) == [new]
+    engine = sa.create_engine(fresh_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(results_meta)).all() == [("schema_version", "2")]
+        columns = [c["name"] for c in sa.inspect(conn).get_columns("results")]
+    engine.dispose()
+    assert sorted(columns) == sorted(results.columns.keys())
+
+
 def test_first_opens_at_the_same_time_create_the_tables_once(fresh_url: str) -> None:
     errors: list[BaseException] = []
 
@@ -111,7 +176,7 @@ def test_first_opens_at_the_same_time_create_the_tables_once(fresh_url: str) -> 
         assert len(store.read()) == 4
     engine = sa.create_engine(fresh_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(results_meta)).all() == [("schema_version", "1")]
+        assert conn.execute(sa.select(results_meta)).all() == [("schema_version", "2")]
     engine.dispose()
 
 

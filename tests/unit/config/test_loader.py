@@ -181,6 +181,31 @@ experiments:
     assert selection.analysis.correction == "holm" and selection.analysis.looks == 4
 
 
+def test_cuped_and_gamblers_ruin_settings(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(metric_file(1))
+    (tmp_path / "a.yaml").write_text("""
+experiments:
+  - experiment: ok
+    metrics: [metric_1]
+    analysis: {sequential: gamblers_ruin, total_conversions: 2000, cuped: {pre_days: 7}}
+  - experiment: no_total
+    metrics: [metric_1]
+    analysis: {sequential: gamblers_ruin}
+  - experiment: stray_total
+    metrics: [metric_1]
+    analysis: {sequential: msprt, total_conversions: 10}
+  - experiment: bad_cuped
+    metrics: [metric_1]
+    analysis: {cuped: {pre_days: 0, window: 3}}
+""")
+    found = {i.field: i.message for i in load_catalog([tmp_path]).issues}
+    assert "needs 'total_conversions'" in found["experiments[1] (no_total).analysis"]
+    assert "applies only to gamblers_ruin" in found["experiments[2] (stray_total).analysis"]
+    assert "greater than 0" in found["experiments[3] (bad_cuped).analysis.cuped.pre_days"]
+    assert found["experiments[3] (bad_cuped).analysis.cuped.window"] == "unknown key"
+    assert not any(f.startswith("experiments[0]") for f in found)
+
+
 def test_rejecting_a_file_rejects_what_depends_on_it_and_nothing_else(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(
         "metrics:\n  - name: m1\n    type: aggregated\n    event_type: click\n    segments: [nope]\n"
