@@ -26,7 +26,7 @@ from typing import Annotated, Any
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 
-from udf.cli.status import RUN_STATES
+from udf.vocabulary import RUN_STATES
 
 ON_DEMAND_DAG = "udf_on_demand"
 RANGE_BACKFILL_DAG = "udf_range_backfill"

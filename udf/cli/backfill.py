@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from udf.cli import pass_home
 from udf.cli.output import console, emit, format_option
-from udf.cli.status import METRIC_TYPES
 from udf.errors import InputError
 from udf.home import Home
+from udf.vocabulary import METRIC_TYPES
 
 
 @click.command(name="backfill")

@@ -13,21 +13,13 @@ from typing import ClassVar
 import pytest
 from click.testing import CliRunner
 
-from metadata.models import RUN_STATES
 from metadata.repository import MetadataStore
 from tests.unit.framework.support import DS, add_experiment, add_metrics, seal_through
 from udf.cli import main
-from udf.cli import status as status_cli
-from udf.framework.spec import METRIC_TYPES
 
 
 def run(*args: str):
     return CliRunner().invoke(main, list(args))
-
-
-def test_the_cli_spells_out_the_same_states_and_types() -> None:
-    assert status_cli.RUN_STATES == RUN_STATES
-    assert status_cli.METRIC_TYPES == METRIC_TYPES
 
 
 @pytest.fixture
@@ -202,6 +194,39 @@ def test_backfill_refuses_unknown_metrics_and_bad_ranges(home, ready_home, fake_
         "backfill", "--metric-type", "aggregated", "--from", str(DS), "--to", "2026-01-01"
     )
     assert backwards.exit_code == 1 and "before" in backwards.output
+
+
+def test_an_unselected_metric_costs_no_compute_no_email_and_status_says_why(
+    home, fake_compute
+) -> None:
+    """A configured metric no experiment selects: no batch (so no Spark), no digest, a reason."""
+    from datetime import UTC, datetime, timedelta
+
+    from udf.framework.notify import notify_owners
+
+    with MetadataStore.for_home(home) as store:
+        add_metrics(store, "click", owners=["click@example.com"])
+        add_metrics(store, "orphan", owners=["orphan@example.com"])
+        add_experiment(store, metrics=["click"])
+    seal_through(home, DS)
+    result = run("backfill", "--metric-type", "aggregated", "--from", str(DS), "--to", str(DS))
+    assert result.exit_code == 0, result.output
+    assert [c["metrics"] for c in fake_compute] == [["click"]]  # no compute() for orphan
+
+    sent: list = []
+    with MetadataStore.for_home(home) as store:
+        # Long after every SLA: a waiting metric-day would be reported as late by now.
+        report = notify_owners(store, sent.append, now=datetime.now(UTC) + timedelta(days=400))
+    assert sent == [] and report.sent == []
+
+    status = run("status", "--metric", "orphan", "--format", "json")
+    [orphan] = json.loads(status.output)
+    assert (orphan["state"], orphan["reason"]) == (
+        "not_selected",
+        "no experiment selects it (the catalog's experiments[].metrics)",
+    )
+    table = run("status", "--state", "not_selected")
+    assert table.exit_code == 0 and "orphan" in table.output and "1 not_selected" in table.output
 
 
 class FakeAirflow(BaseHTTPRequestHandler):
