@@ -10,6 +10,10 @@ Authentication is Airflow 3's: ``POST /auth/token`` with a user name and passwor
 a JWT (the simple auth manager and the FAB auth manager both serve it; without a user,
 ``GET /auth/token`` works when ``simple_auth_manager_all_admins`` is on); the backfill is
 ``POST /api/v2/backfills`` with that bearer token. Only the standard library is used.
+
+A paused DAG's runs never start, backfill runs included: Airflow accepts the backfill and
+its runs wait in the queue. :func:`ensure_unpaused` checks first (``GET /api/v2/dags/{id}``)
+and refuses, or unpauses the DAG (``PATCH``) when asked to.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ TIMEOUT_SECONDS = 30.0
 
 class AirflowApiError(UdfError):
     """The Airflow server refused or failed a request (the message carries its detail)."""
+
+
+class DagPausedError(UdfError):
+    """The DAG to backfill is paused: its runs would wait without ever starting."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,24 @@ def get_token(
     if not isinstance(token, str) or not token:
         raise AirflowApiError(f"{server}/auth/token returned no access_token")
     return token
+
+
+def ensure_unpaused(
+    server: str, dag_id: str, token: str, *, unpause: bool, timeout: float = TIMEOUT_SECONDS
+) -> bool:
+    """Refuse a paused DAG, or unpause it when ``unpause``; True when it was unpaused."""
+    url = f"{_base(server)}/api/v2/dags/{dag_id}"
+    dag = _call("GET", url, None, token, timeout)
+    if not isinstance(dag, dict) or not dag.get("is_paused"):
+        return False
+    if not unpause:
+        raise DagPausedError(
+            f"{dag_id} is paused on {server}, so the backfill's runs would wait without ever "
+            f"starting: run again with --unpause to unpause it first (or `airflow dags "
+            f"unpause {dag_id}`)"
+        )
+    _call("PATCH", url, {"is_paused": False}, token, timeout)
+    return True
 
 
 def request_backfill(
