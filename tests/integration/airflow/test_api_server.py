@@ -107,7 +107,7 @@ def test_udf_backfill_server_creates_runs_that_compute(airflow_session, api_serv
         main,
         ["backfill", "--metric-type", "aggregated", "--from", "2026-01-02", "--to", "2026-01-04",
          "--metric", "clicks", "--server", api_server, "--user", USER, "--password", PASSWORD,
-         "--format", "json"],
+         "--unpause", "--format", "json"],
         catch_exceptions=False,
     )  # fmt: skip
     assert answer.exit_code == 0, answer.output
@@ -115,6 +115,8 @@ def test_udf_backfill_server_creates_runs_that_compute(airflow_session, api_serv
     assert backfill["dag_id"] == "udf_aggregated" and backfill["id"]
     conf = backfill["dag_run_conf"]
     assert conf["metrics"] == ["clicks"] and conf["force"] is True and conf["requested_at"]
+    assert (conf["from_date"], conf["to_date"]) == ("2026-01-02", "2026-01-04")
+    assert backfill["unpaused"] is True  # new DAGs start paused; its runs would never start
 
     with settings.Session() as session:
         runs = session.scalars(

@@ -76,11 +76,8 @@ def test_four_compute_processes_at_once_equal_one_sequential_run(
     command = [str(Path(sys.executable).with_name("udf")), "--home", str(template), "compute",
                "--metric-type", "aggregated", *DATES, "--format", "json"]  # fmt: skip
     started = time.monotonic()
-    processes = [
-        subprocess.Popen([*command, "--metric", metric], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
-        for metric in METRICS
-    ]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    processes = [subprocess.Popen([*command, "--metric", metric], **pipes) for metric in METRICS]
     outcomes = [(p.wait(timeout=600), *p.communicate()) for p in processes]
     print(f"4 concurrent udf compute processes: {time.monotonic() - started:.0f} s")
     for code, out, err in outcomes:
