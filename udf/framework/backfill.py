@@ -55,7 +55,8 @@ class BackfillRequest:
         logical date D plans D, and with a sub-daily schedule the run starting at D 20:00
         (ending at midnight) is the one that plans D: ending the range at 23:59:59 makes the
         last day planned for both. (With a sub-daily schedule the first runs of ``from_date``
-        also plan the day before it.)
+        end on that day, so they would plan the day before: the run conf's ``from_date``
+        and ``to_date`` make them plan nothing instead.)
         """
         return {
             "dag_id": self.dag_id,

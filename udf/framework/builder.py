@@ -45,7 +45,8 @@ from airflow.sdk import (
 )
 
 from udf.errors import ConfigError, ConfigIssue
-from udf.framework.spec import METRIC_TYPES, PipelineSpec, load_pipelines
+from udf.framework.spec import PipelineSpec, load_pipelines
+from udf.vocabulary import METRIC_TYPES
 
 ON_DEMAND_DAG_ID = "udf_on_demand"
 RANGE_BACKFILL_DAG_ID = "udf_range_backfill"
