@@ -146,8 +146,9 @@ def test_the_plugin_api_is_served_behind_airflows_login(api_server, api_metadata
         )
         store.set_run_state("clicks", date(2026, 1, 3), "waiting_on_source", "events late")
 
-    status, _ = get(f"{api_server}/udf/status")
-    assert status == 401  # no JWT, no cookie: Airflow's own check refuses
+    for path in ("/udf/status", "/udf/openapi.json", "/udf/docs"):
+        status, _ = get(f"{api_server}{path}")
+        assert status == 401, path  # no JWT, no cookie: Airflow's own check refuses
     status, body = get(f"{api_server}/auth/token", body={"username": USER, "password": PASSWORD})
     assert status in (200, 201), body
     token = json.loads(body)["access_token"]
@@ -158,3 +159,7 @@ def test_the_plugin_api_is_served_behind_airflows_login(api_server, api_metadata
     assert found["runs"][0]["reason"] == "events late"
     status, body = get(f"{api_server}/udf/on-demand", token)
     assert status == 200 and json.loads(body)["on_demand"]["dag_id"] == "udf_on_demand"
+    status, body = get(f"{api_server}/udf/openapi.json", token)
+    assert status == 200 and "/status" in json.loads(body)["paths"]
+    status, body = get(f"{api_server}/udf/docs", token)
+    assert status == 200 and "/udf/openapi.json" in body  # Swagger loads the schema under /udf
