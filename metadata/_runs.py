@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from metadata._base import StoreBase
-from metadata.models import RUN_STATES, MetricDefinition, MetricRun, MetricRunEvent
+from metadata.models import MetricDefinition, MetricRun, MetricRunEvent
 from metadata.records import RunEvent, RunInfo
 from udf.errors import MetadataError
+from udf.vocabulary import RUN_STATES
 
 FINISHED_STATES = frozenset({"done", "failed"})
 

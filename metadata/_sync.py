@@ -27,7 +27,7 @@ from metadata.models import (
     MetricOwner,
     Segment,
 )
-from metadata.records import CatalogSummary
+from metadata.records import DEFAULT_MARK, CatalogSummary
 from udf.errors import MetadataError
 
 if TYPE_CHECKING:
@@ -221,9 +221,6 @@ def sync_catalog(
         experiments_added=experiments_added,
         selections_changed=selections_changed,
     )
-
-
-DEFAULT_MARK = "default"
 
 
 def is_default(row: MetricDefinition) -> bool:

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from metadata.types import UTCDateTime, utcnow
+from udf.vocabulary import RUN_STATES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -47,15 +48,6 @@ MYSQL_TABLE_OPTIONS = {
     "mysql_collate": "utf8mb4_bin",
 }
 
-RUN_STATES = (
-    "waiting_on_source",
-    "queued",
-    "in_progress",
-    "done",
-    "failed",
-    "skipped",
-    "backfill_queued",
-)
 NOTIFICATION_STATES = ("pending", "sent", "failed")
 ALERT_STATES = ("ok", "alerting")
 

@@ -12,8 +12,9 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from udf.vocabulary import DEFAULT_WINDOW_DAYS
+
 DAY_MS = 86_400_000
-DEFAULT_WINDOW_DAYS = 3
 
 
 def window_ms(days: float = DEFAULT_WINDOW_DAYS) -> int:

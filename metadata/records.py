@@ -15,6 +15,9 @@ from typing import Any
 
 from metadata.periods import Period, aggregation_periods
 
+# The params key that marks a metric the platform registered for an event type.
+DEFAULT_MARK = "default"
+
 
 @dataclass(frozen=True)
 class RampRow:
@@ -88,6 +91,13 @@ class MetricInfo:
     created_at: datetime
     updated_at: datetime
     alert: dict[str, Any] | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """Registered by the platform for an event type (the contract §3), not configured:
+        computed for every experiment, where a configured metric is computed for the
+        experiments selecting it."""
+        return self.source_file is None and bool(self.params.get(DEFAULT_MARK))
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ the two per-event rules of the contract §3 are local to one hour and are applie
 
 The result is cached under ``<home>/columnar/<topic>/dt=/hour=/`` beside a fingerprint of
 the source files (names and sizes: the archive only ever appends) and of ``X``; a changed
-hour is rebuilt, an unchanged one is reused. Writes go to a temporary file that is renamed
-into place, so a crash leaves the previous version or none, never half a file.
+hour is rebuilt, an unchanged one is reused. Writes go to a temporary file of their own
+that is renamed into place under a lock, so a crash leaves the previous version or none,
+never half a file, and processes converting the same hour at once never collide.
 
 Columns: ``user_id, event_type, ts, value`` (1.0 when absent) plus one string column per
 segment field (a string as it is, a number as its JSON spelling); activations keep
@@ -20,9 +21,11 @@ segment field (a string as it is, a number as its JSON spelling); activations ke
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,6 +47,7 @@ EVENT_FIELDS = ("user_id", "event_type", "ts", "value")
 ACTIVATION_FIELDS = ("user_id", "experiment", "group", "ts")
 DATA_FILE = "data.parquet"
 FINGERPRINT = "_source.json"
+LOCK_FILE = ".lock"
 FORMAT_VERSION = 2
 
 
@@ -135,7 +139,7 @@ def _convert_hour(
             stored = json.loads(stamp.read_text())
             if {k: stored.get(k) for k in fingerprint} == fingerprint:
                 return HourFile(topic, hour, target, tuple(stored.get("event_types", ()))), False
-        except ValueError:
+        except (ValueError, FileNotFoundError):  # torn, or swapped out by another writer
             pass
     if topic == "events":
         table = clean_events(_read_events(files), spam_cap)
@@ -150,16 +154,30 @@ def _convert_hour(
 def _write_atomically(
     table: pa.Table, out_dir: Path, target: Path, stamp: Path, fingerprint: dict[str, Any]
 ) -> None:
+    """Write the hour's data and stamp beside them, then swap them in under the hour's lock.
+
+    Parallel compute tasks on one home convert the same hours at once: each writer has its
+    own temporary files, and the swap (stamp out, data in, stamp in: three renames) is
+    serialised by an exclusive lock on the topic's ``.lock``, so the last writer's data and
+    stamp always land together. A crash mid-swap leaves no stamp: the hour is rebuilt.
+    """
     import pyarrow.parquet as pq
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp.unlink(missing_ok=True)  # the stamp vouches for the data: remove it first
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(target)
-    tmp_stamp = stamp.with_name(f".{stamp.name}.tmp")
-    tmp_stamp.write_text(json.dumps(fingerprint, sort_keys=True))
-    tmp_stamp.replace(stamp)
+    mine = uuid.uuid4().hex[:12]
+    tmp = target.with_name(f".{target.name}.{mine}.tmp")
+    tmp_stamp = stamp.with_name(f".{stamp.name}.{mine}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        tmp_stamp.write_text(json.dumps(fingerprint, sort_keys=True))
+        with (out_dir.parents[1] / LOCK_FILE).open("a") as lock:  # <topic>/dt=/hour=
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            stamp.unlink(missing_ok=True)  # the stamp vouches for the data: remove it first
+            tmp.replace(target)
+            tmp_stamp.replace(stamp)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp_stamp.unlink(missing_ok=True)
 
 
 # -- reading archive files --------------------------------------------------------------------

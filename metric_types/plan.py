@@ -18,8 +18,6 @@ from metadata.records import ExperimentInfo, MetricInfo, SegmentInfo
 from metric_types.base import PeriodRow
 from udf.errors import InputError
 
-DEFAULT_MARK = "default"
-
 
 @dataclass(frozen=True)
 class Value:
@@ -132,8 +130,7 @@ def resolve(
     plans = []
     selected = {e.name: frozenset(e.metrics) for e in chosen}
     for info in of_type.values():
-        default = bool(info.params.get(DEFAULT_MARK)) and info.source_file is None
-        names = [e.name for e in chosen if default or info.name in selected[e.name]]
+        names = [e.name for e in chosen if info.is_default or info.name in selected[e.name]]
         seg = {
             e.name: tuple(sorted(set(info.segments) | set(e.segments))) for e in chosen
             if e.name in names

@@ -9,24 +9,33 @@ Airflow 3 serves plugin FastAPI apps from its API server (``fastapi_apps``) and 
 - ``GET /udf/on-demand``: how to trigger the on-demand and range-backfill DAGs (form
   fields, REST calls, ``udf backfill``), with the pipelines that are deployed;
 
-and three navigation links ("UDF" menu): the two tool DAGs, whose Trigger button opens
-their params form, and the status JSON.
+and three navigation links (Airflow 3.3 shows a plugin's categorised links under its
+"Plugins" menu: Plugins → UDF): the two tool DAGs, whose Trigger button opens their
+params form, and the status JSON.
 
 Airflow does **not** put plugin endpoints behind its authentication: this app checks the
 caller itself with Airflow's own JWT check (a ``Bearer`` token from ``POST /auth/token``, or
-the UI's session cookie), so only users logged in to Airflow can read it. It is
-read-only; triggering goes through Airflow's own API and its permissions.
+the UI's session cookie), so only users logged in to Airflow can read it, its OpenAPI
+schema and Swagger page (``/udf/openapi.json``, ``/udf/docs``) included. It is read-only;
+triggering goes through Airflow's own API and its permissions.
+
+The store is the one the API server's environment names (the ``udf_metadata``
+connection, ``$UDF_METADATA_URL``, or an existing home's SQLite under ``$UDF_HOME``). With
+none, it answers 503 saying what to set: a server never creates a platform home of its own.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from typing import Annotated, Any
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
-from udf.cli.status import RUN_STATES
+from udf.vocabulary import RUN_STATES
 
 ON_DEMAND_DAG = "udf_on_demand"
 RANGE_BACKFILL_DAG = "udf_range_backfill"
@@ -44,7 +53,21 @@ def create_app() -> FastAPI:
         title="UDF",
         description="Metric lifecycle of the Unified Dynamic Framework (read-only).",
         dependencies=[Depends(airflow_user)],
+        # FastAPI's own schema and docs routes skip the app's dependencies: served below,
+        # behind the login like everything else.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="UDF API")
 
     @app.get("/status")
     def status(
@@ -121,11 +144,32 @@ def create_app() -> FastAPI:
     return app
 
 
+NOT_CONFIGURED = (
+    "the UDF plugin has no metadata store to read: set the Airflow connection udf_metadata "
+    "or UDF_METADATA_URL (or UDF_HOME, for a home's SQLite store) in the API server's "
+    "environment, as on the workers (docs/airflow.md, Deploying)"
+)
+
+
 def _store() -> Any:
-    from udf.framework.airflow_tasks import open_store
+    """The configured metadata store; 503 when there is none (never a new, empty one)."""
+    from metadata.repository import MetadataStore
+    from udf.framework.metadata_hook import UdfMetadataHook
     from udf.home import Home
 
-    return open_store(Home.resolve())
+    url = UdfMetadataHook().configured_url()
+    if url:
+        return MetadataStore(url)
+    if not os.environ.get("UDF_HOME"):
+        raise HTTPException(503, NOT_CONFIGURED)
+    home = Home.resolve()
+    if not home.metadata_db.is_file():
+        raise HTTPException(
+            503,
+            f"UDF_HOME={home.root} holds no metadata store ({home.metadata_db.name}): point "
+            "it at the platform's home, or set UDF_METADATA_URL or the connection udf_metadata",
+        )
+    return MetadataStore.for_home(home)
 
 
 class UdfPlugin(AirflowPlugin):

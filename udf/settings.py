@@ -42,6 +42,7 @@ from udf.config.loader import FileProblem, issues_from_validation, read_yaml
 from udf.config.models import StrictModel
 from udf.errors import ConfigError, ConfigIssue
 from udf.home import Home
+from udf.vocabulary import DEFAULT_SPAM_CAP, DEFAULT_WINDOW_DAYS
 
 SETTINGS_FILE = "settings.yaml"
 
@@ -65,8 +66,8 @@ class ResultsSettings(StrictModel):
 
 
 class Settings(StrictModel):
-    window_days: PositiveFloat = 3.0
-    spam_cap: PositiveInt = 1000
+    window_days: PositiveFloat = DEFAULT_WINDOW_DAYS
+    spam_cap: PositiveInt = DEFAULT_SPAM_CAP
     spark: SparkSettings = Field(default_factory=SparkSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

@@ -3,14 +3,21 @@
 ``local[*]`` by default; any master URL (``spark://``, ``yarn``, ``k8s://``) or a Spark Connect
 endpoint (``sc://host:15002``) by configuration (``udf.settings.SparkSettings``). The session
 runs in UTC, so dates and hours mean the same in Spark, in Python and in the contract.
+
+The local JVM's own output (its start-up banner, log4j lines) is read from pipes and logged
+through :mod:`logging` at the level each line carries (``WARN`` a warning, ``ERROR`` an
+error, the banner info), instead of being written to the process's stderr: an Airflow task
+logs everything on stderr as an error, so a green task would otherwise show red lines.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from udf.logging import get_logger
 from udf.settings import SparkSettings
@@ -19,7 +26,12 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = get_logger(__name__)
+jvm_log = logging.getLogger("udf.spark.jvm")
 _lock = threading.Lock()
+# log4j's console layout: "26/12/02 17:11:22 WARN NativeCodeLoader: ..."
+_LOG4J_LEVEL = re.compile(r"^\S+ \S+ (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
+_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
+           "WARN": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}  # fmt: skip
 
 DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -52,6 +64,8 @@ def get_session(settings: SparkSettings | None = None) -> SparkSession:
             builder = builder.remote(settings.remote)
         else:
             builder = builder.master(settings.master)
+            _start_jvm({"spark.master": settings.master, "spark.app.name": "udf-batch-metrics",
+                        **DEFAULT_CONF, **settings.conf})  # fmt: skip
         for key, value in {**DEFAULT_CONF, **settings.conf}.items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()
@@ -59,3 +73,47 @@ def get_session(settings: SparkSettings | None = None) -> SparkSession:
             session.sparkContext.setLogLevel("ERROR")
         log.info("spark session", master=settings.remote or settings.master)
         return session
+
+
+def _start_jvm(conf: dict[str, str]) -> None:
+    """Start the local JVM with ``conf``, its stdout and stderr forwarded to :data:`jvm_log`.
+
+    PySpark's ``launch_gateway`` takes Popen arguments for exactly this (its "developer
+    feature" for capturing the JVM's output); the session the builder creates next reuses
+    this gateway. A JVM that is already running (or an external one, via
+    ``PYSPARK_GATEWAY_PORT``) is left as it is.
+    """
+    from subprocess import PIPE
+
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    spark_conf = SparkConf(loadDefaults=False)
+    for key, value in conf.items():
+        spark_conf.set(key, value)
+    gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": PIPE, "stderr": PIPE})
+    proc = getattr(gateway, "proc", None)
+    if proc is not None:
+        for stream in (proc.stdout, proc.stderr):
+            threading.Thread(target=_forward, args=(stream,), name="spark-jvm-log", daemon=True).start()
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
+def _forward(stream: IO[bytes]) -> None:
+    """Log each line of the JVM's output at its log4j level.
+
+    Lines without one (a stack trace under an ``ERROR`` line) keep the last line's level;
+    before the first log4j line (the banner) they are info.
+    """
+    level = logging.INFO
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip()
+        if not line:
+            continue
+        found = _LOG4J_LEVEL.match(line)
+        if found:
+            level = _LEVELS[found.group(1)]
+        jvm_log.log(level, line)
+    stream.close()

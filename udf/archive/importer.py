@@ -67,6 +67,9 @@ class FileReport:
     files: int = 0
     first_hour: str | None = None
     last_hour: str | None = None
+    # Events only: each event type with the first hour it occurs in (kept in the ledger, so
+    # planning learns the archive's event types without reading the data).
+    event_types: dict[str, str] = field(default_factory=dict)
     duplicate_of: str | None = None
     deadletter: str | None = None
 
@@ -156,6 +159,7 @@ class Importer:
         digest = hashlib.sha256()
         kinds: Counter[str] = Counter()
         hours: set[int] = set()
+        types: dict[str, int] = {}
         data_dir = stage / "data"
         dead_path = stage / "deadletter.jsonl"
         data_dir.mkdir(parents=True)
@@ -174,17 +178,18 @@ class Importer:
                 carry = lines.pop()
                 batch.extend(lines)
                 if len(batch) >= BATCH_LINES:
-                    self._stage_batch(batch, first_line, report, kinds, hours, data_dir, dead, settings)
+                    self._stage_batch(batch, first_line, report, kinds, hours, types, data_dir, dead, settings)
                     first_line += len(batch)
                     batch = []
             if carry:
                 batch.append(carry)
-            self._stage_batch(batch, first_line, report, kinds, hours, data_dir, dead, settings)
+            self._stage_batch(batch, first_line, report, kinds, hours, types, data_dir, dead, settings)
         report.sha256 = digest.hexdigest()
         report.corrupt_by_kind = dict(sorted(kinds.items()))
         if hours:
             report.first_hour = _hour_label(min(hours))
             report.last_hour = _hour_label(max(hours))
+        report.event_types = {t: _hour_label(h) for t, h in sorted(types.items())}
         report.files = sum(1 for _ in data_dir.rglob("*.jsonl"))
 
     def _stage_batch(
@@ -194,11 +199,13 @@ class Importer:
         report: FileReport,
         kinds: Counter[str],
         hours: set[int],
+        types: dict[str, int],
         data_dir: Path,
         dead: IO[bytes],
         settings: TopicSettings,
     ) -> None:
         topic = report.topic
+        events = topic == "events"
         out: list[bytes] = []
         user_ids: list[int] = []
         hour_of: list[int] = []
@@ -219,6 +226,10 @@ class Importer:
             out.append(archived)
             user_ids.append(record["user_id"])
             hour_of.append(record["ts"])
+            if events:
+                hour = record["ts"] // HOUR_MS
+                if hour < types.get(record["event_type"], hour + 1):
+                    types[record["event_type"]] = hour
         report.lines += len(batch) - blank
         report.corrupt = sum(kinds.values())
         if not out:

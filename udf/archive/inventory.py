@@ -52,6 +52,33 @@ def inventory(archive: Path) -> list[TopicInventory]:
     return rows
 
 
+def event_types(archive: Path, before_ms: int | None = None) -> list[str] | None:
+    """The event types the archive holds (that occur before ``before_ms``), from the ledger.
+
+    Each import recorded its event types with the first hour they occur in, so this reads
+    one small file, not the data. ``None`` when an import predates that record (the
+    caller must then look at the data itself).
+    """
+    found: set[str] = set()
+    for entry in Ledger(ArchiveLayout(archive).ledger).entries():
+        if entry["topic"] != "events":
+            continue
+        if "event_types" not in entry:
+            return None
+        found.update(
+            kind for kind, hour in entry["event_types"].items()
+            if before_ms is None or _hour_ms(hour) < before_ms
+        )  # fmt: skip
+    return sorted(found)
+
+
+def _hour_ms(label: str) -> int:
+    from datetime import UTC, datetime
+
+    moment = datetime.strptime(label, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1000
+
+
 def _hour_key(path: Path) -> str:
     hour = path.parent.name.removeprefix("hour=")
     day = path.parent.parent.name.removeprefix("dt=")

@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from udf.cli import pass_home
 from udf.cli.output import console, emit, format_option
-from udf.cli.status import METRIC_TYPES
 from udf.errors import InputError
 from udf.home import Home
+from udf.vocabulary import METRIC_TYPES
 
 
 @click.command(name="backfill")
@@ -49,6 +49,11 @@ from udf.home import Home
     help="Airflow password (default $UDF_AIRFLOW_PASSWORD).",
 )
 @click.option(
+    "--unpause",
+    is_flag=True,
+    help="With --server: unpause the pipeline's DAG if it is paused (a paused DAG's runs never start).",
+)
+@click.option(
     "--max-active-runs",
     type=click.IntRange(min=1),
     default=None,
@@ -73,6 +78,7 @@ def command(
     server: str | None,
     user: str | None,
     password: str | None,
+    unpause: bool,
     max_active_runs: int | None,
     pipelines: str | None,
     fmt: str,
@@ -86,10 +92,16 @@ def command(
         raise InputError(f"--to {last} is before --from {first}")
     spec = pipeline_for(metric_type, pipelines)
     requested_at = datetime.now(UTC)
-    conf = RunConf(experiment, tuple(metrics) or None, not missing_only, requested_at)
+    # The range travels with the runs: none plans a day outside it (with a sub-daily
+    # schedule the first runs of --from would otherwise plan the day before).
+    conf = RunConf(experiment, tuple(metrics) or None, not missing_only, requested_at, first, last)
     parse_run_conf(conf.as_conf())  # the DAG validates the same way: fail here, not there
     if server:
-        _through_airflow(server, user, password, spec, first, last, conf, max_active_runs, fmt)
+        _through_airflow(
+            server, user, password, spec, first, last, conf, max_active_runs, unpause, fmt
+        )
+    elif unpause:
+        raise InputError("--unpause needs --server (in-process backfills have no DAG to pause)")
     else:
         _in_process(home, spec, first, last, conf, fmt)
 
@@ -103,9 +115,10 @@ def _through_airflow(
     last: date,
     conf: Any,
     max_active_runs: int | None,
+    unpause: bool,
     fmt: str,
 ) -> None:
-    from udf.framework.backfill import BackfillRequest, request_backfill
+    from udf.framework.backfill import BackfillRequest, ensure_unpaused, get_token, request_backfill
 
     request = BackfillRequest(
         dag_id=spec.dag_id,
@@ -114,10 +127,14 @@ def _through_airflow(
         dag_run_conf=conf.as_conf(),
         max_active_runs=max_active_runs or spec.dag_creation_args.max_active_runs,
     )
-    answer = request_backfill(server, request, user=user, password=password)
+    token = get_token(server, user, password)
+    unpaused = ensure_unpaused(server, request.dag_id, token, unpause=unpause)
+    answer = request_backfill(server, request, token=token)
     if fmt == "json":
-        emit([answer], fmt)
+        emit([{**answer, "unpaused": unpaused}], fmt)
         return
+    if unpaused:
+        click.echo(f"{request.dag_id} was paused on {server}: unpaused it")
     click.echo(
         f"backfill {answer.get('id')} of {request.dag_id} created on {server}: "
         f"{first} .. {last}, conf {request.dag_run_conf}"

@@ -12,9 +12,9 @@ import click
 
 from udf.cli import pass_home
 from udf.cli.output import emit, format_option
-from udf.cli.status import METRIC_TYPES
 from udf.errors import InputError
 from udf.home import Home
+from udf.vocabulary import METRIC_TYPES
 
 
 def _date(value: str, option: str) -> date:

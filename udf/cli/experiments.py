@@ -15,11 +15,12 @@ from udf.cli import pass_home
 from udf.cli.output import emit, format_option
 from udf.errors import InputError
 from udf.home import Home
+from udf.vocabulary import DEFAULT_WINDOW_DAYS
 
 window_option = click.option(
     "--window-days",
     type=click.FloatRange(min=0, min_open=True),
-    default=3.0,
+    default=float(DEFAULT_WINDOW_DAYS),
     show_default=True,
     help="Aggregation window W in days (the contract §3).",
 )

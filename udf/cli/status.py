@@ -16,23 +16,11 @@ from udf.cli import pass_home
 from udf.cli.output import emit, format_option
 from udf.errors import InputError
 from udf.home import Home
+from udf.vocabulary import METRIC_TYPES, RUN_STATES
 
 if TYPE_CHECKING:
     from metadata.records import RunInfo
 
-# Spelled out (a test keeps them equal to metadata.models.RUN_STATES and
-# udf.framework.spec.METRIC_TYPES) so that starting the CLI imports neither SQLAlchemy
-# nor pydantic.
-RUN_STATES = (
-    "waiting_on_source",
-    "queued",
-    "in_progress",
-    "done",
-    "failed",
-    "skipped",
-    "backfill_queued",
-)
-METRIC_TYPES = ("aggregated", "calendar_day", "days_in", "custom")
 
 
 @click.command(name="status")

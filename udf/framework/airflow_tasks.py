@@ -5,22 +5,22 @@ when it runs, and this module imports the framework (SQLAlchemy, and through ``c
 Spark) lazily again, so parsing never pays for any of it. Everything here is a thin
 translation: Airflow's context (data interval, params, task instance) in, the framework's
 functions (:func:`~udf.framework.plan.plan_run`, :func:`~udf.framework.tasks.compute_batch`,
-:func:`~udf.framework.notify.notify_for_spec`) called with the metadata store the
-``udf_metadata`` connection (or ``$UDF_METADATA_URL``) names, JSON out for XCom.
+:func:`~udf.framework.notify.notify_owners`) called with the platform home of
+:func:`~udf.framework.metadata_hook.task_home`, which carries the metadata store the
+``udf_metadata`` connection (or ``$UDF_METADATA_URL``) names to everything the task calls,
+``compute()`` included; JSON out for XCom.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from udf.errors import InputError
-from udf.home import Home
+from udf.framework.metadata_hook import task_home
 
-RUN_CONF_KEYS = ("scope", "metrics", "force", "requested_at")
 RANGE_KEY = "udf_planned_days"  # XCom of the plan task: the first and last day it planned
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from metadata.repository import MetadataStore
     from udf.framework.plan import RunConf
     from udf.framework.spec import PipelineSpec
+    from udf.home import Home
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def plan_pipeline_run(spec: PipelineSpec, context: Mapping[str, Any]) -> list[di
 
     conf = run_conf(context)
     ds = run_ds(context)
-    home = Home.resolve()
+    home = task_home()
     with open_store(home) as store:
         batches = plan_run(
             home, spec, ds, dag_run_id=context["run_id"], store=store, **conf.plan_kwargs()
@@ -71,11 +72,11 @@ def run_conf(context: Mapping[str, Any]) -> RunConf:
     the conf wins, also where ``[core] dag_run_conf_overrides_params`` is off. An empty
     experiment or metrics list means "all".
     """
-    from udf.framework.plan import parse_run_conf
+    from udf.framework.plan import CONF_KEYS, parse_run_conf
 
     dag_run = context.get("dag_run")
     merged = {**dict(context.get("params") or {}), **dict(getattr(dag_run, "conf", None) or {})}
-    raw = {key: merged[key] for key in RUN_CONF_KEYS if key in merged}
+    raw = {key: merged[key] for key in CONF_KEYS if key in merged}
     raw["scope"] = raw.get("scope") or ""
     raw["metrics"] = list(raw["metrics"]) if raw.get("metrics") else None
     return parse_run_conf(raw)
@@ -93,7 +94,7 @@ def plan_tool_run(
     if on_demand and not scope:
         raise InputError("an on-demand run needs an experiment")
     metrics = list(params["metrics"]) if params.get("metrics") else None
-    home = Home.resolve()
+    home = task_home()
     now = datetime.now(UTC)
     with open_store(home) as store:
         ds_from, ds_to = resolve_range(
@@ -207,7 +208,7 @@ def compute(spec: PipelineSpec, batch: Mapping[str, Any], context: Any) -> dict[
     context["udf_batch_label"] = f"{batch['ds']}{scope}: {len(batch['metrics'])} metric(s)"
     ti = context["ti"]
     holder = f"{ti.dag_id}:" + task_holder(ti.run_id, ti.task_id, ti.map_index, ti.try_number)
-    home = Home.resolve()
+    home = task_home()
     with open_store(home) as store:
         summary = compute_batch(
             home, batch, holder=holder, spec=spec, settings=load_settings(home), store=store
@@ -231,7 +232,7 @@ def notify(specs: Sequence[PipelineSpec], context: Mapping[str, Any]) -> dict[st
     """
     from udf.framework.notify import LOOKBACK_DAYS, notify_owners, smtp_sender
 
-    home = Home.resolve()
+    home = task_home()
     label = f"{context['dag'].dag_id} {context['run_id']}"
     planned = context["ti"].xcom_pull(task_ids="plan", key=RANGE_KEY) or {}
     now = datetime.now(UTC)
@@ -252,18 +253,10 @@ def notify(specs: Sequence[PipelineSpec], context: Mapping[str, Any]) -> dict[st
 
 
 def open_store(home: Home) -> MetadataStore:
-    """The metadata store of the ``udf_metadata`` connection, else the environment's.
-
-    A connection's URL is also exported as ``$UDF_METADATA_URL`` for this task's process,
-    so ``compute()`` (which opens the store itself) reads the same database.
-    """
+    """The home's metadata store (the connection's, when :func:`task_home` found one)."""
     from metadata.repository import MetadataStore
-    from plugins.hooks.metadata_hook import metadata_url_for_tasks
 
-    url = metadata_url_for_tasks()
-    if url:
-        os.environ["UDF_METADATA_URL"] = url
-    return MetadataStore(url or home.metadata_url)
+    return MetadataStore.for_home(home)
 
 
 def _record_range(context: Mapping[str, Any], first: date, last: date) -> None:

@@ -10,6 +10,10 @@ Authentication is Airflow 3's: ``POST /auth/token`` with a user name and passwor
 a JWT (the simple auth manager and the FAB auth manager both serve it; without a user,
 ``GET /auth/token`` works when ``simple_auth_manager_all_admins`` is on); the backfill is
 ``POST /api/v2/backfills`` with that bearer token. Only the standard library is used.
+
+A paused DAG's runs never start, backfill runs included: Airflow accepts the backfill and
+its runs wait in the queue. :func:`ensure_unpaused` checks first (``GET /api/v2/dags/{id}``)
+and refuses, or unpauses the DAG (``PATCH``) when asked to.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class AirflowApiError(UdfError):
     """The Airflow server refused or failed a request (the message carries its detail)."""
 
 
+class DagPausedError(UdfError):
+    """The DAG to backfill is paused: its runs would wait without ever starting."""
+
+
 @dataclass(frozen=True)
 class BackfillRequest:
     dag_id: str
@@ -47,7 +55,8 @@ class BackfillRequest:
         logical date D plans D, and with a sub-daily schedule the run starting at D 20:00
         (ending at midnight) is the one that plans D: ending the range at 23:59:59 makes the
         last day planned for both. (With a sub-daily schedule the first runs of ``from_date``
-        also plan the day before it.)
+        end on that day, so they would plan the day before: the run conf's ``from_date``
+        and ``to_date`` make them plan nothing instead.)
         """
         return {
             "dag_id": self.dag_id,
@@ -72,6 +81,24 @@ def get_token(
     if not isinstance(token, str) or not token:
         raise AirflowApiError(f"{server}/auth/token returned no access_token")
     return token
+
+
+def ensure_unpaused(
+    server: str, dag_id: str, token: str, *, unpause: bool, timeout: float = TIMEOUT_SECONDS
+) -> bool:
+    """Refuse a paused DAG, or unpause it when ``unpause``; True when it was unpaused."""
+    url = f"{_base(server)}/api/v2/dags/{dag_id}"
+    dag = _call("GET", url, None, token, timeout)
+    if not isinstance(dag, dict) or not dag.get("is_paused"):
+        return False
+    if not unpause:
+        raise DagPausedError(
+            f"{dag_id} is paused on {server}, so the backfill's runs would wait without ever "
+            f"starting: run again with --unpause to unpause it first (or `airflow dags "
+            f"unpause {dag_id}`)"
+        )
+    _call("PATCH", url, {"is_paused": False}, token, timeout)
+    return True
 
 
 def request_backfill(

@@ -45,7 +45,8 @@ from airflow.sdk import (
 )
 
 from udf.errors import ConfigError, ConfigIssue
-from udf.framework.spec import METRIC_TYPES, PipelineSpec, load_pipelines
+from udf.framework.spec import PipelineSpec, load_pipelines
+from udf.vocabulary import METRIC_TYPES
 
 ON_DEMAND_DAG_ID = "udf_on_demand"
 RANGE_BACKFILL_DAG_ID = "udf_range_backfill"
@@ -218,7 +219,7 @@ def build_range_backfill_dag(specs: Mapping[str, PipelineSpec]) -> DAG:
         params={
             "experiment": Param(
                 "",
-                type="string",
+                type=["string", "null"],
                 pattern=_NAME_OR_EMPTY,
                 title="Experiment (optional)",
                 description="Only this experiment (its own scope); empty: every experiment.",
@@ -284,15 +285,17 @@ _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$"  # udf.names.NAME
 _NAME_OR_EMPTY = r"^([A-Za-z0-9_][A-Za-z0-9_.\-]{0,127})?$"
 
 
+# Airflow's trigger form marks a param required unless its type admits null, so the
+# optional ones (empty means "all") also admit null.
 def _pipeline_params() -> dict[str, Param]:
     """The run conf a pipeline run understands (names as ``udf.framework.plan.RunConf``)."""
     return {
         "scope": Param(
-            "", type="string", pattern=_NAME_OR_EMPTY, title="Experiment",
+            "", type=["string", "null"], pattern=_NAME_OR_EMPTY, title="Experiment",
             description="Compute for this experiment alone (an on-demand scope); empty: all.",
         ),
         "metrics": Param(
-            [], type="array", items={"type": "string"}, title="Metrics",
+            [], type=["array", "null"], items={"type": "string"}, title="Metrics",
             description="Only these metrics of the type (one per line); empty: all of them.",
         ),
         "force": Param(
@@ -306,7 +309,7 @@ def _tool_params(types: list[str], *, force: bool) -> dict[str, Param]:
     return {
         "metric_type": Param(types[0], type="string", enum=types, title="Metric type"),
         "metrics": Param(
-            [], type="array", items={"type": "string"}, title="Metrics",
+            [], type=["array", "null"], items={"type": "string"}, title="Metrics",
             description="Only these metrics (one per line); empty: every metric of the type.",
         ),
         "from_date": Param(

@@ -8,7 +8,12 @@ one of these outcomes, recorded in the metadata store with a reason (``udf statu
 - leased by a worker right now: left alone (the in-progress list; no duplicate computation);
 - inputs ready: ``queued`` (the run's own ds) or ``backfill_queued`` (an earlier day that was
   missing, waiting, failed or skipped) and put in a batch;
-- inputs not ready: ``waiting_on_source`` with what it waits for.
+- inputs not ready: ``waiting_on_source`` with what it waits for;
+- nothing to compute (no experiment selects the metric, or none selecting it has started):
+  ``not_selected`` with why; no batch, no email, checked again by the next run.
+
+No day before the pipeline's ``start_date`` is ever planned, nor, for a run that asks for
+a range (a backfill's ``from_date``/``to_date``), a day outside it.
 
 Metric-days older than the window that never finished become ``skipped`` (their owners
 are told by :mod:`.notify`), and ``in_progress`` runs whose worker died (lease expired)
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -31,7 +36,7 @@ from udf.archive.seal import datetime_to_ms
 from udf.errors import InputError
 from udf.framework.batching import Pending, estimate_durations, make_batches
 from udf.framework.leases import lease_key, recover_lost_work
-from udf.framework.readiness import check_pairs, slice_end
+from udf.framework.readiness import Readiness, check_pairs, slice_end
 from udf.framework.spec import PipelineSpec
 from udf.home import Home
 from udf.names import is_name
@@ -54,13 +59,17 @@ class RunConf:
     ``metrics``: restrict the run to these metrics of the type; ``force``: recompute the
     run's ds even where it is done (a requested backfill), never the look-back days;
     ``requested_at``: with ``force``, recompute only what finished before this instant, so
-    the several runs a backfill creates per day (sub-daily schedules) recompute it once.
+    the several runs a backfill creates per day (sub-daily schedules) recompute it once;
+    ``from_date``/``to_date``: the range a backfill asked for: its runs plan no day outside
+    it (with a sub-daily schedule the first runs of ``from_date`` would plan the day before).
     """
 
     scope: str = ""
     metrics: tuple[str, ...] | None = None
     force: bool = False
     requested_at: datetime | None = None
+    from_date: date | None = None
+    to_date: date | None = None
 
     def as_conf(self) -> dict[str, Any]:
         conf: dict[str, Any] = {"scope": self.scope, "force": self.force}
@@ -68,6 +77,9 @@ class RunConf:
             conf["metrics"] = list(self.metrics)
         if self.requested_at is not None:
             conf["requested_at"] = self.requested_at.isoformat()
+        for key in ("from_date", "to_date"):
+            if getattr(self, key) is not None:
+                conf[key] = getattr(self, key).isoformat()
         return conf
 
     def plan_kwargs(self) -> dict[str, Any]:
@@ -77,13 +89,18 @@ class RunConf:
             "metrics": list(self.metrics) if self.metrics is not None else None,
             "force": self.force,
             "requested_at": self.requested_at,
+            "from_date": self.from_date,
+            "to_date": self.to_date,
         }
+
+
+CONF_KEYS = tuple(f.name for f in fields(RunConf))
 
 
 def parse_run_conf(conf: Mapping[str, Any] | None) -> RunConf:
     """Validate a run's conf; anything unknown or mistyped is refused, not ignored."""
     conf = dict(conf or {})
-    unknown = sorted(set(conf) - {"scope", "metrics", "force", "requested_at"})
+    unknown = sorted(set(conf) - set(CONF_KEYS))
     if unknown:
         raise InputError(f"unknown run conf key(s): {', '.join(unknown)}")
     scope = conf.get("scope") or ""
@@ -107,7 +124,22 @@ def parse_run_conf(conf: Mapping[str, Any] | None) -> RunConf:
             ) from None
         if requested_at.tzinfo is None:
             requested_at = requested_at.replace(tzinfo=UTC)
-    return RunConf(scope, tuple(metrics) if metrics is not None else None, force, requested_at)
+    bounds = [_conf_date(conf, key) for key in ("from_date", "to_date")]
+    if bounds[0] and bounds[1] and bounds[1] < bounds[0]:
+        raise InputError(f"run conf 'to_date' {bounds[1]} is before 'from_date' {bounds[0]}")
+    return RunConf(
+        scope, tuple(metrics) if metrics is not None else None, force, requested_at, *bounds
+    )
+
+
+def _conf_date(conf: Mapping[str, Any], key: str) -> date | None:
+    value = conf.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(f"run conf {key!r} is not a date (YYYY-MM-DD): {value!r}") from None
 
 
 def plan_run(
@@ -122,21 +154,31 @@ def plan_run(
     now: datetime | None = None,
     force: bool = False,
     requested_at: datetime | None = None,
+    from_date: date | None = None,
+    to_date: date | None = None,
 ) -> list[dict[str, Any]]:
     """Record every metric-day's state for this run and return the batches to compute.
 
     ``ds`` is the newest day the run plans (the Airflow layer passes the last whole UTC day
     before the run's data interval ends). ``now`` is the current time (tests inject it):
     readiness is judged at it (a day that has not ended is never ready) and the batches say
-    they were planned at it; the store's own clock stamps the state changes. ``store`` defaults to the home's. ``force`` recomputes ds
-    where done (finished before ``requested_at``, when given); see :class:`RunConf`.
+    they were planned at it; the store's own clock stamps the state changes. ``store``
+    defaults to the home's. ``force`` recomputes ds where done (finished before
+    ``requested_at``, when given); see :class:`RunConf`. Days before the pipeline's
+    ``start_date`` or outside [``from_date``, ``to_date``] are never planned: a run whose
+    ds is among them plans nothing and records nothing.
     """
     ds = date.fromisoformat(ds) if isinstance(ds, str) else ds
+    floor = max(spec.dag_creation_args.start_date, from_date or date.min)
+    if ds < floor or (to_date is not None and ds > to_date):
+        log.info("%s %s: outside the pipeline's days or the requested range: nothing to plan",
+                 spec.dag_id, ds)  # fmt: skip
+        return []
     own = store is None
     store = store or MetadataStore.for_home(home)
     try:
         recompute = _Recompute(force, requested_at)
-        return _plan(home, spec, ds, scope, dag_run_id, metrics, store, now, recompute)
+        return _plan(home, spec, ds, floor, scope, dag_run_id, metrics, store, now, recompute)
     finally:
         if own:
             store.close()
@@ -146,6 +188,7 @@ def _plan(
     home: Home,
     spec: PipelineSpec,
     ds: date,
+    floor: date,
     scope: str,
     dag_run_id: str | None,
     only: Sequence[str] | None,
@@ -161,8 +204,8 @@ def _plan(
     catalog = _metrics_of(store, spec.metric_type, only)
     names = {m.name for m in catalog}
     window_start = ds - timedelta(days=args.backfill_days)
-    _skip_past_window(store, spec, catalog, window_start, scope, dag_run_id)
-    first = max(window_start, min(args.start_date, ds))
+    _skip_past_window(store, spec, catalog, window_start, floor, scope, dag_run_id)
+    first = max(window_start, floor)
     days = [first + timedelta(days=i) for i in range((ds - first).days + 1)]
     existing = {
         (r.metric, r.ds): r
@@ -185,14 +228,12 @@ def _plan(
     pending: list[Pending] = []
     for metric, d in candidates:
         run = existing.get((metric.name, d))
-        waiting = readiness.waiting.get((metric.name, d))
-        if waiting is not None:
-            if run is None or (run.state, run.reason) != ("waiting_on_source", waiting):
-                # Unchanged waits are not re-recorded: frequent schedules would bury the
+        idle = _idle(readiness, metric.name, d)
+        if idle is not None:
+            if run is None or (run.state, run.reason) != idle:
+                # An unchanged wait is not re-recorded: frequent schedules would bury the
                 # history in "still waiting" events.
-                store.set_run_state(
-                    metric.name, d, "waiting_on_source", waiting, scope, dag_run_id=dag_run_id
-                )
+                store.set_run_state(metric.name, d, *idle, scope, dag_run_id=dag_run_id)
             continue
         # The run's own day is queued; earlier days, and anything requeued after its worker
         # was lost, are backfills.
@@ -211,12 +252,13 @@ def _plan(
         default_estimate=args.default_metric_seconds,
     )
     log.info(
-        "%s %s: %d metric-day(s) ready in %d batch(es), %d waiting",
+        "%s %s: %d metric-day(s) ready in %d batch(es), %d waiting, %d not selected",
         spec.dag_id,
         ds,
         len(pending),
         len(batches),
         len(readiness.waiting),
+        len(readiness.not_selected),
     )
     return [
         {
@@ -232,20 +274,34 @@ def _plan(
     ]
 
 
+def _idle(readiness: Readiness, metric: str, ds: date) -> tuple[str, str] | None:
+    """``(state, reason)`` of a metric-day that is not computed now, else ``None``."""
+    for state, found in (("not_selected", readiness.not_selected), ("waiting_on_source", readiness.waiting)):
+        if (metric, ds) in found:
+            return state, found[(metric, ds)]
+    return None
+
+
 def _register_default_metrics(home: Home, store: MetadataStore, through: datetime) -> None:
     """Register the default metrics (one per event type seen) before listing the catalog.
 
     ``compute()`` registers them too, but a plan that finds no metric never calls it, so a
     platform with only default metrics would never start. The archive's event types come
-    from its columnar copy, which the compute tasks need anyway (cached per hour).
+    from the importer's ledger; only an archive imported before it recorded them is read
+    through its columnar copy.
     """
-    from metric_types.columnar import convert
-    from udf.settings import load_settings
+    from udf.archive.inventory import event_types
 
-    hours = convert(
-        home, "events", spam_cap=load_settings(home).spam_cap, ts_to=datetime_to_ms(through)
-    )
-    added = store.register_default_metrics(sorted({t for h in hours for t in h.event_types}))
+    kinds = event_types(home.archive, datetime_to_ms(through))
+    if kinds is None:
+        from metric_types.columnar import convert
+        from udf.settings import load_settings
+
+        hours = convert(
+            home, "events", spam_cap=load_settings(home).spam_cap, ts_to=datetime_to_ms(through)
+        )
+        kinds = sorted({t for h in hours for t in h.event_types})
+    added = store.register_default_metrics(kinds)
     if added:
         log.info("registered default metrics: %s", ", ".join(added))
 
@@ -297,6 +353,7 @@ def _skip_past_window(
     spec: PipelineSpec,
     catalog: list[MetricInfo],
     window_start: date,
+    floor: date,
     scope: str,
     dag_run_id: str | None,
 ) -> list[RunInfo]:
@@ -304,14 +361,17 @@ def _skip_past_window(
 
     Days before the window with no run at all (the scheduler was down and catchup is off)
     are marked too, after the metric's first recorded day, so a gap is visible in
-    ``udf status`` instead of silently absent.
+    ``udf status`` instead of silently absent. Days before ``floor`` (the start date, or
+    a backfill's range) are not this run's to touch.
     """
     days = spec.dag_creation_args.backfill_days
     names = {m.name for m in catalog}
     live = {lease.key for lease in store.leases()}
     before = window_start - timedelta(days=1)
+    if before < floor:
+        return []
     skipped = []
-    stale = store.runs(states=UNFINISHED, ds_to=before, scope=scope)
+    stale = store.runs(states=UNFINISHED, ds_from=floor, ds_to=before, scope=scope)
     for run in stale:
         if run.metric not in names or lease_key(run.metric, run.ds, scope) in live:
             continue
@@ -325,7 +385,7 @@ def _skip_past_window(
     # Gaps: days with no run at all (the scheduler was down; catchup is off) between a
     # metric's earlier history and the window. A metric without earlier history is new,
     # and its past is not "skipped".
-    start = max(before - timedelta(days=GAP_LOOKBACK_DAYS), spec.dag_creation_args.start_date)
+    start = max(before - timedelta(days=GAP_LOOKBACK_DAYS), floor)
     known: dict[str, set[date]] = {}
     for run in store.runs(ds_from=start, ds_to=before, scope=scope):
         known.setdefault(run.metric, set()).add(run.ds)
@@ -343,17 +403,4 @@ def _skip_past_window(
                     )
                 )
             day += timedelta(days=1)
-    return skipped
-    seen = {r.metric for r in store.runs(ds_from=before, ds_to=before, scope=scope)}
-    for metric in catalog:
-        if metric.name in seen or metric.created_at.date() > before:
-            continue
-        if before < spec.dag_creation_args.start_date:
-            continue
-        reason = f"outside the {days}-day backfill window (never computed)"
-        skipped.append(
-            store.set_run_state(
-                metric.name, before, "skipped", reason, scope, dag_run_id=dag_run_id
-            )
-        )
     return skipped

@@ -12,6 +12,12 @@ The UDF design's first rule: do not wait for every upstream, compute each metric
 - the experiment metadata is there: some experiment it is computed for has ramped before
   the slice's end (for an on-demand run, the scoped experiment itself).
 
+Some metric-days have nothing to compute at all, whatever arrives: a configured metric no
+experiment selects (or that the on-demand run's experiment does not select), or one whose
+selecting experiments all start after the slice's end. They are *not selected*, with the
+reason, and cost neither a batch nor an email. Default metrics (one per event type) are
+computed for every experiment, so they are never unselected.
+
 The answer is pure data (no state is changed), so the planner decides what to record.
 """
 
@@ -30,13 +36,14 @@ MetricDay = tuple[str, date]
 
 @dataclass(frozen=True)
 class Readiness:
-    """Ready metric-days (in the order asked) and the waiting ones with their reason."""
+    """Ready metric-days (in the order asked), the waiting and the unselected ones with why."""
 
     ready: list[MetricDay] = field(default_factory=list)
     waiting: dict[MetricDay, str] = field(default_factory=dict)
+    not_selected: dict[MetricDay, str] = field(default_factory=dict)
 
     def is_ready(self, metric: str, ds: date) -> bool:
-        return (metric, ds) not in self.waiting
+        return (metric, ds) not in self.waiting and (metric, ds) not in self.not_selected
 
 
 def slice_end(metric_type: str, ds: date) -> datetime:
@@ -78,11 +85,13 @@ def check_pairs(
     now = now or datetime.now(UTC)
     result = Readiness()
     for metric, ds in pairs:
-        reason = _why_not_ready(metric, ds, markers, experiments, scope, now)
-        if reason is None:
-            result.ready.append((metric.name, ds))
-        else:
+        state, reason = _why_not_ready(metric, ds, markers, experiments, scope, now)
+        if state == "not_selected":
+            result.not_selected[(metric.name, ds)] = reason
+        elif state == "waiting_on_source":
             result.waiting[(metric.name, ds)] = reason
+        else:
+            result.ready.append((metric.name, ds))
     return result
 
 
@@ -93,11 +102,19 @@ def _why_not_ready(
     experiments: Sequence[ExperimentInfo],
     scope: str,
     now: datetime,
-) -> str | None:
+) -> tuple[str | None, str]:
+    """``(state, reason)``: ``not_selected``, ``waiting_on_source``, or ``(None, "")`` if ready."""
+    candidates, why = _computed_for(metric, experiments, scope)
+    if why:
+        return "not_selected", why
     end = slice_end(metric.metric_type, ds)
     if now < end:
-        return f"{ds} has not ended yet (ends {_fmt(end)})"
+        return "waiting_on_source", f"{ds} has not ended yet (ends {_fmt(end)})"
     end_ms = datetime_to_ms(end)
+    ramps = [r.ramp_ts for e in candidates for g in e.groups for r in g.ramps]
+    if ramps and min(ramps) >= end_ms:
+        first = _fmt(ms_to_datetime(min(ramps)))
+        return "not_selected", f"its experiments start after {ds} ({_names(candidates)}; first ramp {first})"
     missing = []
     for source in metric.sources:
         closed = markers.get(source)
@@ -106,31 +123,45 @@ def _why_not_ready(
         elif closed < end_ms:
             missing.append(f"{source} closed only through {_fmt(ms_to_datetime(closed))}")
     if missing:
-        return f"waiting for sources through {_fmt(end)}: " + "; ".join(missing)
-    return _why_no_ramps(metric, end_ms, experiments, scope)
+        return "waiting_on_source", f"waiting for sources through {_fmt(end)}: " + "; ".join(
+            missing
+        )
+    if not ramps:  # the experiment metadata is an input too
+        if scope and not candidates:
+            return "waiting_on_source", (
+                f"experiment {scope!r} is not in the metadata store (udf ramps import)"
+            )
+        if not candidates:
+            return "waiting_on_source", "no experiments in the metadata store yet (udf ramps import)"
+        return "waiting_on_source", f"no ramp before {_fmt(end)} for {_names(candidates)}"
+    return None, ""
 
 
-def _why_no_ramps(
-    metric: MetricInfo, end_ms: int, experiments: Sequence[ExperimentInfo], scope: str
-) -> str | None:
-    """The experiment metadata is an input too: no ramp before the end means nothing to compute yet."""
+def _computed_for(
+    metric: MetricInfo, experiments: Sequence[ExperimentInfo], scope: str
+) -> tuple[list[ExperimentInfo], str]:
+    """The experiments a metric is computed for, or why it is computed for none.
+
+    Configured metrics are computed for the experiments selecting them; default metrics
+    (one per event type) for every experiment. An experiment missing from the store is
+    metadata that has not arrived: that waits, it is not "not selected".
+    """
     if scope:
         found = [e for e in experiments if e.name == scope]
-        if not found:
-            return f"experiment {scope!r} is not in the metadata store (udf ramps import)"
-        candidates = found
-    else:
-        # Configured metrics are computed for the experiments selecting them; a metric no
-        # experiment selects (the default per-event-type metrics) for every experiment.
-        selecting = [e for e in experiments if metric.name in e.metrics]
-        candidates = selecting or list(experiments)
-        if not candidates:
-            return "no experiments in the metadata store yet (udf ramps import)"
-    if any(r.ramp_ts < end_ms for e in candidates for g in e.groups for r in g.ramps):
-        return None
-    names = ", ".join(sorted(e.name for e in candidates)[:5])
-    more = "" if len(candidates) <= 5 else f" and {len(candidates) - 5} more"
-    return f"no ramp before {_fmt(ms_to_datetime(end_ms))} for {names}{more}"
+        if found and not metric.is_default and metric.name not in found[0].metrics:
+            return [], f"experiment {scope} does not select it"
+        return found, ""
+    if metric.is_default:
+        return list(experiments), ""
+    selecting = [e for e in experiments if metric.name in e.metrics]
+    if not selecting:
+        return [], "no experiment selects it (the catalog's experiments[].metrics)"
+    return selecting, ""
+
+
+def _names(experiments: Sequence[ExperimentInfo]) -> str:
+    names = ", ".join(sorted(e.name for e in experiments)[:5])
+    return names + ("" if len(experiments) <= 5 else f" and {len(experiments) - 5} more")
 
 
 def _fmt(value: datetime) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, get_args
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
     BeforeValidator,
@@ -36,9 +36,8 @@ from pydantic import (
 from udf.config.loader import Loaded, config_files, load_files
 from udf.config.models import Email, StrictModel
 from udf.errors import ConfigError, ConfigIssue
+from udf.vocabulary import METRIC_TYPES, MetricType
 
-MetricType = Literal["aggregated", "calendar_day", "days_in", "custom"]
-METRIC_TYPES: tuple[str, ...] = get_args(MetricType)
 DEFAULT_START_DATE = date(2026, 1, 1)
 PIPELINES_ENV = "UDF_PIPELINES_DIR"
 

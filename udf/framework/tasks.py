@@ -229,7 +229,8 @@ def run_in_process(
 
     What ``udf backfill`` does without an Airflow server (and ``make demo``): the same plan
     and the same leased batches as the DAG, so a concurrent scheduler run and this one
-    never compute the same metric-day at once. A failing batch is recorded (its metrics
+    never compute the same metric-day at once. Nothing outside the range is planned (the
+    look-back stops at ``ds_from``). A failing batch is recorded (its metrics
     ``failed``, the summary's ``error``) and the remaining batches still run; ``progress``
     is called after each batch with (ds, batch number, batch count, summary).
     """
@@ -257,6 +258,8 @@ def run_in_process(
                 now=now,
                 force=force,
                 requested_at=requested_at,
+                from_date=start,
+                to_date=end,
             )
             for i, batch in enumerate(batches, 1):
                 try:

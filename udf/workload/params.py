@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from udf.errors import InputError
+from udf.vocabulary import DEFAULT_SPAM_CAP, DEFAULT_WINDOW_DAYS
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -27,13 +28,13 @@ class WorkloadParams:
     days: int = 8
     start: str = "2026-01-01"
     seed: int = 0
-    window_days: int = 3
+    window_days: int = DEFAULT_WINDOW_DAYS
     event_types: int = 6
     corrupt_share: float = 0.001
     duplicate_share: float = 0.01
     late_share: float = 0.02
     spammers: int = 3
-    spam_cap: int = 1000
+    spam_cap: int = DEFAULT_SPAM_CAP
     segment_share: float = 0.5
     trigger_share: float = 0.2
     max_late_hours: int = 48

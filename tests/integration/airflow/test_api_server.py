@@ -107,7 +107,7 @@ def test_udf_backfill_server_creates_runs_that_compute(airflow_session, api_serv
         main,
         ["backfill", "--metric-type", "aggregated", "--from", "2026-01-02", "--to", "2026-01-04",
          "--metric", "clicks", "--server", api_server, "--user", USER, "--password", PASSWORD,
-         "--format", "json"],
+         "--unpause", "--format", "json"],
         catch_exceptions=False,
     )  # fmt: skip
     assert answer.exit_code == 0, answer.output
@@ -115,6 +115,8 @@ def test_udf_backfill_server_creates_runs_that_compute(airflow_session, api_serv
     assert backfill["dag_id"] == "udf_aggregated" and backfill["id"]
     conf = backfill["dag_run_conf"]
     assert conf["metrics"] == ["clicks"] and conf["force"] is True and conf["requested_at"]
+    assert (conf["from_date"], conf["to_date"]) == ("2026-01-02", "2026-01-04")
+    assert backfill["unpaused"] is True  # new DAGs start paused; its runs would never start
 
     with settings.Session() as session:
         runs = session.scalars(
@@ -144,8 +146,9 @@ def test_the_plugin_api_is_served_behind_airflows_login(api_server, api_metadata
         )
         store.set_run_state("clicks", date(2026, 1, 3), "waiting_on_source", "events late")
 
-    status, _ = get(f"{api_server}/udf/status")
-    assert status == 401  # no JWT, no cookie: Airflow's own check refuses
+    for path in ("/udf/status", "/udf/openapi.json", "/udf/docs"):
+        status, _ = get(f"{api_server}{path}")
+        assert status == 401, path  # no JWT, no cookie: Airflow's own check refuses
     status, body = get(f"{api_server}/auth/token", body={"username": USER, "password": PASSWORD})
     assert status in (200, 201), body
     token = json.loads(body)["access_token"]
@@ -156,3 +159,7 @@ def test_the_plugin_api_is_served_behind_airflows_login(api_server, api_metadata
     assert found["runs"][0]["reason"] == "events late"
     status, body = get(f"{api_server}/udf/on-demand", token)
     assert status == 200 and json.loads(body)["on_demand"]["dag_id"] == "udf_on_demand"
+    status, body = get(f"{api_server}/udf/openapi.json", token)
+    assert status == 200 and "/status" in json.loads(body)["paths"]
+    status, body = get(f"{api_server}/udf/docs", token)
+    assert status == 200 and "/udf/openapi.json" in body  # Swagger loads the schema under /udf

@@ -63,9 +63,25 @@ def test_shipped_configs_give_one_dag_per_metric_type(monkeypatch):
         assert dag.task_dict["notify"].trigger_rule == "all_done"
         assert dag.task_dict["fail_if_a_batch_failed"].trigger_rule == "one_failed"
         assert dag.max_active_runs == spec.dag_creation_args.max_active_runs
+        assert required_in_the_form(dag) == ["force"]  # a checkbox: always has a value
     for tool in TOOLS:
         assert dagbag.dags[tool].schedule is None  # triggered with the params form
     assert dagbag.dags["udf_on_demand"].params["metric_type"] == "aggregated"
+    # Empty metrics mean "all": the form must not insist on them.
+    assert required_in_the_form(dagbag.dags["udf_on_demand"]) == [
+        "experiment", "force", "metric_type",
+    ]  # fmt: skip
+    assert required_in_the_form(dagbag.dags["udf_range_backfill"]) == ["force", "metric_type"]
+
+
+def required_in_the_form(dag) -> list[str]:
+    """The params Airflow 3.3's trigger form marks required: a type that does not admit null."""
+    found = []
+    for name in dag.params:
+        kind = dag.params.get_param(name).schema.get("type")
+        if kind and not (isinstance(kind, list) and "null" in kind):
+            found.append(name)
+    return sorted(found)
 
 
 def test_parsing_imports_no_engine():

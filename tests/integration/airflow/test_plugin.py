@@ -99,3 +99,53 @@ def test_on_demand_help_lists_the_deployed_pipelines(client, monkeypatch):
     assert body["on_demand"]["dag_id"] == "udf_on_demand"
     assert "aggregated" in body["metric_types"] and body["config_issues"] == []
     assert body["on_demand"]["rest"]["path"] == "/api/v2/dags/udf_on_demand/dagRuns"
+
+
+def test_the_schema_and_the_swagger_page_need_a_login_too(client):
+    from fastapi.testclient import TestClient
+
+    from plugins.udf_plugin import create_app
+
+    anonymous = TestClient(create_app())
+    assert anonymous.get("/openapi.json").status_code == 401
+    assert anonymous.get("/docs").status_code == 401
+    assert "/status" in client.get("/openapi.json").json()["paths"]
+    assert "swagger-ui" in client.get("/docs").text
+
+
+def test_without_platform_settings_it_answers_503_and_creates_no_file(tmp_path):
+    """No UDF_HOME, UDF_METADATA_URL or udf_metadata connection: a clear 503, and no home
+    invented in the working directory or the temporary directory."""
+    cwd, tmp, airflow_home = (tmp_path / name for name in ("cwd", "tmp", "airflow"))
+    for folder in (cwd, tmp, airflow_home):
+        folder.mkdir()
+    script = (
+        "import json\n"
+        "from fastapi.testclient import TestClient\n"
+        "from plugins.udf_plugin import airflow_user, create_app\n"
+        "app = create_app()\n"
+        "app.dependency_overrides[airflow_user] = lambda: 'tester'\n"
+        "answer = TestClient(app).get('/status')\n"
+        "print(json.dumps({'code': answer.status_code, 'body': answer.json()}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UDF_", "AIRFLOW_CONN_"))}
+    env.update(TMPDIR=str(tmp), AIRFLOW_HOME=str(airflow_home), PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=cwd, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["code"] == 503
+    detail = answer["body"]["detail"]
+    for setting in ("udf_metadata", "UDF_METADATA_URL", "UDF_HOME", "API server"):
+        assert setting in detail
+    assert list(cwd.rglob("*")) == [] and list(tmp.rglob("*")) == []
+
+
+def test_a_home_without_a_store_is_not_given_one(client, monkeypatch, tmp_path):
+    empty = tmp_path / "not-a-home"
+    monkeypatch.setenv("UDF_HOME", str(empty))
+    answer = client.get("/status")
+    assert answer.status_code == 503 and "holds no metadata store" in answer.json()["detail"]
+    assert not empty.exists()

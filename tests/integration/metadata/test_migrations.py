@@ -6,6 +6,7 @@ import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -141,3 +142,27 @@ def test_migrate_and_downgrade_hold_the_lock_and_report_revisions(databases) -> 
     with MetadataStore(url) as store:  # an empty alembic_version table: migrated again
         assert store.metrics() == []
     assert db.current_revision(url) == db.HEAD_REVISION
+
+
+def test_0002_admits_not_selected_and_its_downgrade_keeps_the_rows(databases) -> None:
+    from datetime import date
+
+    from udf.config.catalog import AggregatedMetric
+
+    url = databases.new()
+    db.migrate(url, "0001")
+    with MetadataStore(url) as store:  # opening migrates to head: 0002
+        store.sync_catalog([AggregatedMetric(name="m", type="aggregated", event_type="m")], [], [])
+        store.set_run_state("m", date(2026, 1, 5), "not_selected", "no experiment selects it")
+    assert db.downgrade(url, "0001") == "0001"
+    engine = db.create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            states = conn.exec_driver_sql("SELECT state, reason FROM metric_runs").all()
+            assert [tuple(s) for s in states] == [("waiting_on_source", "no experiment selects it")]
+            # 0001's constraint is back
+            with pytest.raises(sa.exc.DBAPIError, match="ck_metric_runs_ck_metric_runs_state"):
+                conn.exec_driver_sql("UPDATE metric_runs SET state = 'not_selected'")
+    finally:
+        engine.dispose()
+    assert db.migrate(url) == db.head_revision() == "0002"

@@ -13,21 +13,13 @@ from typing import ClassVar
 import pytest
 from click.testing import CliRunner
 
-from metadata.models import RUN_STATES
 from metadata.repository import MetadataStore
 from tests.unit.framework.support import DS, add_experiment, add_metrics, seal_through
 from udf.cli import main
-from udf.cli import status as status_cli
-from udf.framework.spec import METRIC_TYPES
 
 
 def run(*args: str):
     return CliRunner().invoke(main, list(args))
-
-
-def test_the_cli_spells_out_the_same_states_and_types() -> None:
-    assert status_cli.RUN_STATES == RUN_STATES
-    assert status_cli.METRIC_TYPES == METRIC_TYPES
 
 
 @pytest.fixture
@@ -204,6 +196,39 @@ def test_backfill_refuses_unknown_metrics_and_bad_ranges(home, ready_home, fake_
     assert backwards.exit_code == 1 and "before" in backwards.output
 
 
+def test_an_unselected_metric_costs_no_compute_no_email_and_status_says_why(
+    home, fake_compute
+) -> None:
+    """A configured metric no experiment selects: no batch (so no Spark), no digest, a reason."""
+    from datetime import UTC, datetime, timedelta
+
+    from udf.framework.notify import notify_owners
+
+    with MetadataStore.for_home(home) as store:
+        add_metrics(store, "click", owners=["click@example.com"])
+        add_metrics(store, "orphan", owners=["orphan@example.com"])
+        add_experiment(store, metrics=["click"])
+    seal_through(home, DS)
+    result = run("backfill", "--metric-type", "aggregated", "--from", str(DS), "--to", str(DS))
+    assert result.exit_code == 0, result.output
+    assert [c["metrics"] for c in fake_compute] == [["click"]]  # no compute() for orphan
+
+    sent: list = []
+    with MetadataStore.for_home(home) as store:
+        # Long after every SLA: a waiting metric-day would be reported as late by now.
+        report = notify_owners(store, sent.append, now=datetime.now(UTC) + timedelta(days=400))
+    assert sent == [] and report.sent == []
+
+    status = run("status", "--metric", "orphan", "--format", "json")
+    [orphan] = json.loads(status.output)
+    assert (orphan["state"], orphan["reason"]) == (
+        "not_selected",
+        "no experiment selects it (the catalog's experiments[].metrics)",
+    )
+    table = run("status", "--state", "not_selected")
+    assert table.exit_code == 0 and "orphan" in table.output and "1 not_selected" in table.output
+
+
 class FakeAirflow(BaseHTTPRequestHandler):
     """/auth/token and /api/v2/backfills as Airflow 3 serves them (simple auth manager)."""
 
@@ -239,8 +264,23 @@ class FakeAirflow(BaseHTTPRequestHandler):
             self._answer(404, {"detail": "Not Found"})
 
     def do_GET(self) -> None:
-        FakeAirflow.requests.append(("GET", self.path, {}, None))
-        self._answer(403, {"detail": "simple_auth_manager_all_admins is off"})
+        FakeAirflow.requests.append(("GET", self.path, {}, self.headers.get("Authorization")))
+        if self.path.startswith("/api/v2/dags/") and self._authorised():
+            self._answer(200, {"dag_id": self.path.rsplit("/", 1)[1], "is_paused": FakeAirflow.paused})
+        else:
+            self._answer(403, {"detail": "simple_auth_manager_all_admins is off"})
+
+    def do_PATCH(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        FakeAirflow.requests.append(("PATCH", self.path, body, self.headers.get("Authorization")))
+        if self.path.startswith("/api/v2/dags/") and self._authorised():
+            FakeAirflow.paused = body["is_paused"]
+            self._answer(200, {"dag_id": self.path.rsplit("/", 1)[1], "is_paused": FakeAirflow.paused})
+        else:
+            self._answer(403, {"detail": "Forbidden"})
+
+    def _authorised(self) -> bool:
+        return self.headers.get("Authorization") == "Bearer jwt-123"
 
     def log_message(self, *args) -> None:
         pass
@@ -250,6 +290,7 @@ class FakeAirflow(BaseHTTPRequestHandler):
 def airflow() -> Iterator[str]:
     FakeAirflow.requests = []
     FakeAirflow.conflict = False
+    FakeAirflow.paused = False
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAirflow)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -283,8 +324,9 @@ def test_backfill_through_airflows_rest_api(home, airflow) -> None:
         "json",
     )
     assert result.exit_code == 0, result.output
-    token, backfill = FakeAirflow.requests
+    token, dag, backfill = FakeAirflow.requests
     assert token[:3] == ("POST", "/auth/token", {"username": "admin", "password": "secret"})
+    assert dag == ("GET", "/api/v2/dags/udf_days_in", {}, "Bearer jwt-123")
     method, path, body, auth = backfill
     assert (method, path, auth) == ("POST", "/api/v2/backfills", "Bearer jwt-123")
     conf = body.pop("dag_run_conf")
@@ -297,6 +339,8 @@ def test_backfill_through_airflows_rest_api(home, airflow) -> None:
     }
     assert conf["scope"] == "exp" and conf["metrics"] == ["saves_days_in"] and conf["force"] is True
     assert "requested_at" in conf
+    # The range travels with the runs, so none plans a day outside it.
+    assert (conf["from_date"], conf["to_date"]) == ("2026-01-02", "2026-01-04")
     assert json.loads(result.output)[0]["id"] == 7
 
 
@@ -366,3 +410,21 @@ def test_backfill_server_errors_are_one_line(home, airflow) -> None:
     )
     assert down.exit_code == 1 and "cannot reach the server" in down.output
     assert len(down.output.strip().splitlines()) == 1
+
+
+def test_a_paused_dag_is_refused_unless_unpause_is_asked_for(home, airflow) -> None:
+    FakeAirflow.paused = True
+    args = ["backfill", "--metric-type", "aggregated", "--from", "2026-01-02", "--to", "2026-01-02",
+            "--server", airflow, "--user", "admin", "--password", "secret"]  # fmt: skip
+    refused = run(*args)
+    assert refused.exit_code == 1
+    assert "udf_aggregated is paused" in refused.output and "--unpause" in refused.output
+    assert not any(r[1] == "/api/v2/backfills" for r in FakeAirflow.requests)  # nothing created
+    done = run(*args, "--unpause")
+    assert done.exit_code == 0, done.output
+    assert "udf_aggregated was paused" in done.output and "unpaused it" in done.output
+    methods = [(r[0], r[1]) for r in FakeAirflow.requests[-4:]]
+    assert methods == [("POST", "/auth/token"), ("GET", "/api/v2/dags/udf_aggregated"),
+                       ("PATCH", "/api/v2/dags/udf_aggregated"), ("POST", "/api/v2/backfills")]  # fmt: skip
+    assert FakeAirflow.paused is False
+    assert run("backfill", *args[1:7], "--unpause").exit_code == 1  # needs --server

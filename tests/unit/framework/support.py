@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from metadata.records import RampRow
 from metadata.repository import MetadataStore
 from udf.archive.seal import datetime_to_ms, seal
-from udf.config.catalog import AggregatedMetric
+from udf.config.catalog import AggregatedMetric, ExperimentSelection
 from udf.home import Home
 
 DS = date(2026, 1, 5)
@@ -36,9 +36,18 @@ def add_metrics(store: MetadataStore, *names: str, **fields: object) -> None:
     )
 
 
-def add_experiment(store: MetadataStore, name: str = "exp", ramp: datetime = T0) -> None:
+def add_experiment(
+    store: MetadataStore,
+    name: str = "exp",
+    ramp: datetime = T0,
+    metrics: list[str] | None = None,
+) -> None:
+    """An experiment ramped at ``ramp`` selecting ``metrics`` (default: every configured one)."""
     ms = datetime_to_ms(ramp)
     store.import_ramps([RampRow(name, "control", ms, 50.0), RampRow(name, "treatment", ms, 50.0)])
+    chosen = [m.name for m in store.metrics() if not m.is_default] if metrics is None else metrics
+    if chosen:
+        store.sync_catalog([], [], [ExperimentSelection(experiment=name, metrics=chosen)])
 
 
 def seal_through(

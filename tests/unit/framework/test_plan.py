@@ -127,7 +127,8 @@ def test_past_the_window_unfinished_days_are_skipped_with_their_last_state(
     old = DS - timedelta(days=5)
     ready.set_run_state("click", old, "waiting_on_source", "events closed only through X")
     ready.set_run_state("search", old, "done")
-    plan_run(home, spec(backfill_days=3), DS, store=ready, now=clock.now, dag_run_id="r2")
+    pipeline = spec(backfill_days=3, start_date="2025-12-01")
+    plan_run(home, pipeline, DS, store=ready, now=clock.now, dag_run_id="r2")
     assert states(ready, old) == {
         "click": (
             "skipped",
@@ -251,9 +252,11 @@ def test_unknown_metrics_are_refused_and_other_types_ignored(home, ready, clock)
 
 def test_run_conf_round_trips_and_refuses_nonsense() -> None:
     conf = parse_run_conf(
-        {"scope": "exp", "metrics": ["click"], "force": True, "requested_at": "2026-01-06T00:00:00"}
-    )
+        {"scope": "exp", "metrics": ["click"], "force": True, "requested_at": "2026-01-06T00:00:00",
+         "from_date": "2026-01-02", "to_date": "2026-01-04"}
+    )  # fmt: skip
     assert conf.scope == "exp" and conf.metrics == ("click",) and conf.force
+    assert (conf.from_date, conf.to_date) == (DS - timedelta(days=3), DS - timedelta(days=1))
     assert parse_run_conf(conf.as_conf()) == conf
     assert parse_run_conf(None) == RunConf()
     assert conf.plan_kwargs()["metrics"] == ["click"]
@@ -264,6 +267,8 @@ def test_run_conf_round_trips_and_refuses_nonsense() -> None:
         {"typo": 1},
         {"requested_at": "soon"},
         {"scope": "../x"},
+        {"from_date": "2026-13-01"},
+        {"from_date": "2026-01-04", "to_date": "2026-01-02"},
     ):
         with pytest.raises(InputError):
             parse_run_conf(bad)
@@ -282,7 +287,9 @@ def test_default_metrics_of_the_archives_event_types_are_planned(
             for u, t in ((1, "click"), (2, "view"), (3, "click"))
         )
     )
-    Importer(home).import_files("events", [str(events)])
+    later = tmp_path / "later.jsonl"  # a type first seen after DS is not DS's metric
+    later.write_text(f'{{"user_id": 4, "event_type": "share", "ts": {ts + 86_400_000}}}\n')
+    Importer(home).import_files("events", [str(events), str(later)])
     add_experiment(store)
     seal_through(home, DS)
     batches = plan_run(home, spec(backfill_days=0), DS, store=store, now=clock.now)
@@ -291,3 +298,43 @@ def test_default_metrics_of_the_archives_event_types_are_planned(
         "click": "aggregated",
         "view": "aggregated",
     }
+    # Learnt from the importer's ledger: no hour was converted to Parquet to find them.
+    assert not (home.root / "columnar").exists()
+
+
+def test_unselected_metrics_are_recorded_once_and_never_batched_skipped_or_late(
+    home, store, clock
+) -> None:
+    add_metrics(store, "click", "orphan")
+    add_experiment(store, metrics=["click"])
+    seal_through(home, DS)
+    pipeline = spec(backfill_days=1, start_date="2025-12-01")
+    batches = plan_run(home, pipeline, DS, store=store, now=clock.now)
+    assert [b["metrics"] for b in batches] == [["click"], ["click"]]  # DS - 1 and DS
+    why = "no experiment selects it (the catalog's experiments[].metrics)"
+    assert states(store)["orphan"] == ("not_selected", why)
+    # Re-planned later, past the window: recorded once, and never turned into "skipped".
+    plan_run(home, pipeline, DS + timedelta(days=3), store=store, now=clock.now + timedelta(days=3))
+    orphan = store.run("orphan", DS)
+    assert orphan.state == "not_selected" and len(orphan.events) == 1
+    # Selected later: the next run within the window computes it.
+    add_experiment(store, metrics=["click", "orphan"])
+    later = plan_run(home, pipeline, DS, store=store, now=clock.now)
+    assert any("orphan" in b["metrics"] for b in later)
+    assert states(store)["orphan"] == ("queued", f"inputs ready (was not_selected: {why})")
+
+
+def test_no_day_before_the_start_date_or_the_requested_range_is_planned(
+    home, ready, clock
+) -> None:
+    start = DS - timedelta(days=1)
+    pipeline = spec(backfill_days=3, start_date=str(start))
+    assert plan_run(home, pipeline, start - timedelta(days=1), store=ready, now=clock.now) == []
+    assert ready.runs() == []  # a run before the start date records nothing at all
+    ranged = plan_run(
+        home, spec(backfill_days=3, start_date="2025-12-01"), DS, store=ready, now=clock.now,
+        from_date=DS, to_date=DS,
+    )  # fmt: skip
+    assert {b["ds"] for b in ranged} == {DS.isoformat()}
+    assert {r.ds for r in ready.runs()} == {DS}
+    assert plan_run(home, pipeline, DS, store=ready, now=clock.now, to_date=start) == []

@@ -1,7 +1,7 @@
-"""The metadata store as an Airflow hook: where the UDF tasks find experiments, runs and leases.
+"""The metadata store as an Airflow hook: where the UDF tasks and the plugin find it.
 
 Deployments keep database credentials in Airflow connections (or a secrets backend), not
-in the workers' environment, so the tasks ask this hook for the store's URL:
+in the workers' environment, so the tasks and the API server's plugin ask this hook:
 
 1. the Airflow connection ``udf_metadata`` when it exists, e.g.
    ``AIRFLOW_CONN_UDF_METADATA='postgresql://udf:secret@db:5432/udf'`` (``postgres``/
@@ -10,8 +10,10 @@ in the workers' environment, so the tasks ask this hook for the store's URL:
 2. else ``$UDF_METADATA_URL``;
 3. else SQLite under the platform home (``$UDF_HOME``), the embedded default.
 
-The hook is thin on purpose (the store itself, :class:`metadata.MetadataStore`, does the
-work and is usable without Airflow); it only resolves the URL and opens the store.
+A task passes the connection's URL on explicitly, in its :class:`~udf.home.Home`
+(:func:`task_home`), so ``compute()`` and everything else it calls read the same store. The
+hook is thin on purpose: the store itself (:class:`metadata.MetadataStore`) does the work
+and is usable without Airflow.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CONN_ID = "udf_metadata"
+URL_ENV = "UDF_METADATA_URL"
 # Airflow connection types → the SQLAlchemy drivers the platform ships.
 DRIVERS = {
     "postgres": "postgresql+psycopg",
@@ -42,7 +46,7 @@ class UdfMetadataHook(BaseHook):
     """Opens the platform's metadata store from an Airflow connection or the environment."""
 
     conn_name_attr = "udf_metadata_conn_id"
-    default_conn_name = "udf_metadata"
+    default_conn_name = CONN_ID
     conn_type = "udf_metadata"
     hook_name = "UDF metadata store"
 
@@ -53,12 +57,9 @@ class UdfMetadataHook(BaseHook):
 
     def get_url(self) -> str:
         """The store's SQLAlchemy URL (connection, then ``$UDF_METADATA_URL``, then the home)."""
-        url = self._url_from_connection()
-        if url:
-            return url
         from udf.home import Home
 
-        return (self._home or Home.resolve()).metadata_url
+        return (self._home or Home.resolve()).with_metadata(self.connection_url()).metadata_url
 
     def get_conn(self) -> MetadataStore:
         """A store on the resolved URL (migrated on first use, like every store)."""
@@ -66,7 +67,12 @@ class UdfMetadataHook(BaseHook):
 
         return MetadataStore(self.get_url())
 
-    def _url_from_connection(self) -> str | None:
+    def configured_url(self) -> str | None:
+        """The connection's URL, else ``$UDF_METADATA_URL``; None when neither is set."""
+        return self.connection_url() or os.environ.get(URL_ENV) or None
+
+    def connection_url(self) -> str | None:
+        """The URL the connection names, or None when there is no such connection."""
         try:
             conn = self.get_connection(self.udf_metadata_conn_id)
         except Exception as exc:  # missing connection: AirflowNotFoundException (SDK or core)
@@ -76,6 +82,17 @@ class UdfMetadataHook(BaseHook):
             return None
         return connection_url(conn.conn_type, conn.host, conn.login, conn.password,
                               conn.port, conn.schema, conn.extra_dejson)  # fmt: skip
+
+
+def task_home() -> Home:
+    """A task's platform home (``$UDF_HOME``) with the store the connection names, if any.
+
+    Only a configured connection changes anything, so a worker without it behaves exactly
+    like the ``udf`` command line on the same machine.
+    """
+    from udf.home import Home
+
+    return Home.resolve().with_metadata(UdfMetadataHook().connection_url())
 
 
 def connection_url(
@@ -109,12 +126,3 @@ def connection_url(
     if port:
         where += f":{port}"
     return f"{driver}://{auth}{where}/{schema or ''}"
-
-
-def metadata_url_for_tasks(conn_id: str = UdfMetadataHook.default_conn_name) -> str | None:
-    """The URL a task should use, or None to keep the environment's default.
-
-    Called inside tasks: only a configured connection changes anything, so a worker without
-    the connection behaves exactly like the ``udf`` command line on the same machine.
-    """
-    return UdfMetadataHook(conn_id)._url_from_connection() or os.environ.get("UDF_METADATA_URL")

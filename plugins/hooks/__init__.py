@@ -1,1 +1,0 @@
-"""Hooks: the platform's services as Airflow hooks (thin; the work is in ``udf`` and ``metadata``)."""
