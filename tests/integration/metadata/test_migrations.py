@@ -144,25 +144,25 @@ def test_migrate_and_downgrade_hold_the_lock_and_report_revisions(databases) -> 
     assert db.current_revision(url) == db.HEAD_REVISION
 
 
-def test_0002_admits_not_selected_and_its_downgrade_keeps_the_rows(databases) -> None:
+def test_0003_admits_not_selected_and_its_downgrade_keeps_the_rows(databases) -> None:
     from datetime import date
 
     from udf.config.catalog import AggregatedMetric
 
     url = databases.new()
-    db.migrate(url, "0001")
-    with MetadataStore(url) as store:  # opening migrates to head: 0002
+    db.migrate(url, "0002")
+    with MetadataStore(url) as store:  # opening migrates to head: 0003
         store.sync_catalog([AggregatedMetric(name="m", type="aggregated", event_type="m")], [], [])
         store.set_run_state("m", date(2026, 1, 5), "not_selected", "no experiment selects it")
-    assert db.downgrade(url, "0001") == "0001"
+    assert db.downgrade(url, "0002") == "0002"
     engine = db.create_db_engine(url)
     try:
         with engine.connect() as conn:
             states = conn.exec_driver_sql("SELECT state, reason FROM metric_runs").all()
             assert [tuple(s) for s in states] == [("waiting_on_source", "no experiment selects it")]
-            # 0001's constraint is back
+            # the constraint 0001 made is back
             with pytest.raises(sa.exc.DBAPIError, match="ck_metric_runs_ck_metric_runs_state"):
                 conn.exec_driver_sql("UPDATE metric_runs SET state = 'not_selected'")
     finally:
         engine.dispose()
-    assert db.migrate(url) == db.head_revision() == "0002"
+    assert db.migrate(url) == db.head_revision() == "0003"

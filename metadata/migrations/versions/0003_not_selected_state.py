@@ -1,7 +1,7 @@
 """A metric-day may be ``not_selected``: nothing to compute, so no Spark time and no email.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-02 00:00:00
 
 Only the check constraint on ``metric_runs.state`` changes. Self-contained on purpose, like
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
