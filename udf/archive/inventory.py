@@ -1,4 +1,8 @@
-"""What the archive holds: per topic, the hours and files on disk and the records the ledger counted."""
+"""What the archive holds: per topic, the committed hours and files and the records the ledger counted.
+
+Both come from one committed view (:mod:`udf.archive.view`), so the files and the record
+counts always describe the same imports, whatever import is running or crashed meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from pathlib import Path
 import orjson
 
 from udf.archive.layout import TOPICS, ArchiveLayout
-from udf.archive.ledger import Ledger
+from udf.archive.view import committed_view
+from udf.home import Home
 
 
 @dataclass(frozen=True)
@@ -24,17 +29,18 @@ class TopicInventory:
     bytes: int
     first_hour: str | None
     last_hour: str | None
+    unfinished: int  # imports in flight or crashed, not counted here (see ``committed_view``)
 
 
-def inventory(archive: Path) -> list[TopicInventory]:
-    layout = ArchiveLayout(archive)
-    entries = list(Ledger(layout.ledger).entries())
+def inventory(home: Home) -> list[TopicInventory]:
+    layout = ArchiveLayout(home.archive)
+    view = committed_view(home)
     rows = []
     for topic in TOPICS:
         topic_dir = layout.topic_dir(topic)
-        files = layout.data_files(topic) if topic_dir.exists() else []
-        hours = sorted({_hour_key(f) for f in files})
-        mine = [e for e in entries if e["topic"] == topic]
+        files = view.topic_files(topic)
+        hours = sorted({_hour_key(f.path) for f in files})
+        mine = [e for e in view.imports if e["topic"] == topic]
         rows.append(
             TopicInventory(
                 topic=topic,
@@ -44,9 +50,10 @@ def inventory(archive: Path) -> list[TopicInventory]:
                 corrupt=sum(e["corrupt"] for e in mine),
                 hours=len(hours),
                 files=len(files),
-                bytes=sum(f.stat().st_size for f in files),
+                bytes=sum(f.size for f in files),
                 first_hour=hours[0] if hours else None,
                 last_hour=hours[-1] if hours else None,
+                unfinished=sum(1 for e in view.hidden if e["topic"] == topic),
             )
         )
     return rows

@@ -55,7 +55,13 @@ class ArchiveLayout:
 
     @property
     def lock_file(self) -> Path:
+        """Held by an import from start to end: imports run one at a time."""
         return self.root / ".lock"
+
+    @property
+    def apply_lock(self) -> Path:
+        """Held by an import while it changes data files; shared by readers taking a snapshot."""
+        return self.root / ".apply.lock"
 
     def settings(self, topic: str, partitions: int | None = None) -> TopicSettings:
         """Read the topic's settings, creating them on first use (``partitions`` or the default)."""

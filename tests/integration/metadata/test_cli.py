@@ -56,7 +56,7 @@ def test_import_contract_example_and_list_periods(home) -> None:
 
 
 def test_import_from_stdin(home) -> None:
-    result = udf("ramps", "import", "-", "--format", "json", input=HEADER + "e1,control,1000,50\n")
+    result = udf("ramps", "import", "-", "--format", "json", input=HEADER + f"e1,control,{T0},50\n")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["file"], summary["ramps_added"], summary["changed"]) == ("<stdin>", 1, True)
@@ -65,9 +65,9 @@ def test_import_from_stdin(home) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("exp,grp,ts,alloc\ne,control,1,5\n", "line 1: bad header"),
-        (HEADER + "e,control,1,5\ne,treatment,soon,5\n", "line 3: ramp_ts 'soon' is not"),
-        (HEADER + "e,control,1,5\ne,treatment,1,250\n", "line 3: allocation '250'"),
+        (f"exp,grp,ts,alloc\ne,control,{T0},5\n", "line 1: bad header"),
+        (HEADER + f"e,control,{T0},5\ne,treatment,soon,5\n", "line 3: ramp_ts 'soon' is not"),
+        (HEADER + f"e,control,{T0},5\ne,treatment,{T0},250\n", "line 3: allocation '250'"),
     ],
 )
 def test_a_bad_file_is_rejected_whole(home, tmp_path: Path, text: str, message: str) -> None:
@@ -116,7 +116,7 @@ def _one_error_line(result) -> str:
 
 def test_an_out_of_range_ramp_ts_is_one_error_line(home, tmp_path: Path) -> None:
     path = tmp_path / "ramps.csv"
-    path.write_text(HEADER + "e,control,1000,5\ne,treatment,999999999999999999,5\n")
+    path.write_text(HEADER + f"e,control,{T0},5\ne,treatment,999999999999999999,5\n")
     line = _one_error_line(udf("ramps", "import", str(path)))
     assert "line 3: ramp_ts '999999999999999999' is not epoch milliseconds" in line
     listed = udf("experiments", "list")  # nothing imported, and listing still works
@@ -124,14 +124,13 @@ def test_an_out_of_range_ramp_ts_is_one_error_line(home, tmp_path: Path) -> None
 
 
 def test_experiments_list_survives_a_period_ending_after_9999(home) -> None:
-    # A ramp just before the bound opens a period ending after the year 9999 (as may a
-    # ramp stored before imports were bounded): listing showed a traceback.
+    # A ramp stored before imports were bounded to 2099 (this one is just before the year
+    # 10000) opens a period ending after the year 9999: listing showed a traceback.
     from metadata.records import RampRow
     from metadata.repository import MetadataStore
-    from udf.archive.records import TS_MAX
 
     with MetadataStore.for_home(home) as store:
-        store.import_ramps([RampRow("late", "control", TS_MAX - 1, 5.0)])
+        store.import_ramps([RampRow("late", "control", 253_402_300_799_999, 5.0)])
     listed = udf("experiments", "list", "--format", "json")
     assert listed.exit_code == 0, listed.output
     (period,) = json.loads(listed.stdout)[0]["groups"][0]["periods"]

@@ -131,7 +131,7 @@ def test_a_new_file_appends_after_existing_records(home: Home, tmp_path: Path) -
 
 
 def test_stdin_blank_lines_and_crlf(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = b'{"user_id": 1, "event_type": "a", "ts": 5}\r\n\r\n   \n{"user_id": 2, "event_type": "b", "ts": 6}'
+    data = b'{"user_id": 1, "event_type": "a", "ts": 1767225600005}\r\n\r\n   \n{"user_id": 2, "event_type": "b", "ts": 1767225600006}'
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     [report] = Importer(home).import_files("events", ["-"])
     assert (report.records, report.corrupt, report.lines) == (2, 0, 2)
@@ -270,7 +270,7 @@ def test_crash_after_the_ledger_line_does_not_apply_twice(
 
 def test_byte_order_mark_is_not_a_corrupt_record(home: Home, tmp_path: Path) -> None:
     source = tmp_path / "bom.jsonl"
-    source.write_bytes(b'\xef\xbb\xbf{"user_id": 1, "event_type": "a", "ts": 5}\n')
+    source.write_bytes(b'\xef\xbb\xbf{"user_id": 1, "event_type": "a", "ts": 1767225600005}\n')
     [report] = Importer(home).import_files("events", [str(source)])
     assert (report.records, report.corrupt) == (1, 0)
 
