@@ -96,7 +96,7 @@ def committed_view(
     if view.hidden:
         log.warning(
             "archive.unfinished_imports", hidden=[e["import_id"] for e in view.hidden],
-            action="left out of this read; the next `udf data import` finishes them",
+            action="left out of this read; the next import, or reader that may write the archive, finishes them",
         )  # fmt: skip
     return view
 
