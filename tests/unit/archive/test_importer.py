@@ -287,3 +287,27 @@ def test_a_pipe_is_imported_like_a_file(home: Home, tmp_path: Path) -> None:
     [report] = Importer(home).import_files("events", [str(fifo)])
     writer.join()
     assert report.records == len(valid) == 300
+
+
+def test_a_moved_home_recovers_into_itself(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ledger and journals kept absolute paths: a home moved after a crash recovered its
+    # dead letters into the old place (re-creating it). Paths are now relative to the home.
+    lines, valid, corrupt = make_events(500, 0.02, seed=14)
+    source = write_lines(tmp_path / "e.jsonl", lines)
+    _crash_after_journal(monkeypatch, home, source)
+    moved = Home.resolve(tmp_path / "moved")
+    home.root.rename(moved.root)
+
+    assert Importer(moved).recover() == 1
+
+    assert not home.root.exists()  # nothing was written to the old place
+    [entry] = Importer(moved).ledger.entries()
+    assert entry["deadletter"] == f"deadletter/events/{entry['id']}.jsonl"
+    assert (moved.root / entry["deadletter"]).read_text().count("\n") == len(corrupt) > 0
+    assert len(archived_records(moved)) == len(valid)
+
+
+def test_a_directory_is_named_as_one(home: Home, tmp_path: Path) -> None:
+    # It was reported as "no such file".
+    with pytest.raises(InputError, match=r"is a directory: name the files to import \(for example .*\*\.jsonl\)"):
+        Importer(home).import_files("events", [str(tmp_path)])
