@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_validator
 
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
 from udf.config.models import StrictModel
@@ -59,6 +59,14 @@ class Settings(StrictModel):
     spam_cap: PositiveInt = 1000
     spark: SparkSettings = Field(default_factory=SparkSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
+
+    @field_validator("window_days")
+    @classmethod
+    def _window_in_range(cls, days: float) -> float:
+        from metadata.periods import window_ms
+
+        window_ms(days)  # nan, inf and 1e-9 are refused here, not deep in a computation
+        return days
 
     @property
     def window_ms(self) -> int:

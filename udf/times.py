@@ -17,7 +17,7 @@ FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2099, 12, 31)
 TS_MIN = 946_684_800_000  # FIRST_DAY at 00:00Z, epoch ms
 TS_MAX = 4_102_444_800_000  # the day after LAST_DAY at 00:00Z (exclusive)
-RANGE_TEXT = f"{FIRST_DAY} to {LAST_DAY} (UTC)"
+RANGE_TEXT = f"{FIRST_DAY} to {LAST_DAY} UTC"
 
 
 def check_day(day: date, option: str) -> date:

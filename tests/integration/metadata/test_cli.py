@@ -149,7 +149,7 @@ def test_experiments_list_survives_a_period_ending_after_9999(home) -> None:
 def test_an_unreachable_database_is_one_error_line(home, tmp_path, monkeypatch, url) -> None:
     monkeypatch.setenv("UDF_METADATA_URL", url)
     path = tmp_path / "ramps.csv"
-    path.write_text(HEADER + "e,control,1000,5\n")
+    path.write_text(HEADER + f"e,control,{T0},5\n")
     for args in (("ramps", "import", str(path)), ("experiments", "list"), ("db", "current")):
         line = _one_error_line(udf(*args))
         assert "127.0.0.1:1/udf" in line and "s3cret" not in line, line
