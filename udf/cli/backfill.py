@@ -22,6 +22,7 @@ from udf.cli.output import console, emit, format_option
 from udf.cli.status import METRIC_TYPES
 from udf.errors import InputError
 from udf.home import Home
+from udf.times import parse_day
 
 
 @click.command(name="backfill")
@@ -77,13 +78,17 @@ def command(
     pipelines: str | None,
     fmt: str,
 ) -> None:
-    """Recompute METRIC_TYPE metrics for every ds from --from to --to."""
+    """Recompute METRIC_TYPE metrics for every ds from --from to --to.
+
+    The range must end by today (UTC) and cover at most a year; --experiment must name an
+    experiment the metadata store knows.
+    """
+    from udf.framework.backfill import check_range
     from udf.framework.plan import RunConf, parse_run_conf
     from udf.framework.spec import pipeline_for
 
-    first, last = _date(ds_from, "--from"), _date(ds_to, "--to")
-    if last < first:
-        raise InputError(f"--to {last} is before --from {first}")
+    first, last = parse_day(ds_from, "--from"), parse_day(ds_to, "--to")
+    check_range(first, last)
     spec = pipeline_for(metric_type, pipelines)
     requested_at = datetime.now(UTC)
     conf = RunConf(experiment, tuple(metrics) or None, not missing_only, requested_at)
@@ -200,9 +205,3 @@ def _batch_row(s: dict[str, Any]) -> dict[str, Any]:
 def _run_row(r: Any) -> dict[str, Any]:
     return {"metric": r.metric, "ds": r.ds.isoformat(), "state": r.state, "reason": r.reason}
 
-
-def _date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{option} {text!r}: expected YYYY-MM-DD") from None

@@ -16,6 +16,7 @@ from udf.cli.output import emit, format_option
 from udf.errors import InputError
 from udf.home import Home
 
+
 def _window(ctx: click.Context, param: click.Parameter, days: float) -> float:
     from metadata.periods import window_ms
 
