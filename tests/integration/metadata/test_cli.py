@@ -91,9 +91,9 @@ def test_db_commands(home) -> None:
     assert "migrated from an empty database to revision 0001" in udf("db", "migrate").stdout
     assert udf("db", "current").stdout.strip() == "0001 (head)"
     assert "already at revision 0001" in udf("db", "migrate").stdout
-    assert "downgraded to base" in udf("db", "downgrade", "base").stdout
+    assert "downgraded to base" in udf("db", "downgrade", "base", "--yes").stdout
     assert "empty database" in udf("db", "current").stdout
-    bad = udf("db", "downgrade", "nope")
+    bad = udf("db", "downgrade", "nope", "--yes")
     assert bad.exit_code == 1 and "cannot downgrade to 'nope'" in bad.stderr
 
 
