@@ -204,6 +204,19 @@ def test_backfill_refuses_unknown_metrics_and_bad_ranges(home, ready_home, fake_
     assert backwards.exit_code == 1 and "before" in backwards.output
 
 
+def test_backfill_refuses_an_unknown_experiment(home, ready_home, fake_compute) -> None:
+    # `--experiment nosuch` was accepted: every metric-day was planned and recorded for it.
+    result = run(
+        "backfill", "--metric-type", "aggregated", "--from", str(DS), "--to", str(DS),
+        "--experiment", "nosuch",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr == "error: no experiment named 'nosuch'; import its ramps first\n"
+    assert fake_compute == []
+    with MetadataStore.for_home(home) as store:
+        assert store.runs(scope="nosuch") == []
+
+
 class FakeAirflow(BaseHTTPRequestHandler):
     """/auth/token and /api/v2/backfills as Airflow 3 serves them (simple auth manager)."""
 

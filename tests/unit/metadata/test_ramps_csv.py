@@ -7,8 +7,8 @@ import pytest
 from metadata import ramps_csv
 from metadata.ramps_csv import parse_ramps
 from metadata.records import RampRow
-from udf.times import TS_MAX, TS_MIN
 from udf.errors import InputError
+from udf.times import TS_MAX, TS_MIN
 
 HEADER = "experiment,group,ramp_ts,allocation\n"
 
