@@ -80,8 +80,9 @@ def command(
 ) -> None:
     """Recompute METRIC_TYPE metrics for every ds from --from to --to.
 
-    The range must end by today (UTC) and cover at most a year; --experiment must name an
-    experiment the metadata store knows.
+    The range must end by today (UTC) and cover at most a year. In-process, --experiment
+    must name an experiment the metadata store knows (through a server, the DAG's runs wait
+    for it, as an on-demand run triggered before its ramps were imported does).
     """
     from udf.framework.backfill import check_range
     from udf.framework.plan import RunConf, parse_run_conf
@@ -136,7 +137,7 @@ def _in_process(home: Home, spec: Any, first: date, last: date, conf: Any, fmt: 
     days = (last - first).days + 1
     show = (sys.stderr.isatty() and fmt != "json") or os.environ.get("UDF_PROGRESS") == "1"
     with (
-        MetadataStore.for_home(home.ensure()) as store,
+        _known_scope(MetadataStore.for_home(home.ensure()), conf.scope) as store,
         Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -189,6 +190,14 @@ def _in_process(home: Home, spec: Any, first: date, last: date, conf: Any, fmt: 
         )
     if errors:
         raise InputError(f"{len(errors)} batch(es) failed; see `udf status --state failed`")
+
+
+def _known_scope(store: Any, scope: str) -> Any:
+    """``store``, once ``scope`` (an experiment, or "" for all) is known to it."""
+    if scope and store.experiment(scope) is None:
+        store.close()
+        raise InputError(f"no experiment named {scope!r}; import its ramps first")
+    return store
 
 
 def _batch_row(s: dict[str, Any]) -> dict[str, Any]:

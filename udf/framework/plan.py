@@ -155,8 +155,6 @@ def _plan(
 ) -> list[dict[str, Any]]:
     args = spec.dag_creation_args
     now = now or datetime.now(UTC)
-    if scope and store.experiment(scope) is None:
-        raise InputError(f"no experiment named {scope!r}; import its ramps first")
     recover_lost_work(store, spec.metric_type, dag_run_id)
     if spec.metric_type == "aggregated":
         _register_default_metrics(home, store, slice_end(spec.metric_type, ds))
