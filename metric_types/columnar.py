@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from udf.archive.layout import hour_label
 from udf.archive.records import REQUIRED, Corrupt, parse
 from udf.archive.view import ArchiveFile, committed_view, read_committed
 from udf.home import Home
@@ -96,15 +97,9 @@ def convert(
     log.info("columnar", topic=topic, hours=len(done), rebuilt=rebuilt)
     if corrupt:
         log.warning("archive.corrupt", topic=topic, lines=corrupt,
-                    hours=[_label(h.hour) for h, _ in done if h.corrupt],
+                    hours=[hour_label(h.hour) for h, _ in done if h.corrupt],
                     action="left out; the lines were logged with their files when the hours were read")  # fmt: skip
     return [hour_file for hour_file, _ in done]
-
-
-def _label(hour: int) -> str:
-    from datetime import UTC, datetime
-
-    return f"{datetime.fromtimestamp(hour * 3600, tz=UTC):%Y-%m-%dT%H}"
 
 
 def _convert_hour(

@@ -38,7 +38,7 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from udf.archive.layout import HOUR_MS, ArchiveLayout, TopicSettings
+from udf.archive.layout import HOUR_MS, ArchiveLayout, TopicSettings, hour_label
 from udf.archive.ledger import Ledger
 from udf.archive.locks import file_lock, fsync_dir
 from udf.archive.partitioner import partitions_of
@@ -187,8 +187,8 @@ class Importer:
         report.sha256 = digest.hexdigest()
         report.corrupt_by_kind = dict(sorted(kinds.items()))
         if hours:
-            report.first_hour = _hour_label(min(hours))
-            report.last_hour = _hour_label(max(hours))
+            report.first_hour = hour_label(min(hours))
+            report.last_hour = hour_label(max(hours))
         report.files = sum(1 for _ in data_dir.rglob("*.jsonl"))
 
     def _stage_batch(
@@ -422,6 +422,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)
     fsync_dir(path.parent)
 
-
-def _hour_label(hour_index: int) -> str:
-    return f"{datetime.fromtimestamp(hour_index * 3600, tz=UTC):%Y-%m-%dT%H}"

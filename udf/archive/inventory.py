@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from udf.archive.layout import TOPICS, ArchiveLayout
+from udf.archive.layout import TOPICS, ArchiveLayout, hour_label
 from udf.archive.view import committed_view
 from udf.home import Home
 
@@ -39,7 +39,7 @@ def inventory(home: Home) -> list[TopicInventory]:
     for topic in TOPICS:
         topic_dir = layout.topic_dir(topic)
         files = view.topic_files(topic)
-        hours = sorted({_hour_key(f.path) for f in files})
+        hours = [hour_label(h) for h in sorted({f.hour for f in files})]
         mine = [e for e in view.imports if e["topic"] == topic]
         rows.append(
             TopicInventory(
@@ -57,12 +57,6 @@ def inventory(home: Home) -> list[TopicInventory]:
             )
         )
     return rows
-
-
-def _hour_key(path: Path) -> str:
-    hour = path.parent.name.removeprefix("hour=")
-    day = path.parent.parent.name.removeprefix("dt=")
-    return f"{day}T{hour}"
 
 
 def dead_letters(deadletter_root: Path, topics: tuple[str, ...] = TOPICS) -> Iterator[dict]:

@@ -15,6 +15,11 @@ EXTENSION = "jsonl"
 HOUR_MS = 3_600_000
 
 
+def hour_label(hour_index: int) -> str:
+    """``YYYY-MM-DDTHH`` (UTC) of an hour counted since the epoch."""
+    return f"{datetime.fromtimestamp(hour_index * 3600, tz=UTC):%Y-%m-%dT%H}"
+
+
 @dataclass(frozen=True)
 class TopicSettings:
     """Fixed when the topic is first written: changing the partition count would move users."""
