@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 
@@ -59,10 +58,14 @@ def inventory(home: Home) -> list[TopicInventory]:
     return rows
 
 
-def dead_letters(deadletter_root: Path, topics: tuple[str, ...] = TOPICS) -> Iterator[dict]:
-    """Every dead-lettered line with its topic and import id, oldest import first."""
+def dead_letters(home: Home, topics: tuple[str, ...] = TOPICS) -> Iterator[dict]:
+    """Every dead-lettered line of the committed imports, with its topic and import id,
+    oldest import first (an unfinished import's dead letters are left out with its data)."""
+    committed = {entry["id"] for entry in committed_view(home, ()).imports}
     for topic in topics:
-        for path in sorted((deadletter_root / topic).glob("*.jsonl")):
+        for path in sorted((home.deadletter / topic).glob("*.jsonl")):
+            if path.stem not in committed:
+                continue
             with path.open("rb") as fh:
                 for line in fh:
                     yield {"topic": topic, "import_id": path.stem, **orjson.loads(line)}

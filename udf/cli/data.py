@@ -101,7 +101,7 @@ def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
     topics = (topic,) if topic else TOPICS
     counts: Counter[tuple[str, str]] = Counter()
     newest: deque[dict] = deque(maxlen=limit)
-    for letter in dead_letters(home.deadletter, topics):
+    for letter in dead_letters(home, topics):
         counts[(letter["topic"], letter["kind"])] += 1
         newest.append(letter)
     summary = [{"topic": t, "kind": k, "lines": n} for (t, k), n in sorted(counts.items())]

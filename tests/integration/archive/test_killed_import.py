@@ -4,7 +4,7 @@
 point of its apply phase, and is killed there with SIGKILL by this test. The import left some
 archive files holding part of it. Then each reader runs first, on its own copy of that
 archive: ``udf data info``, ``udf data seal``, the Parquet conversion that ``udf compute``
-reads, and (once, on Spark) ``compute`` itself. Each must give what it gives after an
+reads, ``udf data deadletters``, and (once, on Spark) ``compute`` itself. Each must give what it gives after an
 uninterrupted import: readers finish the crashed import before reading (docs/archive.md,
 "Readers see committed imports only").
 """
@@ -51,6 +51,13 @@ def info(home: Path) -> list[dict]:
     return json.loads(udf(home, "data", "info", "--format", "json"))
 
 
+def dead_letters(home: Path) -> dict:
+    """Counts by kind, and every dead letter (import ids differ between homes: left out)."""
+    [shown] = json.loads(udf(home, "data", "deadletters", "--limit", "1000", "--format", "json"))
+    return {"counts": shown["counts"],
+            "letters": [{k: v for k, v in d.items() if k != "import_id"} for d in shown["newest"]]}
+
+
 def converted(home: Path) -> dict[str, list[dict]]:
     """What ``udf compute`` reads: the clean Parquet hours, by hour."""
     from metric_types.columnar import convert
@@ -92,7 +99,8 @@ def expected(homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
     """What the readers give after the uninterrupted import (read from a copy)."""
     after = tmp_path_factory.mktemp("expected") / "after"
     shutil.copytree(homes["after"], after)
-    return {"info": info(after), "tables": converted(after), "files": data_files(after)}
+    return {"info": info(after), "tables": converted(after), "files": data_files(after),
+            "dead": dead_letters(after)}
 
 
 def start_import(home: Path, big: Path, point: str) -> subprocess.Popen:
@@ -136,11 +144,13 @@ def test_every_reader_sees_the_whole_import_after_a_kill(
         assert on_disk != data_files(homes["before"]) and on_disk != expected["files"]
     expected_info, expected_tables = expected["info"], expected["tables"]
 
-    for reader in ("info", "seal", "convert"):
+    for reader in ("info", "deadletters", "seal", "convert"):
         home = tmp_path / reader
         shutil.copytree(killed, home)
         if reader == "info":
             assert info(home) == expected_info
+        elif reader == "deadletters":
+            assert dead_letters(home) == expected["dead"]
         elif reader == "seal":
             udf(home, "data", "seal", "--topic", "events", "--through", THROUGH)
             assert info(home) == expected_info
