@@ -2,8 +2,9 @@
 
 An import appends to many files (:mod:`udf.archive.importer`). Between its journal and its
 ledger line some files hold its records and others do not yet, and a crash can stop it
-there. Every reader (the Parquet conversion behind ``udf compute``, ``udf data info``,
-``udf data seal``, the stream source) therefore goes through :func:`committed_view`:
+there. Every reader (the Parquet conversion behind ``udf compute``, ``udf data info`` and
+``deadletters``, ``udf data seal``, the stream source) therefore goes through
+:func:`committed_view`:
 
 1. **Recover.** Journals left by a crashed import are rolled forward first, exactly as the
    next import would do, when the import lock is free. If an import is running, it does this
