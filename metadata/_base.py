@@ -15,7 +15,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from metadata.db import (
@@ -68,11 +68,18 @@ class StoreBase:
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
+        """One transaction: committed on success, rolled back on any error.
+
+        A database error becomes one :class:`MetadataError` line (a damaged SQLite file
+        says "database disk image is malformed"), except a duplicate key, which the callers
+        that expect one handle.
+        """
         try:
             with self._sessions.begin() as session:
                 yield session
-        except (OperationalError, InterfaceError) as exc:
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
             raise MetadataError(f"metadata store error: {describe_error(exc)}") from exc
 
     def _retrying(

@@ -2,7 +2,11 @@
 
 SQLite (the embedded default) gets WAL, foreign keys, a busy timeout and ``BEGIN IMMEDIATE``
 transactions, so concurrent writers queue instead of failing or racing; its parent
-directory is created. Migrations run Alembic programmatically with the scripts shipped
+directory is created. A new SQLite file is created whole (a temporary database linked into
+place) and an existing one is only ever opened, never created by the open, so an empty
+(0-byte) file can only be a truncated database: it is refused, not silently made anew. A
+file or directory this process may not write to (a read-only home) is opened read-only,
+so reading commands work there. Migrations run Alembic programmatically with the scripts shipped
 inside this package, so no ``alembic.ini`` is needed anywhere.
 
 Opening a store reads ``alembic_version`` with a plain SELECT and imports Alembic only when
@@ -15,14 +19,17 @@ time migrate it once and the others wait, then find it current.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -119,8 +126,11 @@ def _create_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    read_only = False
+    if parsed.database and parsed.database != ":memory:" and "uri" not in parsed.query:
+        path = Path(parsed.database).expanduser().absolute()
+        read_only = _sqlite_file(path)
+        kwargs.setdefault("creator", _sqlite_connector(path, read_only))
     engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -128,7 +138,8 @@ def _create_engine(url: str, **kwargs: Any) -> Engine:
         # Let SQLAlchemy's "begin" event own transactions (pysqlite's implicit BEGIN is lazy).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        _set_wal(cursor)
+        if not read_only:
+            _set_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
@@ -136,9 +147,63 @@ def _create_engine(url: str, **kwargs: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Take the write lock up front: a read-then-write transaction cannot be overtaken.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sqlite_file(path: Path) -> bool:
+    """Check (or create) the database file at ``path``; whether it must be opened read-only."""
+    if path.exists():
+        if path.is_file() and path.stat().st_size == 0:
+            raise MetadataError(
+                f"{path} is empty (0 bytes): it is not a database but a truncated one; restore "
+                "it from a backup, or delete it to start with an empty store"
+            )
+        return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    if path.parent.is_dir() and not os.access(path.parent, os.W_OK):
+        raise MetadataError(f"{path} does not exist, and its folder is read-only")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        new = sqlite3.connect(tmp)
+        try:
+            new.execute("PRAGMA journal_mode=WAL")  # writes the header: the file is a database
+        finally:
+            new.close()
+        try:
+            os.link(tmp, path)  # atomic, and never over a database another process just made
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise MetadataError(f"cannot create the database {path}: {reason}") from exc
+    return False
+
+
+def _sqlite_connector(path: Path, read_only: bool) -> Callable[[], sqlite3.Connection]:
+    """Connections that never create the file (``mode=rw``), or read-only ones.
+
+    Read-only SQLite still needs to create the WAL index beside the file; where it cannot (a
+    read-only directory), the file is read as it is (``immutable``): don't let another
+    process write it meanwhile.
+    """
+    target = f"file:{quote(str(path))}"
+
+    def connect() -> sqlite3.Connection:
+        if not read_only:
+            return sqlite3.connect(f"{target}?mode=rw", uri=True, timeout=30, check_same_thread=False)
+        conn = sqlite3.connect(f"{target}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            return sqlite3.connect(f"{target}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+    return connect
 
 
 def _set_wal(cursor: Any) -> None:

@@ -8,6 +8,7 @@ engines cannot disagree about where a period starts or ends.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,12 +16,17 @@ from dataclasses import dataclass
 from udf.vocabulary import DEFAULT_WINDOW_DAYS
 
 DAY_MS = 86_400_000
+# The window W the platform accepts, in days: from one hour (the archive's grain) to ten years.
+MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 1 / 24, 3650
 
 
 def window_ms(days: float = DEFAULT_WINDOW_DAYS) -> int:
-    """The aggregation window ``W`` in epoch milliseconds."""
-    if days <= 0:
-        raise ValueError(f"the aggregation window must be positive, not {days} days")
+    """The aggregation window ``W`` in epoch milliseconds (``ValueError`` outside the range)."""
+    if not (math.isfinite(days) and MIN_WINDOW_DAYS <= days <= MAX_WINDOW_DAYS):
+        raise ValueError(
+            f"the aggregation window must be from 1 hour ({MIN_WINDOW_DAYS:.6g} days) to "
+            f"{MAX_WINDOW_DAYS} days, not {days} days"
+        )
     return round(days * DAY_MS)
 
 

@@ -13,15 +13,15 @@ import re
 from collections.abc import Iterable
 
 from metadata.records import RampRow
-from udf.archive.records import TS_MAX
 from udf.errors import InputError
 from udf.names import NAME, NAME_RULE
+from udf.times import RANGE_TEXT, TS_MAX, TS_MIN
 
 HEADER = ("experiment", "group", "ramp_ts", "allocation")
 MAX_REPORTED = 10
 # Matched with fullmatch: "$" would accept a trailing newline, and "\d" any Unicode digit.
 _NAME = NAME  # the platform-wide name rule (udf.names)
-_INT = re.compile(r"[0-9]{1,15}")  # TS_MAX has 15 digits
+_INT = re.compile(r"[0-9]{1,15}")  # more digits could not be in range
 _NUMBER = re.compile(r"[0-9.eE+\-]+")  # ASCII only; float() would take any Unicode digit
 
 
@@ -75,10 +75,10 @@ def _row(cells: list[str]) -> RampRow:
     for label, name in (("experiment", experiment), ("group", group)):
         if not _NAME.fullmatch(name):
             raise ValueError(f"{label} {name!r} {NAME_RULE}")
-    if not _INT.fullmatch(ramp_ts) or int(ramp_ts) >= TS_MAX:
+    if not _INT.fullmatch(ramp_ts) or not TS_MIN <= int(ramp_ts) < TS_MAX:
         raise ValueError(
-            f"ramp_ts {ramp_ts!r} is not epoch milliseconds: expected an integer from 0 to "
-            f"{TS_MAX - 1} (before the year 10000)"
+            f"ramp_ts {ramp_ts!r} is not epoch milliseconds in the accepted times: expected an "
+            f"integer from {TS_MIN} to {TS_MAX - 1} ({RANGE_TEXT})"
         )
     try:
         if not _NUMBER.fullmatch(allocation):

@@ -38,6 +38,7 @@ class ImportSummary:
     ramps_added: int
     ramps_updated: int
     ramps_unchanged: int
+    without_control: tuple[str, ...] = ()  # experiments of the import with no control group
 
     @property
     def changed(self) -> bool:

@@ -13,7 +13,8 @@ both win.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -42,7 +43,7 @@ from metadata.records import (
     RampRow,
     SegmentInfo,
 )
-from udf.errors import MetadataError
+from udf.errors import InputError, MetadataError
 
 if TYPE_CHECKING:
     from udf.config.catalog import ExperimentSelection, MetricSpec, SegmentSpec
@@ -58,7 +59,12 @@ class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin):
         return cls(home.metadata_url, **kwargs)
 
     def import_ramps(self, rows: Iterable[RampRow]) -> ImportSummary:
-        """Add ramps (and their experiments and groups); identical rows change nothing."""
+        """Add ramps (and their experiments and groups); identical rows change nothing.
+
+        Refuses (:class:`InputError`, nothing stored) a history in which a group's allocation
+        falls: ramps are increases (the contract §2). An experiment left without a ``control``
+        group is imported (its control may come in a later file) and named in the summary.
+        """
         rows = list(rows)
         names = sorted({r.experiment for r in rows})
         now = self._clock()
@@ -77,6 +83,7 @@ class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin):
             ramps_added=counts["added"],
             ramps_updated=counts["updated"],
             ramps_unchanged=counts["unchanged"],
+            without_control=tuple(counts["without_control"]),
         )
 
     def experiments(self, names: Sequence[str] | None = None) -> list[ExperimentInfo]:
@@ -159,7 +166,7 @@ class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin):
 
 def _import_ramps(
     s: Session, rows: list[RampRow], names: list[str], now: datetime
-) -> dict[str, int]:
+) -> dict[str, Any]:
     experiments = {
         e.name: e
         for e in s.scalars(
@@ -168,7 +175,7 @@ def _import_ramps(
             .options(selectinload(Experiment.groups).selectinload(ExperimentGroup.ramps))
         )
     }
-    counts = dict.fromkeys(("experiments", "groups", "added", "updated", "unchanged"), 0)
+    counts: dict[str, Any] = dict.fromkeys(("experiments", "groups", "added", "updated", "unchanged"), 0)
     groups: dict[tuple[str, str], ExperimentGroup] = {}
     for row in rows:
         exp = experiments.get(row.experiment)
@@ -197,7 +204,26 @@ def _import_ramps(
             counts["unchanged"] += 1
             continue
         exp.updated_at = now
+    falls = [
+        f"{experiment}/{name}: allocation falls from {a.allocation:g}% at {_utc(a.ramp_ts)} "
+        f"to {b.allocation:g}% at {_utc(b.ramp_ts)}"
+        for (experiment, name), group in groups.items()
+        for a, b in pairwise(sorted(group.ramps, key=lambda r: r.ramp_ts))
+        if b.allocation < a.allocation
+    ]
+    if falls:
+        raise InputError(
+            f"{'; '.join(falls)}: a ramp only increases a group's allocation (the contract §2); "
+            "nothing imported"
+        )
+    counts["without_control"] = [
+        name for name in names if not any(g.name == "control" for g in experiments[name].groups)
+    ]
     return counts
+
+
+def _utc(ms: int) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, tz=UTC):%Y-%m-%dT%H:%M}Z"
 
 
 def _experiment_info(e: Experiment) -> ExperimentInfo:

@@ -8,11 +8,17 @@ the two per-event rules of the contract §3 are local to one hour and are applie
 - **spam cap**: of a user's events in the hour, ordered by ``(ts, event_type)``, only the
   first ``X`` stay.
 
+The archive is read through its committed view (:mod:`udf.archive.view`): only the bytes
+of committed imports, never half of one, even while an import runs or after one crashed.
 The result is cached under ``<home>/columnar/<topic>/dt=/hour=/`` beside a fingerprint of
-the source files (names and sizes: the archive only ever appends) and of ``X``; a changed
-hour is rebuilt, an unchanged one is reused. Writes go to a temporary file of their own
-that is renamed into place under a lock, so a crash leaves the previous version or none,
+the source files (names and committed sizes: the archive only ever appends) and of ``X``; a
+changed hour is rebuilt, an unchanged one is reused. Writes go to a temporary file of their
+own that is renamed into place under a lock, so a crash leaves the previous version or none,
 never half a file, and processes converting the same hour at once never collide.
+
+A line of an archive file that is not a valid record (the importer writes only valid ones,
+so this means the file was damaged or edited: a torn line) is counted as corrupt, logged
+with its file and line number, and left out; the rest of the hour is computed.
 
 Columns: ``user_id, event_type, ts, value`` (1.0 when absent) plus one string column per
 segment field (a string as it is, a number as its JSON spelling); activations keep
@@ -34,9 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from udf.archive.layout import HOUR_MS, ArchiveLayout
+from udf.archive.layout import hour_label
+from udf.archive.records import REQUIRED, Corrupt, parse
+from udf.archive.view import ArchiveFile, committed_view, read_committed
 from udf.home import Home
 from udf.logging import get_logger
+from udf.times import TS_MAX, TS_MIN
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,6 +68,7 @@ class HourFile:
     hour: int  # hours since the epoch
     path: Path
     event_types: tuple[str, ...] = ()  # events only: the types present in the hour
+    corrupt: int = 0  # lines of the archive files that were not valid records, left out
 
 
 def columnar_root(home: Home) -> Path:
@@ -78,8 +88,7 @@ def convert(
 
     Returns the converted hours (every hour of the range that has data), oldest first.
     """
-    layout = ArchiveLayout(home.archive)
-    hours = _archive_hours(layout, topic, ts_from, ts_to)
+    hours = committed_view(home, [topic], ts_from=ts_from, ts_to=ts_to).hours(topic)
     out_root = columnar_root(home) / topic
     jobs = [(topic, hour, files, out_root, spam_cap) for hour, files in hours]
     # pyarrow releases the GIL while it parses, sorts and writes; two threads per core keep
@@ -88,40 +97,17 @@ def convert(
     with ThreadPoolExecutor(max_workers=threads) as pool:
         done = list(pool.map(lambda job: _convert_hour(*job), jobs))
     rebuilt = sum(1 for _, fresh in done if fresh)
+    corrupt = sum(hour_file.corrupt for hour_file, _ in done)
     log.info("columnar", topic=topic, hours=len(done), rebuilt=rebuilt)
+    if corrupt:
+        log.warning("archive.corrupt", topic=topic, lines=corrupt,
+                    hours=[hour_label(h.hour) for h, _ in done if h.corrupt],
+                    action="left out; the lines were logged with their files when the hours were read")  # fmt: skip
     return [hour_file for hour_file, _ in done]
 
 
-def _archive_hours(
-    layout: ArchiveLayout, topic: str, ts_from: int | None, ts_to: int | None
-) -> list[tuple[int, list[Path]]]:
-    by_hour: dict[int, list[Path]] = {}
-    for day in sorted(layout.topic_dir(topic).glob("dt=*")):
-        for hour_dir in sorted(day.glob("hour=*")):
-            hour = _hour_index(day.name[3:], hour_dir.name[5:])
-            if ts_from is not None and (hour + 1) * HOUR_MS <= ts_from:
-                continue
-            if ts_to is not None and hour * HOUR_MS >= ts_to:
-                continue
-            files = sorted(hour_dir.glob("part-*.jsonl"), key=_part_number)
-            if files:
-                by_hour[hour] = files
-    return sorted(by_hour.items())
-
-
-def _hour_index(day: str, hour: str) -> int:
-    from datetime import UTC, datetime
-
-    moment = datetime.strptime(f"{day} {hour}", "%Y-%m-%d %H").replace(tzinfo=UTC)
-    return int(moment.timestamp()) // 3600
-
-
-def _part_number(path: Path) -> int:
-    return int(path.stem.split("-", 1)[1])
-
-
 def _convert_hour(
-    topic: str, hour: int, files: list[Path], out_root: Path, spam_cap: int
+    topic: str, hour: int, files: list[ArchiveFile], out_root: Path, spam_cap: int
 ) -> tuple[HourFile, bool]:
     from datetime import UTC, datetime
 
@@ -131,24 +117,27 @@ def _convert_hour(
     fingerprint: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "spam_cap": spam_cap if topic == "events" else None,
-        "files": {f.name: f.stat().st_size for f in files},
+        "files": {f.path.name: f.size for f in files},
     }
     stamp = out_dir / FINGERPRINT
     if target.exists() and stamp.exists():
         try:
             stored = json.loads(stamp.read_text())
             if {k: stored.get(k) for k in fingerprint} == fingerprint:
-                return HourFile(topic, hour, target, tuple(stored.get("event_types", ()))), False
+                kinds = tuple(stored.get("event_types", ()))
+                return HourFile(topic, hour, target, kinds, stored.get("corrupt", 0)), False
         except (ValueError, FileNotFoundError):  # torn, or swapped out by another writer
             pass
+    corrupt: list[int] = []
     if topic == "events":
-        table = clean_events(_read_events(files), spam_cap)
+        table = clean_events(_read_events(files, corrupt), spam_cap)
         kinds = tuple(sorted(set(table.column("event_type").unique().to_pylist())))
         fingerprint["event_types"] = list(kinds)
     else:
-        table, kinds = _read_activations(files), ()
+        table, kinds = _read_activations(files, corrupt), ()
+    fingerprint["corrupt"] = len(corrupt)
     _write_atomically(table, out_dir, target, stamp, fingerprint)
-    return HourFile(topic, hour, target, kinds), True
+    return HourFile(topic, hour, target, kinds, len(corrupt)), True
 
 
 def _write_atomically(
@@ -201,26 +190,27 @@ def _activation_schema() -> pa.Schema:
     )  # fmt: skip
 
 
-def _read_events(files: Sequence[Path]) -> pa.Table:
+def _read_events(files: Sequence[ArchiveFile], corrupt: list[int]) -> pa.Table:
     """Every event of the files, in file then line order, with ``value`` defaulted to 1.0."""
-    tables = [_read_json(f, _event_schema(), extra=True) for f in files]
+    tables = [_read_json(f, _event_schema(), corrupt, extra=True) for f in files]
     table = _unify(tables, _event_schema())
     i = table.schema.get_field_index("value")
     return table.set_column(i, "value", table.column(i).fill_null(1.0))
 
 
-def _read_activations(files: Sequence[Path]) -> pa.Table:
-    tables = [_read_json(f, _activation_schema(), extra=False) for f in files]
+def _read_activations(files: Sequence[ArchiveFile], corrupt: list[int]) -> pa.Table:
+    tables = [_read_json(f, _activation_schema(), corrupt, extra=False) for f in files]
     return _unify(tables, _activation_schema()).select(list(ACTIVATION_FIELDS))
 
 
-def _read_json(path: Path, schema: pa.Schema, *, extra: bool) -> pa.Table:
-    """One archive file. Arrow's reader is fast; a file it cannot type (a segment field that
-    is a number in some lines, say) is read line by line instead, with the same result."""
+def _read_json(file: ArchiveFile, schema: pa.Schema, corrupt: list[int], *, extra: bool) -> pa.Table:
+    """The committed part of one archive file. Arrow's reader is fast; a file it cannot type
+    (a segment field that is a number in some lines, say, or a torn line) is read line by
+    line instead, with the same result for every valid line; ``corrupt`` gets the others."""
     import pyarrow as pa
     import pyarrow.json as pj
 
-    data = path.read_bytes()
+    data = read_committed(file)
     if not data.strip():
         return pa.table({f.name: pa.array([], f.type) for f in schema})
     try:
@@ -234,7 +224,8 @@ def _read_json(path: Path, schema: pa.Schema, *, extra: bool) -> pa.Table:
             ),
         )
         extras = [f for f in table.schema if f.name not in schema.names]
-        if all(pa.types.is_string(f.type) or pa.types.is_null(f.type) for f in extras):
+        typed = all(pa.types.is_string(f.type) or pa.types.is_null(f.type) for f in extras)
+        if typed and _all_valid(table, file.topic):
             for f in extras:
                 if pa.types.is_null(f.type):
                     i = table.schema.get_field_index(f.name)
@@ -242,19 +233,41 @@ def _read_json(path: Path, schema: pa.Schema, *, extra: bool) -> pa.Table:
             return table
     except pa.ArrowInvalid:
         pass
-    return _read_json_slowly(data, schema, extra=extra)
+    return _read_json_slowly(data, schema, file, corrupt, extra=extra)
 
 
-def _read_json_slowly(data: bytes, schema: pa.Schema, *, extra: bool) -> pa.Table:
+def _all_valid(table: pa.Table, topic: str) -> bool:
+    """Whether every row passes the importer's checks (else the slow path finds which fail)."""
+    import pyarrow.compute as pc
+
+    required = [name for name, _ in REQUIRED[topic]]
+    if any(table.column(name).null_count for name in required):
+        return False
+    bounds = pc.min_max(table.column("ts")).as_py()
+    if table.num_rows and not (bounds["min"] >= TS_MIN and bounds["max"] < TS_MAX):
+        return False
+    texts = [name for name, kind in REQUIRED[topic] if kind == "str"]
+    return not any(pc.any(pc.equal(pc.utf8_length(table.column(name)), 0)).as_py() for name in texts)
+
+
+def _read_json_slowly(
+    data: bytes, schema: pa.Schema, file: ArchiveFile, corrupt: list[int], *, extra: bool
+) -> pa.Table:
     import pyarrow as pa
 
     known = set(schema.names)
     columns: dict[str, list[Any]] = {name: [] for name in schema.names}
     n = 0
-    for line in data.splitlines():
+    for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
-        record = orjson.loads(line)
+        try:
+            record = parse(line, file.topic)
+        except Corrupt as bad:
+            corrupt.append(number)
+            log.warning("archive.corrupt_line", file=str(file.path), line=number,
+                        kind=bad.kind, reason=str(bad))  # fmt: skip
+            continue
         for name in schema.names:
             columns[name].append(record.get(name))
         if extra:

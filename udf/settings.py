@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_validator
 
 from udf.config.alerts import AlertSettings
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
@@ -71,6 +71,14 @@ class Settings(StrictModel):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    @field_validator("window_days")
+    @classmethod
+    def _window_in_range(cls, days: float) -> float:
+        from metadata.periods import window_ms
+
+        window_ms(days)  # nan, inf and 1e-9 are refused here, not deep in a computation
+        return days
 
     @property
     def window_ms(self) -> int:

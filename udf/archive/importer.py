@@ -13,14 +13,15 @@ Each source file is one import, in three steps:
    then remove the journal and the staging.
 
 A crash before the journal leaves only staging, which the next import removes; a crash
-after it is rolled forward by the next import (:meth:`Importer.recover`), so a target
-file never holds half an import and a rerun never doubles one. Imports into one
-archive are serialised by an exclusive lock file.
+after it is rolled forward by the next import or reader (:meth:`Importer.recover`), so a
+target file never holds half an import and a rerun never doubles one. Imports into one
+archive are serialised by an exclusive lock file, and steps 2-3 hold the apply lock, which
+readers share while they take their snapshot (:mod:`udf.archive.view`): no reader sees an
+import half-applied.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -37,8 +38,9 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from udf.archive.layout import HOUR_MS, ArchiveLayout, TopicSettings
+from udf.archive.layout import HOUR_MS, ArchiveLayout, TopicSettings, hour_label
 from udf.archive.ledger import Ledger
+from udf.archive.locks import file_lock, fsync_dir
 from udf.archive.partitioner import partitions_of
 from udf.archive.records import Corrupt, parse_for_archive
 from udf.errors import ArchiveError, InputError
@@ -94,7 +96,12 @@ class Importer:
         """Import each source (a path, or ``-`` for stdin) as its own atomic import."""
         self.layout.topic_dir(topic)  # validates the topic name
         for source in sources:
-            if source != "-" and (not os.path.exists(source) or os.path.isdir(source)):
+            if source != "-" and os.path.isdir(source):
+                raise InputError(
+                    f"{source} is a directory: name the files to import "
+                    f"(for example {os.path.join(source, '*.jsonl')})"
+                )
+            if source != "-" and not os.path.exists(source):
                 raise InputError(f"{source}: no such file")
         with self._locked():
             self.ledger.refresh()
@@ -103,14 +110,11 @@ class Importer:
             return [self._import_one(topic, s, settings, progress) for s in sources]
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
+        """The import lock (yields False when ``wait`` is off and another import holds it)."""
         self.layout.root.mkdir(parents=True, exist_ok=True)
-        with self.layout.lock_file.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with file_lock(self.layout.lock_file, wait=wait) as held:
+            yield held
 
     # -- staging ---------------------------------------------------------------------------
 
@@ -187,9 +191,9 @@ class Importer:
         report.sha256 = digest.hexdigest()
         report.corrupt_by_kind = dict(sorted(kinds.items()))
         if hours:
-            report.first_hour = _hour_label(min(hours))
-            report.last_hour = _hour_label(max(hours))
-        report.event_types = {t: _hour_label(h) for t, h in sorted(types.items())}
+            report.first_hour = hour_label(min(hours))
+            report.last_hour = hour_label(max(hours))
+        report.event_types = {t: hour_label(h) for t, h in sorted(types.items())}
         report.files = sum(1 for _ in data_dir.rglob("*.jsonl"))
 
     def _stage_batch(
@@ -267,13 +271,16 @@ class Importer:
             })
         entry = report.as_dict() | {"imported_at": datetime.now(UTC).isoformat()}
         if report.corrupt:
-            entry["deadletter"] = str(self._deadletter_path(report.topic, report.import_id))
+            dead = self._deadletter_path(report.topic, report.import_id)
+            # Relative to the home, like every path the archive keeps: a moved home still works.
+            entry["deadletter"] = str(dead.relative_to(self.home.root))
             entry["deadletter_size"] = _fsync_file(stage / "deadletter.jsonl")
-            report.deadletter = entry["deadletter"]
+            report.deadletter = str(dead)
         for directory in [stage, *(d for d in stage.rglob("*") if d.is_dir())]:
-            _fsync_dir(directory)
-        _write_atomic(journal, orjson.dumps({"entry": entry, "targets": targets}))
-        self._apply(journal)
+            fsync_dir(directory)
+        with file_lock(self.layout.apply_lock):
+            _write_atomic(journal, orjson.dumps({"entry": entry, "targets": targets}))
+            self._apply(journal)
 
     def _apply(self, journal: Path) -> bool:
         """Apply a committed import exactly once; roll it back if its staging was lost."""
@@ -283,10 +290,11 @@ class Importer:
         stage = self.layout.staging / import_id
         topic_dir = self.layout.topic_dir(entry["topic"])
         applied = True
+        dead = self._deadletter_path(entry["topic"], import_id) if entry.get("deadletter") else None
         if not self.ledger.has(import_id):
-            lost = _lost_staging(spec, stage)
+            lost = _lost_staging(spec, stage, dead)
             if lost:
-                _roll_back(spec, topic_dir)
+                _roll_back(spec, topic_dir, dead)
                 log.error("import.rolled_back", source=entry["source"], import_id=import_id,
                           reason=lost, action="import the file again")
                 applied = False
@@ -294,36 +302,42 @@ class Importer:
                 for target in spec["targets"]:
                     _append_exactly(stage / "data" / target["rel"], topic_dir / target["rel"],
                                     target["size_before"])
-                if entry.get("deadletter"):
-                    dead = Path(entry["deadletter"])
+                if dead is not None:
                     staged_dead = stage / "deadletter.jsonl"
                     if staged_dead.exists():
                         dead.parent.mkdir(parents=True, exist_ok=True)
                         shutil.move(staged_dead, dead)
-                    _fsync_dir(dead.parent)
+                    fsync_dir(dead.parent)
                 self.ledger.append({"id": import_id} | entry)
         journal.unlink()
         shutil.rmtree(stage, ignore_errors=True)
         return applied
 
-    def recover(self) -> int:
+    def recover(self, *, wait: bool = True) -> int | None:
         """Finish imports that committed but did not complete; drop uncommitted staging.
 
         A committed import is rolled forward; if its staged data was lost (say, a disk that
         failed to keep unsynced writes), it is rolled back instead and logged as an error,
-        and the file can simply be imported again. Returns how many journals were handled.
-        Every import does this first, so calling it directly is only for tools and tests.
+        and the file can simply be imported again. Returns how many journals were handled,
+        or ``None`` when ``wait`` is off and another import holds the lock (that import
+        recovers them itself). Every import and every reader (:mod:`udf.archive.view`) does
+        this first.
         """
-        with self._locked():
+        with self._locked(wait) as held:
+            if not held:
+                return None
             self.ledger.refresh()
             return self._recover()
 
     def _recover(self) -> int:
         handled = 0
-        for journal in sorted(self.layout.journal.glob("*.json")):
-            log.warning("import.recover", journal=str(journal))
-            self._apply(journal)
-            handled += 1
+        journals = sorted(self.layout.journal.glob("*.json"))
+        if journals:
+            with file_lock(self.layout.apply_lock):
+                for journal in journals:
+                    log.warning("import.recover", journal=str(journal))
+                    self._apply(journal)
+                    handled += 1
         if self.layout.staging.exists():
             for leftover in self.layout.staging.iterdir():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -345,22 +359,21 @@ def _open_source(source: str) -> Iterator[IO[bytes]]:
         raise InputError(f"{source}: {exc.strerror or exc}") from exc
 
 
-def _lost_staging(spec: dict[str, Any], stage: Path) -> str | None:
+def _lost_staging(spec: dict[str, Any], stage: Path, dead: Path | None) -> str | None:
     """Why a journal cannot be rolled forward (staged bytes missing or short), or ``None``."""
     for target in spec["targets"]:
         staged = stage / "data" / target["rel"]
         if not staged.exists() or staged.stat().st_size != target["staged_size"]:
             return f"staged data for {target['rel']} is missing or incomplete"
-    entry = spec["entry"]
-    if entry.get("deadletter"):
-        staged_dead, dead = stage / "deadletter.jsonl", Path(entry["deadletter"])
+    if dead is not None:
+        staged_dead = stage / "deadletter.jsonl"
         present = staged_dead if staged_dead.exists() else dead
-        if not present.exists() or present.stat().st_size != entry["deadletter_size"]:
+        if not present.exists() or present.stat().st_size != spec["entry"]["deadletter_size"]:
             return "staged dead letters are missing or incomplete"
     return None
 
 
-def _roll_back(spec: dict[str, Any], topic_dir: Path) -> None:
+def _roll_back(spec: dict[str, Any], topic_dir: Path, dead: Path | None) -> None:
     """Undo whatever part of an import reached the archive: every target back to its old size."""
     for target in spec["targets"]:
         final = topic_dir / target["rel"]
@@ -372,9 +385,8 @@ def _roll_back(spec: dict[str, Any], topic_dir: Path) -> None:
         with final.open("r+b") as fh:
             fh.truncate(target["size_before"])
             os.fsync(fh.fileno())
-    dead = spec["entry"].get("deadletter")
-    if dead:
-        Path(dead).unlink(missing_ok=True)
+    if dead is not None:
+        dead.unlink(missing_ok=True)
 
 
 def _fsync_file(path: Path) -> int:
@@ -382,15 +394,6 @@ def _fsync_file(path: Path) -> int:
     with path.open("rb") as fh:
         os.fsync(fh.fileno())
         return os.fstat(fh.fileno()).st_size
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (new or renamed files in it) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256_of(path: Path) -> str:
@@ -408,7 +411,7 @@ def _append_exactly(staged: Path, final: Path, size_before: int) -> None:
         if size_before:
             raise ArchiveError(f"{final} vanished during an import (expected {size_before} bytes)")
         final.touch()
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     with final.open("r+b") as out, staged.open("rb") as src:
         current = out.seek(0, os.SEEK_END)
         if current < size_before:
@@ -428,8 +431,5 @@ def _write_atomic(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
-
-def _hour_label(hour_index: int) -> str:
-    return f"{datetime.fromtimestamp(hour_index * 3600, tz=UTC):%Y-%m-%dT%H}"

@@ -1,4 +1,8 @@
-"""What the archive holds: per topic, the hours and files on disk and the records the ledger counted."""
+"""What the archive holds: per topic, the committed hours and files and the records the ledger counted.
+
+Both come from one committed view (:mod:`udf.archive.view`), so the files and the record
+counts always describe the same imports, whatever import is running or crashed meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from pathlib import Path
 
 import orjson
 
-from udf.archive.layout import TOPICS, ArchiveLayout
+from udf.archive.layout import TOPICS, ArchiveLayout, hour_label
 from udf.archive.ledger import Ledger
+from udf.archive.view import committed_view
+from udf.home import Home
 
 
 @dataclass(frozen=True)
@@ -24,17 +30,18 @@ class TopicInventory:
     bytes: int
     first_hour: str | None
     last_hour: str | None
+    unfinished: int  # imports in flight or crashed, not counted here (see ``committed_view``)
 
 
-def inventory(archive: Path) -> list[TopicInventory]:
-    layout = ArchiveLayout(archive)
-    entries = list(Ledger(layout.ledger).entries())
+def inventory(home: Home) -> list[TopicInventory]:
+    layout = ArchiveLayout(home.archive)
+    view = committed_view(home)
     rows = []
     for topic in TOPICS:
         topic_dir = layout.topic_dir(topic)
-        files = layout.data_files(topic) if topic_dir.exists() else []
-        hours = sorted({_hour_key(f) for f in files})
-        mine = [e for e in entries if e["topic"] == topic]
+        files = view.topic_files(topic)
+        hours = [hour_label(h) for h in sorted({f.hour for f in files})]
+        mine = [e for e in view.imports if e["topic"] == topic]
         rows.append(
             TopicInventory(
                 topic=topic,
@@ -44,9 +51,10 @@ def inventory(archive: Path) -> list[TopicInventory]:
                 corrupt=sum(e["corrupt"] for e in mine),
                 hours=len(hours),
                 files=len(files),
-                bytes=sum(f.stat().st_size for f in files),
+                bytes=sum(f.size for f in files),
                 first_hour=hours[0] if hours else None,
                 last_hour=hours[-1] if hours else None,
+                unfinished=sum(1 for e in view.hidden if e["topic"] == topic),
             )
         )
     return rows
@@ -79,16 +87,17 @@ def _hour_ms(label: str) -> int:
     return int(moment.timestamp()) * 1000
 
 
-def _hour_key(path: Path) -> str:
-    hour = path.parent.name.removeprefix("hour=")
-    day = path.parent.parent.name.removeprefix("dt=")
-    return f"{day}T{hour}"
-
-
-def dead_letters(deadletter_root: Path, topics: tuple[str, ...] = TOPICS) -> Iterator[dict]:
-    """Every dead-lettered line with its topic and import id, oldest import first."""
+def dead_letters(home: Home, topics: tuple[str, ...] = TOPICS) -> Iterator[dict]:
+    """Every dead-lettered line of the committed imports, with its topic and import id,
+    oldest import first (an unfinished import's dead letters are left out with its data)."""
+    # Ledger order: import ids start with the second they began, so two imports of one
+    # second would sort by their random suffix.
+    committed = [entry["id"] for entry in committed_view(home, ()).imports]
     for topic in topics:
-        for path in sorted((deadletter_root / topic).glob("*.jsonl")):
+        for import_id in committed:
+            path = home.deadletter / topic / f"{import_id}.jsonl"
+            if not path.is_file():
+                continue
             with path.open("rb") as fh:
                 for line in fh:
-                    yield {"topic": topic, "import_id": path.stem, **orjson.loads(line)}
+                    yield {"topic": topic, "import_id": import_id, **orjson.loads(line)}

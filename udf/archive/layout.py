@@ -15,6 +15,11 @@ EXTENSION = "jsonl"
 HOUR_MS = 3_600_000
 
 
+def hour_label(hour_index: int) -> str:
+    """``YYYY-MM-DDTHH`` (UTC) of an hour counted since the epoch."""
+    return f"{datetime.fromtimestamp(hour_index * 3600, tz=UTC):%Y-%m-%dT%H}"
+
+
 @dataclass(frozen=True)
 class TopicSettings:
     """Fixed when the topic is first written: changing the partition count would move users."""
@@ -55,7 +60,13 @@ class ArchiveLayout:
 
     @property
     def lock_file(self) -> Path:
+        """Held by an import from start to end: imports run one at a time."""
         return self.root / ".lock"
+
+    @property
+    def apply_lock(self) -> Path:
+        """Held by an import while it changes data files; shared by readers taking a snapshot."""
+        return self.root / ".apply.lock"
 
     def settings(self, topic: str, partitions: int | None = None) -> TopicSettings:
         """Read the topic's settings, creating them on first use (``partitions`` or the default)."""

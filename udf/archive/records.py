@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
+from udf.times import RANGE_TEXT, TS_MAX, TS_MIN
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-TS_MAX = 253_402_300_800_000  # 10000-01-01T00:00:00Z, the first instant a date cannot name
 
 REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "events": (("user_id", "int"), ("event_type", "str"), ("ts", "ts")),
@@ -64,7 +65,7 @@ def _plain_event(obj: dict[str, Any]) -> bool:
     uid, kind, ts = obj.get("user_id"), obj.get("event_type"), obj.get("ts")
     return (
         type(uid) is int and type(ts) is int and type(kind) is str and kind != ""
-        and 0 <= ts < TS_MAX and INT64_MIN <= uid <= INT64_MAX
+        and TS_MIN <= ts < TS_MAX and INT64_MIN <= uid <= INT64_MAX
         and (len(obj) == 3 or _plain_extras(obj))
     )
 
@@ -73,7 +74,7 @@ def _plain_activation(obj: dict[str, Any]) -> bool:
     uid, exp, group, ts = obj.get("user_id"), obj.get("experiment"), obj.get("group"), obj.get("ts")
     return (
         type(uid) is int and type(ts) is int and type(exp) is str and type(group) is str
-        and exp != "" and group != "" and 0 <= ts < TS_MAX and INT64_MIN <= uid <= INT64_MAX
+        and exp != "" and group != "" and TS_MIN <= ts < TS_MAX and INT64_MIN <= uid <= INT64_MAX
         and (len(obj) == 4 or _plain_extras(obj))
     )
 
@@ -111,12 +112,17 @@ def _check(name: str, value: Any, kind: str) -> None:
         if not value:
             raise Corrupt("empty_field", f"field '{name}' must not be empty")
         return
+    if type(value) is float and value.is_integer() and not INT64_MIN <= value <= INT64_MAX:
+        # orjson reads an integer literal beyond 64 bits as a float: name the real problem
+        raise Corrupt("out_of_range", f"field '{name}' does not fit in 64 bits")
     if type(value) is not int:
         raise Corrupt("wrong_type", f"field '{name}' must be an integer, not {_json_type(value)}")
-    if kind == "ts" and not 0 <= value < TS_MAX:
-        raise Corrupt("out_of_range", f"field '{name}' is out of range (epoch milliseconds before year 10000)")
     if not INT64_MIN <= value <= INT64_MAX:
         raise Corrupt("out_of_range", f"field '{name}' does not fit in 64 bits")
+    if kind == "ts" and not TS_MIN <= value < TS_MAX:
+        raise Corrupt(
+            "out_of_range", f"field '{name}' is outside the accepted times, {RANGE_TEXT}, in epoch ms"
+        )
 
 
 def _json_type(value: Any) -> str:

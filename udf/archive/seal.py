@@ -14,18 +14,17 @@ reader sees the old marker or the new one, never half of one.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from udf.archive.layout import TOPICS, ArchiveLayout
+from udf.archive.locks import file_lock, fsync_dir
 from udf.errors import ArchiveError, InputError
+from udf.times import check_day
 
 CLOSED_FILE = "_closed.json"
 _THROUGH = re.compile(r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}))?")
@@ -58,6 +57,7 @@ def parse_through(text: str) -> int:
         day = date.fromisoformat(match.group(1))
     except ValueError:
         raise InputError(f"--through {text!r}: not a date") from None
+    check_day(day, "--through")
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     if match.group(2) is None:
         end = start + timedelta(days=1)
@@ -105,7 +105,7 @@ def seal(archive: Path, topic: str, through_ms: int, *, force: bool = False) -> 
     """Declare ``topic`` complete before ``through_ms``; refuse to move the marker back unless ``force``."""
     path = marker_path(archive, topic)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.parent):
+    with file_lock(path.parent / ".closed.lock"):
         previous = closed_through(archive, topic)
         if previous is not None and through_ms < previous and not force:
             raise InputError(
@@ -126,23 +126,6 @@ def seal(archive: Path, topic: str, through_ms: int, *, force: bool = False) -> 
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return SealResult(topic, previous, through_ms, changed=True)
 
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    with (folder / ".closed.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

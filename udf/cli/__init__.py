@@ -3,11 +3,17 @@
 Each command group lives in a module of its own and registers itself on :data:`main`
 in :func:`_register`. Every command takes ``--home``; a :class:`~udf.errors.UdfError`
 becomes a clear error message and a non-zero exit, never a traceback.
+
+Exit codes: 0 success; 1 an error (bad input, bad config, a failed computation); 2 a usage
+error (an unknown option, a missing argument, an invalid option value), as click and most
+command-line tools do. With ``--format json`` the error is also JSON (on stderr).
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any
 
 import click
 
@@ -15,26 +21,62 @@ from udf import logging as udf_logging
 from udf.errors import ConfigError, UdfError
 from udf.home import Home
 
+FORMAT_KEY = "udf.format"  # ctx.meta key the --format option sets (udf.cli.output)
+
 
 class _Cli(click.Group):
     """A click group that turns the platform's own errors into one clear message and exit 1.
 
     A config error lists every issue, one per line, under its one-line summary; any other
     error is one line. File-system errors (a home that cannot be created, an unreadable
-    file) get the same treatment instead of a traceback.
+    file) get the same treatment instead of a traceback. Under ``--format json`` every
+    error, usage errors included, is one JSON object on stderr instead.
     """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["udf.argv"] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            if not _wants_json(ctx):
+                raise
+            _fail(ctx, {"type": "usage", "message": exc.format_message()}, exc.exit_code)
         except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
+            issues = [{"file": i.file, "field": i.field, "message": i.message} for i in exc.issues]
+            summary = str(exc).splitlines()[0].rstrip(":")
+            _fail(ctx, {"type": "config", "message": summary, "issues": issues}, 1, f"error: {exc}")
         except UdfError as exc:
-            click.echo(f"error: {' '.join(str(exc).split())}", err=True)
+            message = " ".join(str(exc).split())
+            _fail(ctx, {"type": _kind(exc), "message": message}, 1)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
-        sys.exit(1)
+            _fail(ctx, {"type": "os", "message": f"{where}{exc.strerror or exc}"}, 1)
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    """Whether the command asked for ``--format json`` (parsed, or still among the raw args)."""
+    if FORMAT_KEY in ctx.meta:
+        return bool(ctx.meta[FORMAT_KEY] == "json")
+    args = ctx.meta.get("udf.argv", [])
+    pairs = zip(args, [*args[1:], None], strict=True)
+    return "--format=json" in args or any(a == "--format" and b == "json" for a, b in pairs)
+
+
+def _kind(exc: UdfError) -> str:
+    """``InputError`` -> ``input``: the error's class, for scripts to tell errors apart."""
+    name = type(exc).__name__.removesuffix("Error")
+    return name.lower() or "udf"
+
+
+def _fail(ctx: click.Context, error: dict[str, Any], code: int, text: str | None = None) -> None:
+    if _wants_json(ctx):
+        click.echo(json.dumps({"error": error, "exit_code": code}), err=True)
+    else:
+        click.echo(text or f"error: {error['message']}", err=True)
+    sys.exit(code)
 
 
 home_option = click.option(

@@ -21,6 +21,7 @@ from udf.cli import pass_home
 from udf.cli.output import console, emit, format_option
 from udf.errors import InputError
 from udf.home import Home
+from udf.times import parse_day
 from udf.vocabulary import METRIC_TYPES
 
 
@@ -83,13 +84,18 @@ def command(
     pipelines: str | None,
     fmt: str,
 ) -> None:
-    """Recompute METRIC_TYPE metrics for every ds from --from to --to."""
+    """Recompute METRIC_TYPE metrics for every ds from --from to --to.
+
+    The range must end by today (UTC) and cover at most a year. In-process, --experiment
+    must name an experiment the metadata store knows (through a server, the DAG's runs wait
+    for it, as an on-demand run triggered before its ramps were imported does).
+    """
+    from udf.framework.backfill import check_range
     from udf.framework.plan import RunConf, parse_run_conf
     from udf.framework.spec import pipeline_for
 
-    first, last = _date(ds_from, "--from"), _date(ds_to, "--to")
-    if last < first:
-        raise InputError(f"--to {last} is before --from {first}")
+    first, last = parse_day(ds_from, "--from"), parse_day(ds_to, "--to")
+    check_range(first, last)
     spec = pipeline_for(metric_type, pipelines)
     requested_at = datetime.now(UTC)
     # The range travels with the runs: none plans a day outside it (with a sub-daily
@@ -148,7 +154,7 @@ def _in_process(home: Home, spec: Any, first: date, last: date, conf: Any, fmt: 
     days = (last - first).days + 1
     show = (sys.stderr.isatty() and fmt != "json") or os.environ.get("UDF_PROGRESS") == "1"
     with (
-        MetadataStore.for_home(home.ensure()) as store,
+        _known_scope(MetadataStore.for_home(home.ensure()), conf.scope) as store,
         Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -203,6 +209,14 @@ def _in_process(home: Home, spec: Any, first: date, last: date, conf: Any, fmt: 
         raise InputError(f"{len(errors)} batch(es) failed; see `udf status --state failed`")
 
 
+def _known_scope(store: Any, scope: str) -> Any:
+    """``store``, once ``scope`` (an experiment, or "" for all) is known to it."""
+    if scope and store.experiment(scope) is None:
+        store.close()
+        raise InputError(f"no experiment named {scope!r}; import its ramps first")
+    return store
+
+
 def _batch_row(s: dict[str, Any]) -> dict[str, Any]:
     return {
         "ds": s.get("ds"),
@@ -217,9 +231,3 @@ def _batch_row(s: dict[str, Any]) -> dict[str, Any]:
 def _run_row(r: Any) -> dict[str, Any]:
     return {"metric": r.metric, "ds": r.ds.isoformat(), "state": r.state, "reason": r.reason}
 
-
-def _date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{option} {text!r}: expected YYYY-MM-DD") from None

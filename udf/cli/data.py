@@ -81,10 +81,10 @@ def import_(home: Home, topic: str, partitions: int | None, files: tuple[str, ..
 @format_option
 @pass_home
 def info(home: Home, fmt: str) -> None:
-    """Show what the archive holds per topic."""
+    """Show what the archive holds per topic (committed imports only)."""
     from udf.archive.inventory import inventory
 
-    rows = [row.__dict__ for row in inventory(home.archive)]
+    rows = [row.__dict__ for row in inventory(home)]
     emit(rows, fmt, title=f"archive {home.archive}")
 
 
@@ -101,7 +101,7 @@ def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
     topics = (topic,) if topic else TOPICS
     counts: Counter[tuple[str, str]] = Counter()
     newest: deque[dict] = deque(maxlen=limit)
-    for letter in dead_letters(home.deadletter, topics):
+    for letter in dead_letters(home, topics):
         counts[(letter["topic"], letter["kind"])] += 1
         newest.append(letter)
     summary = [{"topic": t, "kind": k, "lines": n} for (t, k), n in sorted(counts.items())]
@@ -124,12 +124,16 @@ def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
 def seal(home: Home, topic: str, through: str, force: bool, fmt: str) -> None:
     """Declare TOPIC complete through a day or hour: metric-days up to it become ready.
 
-    The marker (<archive>/<topic>/_closed.json) never moves back without --force.
+    The marker (<archive>/<topic>/_closed.json) never moves back without --force. Imports a
+    crash interrupted are finished first, so the hours sealed hold them whole.
     """
     from udf.archive.seal import parse_through
     from udf.archive.seal import seal as seal_topic
+    from udf.archive.view import finish_interrupted_imports
 
-    result = seal_topic(home.ensure().archive, topic, parse_through(through), force=force)
+    through_ms = parse_through(through)
+    finish_interrupted_imports(home.ensure())
+    result = seal_topic(home.archive, topic, through_ms, force=force)
     row = {
         "topic": topic,
         "closed_through": f"{result.closed_through:%Y-%m-%dT%H:%M}Z",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from udf.cli import pass_home
@@ -34,19 +36,35 @@ def migrate(home: Home) -> None:
 
 @command.command(name="downgrade")
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
 @pass_home
-def downgrade(home: Home, revision: str) -> None:
-    """Downgrade the metadata database to REVISION (``base`` removes every table)."""
+def downgrade(home: Home, revision: str, yes: bool) -> None:
+    """Downgrade the metadata database to REVISION (``base`` removes every table).
+
+    A downgrade drops what newer revisions added, data included, so it asks first; without
+    a terminal to ask on, it needs --yes.
+    """
     from alembic.util import CommandError
 
     from metadata import db
+    from metadata.db import safe_url
     from udf.errors import InputError
 
+    what = "drops every table and all metadata" if revision == "base" else "drops what later revisions added"
+    question = f"Downgrading {safe_url(_url(home))} to {revision} {what}. Continue?"
+    if not yes:
+        if not _interactive():
+            raise InputError(f"downgrading to {revision} {what}: pass --yes to confirm")
+        click.confirm(question, abort=True, err=True)
     try:
         after = db.downgrade(_url(home), revision)
     except CommandError as exc:
         raise InputError(f"cannot downgrade to {revision!r}: {exc}") from exc
     click.echo(f"downgraded to {after or 'base (no tables)'}")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
 
 
 @command.command(name="current")

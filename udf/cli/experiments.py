@@ -17,12 +17,24 @@ from udf.errors import InputError
 from udf.home import Home
 from udf.vocabulary import DEFAULT_WINDOW_DAYS
 
+
+def _window(ctx: click.Context, param: click.Parameter, days: float) -> float:
+    from metadata.periods import window_ms
+
+    try:
+        window_ms(days)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return days
+
+
 window_option = click.option(
     "--window-days",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
     default=float(DEFAULT_WINDOW_DAYS),
     show_default=True,
-    help="Aggregation window W in days (the contract §3).",
+    callback=_window,
+    help="Aggregation window W in days (the contract §3), from 1 hour (0.0417) to 3650.",
 )
 
 

@@ -11,13 +11,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+
+def _remember_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.meta["udf.format"] = value  # errors are printed in the same format (udf.cli._Cli)
+    return value
+
+
 format_option = click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json"]),
     default="table",
     show_default=True,
-    help="A table for people or JSON for scripts.",
+    callback=_remember_format,
+    help="A table for people or JSON for scripts (errors too, on stderr).",
 )
 
 

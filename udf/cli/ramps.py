@@ -1,7 +1,8 @@
 """``udf ramps import``: load ramp history (the contract §2 CSV) into the metadata store.
 
 The whole file is checked before anything is written: one bad line rejects the file with
-its line number, so a store never holds half an import. Re-importing rows already stored
+its line number, and so does a ramp that lowers a group's allocation, so a store never holds
+half an import. An experiment without a ``control`` group is imported with a warning. Re-importing rows already stored
 changes nothing and says so.
 """
 
@@ -54,3 +55,9 @@ def import_(home: Home, file: str, fmt: str) -> None:
     )
     if not summary.changed:
         click.echo("nothing changed: every ramp was already imported")
+    for name in summary.without_control:
+        click.echo(
+            f"warning: experiment {name} has no group named 'control': its groups are shown "
+            "without a comparison (no lift, interval or p-value) until a control is imported",
+            err=True,
+        )

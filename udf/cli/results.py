@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -58,17 +59,23 @@ def export(
     """Write the results as JSON lines, one object per row with every schema column.
 
     A file is written next to its final name and renamed into place once complete, so an
-    interrupted export leaves no partial file.
+    interrupted export leaves no partial file. A symbolic link is written through (its target
+    is replaced); a FIFO or a device is streamed to; anything else that is not a regular file
+    (a directory, a socket) is refused.
     """
+    target = _output_target(output)
     rows = _read(home, source, metric_type, date_from, date_to)
     lines = (json.dumps(row.to_dict(), ensure_ascii=False) + "\n" for row in rows)
-    if output == "-":
+    if target is None:
         stdout = sys.stdout.buffer  # UTF-8 whatever the locale says
         for line in lines:
             stdout.write(line.encode("utf-8"))
         stdout.flush()
+    elif target.exists() and not target.is_file():
+        with target.open("w", encoding="utf-8", newline="\n") as out:  # a FIFO or a device
+            out.writelines(lines)
     else:
-        _write_atomically(Path(output), lines)
+        _write_atomically(target, lines)
     click.echo(f"exported {len(rows):,} {source} result rows to {output}", err=True)
 
 
@@ -130,6 +137,22 @@ def _read(
         )  # fmt: skip
 
 
+def _output_target(output: str) -> Path | None:
+    """Where ``--output`` writes: ``None`` for stdout, else the path (a link's target)."""
+    if output == "-":
+        return None
+    path = Path(output)
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target  # a new file (or a dangling link's target)
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return target
+    kind = "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
+    raise InputError(f"--output {output} is {kind}: give a file path (or - for stdout)")
+
+
 def _date(value: datetime | None) -> date | None:
     return value.date() if value is not None else None
 
@@ -145,7 +168,9 @@ def _write_atomically(path: Path, lines: Iterable[str]) -> None:
             os.fsync(out.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp's 0600 would hide the export from others
+        # mkstemp's 0600 would hide the export from others; a replaced file keeps its mode
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~umask
+        os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -2,8 +2,10 @@
 
 The loader never stops at the first error and never lets one bad file hide the
 others: each file is parsed and validated on its own, then cross-file checks
-(duplicate names, references to unknown metrics or segments) run over the files
-that passed. A file with any problem is rejected whole; every other file loads.
+(duplicate names, references to unknown metrics or segments) run over every file,
+those that failed their own validation included (as far as their names can be read),
+so fixing one batch of errors never reveals another. A file with any problem is
+rejected whole; every other file loads.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Loaded(Generic[M]):
 
     files: dict[str, M] = field(default_factory=dict)
     issues: list[ConfigIssue] = field(default_factory=list)
+    # The parsed YAML of the files that failed validation, for the checks across files.
+    rejected: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +87,7 @@ def load_files(paths: Sequence[Path], model: type[M]) -> Loaded[M]:
             loaded.issues.append(ConfigIssue(name, problem.field, problem.message))
         except ValidationError as exc:
             loaded.issues.extend(issues_from_validation(name, exc, raw))
+            loaded.rejected[name] = raw
     return loaded
 
 
@@ -174,73 +179,127 @@ def _message(error: ErrorDetails) -> str:
 
 def load_catalog(paths: Iterable[str | Path]) -> Loaded[CatalogFile]:
     """Load catalog files and check names and references across them."""
-    loaded = load_files(config_files(paths), CatalogFile)
-    _check_catalog(loaded)
+    paths = list(paths)
+    files = config_files(paths)
+    loaded = load_files(files, CatalogFile)
+    for raw in paths:
+        if Path(raw).is_dir() and not config_files([raw]):
+            loaded.issues.append(
+                ConfigIssue(str(raw), "", "no catalog files (*.yaml, *.yml) in this directory")
+            )
+    _check_catalog(loaded, [str(f) for f in files])
     return loaded
 
 
-def _check_catalog(loaded: Loaded[CatalogFile]) -> None:
+@dataclass(frozen=True)
+class _Names:
+    """The names a catalog file defines and refers to: all the checks across files need."""
+
+    metrics: list[tuple[int, str, list[str]]]  # index, name, its segments
+    segments: list[tuple[int, str]]
+    selections: list[tuple[int, str, list[str], list[str]]]  # index, experiment, metrics, segments
+
+    @classmethod
+    def of(cls, catalog: CatalogFile) -> _Names:
+        return cls(
+            [(i, m.name, list(m.segments)) for i, m in enumerate(catalog.metrics)],
+            [(i, s.name) for i, s in enumerate(catalog.segments)],
+            [(i, e.experiment, list(e.metrics), list(e.segments)) for i, e in enumerate(catalog.experiments)],
+        )
+
+    @classmethod
+    def read(cls, raw: Any) -> _Names:
+        """What can be read of a file that failed validation (items without a name are skipped)."""
+
+        def items(key: str) -> list[tuple[int, dict]]:
+            found = raw.get(key) if isinstance(raw, dict) else None
+            return [(i, x) for i, x in enumerate(found) if isinstance(x, dict)] if isinstance(found, list) else []
+
+        def names(value: Any) -> list[str]:
+            return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+        return cls(
+            [(i, m["name"], names(m.get("segments"))) for i, m in items("metrics") if isinstance(m.get("name"), str)],
+            [(i, s["name"]) for i, s in items("segments") if isinstance(s.get("name"), str)],
+            [(i, e["experiment"], names(e.get("metrics")), names(e.get("segments")))
+             for i, e in items("experiments") if isinstance(e.get("experiment"), str)],
+        )  # fmt: skip
+
+
+def _check_catalog(loaded: Loaded[CatalogFile], order: list[str]) -> None:
     """Reject files whose names clash or whose references do not resolve, until none do.
 
+    Every file takes part, valid or not, so its clashes are reported with its other errors.
     Rejecting a file can break references in files that passed so far (a selection of a
     metric defined in the rejected file), so the check repeats until it is stable; the
     message then names the rejected file where the missing name lives.
     """
-    rejected: dict[str, str] = {}  # "metric m" / "segment s" -> the rejected file defining it
+    names = {f: _Names.of(c) for f, c in loaded.files.items()}
+    names.update({f: _Names.read(raw) for f, raw in loaded.rejected.items()})
+    entries = [(f, names[f]) for f in order if f in names]
+    broken = set(loaded.rejected)
+    reported = set(loaded.issues)
     while True:
-        bad = _cross_file_issues(loaded.files, rejected)
-        if not bad:
+        bad = _cross_file_issues(entries, broken)
+        for issue in (i for issues in bad.values() for i in issues):
+            if issue not in reported:
+                loaded.issues.append(issue)
+                reported.add(issue)
+        newly = [f for f in bad if f not in broken]
+        if not newly:
             return
-        for file, issues in bad.items():
-            catalog = loaded.files.pop(file)
-            loaded.issues.extend(issues)
-            rejected.update({f"metric {m.name}": file for m in catalog.metrics})
-            rejected.update({f"segment {s.name}": file for s in catalog.segments})
+        for file in newly:
+            loaded.files.pop(file)
+            broken.add(file)
 
 
 def _cross_file_issues(
-    files: dict[str, CatalogFile], rejected: dict[str, str]
+    entries: list[tuple[str, _Names]], broken: set[str]
 ) -> dict[str, list[ConfigIssue]]:
     bad: dict[str, list[ConfigIssue]] = {}
 
     def issue(file: str, field: str, message: str) -> None:
         bad.setdefault(file, []).append(ConfigIssue(file, field, message))
 
-    def unknown(kind: str, name: str) -> str:
-        home = rejected.get(f"{kind} {name}")
-        return f"{kind} {name!r} is defined in {home}, which has errors" if home else f"unknown {kind} {name!r}"
-
     metric_home: dict[str, str] = {}
     segment_home: dict[str, str] = {}
     selected_in: dict[str, str] = {}
-    for file, catalog in files.items():
-        for i, metric in enumerate(catalog.metrics):
-            if metric.name in metric_home:
-                issue(file, f"metrics[{i}] ({metric.name}).name",
-                      f"metric {metric.name!r} is already defined in {metric_home[metric.name]}")
-            metric_home.setdefault(metric.name, file)
-        for i, segment in enumerate(catalog.segments):
-            if segment.name in segment_home:
-                issue(file, f"segments[{i}] ({segment.name}).name",
-                      f"segment {segment.name!r} is already defined in {segment_home[segment.name]}")
-            segment_home.setdefault(segment.name, file)
-        for i, selection in enumerate(catalog.experiments):
-            if selection.experiment in selected_in:
-                issue(file, f"experiments[{i}] ({selection.experiment}).experiment",
-                      f"experiment {selection.experiment!r} is already selected in "
-                      f"{selected_in[selection.experiment]}: give each experiment one selection")
-            selected_in.setdefault(selection.experiment, file)
-    for file, catalog in files.items():
-        for i, metric in enumerate(catalog.metrics):
-            for j, seg in enumerate(metric.segments):
-                if seg not in segment_home:
-                    issue(file, f"metrics[{i}] ({metric.name}).segments[{j}]", unknown("segment", seg))
-        for i, selection in enumerate(catalog.experiments):
-            where = f"experiments[{i}] ({selection.experiment})"
-            for j, name in enumerate(selection.metrics):
-                if name not in metric_home:
-                    issue(file, f"{where}.metrics[{j}]", unknown("metric", name))
-            for j, name in enumerate(selection.segments):
-                if name not in segment_home:
-                    issue(file, f"{where}.segments[{j}]", unknown("segment", name))
+    for file, names in entries:
+        for i, metric, _ in names.metrics:
+            if metric in metric_home:
+                issue(file, f"metrics[{i}] ({metric}).name",
+                      f"metric {metric!r} is already defined in {metric_home[metric]}")
+            metric_home.setdefault(metric, file)
+        for i, segment in names.segments:
+            if segment in segment_home:
+                issue(file, f"segments[{i}] ({segment}).name",
+                      f"segment {segment!r} is already defined in {segment_home[segment]}")
+            segment_home.setdefault(segment, file)
+        for i, experiment, _, _ in names.selections:
+            if experiment in selected_in:
+                issue(file, f"experiments[{i}] ({experiment}).experiment",
+                      f"experiment {experiment!r} is already selected in "
+                      f"{selected_in[experiment]}: give each experiment one selection")
+            selected_in.setdefault(experiment, file)
+
+    def unknown(kind: str, name: str, homes: dict[str, str]) -> str | None:
+        """Why a reference does not resolve, or None when it does."""
+        home = homes.get(name)
+        if home is None:
+            return f"unknown {kind} {name!r}"
+        return f"{kind} {name!r} is defined in {home}, which has errors" if home in broken else None
+
+    for file, names in entries:
+        for i, metric, segments in names.metrics:
+            for j, seg in enumerate(segments):
+                if why := unknown("segment", seg, segment_home):
+                    issue(file, f"metrics[{i}] ({metric}).segments[{j}]", why)
+        for i, experiment, metrics, segments in names.selections:
+            where = f"experiments[{i}] ({experiment})"
+            for j, name in enumerate(metrics):
+                if why := unknown("metric", name, metric_home):
+                    issue(file, f"{where}.metrics[{j}]", why)
+            for j, name in enumerate(segments):
+                if why := unknown("segment", name, segment_home):
+                    issue(file, f"{where}.segments[{j}]", why)
     return bad

@@ -25,9 +25,31 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from udf.errors import UdfError
+from udf import times
+from udf.errors import InputError, UdfError
 
 TIMEOUT_SECONDS = 30.0
+# The longest range one backfill may cover: a longer one is nearly always a typo in a date
+# (a year runs 366 metric-days per metric through the scheduler); split real needs.
+MAX_BACKFILL_DAYS = 366
+
+
+def check_range(first: date, last: date) -> None:
+    """Refuse a backfill range that is backwards, ends in the future or is unreasonably long."""
+    if last < first:
+        raise InputError(f"--to {last} is before --from {first}")
+    today = times.today()
+    if last > today:
+        raise InputError(
+            f"--to {last} is in the future (today is {today} UTC): a day is computed once its "
+            f"data is in; backfill through {today} at most"
+        )
+    days = (last - first).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise InputError(
+            f"--from {first} --to {last} covers {days:,} days; one backfill covers at most "
+            f"{MAX_BACKFILL_DAYS} (check the dates, or split the range)"
+        )
 
 
 class AirflowApiError(UdfError):

@@ -15,6 +15,8 @@ purpose and slice, so output depends only on the parameters.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
 import shutil
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from udf.errors import InputError
+from udf.logging import get_logger
 from udf.workload import formatting
 from udf.workload.hashing import countries, platforms, user_ids
 from udf.workload.manifest import MANIFEST_VERSION, write_manifest
@@ -31,6 +34,8 @@ from udf.workload.params import DAY_MS, HOUR_MS, WorkloadParams
 from udf.workload.population import Population, diurnal_weights
 from udf.workload.scenario import Assigner, Experiment, build_experiments, ramps_csv
 from udf.workload.writer import TopicWriter
+
+log = get_logger(__name__)
 
 Columns = dict[str, np.ndarray]
 Progress = Callable[[int, int], None]
@@ -432,10 +437,13 @@ def generate(
     out = Path(out).resolve()  # `.` has no name to put a staging sibling beside
     check_output(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(out)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
+    alive = os.open(staging, os.O_RDONLY)
+    fcntl.flock(alive, fcntl.LOCK_EX)  # says "a live run writes here" until this run ends
     try:
         document = _Generator(params, staging).run(progress)
         if out.is_dir():
@@ -444,4 +452,24 @@ def generate(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        os.close(alive)
     return document
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    """Remove the staging folders of killed runs into ``out`` (no live run holds their lock)."""
+    for staging in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+        try:
+            fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a run writing into the same --out right now
+        else:
+            log.info("generate.removed_abandoned", path=str(staging))
+            shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            os.close(fd)

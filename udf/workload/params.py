@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from udf.errors import InputError
+from udf.times import LAST_DAY, RANGE_TEXT, check_day
 from udf.vocabulary import DEFAULT_SPAM_CAP, DEFAULT_WINDOW_DAYS
 
 HOUR_MS = 3_600_000
@@ -61,11 +62,12 @@ class WorkloadParams:
     def validate(self) -> WorkloadParams:
         """Raise :class:`InputError` naming the first bad argument; return ``self`` if fine."""
         try:
-            dt.date.fromisoformat(self.start)
+            start = dt.date.fromisoformat(self.start)
         except (TypeError, ValueError):
             raise InputError(f"--start must be a date YYYY-MM-DD, got {self.start!r}") from None
         if len(self.start) != 10:
             raise InputError(f"--start must be a date YYYY-MM-DD, got {self.start!r}")
+        check_day(start, "--start")
         _at_least("--events", self.events, 1)
         _at_least("--users", self.users, 1)
         if self.users > MAX_USERS:
@@ -75,6 +77,11 @@ class WorkloadParams:
             raise InputError(f"--experiments must be at most {MAX_EXPERIMENTS}")
         _at_least("--window-days", self.window_days, 1)
         _at_least("--days", self.days, self.window_days + 2)
+        if self.days > (LAST_DAY - start).days + 1:
+            raise InputError(
+                f"--start {start} with --days {self.days:,} runs past {LAST_DAY}, the last "
+                f"accepted date ({RANGE_TEXT})"
+            )
         _at_least("--event-types", self.event_types, 1)
         if self.event_types > MAX_EVENT_TYPES:
             raise InputError(f"--event-types must be at most {MAX_EVENT_TYPES}")

@@ -57,7 +57,7 @@ def test_import_contract_example_and_list_periods(home) -> None:
 
 
 def test_import_from_stdin(home) -> None:
-    result = udf("ramps", "import", "-", "--format", "json", input=HEADER + "e1,control,1000,50\n")
+    result = udf("ramps", "import", "-", "--format", "json", input=HEADER + f"e1,control,{T0},50\n")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["file"], summary["ramps_added"], summary["changed"]) == ("<stdin>", 1, True)
@@ -66,9 +66,9 @@ def test_import_from_stdin(home) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("exp,grp,ts,alloc\ne,control,1,5\n", "line 1: bad header"),
-        (HEADER + "e,control,1,5\ne,treatment,soon,5\n", "line 3: ramp_ts 'soon' is not"),
-        (HEADER + "e,control,1,5\ne,treatment,1,250\n", "line 3: allocation '250'"),
+        (f"exp,grp,ts,alloc\ne,control,{T0},5\n", "line 1: bad header"),
+        (HEADER + f"e,control,{T0},5\ne,treatment,soon,5\n", "line 3: ramp_ts 'soon' is not"),
+        (HEADER + f"e,control,{T0},5\ne,treatment,{T0},250\n", "line 3: allocation '250'"),
     ],
 )
 def test_a_bad_file_is_rejected_whole(home, tmp_path: Path, text: str, message: str) -> None:
@@ -93,9 +93,9 @@ def test_db_commands(home) -> None:
     assert f"migrated from an empty database to revision {head}" in udf("db", "migrate").stdout
     assert udf("db", "current").stdout.strip() == f"{head} (head)"
     assert f"already at revision {head}" in udf("db", "migrate").stdout
-    assert "downgraded to base" in udf("db", "downgrade", "base").stdout
+    assert "downgraded to base" in udf("db", "downgrade", "base", "--yes").stdout
     assert "empty database" in udf("db", "current").stdout
-    bad = udf("db", "downgrade", "nope")
+    bad = udf("db", "downgrade", "nope", "--yes")
     assert bad.exit_code == 1 and "cannot downgrade to 'nope'" in bad.stderr
 
 
@@ -118,7 +118,7 @@ def _one_error_line(result) -> str:
 
 def test_an_out_of_range_ramp_ts_is_one_error_line(home, tmp_path: Path) -> None:
     path = tmp_path / "ramps.csv"
-    path.write_text(HEADER + "e,control,1000,5\ne,treatment,999999999999999999,5\n")
+    path.write_text(HEADER + f"e,control,{T0},5\ne,treatment,999999999999999999,5\n")
     line = _one_error_line(udf("ramps", "import", str(path)))
     assert "line 3: ramp_ts '999999999999999999' is not epoch milliseconds" in line
     listed = udf("experiments", "list")  # nothing imported, and listing still works
@@ -126,14 +126,13 @@ def test_an_out_of_range_ramp_ts_is_one_error_line(home, tmp_path: Path) -> None
 
 
 def test_experiments_list_survives_a_period_ending_after_9999(home) -> None:
-    # A ramp just before the bound opens a period ending after the year 9999 (as may a
-    # ramp stored before imports were bounded): listing showed a traceback.
+    # A ramp stored before imports were bounded to 2099 (this one is just before the year
+    # 10000) opens a period ending after the year 9999: listing showed a traceback.
     from metadata.records import RampRow
     from metadata.repository import MetadataStore
-    from udf.archive.records import TS_MAX
 
     with MetadataStore.for_home(home) as store:
-        store.import_ramps([RampRow("late", "control", TS_MAX - 1, 5.0)])
+        store.import_ramps([RampRow("late", "control", 253_402_300_799_999, 5.0)])
     listed = udf("experiments", "list", "--format", "json")
     assert listed.exit_code == 0, listed.output
     (period,) = json.loads(listed.stdout)[0]["groups"][0]["periods"]
@@ -152,7 +151,7 @@ def test_experiments_list_survives_a_period_ending_after_9999(home) -> None:
 def test_an_unreachable_database_is_one_error_line(home, tmp_path, monkeypatch, url) -> None:
     monkeypatch.setenv("UDF_METADATA_URL", url)
     path = tmp_path / "ramps.csv"
-    path.write_text(HEADER + "e,control,1000,5\n")
+    path.write_text(HEADER + f"e,control,{T0},5\n")
     for args in (("ramps", "import", str(path)), ("experiments", "list"), ("db", "current")):
         line = _one_error_line(udf(*args))
         assert "127.0.0.1:1/udf" in line and "s3cret" not in line, line

@@ -131,7 +131,7 @@ def test_a_new_file_appends_after_existing_records(home: Home, tmp_path: Path) -
 
 
 def test_stdin_blank_lines_and_crlf(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = b'{"user_id": 1, "event_type": "a", "ts": 5}\r\n\r\n   \n{"user_id": 2, "event_type": "b", "ts": 6}'
+    data = b'{"user_id": 1, "event_type": "a", "ts": 1767225600005}\r\n\r\n   \n{"user_id": 2, "event_type": "b", "ts": 1767225600006}'
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     [report] = Importer(home).import_files("events", ["-"])
     assert (report.records, report.corrupt, report.lines) == (2, 0, 2)
@@ -270,7 +270,7 @@ def test_crash_after_the_ledger_line_does_not_apply_twice(
 
 def test_byte_order_mark_is_not_a_corrupt_record(home: Home, tmp_path: Path) -> None:
     source = tmp_path / "bom.jsonl"
-    source.write_bytes(b'\xef\xbb\xbf{"user_id": 1, "event_type": "a", "ts": 5}\n')
+    source.write_bytes(b'\xef\xbb\xbf{"user_id": 1, "event_type": "a", "ts": 1767225600005}\n')
     [report] = Importer(home).import_files("events", [str(source)])
     assert (report.records, report.corrupt) == (1, 0)
 
@@ -287,3 +287,27 @@ def test_a_pipe_is_imported_like_a_file(home: Home, tmp_path: Path) -> None:
     [report] = Importer(home).import_files("events", [str(fifo)])
     writer.join()
     assert report.records == len(valid) == 300
+
+
+def test_a_moved_home_recovers_into_itself(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ledger and journals kept absolute paths: a home moved after a crash recovered its
+    # dead letters into the old place (re-creating it). Paths are now relative to the home.
+    lines, valid, corrupt = make_events(500, 0.02, seed=14)
+    source = write_lines(tmp_path / "e.jsonl", lines)
+    _crash_after_journal(monkeypatch, home, source)
+    moved = Home.resolve(tmp_path / "moved")
+    home.root.rename(moved.root)
+
+    assert Importer(moved).recover() == 1
+
+    assert not home.root.exists()  # nothing was written to the old place
+    [entry] = Importer(moved).ledger.entries()
+    assert entry["deadletter"] == f"deadletter/events/{entry['id']}.jsonl"
+    assert (moved.root / entry["deadletter"]).read_text().count("\n") == len(corrupt) > 0
+    assert len(archived_records(moved)) == len(valid)
+
+
+def test_a_directory_is_named_as_one(home: Home, tmp_path: Path) -> None:
+    # It was reported as "no such file".
+    with pytest.raises(InputError, match=r"is a directory: name the files to import \(for example .*\*\.jsonl\)"):
+        Importer(home).import_files("events", [str(tmp_path)])

@@ -16,7 +16,7 @@ def run(*args: str, env: dict[str, str] | None = None):
 
 def test_unwritable_home_is_one_line(tmp_path: Path) -> None:
     source = tmp_path / "e.jsonl"
-    source.write_text('{"user_id": 1, "event_type": "a", "ts": 1}\n')
+    source.write_text('{"user_id": 1, "event_type": "a", "ts": 1767225600000}\n')
     result = run("--home", "/proc/no-such-home", "data", "import", "--topic", "events", str(source))
     assert result.exit_code == 1
     [line] = result.output.strip().splitlines()

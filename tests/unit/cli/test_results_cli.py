@@ -152,3 +152,65 @@ def test_show_as_a_table_and_as_json(stored: list[ResultRow]) -> None:
         "results", "show", "--date-from", (date(2030, 1, 1)).isoformat(), "--format", "json"
     )
     assert json.loads(empty.stdout) == []
+
+
+# --output that is not a plain path: the export replaced whatever was there with a regular
+# file (a link, a FIFO its reader then waited on forever, even /dev/null as root).
+
+
+def test_export_through_a_link_writes_its_target(stored: list[ResultRow], tmp_path: Path) -> None:
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    result = run("results", "export", "--source", "batch", "--output", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.readlink() == target
+    assert read_jsonl(target) == [r.to_dict() for r in stored if r.source == "batch"]
+    assert target.stat().st_mode & 0o777 == 0o640  # the file it replaced keeps its mode
+
+
+def test_export_streams_to_a_fifo(stored: list[ResultRow], tmp_path: Path) -> None:
+    import stat
+    import threading
+
+    fifo = tmp_path / "results.pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text(encoding="utf-8")), daemon=True)
+    reader.start()
+    result = run("results", "export", "--source", "stream", "--output", str(fifo))
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert not reader.is_alive()  # the reader got its data and the end of it
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    lines = received[0].splitlines()
+    assert [json.loads(line) for line in lines] == [r.to_dict() for r in stored if r.source == "stream"]
+
+
+def test_export_streams_to_a_device(stored: list[ResultRow], tmp_path: Path) -> None:
+    import stat
+
+    null = tmp_path / "null"
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own
+    except PermissionError:
+        pytest.skip("creating a device file needs CAP_MKNOD")
+    result = run("results", "export", "--source", "batch", "--output", str(null))
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISCHR(null.stat().st_mode)
+
+
+def test_export_refuses_a_directory_or_a_socket(stored: list[ResultRow], tmp_path: Path) -> None:
+    import socket
+
+    refused = run("results", "export", "--source", "batch", "--output", str(tmp_path))
+    assert refused.exit_code == 1
+    assert refused.stderr == f"error: --output {tmp_path} is a directory: give a file path (or - for stdout)\n"
+    path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        refused = run("results", "export", "--source", "batch", "--output", str(path))
+    assert refused.exit_code == 1 and "is a socket" in refused.stderr
+    assert path.is_socket()

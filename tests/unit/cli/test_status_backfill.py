@@ -229,6 +229,19 @@ def test_an_unselected_metric_costs_no_compute_no_email_and_status_says_why(
     assert table.exit_code == 0 and "orphan" in table.output and "1 not_selected" in table.output
 
 
+def test_backfill_refuses_an_unknown_experiment(home, ready_home, fake_compute) -> None:
+    # `--experiment nosuch` was accepted: every metric-day was planned and recorded for it.
+    result = run(
+        "backfill", "--metric-type", "aggregated", "--from", str(DS), "--to", str(DS),
+        "--experiment", "nosuch",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr == "error: no experiment named 'nosuch'; import its ramps first\n"
+    assert fake_compute == []
+    with MetadataStore.for_home(home) as store:
+        assert store.runs(scope="nosuch") == []
+
+
 class FakeAirflow(BaseHTTPRequestHandler):
     """/auth/token and /api/v2/backfills as Airflow 3 serves them (simple auth manager)."""
 

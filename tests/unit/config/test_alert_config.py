@@ -66,12 +66,17 @@ def test_every_alert_error_is_named_with_its_file_and_field(tmp_path: Path) -> N
     issues = sorted((Path(i.file).name, i.field, i.message) for i in loaded.issues)
     assert [(file, field) for file, field, _ in issues] == [
         ("bad.yaml", "experiments[0] (exp_001).alerts.metrics.clicks.alpha"),
+        # selections of metrics from a file with errors are reported with the file's own
+        ("bad.yaml", "experiments[0] (exp_001).metrics[0]"),
+        ("bad.yaml", "experiments[0] (exp_001).metrics[1]"),
         ("bad.yaml", "metrics[0] (revenue).alert.colour"),
         ("bad.yaml", "metrics[0] (revenue).alert.direction"),
         ("unselected.yaml", "experiments[0] (exp_002)"),
+        ("unselected.yaml", "experiments[0] (exp_002).metrics[0]"),
     ]
-    assert "'decrease', 'increase' or 'any'" in issues[2][2]
-    assert "alerts.metrics names saves, not among the experiment's metrics" in issues[3][2]
+    assert "'decrease', 'increase' or 'any'" in issues[4][2]
+    assert "alerts.metrics names saves, not among the experiment's metrics" in issues[5][2]
+    assert "is defined in" in issues[6][2] and "which has errors" in issues[6][2]
 
 
 def test_delivery_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:

@@ -45,7 +45,8 @@ metrics:
         ("a.yaml", "metrics[3] (dropper).sql"): "custom SQL must be one read-only SELECT; found DROP TABLE",
         ("a.yaml", "metrics[4] (by_function).function"):
             "custom function must be named 'package.module:function'; got 'team_metrics.sessions.deep'",
-        ("b.yaml", "experiments[0] (e).metrics[0]"): "unknown metric 'good'",  # a.yaml is rejected whole
+        ("b.yaml", "experiments[0] (e).metrics[0]"):  # a.yaml is rejected whole
+            f"metric 'good' is defined in {tmp_path / 'a.yaml'}, which has errors",
     }
     assert "not an email" in issues[("a.yaml", "metrics[1] (clicks).owners[0]")]
     assert loaded.files == {}

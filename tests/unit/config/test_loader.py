@@ -228,3 +228,39 @@ def test_an_impossible_date_is_an_issue_of_its_file(tmp_path: Path) -> None:
     assert list(loaded.files) == [str(tmp_path / "good.yaml")]
     [issue] = loaded.issues
     assert issue.file.endswith("bad.yaml") and "invalid YAML value" in issue.message
+
+
+def test_errors_across_files_come_with_each_files_own(tmp_path: Path) -> None:
+    # A file with an error of its own was left out of the checks across files, so its
+    # clashes showed only once that error was fixed: not every error at once.
+    (tmp_path / "a.yaml").write_text(metric_file(1))
+    (tmp_path / "b.yaml").write_text(
+        metric_file(1).replace("event_type: event_1", "event_type: event_1\n    colour: red")
+        + "experiments:\n  - experiment: e\n    metrics: [metric_1, nope]\n"
+    )
+    (tmp_path / "c.yaml").write_text(
+        "metrics:\n  - name: m3\n    type: aggregated\n    event_type: x\n    sla_hours: soon\n"
+    )
+    (tmp_path / "d.yaml").write_text("experiments:\n  - experiment: f\n    metrics: [m3]\n")
+
+    loaded = load_catalog([tmp_path])
+
+    found = {(Path(i.file).name, i.field): i.message for i in loaded.issues}
+    assert found == {
+        ("b.yaml", "metrics[0] (metric_1).colour"): "unknown key",
+        ("b.yaml", "metrics[0] (metric_1).name"): f"metric 'metric_1' is already defined in {tmp_path / 'a.yaml'}",
+        ("b.yaml", "experiments[0] (e).metrics[1]"): "unknown metric 'nope'",
+        ("c.yaml", "metrics[0] (m3).sla_hours"): found[("c.yaml", "metrics[0] (m3).sla_hours")],
+        ("d.yaml", "experiments[0] (f).metrics[0]"): f"metric 'm3' is defined in {tmp_path / 'c.yaml'}, which has errors",
+    }
+    assert list(loaded.files) == [str(tmp_path / "a.yaml")]
+    assert len(loaded.issues) == len(found)  # each once
+
+
+def test_a_folder_without_catalog_files_says_so(tmp_path: Path) -> None:
+    # `udf config validate` of an empty folder printed nothing and exited 0.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a catalog")
+    loaded = load_catalog([tmp_path / "empty"])
+    [issue] = loaded.issues
+    assert (issue.file, issue.message) == (str(tmp_path / "empty"), "no catalog files (*.yaml, *.yml) in this directory")

@@ -7,8 +7,8 @@ import pytest
 from metadata import ramps_csv
 from metadata.ramps_csv import parse_ramps
 from metadata.records import RampRow
-from udf.archive.records import TS_MAX
 from udf.errors import InputError
+from udf.times import TS_MAX, TS_MIN
 
 HEADER = "experiment,group,ramp_ts,allocation\n"
 
@@ -22,8 +22,8 @@ def test_good_file() -> None:
 
 
 def test_identical_duplicate_rows_collapse() -> None:
-    rows = parse_ramps([HEADER, "e,control,1,5\n", "e,control,1,5.0\n"])
-    assert rows == [RampRow("e", "control", 1, 5.0)]
+    rows = parse_ramps([HEADER, "e,control,1767225600001,5\n", "e,control,1767225600001,5.0\n"])
+    assert rows == [RampRow("e", "control", 1767225600001, 5.0)]
 
 
 @pytest.mark.parametrize(
@@ -47,23 +47,26 @@ def test_bad_header(text: str, message: str) -> None:
         ("e,control,1.5,5", "line 3: ramp_ts '1.5'"),
         # Past the year 9999: stored, it made every 'udf experiments list' crash.
         ("e,control,253402300800000,5", "line 3: ramp_ts '253402300800000' is not epoch"),
+        # Outside the accepted times (udf.times): 1970 and year 3000.
+        ("e,control,0,5", "line 3: ramp_ts '0' is not epoch milliseconds in the accepted times"),
+        ("e,control,32503680000000,5", "line 3: ramp_ts '32503680000000'"),
         ("e,control,999999999999999999,5", "line 3: ramp_ts '999999999999999999'"),
         ("e,control,\u0661\u0662\u0663,5", "line 3: ramp_ts '\u0661\u0662\u0663'"),  # Arabic-Indic
-        ("e,control,1,\u0665", "line 3: allocation '\u0665' is not a number"),
-        ("e,control,1,1_0", "line 3: allocation '1_0' is not a number"),
-        ("e,control,1,lots", "line 3: allocation 'lots' is not a number"),
-        ("e,control,1,0", r"line 3: allocation '0' must be a percentage in \(0, 100\]"),
-        ("e,control,1,101", "line 3: allocation '101'"),
-        ("e,control,1,nan", "line 3: allocation 'nan'"),
-        ("e,control,1", "line 3: expected 4 fields"),
-        ("e,control,1,5,extra", "line 3: expected 4 fields"),
-        (",control,1,5", "line 3: experiment '' must be"),
-        ("e,a b,1,5", "line 3: group 'a b' must be"),
-        ("e,control,2,6", "line 3: e/control at 2 has allocation 6, but line 2 says 5"),
+        ("e,control,1767225600001,\u0665", "line 3: allocation '\u0665' is not a number"),
+        ("e,control,1767225600001,1_0", "line 3: allocation '1_0' is not a number"),
+        ("e,control,1767225600001,lots", "line 3: allocation 'lots' is not a number"),
+        ("e,control,1767225600001,0", r"line 3: allocation '0' must be a percentage in \(0, 100\]"),
+        ("e,control,1767225600001,101", "line 3: allocation '101'"),
+        ("e,control,1767225600001,nan", "line 3: allocation 'nan'"),
+        ("e,control,1767225600001", "line 3: expected 4 fields"),
+        ("e,control,1767225600001,5,extra", "line 3: expected 4 fields"),
+        (",control,1767225600001,5", "line 3: experiment '' must be"),
+        ("e,a b,1767225600001,5", "line 3: group 'a b' must be"),
+        ("e,control,1767225600002,6", "line 3: e/control at 1767225600002 has allocation 6, but line 2 says 5"),
     ],
 )
 def test_bad_row_names_its_line(row: str, message: str) -> None:
-    lines = [HEADER, "e,control,2,5\n", row + "\n"]
+    lines = [HEADER, "e,control,1767225600002,5\n", row + "\n"]
     with pytest.raises(InputError, match=message) as info:
         parse_ramps(lines, "r.csv")
     assert str(info.value).startswith("r.csv line 3:")
@@ -71,7 +74,7 @@ def test_bad_row_names_its_line(row: str, message: str) -> None:
 
 
 def test_every_bad_row_is_reported_at_once() -> None:
-    lines = [HEADER, "e,control,x,5\n", "e,control,1,5\n", "e,control,2,0\n"]
+    lines = [HEADER, "e,control,x,5\n", "e,control,1767225600001,5\n", "e,control,1767225600002,0\n"]
     with pytest.raises(InputError) as info:
         parse_ramps(lines, "r.csv")
     assert "2 bad rows" in str(info.value)
@@ -79,11 +82,13 @@ def test_every_bad_row_is_reported_at_once() -> None:
 
 
 def test_ramp_ts_bounds() -> None:
-    top = TS_MAX - 1  # 9999-12-31T23:59:59.999Z
-    rows = parse_ramps([HEADER, "e,control,0,5\n", f"e,control,{top},5\n"])
-    assert [r.ramp_ts for r in rows] == [0, top]
-    with pytest.raises(InputError, match=f"from 0 to {top}"):
+    top = TS_MAX - 1  # 2099-12-31T23:59:59.999Z
+    rows = parse_ramps([HEADER, f"e,control,{TS_MIN},5\n", f"e,control,{top},5\n"])
+    assert [r.ramp_ts for r in rows] == [TS_MIN, top]
+    with pytest.raises(InputError, match=f"from {TS_MIN} to {top}"):
         parse_ramps([HEADER, f"e,control,{TS_MAX},5\n"])
+    with pytest.raises(InputError, match=f"from {TS_MIN} to {top}"):
+        parse_ramps([HEADER, f"e,control,{TS_MIN - 1},5\n"])
 
 
 def test_patterns_match_whole_ascii_values() -> None:

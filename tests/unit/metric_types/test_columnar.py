@@ -103,3 +103,57 @@ def test_no_temporary_files_are_left(home: Home) -> None:
     _import(home, [{"user_id": 1, "event_type": "e", "ts": T0}], "a.jsonl")
     [hour] = convert(home, "events", spam_cap=10)
     assert sorted(p.name for p in Path(hour.path).parent.iterdir()) == ["_source.json", "data.parquet"]
+
+
+def test_a_torn_line_is_counted_named_and_the_rest_is_computed(home: Home, caplog) -> None:
+    # A torn line (a crash of an older writer, a hand edit) gave a 72-line orjson traceback
+    # that named no file. Now it is counted as corrupt, logged with its file and line, and
+    # every valid line around it is converted.
+    _import(home, [{"user_id": 1, "event_type": "click", "ts": T0 + 1}], "a.jsonl")
+    [part] = sorted(home.archive.glob("events/dt=*/hour=*/part-*.jsonl"))
+    with part.open("ab") as fh:
+        fh.write(b'{"user_id": 1, "event_ty\n')  # the torn line: line 2 of the file
+        fh.write(b'{"user_id": "x", "event_type": "click", "ts": 1767225600003}\n')  # line 3
+    _import(home, [{"user_id": 1, "event_type": "view", "ts": T0 + 2}], "b.jsonl")
+
+    with caplog.at_level("WARNING"):
+        [hour] = convert(home, "events", spam_cap=10)
+    assert hour.corrupt == 2
+    assert [(r["event_type"], r["ts"] - T0) for r in pq.read_table(hour.path).to_pylist()] == [
+        ("click", 1), ("view", 2)
+    ]
+    named = [r.getMessage() for r in caplog.records if "archive.corrupt_line" in r.getMessage()]
+    assert len(named) == 2
+    assert f"file={part}" in named[0] and "line=2" in named[0] and "invalid JSON" in named[0]
+    assert "line=3" in named[1] and "'user_id' must be an integer" in named[1]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        [cached] = convert(home, "events", spam_cap=10)  # from the cache: still counted
+    assert cached.corrupt == 2
+    assert any("archive.corrupt " in r.getMessage() and "lines=2" in r.getMessage() for r in caplog.records)
+
+
+def test_a_half_applied_import_is_not_converted(home: Home) -> None:
+    # The journal of an import that is being applied (or crashed and cannot be finished)
+    # names the files it appends to and their sizes before it: readers stop there.
+    from udf.archive.view import committed_view
+
+    _import(home, [{"user_id": 1, "event_type": "click", "ts": T0 + 1}], "a.jsonl")
+    [part] = sorted(home.archive.glob("events/dt=*/hour=*/part-*.jsonl"))
+    committed = part.stat().st_size
+    journal = home.archive / "_journal" / "20260101T000000-deadbeef.json"
+    journal.parent.mkdir(exist_ok=True)
+    rel = str(part.relative_to(home.archive / "events"))
+    journal.write_text(json.dumps({
+        "entry": {"import_id": "20260101T000000-deadbeef", "topic": "events", "source": "b.jsonl"},
+        "targets": [{"rel": rel, "size_before": committed, "staged_size": 999}],
+    }))
+    with part.open("ab") as fh:
+        fh.write(b'{"user_id": 2, "event_type": "click", "ts": 1767225600005}\n{"user_id": 3, "ev')
+
+    view = committed_view(home, recover=False)
+    assert [(f.path, f.size) for f in view.files] == [(part, committed)]
+    assert [e["import_id"] for e in view.hidden] == ["20260101T000000-deadbeef"]
+    [hour] = convert(home, "events", spam_cap=10)  # recovery finds no staging: rolled back
+    assert [r["user_id"] for r in pq.read_table(hour.path).to_pylist()] == [1]
+    assert hour.corrupt == 0 and part.stat().st_size == committed
