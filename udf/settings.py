@@ -6,6 +6,7 @@ cap of 1,000 events per user and hour (the contract §3)::
 
     window_days: 3
     spam_cap: 1000
+    custom_timeout_seconds: 1800  # per custom metric and day; a metric's own timeout_seconds wins
     spark:
       master: local[*]            # or spark://host:7077, yarn, k8s://...
       remote: null                # a Spark Connect endpoint (sc://host:15002) instead
@@ -16,8 +17,8 @@ cap of 1,000 events per user and hour (the contract §3)::
       druid: {router: http://druid-router:8888, datasource: udf_results}
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
-``UDF_SPAM_CAP``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``, ``UDF_RESULTS_STORE``,
-``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``.
+``UDF_SPAM_CAP``, ``UDF_CUSTOM_TIMEOUT_SECONDS``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``,
+``UDF_RESULTS_STORE``, ``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class ResultsSettings(StrictModel):
 class Settings(StrictModel):
     window_days: PositiveFloat = 3.0
     spam_cap: PositiveInt = 1000
+    custom_timeout_seconds: PositiveFloat = 1800.0
     spark: SparkSettings = Field(default_factory=SparkSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
 
@@ -73,6 +75,7 @@ class Settings(StrictModel):
 _ENV: dict[str, tuple[str, ...]] = {
     "UDF_WINDOW_DAYS": ("window_days",),
     "UDF_SPAM_CAP": ("spam_cap",),
+    "UDF_CUSTOM_TIMEOUT_SECONDS": ("custom_timeout_seconds",),
     "UDF_SPARK_MASTER": ("spark", "master"),
     "UDF_SPARK_REMOTE": ("spark", "remote"),
     "UDF_RESULTS_STORE": ("results", "store"),
@@ -80,7 +83,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "UDF_DRUID_ROUTER": ("results", "druid", "router"),
     "UDF_DRUID_DATASOURCE": ("results", "druid", "datasource"),
 }
-_NUMERIC = {"UDF_WINDOW_DAYS": float, "UDF_SPAM_CAP": int}
+_NUMERIC = {"UDF_WINDOW_DAYS": float, "UDF_SPAM_CAP": int, "UDF_CUSTOM_TIMEOUT_SECONDS": float}
 
 
 def load_settings(home: Home, environ: dict[str, str] | None = None) -> Settings:
