@@ -12,10 +12,10 @@ import os
 import sys
 import threading
 import uuid
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from udf.logging import get_logger

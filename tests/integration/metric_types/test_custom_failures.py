@@ -167,3 +167,32 @@ def test_a_custom_metric_past_its_time_limit_is_cancelled(example: Home, tmp_pat
     )
     # The session is still usable: the cancelled jobs are gone.
     assert get_session().range(3).count() == 3
+
+
+def test_validate_plan_catches_what_parsing_cannot(tmp_path: Path) -> None:
+    """Parsing passes both queries; planning against empty views refuses them, with file
+    and field, beside a good query that it accepts."""
+    catalog = {
+        "metrics": [
+            {"name": "good", "type": "custom", "sql": GOOD},
+            {"name": "catalog_name", "type": "custom",
+             "sql": f"SELECT {KEYS}, length(current_catalog()) AS value FROM exposures"},
+            {"name": "text_value", "type": "custom",
+             "sql": f"SELECT {KEYS}, 'abc' AS value FROM exposures"},
+        ]
+    }  # fmt: skip
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    parsed = CliRunner().invoke(main, ["config", "validate", str(path)])
+    assert parsed.exit_code == 0, parsed.output  # the finding: validation let them through
+    planned = CliRunner().invoke(main, ["config", "validate", "--plan", str(path)])
+    assert planned.exit_code == 1
+    assert planned.output.splitlines()[-3:] == [
+        "error: 2 config errors:",
+        f"  {path}: metrics[1] (catalog_name).sql: Spark cannot plan the custom SQL: "
+        "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter with "
+        "name `CURRENT_CATALOG` cannot be resolved. Did you mean one of the following? "
+        "[`period_end`, `period_start`, `user_id`, `experiment`, `exposure_ts`].",
+        f"  {path}: metrics[2] (text_value).sql: custom SQL must return value as a number, "
+        "not string",
+    ]
