@@ -177,10 +177,8 @@ def compute_day(
         if any(m.is_custom for m in plan.metrics):
             views = standard_views(users, counted)
             custom = custom_values(spark, plan.metrics, views, custom_timeout_seconds)
-            failed = custom.failures
-            columns = replace(columns, custom={
-                name: col for name, col in columns.custom.items() if name not in failed
-            })  # fmt: skip
+            kept = {m: c for m, c in columns.custom.items() if m not in custom.failures}
+            columns = replace(columns, custom=kept)
         metrics = [m for m in plan.metrics if m.name not in custom.failures]
         totals = group_totals(per_user(users, counted, columns, custom.frames), columns).collect()
     finally:

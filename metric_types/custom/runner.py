@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from metric_types.custom.sql_guard import OUTPUT_COLUMNS, check_sql, output_column_problem
+from metric_types.custom.sql_guard import OUTPUT_COLUMNS, check_sql
 from udf.errors import CustomMetricError
 
 if TYPE_CHECKING:
@@ -104,7 +104,9 @@ def custom_values(
         frame.createOrReplaceTempView(name)
     for m in custom:
         try:
-            out.frames[m.name] = _values(spark, m, views, m.timeout_seconds or default_timeout_seconds)
+            out.frames[m.name] = _values(
+                spark, m, views, m.timeout_seconds or default_timeout_seconds
+            )
         except CustomMetricError as exc:
             out.failures[m.name] = " ".join(str(exc).split())
     return out
@@ -143,7 +145,9 @@ def _values(
     return values
 
 
-def _planned(spark: SparkSession, m: MetricPlan, views: dict[str, DataFrame], what: str) -> DataFrame:
+def _planned(
+    spark: SparkSession, m: MetricPlan, views: dict[str, DataFrame], what: str
+) -> DataFrame:
     """The metric's DataFrame, analysed by Spark and checked for its output columns."""
     from metric_types.custom.functions import check_result_columns, load_function
 
@@ -152,7 +156,9 @@ def _planned(spark: SparkSession, m: MetricPlan, views: dict[str, DataFrame], wh
         try:
             frame = spark.sql(sql)
         except Exception as exc:  # analysis: unknown names, types, functions
-            raise CustomMetricError(f"{what}: Spark cannot plan its SQL: {spark_reason(exc)}") from None
+            raise CustomMetricError(
+                f"{what}: Spark cannot plan its SQL: {spark_reason(exc)}"
+            ) from None
     else:
         path = m.function or ""
         function = load_function(path)
@@ -220,8 +226,10 @@ class Planner:
         try:
             frame = self.session.sql(rendered)
         except Exception as exc:  # analysis errors come as several pyspark and py4j types
-            raise CustomMetricError(f"Spark cannot plan the custom SQL: {spark_reason(exc)}") from None
-        problem = output_column_problem(frame.columns) or output_type_problem(frame.schema)
+            raise CustomMetricError(
+                f"Spark cannot plan the custom SQL: {spark_reason(exc)}"
+            ) from None
+        problem = output_type_problem(frame.schema)  # the names were checked by the guard
         if problem:
             raise CustomMetricError(f"custom SQL {problem}")
 

@@ -49,10 +49,16 @@ def example(home: Home) -> Home:
 
 
 def load_catalog(home: Home, tmp_path: Path, metrics: dict[str, str], **extra: object) -> None:
+    """``good`` and ``metrics`` (SQL, or ``module:function`` for a function), selected by exp."""
     catalog = {
         "metrics": [
-            {"name": name, "type": "custom", "sql": sql, **extra.get(name, {})}  # type: ignore[dict-item]
-            for name, sql in {"good": GOOD, **metrics}.items()
+            {
+                "name": name,
+                "type": "custom",
+                ("function" if ":" in body else "sql"): body,
+                **extra.get(name, {}),
+            }  # type: ignore[dict-item]
+            for name, body in {"good": GOOD, **metrics}.items()
         ],
         "experiments": [{"experiment": "exp", "metrics": ["good", *metrics]}],
     }
@@ -128,8 +134,16 @@ def doubled_exposed(sql: str) -> int:
     return int(total["exposed"])
 
 
-def test_sql_spark_cannot_plan_or_run_fails_alone(example: Home, tmp_path: Path) -> None:
+def test_sql_spark_cannot_plan_or_run_fails_alone(
+    example: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "issue11_broken_metrics.py").write_text(
+        "def broken(views):\n    raise KeyError('sessions')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
     bad = {
+        # a Spark function that raises
+        "broken_function": "issue11_broken_metrics:broken",
         # sqlglot re-renders current_catalog() as CURRENT_CATALOG, a name Spark cannot resolve
         "catalog_name": f"SELECT {KEYS}, length(current_catalog()) AS value FROM exposures",
         # a string value: refused by its type before anything runs
@@ -146,6 +160,10 @@ def test_sql_spark_cannot_plan_or_run_fails_alone(example: Home, tmp_path: Path)
     assert "`CURRENT_CATALOG` cannot be resolved" in runs["catalog_name"]["reason"]
     assert runs["text_value"]["reason"] == (
         "custom metric 'text_value' must return value as a number, not string"
+    )
+    assert runs["broken_function"]["reason"] == (
+        "custom metric 'broken_function': function 'issue11_broken_metrics:broken' raised KeyError: "
+        "'sessions'"
     )
     assert runs["bad_cast"]["reason"].startswith(
         "custom metric 'bad_cast' failed in Spark: [CAST_INVALID_INPUT] The value '"
