@@ -120,12 +120,13 @@ def _values(
     from metric_types.spark.session import time_limit
 
     what = f"custom metric {m.name!r}"
-    frame = _planned(spark, m, views, what)
-    keyed = frame.select(*KEYS, F.col("value").cast("double").alias("value")).where(
-        F.col("experiment").isin(list(m.experiments))
-    )
+    # The limit covers the function's own Spark jobs too, should it run any.
     with time_limit(spark, seconds, label=f"udf-custom-{m.name}") as limit:
         try:
+            frame = _planned(spark, m, views, what)
+            keyed = frame.select(*KEYS, F.col("value").cast("double").alias("value")).where(
+                F.col("experiment").isin(list(m.experiments))
+            )
             values = keyed.localCheckpoint(eager=True)
             twice = values.groupBy(*KEYS).count().where(F.col("count") > 1).limit(1).collect()
         except Exception as exc:  # the user's query failing at run time (or cancelled)
@@ -133,6 +134,8 @@ def _values(
                 raise CustomMetricError(
                     f"{what} ran longer than its time limit of {seconds:g} s and was cancelled"
                 ) from None
+            if isinstance(exc, CustomMetricError):
+                raise
             raise CustomMetricError(f"{what} failed in Spark: {spark_reason(exc)}") from None
     if twice:
         values.unpersist()
