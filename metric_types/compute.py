@@ -4,13 +4,17 @@
 slice's hours once for every metric of the batch (:mod:`metric_types.semantics`), compares
 the groups (:mod:`results.comparisons`) and replaces the batch's slice in the results
 store in one step, so a rerun replaces and never adds.
+
+Custom metrics run apart first (:mod:`metric_types.custom.runner`): one that Spark cannot
+plan, that fails, runs past its time limit or returns two rows for a user fails alone. The
+report names it with the reason, its slice is left as it was, and the others are computed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +31,18 @@ from udf.logging import get_logger
 from udf.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class MetricFailure:
+    """A metric-day that was not computed (its previous rows stay), and why, in one line."""
+
+    metric: str
+    date: date
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,18 @@ class ComputeReport:
     experiments: tuple[str, ...] | None
     rows: int
     seconds: float
+    failures: tuple[MetricFailure, ...] = ()
+    unselected: tuple[str, ...] = ()  # metrics asked for that no experiment selects: no rows
+
+    def failed_on(self, day: date) -> dict[str, str]:
+        """The metrics that failed on ``day``, with their reasons."""
+        return {f.metric: f.reason for f in self.failures if f.date == day}
+
+
+@dataclass(frozen=True)
+class DayResult:
+    rows: list[ResultRow]
+    failures: dict[str, str] = field(default_factory=dict)  # metric -> reason
 
 
 def compute(
@@ -72,23 +97,38 @@ def compute(
             settings.window_ms, only_metrics=metrics, only_experiments=experiments,
         )  # fmt: skip
     names = tuple(metrics) if metrics is not None else tuple(m.name for m in plan.metrics)
+    planned = {m.name for m in plan.metrics}
     rows = 0
+    failures: list[MetricFailure] = []
     if names:
-        spark = get_session(settings.spark)
+        spark = get_session(settings.spark) if planned else None
         results = open_store(home, settings)
+        scope = tuple(experiments) if experiments is not None else None
         try:
             for day in days:
-                computed = compute_day(spark, plan, kind, day, event_hours, activation_hours)
-                scope = tuple(experiments) if experiments is not None else None
-                rows += results.replace(Slice("batch", metric_type, day.date, names, scope), computed)
+                result = DayResult([])  # nothing selected: the slice is emptied
+                if spark is not None:
+                    result = compute_day(
+                        spark, plan, kind, day, event_hours, activation_hours,
+                        custom_timeout_seconds=settings.custom_timeout_seconds,
+                    )  # fmt: skip
+                for metric, reason in result.failures.items():
+                    log.info("metric failed", metric=metric, date=day.date.isoformat(),
+                             reason=reason)  # fmt: skip
+                    failures.append(MetricFailure(metric, day.date, reason))
+                kept = tuple(n for n in names if n not in result.failures)
+                if kept:
+                    slice_ = Slice("batch", metric_type, day.date, kept, scope)
+                    rows += results.replace(slice_, result.rows)
                 log.info("computed", metric_type=metric_type, date=day.date.isoformat(),
-                         metrics=len(names), rows=len(computed))  # fmt: skip
+                         metrics=len(kept), rows=len(result.rows))  # fmt: skip
         finally:
             results.close()
     return ComputeReport(
         metric_type, tuple(d.date for d in days), names,
         tuple(experiments) if experiments is not None else None, rows,
-        time.monotonic() - started,
+        time.monotonic() - started, tuple(failures),
+        tuple(n for n in names if n not in planned),
     )  # fmt: skip
 
 
@@ -99,10 +139,14 @@ def compute_day(
     day: Day,
     event_hours: Sequence[HourFile],
     activation_hours: Sequence[HourFile],
-) -> list[ResultRow]:
-    """The result rows of every metric of ``plan`` for ``day`` (not yet stored)."""
+    *,
+    custom_timeout_seconds: float,
+) -> DayResult:
+    """The result rows of every metric of ``plan`` for ``day`` (not yet stored), and the
+    custom metrics that failed, with their reasons."""
     from pyspark.sql import functions as F
 
+    from metric_types.custom.runner import CustomValues, custom_values, standard_views
     from metric_types.semantics import (
         counted_events,
         covariates,
@@ -115,7 +159,7 @@ def compute_day(
 
     periods = [p for p in plan.periods if kind.in_slice(p, day, plan.metrics)]
     if not periods or not plan.metrics:
-        return []
+        return DayResult([])
     first = min(p.start for p in periods)
     last = min(max(p.end for p in periods), day.end)
     period_frame = spark.createDataFrame(
@@ -127,6 +171,7 @@ def compute_day(
     exposed = exposures(activations, period_frame)
     windows = {e: w for e, w in plan.cuped_windows().items()
                if any(p.experiment == e for p in periods)}  # fmt: skip
+    custom = CustomValues()
     try:
         columns = Columns.of(plan.metrics, plan.segment_fields, windows)
         fields = sorted(set(columns.segments.values()))
@@ -138,57 +183,31 @@ def compute_day(
             events = events.where(F.col("event_type").isin(list(columns.count)))
         users = kind.users(exposed, day, plan.metrics)
         counted = kind.events(counted_events(events, exposed), day, plan.metrics)
-        custom = _custom_values(spark, plan.metrics, users, counted)
+        if any(m.is_custom for m in plan.metrics):
+            views = standard_views(users, counted)
+            custom = custom_values(spark, plan.metrics, views, custom_timeout_seconds)
+            kept = {m: c for m, c in columns.custom.items() if m not in custom.failures}
+            columns = replace(columns, custom=kept)
+        metrics = [m for m in plan.metrics if m.name not in custom.failures]
         pre = None
         if columns.pre:
             since = min(p.start - windows[p.experiment] for p in periods if p.experiment in windows)
             before = read_events(spark, hours_between(event_hours, since, last), [])
             pre = covariates(before, exposed, windows, columns)
-        totals = group_totals(per_user(users, counted, columns, custom, pre), columns).collect()
+        totals = group_totals(
+            per_user(users, counted, columns, custom.frames, pre), columns
+        ).collect()
     finally:
         exposed.unpersist()
+        custom.unpersist()
     computed_at = int(datetime.now(UTC).timestamp() * 1000)
     rows = [
         row
         for total in (t.asDict() for t in totals)
-        for m in plan.metrics
+        for m in metrics
         if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows))
     ]
-    return compare_groups(rows, plan.controls, plan.analysis)
-
-
-def _custom_values(
-    spark: SparkSession, metrics: Sequence[MetricPlan], users: DataFrame, counted: DataFrame
-) -> dict[str, DataFrame]:
-    """Per-user values of the custom metrics, from their SQL or function over the views."""
-    from pyspark.sql import functions as F
-
-    custom = [m for m in metrics if m.is_custom]
-    if not custom:
-        return {}
-    from metric_types.custom.functions import check_result_columns, load_function
-    from metric_types.custom.sql_guard import check_sql
-
-    views = {
-        "exposures": users.select(
-            "experiment", "group", "period_start", "period_end", "user_id",
-            F.col("t_u").alias("exposure_ts"),
-        ),
-        "counted_events": counted.select(
-            "experiment", "group", "period_start", "user_id", "event_type", "ts", "value"
-        ),
-    }  # fmt: skip
-    for name, frame in views.items():
-        frame.createOrReplaceTempView(name)
-    out = {}
-    for m in custom:
-        if m.sql is not None:
-            frame = spark.sql(check_sql(m.sql))
-        else:
-            frame = load_function(m.function or "")(dict(views))
-            check_result_columns(m.function or "", frame.columns)
-        out[m.name] = frame.where(F.col("experiment").isin(list(m.experiments)))
-    return out
+    return DayResult(compare_groups(rows, plan.controls, plan.analysis), dict(custom.failures))
 
 
 def _row(

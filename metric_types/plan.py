@@ -36,6 +36,7 @@ class MetricPlan:
     days: tuple[int, ...] = ()
     sql: str | None = None
     function: str | None = None
+    timeout_seconds: float | None = None  # custom metrics: the run-time limit, if its own
     experiments: tuple[str, ...] = ()
     segments: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (experiment, segment names)
 
@@ -97,6 +98,7 @@ def metric_plan(info: MetricInfo, experiments: Sequence[str], segments: dict[str
         days=tuple(params.get("days", ())),
         sql=params.get("sql"),
         function=params.get("function"),
+        timeout_seconds=params.get("timeout_seconds"),
         experiments=tuple(sorted(experiments)),
         segments=tuple(sorted((e, segments[e]) for e in experiments if segments.get(e))),
     )

@@ -6,6 +6,7 @@ cap of 1,000 events per user and hour (the contract §3)::
 
     window_days: 3
     spam_cap: 1000
+    custom_timeout_seconds: 1800  # per custom metric and day; a metric's own timeout_seconds wins
     spark:
       master: local[*]            # or spark://host:7077, yarn, k8s://...
       remote: null                # a Spark Connect endpoint (sc://host:15002) instead
@@ -20,9 +21,9 @@ cap of 1,000 events per user and hour (the contract §3)::
       webhooks: {ops: https://hooks.slack.com/services/T000/B000/XXXX}
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
-``UDF_SPAM_CAP``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``, ``UDF_RESULTS_STORE``,
-``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``, ``UDF_ALERTS_ENABLED``,
-``UDF_ALERTS_EMAIL_FROM``, ``UDF_ALERTS_SMTP_HOST``, ``UDF_ALERTS_SMTP_PORT``,
+``UDF_SPAM_CAP``, ``UDF_CUSTOM_TIMEOUT_SECONDS``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``,
+``UDF_RESULTS_STORE``, ``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``,
+``UDF_ALERTS_ENABLED``, ``UDF_ALERTS_EMAIL_FROM``, ``UDF_ALERTS_SMTP_HOST``, ``UDF_ALERTS_SMTP_PORT``,
 ``UDF_ALERTS_SMTP_USER``, ``UDF_ALERTS_SMTP_PASSWORD``, ``UDF_ALERTS_SMTP_CONN_ID``, and
 ``UDF_ALERTS_WEBHOOK_<NAME>`` (the URL of webhook ``<name>``, lower-cased; webhook URLs and
 passwords are secrets, so the environment is the place for them).
@@ -68,6 +69,7 @@ class ResultsSettings(StrictModel):
 class Settings(StrictModel):
     window_days: PositiveFloat = DEFAULT_WINDOW_DAYS
     spam_cap: PositiveInt = DEFAULT_SPAM_CAP
+    custom_timeout_seconds: PositiveFloat = 1800.0
     spark: SparkSettings = Field(default_factory=SparkSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
@@ -93,6 +95,7 @@ class Settings(StrictModel):
 _ENV: dict[str, tuple[str, ...]] = {
     "UDF_WINDOW_DAYS": ("window_days",),
     "UDF_SPAM_CAP": ("spam_cap",),
+    "UDF_CUSTOM_TIMEOUT_SECONDS": ("custom_timeout_seconds",),
     "UDF_SPARK_MASTER": ("spark", "master"),
     "UDF_SPARK_REMOTE": ("spark", "remote"),
     "UDF_RESULTS_STORE": ("results", "store"),
@@ -120,6 +123,7 @@ def _boolean(value: str) -> bool:
 _TYPED: dict[str, Callable[[str], Any]] = {
     "UDF_WINDOW_DAYS": float,
     "UDF_SPAM_CAP": int,
+    "UDF_CUSTOM_TIMEOUT_SECONDS": float,
     "UDF_ALERTS_SMTP_PORT": int,
     "UDF_ALERTS_ENABLED": _boolean,
 }

@@ -17,6 +17,11 @@ import os
 import re
 import sys
 import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from udf.logging import get_logger
@@ -32,6 +37,7 @@ _lock = threading.Lock()
 _LOG4J_LEVEL = re.compile(r"^\S+ \S+ (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
 _LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
            "WARN": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}  # fmt: skip
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -43,7 +49,9 @@ DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.parquet.mergeSchema": "false",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.driver.extraJavaOptions": (
+        f'-Duser.timezone=UTC -Dlog4j2.configurationFile="{LOG_CONFIG.as_uri()}"'
+    ),
 }
 
 
@@ -52,6 +60,7 @@ def get_session(settings: SparkSettings | None = None) -> SparkSession:
     from pyspark.sql import SparkSession
 
     settings = settings or SparkSettings()
+    _quiet_query_context_loggers()
     with _lock:
         active = SparkSession.getActiveSession()
         if active is not None:
@@ -117,3 +126,63 @@ def _forward(stream: IO[bytes]) -> None:
             level = _LEVELS[found.group(1)]
         jvm_log.log(level, line)
     stream.close()
+
+
+def _quiet_query_context_loggers() -> None:
+    """Stop pyspark logging every SQL error with its JVM stack trace on stderr.
+
+    PySpark logs each captured analysis or runtime error (``SQLQueryContextLogger``,
+    ``DataFrameQueryContextLogger``) with the full stack before raising it; the platform
+    turns the raised error into a one-line reason (a custom metric's ``failed`` state, a CLI
+    error), so the log would only repeat it as dozens of lines. The loggers must be made
+    through PySparkLogger: a plain logger of the same name breaks pyspark's keyword calls.
+    """
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@dataclass
+class TimeLimit:
+    """What :func:`time_limit` saw: whether the limit passed and the jobs were cancelled."""
+
+    seconds: float
+    expired: bool = False
+
+
+@contextmanager
+def time_limit(spark: SparkSession, seconds: float, label: str = "udf") -> Iterator[TimeLimit]:
+    """Cancel the Spark jobs this thread starts inside the block once ``seconds`` have passed.
+
+    The jobs carry a tag of their own (job tags on a classic session, operation tags on
+    Spark Connect); a timer cancels the tag, the blocked action then raises, and
+    ``limit.expired`` tells that error apart from any other. Jobs started by other threads
+    or outside the block are never touched.
+    """
+    tag = f"{label}-{uuid.uuid4().hex[:12]}"
+    limit = TimeLimit(seconds)
+    connect = type(spark).__module__.startswith("pyspark.sql.connect")
+    if connect:
+        spark.addTag(tag)
+    else:
+        spark.sparkContext.addJobTag(tag)
+
+    def cancel() -> None:
+        limit.expired = True
+        if connect:
+            spark.interruptTag(tag)
+        else:
+            spark.sparkContext.cancelJobsWithTag(tag)
+
+    timer = threading.Timer(seconds, cancel)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield limit
+    finally:
+        timer.cancel()
+        if connect:
+            spark.removeTag(tag)
+        else:
+            spark.sparkContext.removeJobTag(tag)

@@ -190,6 +190,7 @@ def _in_process(home: Home, spec: Any, first: date, last: date, conf: Any, fmt: 
             and (conf.metrics is None or r.metric in conf.metrics)
         ]
     errors = [s for s in summaries if s.get("error")]
+    failed = sum(len(s.get("failed") or {}) for s in summaries)
     if fmt == "json":
         emit([{"batches": summaries, "runs": [_run_row(r) for r in runs]}], fmt)
     else:
@@ -197,7 +198,15 @@ def _in_process(home: Home, spec: Any, first: date, last: date, conf: Any, fmt: 
             [_batch_row(s) for s in summaries],
             fmt,
             title=f"{len(summaries)} batch(es)",
-            columns=["ds", "computed", "held elsewhere", "already done", "seconds", "error"],
+            columns=[
+                "ds",
+                "computed",
+                "failed",
+                "held elsewhere",
+                "already done",
+                "seconds",
+                "error",
+            ],
         )
         emit(
             [_run_row(r) for r in runs],
@@ -207,6 +216,11 @@ def _in_process(home: Home, spec: Any, first: date, last: date, conf: Any, fmt: 
         )
     if errors:
         raise InputError(f"{len(errors)} batch(es) failed; see `udf status --state failed`")
+    if failed:
+        raise InputError(
+            f"{failed} metric-day(s) failed (the others were computed); "
+            "see `udf status --state failed`"
+        )
 
 
 def _known_scope(store: Any, scope: str) -> Any:
@@ -221,6 +235,7 @@ def _batch_row(s: dict[str, Any]) -> dict[str, Any]:
     return {
         "ds": s.get("ds"),
         "computed": ", ".join(s.get("computed", [])),
+        "failed": ", ".join(s.get("failed") or {}),
         "held elsewhere": ", ".join(s.get("held_elsewhere", [])),
         "already done": ", ".join(s.get("already_done", [])),
         "seconds": s.get("seconds"),

@@ -2,17 +2,22 @@
 
 Each date's slice is computed over one shared scan and replaces the previous rows of that
 slice in the results store, so running it twice gives the same results, never twice as many.
+It runs as a batch of the framework (:func:`udf.framework.tasks.compute_now`): every
+metric-day is recorded in the lifecycle (``in_progress``, then ``done`` or ``failed`` with
+the reason), so ``udf status`` shows it, and leases keep it apart from a scheduler's worker.
+A custom metric that fails is recorded ``failed`` alone; the command then exits 1 naming it.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import click
 
 from udf.cli import pass_home
-from udf.cli.output import emit, format_option
-from udf.errors import InputError
+from udf.cli.output import console, emit, format_option
+from udf.errors import InputError, UdfError
 from udf.home import Home
 from udf.vocabulary import METRIC_TYPES
 
@@ -29,7 +34,12 @@ def _date(value: str, option: str) -> date:
 @click.option("--through", required=True, help="The (last) date to compute, YYYY-MM-DD.")
 @click.option("--from", "date_from", help="Also compute every date from this one (YYYY-MM-DD).")
 @click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
-@click.option("--experiment", "experiments", multiple=True, help="Only this experiment.")
+@click.option(
+    "--experiment",
+    "experiments",
+    multiple=True,
+    help="Only this experiment: an on-demand run of it (repeatable: one run each).",
+)
 @format_option
 @pass_home
 def command(
@@ -49,30 +59,46 @@ def command(
     """
     from rich.progress import Progress
 
-    from metric_types.compute import compute
+    from udf.framework.tasks import compute_now
+    from udf.settings import load_settings
 
     last = _date(through, "--through")
     first = _date(date_from, "--from") if date_from else last
     if first > last:
         raise InputError(f"--from {first} is after --through {last}")
     dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    reports = []
-    with Progress(transient=True, disable=fmt == "json") as progress:
-        task = progress.add_task(f"computing {metric_type}", total=len(dates))
+    scopes = list(dict.fromkeys(experiments)) or [""]
+    home = home.ensure()
+    settings = load_settings(home)
+    summaries: list[dict[str, Any]] = []
+    with Progress(console=console(err=True), transient=True, disable=fmt == "json") as progress:
+        task = progress.add_task(f"computing {metric_type}", total=len(dates) * len(scopes))
         for day in dates:
-            reports.append(
-                compute(
-                    home.ensure(),
-                    metric_type,
-                    [day],
-                    metrics=metrics or None,
-                    experiments=experiments or None,
-                )
-            )
-            progress.advance(task)
-    rows = [
-        {"metric_type": r.metric_type, "date": r.dates[0].isoformat(), "metrics": len(r.metrics),
-         "rows": r.rows, "seconds": round(r.seconds, 1)}
-        for r in reports
-    ]  # fmt: skip
-    emit(rows, fmt, title=f"udf compute {metric_type}")
+            for scope in scopes:
+                summaries.append(
+                    compute_now(
+                        home, metric_type, day, metrics=metrics or None, scope=scope,
+                        settings=settings,
+                    )
+                )  # fmt: skip
+                progress.advance(task)
+    emit([_row(s) for s in summaries], fmt, title=f"udf compute {metric_type}")
+    failed = [f"{m} {s['ds']}: {why}" for s in summaries for m, why in s["failed"].items()]
+    if failed:
+        raise UdfError(
+            f"{len(failed)} metric-day(s) failed (the others were computed; "
+            f"see `udf status --state failed`): {'; '.join(failed)}"
+        )
+
+
+def _row(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metric_type": s["metric_type"],
+        "date": s["ds"],
+        "experiment": s["scope"] or "all",
+        "metrics": len(s["computed"]),
+        "failed": len(s["failed"]),
+        "held elsewhere": len(s["held_elsewhere"]),
+        "rows": s["rows"] or 0,
+        "seconds": round(s["seconds"], 1),
+    }

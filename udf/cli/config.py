@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from udf.cli import pass_home
-from udf.cli.output import emit, format_option
+from udf.cli.output import console, emit, format_option
 from udf.errors import ConfigError
 from udf.home import Home
+
+plan_option = click.option(
+    "--plan",
+    is_flag=True,
+    help="Also plan each custom SQL with Spark against empty views (starts Spark: seconds).",
+)
 
 
 @click.group(name="config")
@@ -17,21 +25,29 @@ def command() -> None:
 
 @command.command(name="validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@plan_option
 @format_option
-def validate(paths: tuple[str, ...], fmt: str) -> None:
-    """Check catalog files or directories; report every error with its file and field."""
+def validate(paths: tuple[str, ...], plan: bool, fmt: str) -> None:
+    """Check catalog files or directories; report every error with its file and field.
+
+    With --plan, Spark also plans each custom SQL against empty views, catching what it
+    cannot resolve (a function, a column, a value that is not a number) before compute does.
+    """
     from udf.config.loader import load_catalog
 
     loaded = load_catalog(paths)
+    if plan:
+        _plan(loaded, fmt)
     _report(loaded.files, fmt)
     loaded.raise_for_issues()
 
 
 @command.command(name="load")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@plan_option
 @format_option
 @pass_home
-def load(home: Home, paths: tuple[str, ...], fmt: str) -> None:
+def load(home: Home, paths: tuple[str, ...], plan: bool, fmt: str) -> None:
     """Load the valid catalog files into the metadata store; report the invalid ones.
 
     Good files load even when others are broken; the command then exits 1 listing every issue.
@@ -40,6 +56,8 @@ def load(home: Home, paths: tuple[str, ...], fmt: str) -> None:
     from udf.config.loader import load_catalog
 
     loaded = load_catalog(paths)
+    if plan:
+        _plan(loaded, fmt)
     metrics, segments, selections, source_files = [], [], [], {}
     for file, catalog in loaded.files.items():
         metrics.extend(catalog.metrics)
@@ -59,6 +77,21 @@ def load(home: Home, paths: tuple[str, ...], fmt: str) -> None:
     _report(loaded.files, fmt)
     if loaded.issues:
         raise ConfigError(loaded.issues)
+
+
+def _plan(loaded: Any, fmt: str) -> None:
+    """Plan the valid files' custom SQL; a file with a query Spark refuses is rejected whole."""
+    from rich.progress import Progress
+
+    from udf.config.planning import custom_sql_count, plan_custom_sql
+
+    total = custom_sql_count(loaded.files)
+    with Progress(console=console(err=True), transient=True, disable=fmt == "json") as bar:
+        task = bar.add_task("planning custom SQL", total=total)
+        issues = plan_custom_sql(loaded.files, progress=lambda: bar.advance(task))
+    for issue in issues:
+        loaded.files.pop(issue.file, None)
+    loaded.issues.extend(issues)
 
 
 def _report(files: dict, fmt: str) -> None:

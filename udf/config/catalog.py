@@ -94,6 +94,8 @@ class CustomMetric(_MetricBase):
     type: Literal["custom"]
     sql: str | None = None
     function: str | None = None
+    # The most one day's values may take in Spark; default: settings' custom_timeout_seconds.
+    timeout_seconds: PositiveFloat | None = None
 
     @model_validator(mode="after")
     def _one_body(self) -> CustomMetric:

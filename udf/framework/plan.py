@@ -200,8 +200,8 @@ def _plan(
     now = now or datetime.now(UTC)
     recover_lost_work(store, spec.metric_type, dag_run_id)
     if spec.metric_type == "aggregated":
-        _register_default_metrics(home, store, slice_end(spec.metric_type, ds))
-    catalog = _metrics_of(store, spec.metric_type, only)
+        register_default_metrics(home, store, slice_end(spec.metric_type, ds))
+    catalog = metrics_of(store, spec.metric_type, only)
     names = {m.name for m in catalog}
     window_start = ds - timedelta(days=args.backfill_days)
     _skip_past_window(store, spec, catalog, window_start, floor, scope, dag_run_id)
@@ -282,7 +282,7 @@ def _idle(readiness: Readiness, metric: str, ds: date) -> tuple[str, str] | None
     return None
 
 
-def _register_default_metrics(home: Home, store: MetadataStore, through: datetime) -> None:
+def register_default_metrics(home: Home, store: MetadataStore, through: datetime) -> None:
     """Register the default metrics (one per event type seen) before listing the catalog.
 
     ``compute()`` registers them too, but a plan that finds no metric never calls it, so a
@@ -321,7 +321,7 @@ class _Recompute:
         )
 
 
-def _metrics_of(
+def metrics_of(
     store: MetadataStore, metric_type: str, only: Sequence[str] | None
 ) -> list[MetricInfo]:
     """The enabled metrics of the type (all, or the ``only`` ones, which must exist)."""

@@ -5,11 +5,17 @@ An Airflow task (one per batch, mapped over the plan) calls :func:`compute_batch
 batch the worker takes its lease (one held by another worker is left alone, still queued,
 for that worker to finish), moves it to ``in_progress``, then makes **one** ``compute()``
 call for all of them (one shared scan), heartbeating the leases from a thread meanwhile.
-Success marks them ``done``; an error marks them ``failed`` with the error as the reason
-and is re-raised, so Airflow's retries apply. Leases are always released, and a worker
+Success marks them ``done``; a metric that ``compute`` reports as failed (a custom metric
+Spark cannot plan or run, that runs past its time limit, or that returns two rows for a
+user) is marked ``failed`` with its one-line reason while the others are ``done``, and the
+task succeeds (a retry would fail the same way; the plan requeues failed days anyway). An
+error of the whole batch marks every metric ``failed`` with the error as the reason and is
+re-raised, so Airflow's retries apply. Leases are always released, and a worker
 killed outright leaves leases that expire, after which the metric-day is computed again
 (:func:`udf.framework.leases.recover_lost_work`, or a retry taking the expired lease over).
 Nothing here imports Spark: ``compute`` is imported when called, and injectable for tests.
+``udf compute`` goes through the same path (:func:`compute_now`), so what it computes is
+recorded in the lifecycle and never overlaps a scheduler's batch.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 
 ComputeFn = Callable[..., Any]
 MAX_REASON = 2000
+# Keeps DONE_REASON's prefix: the duration estimates read the batch size from it.
+UNSELECTED_REASON = "; no experiment selects it, so it has no results"
 
 
 def compute_batch(
@@ -45,6 +53,7 @@ def compute_batch(
     settings: Settings | None = None,
     store: MetadataStore | None = None,
     compute: ComputeFn | None = None,
+    recompute: bool = False,
 ) -> dict[str, Any]:
     """Compute one planned batch under leases; returns a JSON-serialisable summary.
 
@@ -52,6 +61,7 @@ def compute_batch(
     names this worker in the leases (default: host, pid and a random suffix; the Airflow
     layer passes the task instance). ``spec`` gives the lease TTL and heartbeat interval
     (defaults of the batch's metric type otherwise); ``settings`` go to ``compute``.
+    ``recompute`` computes metric-days that are already done too (``udf compute``).
     """
     metric_type = str(batch["metric_type"])
     spec = spec or PipelineSpec.model_validate({"metric_type": metric_type})
@@ -59,7 +69,7 @@ def compute_batch(
     store = store or MetadataStore.for_home(home)
     try:
         return _compute_batch(
-            home, batch, holder or default_holder(), spec, settings, store, compute
+            home, batch, holder or default_holder(), spec, settings, store, compute, recompute
         )
     finally:
         if own:
@@ -74,6 +84,7 @@ def _compute_batch(
     settings: Settings | None,
     store: MetadataStore,
     compute: ComputeFn | None,
+    recompute: bool,
 ) -> dict[str, Any]:
     args = spec.dag_creation_args
     metric_type = str(batch["metric_type"])
@@ -87,6 +98,7 @@ def _compute_batch(
         "scope": scope,
         "holder": holder,
         "computed": [],
+        "failed": {},
         "held_elsewhere": [],
         "already_done": [],
         "lost_leases": [],
@@ -104,7 +116,7 @@ def _compute_batch(
                 continue
             taken.append(key)
             run = store.run(metric, ds, scope)
-            finished = _finished_since(run, planned_at)
+            finished = None if recompute else _finished_since(run, planned_at)
             if finished is not None:
                 # Another run computed it after this batch was planned: nothing to redo.
                 if run is not None and run.state != "done":  # a concurrent plan re-queued it
@@ -139,10 +151,19 @@ def _compute_batch(
         summary["seconds"] = round(time.monotonic() - started, 3)
         summary["rows"] = getattr(report, "rows", None)
         summary["lost_leases"] = sorted(heartbeat.lost)
+        failed = _failures(report, ds)
+        unselected = set(getattr(report, "unselected", ()))
         done_reason = DONE_REASON.format(size=len(working))
         for metric in working:
-            store.set_run_state(metric, ds, "done", done_reason, scope, dag_run_id=dag_run_id)
-        summary["computed"] = list(working)
+            if metric in failed:
+                store.set_run_state(
+                    metric, ds, "failed", _clip(failed[metric]), scope, dag_run_id=dag_run_id
+                )
+                continue
+            reason = done_reason + (UNSELECTED_REASON if metric in unselected else "")
+            store.set_run_state(metric, ds, "done", reason, scope, dag_run_id=dag_run_id)
+        summary["computed"] = [m for m in working if m not in failed]
+        summary["failed"] = {m: failed[m] for m in working if m in failed}
         succeeded = True
         return summary
     except BaseException as exc:
@@ -155,6 +176,53 @@ def _compute_batch(
                 store.release(key, holder)
             except Exception:  # the lease will expire; the error being handled matters more
                 log.exception("cannot release lease %s; it will expire", key)
+
+
+def compute_now(
+    home: Home,
+    metric_type: str,
+    ds: date,
+    *,
+    metrics: Sequence[str] | None = None,
+    scope: str = "",
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
+    compute: ComputeFn | None = None,
+    requested_at: datetime | None = None,
+) -> dict[str, Any]:
+    """What ``udf compute`` does for one ds: compute every enabled metric of the type (or
+    ``metrics``) now, done or not, as one batch of :func:`compute_batch`.
+
+    So a direct computation is in the lifecycle like a scheduled one (``in_progress``, then
+    ``done`` or ``failed`` with the reason, under the dag run ``udf_compute__<time>``), and
+    its leases keep it from computing a metric-day a scheduler's worker is computing. No
+    readiness check: the caller asked for this day now.
+    """
+    from udf.framework.plan import metrics_of, register_default_metrics
+    from udf.framework.readiness import slice_end
+
+    own = store is None
+    store = store or MetadataStore.for_home(home)
+    try:
+        if scope and scope not in {e.name for e in store.experiments()}:
+            raise InputError(f"unknown experiment {scope!r}")
+        if metric_type == "aggregated":
+            register_default_metrics(home, store, slice_end(metric_type, ds))
+        names = [m.name for m in metrics_of(store, metric_type, metrics)]
+        requested_at = requested_at or datetime.now(UTC)
+        batch = {
+            "metric_type": metric_type,
+            "ds": ds.isoformat(),
+            "metrics": names,
+            "scope": scope,
+            "dag_run_id": f"udf_compute__{requested_at:%Y-%m-%dT%H:%M:%S}",
+        }
+        return compute_batch(
+            home, batch, settings=settings, store=store, compute=compute, recompute=True
+        )
+    finally:
+        if own:
+            store.close()
 
 
 def _finished_since(run: RunInfo | None, planned_at: datetime | None) -> str | None:
@@ -185,6 +253,16 @@ def _orphaned(run: Any) -> bool:
     return run is not None and run.state == "in_progress"
 
 
+def _failures(report: Any, ds: date) -> dict[str, str]:
+    """The metrics ``compute`` reports as failed on ``ds`` (none for a report without any)."""
+    failed_on = getattr(report, "failed_on", None)
+    return dict(failed_on(ds)) if callable(failed_on) else {}
+
+
+def _clip(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
+
+
 def _mark_failed(
     store: MetadataStore,
     metrics: Sequence[str],
@@ -193,9 +271,7 @@ def _mark_failed(
     dag_run_id: Any,
     exc: BaseException,
 ) -> None:
-    reason = f"{type(exc).__name__}: {exc}".strip()
-    if len(reason) > MAX_REASON:
-        reason = reason[: MAX_REASON - 1] + "…"
+    reason = _clip(f"{type(exc).__name__}: {exc}".strip())
     for metric in metrics:
         try:
             store.set_run_state(metric, ds, "failed", reason, scope, dag_run_id=dag_run_id)

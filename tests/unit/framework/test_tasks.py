@@ -16,11 +16,12 @@ from types import SimpleNamespace
 import pytest
 
 from metadata.repository import MetadataStore
-from tests.unit.framework.support import DS, add_experiment, add_metrics, seal_through
+from tests.unit.framework.support import DS, T0, add_experiment, add_metrics, seal_through
+from udf.errors import InputError
 from udf.framework.leases import LOST_REASON, lease_key
 from udf.framework.plan import plan_run
 from udf.framework.spec import PipelineSpec
-from udf.framework.tasks import compute_batch, run_in_process
+from udf.framework.tasks import compute_batch, compute_now, run_in_process
 
 
 def spec(**args: object) -> PipelineSpec:
@@ -318,3 +319,60 @@ def test_task_holders_name_the_try() -> None:
     first = task_holder("scheduled__2026-01-05", "compute_batch", 3, 1)
     assert first.startswith("scheduled__2026-01-05/compute_batch[3]#1@")
     assert task_holder("scheduled__2026-01-05", "compute_batch", 3, 2) != first
+
+
+class PartlyFailing(FakeCompute):
+    """A compute that reports some metrics failed (a bad custom metric) and the rest done."""
+
+    def __init__(self, failed: dict[str, str], unselected: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.failed, self.unselected = failed, unselected
+
+    def __call__(self, home, metric_type, dates, **kwargs):
+        report = super().__call__(home, metric_type, dates, **kwargs)
+        report.failed_on = lambda day: self.failed if day in dates else {}
+        report.unselected = self.unselected
+        return report
+
+
+def test_a_metric_compute_reports_failed_fails_alone(home, ready, clock) -> None:
+    [planned] = plan_run(home, spec(backfill_days=0), DS, store=ready, now=clock.now)
+    reason = "custom metric 'search' returns 2 rows for one user (...)"
+    fake = PartlyFailing({"search": reason})
+    summary = compute_batch(home, planned, holder="w1", spec=spec(), store=ready, compute=fake)
+    assert summary["computed"] == ["click"] and summary["failed"] == {"search": reason}
+    assert (ready.run("click", DS).state, ready.run("search", DS).state) == ("done", "failed")
+    assert ready.run("search", DS).reason == reason
+    assert ready.leases(include_expired=True) == []
+    # A failed metric-day is behind: the next run queues it again, alone.
+    clock.advance(hours=1)
+    [again] = plan_run(home, spec(backfill_days=0), DS, store=ready, now=clock.now)
+    assert again["metrics"] == ["search"]
+
+
+def test_a_metric_no_experiment_selects_is_done_saying_so(home, ready) -> None:
+    compute_batch(home, batch(), holder="w1", store=ready, compute=PartlyFailing({}, ("search",)))
+    assert ready.run("click", DS).reason == "computed in a batch of 2 metric(s)"
+    assert ready.run("search", DS).reason == (
+        "computed in a batch of 2 metric(s); no experiment selects it, so it has no results"
+    )
+
+
+def test_compute_now_records_the_lifecycle_and_recomputes_done_days(home, ready) -> None:
+    fake = FakeCompute()
+    first = compute_now(home, "aggregated", DS, store=ready, compute=fake, requested_at=T0)
+    assert (
+        first["computed"] == ["click", "search"] and fake.calls[0]["metrics"] == first["computed"]
+    )
+    run = ready.run("click", DS)
+    assert (run.state, run.dag_run_id) == ("done", "udf_compute__2026-01-01T00:00:00")
+    assert [e.to_state for e in run.events] == ["in_progress", "done"]
+    # `udf compute` asked again: computed again, not skipped as done.
+    again = compute_now(home, "aggregated", DS, metrics=["click"], store=ready, compute=fake)
+    assert again["computed"] == ["click"] and ready.run("click", DS).attempt == 2
+
+
+def test_compute_now_refuses_an_unknown_experiment_before_recording_anything(home, ready) -> None:
+    with pytest.raises(InputError, match="unknown experiment 'nosuch'"):
+        compute_now(home, "aggregated", DS, scope="nosuch", store=ready, compute=FakeCompute())
+    assert ready.runs() == []
