@@ -1,0 +1,230 @@
+"""The archive's commit protocol, shared by every writer (file imports, the Kafka archiver).
+
+A staged import (:class:`~udf.archive.staging.Stage`) becomes visible in three steps:
+
+1. **Commit**: fsync the staged files, then write a journal naming every target file and
+   its size before the append, and the ledger line to add. The journal is the commit point.
+2. **Apply**: truncate each target to its recorded size (undoing a torn earlier attempt),
+   append the staged bytes, fsync, move the dead letters into place, add the ledger line.
+3. **Clean up**: remove the journal and the staging.
+
+A crash before the journal leaves only staging, which the next writer removes; a crash
+after it is rolled forward by the next writer (:meth:`ArchiveWriter.recover`), so a target
+file never holds half an import and a rerun never doubles one. Whatever a writer must
+remember atomically with the data (a file's hash, Kafka offsets) goes in its ledger line.
+Writers of one archive are serialised by an exclusive lock file (:meth:`ArchiveWriter.locked`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from udf.archive.layout import ArchiveLayout, TopicSettings
+from udf.archive.ledger import Ledger
+from udf.archive.staging import ImportReport, Stage
+from udf.errors import ArchiveError
+from udf.home import Home
+from udf.logging import get_logger
+
+log = get_logger(__name__)
+
+COPY_BYTES = 8 << 20
+
+
+class ArchiveWriter:
+    """Stages, commits and recovers imports into one archive; holds its ledger."""
+
+    def __init__(self, home: Home):
+        self.home = home
+        self.layout = ArchiveLayout(home.archive)
+        self.ledger = Ledger(self.layout.ledger)
+
+    @contextmanager
+    def locked(self) -> Iterator[int]:
+        """Hold the archive's lock, with the ledger read and any interrupted import finished.
+
+        Yields how many interrupted imports were finished (rolled forward or back).
+        """
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with self.layout.lock_file.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.ledger.refresh()
+                yield self._recover()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def stage(self, report: ImportReport, settings: TopicSettings) -> Stage:
+        return Stage(self.layout, report, settings)
+
+    def recover(self) -> int:
+        """Finish imports that committed but did not complete; drop uncommitted staging.
+
+        A committed import is rolled forward; if its staged data was lost (say, a disk that
+        failed to keep unsynced writes), it is rolled back instead and logged as an error,
+        and its source can simply be imported again. Returns how many journals were handled.
+        Every writer does this when it takes the lock, so calling it is only for tools and tests.
+        """
+        with self.locked() as handled:
+            return handled
+
+    def _recover(self) -> int:
+        handled = 0
+        for journal in sorted(self.layout.journal.glob("*.json")):
+            log.warning("import.recover", journal=str(journal))
+            self._apply(journal)
+            handled += 1
+        if self.layout.staging.exists():
+            for leftover in self.layout.staging.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+        return handled
+
+    def commit(self, stage: Stage, extra: Mapping[str, Any] | None = None) -> None:
+        """Make the staging durable, write the journal (the commit point), then apply it.
+
+        ``extra`` is added to the ledger line (the caller's own bookkeeping, e.g. offsets).
+        The caller holds :meth:`locked`.
+        """
+        report = stage.report
+        topic_dir = self.layout.topic_dir(report.topic)
+        targets = []
+        for staged in stage.staged_files():
+            rel = staged.relative_to(stage.data_dir)
+            final = topic_dir / rel
+            targets.append({
+                "rel": str(rel),
+                "size_before": final.stat().st_size if final.exists() else 0,
+                "staged_size": _fsync_file(staged),
+            })
+        entry = report.as_dict() | dict(extra or {}) | {"imported_at": datetime.now(UTC).isoformat()}
+        if report.corrupt:
+            entry["deadletter"] = str(self.deadletter_path(report.topic, report.import_id))
+            entry["deadletter_size"] = _fsync_file(stage.dead_path)
+            report.deadletter = entry["deadletter"]
+        for directory in [stage.dir, *(d for d in stage.dir.rglob("*") if d.is_dir())]:
+            _fsync_dir(directory)
+        journal = self.layout.journal / f"{report.import_id}.json"
+        _write_atomic(journal, orjson.dumps({"entry": entry, "targets": targets}))
+        self._apply(journal)
+
+    def _apply(self, journal: Path) -> bool:
+        """Apply a committed import exactly once; roll it back if its staging was lost."""
+        spec = orjson.loads(journal.read_bytes())
+        entry = spec["entry"]
+        import_id = entry["import_id"]
+        stage = self.layout.staging / import_id
+        topic_dir = self.layout.topic_dir(entry["topic"])
+        applied = True
+        if not self.ledger.has(import_id):
+            lost = _lost_staging(spec, stage)
+            if lost:
+                _roll_back(spec, topic_dir)
+                log.error("import.rolled_back", source=entry["source"], import_id=import_id,
+                          reason=lost, action="import the source again")
+                applied = False
+            else:
+                for target in spec["targets"]:
+                    _append_exactly(stage / "data" / target["rel"], topic_dir / target["rel"],
+                                    target["size_before"])
+                if entry.get("deadletter"):
+                    dead = Path(entry["deadletter"])
+                    staged_dead = stage / "deadletter.jsonl"
+                    if staged_dead.exists():
+                        dead.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.move(staged_dead, dead)
+                    _fsync_dir(dead.parent)
+                self.ledger.append({"id": import_id} | entry)
+        journal.unlink()
+        shutil.rmtree(stage, ignore_errors=True)
+        return applied
+
+    def deadletter_path(self, topic: str, import_id: str) -> Path:
+        return self.home.deadletter / topic / f"{import_id}.jsonl"
+
+
+def _lost_staging(spec: dict[str, Any], stage: Path) -> str | None:
+    """Why a journal cannot be rolled forward (staged bytes missing or short), or ``None``."""
+    for target in spec["targets"]:
+        staged = stage / "data" / target["rel"]
+        if not staged.exists() or staged.stat().st_size != target["staged_size"]:
+            return f"staged data for {target['rel']} is missing or incomplete"
+    entry = spec["entry"]
+    if entry.get("deadletter"):
+        staged_dead, dead = stage / "deadletter.jsonl", Path(entry["deadletter"])
+        present = staged_dead if staged_dead.exists() else dead
+        if not present.exists() or present.stat().st_size != entry["deadletter_size"]:
+            return "staged dead letters are missing or incomplete"
+    return None
+
+
+def _roll_back(spec: dict[str, Any], topic_dir: Path) -> None:
+    """Undo whatever part of an import reached the archive: every target back to its old size."""
+    for target in spec["targets"]:
+        final = topic_dir / target["rel"]
+        if not final.exists():
+            continue
+        if target["size_before"] == 0:
+            final.unlink()
+            continue
+        with final.open("r+b") as fh:
+            fh.truncate(target["size_before"])
+            os.fsync(fh.fileno())
+    dead = spec["entry"].get("deadletter")
+    if dead:
+        Path(dead).unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> int:
+    """Flush a file to disk; its size."""
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+        return os.fstat(fh.fileno()).st_size
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (new or renamed files in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _append_exactly(staged: Path, final: Path, size_before: int) -> None:
+    """Make ``final`` equal its first ``size_before`` bytes followed by ``staged``: idempotent."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if not final.exists():
+        if size_before:
+            raise ArchiveError(f"{final} vanished during an import (expected {size_before} bytes)")
+        final.touch()
+        for folder in (final.parent, final.parent.parent, final.parent.parent.parent):
+            _fsync_dir(folder)  # the new hour=, dt= and their entries survive a power loss
+    with final.open("r+b") as out, staged.open("rb") as src:
+        current = out.seek(0, os.SEEK_END)
+        if current < size_before:
+            raise ArchiveError(f"{final} shrank during an import ({current} < {size_before} bytes)")
+        out.truncate(size_before)
+        out.seek(size_before)
+        shutil.copyfileobj(src, out, COPY_BYTES)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    _fsync_dir(path.parent)
