@@ -104,13 +104,14 @@ def _stage_stream(fh: IO[bytes], stage: Stage, progress: Progress | None) -> str
     carry = b""
 
     def flush() -> None:
-        stage.add(batch, lambda i, first=first_line: {"line": first + i})
+        first = first_line
+        stage.add(batch, lambda i: {"line": first + i})
 
-    first = True
+    opening = True
     while chunk := fh.read(CHUNK_BYTES):
         digest.update(chunk)
-        if first:  # a UTF-8 byte order mark (Excel, PowerShell) is not part of a record
-            chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
+        if opening:  # a UTF-8 byte order mark (Excel, PowerShell) is not part of a record
+            chunk, opening = chunk.removeprefix(b"\xef\xbb\xbf"), False
         if progress:
             progress(len(chunk))
         lines = (carry + chunk).split(b"\n")
