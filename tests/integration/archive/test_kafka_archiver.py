@@ -76,6 +76,9 @@ def test_partitions_order_and_dead_letters_match_kafka(home: Home, kafka_broker:
             (p, ends[p], 0) for p in range(partitions)
         }
     assert json.loads((home.archive / "events" / "_topic.json").read_text())["partitions"] == 4
+    listed = CliRunner().invoke(main, ["data", "deadletters", "--topic", "events", "--limit", "1"])
+    newest = dead_letters(home.deadletter, "events")[-1]
+    assert f"partition {newest['partition']} offset {newest['offset']}" in listed.output
 
     again = archiver(home, kafka_broker, TopicRoute("events", events)).run(once=True, max_seconds=60)
     assert again.topics[0].records == 0 and again.stopped == "caught up"
