@@ -1,10 +1,10 @@
 """Benchmark the Kafka archiver: records/s from Kafka into the archive, beside a plain consume loop.
 
-    .venv/bin/python benchmarks/bench_archive_kafka.py [--events 1000000] [--partitions 8] [--broker tansu|mock]
+    .venv/bin/python benchmarks/bench_archive_kafka.py [--events 1000000] [--partitions 8]
 
 Generates events with ``udf generate`` (1% corrupt lines), produces them keyed by user to a
-local broker (tansu in its own process, or librdkafka's mock cluster), then, in the same
-run and from the same topic:
+local broker (tansu, in its own process; librdkafka's mock cluster would not do: it keeps
+only the newest few MiB of each partition), then, in the same run and from the same topic:
 
 - **baseline**: a plain confluent-kafka consume loop over every partition to its end, with
   the same client settings and nothing done with the records but touching their bytes;
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 UDF = str(Path(sys.executable).with_name("udf"))
 
-from tests.support.kafka_brokers import produce, start_mock, start_tansu  # noqa: E402
+from tests.support.kafka_brokers import produce, start_tansu  # noqa: E402
 
 
 def consume_all(bootstrap: str, topic: str, partitions: int) -> tuple[float, int, int]:
@@ -75,11 +75,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--broker", choices=["tansu", "mock"], default="tansu")
     parser.add_argument("--tmp", type=Path, default=None)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-archive-kafka-", dir=args.tmp))
-    broker = start_tansu(base / "tansu.log") if args.broker == "tansu" else start_mock()
+    broker = start_tansu(base / "tansu.log")
     try:
         workload = base / "workload"
         subprocess.run(
@@ -108,7 +107,7 @@ def main() -> None:
 
         print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-        print(f"broker: {args.broker}, topic events with {args.partitions} partitions; "
+        print(f"broker: tansu, topic events with {args.partitions} partitions; "
               f"{len(values):,} records ({corrupt:,} corrupt), {base_bytes / 2**20:,.0f} MiB, "
               f"produced in {produce_s:.1f} s")
         print(f"baseline plain consume loop: {base_s:.1f} s, {base_n / base_s:,.0f} records/s")

@@ -141,6 +141,28 @@ def test_lag_per_partition_is_end_minus_archived(home: Home, kafka_mock: Broker,
     assert sum(r["lag"] for r in json.loads(result.output)) == 250
 
 
+def test_records_kafka_deleted_before_they_were_archived_are_reported_lost(
+    home: Home, kafka_mock: Broker, kafka_topic
+) -> None:
+    name = kafka_topic("events")
+    kafka_mock.create_topic(name, 1)
+    route = TopicRoute("events", name)
+    produce(kafka_mock.bootstrap, name, event_values(1_000, corrupt_share=0.0, seed=11))
+    archiver(home, kafka_mock, route).run(once=True, max_seconds=60)
+    # the mock cluster keeps only the newest few MiB of a partition: retention, in effect
+    produce(kafka_mock.bootstrap, name, event_values(100_000, corrupt_share=0.0, seed=12))
+    probe = Consumer({"bootstrap.servers": kafka_mock.bootstrap, "group.id": "probe"})
+    earliest, end = probe.get_watermark_offsets(TopicPartition(name, 0), timeout=10)
+    probe.close()
+    assert earliest > 1_000
+
+    [row] = archive_lag(home.archive, KafkaSettings(kafka_mock.bootstrap), [route])
+    assert (row.archived, row.lost, row.lag) == (1_000, earliest - 1_000, end - earliest)
+    run = archiver(home, kafka_mock, route).run(once=True, max_seconds=120)
+    assert (run.topics[0].lost, run.topics[0].records) == (earliest - 1_000, end - earliest)
+    assert sum(archived_lines(home.archive, "events").values()) == 1_000 + end - earliest
+
+
 def test_a_crash_after_the_archive_commit_but_before_kafkas_neither_loses_nor_doubles(
     home: Home, kafka_broker: Broker, kafka_topic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
