@@ -230,3 +230,29 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[
         return [tp.offset for tp in consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)]
     finally:
         consumer.close()
+
+
+def test_two_archivers_on_one_archive_write_each_record_once(home: Home, kafka_broker: Broker, kafka_topic) -> None:
+    name = kafka_topic("events")
+    kafka_broker.create_topic(name, 3)
+    values = event_values(6_000, seed=13)
+    produce(kafka_broker.bootstrap, name, values)
+    command = [str(Path(sys.executable).with_name("udf")), "--home", str(home.root), "archive", "kafka",
+               "--bootstrap", kafka_broker.bootstrap, "--topic", f"events={name}", "--once",
+               "--batch-records", "500", "--format", "json"]
+    both = [subprocess.Popen([*command, "--group", f"archiver-{i}"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for i in range(2)]
+    reports = []
+    for proc in both:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        [report] = json.loads(out)
+        reports.append(report["topics"][0])
+
+    assert archived_lines(home.archive, "events") == Counter(v for v in values if v not in CORRUPT)
+    assert Counter(d["raw"].encode() for d in dead_letters(home.deadletter, "events")) == Counter(
+        v for v in values if v in CORRUPT
+    )
+    # each record was archived by one of them: the other started past it (the ledger's offsets
+    # when it began) or found it in the ledger at its commit and dropped it
+    assert sum(r["records"] + r["corrupt"] for r in reports) == len(values)
