@@ -3,8 +3,10 @@
 ``<home>/archive/<topic>/dt=YYYY-MM-DD/hour=HH/part-<partition>.jsonl``, partitioned by
 Kafka's default partitioner on ``user_id`` so a file holds what one live partition held
 in that hour, records in arrival order. ``records`` validates input lines, ``layout``
-knows the paths and the partitioner, ``importer`` appends files atomically with a
-journal and a ledger of what was imported, ``inventory`` summarises what is there.
+knows the paths and the partitioner, ``staging`` and ``journal`` are the commit protocol
+every writer uses (atomic, crash-safe, with a ``ledger`` of what was imported);
+``importer`` appends files, ``kafka_archiver`` Kafka topics (``kafka_client``: routes,
+client settings, lag); ``inventory`` summarises what is there.
 """
 
 from udf.archive.layout import TOPICS, ArchiveLayout

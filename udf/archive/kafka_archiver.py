@@ -38,8 +38,8 @@ from udf.archive.kafka_client import (
     KafkaSettings,
     PartitionLag,
     TopicRoute,
-    _reason,
     archive_lag,
+    error_text,
     partition_count,
 )
 from udf.archive.layout import TopicSettings
@@ -181,13 +181,13 @@ class KafkaArchiver:
                 if now - last_check >= METADATA_CHECK_SECONDS:
                     self._check_partitions(consumer, settings)
                     last_check = now
-                if progress and (run.stopped or now - last_report >= progress_seconds):
-                    run.seconds = now - began
-                    run.lag = self._lag(consumer)
+                if progress and not run.stopped and now - last_report >= progress_seconds:
+                    run.seconds, run.lag = now - began, self._lag(consumer)
                     progress(run)
                     last_report = now
-            run.seconds = time.monotonic() - began
-            run.lag = self._lag(consumer)
+            run.seconds, run.lag = time.monotonic() - began, self._lag(consumer)
+            if progress:
+                progress(run)
             log.info("archiver.stopped", stopped=run.stopped, seconds=round(run.seconds, 3),
                      records=sum(t.records for t in run.topics))
             return run
@@ -253,7 +253,7 @@ class KafkaArchiver:
         try:
             low, _ = consumer.get_watermark_offsets(TopicPartition(route.kafka_topic, partition), timeout=10)
         except KafkaException as exc:
-            raise ArchiveError(f"cannot read the offsets of {route.kafka_topic}[{partition}]: {_reason(exc)}") from None
+            raise ArchiveError(f"cannot read the offsets of {route.kafka_topic}[{partition}]: {error_text(exc)}") from None
         if low > archived:
             totals.lost += low - archived
             log.error("archiver.lost_to_retention", topic=route.kafka_topic, partition=partition,
@@ -295,7 +295,7 @@ class KafkaArchiver:
             try:
                 consumer.commit(offsets=committed, asynchronous=False)
             except KafkaException as exc:  # only Kafka's tooling reads them; the ledger has them
-                log.warning("archiver.offset_commit_failed", error=_reason(exc))
+                log.warning("archiver.offset_commit_failed", error=error_text(exc))
 
     def _archive(
         self, route: TopicRoute, batch: list[Consumed], settings: TopicSettings, totals: TopicTotals

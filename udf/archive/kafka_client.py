@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,13 +91,22 @@ class KafkaSettings:
         return {"client.id": "udf-archiver", "auto.offset.reset": "earliest", **self.config, **fixed}
 
     def consumer(self) -> Consumer:
-        """A consumer with these settings; librdkafka's own log goes to ``udf.kafka.client``."""
+        """A consumer with these settings.
+
+        librdkafka's own log goes to the ``udf.kafka.client`` logger, all of it when that
+        logger is at DEBUG, otherwise only critical messages: it logs every failed
+        connection attempt (hundreds a second while a broker is down), and the errors that
+        matter reach the archiver anyway, as errors of the client calls and of the records.
+        """
         from confluent_kafka import Consumer, KafkaException
 
+        client_log = logging.getLogger("udf.kafka.client")
+        verbosity = 7 if client_log.isEnabledFor(logging.DEBUG) else 2
         try:
-            return Consumer(self.consumer_config(), logger=logging.getLogger("udf.kafka.client"))
+            return Consumer({"log_level": verbosity, **self.consumer_config()}, logger=client_log,
+                            error_cb=_ClientErrors())
         except (KafkaException, ValueError, TypeError) as exc:
-            raise InputError(f"Kafka client settings: {_reason(exc)}") from None
+            raise InputError(f"Kafka client settings: {error_text(exc)}") from None
 
 
 def parse_config(pairs: Sequence[str]) -> dict[str, str]:
@@ -117,7 +127,7 @@ def partition_count(consumer: Consumer, kafka_topic: str, bootstrap: str) -> int
     try:
         metadata = consumer.list_topics(kafka_topic, timeout=TIMEOUT_S)
     except KafkaException as exc:
-        raise ArchiveError(f"cannot reach Kafka at {bootstrap}: {_reason(exc)}") from None
+        raise ArchiveError(f"cannot reach Kafka at {bootstrap}: {error_text(exc)}") from None
     info = metadata.topics.get(kafka_topic)
     if info is None or info.error is not None or not info.partitions:
         raise ArchiveError(f"Kafka topic {kafka_topic!r} does not exist on {bootstrap}")
@@ -190,7 +200,7 @@ def archive_lag(
                     if low < 0 or high < 0:
                         low, high = client.get_watermark_offsets(tp, timeout=TIMEOUT_S)
                 except KafkaException as exc:
-                    raise ArchiveError(f"cannot read the offsets of {route.kafka_topic}[{p}]: {_reason(exc)}") from None
+                    raise ArchiveError(f"cannot read the offsets of {route.kafka_topic}[{p}]: {error_text(exc)}") from None
                 rows.append(PartitionLag(route.topic, route.kafka_topic, p, archived.get(p), max(low, 0), max(high, 0)))
     finally:
         if own:
@@ -198,6 +208,23 @@ def archive_lag(
     return rows
 
 
-def _reason(exc: BaseException) -> str:
+class _ClientErrors:
+    """Logs the errors librdkafka reports outside any call (a broker down, ...), each once a minute.
+
+    librdkafka retries by itself and repeats the same error on every attempt.
+    """
+
+    def __init__(self, every_s: float = 60.0):
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def __call__(self, error: Any) -> None:
+        text, now = error.str(), time.monotonic()
+        if now - self._last.get(text, -self.every_s) >= self.every_s:
+            self._last[text] = now
+            logging.getLogger("udf.kafka.client").warning("kafka client: %s", text)
+
+
+def error_text(exc: BaseException) -> str:
     error = exc.args[0] if exc.args else exc
     return str(getattr(error, "str", lambda: error)())

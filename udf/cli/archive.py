@@ -91,7 +91,7 @@ def kafka(
 
     def progress(run: ArchiveRun) -> None:
         if show:
-            err.print(_status_line(run))
+            err.print(_status_line(run), markup=False)
 
     with _stop_on_signals() as stop:
         run = archiver.run(once=once, until_idle=until_idle, max_seconds=max_seconds, stop=stop,
