@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.kafka_brokers import Broker, start_mock, start_tansu
 from udf.home import Home
 
 # The worked example of docs/contract.md §3 (X = 2).
@@ -19,3 +22,25 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     monkeypatch.setenv("UDF_HOME", str(root))
     monkeypatch.delenv("UDF_METADATA_URL", raising=False)
     return Home.resolve(root).ensure()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """tansu, a Kafka-protocol broker, in its own process on a free port (one per session)."""
+    broker = start_tansu(tmp_path_factory.mktemp("tansu") / "tansu.log")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_mock() -> Iterator[Broker]:
+    """librdkafka's mock cluster in its own process: exact offsets, for the lag figures."""
+    broker = start_mock()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def kafka_topic() -> Callable[[str], str]:
+    """Fresh Kafka topic names: ``kafka_topic("events")`` -> ``events-<random>``."""
+    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"

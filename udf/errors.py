@@ -56,5 +56,9 @@ class ResultsError(UdfError):
     """The results store is unreachable, refuses a write, or holds a newer schema."""
 
 
+class ConnectorError(UdfError):
+    """A connector an engine needs (the Flink Kafka connector's jars) cannot be found or fetched."""
+
+
 class CustomMetricError(InputError):
     """A custom metric's SQL or function is refused: the message says exactly why."""

@@ -110,8 +110,16 @@ def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
         return
     emit(summary, fmt, title="dead letters", columns=["topic", "kind", "lines"])
     if newest:
-        emit(list(newest), fmt, title=f"newest {len(newest)}",
-             columns=["topic", "import_id", "source", "line", "reason", "raw"])
+        rows = [letter | {"where": _where(letter)} for letter in newest]
+        emit(rows, fmt, title=f"newest {len(newest)}",
+             columns=["topic", "import_id", "source", "where", "reason", "raw"])
+
+
+def _where(letter: dict) -> str:
+    """A file's line number, or a Kafka record's partition and offset."""
+    if "offset" in letter:
+        return f"partition {letter.get('partition')} offset {letter['offset']}"
+    return f"line {letter.get('line')}"
 
 
 @command.command(name="seal")

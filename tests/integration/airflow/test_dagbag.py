@@ -24,6 +24,7 @@ pytestmark = pytest.mark.airflow
 SHIPPED_PIPELINES = DAGS / "configs" / "pipelines"
 SHIPPED_CATALOG = DAGS / "configs" / "catalog"
 TOOLS = {"udf_on_demand", "udf_range_backfill"}
+ARCHIVER = {"udf_archive_kafka"}  # not from a pipeline file: dags/udf_archive_kafka.py
 HEAVY = ("pyspark", "pyflink", "scipy")
 
 
@@ -47,7 +48,7 @@ def test_shipped_configs_give_one_dag_per_metric_type(monkeypatch):
     pipelines = load_pipelines(SHIPPED_PIPELINES)
     assert pipelines.issues == []
     types = {yaml.safe_load(p.read_text())["metric_type"] for p in SHIPPED_PIPELINES.glob("*.yaml")}
-    assert set(dagbag.dags) == {f"udf_{t}" for t in types} | TOOLS
+    assert set(dagbag.dags) == {f"udf_{t}" for t in types} | TOOLS | ARCHIVER
     catalog = load_catalog([SHIPPED_CATALOG])
     assert catalog.issues == []
     used = {m.type for c in catalog.files.values() for m in c.metrics}
@@ -67,6 +68,9 @@ def test_shipped_configs_give_one_dag_per_metric_type(monkeypatch):
     for tool in TOOLS:
         assert dagbag.dags[tool].schedule is None  # triggered with the params form
     assert dagbag.dags["udf_on_demand"].params["metric_type"] == "aggregated"
+    archiver = dagbag.dags["udf_archive_kafka"]
+    assert archiver.max_active_runs == 1 and archiver.schedule == "*/10 * * * *"
+    assert archiver.task_dict["archive"].retries == 3
     # Empty metrics mean "all": the form must not insist on them.
     assert required_in_the_form(dagbag.dags["udf_on_demand"]) == [
         "experiment", "force", "metric_type",
@@ -105,7 +109,7 @@ def test_parsing_imports_no_engine():
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
-    assert len(report["dags"]) == len(list(SHIPPED_PIPELINES.glob("*.yaml"))) + len(TOOLS)
+    assert len(report["dags"]) == len(list(SHIPPED_PIPELINES.glob("*.yaml"))) + len(TOOLS | ARCHIVER)
     assert not set(report["loaded"]) & set(HEAVY), report["loaded"]
 
 
@@ -120,7 +124,7 @@ def test_a_broken_pipeline_file_hides_no_other_dag(monkeypatch, tmp_path):
     )
     with pytest.warns(UserWarning, match="pipeline config left out"):
         dagbag = bag(monkeypatch, pipelines)
-    assert set(dagbag.dags) == {"udf_aggregated", "udf_custom"} | TOOLS
+    assert set(dagbag.dags) == {"udf_aggregated", "udf_custom"} | TOOLS | ARCHIVER
     # udf_pipelines.py loads; the one import error is the errors file's, naming every issue
     assert [Path(f).name for f in dagbag.import_errors] == ["udf_config_errors.py"]
     error = dagbag.import_errors[str(DAGS / "udf_config_errors.py")]

@@ -17,9 +17,9 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import udf.archive.importer as importer
+import udf.archive.journal as journal_module
 from udf.archive.ledger import Ledger
 from udf.cli import main
 
@@ -31,31 +31,35 @@ def stop() -> None:
 def arm(point: str) -> None:
     name, _, number = point.partition(":")
     if name == "journal":
-        real_apply = importer.Importer._apply
+        real_apply = journal_module.ArchiveWriter._apply
 
-        def apply(self: importer.Importer, journal: Path) -> bool:
+        def apply(self: journal_module.ArchiveWriter, journal: Path) -> bool:
             stop()
             return real_apply(self, journal)
 
-        importer.Importer._apply = apply  # type: ignore[method-assign]
+        journal_module.ArchiveWriter._apply = apply  # type: ignore[method-assign]
     elif name in ("target", "mid-target"):
-        real_append = importer._append_exactly
+        real_append = journal_module._append_exactly
         calls = {"n": 0}
 
-        def append(staged: Path, final: Path, size_before: int) -> None:
+        def append(staged: IO[bytes], segments: list[list[int]], final: Path, size_before: int) -> None:
             calls["n"] += 1
             if calls["n"] == int(number):
                 if name == "mid-target":
+                    data = b""
+                    for offset, length in segments:
+                        staged.seek(offset)
+                        data += staged.read(length)
                     final.parent.mkdir(parents=True, exist_ok=True)
                     with final.open("ab") as out:
                         out.truncate(size_before)
-                        out.write(staged.read_bytes()[: staged.stat().st_size // 2])
+                        out.write(data[: len(data) // 2])
                         out.flush()
                         os.fsync(out.fileno())
                 stop()
-            real_append(staged, final, size_before)
+            real_append(staged, segments, final, size_before)
 
-        importer._append_exactly = append
+        journal_module._append_exactly = append
     elif name in ("ledger", "unlink"):
         real_ledger_append = Ledger.append
 

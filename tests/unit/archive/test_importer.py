@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from udf.archive.importer import Importer
+from udf.archive.journal import ArchiveWriter
 from udf.archive.layout import HOUR_MS, ArchiveLayout
 from udf.archive.partitioner import partition_of
 from udf.errors import InputError
@@ -146,7 +147,7 @@ def test_crash_before_commit_leaves_nothing(home: Home, tmp_path: Path, monkeypa
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Importer, "_commit", boom)
+    monkeypatch.setattr(ArchiveWriter, "commit", boom)
     with pytest.raises(KeyboardInterrupt):
         importer.import_files("events", [str(source)])
     assert archive_bytes(home) == {}
@@ -155,28 +156,30 @@ def test_crash_before_commit_leaves_nothing(home: Home, tmp_path: Path, monkeypa
 
 
 def test_crash_mid_apply_is_rolled_forward_exactly_once(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import udf.archive.importer as importer_module
+    import udf.archive.journal as journal_module
 
     lines, valid, _ = make_events(3_000, 0.01, seed=7)
     source = write_lines(tmp_path / "e.jsonl", lines)
     clean_home = Home.resolve(tmp_path / "clean").ensure()
     Importer(clean_home).import_files("events", [str(source)])
 
-    real_append = importer_module._append_exactly
+    real_append = journal_module._append_exactly
     calls = {"n": 0}
 
-    def torn_append(staged: Path, final: Path, size_before: int) -> None:
+    def torn_append(staged, segments, final: Path, size_before: int) -> None:
         calls["n"] += 1
         if calls["n"] == 5:  # half-write the fifth target, then die
+            offset, _ = segments[0]
+            staged.seek(offset)
             with final.open("ab") as fh:
-                fh.write(staged.read_bytes()[:37])
+                fh.write(staged.read(37))
             raise KeyboardInterrupt
-        real_append(staged, final, size_before)
+        real_append(staged, segments, final, size_before)
 
-    monkeypatch.setattr(importer_module, "_append_exactly", torn_append)
+    monkeypatch.setattr(journal_module, "_append_exactly", torn_append)
     with pytest.raises(KeyboardInterrupt):
         Importer(home).import_files("events", [str(source)])
-    monkeypatch.setattr(importer_module, "_append_exactly", real_append)
+    monkeypatch.setattr(journal_module, "_append_exactly", real_append)
 
     assert Importer(home).recover() == 1
     assert archive_bytes(home) == archive_bytes(clean_home)
@@ -216,7 +219,7 @@ def _crash_after_journal(monkeypatch: pytest.MonkeyPatch, home: Home, source: Pa
     def die(self, journal):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Importer, "_apply", die)
+    monkeypatch.setattr(ArchiveWriter, "_apply", die)
     with pytest.raises(KeyboardInterrupt):
         Importer(home).import_files("events", [str(source)])
     monkeypatch.undo()
@@ -231,9 +234,10 @@ def test_lost_staging_is_rolled_back_and_the_file_can_be_imported_again(
     lines, valid, _ = make_events(2_000, 0.01, seed=11)
     source = write_lines(tmp_path / "e.jsonl", lines)
     _crash_after_journal(monkeypatch, home, source)
-    # a power loss kept the journal but not the unsynced staged bytes of one file
-    staged = sorted((home.archive / "_staging").rglob("part-*.jsonl"))
-    staged[len(staged) // 2].write_bytes(b"")
+    # a power loss kept the journal but not all of the unsynced staged bytes
+    [staged] = (home.archive / "_staging").rglob("data.bin")
+    with staged.open("r+b") as fh:
+        fh.truncate(staged.stat().st_size // 2)
 
     assert Importer(home).recover() == 1
 
@@ -247,7 +251,7 @@ def test_lost_staging_is_rolled_back_and_the_file_can_be_imported_again(
 def test_crash_after_the_ledger_line_does_not_apply_twice(
     home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import udf.archive.importer as importer_module
+    import udf.archive.journal as journal_module
 
     lines, valid, _ = make_events(1_000, 0.01, seed=12)
     source = write_lines(tmp_path / "e.jsonl", lines)
@@ -258,7 +262,7 @@ def test_crash_after_the_ledger_line_does_not_apply_twice(
             raise KeyboardInterrupt
         real_unlink(self, missing_ok=missing_ok)
 
-    monkeypatch.setattr(importer_module.Path, "unlink", die_on_journal_unlink)
+    monkeypatch.setattr(journal_module.Path, "unlink", die_on_journal_unlink)
     with pytest.raises(KeyboardInterrupt):
         Importer(home).import_files("events", [str(source)])
     monkeypatch.undo()
