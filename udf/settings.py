@@ -14,10 +14,14 @@ cap of 1,000 events per user and hour (the contract §3)::
       store: embedded             # or druid
       url: null                   # SQLAlchemy URL; default sqlite:///<home>/results.db
       druid: {router: http://druid-router:8888, datasource: udf_results}
+    stream:                       # udf stream replay / run (docs/streaming.md)
+      parallelism: 2
+      checkpoint_interval_seconds: 10
+      flush_interval_seconds: 5
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
 ``UDF_SPAM_CAP``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``, ``UDF_RESULTS_STORE``,
-``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``.
+``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``, ``UDF_STREAM_PARALLELISM``.
 """
 
 from __future__ import annotations
@@ -54,11 +58,29 @@ class ResultsSettings(StrictModel):
     druid: DruidSettings = Field(default_factory=DruidSettings)
 
 
+class StreamSettings(StrictModel):
+    """The real-time pipeline (docs/streaming.md)."""
+
+    parallelism: PositiveInt = 2
+    sink_parallelism: PositiveInt = 1
+    checkpoint_interval_seconds: PositiveFloat = 10.0
+    flush_interval_seconds: PositiveFloat = 5.0  # results and series written this often
+    feed_interval_seconds: PositiveFloat = 5.0  # a run looks for new imports this often
+    periods_interval_seconds: PositiveFloat = 300.0  # a run republishes the periods
+    monitor_seconds: PositiveFloat = 2.0  # Flink looks for new feed files this often
+    lateness_seconds: float = Field(default=300.0, ge=0)  # records older count as late
+    state_ttl_days: PositiveFloat | None = None  # runs: default window_days + 2
+    mini_batch_latency_ms: PositiveInt = 1000
+    python_mode: Literal["thread", "process"] = "thread"
+    restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
+
+
 class Settings(StrictModel):
     window_days: PositiveFloat = 3.0
     spam_cap: PositiveInt = 1000
     spark: SparkSettings = Field(default_factory=SparkSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
     @property
     def window_ms(self) -> int:
@@ -79,8 +101,9 @@ _ENV: dict[str, tuple[str, ...]] = {
     "UDF_RESULTS_URL": ("results", "url"),
     "UDF_DRUID_ROUTER": ("results", "druid", "router"),
     "UDF_DRUID_DATASOURCE": ("results", "druid", "datasource"),
+    "UDF_STREAM_PARALLELISM": ("stream", "parallelism"),
 }
-_NUMERIC = {"UDF_WINDOW_DAYS": float, "UDF_SPAM_CAP": int}
+_NUMERIC = {"UDF_WINDOW_DAYS": float, "UDF_SPAM_CAP": int, "UDF_STREAM_PARALLELISM": int}
 
 
 def load_settings(home: Home, environ: dict[str, str] | None = None) -> Settings:

@@ -1,0 +1,255 @@
+"""Running the pipeline: ``udf stream replay`` (the whole archive, then stop) and ``run``.
+
+Each mode keeps its state under ``<home>/stream/<mode>/``: the feed, the period snapshots,
+the checkpoints, the plan it was started with, the progress files and the dead letters.
+
+* **Resume.** When the folder holds a completed checkpoint (or a savepoint of a stopped run),
+  the pipeline restarts from the newest one (``execution.state-recovery.path``) with the plan
+  and feed it was started with, so the job graph and its input are the same; otherwise the
+  folder is cleared and the pipeline starts from the beginning of the archive. The results
+  sink replaces whole slices, so rows written after the checkpoint are rewritten, not added.
+* **Replay** copies every committed archive byte into the feed once, then runs a bounded
+  job that ends when it has read them all. A finished replay removes its feed and
+  checkpoints; the next replay starts afresh.
+* **Run** feeds new imports every ``feed_interval_seconds`` and republishes the periods every
+  ``periods_interval_seconds``, until :meth:`Runner.stop` (SIGTERM, Ctrl-C): the job is
+  stopped with a savepoint that the next run resumes from.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metadata.periods import DAY_MS
+from streaming import progress as progress_mod
+from streaming.feed import Feed
+from streaming.pipeline import PipelineConfig
+from streaming.plan import StreamPlan, load_plan
+from streaming.snapshot import PeriodSnapshots, current_periods
+from streaming.sources import ArchiveFeedSource
+from udf.errors import InputError, UdfError
+from udf.home import Home
+from udf.logging import get_logger
+from udf.settings import Settings
+
+log = get_logger(__name__)
+
+Echo = Callable[[str], None]
+RESTART_ATTEMPTS = 3
+
+
+class StreamError(UdfError):
+    """The Flink job failed or could not be started."""
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """The folder of one mode's pipeline state."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, home: Home, mode: str) -> StreamState:
+        return cls(home.root / "stream" / mode)
+
+    feed = property(lambda self: self.root / "feed")
+    periods = property(lambda self: self.root / "periods")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    savepoints = property(lambda self: self.root / "savepoints")
+    progress = property(lambda self: self.root / "progress")
+    deadletters = property(lambda self: self.root / "deadletter")
+    plan_file = property(lambda self: self.root / "plan.pickle")
+
+    def latest_snapshot(self) -> Path | None:
+        """The newest completed checkpoint or savepoint (it has its ``_metadata``)."""
+        found = [*self.checkpoints.glob("*/chk-*/_metadata"), *self.savepoints.glob("*/_metadata")]
+        if not found:
+            return None
+        return max(found, key=lambda p: p.stat().st_mtime).parent
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    plan: StreamPlan
+    max_days: int
+
+
+@dataclass
+class Runner:
+    home: Home
+    settings: Settings
+    mode: str  # replay | run
+    echo: Echo = field(default=lambda _: None)
+    on_rows: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.state = StreamState.of(self.home, self.mode)
+        lateness = round(self.settings.stream.lateness_seconds * 1000)
+        self.feed = Feed(self.state.feed, self.home.archive, lateness_ms=lateness)
+        self.snapshots = PeriodSnapshots(self.state.periods)
+
+    @property
+    def follow(self) -> bool:
+        return self.mode == "run"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- preparing ------------------------------------------------------------------------------
+
+    def prepare(self, fresh: bool) -> tuple[SavedPlan, Path | None]:
+        """The plan and the snapshot to resume from (None: start from the beginning)."""
+        snapshot = None if fresh else self.state.latest_snapshot()
+        if snapshot is not None and self.state.plan_file.exists():
+            saved: SavedPlan = pickle.loads(self.state.plan_file.read_bytes())
+            self.feed.prepare()
+            self.echo(f"resuming from {snapshot.name} ({snapshot})")
+            return saved, snapshot
+        self.state.clear()
+        self.state.root.mkdir(parents=True)
+        plan = load_plan(self.home, self.settings)
+        periods = current_periods(self.home, self.settings.window_ms)
+        self.snapshots.publish(periods)
+        self.feed.prepare()
+        fed = self.feed.publish()
+        if fed is None and not self.follow:
+            raise InputError(f"the archive {self.home.archive} holds no records: import data first")
+        saved = SavedPlan(plan, self._max_days(periods))
+        self.state.plan_file.write_bytes(pickle.dumps(saved))
+        return saved, None
+
+    def _max_days(self, periods: dict[Any, int]) -> int:
+        """Dates one period spans (+ room for re-ramps in a run): the day offsets a record needs."""
+        longest = max((_days(s, e) for (_, _, s), e in periods.items()), default=1)
+        if not self.follow:
+            return longest
+        window_days = -(-self.settings.window_ms // DAY_MS)
+        return max(longest, 1 + window_days) + 4 * window_days
+
+    # -- running --------------------------------------------------------------------------------
+
+    def execute(self, fresh: bool = False) -> dict[str, Any]:
+        from streaming import pipeline
+
+        saved, snapshot = self.prepare(fresh)
+        stream = self.settings.stream
+        ttl = None
+        if self.follow:
+            days = stream.state_ttl_days or self.settings.window_days + 2
+            ttl = round(days * DAY_MS)
+        cfg = PipelineConfig(
+            home=str(self.home.root), settings=self.settings,
+            checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
+            progress=self.state.progress, series_url=self.settings.results_url(self.home),
+            max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
+            state_ttl_ms=ttl, on_rows=self.on_rows,
+        )  # fmt: skip
+        source = ArchiveFeedSource(
+            self.feed, self.state.periods, follow=self.follow,
+            monitor_seconds=stream.monitor_seconds,
+        )  # fmt: skip
+        env, t_env = pipeline.environment(cfg)
+        env.get_config()  # fail early if the JVM cannot start
+        pipeline.build(env, t_env, source, saved.plan, cfg)
+        started = time.monotonic()
+        client = env.execute_async(f"udf stream {self.mode}")
+        self.echo(f"started {self.mode} ({'resumed' if snapshot else 'from the beginning'})")
+        status = self._watch(client, saved)
+        report = self._progress()
+        report.update(mode=self.mode, status=status, seconds=round(time.monotonic() - started, 1),
+                      resumed_from=str(snapshot) if snapshot else None)  # fmt: skip
+        if self.mode == "replay" and status == "FINISHED":
+            shutil.rmtree(self.state.feed, ignore_errors=True)
+            shutil.rmtree(self.state.checkpoints, ignore_errors=True)
+            self.state.plan_file.unlink(missing_ok=True)
+        return report
+
+    def _watch(self, client: Any, saved: SavedPlan) -> str:
+        """Follow the job (feeding a run) until it ends or :meth:`stop`; its final status."""
+        next_feed = next_periods = next_echo = time.monotonic()
+        stream = self.settings.stream
+        while True:
+            status = _status(client)
+            if status in ("FINISHED", "CANCELED", "FAILED"):
+                break
+            now = time.monotonic()
+            if self._stop.is_set():
+                return self._shutdown(client)
+            if self.follow and now >= next_feed:
+                self.feed.publish()
+                next_feed = now + stream.feed_interval_seconds
+            if self.follow and now >= next_periods:
+                self._republish(saved)
+                next_periods = now + stream.periods_interval_seconds
+            if now >= next_echo:
+                self.echo(progress_mod.line(self._progress()))
+                next_echo = now + 5
+            self._stop.wait(0.5)
+        if status == "FAILED":
+            raise StreamError(f"the Flink job failed: {_failure(client)}")
+        self.echo(progress_mod.line(self._progress()))
+        return status
+
+    def _progress(self) -> dict[str, Any]:
+        late = self.feed.late() if self.state.feed.exists() else {}
+        return progress_mod.read(self.state.progress, late)
+
+    def _republish(self, saved: SavedPlan) -> None:
+        periods = current_periods(self.home, self.settings.window_ms)
+        longest = max((_days(s, e) for (_, _, s), e in periods.items()), default=1)
+        if longest > saved.max_days:
+            raise StreamError(
+                f"a period now spans {longest} days, more than this run was started with "
+                f"({saved.max_days}): restart it with --fresh"
+            )
+        version = self.snapshots.publish(periods)
+        if version is not None:
+            self.echo(f"published periods version {version}")
+
+    def _shutdown(self, client: Any) -> str:
+        """Stop a run with a savepoint (the next run resumes from it); cancel if that fails."""
+        self.echo("stopping: taking a savepoint")
+        try:
+            path = client.stop_with_savepoint(False, self.state.savepoints.absolute().as_uri()).result()
+            self.echo(f"stopped; savepoint {path}")
+            return "STOPPED"
+        except Exception as exc:  # the job may be failing already: cancel, checkpoints remain
+            log.warning("stream.savepoint_failed", error=str(exc).splitlines()[0])
+            client.cancel().result()
+            return "CANCELED"
+
+
+def _days(start: int, end: int) -> int:
+    return (end - 1) // DAY_MS - start // DAY_MS + 1
+
+
+def _status(client: Any) -> str:
+    """The job's status; a local cluster shuts down with its job: then ask for the result."""
+    try:
+        return str(client.get_job_status().result()).split(".")[-1]
+    except Exception:
+        try:
+            client.get_job_execution_result().result()
+        except Exception:
+            return "FAILED"
+        return "FINISHED"
+
+
+def _failure(client: Any) -> str:
+    try:
+        client.get_job_execution_result().result()
+    except Exception as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if "Caused by:" in line]
+        return lines[-1].removeprefix("Caused by:").strip() if lines else str(exc).splitlines()[0]
+    return "unknown cause"
