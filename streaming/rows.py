@@ -62,14 +62,13 @@ def result_rows(
                 ds, dss = _sums(den, m.denominator)
                 xy = totals.get((*slot, "pair", pair.id), _ZERO)[3]
                 extra = {"den_sum": ds, "den_sum_sq": dss, "sum_xy": float(xy)}
-            out.append(
-                ResultRow(
-                    experiment=experiment, group=grp, metric=m.name, metric_type=METRIC_TYPE,
-                    period_start=start, period_end=end, date=day, day_in=0, segment=segment,
-                    segment_value=value, exposed=n, volume=int(num[0]), propensity=int(num[1]),
-                    n=n, sum=s, sum_sq=ss, **extra, source="stream", computed_at=computed_at,
-                )  # fmt: skip
-            )
+            row = ResultRow(
+                experiment=experiment, group=grp, metric=m.name, metric_type=METRIC_TYPE,
+                period_start=start, period_end=end, date=day, day_in=0, segment=segment,
+                segment_value=value, exposed=n, volume=int(num[0]), propensity=int(num[1]),
+                n=n, sum=s, sum_sq=ss, **extra, source="stream", computed_at=computed_at,
+            )  # fmt: skip
+            out.append(row)
     return out
 
 

@@ -120,7 +120,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         self._write(experiment, d, types)
         self.dirty.clear()
         self.written.update(types)
-        if final or time.monotonic() - self.last_progress >= 1.0:
+        if final or time.monotonic() - self.last_progress >= 0.5:
             self.last_progress = time.monotonic()
             self._report(progress)
 
@@ -152,10 +152,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
             state.put(key, (value[2], value[3], value[4]))
         else:
             state.remove(key)
-        now = time.monotonic()
-        if now - self.last_progress >= 1.0:
-            self.last_progress = now
-            self._report(dict(state.items()))
+        self._report(dict(state.items()))  # a few per second: one per topic and mini-batch
         return ()
 
     def _report(self, progress: dict[tuple[str, str], tuple[Any, ...]]) -> None:

@@ -1,10 +1,10 @@
-"""Aggregation: exposure, the activation–event join, per-user values and group totals.
+"""Aggregation: exposure, the activation-event join, per-user values and group totals.
 
 The seed's operators, as Flink SQL (docs/streaming.md maps each one):
 
 * **first trigger time**: ``t_u = MIN(ts)`` per (experiment, group, period, user): exact
   whatever order activations arrive in;
-* **activation–event join**: a regular join on ``user_id`` with ``t_u <= ts < period end``.
+* **activation-event join**: a regular join on ``user_id`` with ``t_u <= ts < period end``.
   It keeps both sides (the seed's planned event buffer, without a time limit in a replay and
   with the state TTL in a run), so activations that arrive after their events lose nothing;
   an earlier activation arriving late retracts and re-emits the user's joined events;
