@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 
 from metadata.periods import DAY_MS
 from metric_types.plan import MetricPlan, Value
@@ -56,7 +57,7 @@ def result_rows(
             n = totals[(*slot, "exposed", "")][0]
             num = totals.get((*slot, "type", m.numerator.event_type), _ZERO)
             s, ss = _sums(num, m.numerator)
-            extra: dict[str, float] = {}
+            extra: dict[str, Any] = {}
             if m.denominator is not None and pair is not None:
                 den = totals.get((*slot, "type", m.denominator.event_type), _ZERO)
                 ds, dss = _sums(den, m.denominator)

@@ -90,7 +90,6 @@ class Runner:
     settings: Settings
     mode: str  # replay | run
     echo: Echo = field(default=lambda _: None)
-    on_rows: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -153,7 +152,7 @@ class Runner:
             checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
-            state_ttl_ms=ttl, on_rows=self.on_rows,
+            state_ttl_ms=ttl, on_rows=stream.rows_hook,
         )  # fmt: skip
         source = ArchiveFeedSource(
             self.feed, self.state.periods, follow=self.follow,

@@ -73,6 +73,7 @@ class StreamSettings(StrictModel):
     mini_batch_latency_ms: PositiveInt = 1000
     python_mode: Literal["thread", "process"] = "thread"
     restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
+    rows_hook: str | None = None  # "module:function" called with each write's compared rows
 
 
 class Settings(StrictModel):

@@ -30,7 +30,8 @@ def _runner(home: Home, mode: str, fmt: str) -> Any:
 
 def _summary(report: dict[str, Any], fmt: str) -> None:
     rows = [
-        {"topic": topic, "records": t["records"], "corrupt": t["corrupt"], "late": t["late"]}
+        {"topic": topic, "records": t["records"], "corrupt": t["corrupt"],
+         "late": report["late"].get(topic, 0)}
         for topic, t in sorted(report["topics"].items())
     ]
     if fmt == "json":
