@@ -191,8 +191,14 @@ def corrupt_query(checked: str, topic: str) -> str:
 
 
 def progress_query(checked: str, topic: str) -> str:
-    """One row per topic: lines read, corrupt, the latest valid event time."""
+    """One row per topic: lines read, corrupt, the latest valid event time.
+
+    Grouped by the topic rather than a global aggregate: a global aggregate runs on one
+    subtask, and its updates would be spread over the next stage's subtasks and could
+    overtake each other on the way to the sink.
+    """
     return (
-        f"SELECT {lit(topic)} AS topic, COUNT(*) AS records, COUNT(kind) AS corrupt, "
-        f"MAX(CASE WHEN kind IS NULL THEN ts END) AS max_ts FROM {checked}"
+        "SELECT topic, COUNT(*) AS records, COUNT(kind) AS corrupt, "
+        "MAX(CASE WHEN kind IS NULL THEN ts END) AS max_ts "
+        f"FROM (SELECT {lit(topic)} AS topic, kind, ts FROM {checked}) GROUP BY topic"
     )

@@ -193,12 +193,26 @@ class Runner:
                 next_periods = now + stream.periods_interval_seconds
             if now >= next_echo:
                 self.echo(progress_mod.line(self._progress()))
+                self._prune(client)
                 next_echo = now + 5
             self._stop.wait(0.5)
         if status == "FAILED":
             raise StreamError(f"the Flink job failed: {_failure(client)}")
         self.echo(progress_mod.line(self._progress()))
         return status
+
+    def _prune(self, client: Any) -> None:
+        """Once this job has a completed checkpoint, drop older jobs' checkpoints and savepoints.
+
+        A restored job's first checkpoint is a full one (Flink's default NO_CLAIM restore), so
+        nothing of this job refers to the older files.
+        """
+        own = self.state.checkpoints / str(client.get_job_id())
+        if not any(own.glob("chk-*/_metadata")):
+            return
+        for old in [*self.state.checkpoints.glob("*"), *self.state.savepoints.glob("*")]:
+            if old != own:
+                shutil.rmtree(old, ignore_errors=True)
 
     def _progress(self) -> dict[str, Any]:
         late = self.feed.late() if self.state.feed.exists() else {}

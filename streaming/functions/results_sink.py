@@ -42,7 +42,9 @@ from streaming.rows import day_of, result_rows
 
 END_OF_INPUT = 2**63 - 2  # fires only when a bounded input ends (the final watermark)
 DAY_MS = 86_400_000
-PROGRESS = MapStateDescriptor("progress", Types.PICKLED_BYTE_ARRAY(), Types.PICKLED_BYTE_ARRAY())
+# State keys are text: a pickled key is a Java byte[], which a heap map (broadcast state is
+# one) compares by identity, so a put would add an entry instead of replacing it.
+PROGRESS = MapStateDescriptor("progress", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 RowsHook = Callable[[str, str, Sequence[Any]], None]
 
 
@@ -68,7 +70,9 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         from udf.home import Home
 
         pickled = Types.PICKLED_BYTE_ARRAY()
-        self.totals = runtime_context.get_map_state(MapStateDescriptor("totals", pickled, pickled))
+        self.totals = runtime_context.get_map_state(
+            MapStateDescriptor("totals", Types.STRING(), pickled)
+        )
         self.dirty = runtime_context.get_state(ValueStateDescriptor("dirty", Types.BOOLEAN()))
         self.written = runtime_context.get_state(ValueStateDescriptor("written", pickled))
         self.store = open_store(Home.resolve(self.home), self.settings)
@@ -88,7 +92,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
     # -- the totals ---------------------------------------------------------------------------
 
     def process_element(self, value: Row, ctx: Any) -> Iterable[bool]:
-        key = (value[1], value[2], value[3], value[5], value[6], value[7], value[8])
+        key = json.dumps([value[1], value[2], value[3], value[5], value[6], value[7], value[8]])
         if value.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
             self.totals.put(key, (value[9], value[10], value[11], value[12], value[13]))
         else:
@@ -106,7 +110,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
 
     def _flush(self, ctx: Any, final: bool) -> None:
         experiment, d = ctx.get_current_key()
-        progress = dict(ctx.get_broadcast_state(PROGRESS).items())
+        progress = _progress(ctx.get_broadcast_state(PROGRESS))
         clock = max((v[2] for k, v in progress.items() if k[0] == "topic" and v[2] is not None),
                     default=None)  # fmt: skip
         types = sorted(k[1] for k in progress if k[0] == "event_type")
@@ -132,7 +136,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         if not metrics:
             return
         computed_at = int(time.time() * 1000)
-        totals = dict(self.totals.items())
+        totals = {tuple(json.loads(k)): v for k, v in self.totals.items()}
         rows = result_rows(experiment, d, totals, self.plan, metrics, computed_at)
         rows = compare_groups(rows, self.plan.controls, self.plan.analysis)
         names = tuple(sorted({m.name for m in metrics}))
@@ -147,12 +151,12 @@ class ResultsSink(KeyedBroadcastProcessFunction):
 
     def process_broadcast_element(self, value: Row, ctx: Any) -> Iterable[bool]:
         state = ctx.get_broadcast_state(PROGRESS)
-        key = (value[0], value[1])
+        key = f"{value[0]}/{value[1]}"
         if value.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
             state.put(key, (value[2], value[3], value[4]))
         else:
             state.remove(key)
-        self._report(dict(state.items()))  # a few per second: one per topic and mini-batch
+        self._report(_progress(state))  # a few per second: one per topic and mini-batch
         return ()
 
     def _report(self, progress: dict[tuple[str, str], tuple[Any, ...]]) -> None:
@@ -172,6 +176,11 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         tmp = folder / f".{target.name}.tmp"
         tmp.write_text(json.dumps(report))
         os.replace(tmp, target)
+
+
+def _progress(state: Any) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """The broadcast progress as ``(what, name) -> numbers``."""
+    return {tuple(k.split("/", 1)): v for k, v in state.items()}  # type: ignore[misc]
 
 
 def _subtask(runtime_context: Any) -> int:

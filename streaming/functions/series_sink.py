@@ -11,6 +11,7 @@ and at the end of a bounded input.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -30,9 +31,8 @@ class SeriesSink(KeyedProcessFunction):
         self.flush_ms = flush_ms
 
     def open(self, runtime_context: Any) -> None:
-        pickled = Types.PICKLED_BYTE_ARRAY()
-        self.increments = runtime_context.get_map_state(
-            MapStateDescriptor("increments", pickled, Types.LONG())
+        self.increments = runtime_context.get_map_state(  # text keys: see results_sink.PROGRESS
+            MapStateDescriptor("increments", Types.STRING(), Types.LONG())
         )
         self.dirty = runtime_context.get_state(ValueStateDescriptor("dirty", Types.BOOLEAN()))
         self.store = SeriesStore(self.url)
@@ -43,7 +43,7 @@ class SeriesSink(KeyedProcessFunction):
             store.close()
 
     def process_element(self, value: Row, ctx: Any) -> Iterable[bool]:
-        key = (value[3], value[4], value[5])
+        key = json.dumps([value[3], value[4], value[5]])
         if value.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
             self.increments.put(key, value[6])
         else:
@@ -58,7 +58,8 @@ class SeriesSink(KeyedProcessFunction):
     def on_timer(self, timestamp: int, ctx: Any) -> Iterable[bool]:
         if self.dirty.value():
             experiment, group, period_start = ctx.get_current_key()
-            points = cumulative(dict(self.increments.items()))
+            increments = {tuple(json.loads(k)): n for k, n in self.increments.items()}
+            points = cumulative(increments)  # type: ignore[arg-type]
             self.store.replace(experiment, group, period_start, points, int(time.time() * 1000))
             self.dirty.clear()
         return ()

@@ -26,6 +26,10 @@ def local_sink(t_env: Any) -> Sink:
     sources would be read and its joins computed once per consumer. Insert-only streams stay
     insert-only (``to_data_stream``), which the de-duplication and the file sink need; they
     get a processing-time attribute ``proc``.
+
+    A changelog keeps each key's order only along one path: a stream must come from an
+    operator running at the default parallelism and keyed by its key (every SQL aggregation,
+    join and Top-N is), not from a global aggregate running on one subtask.
     """
     from pyflink.table import Schema
 
