@@ -234,7 +234,7 @@ class Runner:
         """Stop a run with a savepoint (the next run resumes from it); cancel if that fails."""
         self.echo("stopping: taking a savepoint")
         try:
-            path = client.stop_with_savepoint(False, self.state.savepoints.absolute().as_uri()).result()
+            path = _stop_with_savepoint(client, self.state.savepoints.absolute().as_uri())
             self.echo(f"stopped; savepoint {path}")
             return "STOPPED"
         except Exception as exc:  # the job may be failing already: cancel, checkpoints remain
@@ -245,6 +245,16 @@ class Runner:
 
 def _days(start: int, end: int) -> int:
     return (end - 1) // DAY_MS - start // DAY_MS + 1
+
+
+def _stop_with_savepoint(client: Any, target: str) -> str:
+    """``JobClient.stop_with_savepoint``: PyFlink 2.3's wrapper calls the Java method without
+    the savepoint format it now requires, so the Java client is called directly."""
+    from pyflink.java_gateway import get_gateway
+
+    formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
+    future = client._j_job_client.stopWithSavepoint(False, target, formats.CANONICAL)
+    return str(future.get())
 
 
 def _status(client: Any) -> str:
