@@ -32,6 +32,7 @@ class PipelineConfig:
     series_url: str
     max_days: int
     restore: str | None = None
+    follow: bool = False  # a run (unbounded), not a replay
     state_ttl_ms: int | None = None
     on_rows: str | None = None
 
@@ -52,8 +53,9 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     conf = Configuration()
     options = {
         "parallelism.default": str(s.parallelism),
-        "state.backend.type": "rocksdb",
+        "state.backend.type": s.state_backend,
         "execution.checkpointing.incremental": "true",
+        "pipeline.object-reuse": "true",
         "execution.checkpointing.interval": f"{round(s.checkpoint_interval_seconds * 1000)}ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.dir": cfg.checkpoints.absolute().as_uri(),
@@ -63,6 +65,7 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
         "python.client.executable": sys.executable,
         "python.execution-mode": s.python_mode,
         "pipeline.name": "udf stream",
+        "rest.port": os.environ.get("UDF_FLINK_REST_PORT", "0"),
         # many small exchanges (every SQL stage is keyed): more buffers than the default
         "taskmanager.memory.network.min": "256mb",
         "taskmanager.memory.network.max": "256mb",
@@ -79,8 +82,10 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     t_env = StreamTableEnvironment.create(env)
     table = t_env.get_config()
     table.set("table.exec.mini-batch.enabled", "true")
-    table.set("table.exec.mini-batch.allow-latency", f"{s.mini_batch_latency_ms}ms")
-    table.set("table.exec.mini-batch.size", "5000")
+    latency = s.mini_batch_latency_ms if cfg.follow else s.replay_mini_batch_latency_ms
+    table.set("table.exec.mini-batch.allow-latency", f"{latency}ms")
+    table.set("table.exec.mini-batch.size", str(s.mini_batch_size))
+    table.set("table.exec.rank.topn-cache-size", "100000")  # the spam cap's (user, hour) keys
     if cfg.state_ttl_ms:
         table.set("table.exec.state.ttl", f"{cfg.state_ttl_ms}ms")
     return env, t_env
@@ -142,7 +147,10 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     )
     series = (
         increments.key_by(lambda r: (r[0], r[1], r[2]))
-        .process(SeriesSink(cfg.series_url, flush_ms), output_type=Types.BOOLEAN())
+        .process(
+            SeriesSink(cfg.series_url, round(settings.stream.series_flush_seconds * 1000)),
+            output_type=Types.BOOLEAN(),
+        )
         .name("series sink")
         .uid("series-sink")
     )

@@ -18,6 +18,7 @@ the checkpoints, the plan it was started with, the progress files and the dead l
 
 from __future__ import annotations
 
+import fcntl
 import pickle
 import shutil
 import threading
@@ -139,6 +140,19 @@ class Runner:
     # -- running --------------------------------------------------------------------------------
 
     def execute(self, fresh: bool = False) -> dict[str, Any]:
+        """Run the pipeline (one at a time per home and mode); its final progress report."""
+        lock_path = self.state.root.with_suffix(".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(
+                    f"another `udf stream {self.mode}` is running in {self.home.root}"
+                ) from None
+            return self._execute(fresh)
+
+    def _execute(self, fresh: bool) -> dict[str, Any]:
         from streaming import pipeline
 
         saved, snapshot = self.prepare(fresh)
@@ -152,7 +166,7 @@ class Runner:
             checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
-            state_ttl_ms=ttl, on_rows=stream.rows_hook,
+            follow=self.follow, state_ttl_ms=ttl, on_rows=stream.rows_hook,
         )  # fmt: skip
         source = ArchiveFeedSource(
             self.feed, self.state.periods, follow=self.follow,

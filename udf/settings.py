@@ -64,13 +64,17 @@ class StreamSettings(StrictModel):
     parallelism: PositiveInt = 2
     sink_parallelism: PositiveInt = 1
     checkpoint_interval_seconds: PositiveFloat = 10.0
-    flush_interval_seconds: PositiveFloat = 5.0  # results and series written this often
+    flush_interval_seconds: PositiveFloat = 5.0  # results written this often
+    series_flush_seconds: PositiveFloat = 60.0  # the 15-minute series written this often
     feed_interval_seconds: PositiveFloat = 5.0  # a run looks for new imports this often
     periods_interval_seconds: PositiveFloat = 300.0  # a run republishes the periods
     monitor_seconds: PositiveFloat = 2.0  # Flink looks for new feed files this often
     lateness_seconds: float = Field(default=300.0, ge=0)  # records older count as late
     state_ttl_days: PositiveFloat | None = None  # runs: default window_days + 2
-    mini_batch_latency_ms: PositiveInt = 1000
+    mini_batch_latency_ms: PositiveInt = 1000  # a run: how stale an update may be
+    replay_mini_batch_latency_ms: PositiveInt = 5000  # a replay: fewer, larger updates
+    mini_batch_size: PositiveInt = 20000
+    state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"  # hashmap: faster, state on heap
     python_mode: Literal["thread", "process"] = "thread"
     restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
     rows_hook: str | None = None  # "module:function" called with each write's compared rows

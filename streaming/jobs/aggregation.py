@@ -64,15 +64,15 @@ def build(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, m
     segs = "".join(f", e.seg_{i}" for i in range(len(plan.segment_fields)))
     ek = ", ".join(EXPOSURE)
 
-    sql(
-        f"CREATE TEMPORARY VIEW exposure AS SELECT {ek}, MIN(ts) AS t_u "
-        f"FROM {activations} GROUP BY {ek}"
-    )
-    sql(
-        "CREATE TEMPORARY VIEW counted AS SELECT "
+    # Both are read by several consumers (dates, segments, series): published, so that the
+    # aggregate and the join run once (views would be planned once per consumer).
+    sink("exposure", f"SELECT {ek}, MIN(ts) AS t_u FROM {activations} GROUP BY {ek}")
+    sink(
+        "counted",
+        "SELECT "
         + ", ".join(f"x.{c}" for c in EXPOSURE)
         + f", x.t_u, e.event_type, e.ts, e.`value`{segs} FROM {events} AS e "
-        "JOIN exposure AS x ON e.user_id = x.user_id WHERE e.ts >= x.t_u AND e.ts < x.period_end"
+        "JOIN exposure AS x ON e.user_id = x.user_id WHERE e.ts >= x.t_u AND e.ts < x.period_end",
     )
     last_day = f"(period_end - 1) / {DAY_MS}"
     sql(

@@ -48,7 +48,8 @@ SETTINGS = {
     "spark": {"conf": {"spark.sql.shuffle.partitions": "4"}},
     "stream": {
         "checkpoint_interval_seconds": 3, "flush_interval_seconds": 1, "restart_attempts": 0,
-        "mini_batch_latency_ms": 500, "feed_interval_seconds": 1, "monitor_seconds": 1,
+        "mini_batch_latency_ms": 500, "replay_mini_batch_latency_ms": 1000,
+        "series_flush_seconds": 2, "feed_interval_seconds": 1, "monitor_seconds": 1,
     },
 }  # fmt: skip
 UDF = str(Path(sys.executable).parent / "udf")
