@@ -1,6 +1,6 @@
 """One Flink pipeline from the jobs: the environment, the jobs wired together, the sinks.
 
-:func:`environment` sets everything by configuration (ENGINES: PyFlink 2.3 has no
+:func:`environment` sets everything by configuration (PyFlink 2.3 has no
 ``set_state_backend``): RocksDB with incremental checkpoints retained on cancellation,
 restore from a given checkpoint, mini-batched SQL aggregation (it turns the changelog's
 -D/+I flapping into -U/+U and cuts it severalfold), Python functions in thread mode, and a
@@ -65,7 +65,6 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
         "python.client.executable": sys.executable,
         "python.execution-mode": s.python_mode,
         "pipeline.name": "udf stream",
-        "rest.port": os.environ.get("UDF_FLINK_REST_PORT", "0"),
         # many small exchanges (every SQL stage is keyed): more buffers than the default
         "taskmanager.memory.network.min": "256mb",
         "taskmanager.memory.network.max": "256mb",
@@ -76,6 +75,7 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     }
     if cfg.restore:
         options["execution.state-recovery.path"] = cfg.restore
+    options.update(s.flink_conf)
     for key, value in options.items():
         conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)

@@ -78,6 +78,7 @@ class StreamSettings(StrictModel):
     python_mode: Literal["thread", "process"] = "thread"
     restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
     rows_hook: str | None = None  # "module:function" called with each write's compared rows
+    flink_conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
 
 
 class Settings(StrictModel):
