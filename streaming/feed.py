@@ -54,6 +54,7 @@ class Round:
     chunks: tuple[Chunk, ...]
     files: tuple[str, ...]
     late: dict[str, int]  # per topic: records appended to hours the feed had left behind
+    lines: dict[str, int]  # per topic: records in the round (when counted)
 
     @property
     def bytes(self) -> int:
@@ -97,12 +98,18 @@ class Feed:
     """The feed folder of one pipeline: ``<root>/<topic>/rNNNNNNNN-NNNN.jsonl`` and the rounds."""
 
     def __init__(
-        self, root: Path, archive: Path, topics: Sequence[str] = TOPICS, lateness_ms: int = 0
+        self,
+        root: Path,
+        archive: Path,
+        topics: Sequence[str] = TOPICS,
+        lateness_ms: int = 0,
+        count_lines: bool = False,
     ):
         self.root = root
         self.archive = archive
         self.topics = tuple(topics)
         self.lateness_ms = lateness_ms
+        self.count_lines = count_lines  # needed to retire rounds (a run), not in a replay
         self.rounds_dir = root / ROUNDS
 
     def topic_dir(self, topic: str) -> Path:
@@ -119,7 +126,8 @@ class Feed:
         for path in sorted(self.rounds_dir.glob("r*.json")):
             data = json.loads(path.read_bytes())
             chunks = tuple(Chunk(**c) for c in data["chunks"])
-            out.append(Round(data["round"], chunks, tuple(data["files"]), data.get("late", {})))
+            out.append(Round(data["round"], chunks, tuple(data["files"]), data.get("late", {}),
+                             data.get("lines", {})))  # fmt: skip
         return out
 
     def late(self) -> dict[str, int]:
@@ -171,10 +179,14 @@ class Feed:
             if newest is not None and _hour_start(c.rel) + HOUR_MS + self.lateness_ms <= newest:
                 late[c.topic] = late.get(c.topic, 0) + self._lines(c)
         files: list[str] = []
+        lines: dict[str, int] = {}
         for topic in self.topics:
             for i, group in enumerate(_pack([c for c in chunks if c.topic == topic])):
                 name = f"{topic}/r{number:08d}-{i:04d}.{EXTENSION}"
-                self._copy(group, self.root / topic / f".{Path(name).name}.tmp")
+                hidden = self.root / topic / f".{Path(name).name}.tmp"
+                self._copy(group, hidden)
+                if self.count_lines:
+                    lines[topic] = lines.get(topic, 0) + _count_lines(hidden)
                 files.append(name)
         index = {
             "round": number,
@@ -182,10 +194,27 @@ class Feed:
             "chunks": [c.__dict__ for c in chunks],
             "files": files,
             "late": late,
+            "lines": lines,
         }
         _write_atomic(self.rounds_dir / f"r{number:08d}.json", json.dumps(index).encode())
         self.recover()
-        return Round(number, tuple(chunks), tuple(files), late)
+        return Round(number, tuple(chunks), tuple(files), late, lines)
+
+    def retire(self, through: int) -> int:
+        """Delete the files of rounds up to ``through`` (their index stays: it holds the offsets).
+
+        Only for rounds the pipeline has read *and* checkpointed past: a restore would need
+        them otherwise (the runner decides, see ``Runner._retire``). Returns files deleted.
+        """
+        deleted = 0
+        for r in self.rounds():
+            if r.number <= through:
+                for name in r.files:
+                    path = self.root / name
+                    if path.exists():
+                        path.unlink()
+                        deleted += 1
+        return deleted
 
     def _lines(self, c: Chunk) -> int:
         with (self.archive / c.topic / c.rel).open("rb") as src:
@@ -201,6 +230,14 @@ class Feed:
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as fh:
+        while block := fh.read(8 << 20):
+            count += block.count(b"\n")
+    return count
 
 
 def _hour_start(rel: str) -> int:

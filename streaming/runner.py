@@ -96,7 +96,10 @@ class Runner:
     def __post_init__(self) -> None:
         self.state = StreamState.of(self.home, self.mode)
         lateness = round(self.settings.stream.lateness_seconds * 1000)
-        self.feed = Feed(self.state.feed, self.home.archive, lateness_ms=lateness)
+        self.feed = Feed(
+            self.state.feed, self.home.archive, lateness_ms=lateness, count_lines=self.follow
+        )
+        self._caught_up: tuple[float, int] | None = None
         self.snapshots = PeriodSnapshots(self.state.periods)
 
     @property
@@ -156,6 +159,7 @@ class Runner:
         from streaming import pipeline
 
         saved, snapshot = self.prepare(fresh)
+        shutil.rmtree(self.state.progress, ignore_errors=True)  # reports of an earlier process
         stream = self.settings.stream
         ttl = None
         if self.follow:
@@ -201,6 +205,7 @@ class Runner:
                 return self._shutdown(client)
             if self.follow and now >= next_feed:
                 self.feed.publish()
+                self._retire(client)
                 next_feed = now + stream.feed_interval_seconds
             if self.follow and now >= next_periods:
                 self._republish(saved)
@@ -227,6 +232,32 @@ class Runner:
         for old in [*self.state.checkpoints.glob("*"), *self.state.savepoints.glob("*")]:
             if old != own:
                 shutil.rmtree(old, ignore_errors=True)
+
+    def _retire(self, client: Any) -> None:
+        """Delete the feed files a run no longer needs (otherwise its feed grows forever).
+
+        Rounds are done once every record fed so far has been read (the sink's counts equal
+        the feed's) and two checkpoints of this job completed since: the second was taken
+        after that moment, so a restore starts past them.
+        """
+        rounds = self.feed.rounds()
+        if not rounds:
+            return
+        if self._caught_up is None:
+            report = progress_mod.read(self.state.progress)
+            caught_up = all(
+                report["topics"].get(t, {}).get("records", 0)
+                >= sum(r.lines.get(t, 0) for r in rounds)
+                for t in self.feed.topics
+            )  # fmt: skip
+            if caught_up:
+                self._caught_up = (time.time(), rounds[-1].number)
+            return
+        since, last = self._caught_up
+        own = self.state.checkpoints / str(client.get_job_id())
+        if sum(1 for p in own.glob("chk-*/_metadata") if p.stat().st_mtime > since) >= 2:
+            self.feed.retire(last)
+            self._caught_up = None
 
     def _progress(self) -> dict[str, Any]:
         late = self.feed.late() if self.state.feed.exists() else {}

@@ -101,3 +101,17 @@ def test_records_appended_to_an_hour_left_behind_are_late(home: Home, tmp_path: 
     # hour 0 ended 5 h before hour 5 started (late); hour 4 ended as hour 5 began (within 1 h)
     assert later.late == {"events": 2}
     assert feed.late() == {"events": 2}
+
+
+def test_retired_rounds_lose_their_files_but_not_their_offsets(home: Home, tmp_path: Path) -> None:
+    _import(home, tmp_path, "a.jsonl", [_event(1, T0 + 1), _event(2, T0 + 2)])
+    feed = Feed(home.root / "feed", home.archive, topics=("events",), count_lines=True)
+    feed.prepare()
+    first = feed.publish()
+    assert first is not None and first.lines == {"events": 2}
+    assert feed.retire(first.number) == 1
+    assert not any((feed.root / "events").iterdir())
+    _import(home, tmp_path, "b.jsonl", [_event(3, T0 + 3)])
+    second = feed.publish()
+    assert second is not None and second.lines == {"events": 1}
+    assert second.chunks[0].start == first.chunks[0].end  # nothing fed twice
