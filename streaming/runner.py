@@ -177,7 +177,6 @@ class Runner:
             monitor_seconds=stream.monitor_seconds,
         )  # fmt: skip
         env, t_env = pipeline.environment(cfg)
-        env.get_config()  # fail early if the JVM cannot start
         pipeline.build(env, t_env, source, saved.plan, cfg)
         started = time.monotonic()
         client = env.execute_async(f"udf stream {self.mode}")

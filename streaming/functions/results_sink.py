@@ -79,6 +79,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         self.subtask = _subtask(runtime_context)
         self.rows_written = 0
         self.last_progress = 0.0
+        self.registered: set[str] = set()
         self.hook: RowsHook | None = None
         if self.on_rows:
             module, _, name = self.on_rows.partition(":")
@@ -135,6 +136,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         metrics = self.plan.metrics_of(experiment, types)
         if not metrics:
             return
+        self._register(set(self.plan.defaults) - self.registered)
         computed_at = int(time.time() * 1000)
         totals = {tuple(json.loads(k)): v for k, v in self.totals.items()}
         rows = result_rows(experiment, d, totals, self.plan, metrics, computed_at)
@@ -146,6 +148,17 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         )
         if self.hook is not None:
             self.hook(experiment, day.isoformat(), rows)
+
+    def _register(self, event_types: set[str]) -> None:
+        """Register new event types as default metrics in the catalog, as batch does."""
+        if not event_types:
+            return
+        from metadata.repository import MetadataStore
+        from udf.home import Home
+
+        with MetadataStore.for_home(Home.resolve(self.home)) as store:
+            store.register_default_metrics(sorted(event_types))
+        self.registered |= event_types
 
     # -- progress -----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from metadata.repository import MetadataStore
 from tests.support.streaming import (
     Prepared,
     assert_stream_equals_batch,
@@ -78,6 +79,10 @@ def test_run_with_late_activations_equals_batch(prepared: Prepared) -> None:
     os.kill(run.pid, signal.SIGTERM)
     out = finish(run, home, "run", timeout=300)
     assert "stopped; savepoint" in out
+
+    # the stream registered the event types it saw as default metrics, as batch would have
+    with MetadataStore.for_home(home) as store:
+        assert {"click", "impression", "search"} <= {m.name for m in store.metrics()}
 
     compute_batch(home, prepared.dates)
     first = assert_stream_equals_batch(home, prepared.dates)
