@@ -19,14 +19,19 @@ cap of 1,000 events per user and hour (the contract §3)::
       email_from: udf@example.com
       smtp: {host: mail.example.com, port: 587, starttls: true, user: udf}
       webhooks: {ops: https://hooks.slack.com/services/T000/B000/XXXX}
+    stream:                       # udf stream replay / run (docs/streaming.md)
+      parallelism: 2
+      checkpoint_interval_seconds: 10
+      flush_interval_seconds: 5
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
 ``UDF_SPAM_CAP``, ``UDF_CUSTOM_TIMEOUT_SECONDS``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``,
 ``UDF_RESULTS_STORE``, ``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``,
-``UDF_ALERTS_ENABLED``, ``UDF_ALERTS_EMAIL_FROM``, ``UDF_ALERTS_SMTP_HOST``, ``UDF_ALERTS_SMTP_PORT``,
-``UDF_ALERTS_SMTP_USER``, ``UDF_ALERTS_SMTP_PASSWORD``, ``UDF_ALERTS_SMTP_CONN_ID``, and
-``UDF_ALERTS_WEBHOOK_<NAME>`` (the URL of webhook ``<name>``, lower-cased; webhook URLs and
-passwords are secrets, so the environment is the place for them).
+``UDF_STREAM_PARALLELISM``, ``UDF_ALERTS_ENABLED``, ``UDF_ALERTS_EMAIL_FROM``,
+``UDF_ALERTS_SMTP_HOST``, ``UDF_ALERTS_SMTP_PORT``, ``UDF_ALERTS_SMTP_USER``,
+``UDF_ALERTS_SMTP_PASSWORD``, ``UDF_ALERTS_SMTP_CONN_ID``, and ``UDF_ALERTS_WEBHOOK_<NAME>``
+(the URL of webhook ``<name>``, lower-cased; webhook URLs and passwords are secrets, so the
+environment is the place for them).
 """
 
 from __future__ import annotations
@@ -66,6 +71,29 @@ class ResultsSettings(StrictModel):
     druid: DruidSettings = Field(default_factory=DruidSettings)
 
 
+class StreamSettings(StrictModel):
+    """The real-time pipeline (docs/streaming.md)."""
+
+    parallelism: PositiveInt = 2
+    sink_parallelism: PositiveInt = 1
+    checkpoint_interval_seconds: PositiveFloat = 10.0
+    flush_interval_seconds: PositiveFloat = 5.0  # results written this often
+    series_flush_seconds: PositiveFloat = 60.0  # the 15-minute series written this often
+    feed_interval_seconds: PositiveFloat = 5.0  # a run looks for new imports this often
+    periods_interval_seconds: PositiveFloat = 300.0  # a run republishes the periods
+    monitor_seconds: PositiveFloat = 2.0  # Flink looks for new feed files this often
+    lateness_seconds: float = Field(default=300.0, ge=0)  # records older count as late
+    state_ttl_days: PositiveFloat | None = None  # runs: default window_days + 2
+    mini_batch_latency_ms: PositiveInt = 1000  # a run: how stale an update may be
+    replay_mini_batch_latency_ms: PositiveInt = 5000  # a replay: fewer, larger updates
+    mini_batch_size: PositiveInt = 20000
+    state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"  # hashmap: faster, state on heap
+    python_mode: Literal["thread", "process"] = "thread"
+    restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
+    rows_hook: str | None = None  # "module:function" called with each write's compared rows
+    flink_conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
+
+
 class Settings(StrictModel):
     window_days: PositiveFloat = DEFAULT_WINDOW_DAYS
     spam_cap: PositiveInt = DEFAULT_SPAM_CAP
@@ -73,6 +101,7 @@ class Settings(StrictModel):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
     @field_validator("window_days")
     @classmethod
@@ -102,6 +131,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "UDF_RESULTS_URL": ("results", "url"),
     "UDF_DRUID_ROUTER": ("results", "druid", "router"),
     "UDF_DRUID_DATASOURCE": ("results", "druid", "datasource"),
+    "UDF_STREAM_PARALLELISM": ("stream", "parallelism"),
     "UDF_ALERTS_ENABLED": ("alerts", "enabled"),
     "UDF_ALERTS_EMAIL_FROM": ("alerts", "email_from"),
     "UDF_ALERTS_SMTP_HOST": ("alerts", "smtp", "host"),
@@ -124,6 +154,7 @@ _TYPED: dict[str, Callable[[str], Any]] = {
     "UDF_WINDOW_DAYS": float,
     "UDF_SPAM_CAP": int,
     "UDF_CUSTOM_TIMEOUT_SECONDS": float,
+    "UDF_STREAM_PARALLELISM": int,
     "UDF_ALERTS_SMTP_PORT": int,
     "UDF_ALERTS_ENABLED": _boolean,
 }

@@ -1,0 +1,45 @@
+"""The pipeline's jobs, one module each, as the seed splits them (docs/streaming.md).
+
+Every job has ``build(t_env, source, sink, plan)``: ``source`` names its input streams
+(tables or views) and ``sink`` publishes each of its output streams under a name. Locally
+the jobs run as one Flink pipeline and :func:`local_sink` hands a stream to the next job
+through a DataStream (the role the seed's intermediate Kafka topics play between its jobs);
+with a broker configured a sink would insert the stream into its topic instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Sink(Protocol):
+    def __call__(self, name: str, query: str, *, changelog: bool = True) -> None:
+        """Publish the result of ``query`` as stream ``name`` (``changelog``: it may update)."""
+
+
+def local_sink(t_env: Any) -> Sink:
+    """Publish streams as views backed by a DataStream.
+
+    Going through a DataStream (``to_changelog_stream`` and back) matters: every later
+    consumer of the view starts from that one stream. A plain view would be planned anew by
+    each Table → DataStream conversion that reads it (the sinks are several), and its
+    sources would be read and its joins computed once per consumer. Insert-only streams stay
+    insert-only (``to_data_stream``), which the de-duplication and the file sink need; they
+    get a processing-time attribute ``proc``.
+
+    A changelog keeps each key's order only along one path: a stream must come from an
+    operator running at the default parallelism and keyed by its key (every SQL aggregation,
+    join and Top-N is), not from a global aggregate running on one subtask.
+    """
+    from pyflink.table import Schema
+
+    def publish(name: str, query: str, *, changelog: bool = True) -> None:
+        table = t_env.sql_query(query)
+        if changelog:
+            view = t_env.from_changelog_stream(t_env.to_changelog_stream(table))
+        else:
+            schema = Schema.new_builder().column_by_expression("proc", "PROCTIME()").build()
+            view = t_env.from_data_stream(t_env.to_data_stream(table), schema)
+        t_env.create_temporary_view(name, view)
+
+    return publish

@@ -1,0 +1,214 @@
+"""Aggregation: exposure, the activation-event join, per-user values and group totals.
+
+The seed's operators, as Flink SQL (docs/streaming.md maps each one):
+
+* **first trigger time**: ``t_u = MIN(ts)`` per (experiment, group, period, user): exact
+  whatever order activations arrive in;
+* **activation-event join**: a regular join on ``user_id`` with ``t_u <= ts < period end``.
+  It keeps both sides (the seed's planned event buffer, without a time limit in a replay and
+  with the state TTL in a run), so activations that arrive after their events lose nothing;
+  an earlier activation arriving late retracts and re-emits the user's joined events;
+* **join-result de-duplicator / first-time-seen flag**: propensity is the number of users
+  whose per-user count is positive, a ``COUNT(*)`` over the per-user rows, which exist only
+  while a user has counted events;
+* **numerator and denominator computers**: group sums over per-user values, per period
+  (counts restart at each period: the period is part of every key);
+* **15-minute buckets**: ``series_*`` streams: exposures, events and first events per
+  15-minute bucket, accumulated by the series sink for the real-time plot.
+
+Stream rows are cumulative through the end of a date ``D`` (docs/metrics.md §5): a user's
+value through ``D`` needs the user's events through ``D``, so every counted event is counted
+for each date from its own to the last date of its period (a ``CROSS JOIN UNNEST`` of day
+offsets), and every exposure likewise from the exposure's date. Per-user values per date
+then give ``n``, ``sum`` and ``sum_sq`` exactly, for counts, sums and ratios, overall and per
+segment value.
+
+Output ``aggregates``, one stream (so that its inputs are computed once) of two kinds of row,
+``(what, experiment, grp, period_start, period_end, d, segment, sv, kind, name, cnt, users,
+cnt_sq, vsum, vsq)``:
+
+* ``what = 'total'``: group totals through day ``d``; ``kind`` is ``exposed`` (``cnt`` users),
+  ``type`` (``name`` an event type: events, users with one, sum of squared counts, sum and
+  sum of squares of ``value``) or ``pair`` (``name`` a ratio pair: ``vsum`` = sum of
+  ``x * y``);
+* ``what = 'series'``: ``cnt`` new exposures (``kind = exposed``), events (``volume``) or
+  first events (``propensity``) of type ``name`` in 15-minute bucket ``d``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from streaming.jobs import Sink
+from streaming.parse import lit
+from streaming.plan import PairSpec, SegmentSpec, StreamPlan
+
+DAY_MS = 86_400_000
+BUCKET_MS = 900_000  # 15 minutes
+EXPOSURE = ("experiment", "grp", "period_start", "period_end", "user_id")
+GROUP = ("experiment", "grp", "period_start", "period_end", "d")
+TOTAL_COLUMNS = (
+    "experiment", "grp", "period_start", "period_end", "d", "segment", "sv", "kind", "name",
+    "cnt", "users", "cnt_sq", "vsum", "vsq",
+)  # fmt: skip
+SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "d", "cnt")
+
+
+def build(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, max_days: int) -> None:
+    """``source`` names ``filtered_events`` and ``filtered_activations``; ``max_days`` bounds the
+    number of dates one period spans (the day offsets a record is counted for)."""
+    sql = t_env.execute_sql
+    events, activations = source["filtered_events"], source["filtered_activations"]
+    offsets = "ARRAY[" + ", ".join(f"CAST({i} AS BIGINT)" for i in range(max_days)) + "]"
+    segs = "".join(f", e.seg_{i}" for i in range(len(plan.segment_fields)))
+    ek = ", ".join(EXPOSURE)
+
+    # Both are read by several consumers (dates, segments, series): published, so that the
+    # aggregate and the join run once (views would be planned once per consumer).
+    sink("exposure", f"SELECT {ek}, MIN(ts) AS t_u FROM {activations} GROUP BY {ek}")
+    sink(
+        "counted",
+        "SELECT "
+        + ", ".join(f"x.{c}" for c in EXPOSURE)
+        + f", x.t_u, e.event_type, e.ts, e.`value`{segs} FROM {events} AS e "
+        "JOIN exposure AS x ON e.user_id = x.user_id WHERE e.ts >= x.t_u AND e.ts < x.period_end",
+    )
+    last_day = f"(period_end - 1) / {DAY_MS}"
+    sql(
+        f"CREATE TEMPORARY VIEW counted_dates AS SELECT {ek}, event_type, `value`, "
+        f"ts / {DAY_MS} + k AS d FROM counted CROSS JOIN UNNEST(ARRAY_SLICE({offsets}, 1, "
+        f"CAST({last_day} - ts / {DAY_MS} + 1 AS INT))) AS O(k)"
+    )
+    sql(
+        f"CREATE TEMPORARY VIEW exposure_dates AS SELECT {ek}, t_u / {DAY_MS} + k AS d "
+        f"FROM exposure CROSS JOIN UNNEST(ARRAY_SLICE({offsets}, 1, "
+        f"CAST({last_day} - t_u / {DAY_MS} + 1 AS INT))) AS O(k)"
+    )
+    sql(
+        f"CREATE TEMPORARY VIEW user_values AS SELECT {ek}, d, event_type, COUNT(*) AS c, "
+        f"SUM(`value`) AS v FROM counted_dates GROUP BY {ek}, d, event_type"
+    )
+    totals = [
+        _totals("exposure_dates", "''", "'exposed'", "''", "COUNT(*)", "0", "0", "0.0", "0.0"),
+        _totals("user_values", "''", "'type'", "event_type", "SUM(c)", "COUNT(*)", "SUM(c * c)",
+                "SUM(v)", "SUM(v * v)", by="event_type"),
+    ]  # fmt: skip
+    for pair in plan.pairs:
+        view = _pair_view(t_env, pair)
+        totals.append(_totals(view, "''", "'pair'", lit(pair.id), "0", "0", "0", "SUM(xy)", "0.0"))
+    for segment in plan.segments:
+        view = _segment_view(t_env, segment, plan)
+        totals += _segment_totals(view, segment, plan)
+    parts = [f"SELECT 'total' AS what, * FROM ({q})" for q in totals]
+    parts += [
+        f"SELECT 'series' AS what, experiment, grp, period_start, CAST(NULL AS BIGINT), "
+        f"bucket, '', '', kind, name, n, CAST(0 AS BIGINT), CAST(0 AS BIGINT), "
+        f"CAST(0.0 AS DOUBLE), CAST(0.0 AS DOUBLE) FROM ({q})"
+        for q in _series(t_env)
+    ]
+    sink("aggregates", " UNION ALL ".join(parts))
+
+
+def _totals(
+    view: str, segment: str, kind: str, name: str, cnt: str, users: str, cnt_sq: str,
+    vsum: str, vsq: str, *, by: str = "", sv: str = "''", join: str = "", prefix: str = "",
+) -> str:
+    """One ``group_totals`` query: group sums of ``view`` (optionally joined) by group and date."""
+    keys = [f"{prefix}{c}" for c in GROUP] + ([by] if by else []) + ([sv] if sv != "''" else [])
+    return (
+        f"SELECT {', '.join(f'{prefix}{c}' for c in GROUP)}, {segment} AS segment, "
+        f"CAST({sv} AS STRING) AS sv, {kind} AS kind, CAST({name} AS STRING) AS name, "
+        f"CAST({cnt} AS BIGINT) AS cnt, CAST({users} AS BIGINT) AS users, "
+        f"CAST({cnt_sq} AS BIGINT) AS cnt_sq, CAST({vsum} AS DOUBLE) AS vsum, "
+        f"CAST({vsq} AS DOUBLE) AS vsq FROM {view} {join} GROUP BY {', '.join(keys)}"
+    )
+
+
+def _value(alias: str, statistic: str) -> str:
+    return f"{alias}.v" if statistic == "sum" else f"CAST({alias}.c AS DOUBLE)"
+
+
+def _in(experiments: tuple[str, ...], column: str = "experiment") -> str:
+    return f"{column} IN ({', '.join(lit(e) for e in experiments)})"
+
+
+def _pair_view(t_env: Any, pair: PairSpec) -> str:
+    """Per user and date, ``x * y`` of a ratio pair (users without both types add zero)."""
+    on = " AND ".join(f"a.{c} = b.{c}" for c in (*EXPOSURE, "d"))
+    view = f"pair_{pair.id}"
+    t_env.execute_sql(
+        f"CREATE TEMPORARY VIEW {view} AS SELECT "
+        + ", ".join(f"a.{c}" for c in (*EXPOSURE, "d"))
+        + f", {_value('a', pair.numerator.statistic)} * {_value('b', pair.denominator.statistic)}"
+        f" AS xy FROM user_values AS a JOIN user_values AS b ON {on} "
+        f"WHERE a.event_type = {lit(pair.numerator.event_type)} "
+        f"AND b.event_type = {lit(pair.denominator.event_type)} AND {_in(pair.experiments, 'a.experiment')}"
+    )
+    return view
+
+
+def _segment_view(t_env: Any, segment: SegmentSpec, plan: StreamPlan) -> str:
+    """Per exposure and date, the user's value of the segment (docs/metrics.md §7).
+
+    The value is the field's value on the user's first counted event by ``(ts, event_type)``
+    that has the field, once that event is inside the date; ``""`` before (or without one).
+    The first event is ``MIN`` of a sortable text key (15-digit ts, type, NUL, value):
+    a ``MIN`` with retraction keeps every key's count, cheaper than a Top-1.
+    """
+    first, view = f"first_{segment.name}", f"segment_{segment.name}"
+    key = f"LPAD(CAST(ts AS STRING), 15, '0') || event_type || CHR(0) || {segment.column}"
+    t_env.execute_sql(
+        f"CREATE TEMPORARY VIEW {first} AS SELECT {', '.join(EXPOSURE)}, MIN({key}) AS k "
+        f"FROM counted WHERE {segment.column} IS NOT NULL AND {_in(segment.experiments)} "
+        f"GROUP BY {', '.join(EXPOSURE)}"
+    )
+    on = " AND ".join(f"x.{c} = f.{c}" for c in EXPOSURE)
+    t_env.execute_sql(
+        f"CREATE TEMPORARY VIEW {view} AS SELECT "
+        + ", ".join(f"x.{c}" for c in (*EXPOSURE, "d"))
+        + ", CASE WHEN f.k IS NOT NULL AND "
+        f"CAST(SUBSTRING(f.k FROM 1 FOR 15) AS BIGINT) / {DAY_MS} <= x.d "
+        "THEN SUBSTRING(f.k FROM POSITION(CHR(0) IN f.k) + 1) ELSE '' END AS sv "
+        f"FROM exposure_dates AS x LEFT JOIN {first} AS f ON {on} "
+        f"WHERE {_in(segment.experiments, 'x.experiment')}"
+    )
+    return view
+
+
+def _segment_totals(view: str, segment: SegmentSpec, plan: StreamPlan) -> list[str]:
+    name = lit(segment.name)
+    out = [_totals(view, name, "'exposed'", "''", "COUNT(*)", "0", "0", "0.0", "0.0", sv="sv")]
+    on = " AND ".join(f"u.{c} = s.{c}" for c in (*EXPOSURE, "d"))
+    out.append(
+        _totals("user_values AS u", name, "'type'", "u.event_type", "SUM(u.c)", "COUNT(*)",
+                "SUM(u.c * u.c)", "SUM(u.v)", "SUM(u.v * u.v)", by="u.event_type", sv="s.sv",
+                join=f"JOIN {view} AS s ON {on}", prefix="u.")
+    )  # fmt: skip
+    for pair in plan.pairs:
+        if set(pair.experiments) & set(segment.experiments):
+            on_pair = " AND ".join(f"p.{c} = s.{c}" for c in (*EXPOSURE, "d"))
+            out.append(
+                _totals(f"pair_{pair.id} AS p", name, "'pair'", lit(pair.id), "0", "0", "0",
+                        "SUM(p.xy)", "0.0", sv="s.sv", join=f"JOIN {view} AS s ON {on_pair}",
+                        prefix="p.")
+            )  # fmt: skip
+    return out
+
+
+def _series(t_env: Any) -> list[str]:
+    """Increments per 15-minute bucket: exposures, counted events, users' first events."""
+    group = "experiment, grp, period_start"
+    t_env.execute_sql(
+        f"CREATE TEMPORARY VIEW first_counted AS SELECT {', '.join(EXPOSURE)}, event_type, "
+        f"MIN(ts) AS ts FROM counted GROUP BY {', '.join(EXPOSURE)}, event_type"
+    )
+    parts = [
+        f"SELECT {group}, 'exposed' AS kind, '' AS name, t_u / {BUCKET_MS} AS bucket, "
+        f"COUNT(*) AS n FROM exposure GROUP BY {group}, t_u / {BUCKET_MS}",
+        f"SELECT {group}, 'volume' AS kind, event_type AS name, ts / {BUCKET_MS} AS bucket, "
+        f"COUNT(*) AS n FROM counted GROUP BY {group}, event_type, ts / {BUCKET_MS}",
+        f"SELECT {group}, 'propensity' AS kind, event_type AS name, ts / {BUCKET_MS} AS bucket, "
+        f"COUNT(*) AS n FROM first_counted GROUP BY {group}, event_type, ts / {BUCKET_MS}",
+    ]
+    return parts

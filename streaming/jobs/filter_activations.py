@@ -1,0 +1,45 @@
+"""Filter activations: keep those inside a period of their group, and add the period.
+
+The seed holds the recently-ramped-groups snapshot as broadcast state in a
+KeyedBroadcastProcessFunction. Here the snapshot is a table (:mod:`streaming.snapshot`
+publishes versions; the newest version of each (experiment, group, period start) wins) and
+the filter is a regular join on (experiment, group) with ``start <= ts < end``. A regular
+join keeps its inputs, so an activation that arrives before its group's period is published
+is kept, and a re-ramp that extends a period's end lets the activations of the extension in
+and re-keys everything downstream through retractions: the same periods as batch at every
+moment.
+
+Outputs: ``checked_activations`` (every line, checked), ``filtered_activations`` (user, experiment, group, ts, period start and end: the
+seed's intermediate topic), ``corrupt_activations`` and ``progress_activations``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streaming import parse
+from streaming.jobs import Sink
+from streaming.plan import StreamPlan
+from streaming.sources import SourceTables
+
+
+def build(t_env: Any, source: SourceTables, sink: Sink, plan: StreamPlan) -> None:
+    sink("checked_activations", parse.checked_query(t_env, "activations", source.activations),
+         changelog=False)  # fmt: skip
+    valid = parse.valid_query("checked_activations", ["user_id", "experiment", "`group`", "ts"])
+    sink(
+        "periods",
+        "SELECT experiment, grp, period_start, period_end FROM ("
+        "SELECT *, ROW_NUMBER() OVER (PARTITION BY experiment, grp, period_start "
+        f"ORDER BY version DESC) AS rn FROM {source.periods}) WHERE rn = 1 AND alive",
+    )
+    sink(
+        "filtered_activations",
+        "SELECT a.user_id, a.experiment, a.`group` AS grp, a.ts, p.period_start, p.period_end "
+        f"FROM ({valid}) AS a JOIN periods AS p "
+        "ON a.experiment = p.experiment AND a.`group` = p.grp "
+        "WHERE a.ts >= p.period_start AND a.ts < p.period_end",
+    )
+    sink("corrupt_activations", parse.corrupt_query("checked_activations", "activations"),
+         changelog=False)  # fmt: skip
+    sink("progress_activations", parse.progress_query("checked_activations", "activations"))

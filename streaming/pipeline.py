@@ -1,0 +1,157 @@
+"""One Flink pipeline from the jobs: the environment, the jobs wired together, the sinks.
+
+:func:`environment` sets everything by configuration (PyFlink 2.3 has no
+``set_state_backend``): RocksDB with incremental checkpoints retained on cancellation,
+restore from a given checkpoint, mini-batched SQL aggregation (it turns the changelog's
+-D/+I flapping into -U/+U and cuts it severalfold), Python functions in thread mode, and a
+state TTL for runs. :func:`build` registers the source, the three jobs, the dead letters
+and the two Python sinks; the caller executes it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streaming.jobs import aggregation, filter_activations, filter_events, local_sink
+from streaming.jobs.aggregation import SERIES_COLUMNS, TOTAL_COLUMNS
+from streaming.plan import StreamPlan
+from streaming.sources import Source
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    home: str
+    settings: Any  # udf.settings.Settings
+    checkpoints: Path
+    deadletters: Path
+    progress: Path
+    series_url: str
+    max_days: int
+    restore: str | None = None
+    follow: bool = False  # a run (unbounded), not a replay
+    state_ttl_ms: int | None = None
+    on_rows: str | None = None
+
+
+def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
+    """A streaming execution environment and its table environment, configured.
+
+    Python functions in thread mode run in an interpreter embedded in the JVM, which does
+    not see this virtual environment: the JVM (started on first use) inherits ``PYTHONPATH``.
+    """
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
+
+    s = cfg.settings.stream
+    conf = Configuration()
+    options = {
+        "parallelism.default": str(s.parallelism),
+        "state.backend.type": s.state_backend,
+        "execution.checkpointing.incremental": "true",
+        "pipeline.object-reuse": "true",
+        "execution.checkpointing.interval": f"{round(s.checkpoint_interval_seconds * 1000)}ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.dir": cfg.checkpoints.absolute().as_uri(),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "2",
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "python.execution-mode": s.python_mode,
+        "pipeline.name": "udf stream",
+        # many small exchanges (every SQL stage is keyed): more buffers than the default
+        "taskmanager.memory.network.min": "256mb",
+        "taskmanager.memory.network.max": "256mb",
+        "taskmanager.memory.managed.size": "256mb",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(s.restart_attempts),
+        "restart-strategy.fixed-delay.delay": "1s",
+    }
+    if cfg.restore:
+        options["execution.state-recovery.path"] = cfg.restore
+    options.update(s.flink_conf)
+    for key, value in options.items():
+        conf.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    t_env = StreamTableEnvironment.create(env)
+    table = t_env.get_config()
+    table.set("table.exec.mini-batch.enabled", "true")
+    latency = s.mini_batch_latency_ms if cfg.follow else s.replay_mini_batch_latency_ms
+    table.set("table.exec.mini-batch.allow-latency", f"{latency}ms")
+    table.set("table.exec.mini-batch.size", str(s.mini_batch_size))
+    table.set("table.exec.rank.topn-cache-size", "100000")  # the spam cap's (user, hour) keys
+    if cfg.state_ttl_ms:
+        table.set("table.exec.state.ttl", f"{cfg.state_ttl_ms}ms")
+    return env, t_env
+
+
+def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineConfig) -> None:
+    """Register the whole pipeline on ``env``/``t_env`` (not yet executed)."""
+    from pyflink.common.typeinfo import Types
+
+    from streaming.functions.results_sink import PROGRESS, ResultsSink
+    from streaming.functions.series_sink import SeriesSink
+
+    tables = source.register(t_env)
+    sink = local_sink(t_env)
+    filter_events.build(t_env, tables, sink, plan)
+    filter_activations.build(t_env, tables, sink, plan)
+    aggregation.build(
+        t_env,
+        {"filtered_events": "filtered_events", "filtered_activations": "filtered_activations"},
+        sink, plan, cfg.max_days,
+    )  # fmt: skip
+
+    t_env.execute_sql(
+        "CREATE TEMPORARY TABLE deadletters (topic STRING, kind STRING, reason STRING, "
+        "line STRING) PARTITIONED BY (topic) WITH ('connector' = 'filesystem', "
+        f"'path' = '{cfg.deadletters.absolute().as_uri()}', 'format' = 'json')"
+    )
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(
+        "INSERT INTO deadletters SELECT topic, kind, reason, line FROM corrupt_events "
+        "UNION ALL SELECT topic, kind, reason, line FROM corrupt_activations"
+    )
+    statements.attach_as_datastream()
+
+    settings = cfg.settings
+    flush_ms = round(settings.stream.flush_interval_seconds * 1000)
+    progress = t_env.sql_query(
+        "SELECT 'topic' AS what, topic AS name, records, corrupt, max_ts FROM progress_events "
+        "UNION ALL SELECT 'topic', topic, records, corrupt, max_ts FROM progress_activations "
+        "UNION ALL SELECT 'event_type', event_type, CAST(0 AS BIGINT), CAST(0 AS BIGINT), "
+        "CAST(NULL AS BIGINT) FROM event_types"
+    )
+    totals = t_env.to_changelog_stream(
+        t_env.sql_query(f"SELECT {', '.join(TOTAL_COLUMNS)} FROM aggregates WHERE what = 'total'")
+    )
+    results = (
+        totals.key_by(lambda r: (r[0], r[4]))
+        .connect(t_env.to_changelog_stream(progress).broadcast(PROGRESS))
+        .process(
+            ResultsSink(cfg.home, settings, plan, flush_ms, str(cfg.progress), cfg.on_rows),
+            output_type=Types.BOOLEAN(),
+        )
+        .name("results sink")
+        .uid("results-sink")
+    )
+    results.set_parallelism(settings.stream.sink_parallelism)
+    increments = t_env.to_changelog_stream(
+        t_env.sql_query(f"SELECT {', '.join(SERIES_COLUMNS)} FROM aggregates WHERE what = 'series'")
+    )
+    series = (
+        increments.key_by(lambda r: (r[0], r[1], r[2]))
+        .process(
+            SeriesSink(cfg.series_url, round(settings.stream.series_flush_seconds * 1000)),
+            output_type=Types.BOOLEAN(),
+        )
+        .name("series sink")
+        .uid("series-sink")
+    )
+    series.set_parallelism(settings.stream.sink_parallelism)

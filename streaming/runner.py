@@ -1,0 +1,322 @@
+"""Running the pipeline: ``udf stream replay`` (the whole archive, then stop) and ``run``.
+
+Each mode keeps its state under ``<home>/stream/<mode>/``: the feed, the period snapshots,
+the checkpoints, the plan it was started with, the progress files and the dead letters.
+
+* **Resume.** When the folder holds a completed checkpoint (or a savepoint of a stopped run),
+  the pipeline restarts from the newest one (``execution.state-recovery.path``) with the plan
+  and feed it was started with, so the job graph and its input are the same; otherwise the
+  folder is cleared and the pipeline starts from the beginning of the archive. The results
+  sink replaces whole slices, so rows written after the checkpoint are rewritten, not added.
+* **Replay** copies every committed archive byte into the feed once, then runs a bounded
+  job that ends when it has read them all. A finished replay removes its feed and
+  checkpoints; the next replay starts afresh.
+* **Run** feeds new imports every ``feed_interval_seconds`` and republishes the periods every
+  ``periods_interval_seconds``, until :meth:`Runner.stop` (SIGTERM, Ctrl-C): the job is
+  stopped with a savepoint that the next run resumes from.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import pickle
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metadata.periods import DAY_MS
+from streaming import progress as progress_mod
+from streaming.feed import Feed
+from streaming.pipeline import PipelineConfig
+from streaming.plan import StreamPlan, load_plan
+from streaming.snapshot import PeriodSnapshots, current_periods
+from streaming.sources import ArchiveFeedSource
+from udf.errors import InputError, UdfError
+from udf.home import Home
+from udf.logging import get_logger
+from udf.settings import Settings
+
+log = get_logger(__name__)
+
+Echo = Callable[[str], None]
+RESTART_ATTEMPTS = 3
+
+
+class StreamError(UdfError):
+    """The Flink job failed or could not be started."""
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """The folder of one mode's pipeline state."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, home: Home, mode: str) -> StreamState:
+        return cls(home.root / "stream" / mode)
+
+    feed = property(lambda self: self.root / "feed")
+    periods = property(lambda self: self.root / "periods")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    savepoints = property(lambda self: self.root / "savepoints")
+    progress = property(lambda self: self.root / "progress")
+    deadletters = property(lambda self: self.root / "deadletter")
+    plan_file = property(lambda self: self.root / "plan.pickle")
+
+    def latest_snapshot(self) -> Path | None:
+        """The newest completed checkpoint or savepoint (it has its ``_metadata``)."""
+        found = [*self.checkpoints.glob("*/chk-*/_metadata"), *self.savepoints.glob("*/_metadata")]
+        if not found:
+            return None
+        return max(found, key=lambda p: p.stat().st_mtime).parent
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    plan: StreamPlan
+    max_days: int
+
+
+@dataclass
+class Runner:
+    home: Home
+    settings: Settings
+    mode: str  # replay | run
+    echo: Echo = field(default=lambda _: None)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.state = StreamState.of(self.home, self.mode)
+        lateness = round(self.settings.stream.lateness_seconds * 1000)
+        self.feed = Feed(
+            self.state.feed, self.home.archive, lateness_ms=lateness, count_lines=self.follow
+        )
+        self._caught_up: tuple[float, int] | None = None
+        self.snapshots = PeriodSnapshots(self.state.periods)
+
+    @property
+    def follow(self) -> bool:
+        return self.mode == "run"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- preparing ------------------------------------------------------------------------------
+
+    def prepare(self, fresh: bool) -> tuple[SavedPlan, Path | None]:
+        """The plan and the snapshot to resume from (None: start from the beginning)."""
+        snapshot = None if fresh else self.state.latest_snapshot()
+        if snapshot is not None and self.state.plan_file.exists():
+            saved: SavedPlan = pickle.loads(self.state.plan_file.read_bytes())
+            self.feed.prepare()
+            self.echo(f"resuming from {snapshot.name} ({snapshot})")
+            return saved, snapshot
+        self.state.clear()
+        self.state.root.mkdir(parents=True)
+        plan = load_plan(self.home, self.settings)
+        periods = current_periods(self.home, self.settings.window_ms)
+        self.snapshots.publish(periods)
+        self.feed.prepare()
+        fed = self.feed.publish()
+        if fed is None and not self.follow:
+            raise InputError(f"the archive {self.home.archive} holds no records: import data first")
+        saved = SavedPlan(plan, self._max_days(periods))
+        self.state.plan_file.write_bytes(pickle.dumps(saved))
+        return saved, None
+
+    def _max_days(self, periods: dict[Any, int]) -> int:
+        """Dates one period spans (+ room for re-ramps in a run): the day offsets a record needs."""
+        longest = max((_days(s, e) for (_, _, s), e in periods.items()), default=1)
+        if not self.follow:
+            return longest
+        window_days = -(-self.settings.window_ms // DAY_MS)
+        return max(longest, 1 + window_days) + 4 * window_days
+
+    # -- running --------------------------------------------------------------------------------
+
+    def execute(self, fresh: bool = False) -> dict[str, Any]:
+        """Run the pipeline (one at a time per home and mode); its final progress report."""
+        lock_path = self.state.root.with_suffix(".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(
+                    f"another `udf stream {self.mode}` is running in {self.home.root}"
+                ) from None
+            return self._execute(fresh)
+
+    def _execute(self, fresh: bool) -> dict[str, Any]:
+        from streaming import pipeline
+
+        saved, snapshot = self.prepare(fresh)
+        shutil.rmtree(self.state.progress, ignore_errors=True)  # reports of an earlier process
+        stream = self.settings.stream
+        ttl = None
+        if self.follow:
+            days = stream.state_ttl_days or self.settings.window_days + 2
+            ttl = round(days * DAY_MS)
+        cfg = PipelineConfig(
+            home=str(self.home.root), settings=self.settings,
+            checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
+            progress=self.state.progress, series_url=self.settings.results_url(self.home),
+            max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
+            follow=self.follow, state_ttl_ms=ttl, on_rows=stream.rows_hook,
+        )  # fmt: skip
+        source = ArchiveFeedSource(
+            self.feed, self.state.periods, follow=self.follow,
+            monitor_seconds=stream.monitor_seconds,
+        )  # fmt: skip
+        env, t_env = pipeline.environment(cfg)
+        pipeline.build(env, t_env, source, saved.plan, cfg)
+        started = time.monotonic()
+        client = env.execute_async(f"udf stream {self.mode}")
+        self.echo(f"started {self.mode} ({'resumed' if snapshot else 'from the beginning'})")
+        status = self._watch(client, saved)
+        report = self._progress()
+        report.update(mode=self.mode, status=status, seconds=round(time.monotonic() - started, 1),
+                      resumed_from=str(snapshot) if snapshot else None)  # fmt: skip
+        if self.mode == "replay" and status == "FINISHED":
+            shutil.rmtree(self.state.feed, ignore_errors=True)
+            shutil.rmtree(self.state.checkpoints, ignore_errors=True)
+            self.state.plan_file.unlink(missing_ok=True)
+        return report
+
+    def _watch(self, client: Any, saved: SavedPlan) -> str:
+        """Follow the job (feeding a run) until it ends or :meth:`stop`; its final status."""
+        next_feed = next_periods = next_echo = time.monotonic()
+        stream = self.settings.stream
+        while True:
+            status = _status(client)
+            if status in ("FINISHED", "CANCELED", "FAILED"):
+                break
+            now = time.monotonic()
+            if self._stop.is_set():
+                return self._shutdown(client)
+            if self.follow and now >= next_feed:
+                self.feed.publish()
+                self._retire(client)
+                next_feed = now + stream.feed_interval_seconds
+            if self.follow and now >= next_periods:
+                self._republish(saved)
+                next_periods = now + stream.periods_interval_seconds
+            if now >= next_echo:
+                self.echo(progress_mod.line(self._progress()))
+                self._prune(client)
+                next_echo = now + 5
+            self._stop.wait(0.5)
+        if status == "FAILED":
+            raise StreamError(f"the Flink job failed: {_failure(client)}")
+        self.echo(progress_mod.line(self._progress()))
+        return status
+
+    def _prune(self, client: Any) -> None:
+        """Once this job has a completed checkpoint, drop older jobs' checkpoints and savepoints.
+
+        A restored job's first checkpoint is a full one (Flink's default NO_CLAIM restore), so
+        nothing of this job refers to the older files.
+        """
+        own = self.state.checkpoints / str(client.get_job_id())
+        if not any(own.glob("chk-*/_metadata")):
+            return
+        for old in [*self.state.checkpoints.glob("*"), *self.state.savepoints.glob("*")]:
+            if old != own:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _retire(self, client: Any) -> None:
+        """Delete the feed files a run no longer needs (otherwise its feed grows forever).
+
+        Rounds are done once every record fed so far has been read (the sink's counts equal
+        the feed's) and two checkpoints of this job completed since: the second was taken
+        after that moment, so a restore starts past them.
+        """
+        rounds = self.feed.rounds()
+        if not rounds:
+            return
+        if self._caught_up is None:
+            report = progress_mod.read(self.state.progress)
+            caught_up = all(
+                report["topics"].get(t, {}).get("records", 0)
+                >= sum(r.lines.get(t, 0) for r in rounds)
+                for t in self.feed.topics
+            )  # fmt: skip
+            if caught_up:
+                self._caught_up = (time.time(), rounds[-1].number)
+            return
+        since, last = self._caught_up
+        own = self.state.checkpoints / str(client.get_job_id())
+        if sum(1 for p in own.glob("chk-*/_metadata") if p.stat().st_mtime > since) >= 2:
+            self.feed.retire(last)
+            self._caught_up = None
+
+    def _progress(self) -> dict[str, Any]:
+        late = self.feed.late() if self.state.feed.exists() else {}
+        return progress_mod.read(self.state.progress, late)
+
+    def _republish(self, saved: SavedPlan) -> None:
+        periods = current_periods(self.home, self.settings.window_ms)
+        longest = max((_days(s, e) for (_, _, s), e in periods.items()), default=1)
+        if longest > saved.max_days:
+            raise StreamError(
+                f"a period now spans {longest} days, more than this run was started with "
+                f"({saved.max_days}): restart it with --fresh"
+            )
+        version = self.snapshots.publish(periods)
+        if version is not None:
+            self.echo(f"published periods version {version}")
+
+    def _shutdown(self, client: Any) -> str:
+        """Stop a run with a savepoint (the next run resumes from it); cancel if that fails."""
+        self.echo("stopping: taking a savepoint")
+        try:
+            path = _stop_with_savepoint(client, self.state.savepoints.absolute().as_uri())
+            self.echo(f"stopped; savepoint {path}")
+            return "STOPPED"
+        except Exception as exc:  # the job may be failing already: cancel, checkpoints remain
+            log.warning("stream.savepoint_failed", error=str(exc).splitlines()[0])
+            client.cancel().result()
+            return "CANCELED"
+
+
+def _days(start: int, end: int) -> int:
+    return (end - 1) // DAY_MS - start // DAY_MS + 1
+
+
+def _stop_with_savepoint(client: Any, target: str) -> str:
+    """``JobClient.stop_with_savepoint``: PyFlink 2.3's wrapper calls the Java method without
+    the savepoint format it now requires, so the Java client is called directly."""
+    from pyflink.java_gateway import get_gateway
+
+    formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
+    future = client._j_job_client.stopWithSavepoint(False, target, formats.CANONICAL)
+    return str(future.get())
+
+
+def _status(client: Any) -> str:
+    """The job's status; a local cluster shuts down with its job: then ask for the result."""
+    try:
+        return str(client.get_job_status().result()).split(".")[-1]
+    except Exception:
+        try:
+            client.get_job_execution_result().result()
+        except Exception:
+            return "FAILED"
+        return "FINISHED"
+
+
+def _failure(client: Any) -> str:
+    try:
+        client.get_job_execution_result().result()
+    except Exception as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if "Caused by:" in line]
+        return lines[-1].removeprefix("Caused by:").strip() if lines else str(exc).splitlines()[0]
+    return "unknown cause"

@@ -1,0 +1,47 @@
+"""The streaming tests' shared workload: generated, imported and computed by batch once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.support.streaming import (
+    DAYS,
+    GENERATE,
+    START,
+    Prepared,
+    compute_batch,
+    prepare_home,
+    udf,
+)
+from udf.home import Home
+
+
+@pytest.fixture(scope="session")
+def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated workload's folder (``events/``, ``activations/``, ramps, manifest)."""
+    out = tmp_path_factory.mktemp("workload") / "workload"
+    udf("generate", "--out", str(out), *GENERATE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory, workload: Path) -> Iterator[Prepared]:
+    root = tmp_path_factory.mktemp("streaming")
+    template = Home.resolve(root / "template").ensure()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UDF_HOME", str(template.root))
+        for var in ("UDF_METADATA_URL", "UDF_SPAM_CAP", "UDF_WINDOW_DAYS", "UDF_RESULTS_URL",
+                    "UDF_RESULTS_STORE", "UDF_STREAM_PARALLELISM"):  # fmt: skip
+            mp.delenv(var, raising=False)
+        manifest = json.loads((workload / "manifest.json").read_text())
+        prepare_home(template, workload, manifest)
+        dates = tuple(START + timedelta(days=i) for i in range(DAYS))
+        compute_batch(template, dates)
+        yield Prepared(root, template.root, workload, manifest, dates)
+
+
