@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from udf.errors import InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 Source = Literal["batch", "stream"]
 SOURCES: tuple[Source, ...] = ("batch", "stream")
 
@@ -39,6 +39,14 @@ class ResultRow:
     (``seq_*``) and the Bayesian summaries, each only where the experiment's ``analysis``
     asks for it. ``look`` is the day of the period (1 on the period's first date) on every
     row. ``status`` names why a comparison is degenerate (``""`` when fine).
+
+    Since version 3: ``cap`` is the winsorization cap a metric's per-user values were
+    limited to (``sum`` and ``sum_sq`` are of the capped values); ``quantile`` (with its
+    interval ``quantile_low`` .. ``quantile_high``) is the group's estimate of a quantile
+    metric, whose lift columns then compare quantiles; ``mde``/``mde_rel`` are the minimum
+    detectable effects at the row's sample size (treatment rows); ``srm_p_value``,
+    ``multiple_groups`` and ``health`` are the experiment period's health checks
+    (:mod:`results.health`).
     """
 
     experiment: str
@@ -63,6 +71,10 @@ class ResultRow:
     pre_sum: float | None = None
     pre_sum_sq: float | None = None
     pre_sum_xy: float | None = None
+    cap: float | None = None
+    quantile: float | None = None
+    quantile_low: float | None = None
+    quantile_high: float | None = None
     lift_abs: float | None = None
     lift_rel: float | None = None
     ci_low: float | None = None
@@ -89,6 +101,11 @@ class ResultRow:
     seq_rel_ci_high: float | None = None
     prob_beat_control: float | None = None
     expected_loss: float | None = None
+    mde: float | None = None
+    mde_rel: float | None = None
+    srm_p_value: float | None = None
+    multiple_groups: int = 0
+    health: str = ""
     status: str = ""
     source: Source = "batch"
     computed_at: int = 0
@@ -118,7 +135,7 @@ KEY: tuple[str, ...] = (
 )  # fmt: skip
 INTEGER_COLUMNS = frozenset(
     {"period_start", "period_end", "day_in", "exposed", "volume", "propensity", "n", "look",
-     "computed_at", "schema_version"}
+     "multiple_groups", "computed_at", "schema_version"}
 )  # fmt: skip
 FLOAT_COLUMNS = frozenset(f.name for f in fields(ResultRow) if f.type in ("float", "float | None"))
 STRING_COLUMNS = frozenset(COLUMNS) - INTEGER_COLUMNS - FLOAT_COLUMNS

@@ -34,6 +34,7 @@ TEXT_LIMITS: dict[str, int] = {
     "segment_value": 255,
     "status": 64,
     "seq_decision": 32,
+    "health": 255,
     "source": 8,
 }
 

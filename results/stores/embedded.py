@@ -54,7 +54,7 @@ _BIG = frozenset({"period_start", "period_end", "computed_at", "exposed", "volum
                   "propensity", "n"})  # fmt: skip
 # Columns added after version 1 that are not nullable: the migration adds them to a filled
 # table, so the database fills the existing rows with these defaults (SQL literals).
-_SERVER_DEFAULTS = {"look": "0", "seq_decision": "''"}
+_SERVER_DEFAULTS = {"look": "0", "seq_decision": "''", "multiple_groups": "0", "health": "''"}
 
 _log = get_logger(__name__)
 metadata = sa.MetaData()

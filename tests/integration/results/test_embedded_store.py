@@ -142,15 +142,16 @@ def test_a_version_1_store_is_migrated_when_opened(fresh_url: str) -> None:
     assert not errors
     with EmbeddedResultsStore(fresh_url) as store:
         [old] = store.read()
-        # the old values kept; the new columns at their defaults; the row now follows v2
-        assert {k: v for k, v in old.to_dict().items() if k in V1_COLUMNS} == {**row, "schema_version": 2}
+        # the old values kept; the new columns at their defaults; the row follows this version
+        assert {k: v for k, v in old.to_dict().items() if k in V1_COLUMNS} == {**row, "schema_version": 3}
         assert (old.look, old.seq_decision, old.pre_sum, old.cuped_p_value) == (0, "", None, None)
+        assert (old.multiple_groups, old.health, old.mde, old.cap) == (0, "", None, None)
         new = treatment(metric="search", look=3, seq_decision="continue", seq_p_value=0.5)
         store.replace(slice_of(("search",)), [new])
         assert store.read(metrics=["search"]) == [new]
     engine = sa.create_engine(fresh_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(results_meta)).all() == [("schema_version", "2")]
+        assert conn.execute(sa.select(results_meta)).all() == [("schema_version", "3")]
         columns = [c["name"] for c in sa.inspect(conn).get_columns("results")]
     engine.dispose()
     assert sorted(columns) == sorted(results.columns.keys())
@@ -176,7 +177,7 @@ def test_first_opens_at_the_same_time_create_the_tables_once(fresh_url: str) -> 
         assert len(store.read()) == 4
     engine = sa.create_engine(fresh_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(results_meta)).all() == [("schema_version", "2")]
+        assert conn.execute(sa.select(results_meta)).all() == [("schema_version", "3")]
     engine.dispose()
 
 
