@@ -61,17 +61,49 @@ class Ratio(StrictModel):
     denominator: EventValue
 
 
+MAX_WINDOW_HOURS = 24 * 3650
+
+
+class Winsorize(StrictModel):
+    """Cap each user's value at this percentile of the pooled per-user values of all groups
+    of the experiment period (docs/metrics.md §9)."""
+
+    percentile: float = Field(gt=0, lt=100)
+
+
+class Quantile(StrictModel):
+    """Compare a quantile instead of the mean (docs/metrics.md §10): of the per-user values
+    (``unit: user``) or of the values of the counted events themselves (``unit: event``)."""
+
+    level: float = Field(gt=0, lt=1)
+    unit: Literal["user", "event"] = "user"
+
+
 class _EventMetric(_MetricBase):
-    """A metric over counted events: one event type (count or sum of ``value``) or a ratio."""
+    """A metric over counted events: one event type (count or sum of ``value``) or a ratio.
+
+    ``window_hours`` counts only events within that many hours after the user's exposure
+    (a conversion window, docs/metrics.md §5); ``winsorize`` caps the per-user values and
+    ``quantile`` compares a quantile of them (count and sum metrics only).
+    """
 
     event_type: Identifier | None = None
     statistic: Literal["count", "sum"] = "count"
     ratio: Ratio | None = None
+    window_hours: PositiveFloat | None = Field(default=None, le=MAX_WINDOW_HOURS)
+    winsorize: Winsorize | None = None
+    quantile: Quantile | None = None
 
     @model_validator(mode="after")
     def _one_value(self) -> _EventMetric:
         if (self.event_type is None) == (self.ratio is None):
             raise ValueError("give exactly one of 'event_type' or 'ratio'")
+        if self.ratio is not None and (self.winsorize or self.quantile):
+            raise ValueError("'winsorize' and 'quantile' apply to count and sum metrics, not ratios")
+        if self.winsorize is not None and self.quantile is not None:
+            raise ValueError("give at most one of 'winsorize' or 'quantile'")
+        if self.quantile is not None and self.quantile.unit == "event" and self.statistic != "sum":
+            raise ValueError("a quantile of event values needs statistic: sum (the events' value)")
         return self
 
 
@@ -96,6 +128,8 @@ class CustomMetric(_MetricBase):
     function: str | None = None
     # The most one day's values may take in Spark; default: settings' custom_timeout_seconds.
     timeout_seconds: PositiveFloat | None = None
+    window_hours: PositiveFloat | None = Field(default=None, le=MAX_WINDOW_HOURS)
+    winsorize: Winsorize | None = None
 
     @model_validator(mode="after")
     def _one_body(self) -> CustomMetric:
@@ -154,6 +188,8 @@ LOOKS_NEEDED = ("bonferroni_looks", "obrien_fleming", "pocock")
 Dimension = Literal["metric", "group", "segment"]
 DEFAULT_FAMILY: tuple[Dimension, ...] = ("metric", "group")
 DEFAULT_ALPHA = 0.05
+DEFAULT_POWER = 0.8
+DEFAULT_SRM_ALPHA = 0.001
 
 
 MAX_PRE_DAYS = 60
@@ -174,10 +210,16 @@ class AnalysisSpec(StrictModel):
     for results that are looked at continuously, with ``looks`` planned looks where the
     method needs a fixed number (``total_conversions`` for the gambler's ruin);
     ``bayesian`` adds the chance to beat control and the expected loss; ``cuped`` adds
-    comparisons adjusted by a pre-exposure covariate.
+    comparisons adjusted by a pre-exposure covariate. ``power`` is the power the results' MDE
+    is computed for; ``srm_alpha`` the level of the sample-ratio-mismatch check;
+    ``multiple_groups`` whether users exposed to more than one group of the experiment are
+    kept in every group they saw (``keep``) or left out of all (``exclude``).
     """
 
     alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5)
+    power: float = Field(default=DEFAULT_POWER, gt=0.5, lt=1)
+    srm_alpha: float = Field(default=DEFAULT_SRM_ALPHA, gt=0, lt=0.5)
+    multiple_groups: Literal["keep", "exclude"] = "keep"
     correction: Correction = "none"
     correct_over: list[Dimension] = Field(default_factory=lambda: list(DEFAULT_FAMILY))
     sequential: Sequential = "none"
