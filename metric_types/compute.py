@@ -147,15 +147,19 @@ def compute_day(
     from pyspark.sql import functions as F
 
     from metric_types.custom.runner import CustomValues, custom_values, standard_views
+    from metric_types.quantiles import quantile_cells
     from metric_types.semantics import (
         counted_events,
         covariates,
         exposures,
         group_totals,
         per_user,
+        winsorize,
     )
     from metric_types.spark.readers import hours_between, read_activations, read_events
-    from results.comparisons import compare_groups
+    from results.comparisons import analysis_specs, compare_groups
+    from results.health import allocation_intervals, health_rows
+    from stats.quantile import z_of
 
     periods = [p for p in plan.periods if kind.in_slice(p, day, plan.metrics)]
     if not periods or not plan.metrics:
@@ -171,7 +175,11 @@ def compute_day(
     exposed = exposures(activations, period_frame)
     windows = {e: w for e, w in plan.cuped_windows().items()
                if any(p.experiment == e for p in periods)}  # fmt: skip
+    specs = analysis_specs(plan.experiments, plan.analysis)
+    excluded = [e for e, spec in specs.items() if spec.multiple_groups == "exclude"]
+    intervals = allocation_intervals(plan.ramps)
     custom = CustomValues()
+    quantiles: dict[tuple[Any, ...], dict[str, float]] = {}
     try:
         columns = Columns.of(plan.metrics, plan.segment_fields, windows)
         fields = sorted(set(columns.segments.values()))
@@ -180,12 +188,20 @@ def compute_day(
         )
         if not columns.segments and not any(m.is_custom for m in plan.metrics):
             # Segments and custom code see every counted event; plain metrics only theirs.
-            events = events.where(F.col("event_type").isin(list(columns.count)))
+            events = events.where(F.col("event_type").isin(columns.event_types))
         users = kind.users(exposed, day, plan.metrics)
+        if excluded:  # users exposed to two groups, left out where the experiment says so
+            users = users.where(~(F.col("multi") & F.col("experiment").isin(excluded)))
         counted = kind.events(counted_events(events, exposed), day, plan.metrics)
         if any(m.is_custom for m in plan.metrics):
             views = standard_views(users, counted)
-            custom = custom_values(spark, plan.metrics, views, custom_timeout_seconds)
+
+            def window_views(window_ms: int) -> dict[str, Any]:
+                return standard_views(users, counted.where(F.col("ts") < F.col("t_u") + window_ms))
+
+            custom = custom_values(
+                spark, plan.metrics, views, custom_timeout_seconds, window_views
+            )
             kept = {m: c for m, c in columns.custom.items() if m not in custom.failures}
             columns = replace(columns, custom=kept)
         metrics = [m for m in plan.metrics if m.name not in custom.failures]
@@ -194,9 +210,14 @@ def compute_day(
             since = min(p.start - windows[p.experiment] for p in periods if p.experiment in windows)
             before = read_events(spark, hours_between(event_hours, since, last), [])
             pre = covariates(before, exposed, windows, columns)
-        totals = group_totals(
-            per_user(users, counted, columns, custom.frames, pre), columns
-        ).collect()
+        values = winsorize(per_user(users, counted, columns, custom.frames, pre), columns)
+        if any(m.quantile is not None for m in metrics):
+            values = values.persist()
+            z = {e: float(z_of(spec.alpha)) for e, spec in specs.items()}
+            quantiles = quantile_cells(values, columns, metrics, z)
+        totals = group_totals(values, columns).collect()
+        srm_counts = _interval_counts(users, intervals)
+        values.unpersist()
     finally:
         exposed.unpersist()
         custom.unpersist()
@@ -205,9 +226,35 @@ def compute_day(
         row
         for total in (t.asDict() for t in totals)
         for m in metrics
-        if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows))
+        if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows, quantiles))
     ]
-    return DayResult(compare_groups(rows, plan.controls, plan.analysis), dict(custom.failures))
+    compared = compare_groups(rows, plan.controls, plan.analysis)
+    period_groups: dict[tuple[str, int], list[str]] = {}
+    for p in periods:
+        period_groups.setdefault((p.experiment, p.start), []).append(p.group)
+    srm_alpha = {e: spec.srm_alpha for e, spec in specs.items()}
+    checked = health_rows(compared, srm_counts, intervals, period_groups, srm_alpha)
+    return DayResult(checked, dict(custom.failures))
+
+
+def _interval_counts(users: Any, intervals: Sequence[Any]) -> dict[tuple[str, int, int], dict[int, int]]:
+    """The slice's users per (experiment, period_start, day_in) and allocation interval."""
+    from pyspark.sql import functions as F
+
+    out: dict[tuple[str, int, int], dict[int, int]] = {}
+    if not intervals:
+        return out
+    spark = users.sparkSession
+    frame = spark.createDataFrame(
+        [(i.experiment, i.index, i.start, i.end) for i in intervals],
+        "experiment string, idx int, i_start long, i_end long",
+    )
+    inside = users.join(F.broadcast(frame), "experiment").where(
+        (F.col("t_u") >= F.col("i_start")) & (F.col("t_u") < F.col("i_end"))
+    )
+    for r in inside.groupBy("experiment", "period_start", "day_in", "idx").count().collect():
+        out.setdefault((r["experiment"], r["period_start"], r["day_in"]), {})[r["idx"]] = r["count"]
+    return out
 
 
 def _row(
@@ -218,6 +265,7 @@ def _row(
     day: Day,
     computed_at: int,
     cuped: Collection[str] = (),
+    quantiles: dict[tuple[Any, ...], dict[str, float]] | None = None,
 ) -> ResultRow | None:
     """The row of metric ``m`` in group total ``t``, or None when ``m`` does not cover it.
 
@@ -229,29 +277,37 @@ def _row(
         return None
     if (t["day_in"] in m.days) != (metric_type == "days_in"):
         return None
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"multiple_groups": int(t.get("multiple_groups") or 0)}
     if m.is_custom:
         col = columns.custom[m.name]
         volume = propensity = t[f"{col}_users"]
     else:
         assert m.numerator is not None
-        counts = columns.count[m.numerator.event_type]
+        counts = columns.count[m.numerator.events]
         volume, propensity = t[f"{counts}_sum"], t[f"{counts}_users"]
         col = columns.value(m.numerator)
         if m.denominator is not None:
             den = columns.value(m.denominator)
-            extra = {
+            extra.update({
                 "den_sum": float(t[f"{den}_sum"]),
                 "den_sum_sq": float(t[f"{den}_sum_sq"]),
                 "sum_xy": float(t[f"{col}_x_{den}"]),
-            }
-        elif t["experiment"] in cuped and col in columns.pre:
+            })  # fmt: skip
+        elif t["experiment"] in cuped and col in columns.pre and m.has_covariate:
             pre = columns.pre[col]
-            extra = {
+            extra.update({
                 "pre_sum": float(t[f"{pre}_sum"]),
                 "pre_sum_sq": float(t[f"{pre}_sum_sq"]),
                 "pre_sum_xy": float(t[f"{col}_x_{pre}"]),
-            }
+            })  # fmt: skip
+    if m.name in columns.capped_of:
+        col = columns.capped_of[m.name]
+        extra["cap"] = float(t[f"{col}_cap"])
+    if m.quantile is not None:
+        cell = (m.name, *(t[k] for k in ("experiment", "group", "period_start", "period_end",
+                                          "day_in", "segment", "segment_value")))  # fmt: skip
+        found = (quantiles or {}).get(cell, {})
+        extra.update({k: found.get(k) for k in ("quantile", "quantile_low", "quantile_high")})
     return ResultRow(
         experiment=t["experiment"], group=t["group"], metric=m.name, metric_type=metric_type,
         period_start=t["period_start"], period_end=t["period_end"], date=day.date.isoformat(),

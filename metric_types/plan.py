@@ -18,13 +18,22 @@ from metadata.records import ExperimentInfo, MetricInfo, SegmentInfo
 from metric_types.base import PeriodRow
 from udf.errors import InputError
 
+HOUR_MS = 3_600_000
+
 
 @dataclass(frozen=True)
 class Value:
-    """A per-user value: the count of an event type, or the sum of its ``value`` field."""
+    """A per-user value: the count of an event type, or the sum of its ``value`` field, over
+    the user's counted events (only those before ``t_u + window_ms`` when ``window_ms``)."""
 
     event_type: str
     statistic: str = "count"
+    window_ms: int = 0  # 0: no conversion window
+
+    @property
+    def events(self) -> tuple[str, int]:
+        """The events the value reads: (event type, window)."""
+        return (self.event_type, self.window_ms)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,10 @@ class MetricPlan:
     sql: str | None = None
     function: str | None = None
     timeout_seconds: float | None = None  # custom metrics: the run-time limit, if its own
+    window_ms: int = 0  # conversion window (0: none): events before t_u + window_ms only
+    winsorize: float | None = None  # cap per-user values at this pooled percentile (0-100)
+    quantile: float | None = None  # compare this quantile (0-1) instead of the mean
+    quantile_unit: str = "user"  # ... of per-user values, or of the events' values
     experiments: tuple[str, ...] = ()
     segments: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (experiment, segment names)
 
@@ -50,8 +63,10 @@ class MetricPlan:
 
     @property
     def has_covariate(self) -> bool:
-        """Whether CUPED applies: a count or sum of one event type (not a ratio, not custom)."""
-        return self.numerator is not None and self.denominator is None
+        """Whether CUPED applies: a count or sum of one event type (not a ratio, not custom,
+        not winsorized, not a quantile)."""
+        plain = self.winsorize is None and self.quantile is None
+        return self.numerator is not None and self.denominator is None and plain
 
     def segments_of(self, experiment: str) -> tuple[str, ...]:
         return dict(self.segments).get(experiment, ())
@@ -65,6 +80,8 @@ class BatchPlan:
     controls: frozenset[tuple[str, str]]  # (experiment, group) of each control group
     segment_fields: dict[str, str] = field(default_factory=dict)
     analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (experiment, group, ramp_ts, allocation) of every ramp: the SRM check's expectation
+    ramps: tuple[tuple[str, str, int, float], ...] = ()
 
     @property
     def experiments(self) -> tuple[str, ...]:
@@ -85,11 +102,13 @@ class BatchPlan:
 def metric_plan(info: MetricInfo, experiments: Sequence[str], segments: dict[str, tuple[str, ...]]) -> MetricPlan:
     params = info.params
     numerator = denominator = None
+    window = round(params["window_hours"] * HOUR_MS) if params.get("window_hours") else 0
     if "ratio" in params:
-        numerator = Value(**params["ratio"]["numerator"])
-        denominator = Value(**params["ratio"]["denominator"])
+        numerator = Value(**params["ratio"]["numerator"], window_ms=window)
+        denominator = Value(**params["ratio"]["denominator"], window_ms=window)
     elif "event_type" in params:
-        numerator = Value(params["event_type"], params.get("statistic", "count"))
+        numerator = Value(params["event_type"], params.get("statistic", "count"), window)
+    quantile = params.get("quantile") or {}
     return MetricPlan(
         name=info.name,
         metric_type=info.metric_type,
@@ -99,6 +118,10 @@ def metric_plan(info: MetricInfo, experiments: Sequence[str], segments: dict[str
         sql=params.get("sql"),
         function=params.get("function"),
         timeout_seconds=params.get("timeout_seconds"),
+        window_ms=window,
+        winsorize=(params.get("winsorize") or {}).get("percentile"),
+        quantile=quantile.get("level"),
+        quantile_unit=quantile.get("unit", "user"),
         experiments=tuple(sorted(experiments)),
         segments=tuple(sorted((e, segments[e]) for e in experiments if segments.get(e))),
     )
@@ -142,10 +165,12 @@ def resolve(
     wanted = {e for p in plans for e in p.experiments}
     periods: list[PeriodRow] = []
     controls: set[tuple[str, str]] = set()
+    ramps: list[tuple[str, str, int, float]] = []
     for exp in chosen:
         if exp.name not in wanted:
             continue
         for group in exp.groups:
+            ramps.extend((exp.name, group.name, r.ramp_ts, r.allocation) for r in group.ramps)
             if group.is_control:
                 controls.add((exp.name, group.name))
             periods.extend(
@@ -161,4 +186,5 @@ def resolve(
             for p in plans for _, names in p.segments for name in names if name in segment_fields
         },
         analysis={e.name: dict(e.analysis or {}) for e in chosen if e.name in wanted},
+        ramps=tuple(sorted(ramps)),
     )

@@ -20,7 +20,7 @@ broadcast, so the events are read once and never shuffled for the join.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from metric_types.plan import MetricPlan, Value
@@ -32,23 +32,30 @@ GROUP_KEYS = ("experiment", "group", "period_start", "period_end", "day_in")
 USER_KEYS = ("exposure_id", "day_in")  # one exposure is one (experiment, group, period, user)
 
 
+EventKey = tuple[str, int]  # (event type, conversion window in ms; 0 for none)
+
+
 @dataclass(frozen=True)
 class Columns:
     """The per-user columns a batch needs, named positionally (event types are free text).
 
-    ``count[e]`` is the column of the count of event type ``e``, ``total[e]`` of its sum of
-    ``value``; ``custom[m]`` the value of custom metric ``m``; ``pairs`` the products whose
-    sums ratio metrics need; ``segments`` the segment names with their event fields;
-    ``pre[c]`` the CUPED covariate of value column ``c`` (count and sum metrics of the
-    experiments that ask for CUPED).
+    ``count[(e, w)]`` is the column of the count of event type ``e`` (counted only before
+    ``t_u + w`` when ``w``, a conversion window), ``total[(e, w)]`` of its sum of ``value``;
+    ``custom[m]`` the value of custom metric ``m``; ``pairs`` the products whose sums ratio
+    metrics need; ``segments`` the segment names with their event fields; ``pre[c]`` the
+    CUPED covariate of value column ``c`` (count and sum metrics of the experiments that ask
+    for CUPED); ``capped[w]`` the winsorized copy ``w`` of a value column, as
+    ``(column, percentile)``, and ``capped_of[m]`` the copy metric ``m`` uses.
     """
 
-    count: dict[str, str]
-    total: dict[str, str]
+    count: dict[EventKey, str]
+    total: dict[EventKey, str]
     custom: dict[str, str]
     pairs: tuple[tuple[str, str], ...]
     segments: dict[str, str]
     pre: dict[str, str]
+    capped: dict[str, tuple[str, float]] = field(default_factory=dict)
+    capped_of: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -60,10 +67,10 @@ class Columns:
         values: list[Value] = []
         for m in metrics:
             values.extend(v for v in (m.numerator, m.denominator) if v is not None)
-        kinds = sorted({v.event_type for v in values})
-        count = {e: f"n{i}" for i, e in enumerate(kinds)}
-        summed = sorted({v.event_type for v in values if v.statistic == "sum"})
-        total = {e: f"s{kinds.index(e)}" for e in summed}
+        kinds = sorted({v.events for v in values})
+        count = {k: f"n{i}" for i, k in enumerate(kinds)}
+        summed = sorted({v.events for v in values if v.statistic == "sum"})
+        total = {k: f"s{kinds.index(k)}" for k in summed}
         custom = {m.name: f"u{i}" for i, m in enumerate(m for m in metrics if m.is_custom)}
         columns = cls(count, total, custom, (), dict(sorted(segment_fields.items())), {})
         pairs = {
@@ -76,23 +83,47 @@ class Columns:
         )  # fmt: skip
         pre = {c: f"p_{c}" for c in adjusted}
         pairs |= {(c, p) for c, p in pre.items()}
-        return cls(count, total, custom, tuple(sorted(pairs)), columns.segments, pre)
+        wanted = sorted(
+            {(columns.plain_column(m), m.winsorize) for m in metrics if m.winsorize is not None}
+        )
+        capped = {f"w{i}": (c, pct) for i, (c, pct) in enumerate(wanted)}
+        by_source = {v: k for k, v in capped.items()}
+        capped_of = {m.name: by_source[(columns.plain_column(m), m.winsorize)]
+                     for m in metrics if m.winsorize is not None}  # fmt: skip
+        return cls(count, total, custom, tuple(sorted(pairs)), columns.segments, pre, capped,
+                   capped_of)  # fmt: skip
 
     def value(self, v: Value) -> str:
-        return self.total[v.event_type] if v.statistic == "sum" else self.count[v.event_type]
+        return self.total[v.events] if v.statistic == "sum" else self.count[v.events]
+
+    def plain_column(self, m: MetricPlan) -> str:
+        """The per-user value column of a count, sum or custom metric, before any cap."""
+        if m.is_custom:
+            return self.custom[m.name]
+        assert m.numerator is not None
+        return self.value(m.numerator)
+
+    def metric_column(self, m: MetricPlan) -> str:
+        """The column whose sums are metric ``m``'s ``sum`` and ``sum_sq`` (winsorized or not)."""
+        return self.capped_of.get(m.name) or self.plain_column(m)
 
     @property
     def values(self) -> list[str]:
         """Every per-user value column whose sum and sum of squares are needed."""
         return sorted(
-            {*self.count.values(), *self.total.values(), *self.custom.values(), *self.pre.values()}
-        )
+            {*self.count.values(), *self.total.values(), *self.custom.values(), *self.pre.values(),
+             *self.capped}
+        )  # fmt: skip
 
     @property
     def pre_event_types(self) -> list[str]:
         """The event types the CUPED covariates count or sum."""
         by_column = [*self.count.items(), *self.total.items()]
-        return sorted({e for e, column in by_column if column in self.pre})
+        return sorted({e for (e, _), column in by_column if column in self.pre})
+
+    @property
+    def event_types(self) -> list[str]:
+        return sorted({e for e, _ in self.count})
 
     def segment_column(self, name: str) -> str:
         return f"g_{list(self.segments).index(name)}"
@@ -101,10 +132,12 @@ class Columns:
 def exposures(activations: DataFrame, periods: DataFrame) -> DataFrame:
     """Exposure per (experiment, group, period, user): the earliest activation inside it.
 
-    Each exposure gets an integer ``exposure_id`` so that the per-user work groups and joins
+    ``multi`` marks a user exposed to more than one group of the same experiment (in any
+    period of the frame). Each exposure gets an integer ``exposure_id`` so that the per-user work groups and joins
     on one number instead of four columns. The ids are pinned by an eager local checkpoint:
     a recomputed partition would otherwise number its rows anew.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     inside = activations.join(F.broadcast(periods), ["experiment", "group"]).where(
@@ -112,6 +145,9 @@ def exposures(activations: DataFrame, periods: DataFrame) -> DataFrame:
     )
     grouped = inside.groupBy("experiment", "group", "period_start", "period_end", "user_id")
     exposed = grouped.agg(F.min("ts").alias("t_u"))
+    # Exposed to more than one group of the experiment (in any period of the slice).
+    same_user = Window.partitionBy("experiment", "user_id")
+    exposed = exposed.withColumn("multi", F.size(F.collect_set("group").over(same_user)) > 1)
     return exposed.withColumn("exposure_id", F.monotonically_increasing_id()).localCheckpoint()
 
 
@@ -145,11 +181,11 @@ def covariates(
         (F.col("ts") >= F.col("t_u") - F.col("window_ms")) & (F.col("ts") < F.col("t_u"))
     )
     aggs: list[Column] = []
-    for event_type, name in columns.count.items():
+    for (event_type, _), name in columns.count.items():
         if name in columns.pre:
             is_type = F.when(F.col("event_type") == event_type, 1).otherwise(0)
             aggs.append(F.sum(is_type).alias(columns.pre[name]))
-    for event_type, name in columns.total.items():
+    for (event_type, _), name in columns.total.items():
         if name in columns.pre:
             is_type = F.col("event_type") == event_type
             aggs.append(F.sum(F.when(is_type, F.col("value")).otherwise(0.0)).alias(columns.pre[name]))
@@ -172,15 +208,16 @@ def per_user(
     from pyspark.sql import functions as F
 
     aggs: list[Column] = []
-    for event_type, name in columns.count.items():
-        aggs.append(F.sum(F.when(F.col("event_type") == event_type, 1).otherwise(0)).alias(name))
-    for event_type, name in columns.total.items():
-        is_type = F.col("event_type") == event_type
-        aggs.append(F.sum(F.when(is_type, F.col("value")).otherwise(0.0)).alias(name))
-    for segment, field in columns.segments.items():
-        first = F.when(F.col(field).isNotNull(), F.struct("ts", "event_type", F.col(field)))
-        aggs.append(F.min(first).getField(field).alias(columns.segment_column(segment)))
-    out = users.select(*USER_KEYS, *GROUP_KEYS[:-1], "user_id")
+    for key, name in columns.count.items():
+        aggs.append(F.sum(F.when(counting(*key), 1).otherwise(0)).alias(name))
+    for key, name in columns.total.items():
+        aggs.append(F.sum(F.when(counting(*key), F.col("value")).otherwise(0.0)).alias(name))
+    for segment, field_name in columns.segments.items():
+        has = F.col(field_name).isNotNull()
+        first = F.when(has, F.struct("ts", "event_type", F.col(field_name)))
+        aggs.append(F.min(first).getField(field_name).alias(columns.segment_column(segment)))
+    flags = ["multi"] if "multi" in users.columns else []
+    out = users.select(*USER_KEYS, *GROUP_KEYS[:-1], "user_id", *flags)
     if aggs:
         values = counted.groupBy(*USER_KEYS).agg(*aggs)
         out = out.join(values, list(USER_KEYS), "left")
@@ -198,18 +235,57 @@ def per_user(
     return out.fillna({**zeros, **blanks})  # type: ignore[arg-type]
 
 
-def group_totals(users: DataFrame, columns: Columns) -> DataFrame:
-    """Sufficient statistics per group and segment value (overall rows have segment ``""``)."""
+def counting(event_type: str, window_ms: int) -> Column:
+    """Whether a counted event counts for a value of ``event_type`` with that window."""
+    from pyspark.sql import functions as F
+
+    is_type = F.col("event_type") == event_type
+    return is_type & (F.col("ts") < F.col("t_u") + window_ms) if window_ms else is_type
+
+
+def winsorize(users: DataFrame, columns: Columns) -> DataFrame:
+    """Add each capped column of ``columns``: its value column capped at the percentile of
+    the pooled values of every group of the experiment period (and ``day_in``), with the
+    cap itself in ``<column>_cap`` (docs/metrics.md §9). Exact: Spark's ``percentile`` is
+    the linearly interpolated one, numpy's default."""
+    from pyspark.sql import functions as F
+
+    if not columns.capped:
+        return users
+    keys = ["experiment", "period_start", "day_in"]
+    caps = users.groupBy(*keys).agg(
+        *(F.percentile(F.col(source).cast("double"), pct / 100.0).alias(f"{name}_cap")
+          for name, (source, pct) in columns.capped.items())
+    )  # fmt: skip
+    out = users.join(F.broadcast(caps), keys)
+    for name, (source, _) in columns.capped.items():
+        out = out.withColumn(name, F.least(F.col(source).cast("double"), F.col(f"{name}_cap")))
+    return out
+
+
+def with_segments(users: DataFrame, columns: Columns) -> DataFrame:
+    """Each user once per breakdown: overall (segment ``""``) and once per segment."""
     from pyspark.sql import functions as F
 
     choices = [F.struct(F.lit("").alias("segment"), F.lit("").alias("segment_value"))]
     for segment in columns.segments:
         value = F.col(columns.segment_column(segment))
         choices.append(F.struct(F.lit(segment).alias("segment"), value.alias("segment_value")))
-    exploded = users.withColumn("_seg", F.explode(F.array(*choices))).select(
+    return users.withColumn("_seg", F.explode(F.array(*choices))).select(
         "*", "_seg.segment", "_seg.segment_value"
-    )
+    ).drop("_seg")
+
+
+def group_totals(users: DataFrame, columns: Columns) -> DataFrame:
+    """Sufficient statistics per group and segment value (overall rows have segment ``""``)."""
+    from pyspark.sql import functions as F
+
+    exploded = with_segments(users, columns)
     aggs: list[Column] = [F.count(F.lit(1)).alias("exposed")]
+    if "multi" in users.columns:
+        aggs.append(F.sum(F.col("multi").cast("long")).alias("multiple_groups"))
+    for name in columns.capped:
+        aggs.append(F.max(f"{name}_cap").alias(f"{name}_cap"))
     for name in columns.count.values():
         aggs.append(F.sum(F.when(F.col(name) > 0, 1).otherwise(0)).alias(f"{name}_users"))
     for name in columns.custom.values():

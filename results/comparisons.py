@@ -11,7 +11,7 @@ slice) is made against an empty control and reported as ``empty_group``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,14 +31,13 @@ def _cell(row: ResultRow) -> tuple[Any, ...]:
 
 
 def analysis_specs(
-    rows: Sequence[ResultRow], analysis: Mapping[str, Mapping[str, Any]]
+    experiments: Iterable[str], analysis: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, AnalysisSpec]:
     """Each experiment's settings as the catalog model (its defaults where none are stored)."""
     from udf.config.catalog import AnalysisSpec
 
     return {
-        e: AnalysisSpec.model_validate(dict(analysis.get(e) or {}))
-        for e in sorted({r.experiment for r in rows})
+        e: AnalysisSpec.model_validate(dict(analysis.get(e) or {})) for e in sorted(set(experiments))
     }
 
 
@@ -54,33 +53,99 @@ def compare_groups(
     from stats.sequential.base import fixed_horizon
     from stats.sufficient import RatioStats, SampleStats
 
-    specs = analysis_specs(rows, analysis)
+    specs = analysis_specs((r.experiment for r in rows), analysis)
     control_of = {_cell(r): r for r in rows if (r.experiment, r.group) in controls}
     treated = [i for i, r in enumerate(rows) if (r.experiment, r.group) not in controls]
     updates: dict[int, dict[str, Any]] = {}
-    for is_ratio in (False, True):
-        idx = [i for i in treated if (rows[i].den_sum is not None) == is_ratio]
+    labels = {int(c): ("" if c is Code.OK else c.label) for c in Code}
+    for kind_name in ("mean", "ratio", "quantile"):
+        idx = [i for i in treated if _kind(rows[i]) == kind_name]
         if not idx:
             continue
         pairs = [(control_of.get(_cell(rows[i])), rows[i]) for i in idx]
         alpha = np.array([specs[t.experiment].alpha for _, t in pairs])
-        kind, to_stats = (RatioStats, _ratio_stats) if is_ratio else (SampleStats, _sample_stats)
-        control = kind.stack([to_stats(c) for c, _ in pairs])
-        treatment = kind.stack([to_stats(t) for _, t in pairs])
-        result = fixed_horizon(control, treatment, alpha)
+        if kind_name == "quantile":
+            from stats.quantile import QuantileStats, quantile_test
+
+            result = quantile_test(
+                QuantileStats(*np.array([_quantile_stats(c) for c, _ in pairs]).T),
+                QuantileStats(*np.array([_quantile_stats(t) for _, t in pairs]).T),
+                alpha,
+            )
+            extras: list[dict[str, Any]] = [{} for _ in pairs]
+        else:
+            kind, to_stats = (
+                (RatioStats, _ratio_stats) if kind_name == "ratio" else (SampleStats, _sample_stats)
+            )
+            control = kind.stack([to_stats(c) for c, _ in pairs])
+            treatment = kind.stack([to_stats(t) for _, t in pairs])
+            result = fixed_horizon(control, treatment, alpha)
+            extras = analysis_columns(specs, pairs, control, treatment, result)
         columns = {f: plain(getattr(result, f)) for f in COMPARISON_FIELDS}
-        labels = {int(c): ("" if c is Code.OK else c.label) for c in Code}
         codes = np.asarray(result.code).reshape(-1).tolist()
-        extras = analysis_columns(specs, pairs, control, treatment, result)
+        power = np.array([specs[t.experiment].power for _, t in pairs])
+        base = np.array([_baseline(c) for c, _ in pairs])
+        mde, mde_rel = mde_columns(result, alpha, power, base)
         for j, i in enumerate(idx):
             updates[i] = {f: values[j] for f, values in columns.items()}
             updates[i]["status"] = labels[codes[j]]
             updates[i].update(extras[j])
+            updates[i].update(mde=mde[j], mde_rel=mde_rel[j])
     _adjust(rows, updates, specs)
     out = list(rows)
     for i, changes in updates.items():
         out[i] = replace(rows[i], **changes)
     return out
+
+
+def _kind(row: ResultRow) -> str:
+    if row.quantile is not None or row.quantile_low is not None:
+        return "quantile"
+    return "ratio" if row.den_sum is not None else "mean"
+
+
+def _quantile_stats(row: ResultRow | None) -> tuple[float, float, float, float]:
+    nan = float("nan")
+    if row is None or row.quantile is None:
+        return (0.0 if row is None else float(row.n), nan, nan, nan)
+    return (float(row.n), row.quantile, row.quantile_low or nan, row.quantile_high or nan)
+
+
+def _baseline(row: ResultRow | None) -> float:
+    """Control's estimate the relative MDE divides by: its quantile, ratio or mean."""
+    if row is None:
+        return float("nan")
+    if row.quantile is not None:
+        return row.quantile
+    denominator = row.den_sum if row.den_sum is not None else float(row.n)
+    return row.sum / denominator if denominator else float("nan")
+
+
+def mde_columns(
+    result: Any, alpha: Any, power: Any, base: Any
+) -> tuple[list[float | None], list[float | None]]:
+    """The smallest absolute and relative differences the comparison detects with ``power``.
+
+    For the two-sided z-test of a difference with standard error ``se`` the MDE is ``k se``,
+    ``k`` solving ``Phi(k - z) + Phi(-k - z) = power`` (``z = Phi^-1(1 - alpha/2)``), which
+    is :func:`stats.power.mde` for a standard error of 1 (statsmodels' ``NormalIndPower``).
+    """
+    import numpy as np
+
+    from stats.power import mde
+
+    factors: dict[tuple[float, float], float] = {}
+    k = []
+    for a, p in zip(np.asarray(alpha).tolist(), np.asarray(power).tolist(), strict=True):
+        if (a, p) not in factors:  # se = sigma * sqrt(1/2 + 1/2) = 1
+            factors[(a, p)] = mde(1.0, 2.0, 1.0, a, p, "z")
+        k.append(factors[(a, p)])
+    se = np.asarray(result.se, dtype=float)
+    absolute = np.asarray(k) * se
+    base = np.asarray(base, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(np.isfinite(base) & (base != 0), absolute / np.abs(base), np.nan)
+    return plain(absolute), plain(relative)
 
 
 def _sample_stats(row: ResultRow | None) -> Any:

@@ -21,7 +21,7 @@ pyspark is imported inside the functions only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -94,18 +94,24 @@ def custom_values(
     metrics: Sequence[MetricPlan],
     views: dict[str, DataFrame],
     default_timeout_seconds: float,
+    window_views: Callable[[int], dict[str, DataFrame]] | None = None,
 ) -> CustomValues:
-    """Plan and run each custom metric of ``metrics`` alone; collect values and failures."""
+    """Plan and run each custom metric of ``metrics`` alone; collect values and failures.
+
+    A metric with a conversion window sees ``window_views(window_ms)`` instead of ``views``:
+    the same views over only the events before each user's ``exposure_ts + window_ms``.
+    """
     out = CustomValues()
     custom = [m for m in metrics if m.is_custom]
     if not custom:
         return out
-    for name, frame in views.items():
-        frame.createOrReplaceTempView(name)
     for m in custom:
+        mine = views if not m.window_ms or window_views is None else window_views(m.window_ms)
+        for name, frame in mine.items():
+            frame.createOrReplaceTempView(name)
         try:
             out.frames[m.name] = _values(
-                spark, m, views, m.timeout_seconds or default_timeout_seconds
+                spark, m, mine, m.timeout_seconds or default_timeout_seconds
             )
         except CustomMetricError as exc:
             out.failures[m.name] = " ".join(str(exc).split())
