@@ -103,6 +103,20 @@ _D = WorkloadParams()
     show_default=True,
     help="Share of activity that triggers an activation.",
 )
+@click.option(
+    "--skew",
+    type=float,
+    default=_D.skew,
+    show_default=True,
+    help="Share of the first experiment's control users put in its treatment (an SRM).",
+)
+@click.option(
+    "--cross-group-share",
+    type=float,
+    default=_D.cross_group_share,
+    show_default=True,
+    help="Share of the first experiment's triggers sent to another group (users in two groups).",
+)
 @click.option("--force", is_flag=True, help="Replace the content of a non-empty --out.")
 @format_option
 @pass_home

@@ -75,7 +75,7 @@ class _Generator:
         self.experiments: list[Experiment] = build_experiments(
             params, np.random.default_rng([params.seed, _EXPERIMENTS])
         )
-        self.assigner = Assigner(self.experiments)
+        self.assigner = Assigner(self.experiments, params.skew)
         self.pop = Population(params, np.random.default_rng([params.seed, _USERS]))
         self.pieces = formatting.activation_pieces(
             [e.name for e in self.experiments], [e.groups for e in self.experiments]
@@ -225,6 +225,10 @@ class _Generator:
         ok = pick[rows, exp] >= 0 if len(trig) else np.empty(0, bool)
         a_user, a_ts, exp = a_user[ok], a_ts[ok], exp[ok]
         grp = groups[rows[ok], exp]
+        if self.p.cross_group_share > 0 and len(grp):  # the first experiment's two-group drill
+            flip = (exp == 0) & (rng.random(len(grp)) < self.p.cross_group_share)
+            size = len(self.experiments[0].groups)
+            grp = np.where(flip, (grp + 1) % size, grp).astype(grp.dtype)
         # Two triggers of one user may land on the same ms: keep one, so copies are exact.
         key = (a_user << 32) | (exp.astype(np.int64) << 22) | (a_ts - s0)
         first = np.sort(np.unique(key, return_index=True)[1])

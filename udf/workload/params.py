@@ -39,6 +39,12 @@ class WorkloadParams:
     segment_share: float = 0.5
     trigger_share: float = 0.2
     max_late_hours: int = 48
+    skew: float = 0.0
+    """Health-check drills: share of the first experiment's control users put in its first
+    treatment instead (0.1 turns a configured 50/50 into 45/55: a sample-ratio mismatch)."""
+    cross_group_share: float = 0.0
+    """Share of the first experiment's triggers sent to the next group instead of the
+    user's own, so some users are exposed to two groups."""
     chunk_records: int = 200_000
     """Upper bound on the records generated per time slice (bounds the working set)."""
 
@@ -101,6 +107,8 @@ class WorkloadParams:
             ("--late-share", self.late_share, 1.0),
             ("--segment-share", self.segment_share, 1.0),
             ("--trigger-share", self.trigger_share, 1.0),
+            ("--skew", self.skew, 1.0),
+            ("--cross-group-share", self.cross_group_share, 1.0),
         ):
             if not (0.0 <= value <= top):
                 raise InputError(f"{name} must be in [0, {top}], got {value}")

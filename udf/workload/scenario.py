@@ -9,7 +9,8 @@ Scenarios are spread evenly over experiments in the order ``single``, ``reramp_i
 - ``reramp_after``: a second ramp at or after ``r1 + W`` (the first such experiment exactly at
   ``r1 + W``, the boundary; the others 1-24 h later), which opens a new period.
 
-All groups of an experiment ramp together to the same allocation. User ``u`` is in group
+All groups of an experiment ramp together to the same allocation (the ``skew`` and
+``cross_group_share`` drills break that on purpose for the first experiment). User ``u`` is in group
 ``g`` at time ``t`` when its bucket ``b(u, e)`` lies in ``[offset_g, offset_g + alloc(t))``:
 with one treatment the offsets are control 0, treatment 50; with two they are 0, 33, 66.
 Triggers start :data:`PRELAUNCH_MS` before the launch (stale configs, QA), so some activations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from udf.workload.hashing import buckets, experiment_salt
+from udf.workload.hashing import buckets, experiment_salt, splitmix64
 from udf.workload.params import DAY_MS, HOUR_MS, WorkloadParams
 
 SCENARIOS = ("single", "reramp_in", "reramp_after")
@@ -125,8 +126,9 @@ def ramps_csv(experiments: list[Experiment]) -> str:
 class Assigner:
     """Vectorized 'which group is user u in for experiment e at time t' over all experiments."""
 
-    def __init__(self, experiments: list[Experiment]):
+    def __init__(self, experiments: list[Experiment], skew: float = 0.0):
         self.experiments = experiments
+        self.skew = skew
         n = len(experiments)
         self.salts = np.array([e.salt for e in experiments], dtype=np.uint64)
         self.trigger_from = np.array([e.ramps[0].ts - PRELAUNCH_MS for e in experiments])
@@ -149,4 +151,9 @@ class Assigner:
         ).astype(np.int16)
         rel = buckets(uids, self.salts)[:, :, None] - self.offsets[None, :, :]
         inside = (rel >= 0) & (rel < alloc[:, :, None])
-        return np.where(inside.any(axis=2), inside.argmax(axis=2), -1).astype(np.int8)
+        out = np.where(inside.any(axis=2), inside.argmax(axis=2), -1).astype(np.int8)
+        if self.skew > 0 and len(self.experiments):  # the first experiment's SRM drill
+            u = (splitmix64(np.asarray(uids).astype(np.uint64) ^ np.uint64(0x5E5E)) >> np.uint64(11)).astype(float)
+            moved = (out[:, 0] == 0) & (u / float(1 << 53) < self.skew)
+            out[moved, 0] = 1
+        return out
