@@ -180,6 +180,7 @@ def compute_day(
     intervals = allocation_intervals(plan.ramps)
     custom = CustomValues()
     quantiles: dict[tuple[Any, ...], dict[str, float]] = {}
+    multiple: dict[tuple[str, str, int, int], int] = {}
     try:
         columns = Columns.of(plan.metrics, plan.segment_fields, windows)
         fields = sorted(set(columns.segments.values()))
@@ -190,6 +191,7 @@ def compute_day(
             # Segments and custom code see every counted event; plain metrics only theirs.
             events = events.where(F.col("event_type").isin(columns.event_types))
         users = kind.users(exposed, day, plan.metrics)
+        multiple = _multiple_groups(users)
         if excluded:  # users exposed to two groups, left out where the experiment says so
             users = users.where(~(F.col("multi") & F.col("experiment").isin(excluded)))
         counted = kind.events(counted_events(events, exposed), day, plan.metrics)
@@ -226,7 +228,8 @@ def compute_day(
         row
         for total in (t.asDict() for t in totals)
         for m in metrics
-        if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows, quantiles))
+        if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows, quantiles,
+                        multiple))
     ]
     compared = compare_groups(rows, plan.controls, plan.analysis)
     period_groups: dict[tuple[str, int], list[str]] = {}
@@ -235,6 +238,15 @@ def compute_day(
     srm_alpha = {e: spec.srm_alpha for e, spec in specs.items()}
     checked = health_rows(compared, srm_counts, intervals, period_groups, srm_alpha)
     return DayResult(checked, dict(custom.failures))
+
+
+def _multiple_groups(users: Any) -> dict[tuple[str, str, int, int], int]:
+    """Users of each (experiment, group, period_start, day_in) also exposed to another group."""
+    from pyspark.sql import functions as F
+
+    keys = ("experiment", "group", "period_start", "day_in")
+    counted = users.where(F.col("multi")).groupBy(*keys).count().collect()
+    return {tuple(r[k] for k in keys): r["count"] for r in counted}  # type: ignore[misc]
 
 
 def _interval_counts(users: Any, intervals: Sequence[Any]) -> dict[tuple[str, int, int], dict[int, int]]:
@@ -266,6 +278,7 @@ def _row(
     computed_at: int,
     cuped: Collection[str] = (),
     quantiles: dict[tuple[Any, ...], dict[str, float]] | None = None,
+    multiple: dict[tuple[str, str, int, int], int] | None = None,
 ) -> ResultRow | None:
     """The row of metric ``m`` in group total ``t``, or None when ``m`` does not cover it.
 
@@ -277,7 +290,8 @@ def _row(
         return None
     if (t["day_in"] in m.days) != (metric_type == "days_in"):
         return None
-    extra: dict[str, Any] = {"multiple_groups": int(t.get("multiple_groups") or 0)}
+    group_cell = (t["experiment"], t["group"], t["period_start"], t["day_in"])
+    extra: dict[str, Any] = {"multiple_groups": (multiple or {}).get(group_cell, 0)}
     if m.is_custom:
         col = columns.custom[m.name]
         volume = propensity = t[f"{col}_users"]

@@ -216,8 +216,7 @@ def per_user(
         has = F.col(field_name).isNotNull()
         first = F.when(has, F.struct("ts", "event_type", F.col(field_name)))
         aggs.append(F.min(first).getField(field_name).alias(columns.segment_column(segment)))
-    flags = ["multi"] if "multi" in users.columns else []
-    out = users.select(*USER_KEYS, *GROUP_KEYS[:-1], "user_id", *flags)
+    out = users.select(*USER_KEYS, *GROUP_KEYS[:-1], "user_id")
     if aggs:
         values = counted.groupBy(*USER_KEYS).agg(*aggs)
         out = out.join(values, list(USER_KEYS), "left")
@@ -282,8 +281,6 @@ def group_totals(users: DataFrame, columns: Columns) -> DataFrame:
 
     exploded = with_segments(users, columns)
     aggs: list[Column] = [F.count(F.lit(1)).alias("exposed")]
-    if "multi" in users.columns:
-        aggs.append(F.sum(F.col("multi").cast("long")).alias("multiple_groups"))
     for name in columns.capped:
         aggs.append(F.max(f"{name}_cap").alias(f"{name}_cap"))
     for name in columns.count.values():

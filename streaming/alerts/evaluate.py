@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from streaming.alerts.decision import judge, select_pairs
 from streaming.alerts.delivery import Deliveries, Poster, deliver_pending, email_sender
 from streaming.alerts.delivery import urllib_poster as urllib_poster
+from streaming.alerts.health import health_looks
 from streaming.alerts.messages import outgoing
 from streaming.alerts.rules import plan_alerts
 
@@ -80,7 +81,8 @@ def evaluate_alerts(
     if not settings.enabled:
         return report
     plan = plan_alerts(store.experiments(), store.metrics(), settings)
-    looks = judge(select_pairs(rows, plan))
+    rows = list(rows)
+    looks = judge(select_pairs(rows, plan)) + health_looks(rows, plan)
     report.looks = len(looks)
 
     def compose(change: AlertChange) -> list[Any]:

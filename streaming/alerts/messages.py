@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from metadata.records import AlertChange, Outgoing
+from streaming.alerts.health import health_subject, health_summary, is_health
 from streaming.alerts.rules import Watch
 from udf.framework.mail import compose
 
@@ -55,6 +56,8 @@ def outgoing(change: AlertChange, watch: Watch, email_from: str | None) -> list[
 
 def subject_of(change: AlertChange) -> str:
     k, found = change.key, change.found
+    if is_health(k):
+        return health_subject(k.experiment, change.to_state == "alerting", found.status)
     where = f"{k.experiment}/{k.group}: {k.metric}{_segment(change, ' for ')}"
     if change.to_state == "alerting":
         size = f" {abs(found.lift_rel):.1%}" if found.lift_rel is not None else ""
@@ -65,6 +68,8 @@ def subject_of(change: AlertChange) -> str:
 def summary(change: AlertChange, watch: Watch) -> str:
     """One sentence saying what happened."""
     k, found = change.key, change.found
+    if is_health(k):
+        return health_summary(k.experiment, change.to_state == "alerting", found)
     method = METHODS.get(found.method, found.method)
     if change.to_state == "alerting":
         size = f" by {abs(found.lift_rel):.1%}" if found.lift_rel is not None else ""

@@ -85,6 +85,10 @@ READINGS = """
   correct_over (segment = segment name and value); correction 'none' gives p_value.
   The family spans the metrics of the metric type computed together (defaults included).
 - look: ceil((end of the date - period_start) / 24 h), on every row (docs/metrics.md §8).
+- Conversion windows (window_hours): a metric's per-user values (count, sum, ratio's both
+  sides, custom SQL's counted_events view) read only the slice's counted events with
+  ts < t_u + window_hours * 3600000; the users, their segments and the CUPED covariate
+  (pre-exposure, a window of its own) are those of the metric without a window.
 - CUPED (experiments whose analysis has cuped: {pre_days: P}; count and sum metrics only,
   default metrics included): a user's covariate is the same per-user value (count of the
   event type, or sum of value) over the user's CLEAN events (after de-duplication and the
@@ -114,6 +118,7 @@ class Metric:
     sql: str | None = None
     segments: tuple[str, ...] = ()
     default: bool = False
+    window_ms: int = 0  # conversion window: only events with ts < t_u + window_ms (0: none)
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,8 @@ class Catalog:
 
 
 def _metric_from_spec(m: Any) -> Metric:
-    common = {"name": m.name, "type": m.type, "segments": tuple(m.segments)}
+    window = round(m.window_hours * HOUR_MS) if getattr(m, "window_hours", None) else 0
+    common = {"name": m.name, "type": m.type, "segments": tuple(m.segments), "window_ms": window}
     if m.type == "custom":
         if m.sql is None:
             raise NotImplementedError("the oracle evaluates SQL custom metrics only")
@@ -536,9 +542,10 @@ class Oracle:
                 'CREATE VIEW exposures AS SELECT experiment, "group", period_start, period_end, '
                 "user_id, t_u AS exposure_ts FROM su"
             )
+            within = f"WHERE ts < t_u + {metric.window_ms}" if metric.window_ms else ""
             c.execute(
                 'CREATE VIEW counted_events AS SELECT experiment, "group", period_start, user_id, '
-                "event_type, ts, value FROM se"
+                f"event_type, ts, value FROM se {within}"
             )
             c.execute(
                 f"""
@@ -558,9 +565,15 @@ class Oracle:
             f"CAST(coalesce({alias}.cnt, 0) AS DOUBLE)" if stat == "count"
             else f"coalesce({alias}.total, 0.0)"
         )  # fmt: skip
+        # A conversion window: per-user counts and sums over the window's events only.
+        ut = "ut" if not metric.window_ms else (
+            '(SELECT experiment, "group", period_start, day_in, user_id, event_type, '
+            "count(*) AS cnt, sum(value) AS total FROM se "
+            f"WHERE ts < t_u + {metric.window_ms} GROUP BY ALL)"
+        )  # fmt: skip
         den_join, y = "", "CAST(NULL AS DOUBLE)"
         if metric.kind == "ratio":
-            den_join = f"LEFT JOIN ut d {on.format(a='d')} AND d.event_type = {_lit(metric.den_event_type)}"
+            den_join = f"LEFT JOIN {ut} d {on.format(a='d')} AND d.event_type = {_lit(metric.den_event_type)}"
             y = pick("d", metric.den_statistic)
         pre_join, pre = "", "CAST(NULL AS DOUBLE)"
         cuped = [e for e in experiments if self.selection(e).cuped_days is not None]
@@ -579,7 +592,7 @@ class Oracle:
                    {pick("m", metric.statistic)} AS x, {y} AS y, {pre} AS pre,
                    coalesce(m.cnt, 0) AS num_events
             FROM su
-            LEFT JOIN ut m {on.format(a="m")} AND m.event_type = {_lit(metric.event_type)}
+            LEFT JOIN {ut} m {on.format(a="m")} AND m.event_type = {_lit(metric.event_type)}
             {den_join}
             {pre_join}
             WHERE su.experiment IN ({exp_list})

@@ -54,6 +54,12 @@ if TYPE_CHECKING:
     help="The real-time alerts instead: each watched comparison's state (with --history, "
     "every change) and the alert messages' delivery. --experiment filters them.",
 )
+@click.option(
+    "--health",
+    is_flag=True,
+    help="The experiments' health checks instead, from the batch results: SRM, users in two "
+    "groups, groups without data, per period and date. --experiment and the dates filter them.",
+)
 @format_option
 @pass_home
 def command(
@@ -68,10 +74,17 @@ def command(
     history: bool,
     notifications: bool,
     alerts: bool,
+    health: bool,
     fmt: str,
 ) -> None:
     """Show each metric-day's lifecycle state, when it changed and why."""
     from metadata.repository import MetadataStore
+
+    if health:
+        first = _date(day or ds_from, "--date" if day else "--from")
+        last = _date(day or ds_to, "--date" if day else "--to")
+        show_health(home, scope or None, metric_type, first, last, fmt)
+        return
 
     if alerts:
         from udf.cli.alerts_status import show_alerts
@@ -235,3 +248,49 @@ def run_json(run: RunInfo, history: bool = False) -> dict[str, Any]:
             for e in run.events
         ]
     return out
+
+
+HEALTH_COLUMNS = ("date", "metric_type", "experiment", "period_start", "day_in", "exposed",
+                  "srm_p_value", "multiple_groups", "health")  # fmt: skip
+
+
+def health_cells(rows: list[Any]) -> list[dict[str, Any]]:
+    """One line per (date, metric type, experiment, period, day_in) of the results: the
+    health checks written on its rows (results.health), users per group, users in two groups."""
+    cells: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        if r.segment != "":
+            continue
+        key = (r.date, r.metric_type, r.experiment, r.period_start, r.day_in)
+        cell = cells.setdefault(key, {
+            "date": r.date, "metric_type": r.metric_type, "experiment": r.experiment,
+            "period_start": r.period_start, "day_in": r.day_in, "groups": {},
+            "srm_p_value": r.srm_p_value, "multiple_groups": 0, "health": r.health,
+        })  # fmt: skip
+        if r.group not in cell["groups"]:
+            cell["groups"][r.group] = r.exposed
+            cell["multiple_groups"] += r.multiple_groups
+    out = []
+    for cell in cells.values():
+        groups = cell.pop("groups")
+        cell["exposed"] = ", ".join(f"{g} {n}" for g, n in sorted(groups.items()))
+        out.append(cell)
+    return out
+
+
+def show_health(
+    home: Home, experiment: str | None, metric_type: str | None, first: date | None,
+    last: date | None, fmt: str,
+) -> None:  # fmt: skip
+    from results.stores import open_store
+    from udf.settings import load_settings
+
+    with open_store(home, load_settings(home)) as store:
+        rows = store.read(
+            source="batch", metric_type=metric_type, date_from=first, date_to=last,
+            experiments=[experiment] if experiment else None,
+        )  # fmt: skip
+    cells = health_cells(rows)
+    bad = sum(1 for c in cells if c["health"])
+    emit(cells, fmt, title=f"{len(cells)} experiment period(s), {bad} with a failed check",
+         columns=HEALTH_COLUMNS)  # fmt: skip

@@ -4,7 +4,7 @@ One generated workload with every kind of dirt (duplicate copies, spammers burst
 small spam cap, late and out-of-order records, 1% corrupt lines, segments, all three ramp
 scenarios) is imported through the command line, a catalog covering each metric type and
 kind (count, sum, ratio, custom SQL, segments, corrections, CUPED with two pre-exposure
-windows) is loaded with ``udf config load``, and for each metric type and three dates
+windows, a conversion window in each metric type) is loaded with ``udf config load``, and for each metric type and three dates
 ``metric_types.compute.compute`` must write exactly the rows ``tests/oracle/duckdb_metrics.py``
 derives from the raw archive files: the same keys, equal integers (the look included), sums
 equal to 1e-9 relative (the CUPED covariate's too), equal status and, where the comparison
@@ -101,6 +101,7 @@ def catalog_yaml(manifest: dict) -> dict:
     everything = [
         "clicks_by_country", "latency_total", "ctr", "latency_per_impression", "clicks_daily",
         "latency_daily", "searches_days_in", "ctr_days_in", "event_kinds", "first_hour_events",
+        "clicks_30h", "ctr_12h", "latency_daily_36h", "searches_days_in_40h", "event_kinds_6h",
     ]  # fmt: skip
     experiments = [
         {"experiment": after_wide, "metrics": everything, "segments": ["platform"],
@@ -145,6 +146,17 @@ def catalog_yaml(manifest: dict) -> dict:
             {"name": "event_kinds", "type": "custom", "sql": CUSTOM_SQL},
             {"name": "first_hour_events", "type": "custom", "sql": CUSTOM_SQL_FIRST_HOUR,
              "segments": ["country"]},
+            # conversion windows, one per metric type (ratio and segments included)
+            {"name": "clicks_30h", "type": "aggregated", "event_type": "click",
+             "window_hours": 30, "segments": ["country"]},
+            {"name": "ctr_12h", "type": "aggregated", "window_hours": 12.5,
+             "ratio": {"numerator": {"event_type": "click"},
+                       "denominator": {"event_type": "impression"}}},
+            {"name": "latency_daily_36h", "type": "calendar_day", "event_type": "latency",
+             "statistic": "sum", "window_hours": 36},
+            {"name": "searches_days_in_40h", "type": "days_in", "event_type": "search",
+             "days": [1, 2, 3], "window_hours": 40},
+            {"name": "event_kinds_6h", "type": "custom", "sql": CUSTOM_SQL, "window_hours": 6},
         ],
         "experiments": experiments,
     }  # fmt: skip
