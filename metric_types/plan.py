@@ -49,7 +49,6 @@ class MetricPlan:
     window_ms: int = 0  # conversion window (0: none): events before t_u + window_ms only
     winsorize: float | None = None  # cap per-user values at this pooled percentile (0-100)
     quantile: float | None = None  # compare this quantile (0-1) instead of the mean
-    quantile_unit: str = "user"  # ... of per-user values, or of the events' values
     experiments: tuple[str, ...] = ()
     segments: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (experiment, segment names)
 
@@ -121,7 +120,6 @@ def metric_plan(info: MetricInfo, experiments: Sequence[str], segments: dict[str
         window_ms=window,
         winsorize=(params.get("winsorize") or {}).get("percentile"),
         quantile=quantile.get("level"),
-        quantile_unit=quantile.get("unit", "user"),
         experiments=tuple(sorted(experiments)),
         segments=tuple(sorted((e, segments[e]) for e in experiments if segments.get(e))),
     )

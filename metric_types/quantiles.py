@@ -4,7 +4,7 @@ Per group and segment value, the per-user values are ranked (a window sorted by 
 the three type-7 quantiles :mod:`stats.quantile` defines are read off the order statistics:
 the estimate at ``level`` and the interval's bounds at ``level -+ z sqrt(level (1 - level) /
 n)``, ``z`` from the experiment's ``alpha``. No sketch: the values are sorted, so the
-numbers equal numpy's on the same values (docs/metrics.md §10).
+numbers equal numpy's on the same values (docs/metrics.md §13).
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ def counting(event_type: str, window_ms: int) -> Column:
 def winsorize(users: DataFrame, columns: Columns) -> DataFrame:
     """Add each capped column of ``columns``: its value column capped at the percentile of
     the pooled values of every group of the experiment period (and ``day_in``), with the
-    cap itself in ``<column>_cap`` (docs/metrics.md §9). Exact: Spark's ``percentile`` is
+    cap itself in ``<column>_cap`` (docs/metrics.md §12). Exact: Spark's ``percentile`` is
     the linearly interpolated one, numpy's default."""
     from pyspark.sql import functions as F
 

@@ -1,7 +1,7 @@
 """Health checks of each experiment period in a slice: SRM, users in two groups, empty groups.
 
 Checked per (experiment, period, ``day_in``) cell of a batch slice, and written on every
-row of the cell (docs/metrics.md §11):
+row of the cell (docs/metrics.md §14):
 
 - **SRM**: the users of each group (a row's ``exposed``) against the allocation the ramps
   configured. Allocations may change with each ramp, so a user exposed at ``t_u`` is

@@ -66,24 +66,27 @@ MAX_WINDOW_HOURS = 24 * 3650
 
 class Winsorize(StrictModel):
     """Cap each user's value at this percentile of the pooled per-user values of all groups
-    of the experiment period (docs/metrics.md §9)."""
+    of the experiment period (docs/metrics.md §12)."""
 
     percentile: float = Field(gt=0, lt=100)
 
 
 class Quantile(StrictModel):
-    """Compare a quantile instead of the mean (docs/metrics.md §10): of the per-user values
-    (``unit: user``) or of the values of the counted events themselves (``unit: event``)."""
+    """Compare a quantile of the per-user values instead of their mean (docs/metrics.md §13).
+
+    ``unit`` is ``user`` only for now: the quantile of the events' own values (users being
+    clusters of events) needs the clustered variance, which is not built yet.
+    """
 
     level: float = Field(gt=0, lt=1)
-    unit: Literal["user", "event"] = "user"
+    unit: Literal["user"] = "user"
 
 
 class _EventMetric(_MetricBase):
     """A metric over counted events: one event type (count or sum of ``value``) or a ratio.
 
     ``window_hours`` counts only events within that many hours after the user's exposure
-    (a conversion window, docs/metrics.md §5); ``winsorize`` caps the per-user values and
+    (a conversion window, docs/metrics.md §11); ``winsorize`` caps the per-user values and
     ``quantile`` compares a quantile of them (count and sum metrics only).
     """
 
@@ -102,8 +105,6 @@ class _EventMetric(_MetricBase):
             raise ValueError("'winsorize' and 'quantile' apply to count and sum metrics, not ratios")
         if self.winsorize is not None and self.quantile is not None:
             raise ValueError("give at most one of 'winsorize' or 'quantile'")
-        if self.quantile is not None and self.quantile.unit == "event" and self.statistic != "sum":
-            raise ValueError("a quantile of event values needs statistic: sum (the events' value)")
         return self
 
 
