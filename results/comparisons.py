@@ -108,7 +108,8 @@ def _quantile_stats(row: ResultRow | None) -> tuple[float, float, float, float]:
     nan = float("nan")
     if row is None or row.quantile is None:
         return (0.0 if row is None else float(row.n), nan, nan, nan)
-    return (float(row.n), row.quantile, row.quantile_low or nan, row.quantile_high or nan)
+    low, high = row.quantile_low, row.quantile_high
+    return (float(row.n), row.quantile, nan if low is None else low, nan if high is None else high)
 
 
 def _baseline(row: ResultRow | None) -> float:

@@ -40,9 +40,13 @@ def observed(
     home: Home, experiment: str, metric: str, metric_type: str, day: date | None
 ) -> dict[str, float]:
     """Sigma, control mean, users per day and control share from the stored batch results."""
+    from metadata.repository import MetadataStore
     from results.stores import open_store
     from udf.settings import load_settings
 
+    with MetadataStore.for_home(home) as meta:
+        controls = {g.name for e in meta.experiments() if e.name == experiment
+                    for g in e.groups if g.is_control}  # fmt: skip
     with open_store(home, load_settings(home)) as store:
         rows = store.read(source="batch", metric_type=metric_type, experiments=[experiment],
                           metrics=[metric], date_to=day)  # fmt: skip
@@ -51,8 +55,8 @@ def observed(
         raise InputError(f"no stored batch {metric_type} results of {metric!r} for {experiment!r}")
     last = max((r.date, r.period_start) for r in rows)
     rows = [r for r in rows if (r.date, r.period_start) == last]
-    control = [r for r in rows if r.lift_abs is None and r.status == ""]
-    treated = [r for r in rows if r not in control]
+    control = [r for r in rows if r.group in controls]
+    treated = [r for r in rows if r.group not in controls]
     if len(control) != 1 or not treated:
         raise InputError(f"{experiment!r} {last[0]}: need one control and a treatment row")
     c = control[0]

@@ -86,3 +86,14 @@ def test_catalog_options_are_checked_all_at_once() -> None:
     with pytest.raises(ValidationError) as caught:
         CatalogFile.model_validate(bad)
     assert len(caught.value.errors()) == 4
+
+
+def test_quantile_rows_compare_their_quantiles_even_with_a_zero_bound() -> None:
+    rows = [make_row(group="control", n=400, quantile=0.0, quantile_low=0.0, quantile_high=2.0),
+            make_row(group="treatment", n=500, quantile=1.0, quantile_low=0.0, quantile_high=3.0)]  # fmt: skip
+    [_, out] = compare_groups(rows, frozenset({("exp", "control")}), {})
+    z = sps.norm.ppf(0.975)
+    se = math.hypot(2.0 / (2 * z), 3.0 / (2 * z))
+    assert out.status == "zero_control_mean" and out.lift_abs == 1.0 and out.lift_rel is None
+    assert math.isclose(out.ci_high, 1.0 + z * se, rel_tol=1e-12)
+    assert math.isclose(out.p_value, 2 * sps.norm.sf(1.0 / se), rel_tol=1e-9)
