@@ -378,3 +378,28 @@ def test_batch_rows_are_batch_rows(env: Env) -> None:
     assert rows and {(r.source, r.metric_type) for r in rows} == {("batch", "aggregated")}
     assert {r.date for r in rows} == {d.isoformat() for d in DATES}
 
+
+
+def test_conversion_windows_are_exercised(env: Env) -> None:
+    """The windowed metrics above differ from their unwindowed twins where they should: the
+    same users, fewer counted events; nothing on day 3 of a 40-hour window."""
+
+    def by_key(metric_type: str, day: date, metric: str) -> dict[tuple, dict]:
+        return {(r["experiment"], r["group"], r["period_start"], r["day_in"], r["segment"],
+                 r["segment_value"]): r
+                for r in env.oracle.rows(metric_type, day) if r["metric"] == metric}  # fmt: skip
+
+    windowed, full = by_key("aggregated", DATES[2], "clicks_30h"), by_key("aggregated", DATES[2], "clicks_by_country")
+    assert windowed.keys() <= full.keys() and len(windowed) > 10
+    assert all(w["n"] == full[k]["n"] and w["volume"] <= full[k]["volume"] for k, w in windowed.items())
+    assert any(w["volume"] < full[k]["volume"] for k, w in windowed.items())
+    windowed = by_key("days_in", DATES[2], "searches_days_in_40h")
+    full = by_key("days_in", DATES[2], "searches_days_in")
+    assert windowed.keys() == full.keys()
+    for k, w in windowed.items():
+        day_in = k[3]
+        assert w["n"] == full[k]["n"]
+        assert (w["volume"] == full[k]["volume"]) if day_in == 1 else (w["volume"] <= full[k]["volume"])
+        if day_in == 3:
+            assert w["volume"] == 0
+    assert any(w["volume"] < full[k]["volume"] for k, w in windowed.items() if k[3] == 2)
