@@ -5,6 +5,10 @@ slice's hours once for every metric of the batch (:mod:`metric_types.semantics`)
 the groups (:mod:`results.comparisons`) and replaces the batch's slice in the results
 store in one step, so a rerun replaces and never adds.
 
+Every row also carries its experiment period's health checks (:mod:`results.health`: SRM
+against the ramps' allocation, users exposed to two groups, groups without data) and, on
+treatment rows, the MDE at its sample size.
+
 Custom metrics run apart first (:mod:`metric_types.custom.runner`): one that Spark cannot
 plan, that fails, runs past its time limit or returns two rows for a user fails alone. The
 report names it with the reason, its slice is left as it was, and the others are computed.

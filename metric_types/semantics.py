@@ -9,7 +9,12 @@ The steps, in order (docs/metrics.md has the exact rules):
 5. :func:`per_user`: one row per user of the slice with every needed per-user value and the
    user's segment values, zeros for users without events, and, for experiments that ask
    for CUPED, each value's pre-exposure covariate (:func:`covariates`);
-6. :func:`group_totals`: per group the sufficient statistics of every needed value.
+6. :func:`winsorize`: winsorized metrics' capped copies of their values (docs/metrics.md §12);
+7. :func:`group_totals`: per group the sufficient statistics of every needed value
+   (quantile metrics also sort their values: :mod:`metric_types.quantiles`).
+
+A metric with a conversion window counts only events before ``t_u + window`` in step 5
+(:func:`counting`); ``multi`` on the exposures marks users exposed to two groups.
 
 One pass computes every metric of a batch: metrics only pick columns of the totals, so the
 work grows with the event types and ratio pairs the batch needs, not with its metric count.
