@@ -38,7 +38,7 @@ def tracking_rows(
         due = datetime.combine(run.ds + timedelta(days=1), datetime.min.time(), UTC) + timedelta(
             hours=sla
         )
-        until = run.finished_at if run.state == "done" and run.finished_at else now
+        until = (run.finished_at or run.updated_at) if run.state == "done" else now
         late = (_utc(until) - due).total_seconds() / 3600
         rows.append(
             {

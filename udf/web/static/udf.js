@@ -73,6 +73,7 @@ async function recentRuns() {
       items.push(`${dag} ${run.dag_run_id}: ${run.state} ${JSON.stringify(run.conf)}`);
     }
   }
+  if (!items.length) items.push("none yet");
   list.replaceChildren(...items.map((text) => {
     const li = document.createElement("li"); li.textContent = text; return li;
   }));
