@@ -1,4 +1,4 @@
-"""The UDF Airflow plugin: a read-only status API and links to the on-demand and backfill forms.
+"""The UDF Airflow plugin: the UI views, a read-only status API, links to the tool DAGs' forms.
 
 Airflow 3 serves plugin FastAPI apps from its API server (``fastapi_apps``) and shows
 ``external_views`` in the UI's navigation. This plugin adds, under ``/udf``:
@@ -9,19 +9,28 @@ Airflow 3 serves plugin FastAPI apps from its API server (``fastapi_apps``) and 
 - ``GET /udf/on-demand``: how to trigger the on-demand and range-backfill DAGs (form
   fields, REST calls, ``udf backfill``), with the pipelines that are deployed;
 
-and three navigation links (Airflow 3.3 shows a plugin's categorised links under its
-"Plugins" menu: Plugins → UDF): the two tool DAGs, whose Trigger button opens their
+- ``GET /udf/ui/tracking``, ``/udf/ui/experiments[/{name}]``, ``/udf/ui/realtime``: the
+  HTML views (:mod:`udf.web.views`), embedded in Airflow's own navigation as external views
+  with a ``url_route`` (Airflow shows them in an iframe at ``/plugin/<url_route>``);
+- ``GET /udf/static/...``: their script, style sheet and chart library (uPlot, shipped in
+  the package: no CDN);
+
+and navigation links (Airflow 3.3 shows a plugin's categorised links under its "Plugins"
+menu: Plugins → UDF): the three views, the two tool DAGs, whose Trigger button opens their
 params form, and the status JSON.
 
 Airflow does **not** put plugin endpoints behind its authentication: this app checks the
 caller itself with Airflow's own JWT check (a ``Bearer`` token from ``POST /auth/token``, or
 the UI's session cookie), so only users logged in to Airflow can read it, its OpenAPI
-schema and Swagger page (``/udf/openapi.json``, ``/udf/docs``) included. It is read-only;
-triggering goes through Airflow's own API and its permissions.
+schema, Swagger page (``/udf/openapi.json``, ``/udf/docs``), views and static files
+included. It is read-only; the views' buttons trigger through Airflow's own REST API, from
+the browser with the user's session, so Airflow's permissions apply.
 
 The store is the one the API server's environment names (the ``udf_metadata``
 connection, ``$UDF_METADATA_URL``, or an existing home's SQLite under ``$UDF_HOME``). With
 none, it answers 503 saying what to set: a server never creates a platform home of its own.
+The results views read the results store of ``$UDF_HOME``'s settings (``UDF_RESULTS_*``
+override them), as ``udf results show`` does.
 """
 
 from __future__ import annotations
@@ -36,9 +45,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from udf.vocabulary import RUN_STATES
-
-ON_DEMAND_DAG = "udf_on_demand"
-RANGE_BACKFILL_DAG = "udf_range_backfill"
+from udf.web.views import ON_DEMAND_DAG, PAGES, RANGE_BACKFILL_DAG, build_router
 
 
 async def airflow_user(request: Request) -> Any:
@@ -59,6 +66,8 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+
+    app.include_router(build_router(_store, _results))
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> dict[str, Any]:
@@ -172,12 +181,38 @@ def _store() -> Any:
     return MetadataStore.for_home(home)
 
 
+def _results() -> Any:
+    """The results store of ``$UDF_HOME``'s settings; 503 without an existing home."""
+    from results.stores import open_store
+    from udf.home import Home
+    from udf.settings import load_settings
+
+    if not os.environ.get("UDF_HOME"):
+        raise HTTPException(503, "the UDF plugin has no platform home: set UDF_HOME (and "
+                            "UDF_RESULTS_* if the results live elsewhere) in the API server's "
+                            "environment (docs/airflow.md, Deploying)")  # fmt: skip
+    home = Home.resolve()
+    if not home.root.is_dir():
+        raise HTTPException(503, f"UDF_HOME={home.root} does not exist")
+    return open_store(home, load_settings(home))
+
+
 class UdfPlugin(AirflowPlugin):
     """Registers the status API under ``/udf`` and the "UDF" navigation links."""
 
     name = "udf"
     fastapi_apps = [{"app": create_app(), "url_prefix": "/udf", "name": "UDF status"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
+        *(
+            {
+                "name": label,
+                "href": f"/udf/ui/{slug}",
+                "url_route": f"udf-{slug}",
+                "category": "UDF",
+                "destination": "nav",
+            }
+            for slug, label in PAGES
+        ),
         {"name": "On-demand metrics", "href": f"/dags/{ON_DEMAND_DAG}", "category": "UDF"},
         {"name": "Range backfill", "href": f"/dags/{RANGE_BACKFILL_DAG}", "category": "UDF"},
         {"name": "Metric lifecycle (JSON)", "href": "/udf/status", "category": "UDF"},

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -53,25 +54,35 @@ def api_metadata(databases: harness.Databases) -> str:
 
 @pytest.fixture(scope="module")
 def api_server(airflow_session, api_metadata: str, tmp_path_factory) -> Iterator[str]:
-    port = harness.free_port()
     url = sa.make_url(api_metadata)
     connection = {
         "conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username,
         "schema": url.database,
     }  # fmt: skip
-    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
+    env = {
+        "AIRFLOW_CONN_UDF_METADATA": json.dumps(connection),
+        "UDF_HOME": str(tmp_path_factory.mktemp("api-home")),
+    }
+    with serve_api(airflow_session, env, tmp_path_factory.mktemp("api")) as base:
+        yield base
+
+
+@contextmanager
+def serve_api(airflow_session, platform_env: dict[str, str], folder: Path) -> Iterator[str]:
+    """``airflow api-server`` on the session's Airflow, with the plugin and one admin user
+    (``USER``/``PASSWORD``) and ``platform_env`` (which replaces any inherited ``UDF_*``)."""
+    port = harness.free_port()
+    passwords = folder / "passwords.json"
     passwords.write_text(json.dumps({USER: PASSWORD}))
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("UDF_")},
         **airflow_session.env,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(harness.REPO / "plugins"),
-        "AIRFLOW_CONN_UDF_METADATA": json.dumps(connection),
-        "UDF_HOME": str(tmp_path_factory.mktemp("api-home")),
+        **platform_env,
     }
-    env.pop("UDF_METADATA_URL", None)
-    log = (tmp_path_factory.mktemp("api") / "api-server.log").open("w")
+    log = (folder / "api-server.log").open("w")
     airflow = str(Path(sys.executable).with_name("airflow"))
     server = subprocess.Popen(
         [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)],

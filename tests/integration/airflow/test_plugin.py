@@ -25,6 +25,7 @@ def test_airflow_loads_the_plugin():
         "udf = [p for p in plugins if p.name == 'udf']\n"
         "print(json.dumps({'apps': [a['url_prefix'] for a in apps], 'found': len(udf),"
         " 'views': [(v['name'], v['href'], v.get('category')) for v in udf[0].external_views],"
+        " 'routes': {v['url_route']: v['href'] for v in udf[0].external_views if v.get('url_route')},"
         " 'errors': {k: str(v) for k, v in errors.items()}}))\n"
     )
     env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins")}
@@ -42,6 +43,12 @@ def test_airflow_loads_the_plugin():
     assert report["apps"] == ["/udf"]
     assert ["On-demand metrics", "/dags/udf_on_demand", "UDF"] in report["views"]
     assert ["Range backfill", "/dags/udf_range_backfill", "UDF"] in report["views"]
+    # the views, embedded in Airflow's navigation (an iframe at /plugin/<url_route>)
+    assert report["routes"] == {
+        "udf-tracking": "/udf/ui/tracking",
+        "udf-experiments": "/udf/ui/experiments",
+        "udf-realtime": "/udf/ui/realtime",
+    }
 
 
 @pytest.fixture
