@@ -11,7 +11,10 @@ is a metric of its own name for every experiment unless a configured metric has 
 Types the catalog does not know yet are added as the stream sees them
 (:meth:`StreamPlan.metrics_of`), and registered in the store like batch does.
 
-Custom SQL metrics are batch-only: their SQL runs over whole slices, not over a stream.
+Some metrics are batch-only, and the stream writes no rows for them rather than rows that
+would mean something else under the same name: custom SQL metrics (their SQL runs over whole
+slices, not over a stream), and metrics with a conversion window, winsorization or a quantile
+(the stream's SQL counts every event of a period and compares means).
 """
 
 from __future__ import annotations
@@ -91,6 +94,12 @@ class StreamPlan:
         return out
 
 
+def streams(metric: MetricPlan) -> bool:
+    """Whether the stream computes ``metric`` (see the module docstring for what it does not)."""
+    plain = not metric.window_ms and metric.winsorize is None and metric.quantile is None
+    return plain and not metric.is_custom
+
+
 def load_plan(home: Any, settings: Any) -> StreamPlan:
     """Resolve the catalog of ``home``'s metadata store into a :class:`StreamPlan`."""
     from metadata.repository import MetadataStore
@@ -101,7 +110,7 @@ def load_plan(home: Any, settings: Any) -> StreamPlan:
         experiments = store.experiments()
         segments = store.segments()
     plan = resolve(METRIC_TYPE, catalog, experiments, segments, settings.window_ms)
-    metrics = tuple(m for m in plan.metrics if not m.is_custom)
+    metrics = tuple(m for m in plan.metrics if streams(m))
     controls = {
         (e.name, g.name) for e in experiments for g in e.groups if g.is_control
     }  # fmt: skip

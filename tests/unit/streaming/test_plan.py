@@ -28,11 +28,17 @@ def test_segments_pairs_and_controls_come_from_the_catalog(home: Home, tmp_path:
             {"name": "ctr", "type": "aggregated",
              "ratio": {"numerator": {"event_type": "click"},
                        "denominator": {"event_type": "view", "statistic": "sum"}}},
+            {"name": "clicks_30h", "type": "aggregated", "event_type": "click", "window_hours": 30},
+            {"name": "views_capped", "type": "aggregated", "event_type": "view",
+             "winsorize": {"percentile": 99}},
+            {"name": "views_p90", "type": "aggregated", "event_type": "view",
+             "quantile": {"level": 0.9}},
             {"name": "kinds", "type": "custom",
              "sql": "SELECT experiment, `group`, period_start, user_id, 1 AS value FROM exposures"},
         ],
         "experiments": [
-            {"experiment": "a", "metrics": ["clicks", "ctr", "kinds"], "segments": ["os"],
+            {"experiment": "a", "metrics": ["clicks", "ctr", "kinds", "clicks_30h", "views_capped",
+                                            "views_p90"], "segments": ["os"],
              "analysis": {"correction": "holm"}},
             {"experiment": "b", "metrics": ["ctr"]},
         ],
@@ -43,7 +49,9 @@ def test_segments_pairs_and_controls_come_from_the_catalog(home: Home, tmp_path:
     assert result.exit_code == 0, result.output
 
     plan = load_plan(home, load_settings(home, {}))
-    assert {m.name for m in plan.metrics} == {"clicks", "ctr"}  # custom SQL is batch-only
+    # custom SQL, conversion windows, winsorization and quantiles are batch-only
+    assert {m.name for m in plan.metrics} == {"clicks", "ctr"}
+    assert {"clicks_30h", "views_capped", "views_p90"} <= plan.taken_names  # no default shadows
     assert {(s.name, s.field, s.experiments) for s in plan.segments} == {
         ("country", "country", ("a",)), ("os", "platform", ("a",)),
     }  # fmt: skip
