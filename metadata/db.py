@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration shipped with this code; a test checks it against the scripts.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 # How long to wait for another process's migration before giving up.
 MIGRATION_LOCK_TIMEOUT = 300
 _PG_MIGRATION_LOCK = 0x7564665F6D696772  # b"udf_migr": advisory locks are per database
