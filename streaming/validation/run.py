@@ -82,6 +82,7 @@ def run_validation(
     settings: Settings,
     *,
     recompute: bool = True,
+    deliver: bool = True,
     send: Sender | None = None,
     store: MetadataStore | None = None,
 ) -> Outcome:
@@ -105,7 +106,7 @@ def run_validation(
         )  # fmt: skip
         if not report.passed:
             queue_emails(store, report, report_id, settings)
-        sent, failed = deliver_emails(store, settings, send)
+        sent, failed = deliver_emails(store, settings, send) if deliver else ([], [])
         return Outcome(report, report_id, sent, failed)
     finally:
         if own:
