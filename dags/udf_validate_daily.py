@@ -1,4 +1,4 @@
-"""The daily streaming-vs-batch validation (see udf.framework.validation_dag)."""
+"""The daily streaming-vs-batch validation, run by Airflow (see udf.framework.validation_dag)."""
 
 from udf.framework.validation_dag import build_validation_dag
 

@@ -110,7 +110,7 @@ def test_parsing_imports_no_engine():
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
-    assert len(report["dags"]) == len(list(SHIPPED_PIPELINES.glob("*.yaml"))) + len(TOOLS | ARCHIVER)
+    assert len(report["dags"]) == len(list(SHIPPED_PIPELINES.glob("*.yaml"))) + len(TOOLS | ARCHIVER | VALIDATION)
     assert not set(report["loaded"]) & set(HEAVY), report["loaded"]
 
 
