@@ -22,6 +22,7 @@ from metadata.db import (
     create_db_engine,
     describe_error,
     ensure_current,
+    is_disconnect,
     is_transient,
     session_factory,
 )
@@ -33,6 +34,8 @@ T = TypeVar("T")
 TRANSIENT_ATTEMPTS = 5
 # Attempts at creating a row that a concurrent caller may create first (then it exists).
 RACE_ATTEMPTS = 3
+# Attempts at a transaction the server dropped (a restart), each after reconnecting.
+DISCONNECT_ATTEMPTS = 5
 
 
 class StoreBase:
@@ -87,7 +90,9 @@ class StoreBase:
     ) -> T:
         """``work`` in one transaction, run again when the database aborted it as a deadlock
         victim or a serialization failure (MySQL/MariaDB 1213, 1205; PostgreSQL 40P01,
-        40001), at most :data:`TRANSIENT_ATTEMPTS` times with a short random back-off.
+        40001), at most :data:`TRANSIENT_ATTEMPTS` times with a short random back-off, and
+        when the server dropped the connection (a restart), at most
+        :data:`DISCONNECT_ATTEMPTS` times.
 
         With ``duplicates_are_races``, a duplicate key means a concurrent caller created the
         same row first, so the work goes again too (and then finds that row, up to
@@ -95,7 +100,7 @@ class StoreBase:
         left to the caller, which knows what a duplicate key means. Any other database error
         becomes a :class:`MetadataError`.
         """
-        transient = races = 0
+        transient = races = disconnects = 0
         while True:
             try:
                 with self._sessions.begin() as session:
@@ -107,6 +112,12 @@ class StoreBase:
                 if races == RACE_ATTEMPTS:
                     raise MetadataError(f"{what}: {describe_error(exc)}") from exc
             except DBAPIError as exc:
+                if is_disconnect(exc) and disconnects < DISCONNECT_ATTEMPTS:
+                    # The server went away mid-transaction (a restart): nothing was committed;
+                    # the next attempt reconnects (waiting for the server) and runs it again.
+                    disconnects += 1
+                    time.sleep(0.1 * 2**disconnects)
+                    continue
                 transient += 1
                 if transient == TRANSIENT_ATTEMPTS or not is_transient(exc):
                     raise MetadataError(f"{what}: {describe_error(exc)}") from exc
