@@ -1,8 +1,11 @@
 """The three rules the stream's ``aggregated`` rows must keep, checked per ramp scenario.
 
-1. ``never_decreases``: within a period the stream's counts never go down: a stream row of
-   date ``D`` holds at least the counts of the same (experiment, group, metric, period,
-   segment value) on ``D - 1``.
+1. ``never_decreases``: within a period the stream's counts never go down: a whole-group
+   stream row of date ``D`` holds at least the counts of the same (experiment, group,
+   metric, period) on ``D - 1``. Rows of one segment value are not checked: a user's value
+   is the one on their first counted event that has the field (metrics.md §7), so a user
+   without one yesterday moves from ``""`` to a value today, and a value's counts may
+   legitimately go down.
 2. ``resets_after_reramp``: a re-ramp after the window opens a new period whose counts start
    from zero: a stream row of any period after a group's first holds no more than the batch,
    which counts that period from zero, gives for it (within the threshold). A first period
@@ -199,7 +202,7 @@ def validate(
 
     for key, row in sorted(now.items()):
         old = previous.get(key)
-        if old is None:
+        if old is None or row.segment != "":
             continue
         check = checker.check("never_decreases", row)
         for name in COUNTS:

@@ -128,7 +128,7 @@ def test_a_metadata_database_restart_mid_run_is_retried_and_the_run_completes(
     )
     work = tmp_path / "workload"
     udf("generate", "--out", str(work), "--events", "3000", "--users", "300", "--experiments",
-        "3", "--days", "5", "--start", DAYS[0].isoformat(), "--seed", "5")  # fmt: skip
+        "3", "--days", "5", "--start", DAYS[0].isoformat(), "--seed", "5", "--spammers", "0")  # fmt: skip
     for topic in ("activations", "events"):
         udf("data", "import", "--topic", topic, *sorted(str(p) for p in (work / topic).glob("*")))
     udf("ramps", "import", str(work / "ramps.csv"))
