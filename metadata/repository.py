@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from metadata import _sync
 from metadata._alerts import AlertsMixin
+from metadata._base import retry_on_disconnect
 from metadata._leases import LeasesMixin
 from metadata._runs import RunsMixin
 from metadata._validation import ValidationMixin
@@ -164,6 +165,9 @@ class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin, ValidationMixin):
                 SegmentInfo(g.name, g.field, g.description)
                 for g in s.scalars(select(Segment).order_by(Segment.name))
             ]
+
+
+retry_on_disconnect(MetadataStore)
 
 
 def _import_ramps(

@@ -13,6 +13,11 @@ LABELS = {
 }
 
 
+def percent(x: float) -> str:
+    """A relative difference for people: ``2.94%``; a tiny one (floating-point sums) as is."""
+    return f"{x:.2%}" if x == 0 or x >= 1e-4 else f"{x:.2g}"
+
+
 def subject_of(report: Report) -> str:
     verdict = "passed" if report.passed else f"FAILED: {report.violation_count} violation(s)"
     return f"[udf] streaming validation of {report.day} {verdict}"
@@ -24,7 +29,7 @@ def summary(report: Report) -> str:
     return (
         f"validation of {report.day} {verdict}: {report.stream_rows} stream and "
         f"{report.batch_rows} batch rows; largest stream-batch difference "
-        f"{report.max_difference:.4%}{at}; threshold {report.threshold:.2%}"
+        f"{percent(report.max_difference)}{at}; threshold {report.threshold:.2%}"
     )
 
 
@@ -36,7 +41,7 @@ def check_rows(report: Report) -> list[dict[str, Any]]:
             "experiments": c.experiments,
             "rows checked": c.rows,
             "violations": c.violations,
-            "largest difference": f"{c.max_difference:.4%}",
+            "largest difference": percent(c.max_difference),
             "result": "n/a" if not c.applies else ("FAIL" if c.violations else "ok"),
         }
         for c in report.checks

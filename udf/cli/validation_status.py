@@ -16,6 +16,7 @@ LISTED = 30  # reports listed without --date
 def show_validation(home: Home, day: date | None, fmt: str) -> None:
     """The newest reports (or every report of ``day``, with its violations)."""
     from metadata.repository import MetadataStore
+    from streaming.validation.report import percent
 
     with MetadataStore.for_home(home.ensure()) as store:
         reports = store.validation_reports(day=day, limit=None if day else LISTED)
@@ -25,7 +26,7 @@ def show_validation(home: Home, day: date | None, fmt: str) -> None:
             "date": r.day.isoformat(),
             "result": "passed" if r.passed else "FAILED",
             "violations": r.violations,
-            "largest difference": f"{r.max_difference:.4%}",
+            "largest difference": percent(r.max_difference),
             "threshold": f"{r.threshold:.2%}",
             "where": r.report.get("max_difference_at", ""),
             "checked at": r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
