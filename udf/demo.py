@@ -109,42 +109,63 @@ def summary(log: str) -> str:
 STREAM_REPLAY = ["stream", "replay"]  # FLINK CLUSTER: submit to the session cluster here
 
 
-def stream_steps(home: Home) -> list[list[str]]:
-    """The replay, then the validation of the last day against the batch the DAG just
-    wrote (``--no-recompute``: the DAG run computed it moments ago)."""
-    day = last_day(home).isoformat()
-    return [STREAM_REPLAY, ["validate", "--date", day, "--no-recompute"]]
+def validate_steps(home: Home) -> list[list[str]]:
+    """The validation, against the batch rows the DAG just wrote (``--no-recompute``: the
+    DAG run computed them moments ago), of the day with the most experiments (every ramp
+    scenario) and of the last day."""
+    days = sorted({busiest_day(home), last_day(home).isoformat()})
+    return [["validate", "--date", day, "--no-recompute"] for day in days]
 
 
-def lift_summary(home: Home) -> list[dict[str, object]]:
-    """Every treatment's relative lift and p-value on the last day (whole groups), batch."""
+def _rows(home: Home, source: str) -> list:
     from results.stores import open_store
     from udf.settings import load_settings
 
-    day = last_day(home)
     with open_store(home, load_settings(home)) as store:
-        rows = store.read(source="batch", metric_type="aggregated", date_from=day, date_to=day)
+        return store.read(source=source, metric_type="aggregated")
+
+
+def busiest_day(home: Home) -> str:
+    """The (latest) date whose stream rows cover the most experiments."""
+    seen: dict[str, set[str]] = {}
+    for r in _rows(home, "stream"):
+        seen.setdefault(r.date, set()).add(r.experiment)
+    return max(seen, key=lambda d: (len(seen[d]), d)) if seen else last_day(home).isoformat()
+
+
+def lift_summary(home: Home) -> list[dict[str, object]]:
+    """Every treatment's relative lift and p-value (whole groups, batch) on its experiment's
+    last date with results: the end of its last aggregation period, or the data's end."""
+    rows = [r for r in _rows(home, "batch") if r.segment == ""]
+    latest: dict[str, str] = {}
+    for r in rows:
+        latest[r.experiment] = max(latest.get(r.experiment, ""), r.date)
     return [
         {
             "experiment": r.experiment,
+            "period": _day(r.period_start),
+            "through": r.date,
             "group": r.group,
             "metric": r.metric,
             "users": r.exposed,
-            "lift": None if r.lift_rel is None else f"{r.lift_rel:+.2%}",
+            "lift": f"{r.lift_rel:+.2%}",
             "p-value": r.p_value,
             "significant": "yes" if r.p_value is not None and r.p_value < 0.05 else "",
         }
         for r in rows
-        if r.segment == "" and r.lift_rel is not None
+        if r.date == latest[r.experiment] and r.lift_rel is not None
     ]
+
+
+def _day(ms: int) -> str:
+    return (date(1970, 1, 1) + timedelta(milliseconds=ms)).isoformat()
 
 
 def print_summary(home: Home) -> None:
     from udf.cli.output import emit
 
-    day = last_day(home).isoformat()
-    print(f"\nlifts and p-values through {day} (batch; the stream's rows equal them):", flush=True)
-    emit(lift_summary(home), "table", title=f"summary {day}")
+    print("\nlifts and p-values (batch; the stream's rows equal them):", flush=True)
+    emit(lift_summary(home), "table", title="summary")
 
 
 def run(args: list[str]) -> None:
@@ -170,7 +191,8 @@ def main() -> int:
         for args in steps(home):
             run(args)
         run_pipeline(home)
-        for args in stream_steps(home):
+        run(STREAM_REPLAY)
+        for args in validate_steps(home):
             run(args)
         for args in report_steps(home):
             run(args)
