@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration shipped with this code; a test checks it against the scripts.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 # How long to wait for another process's migration before giving up.
 MIGRATION_LOCK_TIMEOUT = 300
 _PG_MIGRATION_LOCK = 0x7564665F6D696772  # b"udf_migr": advisory locks are per database
@@ -52,6 +52,8 @@ _MYSQL_MIGRATION_LOCK = "udf_migrate"  # GET_LOCK is server-wide: the database n
 # Deadlock / lock wait timeout (MySQL, MariaDB); serialization failure / deadlock (PostgreSQL).
 _MYSQL_TRANSIENT = frozenset({1213, 1205})
 _PG_TRANSIENT = frozenset({"40001", "40P01"})
+# How long a store waits for a server it has already talked to to come back (a restart).
+RECONNECT_SECONDS = 60.0
 _log = get_logger(__name__)
 
 
@@ -70,6 +72,17 @@ def describe_error(exc: BaseException) -> str:
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     first = lines[0] if lines else type(orig or exc).__name__
     return first if len(first) <= 500 else first[:497] + "..."
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether the error is the server going away (a restart, a dropped connection): the
+    transaction did not happen and may run again once the server is back."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    return state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -125,7 +138,10 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 def _create_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        # pool_pre_ping: a connection the server dropped (a restart) is replaced at checkout.
+        server = create_engine(url, pool_pre_ping=True, **kwargs)
+        _reconnect_while_restarting(server)
+        return server
     read_only = False
     if parsed.database and parsed.database != ":memory:" and "uri" not in parsed.query:
         path = Path(parsed.database).expanduser().absolute()
@@ -150,6 +166,31 @@ def _create_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _reconnect_while_restarting(engine: Engine) -> None:
+    """New connections wait up to :data:`RECONNECT_SECONDS` for a server this engine has
+    already reached (it is restarting); the first connection fails at once, so a wrong URL
+    or a server that was never up is reported without delay."""
+    reached = False
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        nonlocal reached
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError as exc:
+                if not reached or time.monotonic() + delay > deadline:
+                    raise
+                _log.warning("metadata.reconnect", url=safe_url(engine), error=str(exc).strip()[:200])
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            reached = True
+            return connection
 
 
 def _sqlite_file(path: Path) -> bool:

@@ -358,3 +358,23 @@ class AlertEvent(Base):
     lift_rel: Mapped[float | None] = mapped_column(Double)
     ci_low: Mapped[float | None] = mapped_column(Double)
     ci_high: Mapped[float | None] = mapped_column(Double)
+
+
+class ValidationReport(Base):
+    """One run of the daily streaming-vs-batch validation (``udf validate``) and its findings.
+
+    ``report`` holds the whole report as JSON (every check, the listed violations); the
+    columns beside it are what ``udf status --validation`` lists without parsing it.
+    """
+
+    __tablename__ = "validation_reports"
+    __table_args__ = (Index("ix_validation_reports_day", "day"), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    violations: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[float] = mapped_column(Double)
+    max_difference: Mapped[float] = mapped_column(Double)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _created()

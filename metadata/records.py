@@ -267,3 +267,17 @@ class Outgoing:
     kind: str
     subject: str
     body: str
+
+
+@dataclass(frozen=True)
+class ValidationReportInfo:
+    """A stored validation report (``report`` is the whole report, as JSON)."""
+
+    id: int
+    day: date
+    passed: bool
+    violations: int
+    threshold: float
+    max_difference: float
+    report: dict[str, Any]
+    created_at: datetime

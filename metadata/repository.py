@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from metadata import _sync
 from metadata._alerts import AlertsMixin
+from metadata._base import retry_on_disconnect
 from metadata._leases import LeasesMixin
 from metadata._runs import RunsMixin
+from metadata._validation import ValidationMixin
 from metadata.db import describe_error
 from metadata.models import (
     Experiment,
@@ -50,8 +52,9 @@ if TYPE_CHECKING:
     from udf.home import Home
 
 
-class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin):
-    """Experiments and ramps, the metric catalog, run lifecycle, leases, notifications, alerts."""
+class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin, ValidationMixin):
+    """Experiments and ramps, the metric catalog, run lifecycle, leases, notifications, alerts,
+    validation reports."""
 
     @classmethod
     def for_home(cls, home: Home, **kwargs: Any) -> MetadataStore:
@@ -162,6 +165,9 @@ class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin):
                 SegmentInfo(g.name, g.field, g.description)
                 for g in s.scalars(select(Segment).order_by(Segment.name))
             ]
+
+
+retry_on_disconnect(MetadataStore)
 
 
 def _import_ramps(

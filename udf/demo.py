@@ -1,11 +1,14 @@
-"""``make demo``: the main job on the embedded defaults, one visible command at a time.
+"""``make demo``: the whole platform once on the embedded defaults, one visible command at a time.
 
 Generates a small deterministic workload, imports it into the archive and the metadata
 store, loads the shipped metric catalog, declares the workload's days complete, then runs
 the aggregated pipeline through Airflow: ``airflow dags test`` runs the factory's
 ``udf_range_backfill`` DAG (plan, one mapped ``compute_batch`` task per batch, notify) on an
 Airflow database in the home (SQLite), over every experiment's range up to the last sealed
-day. It ends with ``udf status`` and a few results.
+day. Then the streaming replay computes the same metrics on Flink (``udf stream replay``: a
+mini-cluster inside the command's process), ``udf validate`` checks the stream's rows of the
+last day against the batch's, and the demo ends with ``udf status``, a few results and a
+summary table of every experiment's lifts and p-values.
 
 Running it again changes nothing: the generator writes the same bytes, the importer
 recognises files it has already imported, the seal markers do not move, and the pipeline
@@ -101,6 +104,70 @@ def summary(log: str) -> str:
     )
 
 
+# The streaming replay. It runs on a Flink mini-cluster inside the command's own process;
+# with a local Flink session cluster, the replay would be submitted to it on this one line.
+STREAM_REPLAY = ["stream", "replay"]  # FLINK CLUSTER: submit to the session cluster here
+
+
+def validate_steps(home: Home) -> list[list[str]]:
+    """The validation, against the batch rows the DAG just wrote (``--no-recompute``: the
+    DAG run computed them moments ago), of the day with the most experiments (every ramp
+    scenario) and of the last day."""
+    days = sorted({busiest_day(home), last_day(home).isoformat()})
+    return [["validate", "--date", day, "--no-recompute"] for day in days]
+
+
+def _rows(home: Home, source: str) -> list:
+    from results.stores import open_store
+    from udf.settings import load_settings
+
+    with open_store(home, load_settings(home)) as store:
+        return store.read(source=source, metric_type="aggregated")
+
+
+def busiest_day(home: Home) -> str:
+    """The (latest) date whose stream rows cover the most experiments."""
+    seen: dict[str, set[str]] = {}
+    for r in _rows(home, "stream"):
+        seen.setdefault(r.date, set()).add(r.experiment)
+    return max(seen, key=lambda d: (len(seen[d]), d)) if seen else last_day(home).isoformat()
+
+
+def lift_summary(home: Home) -> list[dict[str, object]]:
+    """Every treatment's relative lift and p-value (whole groups, batch) on its experiment's
+    last date with results: the end of its last aggregation period, or the data's end."""
+    rows = [r for r in _rows(home, "batch") if r.segment == ""]
+    latest: dict[str, str] = {}
+    for r in rows:
+        latest[r.experiment] = max(latest.get(r.experiment, ""), r.date)
+    return [
+        {
+            "experiment": r.experiment,
+            "period": _day(r.period_start),
+            "through": r.date,
+            "group": r.group,
+            "metric": r.metric,
+            "users": r.exposed,
+            "lift": f"{r.lift_rel:+.2%}",
+            "p-value": r.p_value,
+            "significant": "yes" if r.p_value is not None and r.p_value < 0.05 else "",
+        }
+        for r in rows
+        if r.date == latest[r.experiment] and r.lift_rel is not None
+    ]
+
+
+def _day(ms: int) -> str:
+    return (date(1970, 1, 1) + timedelta(milliseconds=ms)).isoformat()
+
+
+def print_summary(home: Home) -> None:
+    from udf.cli.output import emit
+
+    print("\nlifts and p-values (batch; the stream's rows equal them):", flush=True)
+    emit(lift_summary(home), "table", title="summary")
+
+
 def run(args: list[str]) -> None:
     udf = [str(BIN / "udf")]
     print(f"\n$ udf {_shown(args)}", flush=True)
@@ -124,14 +191,18 @@ def main() -> int:
         for args in steps(home):
             run(args)
         run_pipeline(home)
+        run(STREAM_REPLAY)
+        for args in validate_steps(home):
+            run(args)
         for args in report_steps(home):
             run(args)
+        print_summary(home)
     except subprocess.CalledProcessError as exc:
         print(f"demo step failed with exit code {exc.returncode}", file=sys.stderr)
         return exc.returncode
     print(
-        "\ndemo done: run it again and every import is recognised as already done, and the "
-        "pipeline finds every metric-day computed."
+        "\ndemo done: run it again and every import is recognised as already done, the "
+        "pipeline finds every metric-day computed, and the replay writes the same rows."
     )
     return 0
 

@@ -23,6 +23,9 @@ cap of 1,000 events per user and hour (the contract §3)::
       parallelism: 2
       checkpoint_interval_seconds: 10
       flush_interval_seconds: 5
+    validation:                   # udf validate (docs/streaming.md, "Validation")
+      max_difference: 0.02        # stream vs batch, relative; the seed's 2%
+      recipients: [data-eng@example.com]
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
 ``UDF_SPAM_CAP``, ``UDF_CUSTOM_TIMEOUT_SECONDS``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``,
@@ -45,7 +48,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_v
 
 from udf.config.alerts import AlertSettings
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
-from udf.config.models import StrictModel
+from udf.config.models import Email, StrictModel
 from udf.errors import ConfigError, ConfigIssue
 from udf.home import Home
 from udf.vocabulary import DEFAULT_SPAM_CAP, DEFAULT_WINDOW_DAYS
@@ -94,6 +97,16 @@ class StreamSettings(StrictModel):
     flink_conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
 
 
+class ValidationSettings(StrictModel):
+    """The daily streaming-vs-batch validation (``udf validate``, docs/streaming.md)."""
+
+    # The largest relative difference between a stream and a batch number that passes (the
+    # seed's 2%); the platform aims for exact agreement and reports the largest it saw.
+    max_difference: float = Field(default=0.02, ge=0, lt=1)
+    recipients: list[Email] = Field(default_factory=list)  # emailed on a violation
+    listed_violations: PositiveInt = 50  # violations kept in a report (all are counted)
+
+
 class Settings(StrictModel):
     window_days: PositiveFloat = DEFAULT_WINDOW_DAYS
     spam_cap: PositiveInt = DEFAULT_SPAM_CAP
@@ -102,6 +115,7 @@ class Settings(StrictModel):
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
 
     @field_validator("window_days")
     @classmethod

@@ -116,6 +116,19 @@ class Prepared:
         return Home.resolve(target)
 
 
+@dataclass(frozen=True)
+class Replayed:
+    prepared: Prepared
+    home: Home  # the prepared home after one whole replay
+    output: str  # the replay's output
+
+    def copy(self, name: str) -> Home:
+        """A copy of the replayed home for a test that changes it."""
+        target = self.prepared.root / name
+        shutil.copytree(self.home.root, target)
+        return Home.resolve(target)
+
+
 def prepare_home(home: Home, workload: Path, manifest: dict, *, data: bool = True) -> None:
     """Ramps, settings and catalog (and, with ``data``, the whole workload) into ``home``."""
     h = ("--home", str(home.root))

@@ -60,6 +60,12 @@ if TYPE_CHECKING:
     help="The experiments' health checks instead, from the batch results: SRM, users in two "
     "groups, groups without data, per period and date. --experiment and the dates filter them.",
 )
+@click.option(
+    "--validation",
+    is_flag=True,
+    help="The streaming-vs-batch validation reports instead (udf validate), newest first; "
+    "with --date, that day's, each with its violations.",
+)
 @format_option
 @pass_home
 def command(
@@ -75,6 +81,7 @@ def command(
     notifications: bool,
     alerts: bool,
     health: bool,
+    validation: bool,
     fmt: str,
 ) -> None:
     """Show each metric-day's lifecycle state, when it changed and why."""
@@ -84,6 +91,12 @@ def command(
         first = _date(day or ds_from, "--date" if day else "--from")
         last = _date(day or ds_to, "--date" if day else "--to")
         show_health(home, scope or None, metric_type, first, last, fmt)
+        return
+
+    if validation:
+        from udf.cli.validation_status import show_validation
+
+        show_validation(home, _date(day, "--date") if day else None, fmt)
         return
 
     if alerts:

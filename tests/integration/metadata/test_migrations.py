@@ -165,4 +165,4 @@ def test_0003_admits_not_selected_and_its_downgrade_keeps_the_rows(databases) ->
                 conn.exec_driver_sql("UPDATE metric_runs SET state = 'not_selected'")
     finally:
         engine.dispose()
-    assert db.migrate(url) == db.head_revision() == "0003"
+    assert db.migrate(url) == db.head_revision() == db.HEAD_REVISION

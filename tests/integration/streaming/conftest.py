@@ -14,8 +14,11 @@ from tests.support.streaming import (
     GENERATE,
     START,
     Prepared,
+    Replayed,
     compute_batch,
+    finish,
     prepare_home,
+    start_stream,
     udf,
 )
 from udf.home import Home
@@ -45,3 +48,12 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, workload: Path) -> Iterat
         yield Prepared(root, template.root, workload, manifest, dates)
 
 
+
+
+@pytest.fixture(scope="session")
+def replayed(prepared: Prepared) -> Replayed:
+    """The prepared home after one whole ``udf stream replay`` (its own process): the stream
+    rows beside the batch's. Tests that only read it share it; others copy it first."""
+    home = prepared.home("replay")
+    out = finish(start_stream(home, "replay"), home, "replay", timeout=1200)
+    return Replayed(prepared, home, out)

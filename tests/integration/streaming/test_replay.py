@@ -13,10 +13,9 @@ import pytest
 from tests.support.streaming import (
     SPAM_CAP,
     Prepared,
+    Replayed,
     assert_stream_equals_batch,
-    finish,
     progress,
-    start_stream,
 )
 
 pytestmark = [pytest.mark.flink, pytest.mark.spark, pytest.mark.slow]
@@ -33,9 +32,8 @@ def test_the_workload_has_every_edge_case(prepared: Prepared) -> None:
     assert any(len(e["periods"]) > 1 for e in m["experiments"])  # a period after a re-ramp
 
 
-def test_replay_rows_equal_batch(prepared: Prepared) -> None:
-    home = prepared.home("replay")
-    out = finish(start_stream(home, "replay"), home, "replay", timeout=1200)
+def test_replay_rows_equal_batch(prepared: Prepared, replayed: Replayed) -> None:
+    home, out = replayed.home, replayed.output
 
     stream = assert_stream_equals_batch(home, prepared.dates)
     rows = list(stream.values())
