@@ -82,7 +82,7 @@ def evaluate_alerts(
         return report
     plan = plan_alerts(store.experiments(), store.metrics(), settings)
     rows = list(rows)
-    looks = judge(select_pairs(rows, plan)) + health_looks(rows, plan)
+    looks = judge(select_pairs(rows, plan), settings.min_units) + health_looks(rows, plan)
     report.looks = len(looks)
 
     def compose(change: AlertChange) -> list[Any]:
