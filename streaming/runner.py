@@ -279,9 +279,7 @@ class Runner:
     def _pace(self, first: bool = False) -> Any:
         """Feed what the pacer allows now (at least one record the first time)."""
         assert self.pacer is not None
-        limit = self.pacer.allowance()
-        if first:
-            limit = max(1, limit)
+        limit = 1 if first else self.pacer.allowance()
         if limit <= 0 or self._fed_all:
             return None
         fed = self.feed.publish(limit=limit)
@@ -292,12 +290,21 @@ class Runner:
         return fed
 
     def _pace_or_drain(self, client: Any) -> None:
-        """A paced replay's tick: feed more, or once all is fed and read, drain the job."""
+        """A paced replay's tick: feed more, or once all is fed and read, drain the job.
+
+        The pace starts once the job has read its first record (the first round holds one):
+        Flink takes 10-30 s to start, and a pace counted from before would burst.
+        """
+        assert self.pacer is not None
+        read = progress_mod.read(self.state.progress)["topics"]
+        if self.pacer.started is None:
+            if not any(t.get("records", 0) for t in read.values()):
+                return
+            self.pacer.allowance()  # starts its clock
         self._pace()
         if not self._fed_all or self._draining:
             return
         fed = {t: sum(r.lines.get(t, 0) for r in self.feed.rounds()) for t in self.feed.topics}
-        read = progress_mod.read(self.state.progress)["topics"]
         if all(read.get(t, {}).get("records", 0) >= n for t, n in fed.items()):
             self._draining = True
             self.echo("all fed and read: draining")

@@ -207,3 +207,29 @@ def test_a_20_percent_drop_is_caught_within_20_looks() -> None:
         first = np.where((first == 0) & alerting, k, first)
     assert (first > 0).mean() >= 0.99
     assert np.median(first) <= 4
+
+
+def test_a_look_below_min_units_leaves_the_state_alone() -> None:
+    rng = np.random.default_rng(4)
+    c, t = rng.poisson(3.0, 150).astype(float), rng.poisson(1.5, 150).astype(float)  # -50%
+    [small] = judge([pair(c, t)], min_units=200)
+    assert small.state is None and small.found.moved == "decrease"  # found, not judged
+    [judged] = judge([pair(c, t)], min_units=150)
+    assert judged.state == "alerting"
+
+
+def test_stream_rows_use_the_experiments_method_else_the_alerts_default() -> None:
+    from streaming.alerts.rules import DEFAULT_METHOD, realtime_analysis, realtime_method
+
+    assert DEFAULT_METHOD == "msprt"
+    assert realtime_method(None) == realtime_method({}) == realtime_method({"sequential": "none"})
+    assert realtime_method({}) == method_for({}) == "msprt"  # one default for rows and alerts
+    for chosen in ("confidence_sequence", "obrien_fleming", "gamblers_ruin"):
+        assert realtime_method({"sequential": chosen}) == chosen
+    assert method_for({"sequential": "obrien_fleming"}) == "msprt"  # alerts: always valid only
+    analysis = {"a": {"alpha": 0.1}, "b": {"sequential": "pocock", "looks": 5}}
+    assert realtime_analysis(analysis) == {
+        "a": {"alpha": 0.1, "sequential": "msprt"},
+        "b": {"sequential": "pocock", "looks": 5},
+    }
+    assert analysis["a"] == {"alpha": 0.1}  # not changed in place
