@@ -88,6 +88,7 @@ class StreamState:
 class SavedPlan:
     plan: StreamPlan
     max_days: int
+    rate: float | None = None  # a paced replay's rate: its resume is paced too (same job graph)
 
 
 @dataclass
@@ -109,6 +110,7 @@ class Runner:
         self.pacer = Pacer(self.rate) if self.rate is not None and self.paced else None
         self._fed_all = False
         self._draining = False
+        self._resumed = False
         self._caught_up: tuple[float, int] | None = None
         self.snapshots = PeriodSnapshots(self.state.periods)
 
@@ -130,6 +132,8 @@ class Runner:
         snapshot = None if fresh else self.state.latest_snapshot()
         if snapshot is not None and self.state.plan_file.exists():
             saved: SavedPlan = pickle.loads(self.state.plan_file.read_bytes())
+            self._resume_pace(getattr(saved, "rate", None))
+            self._resumed = True
             self.feed.prepare()
             self.echo(f"resuming from {snapshot.name} ({snapshot})")
             return saved, snapshot
@@ -142,9 +146,18 @@ class Runner:
         fed = self._pace(first=True) if self.paced else self.feed.publish()
         if fed is None and not self.follow:
             raise InputError(f"the archive {self.home.archive} holds no records: import data first")
-        saved = SavedPlan(plan, self._max_days(periods))
+        saved = SavedPlan(plan, self._max_days(periods), self.rate if self.paced else None)
         self.state.plan_file.write_bytes(pickle.dumps(saved))
         return saved, None
+
+    def _resume_pace(self, rate: float | None) -> None:
+        """Resume a replay as it was started: paced (a source that follows) or not (bounded)."""
+        if self.mode != "replay" or rate == self.rate:
+            return
+        self.echo(f"resuming with the rate it was started with: {rate or 'none'}")
+        self.rate = rate
+        self.feed.count_lines = self.paced
+        self.pacer = Pacer(rate) if rate is not None else None
 
     def _max_days(self, periods: dict[Any, int]) -> int:
         """Dates one period spans (+ room for re-ramps in a run): the day offsets a record needs."""
@@ -298,7 +311,8 @@ class Runner:
         assert self.pacer is not None
         read = progress_mod.read(self.state.progress)["topics"]
         if self.pacer.started is None:
-            if not any(t.get("records", 0) for t in read.values()):
+            # (a resumed job reports nothing until it reads something new: pace at once)
+            if not self._resumed and not any(t.get("records", 0) for t in read.values()):
                 return
             self.pacer.allowance()  # starts its clock
         self._pace()

@@ -9,6 +9,7 @@ at as often alerts several times more), and so is the power to catch a 20% drop.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 import numpy as np
 import pytest
@@ -233,3 +234,22 @@ def test_stream_rows_use_the_experiments_method_else_the_alerts_default() -> Non
         "b": {"sequential": "pocock", "looks": 5},
     }
     assert analysis["a"] == {"alpha": 0.1}  # not changed in place
+
+
+def test_the_stream_changes_a_state_only_when_two_consecutive_looks_agree() -> None:
+    from metadata.records import AlertKey, AlertLook, Findings
+    from streaming.alerts.stream import Confirm
+
+    key = AlertKey("exp", "treatment", "clicks", 0, "", "")
+
+    def look(units: int, state: str | None) -> AlertLook:
+        found = Findings(day=date(2026, 1, 1), units=units, method="msprt", alpha=0.05)
+        return AlertLook(key, state, found)
+
+    confirm = Confirm()
+    seen = [confirm([look(u, s)])[0].state for u, s in (
+        (300, "ok"), (350, "alerting"), (400, "ok"), (450, "alerting"), (450, "alerting"),
+        (500, "alerting"), (550, "alerting"), (600, None), (650, "ok"), (700, "ok"),
+    )]  # fmt: skip
+    # the repeated look at 450 units is the same look, not a second one that agrees
+    assert seen == [None, None, None, None, None, "alerting", "alerting", None, None, "ok"]
