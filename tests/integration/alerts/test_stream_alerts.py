@@ -9,6 +9,7 @@ the webhook to a local HTTP server, both in this process; the pipeline runs in i
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,16 @@ def test_a_20_percent_drop_alerts_once_and_an_aa_never_over_20_looks(
         r for r in rows if (r.experiment, r.group, r.metric) == (AA, "treatment", "clicks")
     ]
     assert placebo.seq_decision == "continue"
+
+    # exactly once: a second (unpaced) replay rewrites the same rows, never adds to them,
+    # and its looks are no news: no change of state, no message
+    before = {r.key(): r for r in rows}
+    finish(start_stream(home, "replay"), home, "replay", timeout=600)
+    with open_store(home, load_settings(home, {})) as rows_store:
+        again = {r.key(): r for r in rows_store.read(source="stream", metric_type="aggregated")}
+    assert again.keys() == before.keys()
+    for key, row in again.items():
+        assert replace(row, computed_at=0) == replace(before[key], computed_at=0), key
+    assert len(smtp.received) == 1 and len(webhook.posts) == 1
+    with MetadataStore.for_home(home) as store:
+        assert sorted(s.changes for s in store.alert_states()) == [0, 1]
