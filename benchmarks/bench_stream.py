@@ -87,12 +87,12 @@ def baseline(home: Path) -> float:
             f"'path' = '{path}', 'format' = 'raw', 'source.path.regex-pattern' = '.*\\.jsonl')"
         )
     t_env.execute_sql(
-        "CREATE TEMPORARY TABLE out (experiment STRING, grp STRING, event_type STRING, c BIGINT) "
+        "CREATE TEMPORARY TABLE group_counts (experiment STRING, grp STRING, event_type STRING, c BIGINT) "
         "WITH ('connector' = 'blackhole')"
     )
     started = time.perf_counter()
     t_env.execute_sql(
-        "INSERT INTO out SELECT a.experiment, a.grp, e.event_type, COUNT(*) FROM "
+        "INSERT INTO group_counts SELECT a.experiment, a.grp, e.event_type, COUNT(*) FROM "
         "(SELECT CAST(JSON_VALUE(line, '$.user_id') AS BIGINT) AS user_id, "
         " JSON_VALUE(line, '$.event_type') AS event_type FROM raw_events) e JOIN "
         "(SELECT DISTINCT CAST(JSON_VALUE(line, '$.user_id') AS BIGINT) AS user_id, "

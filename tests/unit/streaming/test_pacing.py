@@ -99,7 +99,7 @@ def test_a_paced_feed_takes_the_time_the_rate_says_in_event_time_order(
     assert feed.publish(limit=10) is None  # nothing left
 
 
-def test_the_rate_holds_in_real_time(home: Home, tmp_path: Path) -> None:
+def test_the_rate_is_never_exceeded_in_real_time(home: Home, tmp_path: Path) -> None:
     total = _workload(home, tmp_path)
     feed = Feed(home.root / "feed", home.archive, count_lines=True)
     feed.prepare()
@@ -116,4 +116,6 @@ def test_the_rate_holds_in_real_time(home: Home, tmp_path: Path) -> None:
             fed += sum(r.lines.values())
             pacer.took(sum(r.lines.values()))
     seconds = time.monotonic() - started
-    assert abs(total / seconds - 400.0) <= 40.0, seconds
+    # never faster than the rate (the fake clock test checks it is reached within 10%;
+    # here a busy machine may feed slower: publishing a round takes time too)
+    assert total / seconds <= 400.0 * 1.1, seconds
