@@ -136,11 +136,13 @@ class Feed:
                 else:
                     hidden.unlink()
 
-    def publish(self) -> Round | None:
+    def publish(self, limit: int | None = None) -> Round | None:
         """Feed every committed archive byte not fed yet as one new round (None: nothing new).
 
         Records appended to an hour that ended more than ``lateness_ms`` before the newest hour
         fed in an earlier round are counted as *late* (a replay's single round has none).
+        With ``limit`` (a paced replay, :mod:`streaming.pacing`) the round holds at most that
+        many records, the oldest hours first.
         """
         done = self.offsets()
         newest = max((_hour_start(rel) for _, rel in done), default=None)
@@ -150,6 +152,10 @@ class Feed:
                 start = done.get((topic, rel), 0)
                 if size > start:
                     chunks.append(Chunk(topic, rel, start, size))
+        if limit is not None:
+            from streaming.pacing import take_lines
+
+            chunks = take_lines(self.archive, chunks, limit)[0]
         if not chunks:
             return None
         number = max((r.number for r in self.rounds()), default=0) + 1

@@ -18,6 +18,7 @@ from typing import Any
 
 from metadata.periods import DAY_MS
 from metric_types.plan import MetricPlan, Value
+from results.analysis import look_of
 from results.schema import ResultRow
 from streaming.plan import METRIC_TYPE, StreamPlan
 
@@ -65,7 +66,8 @@ def result_rows(
                 extra = {"den_sum": ds, "den_sum_sq": dss, "sum_xy": float(xy)}
             row = ResultRow(
                 experiment=experiment, group=grp, metric=m.name, metric_type=METRIC_TYPE,
-                period_start=start, period_end=end, date=day, day_in=0, segment=segment,
+                period_start=start, period_end=end, date=day, day_in=0, look=look_of(day, start),
+                segment=segment,
                 segment_value=value, exposed=n, volume=int(num[0]), propensity=int(num[1]),
                 n=n, sum=s, sum_sq=ss, **extra, source="stream", computed_at=computed_at,
             )  # fmt: skip

@@ -11,6 +11,10 @@ the checkpoints, the plan it was started with, the progress files and the dead l
 * **Replay** copies every committed archive byte into the feed once, then runs a bounded
   job that ends when it has read them all. A finished replay removes its feed and
   checkpoints; the next replay starts afresh.
+* **Paced replay** (``rate``): the feed releases the archive at ``rate`` records/s in
+  event-time order (:mod:`streaming.pacing`) to a source that follows the feed; once all is
+  fed and read, the job is stopped with a drain (``stop-with-savepoint --drain``: the end of
+  event time, so every key is flushed one last time) and cleaned up like a replay.
 * **Run** feeds new imports every ``feed_interval_seconds`` and republishes the periods every
   ``periods_interval_seconds``, until :meth:`Runner.stop` (SIGTERM, Ctrl-C): the job is
   stopped with a savepoint that the next run resumes from.
@@ -31,6 +35,7 @@ from typing import Any
 from metadata.periods import DAY_MS
 from streaming import progress as progress_mod
 from streaming.feed import Feed
+from streaming.pacing import TICK_SECONDS, Pacer
 from streaming.pipeline import PipelineConfig
 from streaming.plan import StreamPlan, load_plan
 from streaming.snapshot import PeriodSnapshots, current_periods
@@ -83,6 +88,7 @@ class StreamState:
 class SavedPlan:
     plan: StreamPlan
     max_days: int
+    rate: float | None = None  # a paced replay's rate: its resume is paced too (same job graph)
 
 
 @dataclass
@@ -91,20 +97,30 @@ class Runner:
     settings: Settings
     mode: str  # replay | run
     echo: Echo = field(default=lambda _: None)
+    rate: float | None = None  # a paced replay: records/s (streaming.pacing)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.state = StreamState.of(self.home, self.mode)
         lateness = round(self.settings.stream.lateness_seconds * 1000)
         self.feed = Feed(
-            self.state.feed, self.home.archive, lateness_ms=lateness, count_lines=self.follow
-        )
+            self.state.feed, self.home.archive, lateness_ms=lateness,
+            count_lines=self.follow or self.paced,
+        )  # fmt: skip
+        self.pacer = Pacer(self.rate) if self.rate is not None and self.paced else None
+        self._fed_all = False
+        self._draining = False
+        self._resumed = False
         self._caught_up: tuple[float, int] | None = None
         self.snapshots = PeriodSnapshots(self.state.periods)
 
     @property
     def follow(self) -> bool:
         return self.mode == "run"
+
+    @property
+    def paced(self) -> bool:
+        return self.mode == "replay" and self.rate is not None
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,6 +132,8 @@ class Runner:
         snapshot = None if fresh else self.state.latest_snapshot()
         if snapshot is not None and self.state.plan_file.exists():
             saved: SavedPlan = pickle.loads(self.state.plan_file.read_bytes())
+            self._resume_pace(getattr(saved, "rate", None))
+            self._resumed = True
             self.feed.prepare()
             self.echo(f"resuming from {snapshot.name} ({snapshot})")
             return saved, snapshot
@@ -125,12 +143,21 @@ class Runner:
         periods = current_periods(self.home, self.settings.window_ms)
         self.snapshots.publish(periods)
         self.feed.prepare()
-        fed = self.feed.publish()
+        fed = self._pace(first=True) if self.paced else self.feed.publish()
         if fed is None and not self.follow:
             raise InputError(f"the archive {self.home.archive} holds no records: import data first")
-        saved = SavedPlan(plan, self._max_days(periods))
+        saved = SavedPlan(plan, self._max_days(periods), self.rate if self.paced else None)
         self.state.plan_file.write_bytes(pickle.dumps(saved))
         return saved, None
+
+    def _resume_pace(self, rate: float | None) -> None:
+        """Resume a replay as it was started: paced (a source that follows) or not (bounded)."""
+        if self.mode != "replay" or rate == self.rate:
+            return
+        self.echo(f"resuming with the rate it was started with: {rate or 'none'}")
+        self.rate = rate
+        self.feed.count_lines = self.paced
+        self.pacer = Pacer(rate) if rate is not None else None
 
     def _max_days(self, periods: dict[Any, int]) -> int:
         """Dates one period spans (+ room for re-ramps in a run): the day offsets a record needs."""
@@ -170,10 +197,10 @@ class Runner:
             checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
-            follow=self.follow, state_ttl_ms=ttl, on_rows=stream.rows_hook,
+            follow=self.follow or self.paced, state_ttl_ms=ttl, on_rows=stream.rows_hook,
         )  # fmt: skip
         source = ArchiveFeedSource(
-            self.feed, self.state.periods, follow=self.follow,
+            self.feed, self.state.periods, follow=self.follow or self.paced,
             monitor_seconds=stream.monitor_seconds,
         )  # fmt: skip
         env, t_env = pipeline.environment(cfg)
@@ -188,6 +215,7 @@ class Runner:
         if self.mode == "replay" and status == "FINISHED":
             shutil.rmtree(self.state.feed, ignore_errors=True)
             shutil.rmtree(self.state.checkpoints, ignore_errors=True)
+            shutil.rmtree(self.state.savepoints, ignore_errors=True)  # a paced replay's drain
             self.state.plan_file.unlink(missing_ok=True)
         return report
 
@@ -206,6 +234,9 @@ class Runner:
                 self.feed.publish()
                 self._retire(client)
                 next_feed = now + stream.feed_interval_seconds
+            if self.paced and now >= next_feed:
+                self._pace_or_drain(client)
+                next_feed = now + TICK_SECONDS
             if self.follow and now >= next_periods:
                 self._republish(saved)
                 next_periods = now + stream.periods_interval_seconds
@@ -213,7 +244,7 @@ class Runner:
                 self.echo(progress_mod.line(self._progress()))
                 self._prune(client)
                 next_echo = now + 5
-            self._stop.wait(0.5)
+            self._stop.wait(TICK_SECONDS if self.paced else 0.5)
         if status == "FAILED":
             raise StreamError(f"the Flink job failed: {_failure(client)}")
         self.echo(progress_mod.line(self._progress()))
@@ -258,6 +289,42 @@ class Runner:
             self.feed.retire(last)
             self._caught_up = None
 
+    def _pace(self, first: bool = False) -> Any:
+        """Feed what the pacer allows now (at least one record the first time)."""
+        assert self.pacer is not None
+        limit = 1 if first else self.pacer.allowance()
+        if limit <= 0 or self._fed_all:
+            return None
+        fed = self.feed.publish(limit=limit)
+        if fed is None:
+            self._fed_all = True
+            return None
+        self.pacer.took(sum(fed.lines.values()))
+        return fed
+
+    def _pace_or_drain(self, client: Any) -> None:
+        """A paced replay's tick: feed more, or once all is fed and read, drain the job.
+
+        The pace starts once the job has read its first record (the first round holds one):
+        Flink takes 10-30 s to start, and a pace counted from before would burst.
+        """
+        assert self.pacer is not None
+        read = progress_mod.read(self.state.progress)["topics"]
+        if self.pacer.started is None:
+            # (a resumed job reports nothing until it reads something new: pace at once)
+            if not self._resumed and not any(t.get("records", 0) for t in read.values()):
+                return
+            self.pacer.allowance()  # starts its clock
+        self._pace()
+        if not self._fed_all or self._draining:
+            return
+        fed = {t: sum(r.lines.get(t, 0) for r in self.feed.rounds()) for t in self.feed.topics}
+        if all(read.get(t, {}).get("records", 0) >= n for t, n in fed.items()):
+            self._draining = True
+            self.echo("all fed and read: draining")
+            target = self.state.savepoints.absolute().as_uri()
+            threading.Thread(target=_drain, args=(client, target), daemon=True).start()
+
     def _progress(self) -> dict[str, Any]:
         late = self.feed.late() if self.state.feed.exists() else {}
         return progress_mod.read(self.state.progress, late)
@@ -299,6 +366,17 @@ def _stop_with_savepoint(client: Any, target: str) -> str:
     formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
     future = client._j_job_client.stopWithSavepoint(False, target, formats.CANONICAL)
     return str(future.get())
+
+
+def _drain(client: Any, target: str) -> None:
+    """Stop with a savepoint after the end of event time (every timer fires, every key flushes)."""
+    from pyflink.java_gateway import get_gateway
+
+    formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
+    try:
+        client._j_job_client.stopWithSavepoint(True, target, formats.CANONICAL).get()
+    except Exception as exc:  # the job's status says what happened; the watcher reports it
+        log.warning("stream.drain_failed", error=str(exc).splitlines()[0])
 
 
 def _status(client: Any) -> str:

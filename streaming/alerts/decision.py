@@ -67,8 +67,11 @@ def select_pairs(rows: Iterable[ResultRow], plan: AlertPlan) -> list[Pair]:
     return pairs
 
 
-def judge(pairs: Sequence[Pair]) -> list[AlertLook]:
-    """The look at each pair: its state (None without inference) and what it found."""
+def judge(pairs: Sequence[Pair], min_units: int = 2) -> list[AlertLook]:
+    """The look at each pair: its state (None without inference) and what it found.
+
+    A pair whose smaller group has fewer than ``min_units`` users allows no inference yet.
+    """
     from stats.codes import Code
     from stats.lift import _NO_INFERENCE
 
@@ -92,7 +95,8 @@ def judge(pairs: Sequence[Pair]) -> list[AlertLook]:
             lift = columns["lift_abs"][j]
             moved = ("decrease" if lift < 0 else "increase") if reject[j] else ""
             state: str | None = None
-            if code not in _NO_INFERENCE:
+            smaller = min(int(treatment.n), int(control.n) if control else 0)
+            if code not in _NO_INFERENCE and smaller >= min_units:
                 alarming = bool(moved) and watch.direction in ("any", moved)
                 state = "alerting" if alarming else "ok"
             found = Findings(

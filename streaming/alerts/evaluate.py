@@ -10,7 +10,7 @@ retries deliveries.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from streaming.alerts.messages import outgoing
 from streaming.alerts.rules import plan_alerts
 
 if TYPE_CHECKING:
-    from metadata.records import AlertChange
+    from metadata.records import AlertChange, AlertLook
     from metadata.repository import MetadataStore
     from results.schema import ResultRow
     from udf.config.alerts import AlertSettings
@@ -67,6 +67,7 @@ def evaluate_alerts(
     send: Sender | None = None,
     post: Poster | None = None,
     holder: str | None = None,
+    confirm: Callable[[list[AlertLook]], list[AlertLook]] | None = None,
 ) -> AlertReport:
     """Judge the watched comparisons in ``rows``, record changes once, deliver their messages.
 
@@ -74,6 +75,8 @@ def evaluate_alerts(
     SMTP server and to HTTP POSTs with its timeout; ``holder`` names this evaluator in the
     delivery leases (host, pid and a random suffix by default). Times come from the store's
     clock. Safe to call from several processes at once and again after a restart.
+    ``confirm`` may withhold a look's state (set it to None) before it is recorded: the
+    stream's sink requires two consecutive looks to agree (:mod:`.stream`).
     """
     from udf.framework.leases import default_holder
 
@@ -82,7 +85,10 @@ def evaluate_alerts(
         return report
     plan = plan_alerts(store.experiments(), store.metrics(), settings)
     rows = list(rows)
-    looks = judge(select_pairs(rows, plan)) + health_looks(rows, plan)
+    looks = judge(select_pairs(rows, plan), settings.min_units)
+    if confirm is not None:
+        looks = confirm(looks)
+    looks += health_looks(rows, plan)
     report.looks = len(looks)
 
     def compose(change: AlertChange) -> list[Any]:

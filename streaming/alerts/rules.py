@@ -53,6 +53,22 @@ def method_for(analysis: dict[str, Any] | None) -> str:
     return chosen if chosen in ALWAYS_VALID else DEFAULT_METHOD
 
 
+def realtime_method(analysis: dict[str, Any] | None) -> str:
+    """The sequential method of a stream row: the experiment's own, else :data:`DEFAULT_METHOD`.
+
+    Stream rows are looked at whenever the sink writes, so an experiment that names no method
+    gets the always-valid default (the one the alerts use); one that names a method keeps it,
+    as its batch rows do.
+    """
+    chosen = (analysis or {}).get("sequential", "none")
+    return DEFAULT_METHOD if chosen == "none" else str(chosen)
+
+
+def realtime_analysis(analysis: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each experiment's analysis settings for stream rows (:func:`realtime_method`)."""
+    return {e: {**a, "sequential": realtime_method(a)} for e, a in analysis.items()}
+
+
 def plan_alerts(
     experiments: Sequence[ExperimentInfo], metrics: Sequence[MetricInfo], settings: AlertSettings
 ) -> AlertPlan:

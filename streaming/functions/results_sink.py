@@ -18,8 +18,12 @@ the latest event time (a day is written once the data reached it: no rows for da
 have not happened yet) and the event types seen (each is a default metric). It also writes
 the progress file the command line prints.
 
-Hook for alerts: ``on_rows`` (a ``module:function`` name) is called with the experiment,
-the date and the compared rows after each write.
+Comparisons: the experiment's analysis settings, with its sequential method for a
+real-time look (:func:`streaming.alerts.rules.realtime_method`: the experiment's own, else
+the always-valid mSPRT). Alerts: each write is a look, judged by
+:class:`streaming.alerts.stream.StreamAlerts` (experiments with a watched metric only).
+Another hook, ``on_rows`` (a ``module:function`` name), is called with the experiment, the
+date and the compared rows after each write.
 """
 
 from __future__ import annotations
@@ -80,6 +84,11 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         self.rows_written = 0
         self.last_progress = 0.0
         self.registered: set[str] = set()
+        from streaming.alerts.rules import realtime_analysis
+        from streaming.alerts.stream import StreamAlerts
+
+        self.analysis = realtime_analysis(self.plan.analysis)
+        self.alerts = StreamAlerts(self.home, self.settings.alerts)
         self.hook: RowsHook | None = None
         if self.on_rows:
             module, _, name = self.on_rows.partition(":")
@@ -140,12 +149,13 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         computed_at = int(time.time() * 1000)
         totals = {tuple(json.loads(k)): v for k, v in self.totals.items()}
         rows = result_rows(experiment, d, totals, self.plan, metrics, computed_at)
-        rows = compare_groups(rows, self.plan.controls, self.plan.analysis)
+        rows = compare_groups(rows, self.plan.controls, self.analysis)
         names = tuple(sorted({m.name for m in metrics}))
         day = day_of(d)
         self.rows_written += self.store.replace(
             Slice("stream", METRIC_TYPE, day, names, (experiment,)), rows
         )
+        self.alerts.look(experiment, day.isoformat(), rows)
         if self.hook is not None:
             self.hook(experiment, day.isoformat(), rows)
 

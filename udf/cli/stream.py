@@ -17,7 +17,7 @@ def command() -> None:
     """Real-time metrics on Flink: replay the archive, or follow imports as they come."""
 
 
-def _runner(home: Home, mode: str, fmt: str) -> Any:
+def _runner(home: Home, mode: str, fmt: str, rate: float | None = None) -> Any:
     from streaming.runner import Runner
     from udf.settings import load_settings
 
@@ -25,7 +25,7 @@ def _runner(home: Home, mode: str, fmt: str) -> Any:
         if fmt != "json":
             click.echo(f"[{mode}] {text}", err=True)
 
-    return Runner(home.ensure(), load_settings(home), mode, echo=echo)
+    return Runner(home.ensure(), load_settings(home), mode, echo=echo, rate=rate)
 
 
 def _summary(report: dict[str, Any], fmt: str) -> None:
@@ -43,15 +43,23 @@ def _summary(report: dict[str, Any], fmt: str) -> None:
 
 @command.command(name="replay")
 @click.option("--fresh", is_flag=True, help="Start from the beginning, not the last checkpoint.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="EVENTS_PER_S",
+    help="Feed the archive at this many records/s, oldest first (a load test).",
+)
 @format_option
 @pass_home
-def replay(home: Home, fresh: bool, fmt: str) -> None:
+def replay(home: Home, fresh: bool, rate: float | None, fmt: str) -> None:
     """Run the pipeline over the whole archive, then stop.
 
     Writes stream rows (aggregated, source=stream) for every date the data reaches. A replay
-    that was killed resumes from its last checkpoint when run again.
+    that was killed resumes from its last checkpoint when run again. With --rate the archive
+    is fed at that pace, like live traffic, and the sink writes as it goes.
     """
-    runner = _runner(home, "replay", fmt)
+    runner = _runner(home, "replay", fmt, rate)
     _summary(runner.execute(fresh=fresh), fmt)
 
 

@@ -91,7 +91,10 @@ class AlertSettings(StrictModel):
 
     ``recipients`` hear about every alert; ``webhooks`` maps a name (used by the catalog's
     rules) to a URL that gets each alert as an HTTP POST of JSON. A delivery that fails is
-    tried again at the next evaluation, ``max_attempts`` times in all.
+    tried again at the next evaluation, ``max_attempts`` times in all. A look is judged only
+    once each of its two groups has ``min_units`` users: the always-valid tests are
+    large-sample approximations, and the first minutes of an experiment hold a handful of
+    users (docs/streaming.md#alerts).
     """
 
     enabled: bool = True
@@ -101,3 +104,4 @@ class AlertSettings(StrictModel):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     max_attempts: PositiveInt = 5
     webhook_timeout_seconds: PositiveFloat = 10.0
+    min_units: int = Field(default=200, ge=2)

@@ -9,6 +9,7 @@ at as often alerts several times more), and so is the power to catch a 20% drop.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 import numpy as np
 import pytest
@@ -207,3 +208,48 @@ def test_a_20_percent_drop_is_caught_within_20_looks() -> None:
         first = np.where((first == 0) & alerting, k, first)
     assert (first > 0).mean() >= 0.99
     assert np.median(first) <= 4
+
+
+def test_a_look_below_min_units_leaves_the_state_alone() -> None:
+    rng = np.random.default_rng(4)
+    c, t = rng.poisson(3.0, 150).astype(float), rng.poisson(1.5, 150).astype(float)  # -50%
+    [small] = judge([pair(c, t)], min_units=200)
+    assert small.state is None and small.found.moved == "decrease"  # found, not judged
+    [judged] = judge([pair(c, t)], min_units=150)
+    assert judged.state == "alerting"
+
+
+def test_stream_rows_use_the_experiments_method_else_the_alerts_default() -> None:
+    from streaming.alerts.rules import DEFAULT_METHOD, realtime_analysis, realtime_method
+
+    assert DEFAULT_METHOD == "msprt"
+    assert realtime_method(None) == realtime_method({}) == realtime_method({"sequential": "none"})
+    assert realtime_method({}) == method_for({}) == "msprt"  # one default for rows and alerts
+    for chosen in ("confidence_sequence", "obrien_fleming", "gamblers_ruin"):
+        assert realtime_method({"sequential": chosen}) == chosen
+    assert method_for({"sequential": "obrien_fleming"}) == "msprt"  # alerts: always valid only
+    analysis = {"a": {"alpha": 0.1}, "b": {"sequential": "pocock", "looks": 5}}
+    assert realtime_analysis(analysis) == {
+        "a": {"alpha": 0.1, "sequential": "msprt"},
+        "b": {"sequential": "pocock", "looks": 5},
+    }
+    assert analysis["a"] == {"alpha": 0.1}  # not changed in place
+
+
+def test_the_stream_changes_a_state_only_when_two_consecutive_looks_agree() -> None:
+    from metadata.records import AlertKey, AlertLook, Findings
+    from streaming.alerts.stream import Confirm
+
+    key = AlertKey("exp", "treatment", "clicks", 0, "", "")
+
+    def look(units: int, state: str | None) -> AlertLook:
+        found = Findings(day=date(2026, 1, 1), units=units, method="msprt", alpha=0.05)
+        return AlertLook(key, state, found)
+
+    confirm = Confirm()
+    seen = [confirm([look(u, s)])[0].state for u, s in (
+        (300, "ok"), (350, "alerting"), (400, "ok"), (450, "alerting"), (450, "alerting"),
+        (500, "alerting"), (550, "alerting"), (600, None), (650, "ok"), (700, "ok"),
+    )]  # fmt: skip
+    # the repeated look at 450 units is the same look, not a second one that agrees
+    assert seen == [None, None, None, None, None, "alerting", "alerting", None, None, "ok"]
