@@ -1,0 +1,151 @@
+"""The streaming operations DAGs: ``udf_stream_supervisor`` and ``udf_stream_upgrade``.
+
+Thin tasks over :mod:`streaming.supervisor` (docs/streaming.md, "Operations"); the home comes
+from ``$UDF_HOME`` and the Flink session cluster is the home's (``udf flink up``).
+
+``udf_stream_supervisor`` (every 5 minutes, one run at a time): revive a dead TaskManager of
+the local cluster, deploy the streaming jobs that are not running, check each job's health
+over Flink's REST API (state, last checkpoint's age, restarts, exceptions, backpressure),
+resubmit failed jobs from their newest checkpoint, wait for them to run again in a
+reschedule-mode sensor (no worker slot held while waiting), and email the alert recipients
+about jobs that could not be recovered.
+
+``udf_stream_upgrade`` (triggered, e.g. after deploying new code): stop a job with a
+savepoint, wait for the savepoint (reschedule-mode sensor), redeploy from it, wait until it
+runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+POKE_SECONDS = 30
+WAIT_TIMEOUT = timedelta(minutes=30)
+
+
+def _home() -> Any:
+    from udf.home import Home
+
+    return Home.resolve()
+
+
+@dag(
+    dag_id="udf_stream_supervisor",
+    description="Deploy and supervise the streaming jobs on the Flink session cluster",
+    schedule="*/5 * * * *",
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    tags=["udf", "streaming", "flink"],
+    params={
+        "modes": Param(["run"], type="array", description="Streaming jobs to keep deployed"),
+        "max_attempts": Param(3, type="integer", minimum=1,
+                              description="Recoveries in a row before the owners are alerted"),
+        "max_checkpoint_age_seconds": Param(600, type="number", minimum=1,
+                                            description="A running job older than this: stale"),
+    },  # fmt: skip
+    default_args={"owner": "udf", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    doc_md=__doc__,
+)
+def udf_stream_supervisor() -> None:
+    @task
+    def revive_taskmanager() -> int | None:
+        from streaming import supervisor
+
+        return supervisor.revive(_home())
+
+    @task
+    def deploy() -> list[dict[str, Any]]:
+        from streaming import supervisor
+
+        modes = tuple(get_current_context()["params"]["modes"])
+        return supervisor.deploy(_home(), modes)
+
+    @task
+    def check() -> list[dict[str, Any]]:
+        from streaming import supervisor
+
+        params = get_current_context()["params"]
+        return supervisor.check(_home(), float(params["max_checkpoint_age_seconds"]))
+
+    @task
+    def recover(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from streaming import supervisor
+
+        attempts = int(get_current_context()["params"]["max_attempts"])
+        return [supervisor.recover(_home(), r["mode"], attempts)
+                for r in reports if r["action"] == "restart"]  # fmt: skip
+
+    @task.sensor(poke_interval=POKE_SECONDS, timeout=WAIT_TIMEOUT, mode="reschedule")
+    def wait_recovered(outcomes: list[dict[str, Any]]) -> PokeReturnValue:
+        from streaming import supervisor
+
+        modes = [o["mode"] for o in outcomes if o["outcome"] == "resubmitted"]
+        done = all(supervisor.running(_home(), mode) for mode in modes)
+        return PokeReturnValue(is_done=done, xcom_value=modes)
+
+    @task(trigger_rule="all_done")
+    def alert_owners(outcomes: list[dict[str, Any]] | None) -> list[str]:
+        from streaming import supervisor
+
+        failures = [o for o in outcomes or [] if o["outcome"] == "unrecoverable"]
+        return supervisor.alert_owners(_home(), failures)
+
+    revived = revive_taskmanager()
+    deployed = deploy()
+    reports = check()
+    revived >> deployed >> reports
+    outcomes = recover(reports)
+    wait_recovered(outcomes) >> alert_owners(outcomes)
+
+
+@dag(
+    dag_id="udf_stream_upgrade",
+    description="Stop a streaming job with a savepoint and redeploy it from that savepoint",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    tags=["udf", "streaming", "flink"],
+    params={"mode": Param("run", enum=["run", "replay"], description="The job to upgrade")},
+    default_args={"owner": "udf", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    doc_md=__doc__,
+)
+def udf_stream_upgrade() -> None:
+    @task
+    def stop_with_savepoint() -> dict[str, Any]:
+        from streaming import supervisor
+
+        return supervisor.trigger_upgrade(_home(), get_current_context()["params"]["mode"])
+
+    @task.sensor(poke_interval=POKE_SECONDS, timeout=WAIT_TIMEOUT, mode="reschedule")
+    def wait_savepoint(stopped: dict[str, Any]) -> PokeReturnValue:
+        from streaming import supervisor
+
+        location = supervisor.savepoint_status(_home(), stopped["mode"])
+        return PokeReturnValue(is_done=location is not None, xcom_value=location)
+
+    @task
+    def redeploy(stopped: dict[str, Any]) -> dict[str, Any]:
+        from streaming import supervisor
+
+        return supervisor.submit(_home(), stopped["mode"])
+
+    @task.sensor(poke_interval=POKE_SECONDS, timeout=WAIT_TIMEOUT, mode="reschedule")
+    def wait_running(deployed: dict[str, Any]) -> bool:
+        from streaming import supervisor
+
+        return supervisor.running(_home(), deployed["mode"])
+
+    stopped = stop_with_savepoint()
+    deployed = redeploy(stopped)
+    wait_savepoint(stopped) >> deployed
+    wait_running(deployed)
+
+
+udf_stream_supervisor()
+udf_stream_upgrade()
