@@ -2,7 +2,8 @@
 
 One JobManager and one TaskManager, started from the PyFlink wheel's own scripts and jars
 (``pyflink/bin``, ``pyflink/lib``, ``pyflink/opt``), with the REST API on
-``localhost:<flink.rest_port>``. Everything lives under ``<home>/flink/``:
+``localhost:<flink.rest_port>``. Everything lives under ``<home>/flink/``
+(or under ``flink.dir``: several homes may share one cluster):
 
 * ``dist/``: a private Flink home: ``bin/`` copied, one symlink per jar of ``lib/`` (a symlink
   to the whole folder breaks ``config.sh``), with ``flink-python`` added to ``lib/`` so the
@@ -106,7 +107,10 @@ class Cluster:
 
         return cls(home, load_settings(home).flink)
 
-    root = property(lambda self: self.home.root / "flink")
+    @property
+    def root(self) -> Path:
+        return Path(self.settings.dir).absolute() if self.settings.dir else self.home.root / "flink"
+
     dist = property(lambda self: self.root / "dist")
     conf_dir = property(lambda self: self.root / "conf")
     log_dir = property(lambda self: self.root / "log")
@@ -287,8 +291,10 @@ class Cluster:
             "taskmanager.memory.network.min": "256mb",
             "taskmanager.memory.network.max": "256mb",
             "taskmanager.memory.managed.size": "256mb",
-            "heartbeat.interval": str(max(500, heartbeat_ms // 5)),
+            "heartbeat.interval": str(min(10000, max(500, heartbeat_ms // 5))),
             "heartbeat.timeout": str(heartbeat_ms),
+            # deploying the pipeline's ~140 tasks to a busy TaskManager takes more than 10 s
+            "pekko.ask.timeout": "60 s",
             "python.executable": sys.executable,
             "python.client.executable": sys.executable,
             "web.tmpdir": str(self.root / "web"),

@@ -12,7 +12,7 @@ the checkpoints, the plan it was started with, the progress files and the dead l
   job that ends when it has read them all. A finished replay removes its feed and
   checkpoints; the next replay starts afresh.
 * **On a session cluster** (``cluster``: ``udf flink up``) the job is submitted to that
-  cluster's REST API instead of a local one; its id is kept in ``job.json``; with ``detach``
+  cluster's REST API instead of a local one; its id is kept in ``stream/<mode>.job.json``; with ``detach``
   the command returns once the job is submitted (``streaming.supervisor`` then watches it).
 * **Run** feeds new imports every ``feed_interval_seconds`` and republishes the periods every
   ``periods_interval_seconds``, until :meth:`Runner.stop` (SIGTERM, Ctrl-C): the job is
@@ -70,7 +70,8 @@ class StreamState:
     progress = property(lambda self: self.root / "progress")
     deadletters = property(lambda self: self.root / "deadletter")
     plan_file = property(lambda self: self.root / "plan.pickle")
-    job_file = property(lambda self: self.root / "job.json")  # a job on a session cluster
+    # the job on a session cluster (beside the folder: it outlives a fresh start)
+    job_file = property(lambda self: self.root.with_suffix(".job.json"))
 
     def latest_snapshot(self) -> Path | None:
         """The newest completed checkpoint or savepoint (it has its ``_metadata``)."""

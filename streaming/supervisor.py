@@ -45,7 +45,7 @@ class SupervisionError(UdfError):
 
 
 def job_record(home: Home, mode: str) -> dict[str, Any] | None:
-    """``stream/<mode>/job.json``: the job last submitted for ``mode`` (None: never)."""
+    """``stream/<mode>.job.json``: the job last submitted for ``mode`` (None: never)."""
     path = StreamState.of(home, mode).job_file
     try:
         return dict(json.loads(path.read_text()))

@@ -100,11 +100,12 @@ class StreamSettings(StrictModel):
 class FlinkSettings(StrictModel):
     """The local Flink session cluster of ``udf flink up`` (streaming.cluster)."""
 
+    dir: str | None = None  # the cluster's folder (default <home>/flink): homes may share one
     rest_port: int = Field(default=8081, ge=1, le=65535)  # REST API and web UI, on localhost
     task_slots: PositiveInt = 2  # slots of the one TaskManager (>= stream.parallelism)
     jobmanager_memory: str = "1024m"  # jobmanager.memory.process.size
     taskmanager_memory: str = "2048m"  # taskmanager.memory.process.size
-    heartbeat_timeout_seconds: PositiveFloat = 10.0  # a dead TaskManager is noticed this fast
+    heartbeat_timeout_seconds: PositiveFloat = 60.0  # an unresponsive TaskManager is lost after
     start_timeout_seconds: PositiveFloat = 120.0  # `udf flink up` waits this long for REST
     conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
 
