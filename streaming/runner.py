@@ -165,6 +165,7 @@ class Runner:
     def _execute(self, fresh: bool) -> dict[str, Any]:
         from streaming import pipeline
 
+        cluster_conf = self._cluster_conf()  # before anything changes: is the cluster up?
         saved, snapshot = self.prepare(fresh)
         shutil.rmtree(self.state.progress, ignore_errors=True)  # reports of an earlier process
         stream = self.settings.stream
@@ -178,7 +179,7 @@ class Runner:
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
             follow=self.follow, state_ttl_ms=ttl, on_rows=stream.rows_hook,
-            cluster_conf=self._cluster_conf(),
+            cluster_conf=cluster_conf,
         )  # fmt: skip
         source = ArchiveFeedSource(
             self.feed, self.state.periods, follow=self.follow,
