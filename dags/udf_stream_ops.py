@@ -43,11 +43,13 @@ def _home() -> Any:
     tags=["udf", "streaming", "flink"],
     params={
         "modes": Param(["run"], type="array", description="Streaming jobs to keep deployed"),
-        "max_attempts": Param(3, type="integer", minimum=1,
-                              description="Recoveries in a row before the owners are alerted"),
-        "max_checkpoint_age_seconds": Param(600, type="number", minimum=1,
-                                            description="A running job older than this: stale"),
-    },  # fmt: skip
+        "max_attempts": Param(
+            3, type="integer", minimum=1, description="Recoveries in a row before alerting"
+        ),
+        "max_checkpoint_age_seconds": Param(
+            600, type="number", minimum=1, description="No checkpoint for this long: stale"
+        ),
+    },
     default_args={"owner": "udf", "retries": 2, "retry_delay": timedelta(minutes=1)},
     doc_md=__doc__,
 )

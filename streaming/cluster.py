@@ -190,7 +190,9 @@ class Cluster:
                 if self.rest("/overview").get("taskmanagers", 0) >= 1:
                     return
             time.sleep(0.5)
-        raise ClusterError(f"the Flink cluster did not answer on {self.rest_url} in {timeout:.0f} s")
+        raise ClusterError(
+            f"the Flink cluster did not answer on {self.rest_url} in {timeout:.0f} s"
+        )
 
     def down(self, missing_ok: bool = False) -> list[str]:
         """Stop both processes (SIGTERM, then SIGKILL after 30 s); the roles that were stopped."""
@@ -261,12 +263,14 @@ class Cluster:
         shutil.copytree(source / "bin", self.dist / "bin")
         for folder in ("lib", "opt", "plugins"):
             (self.dist / folder).mkdir(parents=True, exist_ok=True)
-            for jar in sorted((source / folder).glob("*.jar")) if (source / folder).exists() else []:
+            for jar in (
+                sorted((source / folder).glob("*.jar")) if (source / folder).exists() else []
+            ):
                 (self.dist / folder / jar.name).symlink_to(jar)
         for jar in (source / "opt").glob("flink-python-*.jar"):
             (self.dist / "lib" / jar.name).symlink_to(jar)
-        for folder in (self.conf_dir, self.root / "web", self.root / "tmp"):
-            folder.mkdir(parents=True, exist_ok=True)
+        for made in (self.conf_dir, self.root / "web", self.root / "tmp"):
+            made.mkdir(parents=True, exist_ok=True)
         for name in ("log4j-console.properties", "log4j.properties", "log4j-cli.properties"):
             if (source / "conf" / name).exists():
                 shutil.copy(source / "conf" / name, self.conf_dir / name)

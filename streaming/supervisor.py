@@ -324,4 +324,3 @@ def alert_owners(home: Home, failures: list[dict[str, Any]]) -> list[str]:
     email_sender(alerts)(message)
     log.warning("stream.unrecoverable_alerted", jobs=modes, to=message["To"])
     return list(alerts.recipients)
-
