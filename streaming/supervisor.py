@@ -124,12 +124,18 @@ def health(cluster: Cluster, job_id: str) -> dict[str, Any]:
     history = cluster.rest(f"/jobs/{job_id}/exceptions?maxExceptions=5")
     entries = (history.get("exceptionHistory") or {}).get("entries") or []
     report["exceptions"] = [
-        f"{e.get('exceptionName')}: {(e.get('stacktrace') or '').splitlines()[0][:300]}"
-        for e in entries
+        _cause(e.get("stacktrace") or str(e.get("exceptionName"))) for e in entries
     ]
     if state == "RUNNING":
         report["backpressure"] = _backpressure(cluster, job_id)
     return report
+
+
+def _cause(stacktrace: str) -> str:
+    """The root cause of a Flink exception (its last ``Caused by:``), on one line."""
+    lines = stacktrace.splitlines() or [""]
+    causes = [line.removeprefix("Caused by:").strip() for line in lines if "Caused by:" in line]
+    return (causes[-1] if causes else lines[0].strip())[:300]
 
 
 def _backpressure(cluster: Cluster, job_id: str) -> str:
