@@ -3,8 +3,8 @@
 Plain functions over Flink's REST API and the pipeline's state folders; the DAGs in
 ``dags/udf_stream_ops.py`` are thin tasks over them, so tests call them the same way.
 
-* :func:`deploy` submits a mode's job (``udf stream <mode> --cluster --detach``) unless it has
-  one alive; a submission resumes from the mode's newest checkpoint or savepoint.
+* :func:`deploy` submits a mode's job (``udf stream <mode> --cluster --detach``) unless it was
+  deployed already; a submission resumes from the mode's newest checkpoint or savepoint.
 * :func:`check` reads each deployed job's health: state, age of the last completed
   checkpoint, restarts, the latest exceptions and the worst backpressure, and decides what
   to do (``ok``, ``wait``, ``restart``, ``finished``, ``stopped``).
@@ -72,18 +72,21 @@ def job_state(cluster: Cluster, job_id: str) -> str:
 
 
 def deploy(home: Home, modes: tuple[str, ...] = ("replay",), force: bool = False) -> list[dict]:
-    """Submit each mode's job unless it has one alive (or, for a replay, one that finished)."""
+    """Submit each mode's job that was never deployed (all of them with ``force``).
+
+    A deployed job that failed is not resubmitted here: :func:`check` and :func:`recover`
+    do that, counting the attempts.
+    """
     cluster = Cluster.of(home)
     done = []
     for mode in modes:
         record = job_record(home, mode)
         if record and not force:
             state = job_state(cluster, record["job_id"])
-            if state in ALIVE or (mode == "replay" and state == "FINISHED"
-                                  and not record.get("savepoint")):  # fmt: skip
-                done.append({"mode": mode, "job_id": record["job_id"], "action": "kept",
-                             "state": state})  # fmt: skip
-                continue
+            done.append(
+                {"mode": mode, "job_id": record["job_id"], "action": "kept", "state": state}
+            )
+            continue
         done.append({"action": "submitted", **submit(home, mode)})
     return done
 
