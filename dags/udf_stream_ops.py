@@ -17,10 +17,11 @@ runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import BaseSensorOperator, Param, dag, get_current_context, task
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 POKE_SECONDS = 30
@@ -31,6 +32,43 @@ def _home() -> Any:
     from udf.home import Home
 
     return Home.resolve()
+
+
+class Wait(BaseSensorOperator):
+    """A wait in **reschedule** mode: between pokes the task gives its worker slot back.
+
+    (A plain sensor class: ``@task.sensor`` imports a provider module that warns at parse time
+    on Airflow 3.3.2.)
+    """
+
+    def __init__(self, *, check: Callable[[Any], bool], **kwargs: Any) -> None:
+        kwargs.setdefault("poke_interval", POKE_SECONDS)
+        kwargs.setdefault("timeout", WAIT_TIMEOUT.total_seconds())
+        super().__init__(mode="reschedule", **kwargs)
+        self.check = check
+
+    def poke(self, context: Any) -> bool:
+        return bool(self.check(context))
+
+
+def _recovered(context: Any) -> bool:
+    from streaming import supervisor
+
+    outcomes = context["ti"].xcom_pull(task_ids="recover") or []
+    modes = [o["mode"] for o in outcomes if o["outcome"] == "resubmitted"]
+    return all(supervisor.running(_home(), mode) for mode in modes)
+
+
+def _savepoint_done(context: Any) -> bool:
+    from streaming import supervisor
+
+    return supervisor.savepoint_status(_home(), context["params"]["mode"]) is not None
+
+
+def _running(context: Any) -> bool:
+    from streaming import supervisor
+
+    return supervisor.running(_home(), context["params"]["mode"])
 
 
 @dag(
@@ -82,14 +120,6 @@ def udf_stream_supervisor() -> None:
         return [supervisor.recover(_home(), r["mode"], attempts)
                 for r in reports if r["action"] == "restart"]  # fmt: skip
 
-    @task.sensor(poke_interval=POKE_SECONDS, timeout=WAIT_TIMEOUT, mode="reschedule")
-    def wait_recovered(outcomes: list[dict[str, Any]]) -> PokeReturnValue:
-        from streaming import supervisor
-
-        modes = [o["mode"] for o in outcomes if o["outcome"] == "resubmitted"]
-        done = all(supervisor.running(_home(), mode) for mode in modes)
-        return PokeReturnValue(is_done=done, xcom_value=modes)
-
     @task(trigger_rule="all_done")
     def alert_owners(outcomes: list[dict[str, Any]] | None) -> list[str]:
         from streaming import supervisor
@@ -102,7 +132,7 @@ def udf_stream_supervisor() -> None:
     reports = check()
     revived >> deployed >> reports
     outcomes = recover(reports)
-    wait_recovered(outcomes) >> alert_owners(outcomes)
+    outcomes >> Wait(task_id="wait_recovered", check=_recovered) >> alert_owners(outcomes)
 
 
 @dag(
@@ -118,35 +148,22 @@ def udf_stream_supervisor() -> None:
     doc_md=__doc__,
 )
 def udf_stream_upgrade() -> None:
-    @task
+    @task(multiple_outputs=False)
     def stop_with_savepoint() -> dict[str, Any]:
         from streaming import supervisor
 
         return supervisor.trigger_upgrade(_home(), get_current_context()["params"]["mode"])
 
-    @task.sensor(poke_interval=POKE_SECONDS, timeout=WAIT_TIMEOUT, mode="reschedule")
-    def wait_savepoint(stopped: dict[str, Any]) -> PokeReturnValue:
-        from streaming import supervisor
-
-        location = supervisor.savepoint_status(_home(), stopped["mode"])
-        return PokeReturnValue(is_done=location is not None, xcom_value=location)
-
-    @task
+    @task(multiple_outputs=False)
     def redeploy(stopped: dict[str, Any]) -> dict[str, Any]:
         from streaming import supervisor
 
         return supervisor.submit(_home(), stopped["mode"])
 
-    @task.sensor(poke_interval=POKE_SECONDS, timeout=WAIT_TIMEOUT, mode="reschedule")
-    def wait_running(deployed: dict[str, Any]) -> bool:
-        from streaming import supervisor
-
-        return supervisor.running(_home(), deployed["mode"])
-
     stopped = stop_with_savepoint()
     deployed = redeploy(stopped)
-    wait_savepoint(stopped) >> deployed
-    wait_running(deployed)
+    stopped >> Wait(task_id="wait_savepoint", check=_savepoint_done) >> deployed
+    deployed >> Wait(task_id="wait_running", check=_running)
 
 
 udf_stream_supervisor()
