@@ -35,6 +35,7 @@ class PipelineConfig:
     follow: bool = False  # a run (unbounded), not a replay
     state_ttl_ms: int | None = None
     on_rows: str | None = None
+    cluster_conf: dict[str, str] | None = None  # submit to a session cluster (streaming.cluster)
 
 
 def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
@@ -75,10 +76,17 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     }
     if cfg.restore:
         options["execution.state-recovery.path"] = cfg.restore
+    options.update(cfg.cluster_conf or {})
     options.update(s.flink_conf)
     for key, value in options.items():
         conf.set_string(key, value)
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    if cfg.cluster_conf:  # a remote session cluster: get_execution_environment forces local
+        from pyflink.java_gateway import get_gateway
+
+        jvm_env = get_gateway().jvm.org.apache.flink.streaming.api.environment
+        env = StreamExecutionEnvironment(jvm_env.StreamExecutionEnvironment(conf._j_configuration))
+    else:
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
     t_env = StreamTableEnvironment.create(env)
     table = t_env.get_config()
     table.set("table.exec.mini-batch.enabled", "true")

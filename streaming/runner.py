@@ -15,6 +15,9 @@ the checkpoints, the plan it was started with, the progress files and the dead l
   event-time order (:mod:`streaming.pacing`) to a source that follows the feed; once all is
   fed and read, the job is stopped with a drain (``stop-with-savepoint --drain``: the end of
   event time, so every key is flushed one last time) and cleaned up like a replay.
+* **On a session cluster** (``cluster``: ``udf flink up``) the job is submitted to that
+  cluster's REST API instead of a local one; its id is kept in ``stream/<mode>.job.json``; with ``detach``
+  the command returns once the job is submitted (``streaming.supervisor`` then watches it).
 * **Run** feeds new imports every ``feed_interval_seconds`` and republishes the periods every
   ``periods_interval_seconds``, until :meth:`Runner.stop` (SIGTERM, Ctrl-C): the job is
   stopped with a savepoint that the next run resumes from.
@@ -72,6 +75,8 @@ class StreamState:
     progress = property(lambda self: self.root / "progress")
     deadletters = property(lambda self: self.root / "deadletter")
     plan_file = property(lambda self: self.root / "plan.pickle")
+    # the job on a session cluster (beside the folder: it outlives a fresh start)
+    job_file = property(lambda self: self.root.with_suffix(".job.json"))
 
     def latest_snapshot(self) -> Path | None:
         """The newest completed checkpoint or savepoint (it has its ``_metadata``)."""
@@ -98,6 +103,8 @@ class Runner:
     mode: str  # replay | run
     echo: Echo = field(default=lambda _: None)
     rate: float | None = None  # a paced replay: records/s (streaming.pacing)
+    cluster: Any = None  # streaming.cluster.Cluster: submit there instead of a local cluster
+    detach: bool = False  # with a cluster: return once the job is submitted
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -185,6 +192,7 @@ class Runner:
     def _execute(self, fresh: bool) -> dict[str, Any]:
         from streaming import pipeline
 
+        cluster_conf = self._cluster_conf()  # before anything changes: is the cluster up?
         saved, snapshot = self.prepare(fresh)
         shutil.rmtree(self.state.progress, ignore_errors=True)  # reports of an earlier process
         stream = self.settings.stream
@@ -198,6 +206,7 @@ class Runner:
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
             follow=self.follow or self.paced, state_ttl_ms=ttl, on_rows=stream.rows_hook,
+            cluster_conf=cluster_conf,
         )  # fmt: skip
         source = ArchiveFeedSource(
             self.feed, self.state.periods, follow=self.follow or self.paced,
@@ -208,16 +217,50 @@ class Runner:
         started = time.monotonic()
         client = env.execute_async(f"udf stream {self.mode}")
         self.echo(f"started {self.mode} ({'resumed' if snapshot else 'from the beginning'})")
+        if self.cluster is not None:
+            self._record_job(client, snapshot)
+            if self.detach:
+                report = self._progress()
+                report.update(mode=self.mode, status="SUBMITTED", seconds=0.0,
+                              job_id=str(client.get_job_id()), rest_url=self.cluster.rest_url,
+                              resumed_from=str(snapshot) if snapshot else None)  # fmt: skip
+                return report
         status = self._watch(client, saved)
         report = self._progress()
         report.update(mode=self.mode, status=status, seconds=round(time.monotonic() - started, 1),
                       resumed_from=str(snapshot) if snapshot else None)  # fmt: skip
         if self.mode == "replay" and status == "FINISHED":
-            shutil.rmtree(self.state.feed, ignore_errors=True)
-            shutil.rmtree(self.state.checkpoints, ignore_errors=True)
-            shutil.rmtree(self.state.savepoints, ignore_errors=True)  # a paced replay's drain
-            self.state.plan_file.unlink(missing_ok=True)
+            self.finished_replay()
         return report
+
+    def finished_replay(self) -> None:
+        """A replay that finished leaves no feed or checkpoints: the next one starts afresh."""
+        shutil.rmtree(self.state.feed, ignore_errors=True)
+        shutil.rmtree(self.state.checkpoints, ignore_errors=True)
+        shutil.rmtree(self.state.savepoints, ignore_errors=True)
+        self.state.plan_file.unlink(missing_ok=True)
+
+    def _cluster_conf(self) -> dict[str, str] | None:
+        if self.cluster is None:
+            return None
+        from streaming.cluster import ClusterError
+
+        if not self.cluster.running("jobmanager"):
+            raise ClusterError(
+                f"no Flink cluster is running in {self.home.root}: `udf flink up` starts one"
+            )
+        port = str(self.cluster.settings.rest_port)
+        return {"execution.target": "remote", "rest.address": "localhost", "rest.port": port}
+
+    def _record_job(self, client: Any, snapshot: Path | None) -> None:
+        import json
+
+        job = {"job_id": str(client.get_job_id()), "mode": self.mode,
+               "rest_url": self.cluster.rest_url, "submitted_at": time.time(),
+               "resumed_from": str(snapshot) if snapshot else None}  # fmt: skip
+        tmp = self.state.job_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(job))
+        tmp.replace(self.state.job_file)
 
     def _watch(self, client: Any, saved: SavedPlan) -> str:
         """Follow the job (feeding a run) until it ends or :meth:`stop`; its final status."""

@@ -26,11 +26,14 @@ cap of 1,000 events per user and hour (the contract §3)::
     validation:                   # udf validate (docs/streaming.md, "Validation")
       max_difference: 0.02        # stream vs batch, relative; the seed's 2%
       recipients: [data-eng@example.com]
+    flink:                        # the local session cluster (udf flink up; docs/streaming.md)
+      rest_port: 8081
+      task_slots: 2
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
 ``UDF_SPAM_CAP``, ``UDF_CUSTOM_TIMEOUT_SECONDS``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``,
 ``UDF_RESULTS_STORE``, ``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``,
-``UDF_STREAM_PARALLELISM``, ``UDF_ALERTS_ENABLED``, ``UDF_ALERTS_EMAIL_FROM``,
+``UDF_STREAM_PARALLELISM``, ``UDF_FLINK_REST_PORT``, ``UDF_ALERTS_ENABLED``, ``UDF_ALERTS_EMAIL_FROM``,
 ``UDF_ALERTS_SMTP_HOST``, ``UDF_ALERTS_SMTP_PORT``, ``UDF_ALERTS_SMTP_USER``,
 ``UDF_ALERTS_SMTP_PASSWORD``, ``UDF_ALERTS_SMTP_CONN_ID``, and ``UDF_ALERTS_WEBHOOK_<NAME>``
 (the URL of webhook ``<name>``, lower-cased; webhook URLs and passwords are secrets, so the
@@ -107,6 +110,19 @@ class ValidationSettings(StrictModel):
     listed_violations: PositiveInt = 50  # violations kept in a report (all are counted)
 
 
+class FlinkSettings(StrictModel):
+    """The local Flink session cluster of ``udf flink up`` (streaming.cluster)."""
+
+    dir: str | None = None  # the cluster's folder (default <home>/flink): homes may share one
+    rest_port: int = Field(default=8081, ge=1, le=65535)  # REST API and web UI, on localhost
+    task_slots: PositiveInt = 2  # slots of the one TaskManager (>= stream.parallelism)
+    jobmanager_memory: str = "1024m"  # jobmanager.memory.process.size
+    taskmanager_memory: str = "2048m"  # taskmanager.memory.process.size
+    heartbeat_timeout_seconds: PositiveFloat = 60.0  # an unresponsive TaskManager is lost after
+    start_timeout_seconds: PositiveFloat = 120.0  # `udf flink up` waits this long for REST
+    conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
+
+
 class Settings(StrictModel):
     window_days: PositiveFloat = DEFAULT_WINDOW_DAYS
     spam_cap: PositiveInt = DEFAULT_SPAM_CAP
@@ -116,6 +132,7 @@ class Settings(StrictModel):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    flink: FlinkSettings = Field(default_factory=FlinkSettings)
 
     @field_validator("window_days")
     @classmethod
@@ -146,6 +163,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "UDF_DRUID_ROUTER": ("results", "druid", "router"),
     "UDF_DRUID_DATASOURCE": ("results", "druid", "datasource"),
     "UDF_STREAM_PARALLELISM": ("stream", "parallelism"),
+    "UDF_FLINK_REST_PORT": ("flink", "rest_port"),
     "UDF_ALERTS_ENABLED": ("alerts", "enabled"),
     "UDF_ALERTS_EMAIL_FROM": ("alerts", "email_from"),
     "UDF_ALERTS_SMTP_HOST": ("alerts", "smtp", "host"),
@@ -169,6 +187,7 @@ _TYPED: dict[str, Callable[[str], Any]] = {
     "UDF_SPAM_CAP": int,
     "UDF_CUSTOM_TIMEOUT_SECONDS": float,
     "UDF_STREAM_PARALLELISM": int,
+    "UDF_FLINK_REST_PORT": int,
     "UDF_ALERTS_SMTP_PORT": int,
     "UDF_ALERTS_ENABLED": _boolean,
 }

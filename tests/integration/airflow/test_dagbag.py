@@ -26,6 +26,7 @@ SHIPPED_CATALOG = DAGS / "configs" / "catalog"
 TOOLS = {"udf_on_demand", "udf_range_backfill"}
 ARCHIVER = {"udf_archive_kafka"}  # not from a pipeline file: dags/udf_archive_kafka.py
 VALIDATION = {"udf_validate_daily"}  # dags/udf_validate_daily.py
+STREAM_OPS = {"udf_stream_supervisor", "udf_stream_upgrade"}  # dags/udf_stream_ops.py
 HEAVY = ("pyspark", "pyflink", "scipy")
 
 
@@ -49,7 +50,7 @@ def test_shipped_configs_give_one_dag_per_metric_type(monkeypatch):
     pipelines = load_pipelines(SHIPPED_PIPELINES)
     assert pipelines.issues == []
     types = {yaml.safe_load(p.read_text())["metric_type"] for p in SHIPPED_PIPELINES.glob("*.yaml")}
-    assert set(dagbag.dags) == {f"udf_{t}" for t in types} | TOOLS | ARCHIVER | VALIDATION
+    assert set(dagbag.dags) == {f"udf_{t}" for t in types} | TOOLS | ARCHIVER | VALIDATION | STREAM_OPS
     catalog = load_catalog([SHIPPED_CATALOG])
     assert catalog.issues == []
     used = {m.type for c in catalog.files.values() for m in c.metrics}
@@ -110,7 +111,7 @@ def test_parsing_imports_no_engine():
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
-    assert len(report["dags"]) == len(list(SHIPPED_PIPELINES.glob("*.yaml"))) + len(TOOLS | ARCHIVER | VALIDATION)
+    assert len(report["dags"]) == len(list(SHIPPED_PIPELINES.glob("*.yaml"))) + len(TOOLS | ARCHIVER | VALIDATION | STREAM_OPS)
     assert not set(report["loaded"]) & set(HEAVY), report["loaded"]
 
 
@@ -125,7 +126,7 @@ def test_a_broken_pipeline_file_hides_no_other_dag(monkeypatch, tmp_path):
     )
     with pytest.warns(UserWarning, match="pipeline config left out"):
         dagbag = bag(monkeypatch, pipelines)
-    assert set(dagbag.dags) == {"udf_aggregated", "udf_custom"} | TOOLS | ARCHIVER | VALIDATION
+    assert set(dagbag.dags) == {"udf_aggregated", "udf_custom"} | TOOLS | ARCHIVER | VALIDATION | STREAM_OPS
     # udf_pipelines.py loads; the one import error is the errors file's, naming every issue
     assert [Path(f).name for f in dagbag.import_errors] == ["udf_config_errors.py"]
     error = dagbag.import_errors[str(DAGS / "udf_config_errors.py")]

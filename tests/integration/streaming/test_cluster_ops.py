@@ -1,0 +1,161 @@
+"""Issue 14's acceptance for the Flink operations: on a real session cluster (``udf flink up``).
+
+* **TaskManager kill.** The replay runs on the cluster; once a checkpoint completed, the
+  TaskManager JVM gets SIGKILL. The supervisor, called as the ``udf_stream_supervisor`` DAG's
+  tasks call it (revive the TaskManager, deploy, check, recover, wait), resubmits the job from
+  its newest checkpoint, and the final rows equal batch (``udf compute``) exactly.
+* **Savepoint upgrade.** The replay is stopped with a savepoint (``udf_stream_upgrade``'s
+  tasks) and redeployed from it; the final rows equal batch: nothing lost, nothing doubled.
+
+The cluster is the session's (``flink_cluster``); each test has its own home (a copy of the
+prepared one) pointing at it through ``flink.dir`` and ``flink.rest_port``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.streaming import Prepared, assert_stream_equals_batch, rows_of
+from udf.home import Home
+
+pytestmark = [pytest.mark.flink, pytest.mark.spark, pytest.mark.slow]
+
+CLUSTER = {"task_slots": 2}
+
+
+@pytest.fixture(scope="session")
+def flink_cluster(prepared: Prepared) -> Iterator[dict[str, Any]]:
+    """One session cluster for these tests (``udf flink up`` / ``down``, for real)."""
+    from streaming.cluster import free_port
+    from tests.support.streaming import udf
+
+    flink = {**CLUSTER, "dir": str(prepared.root / "flink"), "rest_port": free_port()}
+    home = Home.resolve(prepared.root / "cluster-home").ensure()
+    (home.root / "settings.yaml").write_text(yaml.safe_dump({"flink": flink}))
+    udf("--home", str(home.root), "flink", "up")
+    try:
+        yield flink
+    finally:
+        udf("--home", str(home.root), "flink", "down")
+
+
+def cluster_home(prepared: Prepared, name: str, flink: dict[str, Any]) -> Home:
+    home = prepared.home(name)
+    settings = yaml.safe_load((home.root / "settings.yaml").read_text())
+    (home.root / "settings.yaml").write_text(yaml.safe_dump({**settings, "flink": flink}))
+    return home
+
+
+def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(1)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def checkpointed(home: Home) -> dict[str, Any] | None:
+    """The replay's job once it has a completed checkpoint and has written rows.
+
+    Until then the supervisor runs every few seconds, as its DAG would: on a busy machine
+    a job can fail before its first checkpoint (a TaskManager too starved to answer its
+    heartbeats), and the supervisor resubmits it.
+    """
+    from streaming import supervisor
+
+    job = supervisor.job_record(home, "replay")
+    assert job is not None
+    own = home.root / "stream" / "replay" / "checkpoints" / job["job_id"]
+    if any(own.glob("chk-*/_metadata")) and rows_of(home, "stream"):
+        return job
+    if time.monotonic() % 10 < 1:
+        supervise(home)
+    return None
+
+
+def supervise(home: Home) -> tuple[list[dict], list[dict]]:
+    """One ``udf_stream_supervisor`` run, its tasks in the DAG's order (the sensor pokes)."""
+    from streaming import supervisor
+
+    supervisor.revive(home)  # revive_taskmanager
+    supervisor.deploy(home, ("replay",))  # deploy
+    reports = supervisor.check(home)  # check
+    outcomes = [supervisor.recover(home, r["mode"]) for r in reports if r["action"] == "restart"]
+    for o in outcomes:  # wait_recovered: a reschedule-mode sensor's pokes
+        if o["outcome"] == "resubmitted":
+            until(lambda m=o["mode"]: supervisor.running(home, m), 300, f"{o['mode']} to run")
+    supervisor.alert_owners(home, [o for o in outcomes if o["outcome"] == "unrecoverable"])
+    return reports, outcomes
+
+
+def finished(home: Home) -> bool:
+    from streaming import supervisor
+
+    return any(r["action"] == "finished" for r in supervisor.check(home))
+
+
+def test_taskmanager_sigkill_mid_replay_supervisor_recovers_and_equals_batch(
+    prepared: Prepared, flink_cluster: dict[str, Any]
+) -> None:
+    from streaming import supervisor
+    from streaming.cluster import Cluster, alive
+
+    home = cluster_home(prepared, "tm-kill", flink_cluster)
+    cluster = Cluster.of(home)
+    reports, outcomes = supervise(home)  # the first run deploys the replay
+    assert reports[0]["state"] in supervisor.ALIVE and outcomes == []
+    first = until(lambda: checkpointed(home), 600, "a checkpoint and the first rows")
+
+    victim = cluster.pid("taskmanager")
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    until(lambda: not alive(victim), 30, "the TaskManager to die")
+    # the JobManager notices the lost TaskManager; with no restart attempts left the job fails
+    until(lambda: supervisor.check(home)[0]["action"] == "restart", 180, "the job to fail")
+
+    reports, outcomes = supervise(home)
+    assert reports[0]["job_id"] == first["job_id"] and reports[0]["state"] == "FAILED"
+    assert reports[0]["exceptions"], "the failure's exception is reported"
+    assert cluster.running("taskmanager") and cluster.pid("taskmanager") != victim  # revived
+    (outcome,) = outcomes
+    assert outcome["outcome"] == "resubmitted" and outcome["job_id"] != first["job_id"]
+    assert "/chk-" in outcome["resumed_from"]  # from the checkpoint, not from the beginning
+
+    until(lambda: finished(home), 900, "the resumed replay to finish")
+    assert_stream_equals_batch(home, prepared.dates)
+    state = home.root / "stream" / "replay"
+    assert not (state / "feed").exists() and not (state / "checkpoints").exists()
+
+
+def test_stop_with_savepoint_and_redeploy_equals_batch(
+    prepared: Prepared, flink_cluster: dict[str, Any]
+) -> None:
+    from streaming import supervisor
+
+    home = cluster_home(prepared, "upgrade", flink_cluster)
+    deployed = supervisor.deploy(home, ("replay",))[0]
+    assert deployed["action"] == "submitted" and deployed["resumed_from"] is None
+    first = until(lambda: checkpointed(home), 600, "a checkpoint and the first rows")
+
+    # udf_stream_upgrade: stop_with_savepoint, wait_savepoint (sensor pokes), redeploy, wait
+    stopped = supervisor.trigger_upgrade(home, "replay")
+    location = until(lambda: supervisor.savepoint_status(home, "replay"), 300, "the savepoint")
+    assert Path(location.removeprefix("file:")).joinpath("_metadata").exists()
+    assert supervisor.check(home)[0]["action"] == "stopped"  # not mistaken for a finished replay
+    redeployed = supervisor.submit(home, stopped["mode"])
+    assert redeployed["job_id"] != first["job_id"]
+    assert redeployed["resumed_from"] == location.removeprefix("file:").rstrip("/")
+    until(lambda: supervisor.running(home, "replay"), 300, "the redeployed job to run")
+
+    until(lambda: finished(home), 900, "the redeployed replay to finish")
+    assert_stream_equals_batch(home, prepared.dates)
