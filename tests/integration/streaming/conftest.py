@@ -45,3 +45,28 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, workload: Path) -> Iterat
         yield Prepared(root, template.root, workload, manifest, dates)
 
 
+
+
+CONNECTOR_CACHE = Path(__file__).resolve().parents[3] / ".tools" / "cache"  # kept between runs
+
+
+@pytest.fixture(scope="session")
+def connector_jars() -> Path:
+    """The cache folder holding the Flink Kafka connector's jars (fetched once, then kept)."""
+    from streaming.kafka_connector import kafka_connector_jars
+
+    kafka_connector_jars(CONNECTOR_CACHE)
+    return CONNECTOR_CACHE
+
+
+@pytest.fixture
+def table_env() -> Iterator[object]:
+    """A streaming table environment at parallelism 1, times in UTC (one Flink per test)."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    config = env.get_config()
+    config.set("parallelism.default", "1")
+    config.set("table.local-time-zone", "UTC")
+    config.set("pipeline.auto-watermark-interval", "20ms")
+    yield env
