@@ -35,6 +35,7 @@ class PipelineConfig:
     follow: bool = False  # a run (unbounded), not a replay
     state_ttl_ms: int | None = None
     on_rows: str | None = None
+    jars: tuple[str, ...] = ()  # e.g. the Kafka connector's, for a unified source's live tail
 
 
 def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
@@ -75,6 +76,8 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     }
     if cfg.restore:
         options["execution.state-recovery.path"] = cfg.restore
+    if cfg.jars:  # before the table environment exists: its class loader is made with it
+        options["pipeline.jars"] = ";".join(cfg.jars)
     options.update(s.flink_conf)
     for key, value in options.items():
         conf.set_string(key, value)

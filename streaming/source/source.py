@@ -188,14 +188,21 @@ class UnifiedSource:
             f"p, ts FROM ({union})"
         )
 
-    def _add_connector(self, t_env: Any) -> None:
+    def jars(self) -> list[str]:
+        """The jars the job needs (``file://`` URLs): the Kafka connector's, with a Kafka tail.
+
+        A DataStream job executed through its ``StreamExecutionEnvironment`` takes them with
+        ``env.add_jars(*source.jars())`` (:func:`streaming.pipeline.build` does).
+        """
+        if not self.kafka_tail:
+            return []
         try:
-            jars = kafka_connector_jars(self.jars_cache)
+            return kafka_connector_jars(self.jars_cache)
         except ConnectorError as exc:
             raise ConnectorError(f"stream.source.live is kafka, but {exc}") from exc
-        config = t_env.get_config()
-        given = [j for j in (config.get("pipeline.jars", "") or "").split(";") if j]
-        config.set("pipeline.jars", ";".join(dict.fromkeys([*given, *jars])))
+
+    def _add_connector(self, t_env: Any) -> None:
+        t_env.get_config().set("pipeline.jars", ";".join(self.jars()))
 
 
 def _with(options: Mapping[str, str]) -> str:

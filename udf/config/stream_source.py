@@ -54,7 +54,7 @@ class SourceSettings(StrictModel):
     kafka: KafkaTail | None = None
     rate_limits: dict[Topic, PositiveFloat] = Field(default_factory=dict)  # records/s per topic
     alignment: Alignment | None = None
-    metrics: bool = True  # count records and unreadable ones as Flink metrics (a Python call each)
+    metrics: bool = False  # count records and unreadable ones as Flink metrics (a Python call each)
 
     @model_validator(mode="after")
     def _kafka_needs_a_cluster(self) -> SourceSettings:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -70,3 +71,33 @@ def table_env() -> Iterator[object]:
     config.set("table.local-time-zone", "UTC")
     config.set("pipeline.auto-watermark-interval", "20ms")
     yield env
+
+
+@dataclass
+class StreamEnv:
+    env: object
+    t_env: object
+
+
+@pytest.fixture
+def stream_env() -> Callable[..., StreamEnv]:
+    """Makes a DataStream + Table environment at parallelism 1, times in UTC, watermarks every
+    20 ms; ``jars`` go in before the table environment exists (its class loader is made then)."""
+
+    def make(jars: Sequence[str] = ()) -> StreamEnv:
+        from pyflink.common import Configuration
+        from pyflink.datastream import StreamExecutionEnvironment
+        from pyflink.table import StreamTableEnvironment
+
+        conf = Configuration()
+        conf.set_string("parallelism.default", "1")
+        conf.set_string("pipeline.auto-watermark-interval", "20ms")
+        conf.set_string("python.execution-mode", "thread")
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
+        if jars:
+            env.add_jars(*jars)
+        t_env = StreamTableEnvironment.create(env)
+        t_env.get_config().set("table.local-time-zone", "UTC")
+        return StreamEnv(env, t_env)
+
+    return make
