@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -92,7 +93,8 @@ def stream_env() -> Callable[..., StreamEnv]:
         conf = Configuration()
         conf.set_string("parallelism.default", "1")
         conf.set_string("pipeline.auto-watermark-interval", "20ms")
-        conf.set_string("python.execution-mode", "thread")
+        conf.set_string("python.executable", sys.executable)
+        conf.set_string("python.client.executable", sys.executable)
         env = StreamExecutionEnvironment.get_execution_environment(conf)
         if jars:
             env.add_jars(*jars)
