@@ -154,15 +154,15 @@ def test_alignment_keeps_topics_within_the_drift(kafka_broker: Broker, kafka_top
     group it does (the control)."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    drift = HOUR
-    slack = 30 * MINUTE  # records fetched before a pause (2 KiB fetches, ~8 min) + an activation's gap (15 min)
+    drift = 10 * MINUTE
+    slack = 10 * MINUTE  # what is read before a pause takes effect (~50 ms at ~3,000 records/s)
     results = {}
     for aligned in (True, False):
         ev, act = kafka_topic("events"), kafka_topic("activations")
         kafka_broker.create_topic(ev, 1)
         kafka_broker.create_topic(act, 1)
-        produce(kafka_broker.bootstrap, ev, events(0, 1500, step_ms=24_000))  # 10 hours
-        activations = [json.dumps({"user_id": i, "experiment": "x", "group": "a", "ts": T0 + i * 15 * MINUTE},
+        produce(kafka_broker.bootstrap, ev, events(0, 3000, step_ms=2_000))  # 100 minutes
+        activations = [json.dumps({"user_id": i, "experiment": "x", "group": "a", "ts": T0 + i * 150_000},
                                   separators=(",", ":")).encode() for i in range(40)]  # fmt: skip
         produce(kafka_broker.bootstrap, act, activations[:1])
         feed = PartitionFeed(tmp_path / f"feed-{aligned}", home.archive, partitions={"events": 1, "activations": 1})
@@ -172,15 +172,15 @@ def test_alignment_keeps_topics_within_the_drift(kafka_broker: Broker, kafka_top
             kafka=KafkaTail(bootstrap=kafka_broker.bootstrap, topics={"events": ev, "activations": act},
                             properties={"max.poll.records": "20", "fetch.max.bytes": "2048",
                                         "max.partition.fetch.bytes": "2048"}),
-            alignment=Alignment(group="test", max_drift_seconds=drift / 1000, update_interval_seconds=0.1)
+            alignment=Alignment(group="test", max_drift_seconds=drift / 1000, update_interval_seconds=0.02)
             if aligned else None,
         )  # fmt: skip
         env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
         env.get_config().set("parallelism.default", "1")
         env.get_config().set("table.local-time-zone", "UTC")
-        env.get_config().set("pipeline.auto-watermark-interval", "20ms")
+        env.get_config().set("pipeline.auto-watermark-interval", "10ms")
         source = UnifiedSource(feed, TimestampExtractor.json_field("ts"), settings,
-                               stop={ev: {0: 1500}, act: {0: 40}}, jars_cache=connector_jars)  # fmt: skip
+                               stop={ev: {0: 3000}, act: {0: 40}}, jars_cache=connector_jars)  # fmt: skip
         source.register_topics(env)
         wall = "DATE_FORMAT(CURRENT_ROW_TIMESTAMP(), 'yyyy-MM-dd HH:mm:ss.SSS')"
         query = (f"SELECT 'e', {wall}, {WM}, line FROM raw_events "
@@ -192,7 +192,7 @@ def test_alignment_keeps_topics_within_the_drift(kafka_broker: Broker, kafka_top
                     producer = produce_slowly(kafka_broker.bootstrap, act, activations[1:], 0.3)
                 read.append((row[0], ms(row[1]), ms(row[2]), ts_of(row[3])))
         producer.join()
-        assert Counter(kind for kind, *_ in read) == {"e": 1500, "a": 40}
+        assert Counter(kind for kind, *_ in read) == {"e": 3000, "a": 40}
         frontier, worst = T0, 0
         for kind, _, wm, ts in sorted(read, key=lambda r: r[1]):
             if kind == "a":
