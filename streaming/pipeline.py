@@ -36,6 +36,7 @@ class PipelineConfig:
     state_ttl_ms: int | None = None
     on_rows: str | None = None
     cluster_conf: dict[str, str] | None = None  # submit to a session cluster (streaming.cluster)
+    jars: tuple[str, ...] = ()  # e.g. the Kafka connector's, for a unified source's live tail
 
 
 def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
@@ -77,6 +78,8 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     if cfg.restore:
         options["execution.state-recovery.path"] = cfg.restore
     options.update(cfg.cluster_conf or {})
+    if cfg.jars:  # before the table environment exists: its class loader is made with it
+        options["pipeline.jars"] = ";".join(cfg.jars)
     options.update(s.flink_conf)
     for key, value in options.items():
         conf.set_string(key, value)

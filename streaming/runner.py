@@ -37,12 +37,11 @@ from typing import Any
 
 from metadata.periods import DAY_MS
 from streaming import progress as progress_mod
-from streaming.feed import Feed
 from streaming.pacing import TICK_SECONDS, Pacer
 from streaming.pipeline import PipelineConfig
 from streaming.plan import StreamPlan, load_plan
 from streaming.snapshot import PeriodSnapshots, current_periods
-from streaming.sources import ArchiveFeedSource
+from streaming.source import PartitionFeed, UnifiedSource
 from udf.errors import InputError, UdfError
 from udf.home import Home
 from udf.logging import get_logger
@@ -110,7 +109,7 @@ class Runner:
     def __post_init__(self) -> None:
         self.state = StreamState.of(self.home, self.mode)
         lateness = round(self.settings.stream.lateness_seconds * 1000)
-        self.feed = Feed(
+        self.feed = PartitionFeed(
             self.state.feed, self.home.archive, lateness_ms=lateness,
             count_lines=self.follow or self.paced,
         )  # fmt: skip
@@ -200,17 +199,21 @@ class Runner:
         if self.follow:
             days = stream.state_ttl_days or self.settings.window_days + 2
             ttl = round(days * DAY_MS)
+        if self.paced and stream.source.live == "kafka":
+            raise InputError(
+                "a paced replay (--rate) feeds the archive only: set stream.source.live to "
+                "'archive' for it"
+            )
+        source = UnifiedSource.from_settings(
+            self.feed, stream, self.state.periods, self.follow or self.paced
+        )
         cfg = PipelineConfig(
             home=str(self.home.root), settings=self.settings,
             checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
             follow=self.follow or self.paced, state_ttl_ms=ttl, on_rows=stream.rows_hook,
-            cluster_conf=cluster_conf,
-        )  # fmt: skip
-        source = ArchiveFeedSource(
-            self.feed, self.state.periods, follow=self.follow or self.paced,
-            monitor_seconds=stream.monitor_seconds,
+            cluster_conf=cluster_conf, jars=tuple(source.jars()),
         )  # fmt: skip
         env, t_env = pipeline.environment(cfg)
         pipeline.build(env, t_env, source, saved.plan, cfg)
@@ -274,7 +277,8 @@ class Runner:
             if self._stop.is_set():
                 return self._shutdown(client)
             if self.follow and now >= next_feed:
-                self.feed.publish()
+                if stream.source.live == "archive":  # else the tail comes from Kafka
+                    self.feed.publish()
                 self._retire(client)
                 next_feed = now + stream.feed_interval_seconds
             if self.paced and now >= next_feed:

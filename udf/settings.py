@@ -52,6 +52,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_v
 from udf.config.alerts import AlertSettings
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
 from udf.config.models import Email, StrictModel
+from udf.config.stream_source import SourceSettings
 from udf.errors import ConfigError, ConfigIssue
 from udf.home import Home
 from udf.vocabulary import DEFAULT_SPAM_CAP, DEFAULT_WINDOW_DAYS
@@ -98,6 +99,7 @@ class StreamSettings(StrictModel):
     restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
     rows_hook: str | None = None  # "module:function" called with each write's compared rows
     flink_conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
+    source: SourceSettings = Field(default_factory=SourceSettings)  # streaming.source
 
 
 class ValidationSettings(StrictModel):
