@@ -67,7 +67,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
 
-    app.include_router(build_router(_store, _results))
+    app.include_router(build_router(_store, _results, _stream_jobs))
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> dict[str, Any]:
@@ -181,6 +181,16 @@ def _store() -> Any:
     return MetadataStore.for_home(home)
 
 
+def _stream_jobs() -> list[dict[str, Any]]:
+    """The streaming jobs of ``$UDF_HOME``'s session cluster (none without a home)."""
+    from udf.home import Home
+    from udf.web.health import stream_jobs
+
+    if not os.environ.get("UDF_HOME"):
+        return []
+    return stream_jobs(Home.resolve())
+
+
 def _results() -> Any:
     """The results store of ``$UDF_HOME``'s settings; 503 without an existing home."""
     from results.stores import open_store
@@ -217,3 +227,4 @@ class UdfPlugin(AirflowPlugin):
         {"name": "Range backfill", "href": f"/dags/{RANGE_BACKFILL_DAG}", "category": "UDF"},
         {"name": "Metric lifecycle (JSON)", "href": "/udf/status", "category": "UDF"},
     ]
+

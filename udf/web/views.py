@@ -26,11 +26,16 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 PAGES = (("tracking", "Metric tracking"), ("experiments", "Experiment results"),
          ("realtime", "Real-time health"))  # fmt: skip
-NOT_YET = (
-    "not available yet: streaming jobs' state, checkpoint age and lag, and the daily "
-    "streaming-versus-batch validation reports appear here once the streaming health "
-    "reports land (docs/airflow.md, UI views)"
+NO_JOBS = (
+    "No streaming job is deployed to the session cluster: `udf flink up`, then the "
+    "udf_stream_supervisor DAG or `udf stream run --cluster --detach` (docs/streaming.md, "
+    "Operations)"
 )
+NO_REPORTS = (
+    "No validation report yet: `udf validate --date D` or the udf_validate_daily DAG writes "
+    "one a day (docs/streaming.md, Validation)"
+)
+VALIDATION_REPORTS_SHOWN = 30
 
 
 def _environment() -> Any:
@@ -52,8 +57,13 @@ def fmt_number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def build_router(metadata: Callable[[], Any], results: Callable[[], Any]) -> APIRouter:
-    """The views; ``metadata()`` and ``results()`` open the stores (context managers)."""
+def build_router(
+    metadata: Callable[[], Any],
+    results: Callable[[], Any],
+    stream_jobs: Callable[[], list[dict[str, Any]]] = list,
+) -> APIRouter:
+    """The views; ``metadata()`` and ``results()`` open the stores (context managers),
+    ``stream_jobs()`` reports the streaming jobs' health (:mod:`udf.web.health`)."""
     router = APIRouter()
     env = _environment()
 
@@ -157,7 +167,10 @@ def build_router(metadata: Callable[[], Any], results: Callable[[], Any]) -> API
             seen["computed"] = datetime.fromtimestamp(seen["computed_at"] / 1000, UTC).strftime(
                 "%Y-%m-%d %H:%M:%S"
             )
+        with metadata() as store:
+            reports = store.validation_reports(limit=VALIDATION_REPORTS_SHOWN)
         return page(request, "realtime.html", title="Real-time health", latest=latest,
-                    not_yet=NOT_YET)  # fmt: skip
+                    jobs=stream_jobs(), reports=reports, no_jobs=NO_JOBS,
+                    no_reports=NO_REPORTS)  # fmt: skip
 
     return router

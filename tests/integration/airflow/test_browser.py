@@ -145,11 +145,11 @@ def test_the_views_in_a_browser(airflow_session, platform, tmp_path, shots):
         expect(view.locator('.panel[data-source="stream"] .empty')).to_be_visible()
         page.screenshot(path=shots / "04-experiment.png", full_page=True)
 
-        # Real-time health: what has not landed yet says so.
+        # Real-time health: no job deployed and no validation yet, and it says how to get them.
         page.goto(f"{base}/plugin/udf-realtime")
         view = page.frame_locator("iframe")
-        expect(view.locator(".not-yet")).to_have_count(2)
-        expect(view.locator("#jobs")).to_contain_text("not available yet")
+        expect(view.locator("#jobs")).to_contain_text("udf flink up")
+        expect(view.locator("#validation")).to_contain_text("udf validate")
         page.screenshot(path=shots / "05-realtime.png", full_page=True)
         browser.close()
     assert sorted(p.name for p in shots.iterdir()) == [

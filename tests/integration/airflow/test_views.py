@@ -180,11 +180,43 @@ def test_experiments_list_links_each_experiment(client):
     assert [r["cells"][0] for r in rows] == [EXPERIMENT]
 
 
-def test_realtime_view_says_what_is_not_available_yet(client):
+def test_realtime_view_without_jobs_or_reports_says_how_to_get_them(client):
     page = client.get("/ui/realtime").text
-    assert page.count("not available yet") == 2  # jobs (state, checkpoints, lag), validation
+    assert "No streaming job is deployed" in page and "udf flink up" in page
+    assert "No validation report yet" in page and "udf validate" in page
     assert f'data-experiment="{EXPERIMENT}"' in page  # the stream rows the store holds
     assert date(2026, 1, 3).isoformat() in page
+
+
+def test_realtime_view_shows_validation_reports_and_deployed_jobs(client, home):
+    import socket
+
+    from metadata.repository import MetadataStore
+    from streaming.runner import StreamState
+
+    with MetadataStore.for_home(home) as store:
+        store.record_validation(date(2026, 1, 2), passed=True, violations=0, threshold=0.02,
+                                max_difference=0.0, report={})  # fmt: skip
+        store.record_validation(date(2026, 1, 3), passed=False, violations=3, threshold=0.02,
+                                max_difference=0.031, report={})  # fmt: skip
+    with socket.socket() as s:  # a port nothing listens on: the cluster is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (home.root / "settings.yaml").write_text(f"flink:\n  rest_port: {port}\n")
+    job = StreamState.of(home, "run").job_file
+    job.parent.mkdir(parents=True, exist_ok=True)
+    job.write_text(json.dumps({"job_id": "a" * 32, "mode": "run", "submitted_at": 0}))
+
+    page = client.get("/ui/realtime").text
+    rows = table(page, "validation-table")[1:]
+    assert [(r["attrs"]["data-day"], r["attrs"]["data-passed"]) for r in rows] == [
+        ("2026-01-03", "false"), ("2026-01-02", "true"),
+    ]  # fmt: skip
+    assert rows[0]["cells"][1:4] == ["VIOLATED", "3", "0.031"]
+    (run,) = table(page, "jobs-table")[1:]
+    assert run["attrs"] == {"data-mode": "run", "data-state": "unreachable"}
+    assert "a" * 32 in run["cells"] and f":{port}" in run["cells"][-1]
+    assert "events 0 read" in run["cells"][6]  # the pipeline's progress line
 
 
 def test_views_need_a_platform_home(monkeypatch):

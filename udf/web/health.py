@@ -1,0 +1,40 @@
+"""What the real-time health view shows: the streaming jobs on the session cluster.
+
+For each job the supervisor deployed (``stream/<mode>.job.json``, :mod:`streaming.supervisor`)
+its health as Flink's REST API reports it now (state, age of the last completed checkpoint,
+restarts, the latest exception, backpressure) and the pipeline's own progress line (records
+read, corrupt, late, rows written, lag). Called per request, never at import: the streaming
+modules load only when the view is opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from udf.errors import UdfError
+from udf.home import Home
+
+
+def stream_jobs(home: Home) -> list[dict[str, Any]]:
+    """One row per deployed job; ``state`` is ``unreachable`` when the cluster does not answer."""
+    from streaming import progress
+    from streaming.cluster import Cluster
+    from streaming.runner import StreamState
+    from streaming.supervisor import MODES, health, job_record
+
+    jobs = []
+    for mode in MODES:
+        record = job_record(home, mode)
+        if record is None:
+            continue
+        row: dict[str, Any] = {"mode": mode, "job_id": record.get("job_id", ""),
+                               "state": "unknown", "checkpoint_age_seconds": None,
+                               "restarts": None, "backpressure": None, "exceptions": [],
+                               "error": ""}  # fmt: skip
+        try:
+            row.update(health(Cluster.of(home), row["job_id"]))
+        except UdfError as exc:
+            row.update(state="unreachable", error=str(exc))
+        row["progress"] = progress.line(progress.read(StreamState.of(home, mode).progress))
+        jobs.append(row)
+    return jobs
