@@ -104,9 +104,21 @@ def summary(log: str) -> str:
     )
 
 
-# The streaming replay. It runs on a Flink mini-cluster inside the command's own process;
-# with a local Flink session cluster, the replay would be submitted to it on this one line.
-STREAM_REPLAY = ["stream", "replay"]  # FLINK CLUSTER: submit to the session cluster here
+def stream_replay() -> None:
+    """The streaming replay, submitted to a local Flink session cluster (``udf flink up``)
+    that is stopped afterwards. Where the cluster cannot start (its REST port taken, say),
+    the replay runs on a Flink mini-cluster inside the command's own process instead."""
+    try:
+        run(["flink", "up"])
+    except subprocess.CalledProcessError:
+        print("the Flink session cluster did not start (above): replaying in-process instead")
+        run(["stream", "replay"])
+        return
+    try:
+        run(["stream", "replay", "--cluster"])
+    finally:
+        print("\n$ udf flink down", flush=True)
+        subprocess.run([str(BIN / "udf"), "flink", "down"], check=False)
 
 
 def validate_steps(home: Home) -> list[list[str]]:
@@ -191,7 +203,7 @@ def main() -> int:
         for args in steps(home):
             run(args)
         run_pipeline(home)
-        run(STREAM_REPLAY)
+        stream_replay()
         for args in validate_steps(home):
             run(args)
         for args in report_steps(home):
