@@ -4,8 +4,10 @@
   TaskManager JVM gets SIGKILL. The supervisor, called as the ``udf_stream_supervisor`` DAG's
   tasks call it (revive the TaskManager, deploy, check, recover, wait), resubmits the job from
   its newest checkpoint, and the final rows equal batch (``udf compute``) exactly.
-* **Savepoint upgrade.** The replay is stopped with a savepoint (``udf_stream_upgrade``'s
-  tasks) and redeployed from it; the final rows equal batch: nothing lost, nothing doubled.
+* **Savepoint upgrade.** The unbounded ``run`` job is stopped with a savepoint
+  (``udf_stream_upgrade``'s tasks) and redeployed from it; the rows then equal batch: nothing
+  lost, nothing doubled. (A bounded replay of this small workload can finish while the stop
+  is under way: the savepoint then fails, so the test uses the job that never finishes.)
 
 The cluster is the session's (``flink_cluster``); each test has its own home (a copy of the
 prepared one) pointing at it through ``flink.dir`` and ``flink.rest_port``.
