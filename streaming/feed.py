@@ -30,9 +30,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from udf.archive.layout import EXTENSION, HOUR_MS, TOPICS, ArchiveLayout
-from udf.archive.view import committed_view
+from udf.archive.view import ArchiveView, committed_view
 from udf.home import Home
 
 ROUNDS = "_rounds"
@@ -59,7 +60,7 @@ class Round:
 
     @property
     def bytes(self) -> int:
-        return sum(c.end - c.start for c in self.chunks)
+        return _bytes(self.chunks)
 
 
 def committed_sizes(archive: Path, topic: str) -> dict[str, int]:
@@ -129,12 +130,28 @@ class Feed:
         """Show the files of committed rounds, delete those of a round that never committed."""
         committed = {name for r in self.rounds() for name in r.files}
         for topic in self.topics:
-            for hidden in self.topic_dir(topic).glob(".r*.tmp"):
-                name = f"{topic}/{hidden.name[1:-4]}"
+            for hidden in self.topic_dir(topic).rglob(".r*.tmp"):
+                name = str(hidden.with_name(hidden.name[1:-4]).relative_to(self.root))
                 if name in committed:
                     hidden.replace(self.root / name)
                 else:
                     hidden.unlink()
+
+    def folder(self, chunk: Chunk) -> str:
+        """The feed folder (relative to the root) that receives ``chunk``'s bytes."""
+        return chunk.topic
+
+    def index_extra(self, view: ArchiveView, complete: bool) -> dict[str, Any]:
+        """More fields for a round's index, from the snapshot that gave its byte ranges.
+
+        ``complete`` is False when a paced round holds only part of the new bytes. A round
+        whose chunks are empty is still published when these fields say something new
+        (:meth:`news`).
+        """
+        return {}
+
+    def news(self, extra: dict[str, Any]) -> bool:
+        return False
 
     def publish(self, limit: int | None = None) -> Round | None:
         """Feed every committed archive byte not fed yet as one new round (None: nothing new).
@@ -144,19 +161,25 @@ class Feed:
         With ``limit`` (a paced replay, :mod:`streaming.pacing`) the round holds at most that
         many records, the oldest hours first.
         """
+        view = committed_view(Home(self.archive.parent), self.topics)
+        layout = ArchiveLayout(self.archive)
         done = self.offsets()
         newest = max((_hour_start(rel) for _, rel in done), default=None)
         chunks = []
-        for topic in self.topics:
-            for rel, size in sorted(committed_sizes(self.archive, topic).items()):
-                start = done.get((topic, rel), 0)
-                if size > start:
-                    chunks.append(Chunk(topic, rel, start, size))
+        for f in view.files:
+            rel = str(f.path.relative_to(layout.topic_dir(f.topic)))
+            start = done.get((f.topic, rel), 0)
+            if f.size > start:
+                chunks.append(Chunk(f.topic, rel, start, f.size))
+        complete = True
         if limit is not None:
             from streaming.pacing import take_lines
 
-            chunks = take_lines(self.archive, chunks, limit)[0]
-        if not chunks:
+            taken = take_lines(self.archive, chunks, limit)[0]
+            complete = _bytes(taken) == _bytes(chunks)
+            chunks = taken
+        extra = self.index_extra(view, complete)
+        if not chunks and not self.news(extra):
             return None
         number = max((r.number for r in self.rounds()), default=0) + 1
         late: dict[str, int] = {}
@@ -165,13 +188,17 @@ class Feed:
                 late[c.topic] = late.get(c.topic, 0) + self._lines(c)
         files: list[str] = []
         lines: dict[str, int] = {}
-        for topic in self.topics:
-            for i, group in enumerate(_pack([c for c in chunks if c.topic == topic])):
-                name = f"{topic}/r{number:08d}-{i:04d}.{EXTENSION}"
-                hidden = self.root / topic / f".{Path(name).name}.tmp"
+        folders: dict[str, list[Chunk]] = {}
+        for c in sorted(chunks, key=lambda c: (self.topics.index(c.topic), c.rel)):
+            folders.setdefault(self.folder(c), []).append(c)  # hour order: arrival order
+        for folder, ours in folders.items():
+            for i, group in enumerate(_pack(ours)):
+                name = f"{folder}/r{number:08d}-{i:04d}.{EXTENSION}"
+                hidden = self.root / folder / f".{Path(name).name}.tmp"
+                hidden.parent.mkdir(parents=True, exist_ok=True)
                 self._copy(group, hidden)
                 if self.count_lines:
-                    lines[topic] = lines.get(topic, 0) + _count_lines(hidden)
+                    lines[ours[0].topic] = lines.get(ours[0].topic, 0) + _count_lines(hidden)
                 files.append(name)
         index = {
             "round": number,
@@ -180,6 +207,7 @@ class Feed:
             "files": files,
             "late": late,
             "lines": lines,
+            **extra,
         }
         _write_atomic(self.rounds_dir / f"r{number:08d}.json", json.dumps(index).encode())
         self.recover()
@@ -215,6 +243,10 @@ class Feed:
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _bytes(chunks: Sequence[Chunk]) -> int:
+    return sum(c.end - c.start for c in chunks)
 
 
 def _count_lines(path: Path) -> int:

@@ -1,7 +1,8 @@
 """The archive half of the unified source: the feed, one folder per partition, with offsets.
 
 :class:`PartitionFeed` is the :class:`~streaming.feed.Feed` (rounds of committed archive
-bytes copied into immutable files, crash-safe by the round index) with two additions:
+bytes copied into immutable files, crash-safe by the round index) with two additions, made
+through its two hooks (:meth:`~streaming.feed.Feed.folder`, :meth:`~streaming.feed.Feed.index_extra`):
 
 * **Partition-aligned.** Archive file ``part-N`` of an hour holds exactly the users of live
   partition ``N`` (:mod:`udf.archive.partitioner`), and the archiver writes Kafka partition
@@ -19,14 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streaming.feed import Chunk, Feed, Round, _count_lines, _hour_start, _pack, _write_atomic
-from udf.archive.layout import DEFAULT_PARTITIONS, EXTENSION, HOUR_MS, TOPICS, ArchiveLayout
-from udf.archive.view import committed_view
-from udf.home import Home
+from streaming.feed import Chunk, Feed
+from udf.archive.layout import DEFAULT_PARTITIONS, TOPICS, ArchiveLayout
+from udf.archive.view import ArchiveView
 
 Offsets = dict[str, dict[int, int]]  # Kafka topic -> partition -> next offset
 
@@ -69,15 +68,8 @@ class PartitionFeed(Feed):
                 (self.topic_dir(topic) / f"p={p}").mkdir(parents=True, exist_ok=True)
         super().prepare()
 
-    def recover(self) -> None:
-        committed = {name for r in self.rounds() for name in r.files}
-        for topic in self.topics:
-            for hidden in self.topic_dir(topic).glob("p=*/.r*.tmp"):
-                name = f"{topic}/{hidden.parent.name}/{hidden.name[1:-4]}"
-                if name in committed:
-                    hidden.replace(self.root / name)
-                else:
-                    hidden.unlink()
+    def folder(self, chunk: Chunk) -> str:
+        return f"{chunk.topic}/p={partition_of(chunk.rel)}"
 
     def handover(self) -> dict[str, Offsets]:
         """Per archive topic, the next Kafka offset of each partition not in the feed."""
@@ -90,65 +82,12 @@ class PartitionFeed(Feed):
                         done[int(p)] = max(done.get(int(p), 0), end)
         return out
 
-    def publish(self, limit: int | None = None) -> Round | None:
-        """Like :meth:`Feed.publish`, one file group per partition, with the offsets covered.
+    def index_extra(self, view: ArchiveView, complete: bool) -> dict[str, Any]:
+        """The Kafka offsets the round covers (a paced round claims none until it has them all)."""
+        return {"kafka": _kafka_offsets(view.imports, self.topics) if complete else self.handover()}
 
-        With ``limit`` (a paced replay, :mod:`streaming.pacing`) the round holds at most that
-        many records, the oldest hours first, and claims no Kafka offsets until it has them all.
-        """
-        view = committed_view(Home(self.archive.parent), self.topics)
-        done = self.offsets()
-        newest = max((_hour_start(rel) for _, rel in done), default=None)
-        chunks = []
-        for f in view.files:
-            rel = str(f.path.relative_to(self.topic_dir_in_archive(f.topic)))
-            start = done.get((f.topic, rel), 0)
-            if f.size > start:
-                chunks.append(Chunk(f.topic, rel, start, f.size))
-        kafka = _kafka_offsets(view.imports, self.topics)
-        if limit is not None:
-            from streaming.pacing import take_lines
-
-            taken = take_lines(self.archive, chunks, limit)[0]
-            if sum(c.end - c.start for c in taken) < sum(c.end - c.start for c in chunks):
-                kafka = self.handover()  # only a round that holds everything hands over
-            chunks = taken
-        if not chunks and not _grew(kafka, self.handover()):
-            return None
-        number = max((r.number for r in self.rounds()), default=0) + 1
-        late: dict[str, int] = {}
-        for c in chunks:
-            if newest is not None and _hour_start(c.rel) + HOUR_MS + self.lateness_ms <= newest:
-                late[c.topic] = late.get(c.topic, 0) + self._lines(c)
-        files: list[str] = []
-        lines: dict[str, int] = {}
-        for topic in self.topics:
-            ours = [c for c in chunks if c.topic == topic]
-            for p in sorted({partition_of(c.rel) for c in ours}):
-                mine = [c for c in ours if partition_of(c.rel) == p]  # hour order: arrival order
-                for i, group in enumerate(_pack(mine)):
-                    name = f"{topic}/p={p}/r{number:08d}-{i:04d}.{EXTENSION}"
-                    hidden = self.root / topic / f"p={p}" / f".{Path(name).name}.tmp"
-                    hidden.parent.mkdir(parents=True, exist_ok=True)
-                    self._copy(group, hidden)
-                    if self.count_lines:
-                        lines[topic] = lines.get(topic, 0) + _count_lines(hidden)
-                    files.append(name)
-        index = {
-            "round": number,
-            "published_at": datetime.now(UTC).isoformat(),
-            "chunks": [c.__dict__ for c in chunks],
-            "files": files,
-            "late": late,
-            "lines": lines,
-            "kafka": kafka,
-        }
-        _write_atomic(self.rounds_dir / f"r{number:08d}.json", json.dumps(index).encode())
-        self.recover()
-        return Round(number, tuple(chunks), tuple(files), late, lines)
-
-    def topic_dir_in_archive(self, topic: str) -> Path:
-        return ArchiveLayout(self.archive).topic_dir(topic)
+    def news(self, extra: dict[str, Any]) -> bool:
+        return _grew(extra["kafka"], self.handover())
 
 
 def _kafka_offsets(imports: Sequence[dict[str, Any]], topics: Sequence[str]) -> dict[str, Offsets]:

@@ -10,6 +10,7 @@ import pytest
 
 from streaming.feed import Feed
 from streaming.pacing import Pacer
+from streaming.source import PartitionFeed
 from udf.archive.importer import Importer
 from udf.archive.layout import HOUR_MS
 from udf.home import Home
@@ -61,11 +62,12 @@ def test_the_pacer_allows_rate_times_elapsed() -> None:
         Pacer(0.0)
 
 
+@pytest.mark.parametrize("kind", [Feed, PartitionFeed])
 def test_a_paced_feed_takes_the_time_the_rate_says_in_event_time_order(
-    home: Home, tmp_path: Path
+    home: Home, tmp_path: Path, kind: type[Feed]
 ) -> None:
     total = _workload(home, tmp_path)
-    feed = Feed(home.root / "feed", home.archive, count_lines=True)
+    feed = kind(home.root / "feed", home.archive, count_lines=True)
     feed.prepare()
     clock = FakeClock()
     pacer = Pacer(200.0, clock)  # 990 records: 4.95 s
