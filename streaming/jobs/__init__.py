@@ -9,6 +9,8 @@ with a broker configured a sink would insert the stream into its topic instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 
@@ -43,3 +45,24 @@ def local_sink(t_env: Any) -> Sink:
         t_env.create_temporary_view(name, view)
 
     return publish
+
+
+@contextmanager
+def without_mini_batch(t_env: Any) -> Iterator[None]:
+    """Plan the streams published inside without SQL mini-batching (the rest keep it).
+
+    A stream is planned when it is published (:func:`local_sink` converts it to a DataStream
+    at once), with the table configuration of that moment. Under mini-batching Flink's
+    first-row de-duplication on processing time is planned as updating
+    (``outputInsertOnly=false``), so a Top-N behind it falls back to the retracting strategy,
+    which (de)serializes each key's whole sorted list per record; without it the
+    de-duplication is insert-only and the Top-N appends (measured: the retracting Top-N took
+    most of a replay's CPU).
+    """
+    config = t_env.get_config()
+    before = config.get("table.exec.mini-batch.enabled", "false")
+    config.set("table.exec.mini-batch.enabled", "false")
+    try:
+        yield
+    finally:
+        config.set("table.exec.mini-batch.enabled", before)

@@ -6,7 +6,8 @@
   groups down by are kept. Every event type is kept: each one is a default metric.
 * **De-duplicate** (docs/metrics.md §1): equal ``(user_id, event_type, ts)`` are one event,
   the first to arrive wins. Flink SQL's first-row de-duplication on processing time is
-  insert-only, which keeps the cap below cheap; the feed hands each archive file's lines to
+  insert-only when planned without mini-batching (:func:`~streaming.jobs.without_mini_batch`),
+  which keeps the cap below cheap (an appending Top-N); the feed hands each archive file's lines to
   one reader in file order, so the first to arrive is the first in the file.
 * **Spam cap**: of a user's events in one clock hour, ordered by ``(ts, event_type)``, only
   the first ``X`` stay: a Top-N per (user, hour). It is a regular Top-N, not a window (a
@@ -23,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from streaming import parse
-from streaming.jobs import Sink
+from streaming.jobs import Sink, without_mini_batch
 from streaming.plan import StreamPlan
 from streaming.sources import SourceTables
 
@@ -41,12 +42,13 @@ def build(t_env: Any, source: SourceTables, sink: Sink, plan: StreamPlan) -> Non
         "SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id, event_type, ts ORDER BY proc) AS rn "
         f"FROM ({parse.valid_query('checked_events', [*columns, 'proc'])})) WHERE rn = 1"
     )
-    sink(
-        "filtered_events",
-        f"SELECT {', '.join(columns)} FROM ("
-        "SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id, ts_hour ORDER BY ts, event_type) AS rc "
-        f"FROM events_first) WHERE rc <= {plan.spam_cap}",
-    )
+    with without_mini_batch(t_env):  # insert-only de-duplication: the cap's Top-N appends
+        sink(
+            "filtered_events",
+            f"SELECT {', '.join(columns)} FROM ("
+            "SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id, ts_hour ORDER BY ts, event_type) "
+            f"AS rc FROM events_first) WHERE rc <= {plan.spam_cap}",
+        )
     sink("corrupt_events", parse.corrupt_query("checked_events", "events"), changelog=False)
     sink("progress_events", parse.progress_query("checked_events", "events"))
     sink("event_types", "SELECT event_type FROM filtered_events GROUP BY event_type")
