@@ -90,11 +90,15 @@ class PartitionFeed(Feed):
                         done[int(p)] = max(done.get(int(p), 0), end)
         return out
 
-    def publish(self, limit: int | None = None) -> Round | None:
+    def publish(  # type: ignore[override]
+        self, limit: int | None = None, until: int | None = None, timestamp_field: str = "ts"
+    ) -> Round | None:
         """Like :meth:`Feed.publish`, one file group per partition, with the offsets covered.
 
         With ``limit`` (a paced replay, :mod:`streaming.pacing`) the round holds at most that
-        many records, the oldest hours first, and claims no Kafka offsets until it has them all.
+        many records, the oldest hours first; with ``until`` (an aligned replay,
+        :mod:`streaming.source.slices`) only records before that time (epoch ms, read from
+        ``timestamp_field``). Either way the round claims no Kafka offsets until it has them all.
         """
         view = committed_view(Home(self.archive.parent), self.topics)
         done = self.offsets()
@@ -106,10 +110,15 @@ class PartitionFeed(Feed):
             if f.size > start:
                 chunks.append(Chunk(f.topic, rel, start, f.size))
         kafka = _kafka_offsets(view.imports, self.topics)
-        if limit is not None:
+        if limit is not None or until is not None:
             from streaming.pacing import take_lines
+            from streaming.source.slices import take_until
 
-            taken = take_lines(self.archive, chunks, limit)[0]
+            taken = chunks
+            if until is not None:
+                taken = take_until(self.archive, taken, until, timestamp_field)
+            if limit is not None:
+                taken = take_lines(self.archive, taken, limit)[0]
             if sum(c.end - c.start for c in taken) < sum(c.end - c.start for c in chunks):
                 kafka = self.handover()  # only a round that holds everything hands over
             chunks = taken
@@ -142,6 +151,7 @@ class PartitionFeed(Feed):
             "late": late,
             "lines": lines,
             "kafka": kafka,
+            "until": until,
         }
         _write_atomic(self.rounds_dir / f"r{number:08d}.json", json.dumps(index).encode())
         self.recover()
