@@ -249,3 +249,62 @@ def test_record_imported_late_into_an_hour_already_read(home: Home, table_env, t
 
     assert late_round is not None and late_round.late == {"events": 1}
     assert Counter(read) == Counter([*history, late])
+
+
+def test_source_metrics_count_records_and_unreadable_ones(home: Home, kafka_broker: Broker, kafka_topic,
+                                                          connector_jars: Path, tmp_path: Path) -> None:  # fmt: skip
+    """With ``metrics: true`` the gate's Flink counters, read back over the local cluster's REST
+    API, equal what was archived and produced: every record, and those without a readable time."""
+    from pyflink.common import Configuration
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    from streaming.cluster import free_port
+    from streaming.source.metrics import source_counters
+
+    name = kafka_topic("events")
+    kafka_broker.create_topic(name, 2)
+    history = events(0, 60)
+    produce(kafka_broker.bootstrap, name, history)
+    KafkaArchiver(home, KafkaSettings(kafka_broker.bootstrap), [TopicRoute("events", name)]).run(
+        once=True, max_seconds=60)  # fmt: skip
+    feed = PartitionFeed(tmp_path / "feed", home.archive, topics=("events",))
+    feed.prepare()
+    feed.publish()
+    unreadable = [b"not json", b'{"user_id":3,"event_type":"click"}',  # no time at all
+                  b'{"user_id":4,"event_type":"click","ts":"soon"}']  # a time that is no number
+    readable_but_corrupt = [b'{"event_type":"click","ts":1767225600000}']  # no user: parse's business
+    tail = [*events(60, 40), *unreadable, *readable_but_corrupt]
+    produce(kafka_broker.bootstrap, name, tail)
+
+    port = free_port()
+    conf = Configuration()
+    conf.set_string("rest.port", str(port))
+    env = TableEnvironment.create(EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build())
+    env.get_config().set("parallelism.default", "1")
+    env.get_config().set("rest.port", str(port))
+    settings = SourceSettings(live="kafka", metrics=True,
+                              kafka=KafkaTail(bootstrap=kafka_broker.bootstrap, topics={"events": name}))  # fmt: skip
+    UnifiedSource(feed, TimestampExtractor.json_field("ts"), settings, follow=True,
+                  jars_cache=connector_jars).register_topics(env)  # fmt: skip
+    result = env.execute_sql("SELECT line FROM raw_events")
+    job = str(result.get_job_client().get_job_id())
+    read: list[bytes] = []
+    counters: dict[str, dict[str, int]] = {}
+    expected = {"events": {"records": len(history) + len(tail), "unreadable": len(unreadable)}}
+    try:
+        with result.collect() as rows:
+            for row in rows:
+                read.append(row[0].encode())
+                if len(read) == len(history) + len(tail):
+                    break
+        deadline = time.monotonic() + 60  # Python counters reach Flink when a bundle ends
+        while time.monotonic() < deadline:
+            counters = source_counters(f"http://127.0.0.1:{port}", job)
+            if counters == expected:
+                break
+            time.sleep(1)
+    finally:
+        result.get_job_client().cancel()
+
+    assert Counter(read) == Counter(history + tail)
+    assert counters == expected
