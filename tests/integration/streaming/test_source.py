@@ -254,7 +254,10 @@ def test_record_imported_late_into_an_hour_already_read(home: Home, table_env, t
 def test_source_metrics_count_records_and_unreadable_ones(home: Home, kafka_broker: Broker, kafka_topic,
                                                           connector_jars: Path, tmp_path: Path) -> None:  # fmt: skip
     """With ``metrics: true`` the gate's Flink counters, read back over the local cluster's REST
-    API, equal what was archived and produced: every record, and those without a readable time."""
+    API while the job runs, equal what was produced: every record, and those without a
+    readable time. (All of it in the Kafka tail: the archive part is bounded under a Kafka
+    tail, and a finished task's metrics leave the REST API; the importer and the archiver
+    let no record without a time into the archive anyway.)"""
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -263,17 +266,13 @@ def test_source_metrics_count_records_and_unreadable_ones(home: Home, kafka_brok
 
     name = kafka_topic("events")
     kafka_broker.create_topic(name, 2)
-    history = events(0, 60)
-    produce(kafka_broker.bootstrap, name, history)
-    KafkaArchiver(home, KafkaSettings(kafka_broker.bootstrap), [TopicRoute("events", name)]).run(
-        once=True, max_seconds=60)  # fmt: skip
+    history: list[bytes] = []  # an empty archive: the tail reads the topic from its start
     feed = PartitionFeed(tmp_path / "feed", home.archive, topics=("events",))
     feed.prepare()
-    feed.publish()
     unreadable = [b"not json", b'{"user_id":3,"event_type":"click"}',  # no time at all
                   b'{"user_id":4,"event_type":"click","ts":"soon"}']  # a time that is no number
     readable_but_corrupt = [b'{"event_type":"click","ts":1767225600000}']  # no user: parse's business
-    tail = [*events(60, 40), *unreadable, *readable_but_corrupt]
+    tail = [*events(0, 100), *unreadable, *readable_but_corrupt]
     produce(kafka_broker.bootstrap, name, tail)
 
     port = free_port()
@@ -292,17 +291,17 @@ def test_source_metrics_count_records_and_unreadable_ones(home: Home, kafka_brok
     counters: dict[str, dict[str, int]] = {}
     expected = {"events": {"records": len(history) + len(tail), "unreadable": len(unreadable)}}
     try:
-        with result.collect() as rows:
+        with result.collect() as rows:  # (closing it ends the job and its mini-cluster)
             for row in rows:
                 read.append(row[0].encode())
                 if len(read) == len(history) + len(tail):
                     break
-        deadline = time.monotonic() + 60  # Python counters reach Flink when a bundle ends
-        while time.monotonic() < deadline:
-            counters = source_counters(f"http://127.0.0.1:{port}", job)
-            if counters == expected:
-                break
-            time.sleep(1)
+            deadline = time.monotonic() + 30  # Python counters reach Flink when a bundle ends
+            while time.monotonic() < deadline:
+                counters = source_counters(f"http://127.0.0.1:{port}", job)
+                if counters == expected:
+                    break
+                time.sleep(1)
     finally:
         result.get_job_client().cancel()
 
