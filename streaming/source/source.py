@@ -22,10 +22,11 @@ archive and in Kafka) and ``ts`` (its event time, a rowtime attribute with water
   counts records and unreadable ones as Flink metrics (``udf_source.<topic>.records`` and
   ``.unreadable``).
 * **Watermark alignment** (``alignment``) uses Flink's alignment groups
-  (``scan.watermark.alignment.*``): a Kafka partition whose watermark runs more than
-  ``max_drift_seconds`` ahead of the slowest in the group is paused. Flink's filesystem
-  table source has no watermark push-down, so the archive part is not paused: on a replay,
-  rate limits are what keeps one topic from running ahead (docs/streaming.md).
+  (``scan.watermark.alignment.*``, with the settings of :mod:`streaming.source.alignment`):
+  a Kafka partition whose watermark runs more than ``max_drift_seconds`` ahead of the
+  slowest in the group is paused. Flink's filesystem table source cannot join a group, so
+  the archive part is aligned by how it is fed: :class:`streaming.source.slices.AlignedFeed`
+  publishes history in event-time slices, all topics in lockstep (docs/streaming.md).
 """
 
 from __future__ import annotations
