@@ -7,12 +7,14 @@ let a resumed partition run far past the drift, for three reasons, each answered
 
 * **The alignment buffer** (Flink 2.3, FLINK-37399): a split is checked against the oldest of
   its last ``pipeline.watermark-alignment.buffer-size`` (default 3) sampled watermarks, so it
-  reads freely for three update intervals before it can be paused: 53 minutes of a backlog
-  past a 10-minute drift with the defaults. The source sets the size to 0 (Flink 2.2's
-  behaviour: the latest watermark is checked). It is a job-wide setting.
+  reads freely for three update intervals before it can be paused: 22.5 minutes of a backlog
+  past a 10-minute drift even with a 20 ms interval and small fetches, 10.0 with size 0. The
+  source sets the size to 0 (Flink 2.2's behaviour: the latest watermark is checked). It is
+  a job-wide setting.
 * **Periodic watermarks**: a split's watermark, and so the check, moves only every
   ``pipeline.auto-watermark-interval`` (200 ms); a backlog reads thousands of records in
-  between. ``scan.watermark.emit.strategy: on-event`` moves it with every record.
+  between (53 minutes past the drift with size 0 and otherwise Flink's and Kafka's defaults).
+  ``scan.watermark.emit.strategy: on-event`` moves it with every record.
 * **Records in flight**: a paused partition's records already fetched are still emitted: the
   batch being emitted and ``source.reader.element.queue.capacity`` (2) queued batches, each
   at most ``max.poll.records``. The source lowers ``max.poll.records`` to
