@@ -13,7 +13,8 @@ let a resumed partition run far past the drift, for three reasons, each answered
   a job-wide setting.
 * **Periodic watermarks**: a split's watermark, and so the check, moves only every
   ``pipeline.auto-watermark-interval`` (200 ms); a backlog reads thousands of records in
-  between (53 minutes past the drift with size 0 and otherwise Flink's and Kafka's defaults).
+  between (53 minutes past the drift with size 0, a 1 s update interval and otherwise
+  Flink's and Kafka's defaults: this and the start below, together).
   ``scan.watermark.emit.strategy: on-event`` moves it with every record.
 * **Records in flight**: a paused partition's records already fetched are still emitted: the
   batch being emitted and ``source.reader.element.queue.capacity`` (2) queued batches, each
