@@ -144,7 +144,7 @@ class Feed:
     def index_extra(self, view: ArchiveView, complete: bool) -> dict[str, Any]:
         """More fields for a round's index, from the snapshot that gave its byte ranges.
 
-        ``complete`` is False when a paced round holds only part of the new bytes. A round
+        ``complete`` is False when a paced or aligned round holds only part of the new bytes. A round
         whose chunks are empty is still published when these fields say something new
         (:meth:`news`).
         """
@@ -153,13 +153,17 @@ class Feed:
     def news(self, extra: dict[str, Any]) -> bool:
         return False
 
-    def publish(self, limit: int | None = None) -> Round | None:
+    def publish(
+        self, limit: int | None = None, until: int | None = None, timestamp_field: str = "ts"
+    ) -> Round | None:
         """Feed every committed archive byte not fed yet as one new round (None: nothing new).
 
         Records appended to an hour that ended more than ``lateness_ms`` before the newest hour
         fed in an earlier round are counted as *late* (a replay's single round has none).
         With ``limit`` (a paced replay, :mod:`streaming.pacing`) the round holds at most that
-        many records, the oldest hours first.
+        many records, the oldest hours first; with ``until`` (an aligned replay,
+        :mod:`streaming.source.slices`) only records before that time (epoch ms, read from
+        ``timestamp_field``).
         """
         view = committed_view(Home(self.archive.parent), self.topics)
         layout = ArchiveLayout(self.archive)
@@ -171,13 +175,17 @@ class Feed:
             start = done.get((f.topic, rel), 0)
             if f.size > start:
                 chunks.append(Chunk(f.topic, rel, start, f.size))
-        complete = True
+        taken = chunks
+        if until is not None:
+            from streaming.source.slices import take_until
+
+            taken = take_until(self.archive, taken, until, timestamp_field)
         if limit is not None:
             from streaming.pacing import take_lines
 
-            taken = take_lines(self.archive, chunks, limit)[0]
-            complete = _bytes(taken) == _bytes(chunks)
-            chunks = taken
+            taken = take_lines(self.archive, taken, limit)[0]
+        complete = _bytes(taken) == _bytes(chunks)
+        chunks = taken
         extra = self.index_extra(view, complete)
         if not chunks and not self.news(extra):
             return None
@@ -207,6 +215,7 @@ class Feed:
             "files": files,
             "late": late,
             "lines": lines,
+            "until": until,
             **extra,
         }
         _write_atomic(self.rounds_dir / f"r{number:08d}.json", json.dumps(index).encode())

@@ -42,6 +42,7 @@ from streaming.pipeline import PipelineConfig
 from streaming.plan import StreamPlan, load_plan
 from streaming.snapshot import PeriodSnapshots, current_periods
 from streaming.source import PartitionFeed, UnifiedSource
+from streaming.source.slices import AlignedFeed, TopicProgress
 from udf.errors import InputError, UdfError
 from udf.home import Home
 from udf.logging import get_logger
@@ -114,6 +115,7 @@ class Runner:
             count_lines=self.follow or self.paced,
         )  # fmt: skip
         self.pacer = Pacer(self.rate) if self.rate is not None and self.paced else None
+        self.aligner: AlignedFeed | None = None  # an aligned replay's feed (made in prepare)
         self._fed_all = False
         self._draining = False
         self._resumed = False
@@ -128,6 +130,14 @@ class Runner:
     def paced(self) -> bool:
         return self.mode == "replay" and self.rate is not None
 
+    @property
+    def aligned(self) -> bool:
+        """A replay of the archive with ``stream.source.alignment``: history fed in
+        event-time slices, all topics in lockstep (:mod:`streaming.source.slices`)."""
+        source = self.settings.stream.source
+        return (self.mode == "replay" and self.rate is None and source.alignment is not None
+                and source.live == "archive")  # fmt: skip
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -141,6 +151,7 @@ class Runner:
             self._resume_pace(getattr(saved, "rate", None))
             self._resumed = True
             self.feed.prepare()
+            self._make_aligner()
             self.echo(f"resuming from {snapshot.name} ({snapshot})")
             return saved, snapshot
         self.state.clear()
@@ -149,12 +160,33 @@ class Runner:
         periods = current_periods(self.home, self.settings.window_ms)
         self.snapshots.publish(periods)
         self.feed.prepare()
-        fed = self._pace(first=True) if self.paced else self.feed.publish()
+        self._make_aligner()
+        if self.aligner is not None:
+            fed = self.aligner.step()
+        else:
+            fed = self._pace(first=True) if self.paced else self.feed.publish()
         if fed is None and not self.follow:
             raise InputError(f"the archive {self.home.archive} holds no records: import data first")
         saved = SavedPlan(plan, self._max_days(periods), self.rate if self.paced else None)
         self.state.plan_file.write_bytes(pickle.dumps(saved))
         return saved, None
+
+    def _make_aligner(self) -> None:
+        if not self.aligned:
+            return
+        source = self.settings.stream.source
+        assert source.alignment is not None
+        self.aligner = AlignedFeed(
+            self.feed, round(source.alignment.max_drift_seconds * 1000), self._topic_progress,
+            source.timestamp_field, round(source.out_of_orderness_seconds * 1000),
+        )  # fmt: skip
+
+    def _topic_progress(self) -> dict[str, TopicProgress]:
+        """What the pipeline's progress report says it read: records and the newest time (its
+        watermark is taken to be that time: the report carries no watermark)."""
+        topics = progress_mod.read(self.state.progress)["topics"]
+        return {t: TopicProgress(n.get("records", 0), n.get("max_ts"), n.get("max_ts"))
+                for t, n in topics.items()}  # fmt: skip
 
     def _resume_pace(self, rate: float | None) -> None:
         """Resume a replay as it was started: paced (a source that follows) or not (bounded)."""
@@ -205,14 +237,14 @@ class Runner:
                 "'archive' for it"
             )
         source = UnifiedSource.from_settings(
-            self.feed, stream, self.state.periods, self.follow or self.paced
+            self.feed, stream, self.state.periods, self.follow or self.paced or self.aligned
         )
         cfg = PipelineConfig(
             home=str(self.home.root), settings=self.settings,
             checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
-            follow=self.follow or self.paced, state_ttl_ms=ttl, on_rows=stream.rows_hook,
+            follow=self.follow or self.paced or self.aligned, state_ttl_ms=ttl, on_rows=stream.rows_hook,
             cluster_conf=cluster_conf, jars=tuple(source.jars()),
         )  # fmt: skip
         env, t_env = pipeline.environment(cfg)
@@ -281,7 +313,7 @@ class Runner:
                     self.feed.publish()
                 self._retire(client)
                 next_feed = now + stream.feed_interval_seconds
-            if self.paced and now >= next_feed:
+            if (self.paced or self.aligned) and now >= next_feed:
                 self._pace_or_drain(client)
                 next_feed = now + TICK_SECONDS
             if self.follow and now >= next_periods:
@@ -291,7 +323,7 @@ class Runner:
                 self.echo(progress_mod.line(self._progress()))
                 self._prune(client)
                 next_echo = now + 5
-            self._stop.wait(TICK_SECONDS if self.paced else 0.5)
+            self._stop.wait(TICK_SECONDS if self.paced or self.aligned else 0.5)
         if status == "FAILED":
             raise StreamError(f"the Flink job failed: {_failure(client)}")
         self.echo(progress_mod.line(self._progress()))
@@ -350,19 +382,23 @@ class Runner:
         return fed
 
     def _pace_or_drain(self, client: Any) -> None:
-        """A paced replay's tick: feed more, or once all is fed and read, drain the job.
+        """A paced or aligned replay's tick: feed more, or once all is fed and read, drain.
 
         The pace starts once the job has read its first record (the first round holds one):
         Flink takes 10-30 s to start, and a pace counted from before would burst.
         """
-        assert self.pacer is not None
         read = progress_mod.read(self.state.progress)["topics"]
-        if self.pacer.started is None:
-            # (a resumed job reports nothing until it reads something new: pace at once)
-            if not self._resumed and not any(t.get("records", 0) for t in read.values()):
-                return
-            self.pacer.allowance()  # starts its clock
-        self._pace()
+        if self.aligner is not None:
+            self.aligner.step()
+            self._fed_all = self.aligner.done
+        else:
+            assert self.pacer is not None
+            if self.pacer.started is None:
+                # (a resumed job reports nothing until it reads something new: pace at once)
+                if not self._resumed and not any(t.get("records", 0) for t in read.values()):
+                    return
+                self.pacer.allowance()  # starts its clock
+            self._pace()
         if not self._fed_all or self._draining:
             return
         fed = {t: sum(r.lines.get(t, 0) for r in self.feed.rounds()) for t in self.feed.topics}

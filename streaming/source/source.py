@@ -22,10 +22,11 @@ archive and in Kafka) and ``ts`` (its event time, a rowtime attribute with water
   counts records and unreadable ones as Flink metrics (``udf_source.<topic>.records`` and
   ``.unreadable``).
 * **Watermark alignment** (``alignment``) uses Flink's alignment groups
-  (``scan.watermark.alignment.*``): a Kafka partition whose watermark runs more than
-  ``max_drift_seconds`` ahead of the slowest in the group is paused. Flink's filesystem
-  table source has no watermark push-down, so the archive part is not paused: on a replay,
-  rate limits are what keeps one topic from running ahead (docs/streaming.md).
+  (``scan.watermark.alignment.*``, with the settings of :mod:`streaming.source.alignment`):
+  a Kafka partition whose watermark runs more than ``max_drift_seconds`` ahead of the
+  slowest in the group is paused. Flink's filesystem table source cannot join a group, so
+  the archive part is aligned by how it is fed: :class:`streaming.source.slices.AlignedFeed`
+  publishes history in event-time slices, all topics in lockstep (docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 
 from streaming.kafka_connector import kafka_connector_jars, kafka_table_options
 from streaming.parse import lit
+from streaming.source.alignment import JOB_OPTIONS, kafka_alignment_options
 from streaming.source.feed import PartitionFeed
 from streaming.sources import SourceTables
 from udf.archive.layout import ArchiveLayout
@@ -155,14 +157,9 @@ class UnifiedSource:
             )
         stop = None if self.stop is None else dict(self.stop.get(kafka_topic, {}))
         options = kafka_table_options(kafka.bootstrap, kafka_topic, group=kafka.group, start=start, stop=stop)
-        options |= {f"properties.{k}": v for k, v in kafka.properties.items()}
         if self.settings.alignment is not None:
-            a = self.settings.alignment
-            options |= {
-                "scan.watermark.alignment.group": a.group,
-                "scan.watermark.alignment.max-drift": f"{round(a.max_drift_seconds * 1000)}ms",
-                "scan.watermark.alignment.update-interval": f"{round(a.update_interval_seconds * 1000)}ms",
-            }
+            options |= kafka_alignment_options(self.settings.alignment)
+        options |= {f"properties.{k}": v for k, v in kafka.properties.items()}
         name = f"live_{topic}"
         t_env.execute_sql(
             f"CREATE TEMPORARY TABLE {name} (line STRING, p INT METADATA FROM 'partition' VIRTUAL, "
@@ -202,7 +199,11 @@ class UnifiedSource:
             raise ConnectorError(f"stream.source.live is kafka, but {exc}") from exc
 
     def _add_connector(self, t_env: Any) -> None:
-        t_env.get_config().set("pipeline.jars", ";".join(self.jars()))
+        config = t_env.get_config()
+        config.set("pipeline.jars", ";".join(self.jars()))
+        if self.settings.alignment is not None:
+            for key, value in JOB_OPTIONS.items():
+                config.set(key, value)
 
 
 def _with(options: Mapping[str, str]) -> str:

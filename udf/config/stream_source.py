@@ -44,7 +44,9 @@ class Alignment(StrictModel):
 
     group: str = "udf-source"
     max_drift_seconds: PositiveFloat = 600.0
-    update_interval_seconds: PositiveFloat = 1.0
+    # how often the group's allowed watermark is announced; a source reads unaligned until
+    # the first announcement, so it is short (streaming/source/alignment.py)
+    update_interval_seconds: PositiveFloat = 0.1
 
 
 class SourceSettings(StrictModel):
