@@ -47,7 +47,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from udf.config.alerts import AlertSettings
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
@@ -100,6 +107,17 @@ class StreamSettings(StrictModel):
     rows_hook: str | None = None  # "module:function" called with each write's compared rows
     flink_conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
     source: SourceSettings = Field(default_factory=SourceSettings)  # streaming.source
+
+    @model_validator(mode="after")
+    def _metrics_need_process_mode(self) -> StreamSettings:
+        # PyFlink 2.3 registers a Python function's metrics only from process-mode workers:
+        # in thread mode the source's counters would silently never appear
+        if self.source.metrics and self.python_mode == "thread":
+            raise ValueError(
+                "source.metrics: true needs python_mode: process (PyFlink reports the metrics "
+                "of Python functions only from process-mode workers)"
+            )
+        return self
 
 
 class ValidationSettings(StrictModel):

@@ -48,6 +48,13 @@ def test_settings_forbid_unknown_keys_and_kafka_without_a_cluster(home: Home) ->
     assert SourceSettings.model_validate({"rate_limits": {"events": 50.0}}).rate_limits == {"events": 50.0}
     with pytest.raises(ValueError, match="rate_limits"):
         SourceSettings.model_validate({"rate_limits": {"clicks": 50.0}})
+    (home.root / "settings.yaml").write_text("stream:\n  source:\n    metrics: true\n")
+    with pytest.raises(ConfigError, match="metrics: true needs python_mode: process"):
+        load_settings(home)
+    (home.root / "settings.yaml").write_text(
+        "stream:\n  python_mode: process\n  source:\n    metrics: true\n"
+    )
+    assert load_settings(home).stream.source.metrics
 
 
 def test_asking_for_kafka_without_a_connector_is_a_clear_error(
