@@ -108,11 +108,7 @@ def _clean(
         [(f.rel.split("/", 1)[1], f.hour, f.partition, f.size) for f in files],
         "key string, hour long, partition int, size long",
     )
-    raw = (
-        spark.read.format("binaryFile").load([f.uri for f in files])
-        .select(F.regexp_extract("path", _KEY, 1).alias("key"), "path", "content")
-        .join(F.broadcast(listing), "key")
-    )  # fmt: skip
+    raw = _read_files(spark, files).join(F.broadcast(listing), "key")
     schema = f"hour long, partition int, line long, {_DDL[topic]}, corrupt int"
     parsed = raw.mapInArrow(_parser(topic), schema).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -147,6 +143,36 @@ def _clean(
         stamps[hour] = stamp
     log.info("columnar.spark", topic=topic, hours=len(hours), files=len(files), run=run)
     return stamps
+
+
+def _read_files(spark: SparkSession, files: Sequence[ArchiveFile]) -> DataFrame:
+    """``key, path, content`` of ``files``, each read whole. Spark lists their days' folders
+    (one path per day: handing it thousands of file paths took seconds per hundred) and
+    prunes to their hours by the folders' ``dt``/``hour`` partition values."""
+    from datetime import date
+
+    from pyspark.sql import functions as F
+
+    topic_root = files[0].root.join(files[0].topic)
+    by_day: dict[str, set[int]] = {}
+    for f in files:
+        day, hour = f.rel.split("/")[1:3]
+        by_day.setdefault(day, set()).add(int(hour.removeprefix("hour=")))
+    wanted = [
+        (F.col("dt") == F.lit(date.fromisoformat(day.removeprefix("dt=")))) & F.col("hour").isin(sorted(hours))
+        for day, hours in sorted(by_day.items())
+    ]  # fmt: skip
+    condition = wanted[0]
+    for more in wanted[1:]:
+        condition = condition | more
+    return (
+        spark.read.format("binaryFile")
+        .option("basePath", topic_root.spark_uri)
+        .option("pathGlobFilter", "part-*.jsonl")
+        .load([topic_root.join(day).spark_uri for day in sorted(by_day)])
+        .where(condition)
+        .select(F.regexp_extract("path", _KEY, 1).alias("key"), "path", "content")
+    )  # fmt: skip
 
 
 def _capped(rows: DataFrame, spam_cap: int) -> DataFrame:
