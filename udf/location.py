@@ -8,7 +8,8 @@ S3. Two clients see a location:
 - the driver lists files, reads small control files (ledger, journals, stamps) and writes
   stamps through ``pyarrow.fs`` (:meth:`Location.filesystem`): ``LocalFileSystem`` for
   ``file``, ``S3FileSystem`` for ``s3``/``s3a`` (credentials and region from the usual AWS
-  environment), ``HadoopFileSystem`` for ``hdfs`` (needs ``libhdfs`` and a Hadoop
+  environment and files, an S3-compatible endpoint from ``AWS_ENDPOINT_URL_S3`` or
+  ``AWS_ENDPOINT_URL``), ``HadoopFileSystem`` for ``hdfs`` (needs ``libhdfs`` and a Hadoop
   ``CLASSPATH`` on the driver);
 - Spark reads and writes the data through its Hadoop ``FileSystem`` at
   :attr:`Location.spark_uri` (the ``s3a`` connector and ``hdfs`` client are the
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 SCHEMES = ("file", "hdfs", "s3a", "s3")
-_ARROW_SCHEME = {"s3a": "s3"}  # pyarrow knows S3 as s3://, Hadoop's connector as s3a://
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,11 @@ class Location:
 
         if self.is_local:
             return pafs.LocalFileSystem(), self.path
-        scheme = _ARROW_SCHEME.get(self.scheme, self.scheme)
-        fs, path = pafs.FileSystem.from_uri(f"{scheme}://{self.netloc}{self.path}")
+        if self.scheme in ("s3", "s3a"):
+            # pyarrow 16 ignores AWS_ENDPOINT_URL: an S3-compatible store (MinIO) names it here
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            return pafs.S3FileSystem(endpoint_override=endpoint), f"{self.netloc}{self.path}".rstrip("/")
+        fs, path = pafs.FileSystem.from_uri(f"{self.scheme}://{self.netloc}{self.path}")
         return fs, path.rstrip("/")
 
     # -- small control files, through pyarrow.fs ----------------------------------------------
