@@ -1,4 +1,4 @@
-"""The archive as Parquet: clean events and activations, one file per archive hour.
+"""The archive as Parquet: clean events and activations, one copy per archive hour.
 
 All events of one user in one clock hour of ``ts`` sit in one archive hour folder (the
 importer files records by event time and partition of ``user_id``), in arrival order. So
@@ -8,12 +8,20 @@ the two per-event rules of the contract §3 are local to one hour and are applie
 - **spam cap**: of a user's events in the hour, ordered by ``(ts, event_type)``, only the
   first ``X`` stay.
 
-The archive is read through its committed view (:mod:`udf.archive.view`): only the bytes
-of committed imports, never half of one, even while an import runs or after one crashed.
-The result is cached under ``<home>/columnar/<topic>/dt=/hour=/`` beside a fingerprint of
-the source files (names and committed sizes: the archive only ever appends) and of ``X``; a
-changed hour is rebuilt, an unchanged one is reused. Writes go to a temporary file of their
-own that is renamed into place under a lock, so a crash leaves the previous version or none,
+:func:`convert` is the one interface; ``spark.cleaning`` chooses who does the work
+(:func:`cleaning_of`): pyarrow threads on the driver (here, :func:`clean_events`) or Spark's
+executors (:mod:`metric_types.spark.cleaning`). Both parse with :mod:`metric_types.json_lines`
+and give the same rows; ``auto`` takes the local one for Spark ``local[*]`` on local files,
+where it is faster (docs/benchmarks.md), and Spark everywhere else.
+
+The archive (``archive.uri``, default ``<home>/archive``, any :class:`~udf.location.Location`)
+is read through its committed view (:mod:`udf.archive.view`): only the bytes of committed
+imports, never half of one, even while an import runs or after one crashed. The result is
+cached under ``archive.columnar_uri`` (default ``<home>/columnar``), ``<topic>/dt=/hour=/``,
+beside a stamp (``_source.json``) with the fingerprint of the source files (names and
+committed sizes: the archive only ever appends), ``X`` and the cleaning; a changed hour is
+rebuilt, an unchanged one is reused. The local cleaning writes a temporary file of its own
+and renames it into place under a lock, so a crash leaves the previous version or none,
 never half a file, and processes converting the same hour at once never collide.
 
 A line of an archive file that is not a valid record (the importer writes only valid ones,
