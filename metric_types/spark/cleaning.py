@@ -4,10 +4,11 @@ The same rules, the same parser and the same cache as the local cleaning
 (:mod:`metric_types.columnar`), with every byte of the work on Spark's executors:
 
 1. **Read.** Spark's ``binaryFile`` source reads each archive file whole, as one row, at its
-   URI (any file system Spark's Hadoop client reaches). A file is never split, so its lines
-   cannot be reordered across tasks; only its *committed* bytes are kept (the file's first
-   ``size`` bytes, from the archive's committed view): bytes an import is appending, or a
-   crashed import left, are never read as records.
+   URI (any file system Spark's Hadoop client reaches). ``binaryFile`` is not splittable: a
+   file is one row of one task, so its lines cannot be reordered across tasks (the price: a
+   file must fit in one row, under 2 GiB; an archive file holds one hour of one partition).
+   Only its *committed* bytes are kept (the file's first ``size`` bytes, from the archive's
+   committed view): bytes an import is appending, or a crashed import left, are never read.
 2. **Parse.** ``mapInArrow`` runs :func:`metric_types.json_lines.read_lines` on each file:
    the local cleaning's own parser, so a line is valid, corrupt or typed identically. Each
    row carries its file's partition and its line index: arrival order, explicitly.
