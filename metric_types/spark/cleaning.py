@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 RUNS = "runs"
+TASK_BYTES = 32 << 20  # archive bytes parsed per task
 # the part of a file's URI that names it inside its topic
 _KEY = r"(dt=[^/]+/hour=[^/]+/part-[0-9]+\.jsonl)$"
 _DDL = {
@@ -109,7 +110,11 @@ def _clean(
         [(f.rel.split("/", 1)[1], f.hour, f.partition, f.size) for f in files],
         "key string, hour long, partition int, size long",
     )
-    raw = _read_files(spark, files).join(F.broadcast(listing), "key")
+    # Archive files are small (an hour of one partition) and Spark packs them by an open
+    # cost of 4 MiB each: thousands of files made hundreds of tasks of a few KiB each. Parse
+    # about TASK_BYTES per task instead (no shuffle: neighbouring scan splits are merged).
+    tasks = max(1, -(-sum(f.size for f in files) // TASK_BYTES))
+    raw = _read_files(spark, files).coalesce(tasks).join(F.broadcast(listing), "key")
     schema = f"hour long, partition int, line long, {_DDL[topic]}, corrupt int"
     parsed = raw.mapInArrow(_parser(topic), schema).persist(StorageLevel.MEMORY_AND_DISK)
     try:
