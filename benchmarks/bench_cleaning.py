@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_compute import build_home  # noqa: E402
+from bench_compute import build_home
 
 
 def main() -> None:

@@ -11,7 +11,9 @@ there. Every reader (the Parquet conversion behind ``udf compute``, ``udf data i
    itself; on a home this process may not write to, nothing is changed.
 2. **Snapshot.** Under the shared apply lock (an import holds it exclusively from writing its
    journal until removing it, so no import is half-applied while the lock is shared), list
-   every data file with its *committed size*: its size on disk, or, for a file that an
+   every data file (through ``pyarrow.fs``: the archive may be any
+   :class:`~udf.location.Location`, and one that is not local has no lock) with its
+   *committed size*: its size on disk, or, for a file that an
    unfinished import names (one that crashed and could not be recovered in step 1), the size
    it had before that import.
 3. **Read up to the committed size** (:func:`read_committed`), outside the lock. Imports only
