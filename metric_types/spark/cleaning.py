@@ -64,11 +64,13 @@ def convert_on_spark(
     fingerprints = {hour: fingerprint_of(topic, files, spam_cap, "spark") for hour, files in hours}
     with ThreadPoolExecutor(max_workers=8) as pool:  # stamps are small reads, slow on object stores
         stamps = dict(zip(fingerprints, pool.map(lambda h: _stamp(out, h), fingerprints), strict=True))
+    present = _present(out, [s["data"] for s in stamps.values() if s and s.get("data")])
     done: dict[int, tuple[HourFile, bool]] = {}
     stale = []
     for hour, files in hours:
         stored = stamps[hour]
-        if stored is not None and matches(stored, fingerprints[hour]):
+        data = stored.get("data") if stored else None
+        if stored is not None and matches(stored, fingerprints[hour]) and (not data or data in present):
             done[hour] = (_hour_file(topic, hour, out, stored), False)
         else:
             stale.append((hour, files))
@@ -77,6 +79,15 @@ def convert_on_spark(
             out.write_bytes(f"{hour_folder(hour)}/{FINGERPRINT}", json.dumps(stamp, sort_keys=True).encode())
             done[hour] = (_hour_file(topic, hour, out, stamp), True)
     return [done[hour] for hour, _ in hours]
+
+
+def _present(out: Location, folders: list[str]) -> set[str]:
+    """Which of the data folders (relative to ``out``) still exist (one listing call)."""
+    from pyarrow.fs import FileType
+
+    fs, base = out.filesystem()
+    infos = fs.get_file_info([f"{base}/{folder}" for folder in folders])
+    return {folder for folder, info in zip(folders, infos, strict=True) if info.type != FileType.NotFound}
 
 
 def _stamp(out: Location, hour: int) -> dict[str, Any] | None:

@@ -177,6 +177,18 @@ def test_a_spark_cleaned_hour_is_reused_until_its_files_change(env: Env, cleaned
     assert again == cleaned["spark"]["events"]  # same data folders: nothing rebuilt
 
 
+def test_a_spark_copy_that_was_removed_is_rebuilt(env: Env, cleaned: dict) -> None:
+    from metric_types.columnar import convert
+
+    settings = env.settings("spark", columnar=str(env.root / "columnar-spark"))
+    before = [h for h in cleaned["spark"]["events"] if h.path]
+    shutil.rmtree(before[0].path.removeprefix("file://"))  # a cleaned hour lost, its stamp kept
+    after = [h for h in convert(env.home, "events", spam_cap=SPAM_CAP, settings=settings) if h.path]
+    assert after[0].hour == before[0].hour and after[0].path != before[0].path
+    assert after[1:] == before[1:]  # that hour alone was cleaned again
+    assert _rows(after)[0] == _rows(cleaned["local"]["events"])[0]
+
+
 def test_compute_reads_a_file_uri_archive_on_spark(env: Env, cleaned: dict) -> None:
     """``aggregated`` for one date: the dirty copy by URI with the Spark cleaning gives the
     rows of the pristine home's archive with the local cleaning."""
