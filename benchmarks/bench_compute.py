@@ -159,7 +159,7 @@ def main() -> None:
 
     from metadata.repository import MetadataStore
     from metric_types.base import Day
-    from metric_types.columnar import columnar_root, convert
+    from metric_types.columnar import convert
     from metric_types.compute import compute
     from metric_types.spark.session import get_session
     from udf.home import Home
@@ -175,7 +175,7 @@ def main() -> None:
     jvm = time.perf_counter() - started
     print(f"JVM start (excluded below): {jvm:.1f} s", flush=True)
 
-    shutil.rmtree(columnar_root(home), ignore_errors=True)
+    shutil.rmtree(settings.columnar_location(home).local_path, ignore_errors=True)
     started = time.perf_counter()
     hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=Day(day).end)
     convert(home, "activations", spam_cap=settings.spam_cap, ts_to=Day(day).end)

@@ -91,8 +91,10 @@ def compute(
     if not days:
         raise ValueError("compute needs at least one date")
     until = days[-1].end
-    event_hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=until)
-    activation_hours = convert(home, "activations", spam_cap=settings.spam_cap, ts_to=until)
+    event_hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=until, settings=settings)
+    activation_hours = convert(
+        home, "activations", spam_cap=settings.spam_cap, ts_to=until, settings=settings
+    )
     with MetadataStore.for_home(home) as store:
         if metric_type == "aggregated":
             store.register_default_metrics(sorted({t for h in event_hours for t in h.event_types}))

@@ -11,6 +11,10 @@ cap of 1,000 events per user and hour (the contract §3)::
       master: local[*]            # or spark://host:7077, yarn, k8s://...
       remote: null                # a Spark Connect endpoint (sc://host:15002) instead
       conf: {spark.driver.memory: 4g}
+      cleaning: auto              # local | spark: where de-duplication and the spam cap run
+    archive:                      # where batch reads the archive (docs/deployment.md)
+      uri: null                   # default <home>/archive; or file://, hdfs://, s3a:// URIs
+      columnar_uri: null          # the cleaned Parquet copy; default <home>/columnar
     results:
       store: embedded             # or druid
       url: null                   # SQLAlchemy URL; default sqlite:///<home>/results.db
@@ -32,6 +36,7 @@ cap of 1,000 events per user and hour (the contract §3)::
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
 ``UDF_SPAM_CAP``, ``UDF_CUSTOM_TIMEOUT_SECONDS``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``,
+``UDF_SPARK_CLEANING``, ``UDF_ARCHIVE_URI``, ``UDF_COLUMNAR_URI``,
 ``UDF_RESULTS_STORE``, ``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``,
 ``UDF_STREAM_PARALLELISM``, ``UDF_FLINK_REST_PORT``, ``UDF_ALERTS_ENABLED``, ``UDF_ALERTS_EMAIL_FROM``,
 ``UDF_ALERTS_SMTP_HOST``, ``UDF_ALERTS_SMTP_PORT``, ``UDF_ALERTS_SMTP_USER``,
@@ -62,6 +67,7 @@ from udf.config.models import Email, StrictModel
 from udf.config.stream_source import SourceSettings
 from udf.errors import ConfigError, ConfigIssue
 from udf.home import Home
+from udf.location import Location
 from udf.vocabulary import DEFAULT_SPAM_CAP, DEFAULT_WINDOW_DAYS
 
 SETTINGS_FILE = "settings.yaml"
@@ -71,6 +77,29 @@ class SparkSettings(StrictModel):
     master: str = "local[*]"
     remote: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
+    # Where de-duplication and the spam cap run (metric_types.columnar.cleaning_of): local
+    # pyarrow threads on the driver, or Spark; auto: local for local[*] on a local archive.
+    cleaning: Literal["auto", "local", "spark"] = "auto"
+
+
+class ArchiveSettings(StrictModel):
+    """Where batch reads the archive and keeps its cleaned copy (docs/deployment.md)."""
+
+    uri: str | None = None  # a path or file://, hdfs://, s3a:// URI; default <home>/archive
+    columnar_uri: str | None = None  # the cleaned Parquet copy; default <home>/columnar
+
+    @field_validator("uri", "columnar_uri")
+    @classmethod
+    def _a_location(cls, value: str | None) -> str | None:
+        from udf.errors import InputError
+        from udf.location import Location
+
+        if value is not None:
+            try:
+                Location.of(value)
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class DruidSettings(StrictModel):
@@ -148,6 +177,7 @@ class Settings(StrictModel):
     spam_cap: PositiveInt = DEFAULT_SPAM_CAP
     custom_timeout_seconds: PositiveFloat = 1800.0
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
@@ -168,6 +198,12 @@ class Settings(StrictModel):
 
         return window_ms(self.window_days)
 
+    def archive_location(self, home: Home) -> Location:
+        return Location.of(self.archive.uri or home.archive)
+
+    def columnar_location(self, home: Home) -> Location:
+        return Location.of(self.archive.columnar_uri or home.root / "columnar")
+
     def results_url(self, home: Home) -> str:
         return self.results.url or f"sqlite:///{home.root / 'results.db'}"
 
@@ -178,6 +214,9 @@ _ENV: dict[str, tuple[str, ...]] = {
     "UDF_CUSTOM_TIMEOUT_SECONDS": ("custom_timeout_seconds",),
     "UDF_SPARK_MASTER": ("spark", "master"),
     "UDF_SPARK_REMOTE": ("spark", "remote"),
+    "UDF_SPARK_CLEANING": ("spark", "cleaning"),
+    "UDF_ARCHIVE_URI": ("archive", "uri"),
+    "UDF_COLUMNAR_URI": ("archive", "columnar_uri"),
     "UDF_RESULTS_STORE": ("results", "store"),
     "UDF_RESULTS_URL": ("results", "url"),
     "UDF_DRUID_ROUTER": ("results", "druid", "router"),

@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 
 
 def hours_between(hours: Sequence[HourFile], ts_from: int, ts_to: int) -> list[str]:
-    """The files of the hours overlapping ``[ts_from, ts_to)``."""
+    """The Parquet data (files or folders) of the hours overlapping ``[ts_from, ts_to)``."""
     return [
-        str(h.path) for h in hours if h.hour * HOUR_MS < ts_to and (h.hour + 1) * HOUR_MS > ts_from
-    ]
+        h.path for h in hours
+        if h.path and h.hour * HOUR_MS < ts_to and (h.hour + 1) * HOUR_MS > ts_from
+    ]  # fmt: skip
 
 
 def read_events(spark: SparkSession, files: Sequence[str], fields: Sequence[str]) -> DataFrame:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import orjson
 
-from udf.archive.layout import TOPICS, ArchiveLayout, hour_label
-from udf.archive.ledger import Ledger
+from udf.archive.layout import LEDGER, TOPICS, ArchiveLayout, hour_label
+from udf.archive.ledger import parse_lines
 from udf.archive.view import committed_view
 from udf.home import Home
+from udf.location import Location
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,17 @@ def inventory(home: Home) -> list[TopicInventory]:
     return rows
 
 
-def event_types(archive: Path, before_ms: int | None = None) -> list[str] | None:
+def event_types(archive: Path | Location, before_ms: int | None = None) -> list[str] | None:
     """The event types the archive holds (that occur before ``before_ms``), from the ledger.
 
     Each import recorded its event types with the first hour they occur in, so this reads
-    one small file, not the data. ``None`` when an import predates that record (the
-    caller must then look at the data itself).
+    one small file, not the data (through ``pyarrow.fs``: the archive may be anywhere).
+    ``None`` when an import predates that record (the caller must then look at the data
+    itself).
     """
+    root = archive if isinstance(archive, Location) else Location.of(archive)
     found: set[str] = set()
-    for entry in Ledger(ArchiveLayout(archive).ledger).entries():
+    for entry in parse_lines((root.read_bytes(LEDGER) or b"").splitlines()):
         if entry["topic"] != "events":
             continue
         if "event_types" not in entry:

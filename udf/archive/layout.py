@@ -13,6 +13,8 @@ TOPICS = ("events", "activations")
 DEFAULT_PARTITIONS = 8
 EXTENSION = "jsonl"
 HOUR_MS = 3_600_000
+JOURNAL = "_journal"  # folders and files of the archive's root, beside the topics
+LEDGER = "_ledger.jsonl"
 
 
 def hour_label(hour_index: int) -> str:
@@ -52,11 +54,11 @@ class ArchiveLayout:
 
     @property
     def journal(self) -> Path:
-        return self.root / "_journal"
+        return self.root / JOURNAL
 
     @property
     def ledger(self) -> Path:
-        return self.root / "_ledger.jsonl"
+        return self.root / LEDGER
 
     @property
     def lock_file(self) -> Path:

@@ -47,7 +47,7 @@ class Ledger:
             fh.seek(self._indexed)
             data = fh.read()
         complete = data.rfind(b"\n") + 1  # a torn last line waits for its repair
-        for entry in _parse(data[:complete].splitlines()):
+        for entry in parse_lines(data[:complete].splitlines()):
             self._index(entry)
         self._indexed += complete
 
@@ -73,7 +73,7 @@ class Ledger:
         if not self.path.exists():
             return
         with self.path.open("rb") as fh:
-            yield from _parse(fh)
+            yield from parse_lines(fh)
 
     def find(self, topic: str, sha256: str) -> dict[str, Any] | None:
         """The first import of these exact bytes into ``topic`` (as of the last refresh)."""
@@ -102,7 +102,8 @@ class Ledger:
         self.refresh()
 
 
-def _parse(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+def parse_lines(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The entries of ledger lines, skipping a torn one."""
     for line in lines:
         try:
             yield orjson.loads(line)

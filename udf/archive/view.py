@@ -11,7 +11,9 @@ there. Every reader (the Parquet conversion behind ``udf compute``, ``udf data i
    itself; on a home this process may not write to, nothing is changed.
 2. **Snapshot.** Under the shared apply lock (an import holds it exclusively from writing its
    journal until removing it, so no import is half-applied while the lock is shared), list
-   every data file with its *committed size*: its size on disk, or, for a file that an
+   every data file (through ``pyarrow.fs``: the archive may be any
+   :class:`~udf.location.Location`, and one that is not local has no lock) with its
+   *committed size*: its size on disk, or, for a file that an
    unfinished import names (one that crashed and could not be recovered in step 1), the size
    it had before that import.
 3. **Read up to the committed size** (:func:`read_committed`), outside the lock. Imports only
@@ -23,6 +25,8 @@ An import is thus visible to a reader once its ledger line is written, in every 
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,10 +36,11 @@ from typing import Any
 
 import orjson
 
-from udf.archive.layout import EXTENSION, HOUR_MS, TOPICS, ArchiveLayout
-from udf.archive.ledger import Ledger
+from udf.archive.layout import EXTENSION, HOUR_MS, JOURNAL, LEDGER, TOPICS, ArchiveLayout
+from udf.archive.ledger import parse_lines as _parse_ledger
 from udf.archive.locks import READ_ONLY_ERRNOS, file_lock
 from udf.home import Home
+from udf.location import Location
 from udf.logging import get_logger
 
 log = get_logger(__name__)
@@ -47,12 +52,32 @@ class ArchiveFile:
 
     topic: str
     hour: int  # hours since the epoch, UTC
-    path: Path
+    rel: str  # "<topic>/dt=YYYY-MM-DD/hour=HH/part-N.jsonl", inside the archive
     size: int  # committed bytes: read no further
+    root: Location  # the archive
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.rel)
 
     @property
     def partition(self) -> int:
-        return int(self.path.stem.split("-", 1)[1])
+        return int(self.name.split(".", 1)[0].split("-", 1)[1])
+
+    @property
+    def path(self) -> Path:
+        """The file on the local disk (a local archive only)."""
+        return self.root.local_path / self.rel
+
+    @property
+    def label(self) -> str:
+        """How logs name the file: its path on a local archive, else its URI."""
+        return str(self.path) if self.root.is_local else self.uri
+
+    @property
+    def uri(self) -> str:
+        """The file's URI, as Spark reads it."""
+        return self.root.join(self.rel).spark_uri
 
 
 @dataclass(frozen=True)
@@ -81,19 +106,26 @@ def committed_view(
     ts_from: int | None = None,
     ts_to: int | None = None,
     recover: bool = True,
+    archive: Location | None = None,
 ) -> ArchiveView:
     """Recover if needed, then snapshot the committed files of ``topics``.
 
     Only hours overlapping ``[ts_from, ts_to)`` (epoch ms; ``None``: unbounded) are listed.
+    ``archive`` (default: the home's) may be any :class:`~udf.location.Location`. Only the
+    home's own archive is recovered (its importer is this machine's); only a local archive
+    is locked (``flock``). An archive elsewhere is read like a read-only one: an unfinished
+    import's journal still hides its bytes, and nothing is changed.
     """
-    layout = ArchiveLayout(home.archive)
+    root = archive or Location.of(home.archive)
     topics = tuple(topics)
     for topic in topics:
-        layout.topic_dir(topic)  # validates the name
-    if recover:
+        ArchiveLayout(Path(root.path)).topic_dir(topic)  # validates the name
+    own = root.is_local and root.local_path == home.archive.absolute()
+    if recover and own:
         finish_interrupted_imports(home)
-    with file_lock(layout.apply_lock, shared=True) if layout.root.exists() else nullcontext():
-        view = _snapshot(layout, topics, ts_from, ts_to)
+    lock = ArchiveLayout(root.local_path).apply_lock if root.is_local else None
+    with file_lock(lock, shared=True) if lock and lock.parent.exists() else nullcontext():
+        view = _snapshot(root, topics, ts_from, ts_to)
     if view.hidden:
         log.warning(
             "archive.unfinished_imports", hidden=[e["import_id"] for e in view.hidden],
@@ -122,57 +154,70 @@ def finish_interrupted_imports(home: Home) -> int:
 
 def read_committed(file: ArchiveFile) -> bytes:
     """The committed bytes of ``file`` (whatever an import is appending after them)."""
-    with file.path.open("rb") as fh:
-        return fh.read(file.size)
+    fs, base = file.root.filesystem()
+    with fs.open_input_file(posixpath.join(base, file.rel)) as fh:
+        data: bytes = fh.read(file.size)
+        return data
+
+
+# "<topic>/dt=YYYY-MM-DD/hour=HH/part-N.jsonl" inside the archive
+_PART = re.compile(rf"^([^/]+)/dt=([^/]*)/hour=([^/]*)/part-[0-9]+\.{EXTENSION}$")
 
 
 def _snapshot(
-    layout: ArchiveLayout, topics: tuple[str, ...], ts_from: int | None, ts_to: int | None
+    root: Location, topics: tuple[str, ...], ts_from: int | None, ts_to: int | None
 ) -> ArchiveView:
-    imports = tuple(Ledger(layout.ledger).entries())
+    """List the committed files through ``pyarrow.fs`` (any location, local or not)."""
+    from pyarrow.fs import FileSelector, FileType
+
+    fs, base = root.filesystem()
+    imports = tuple(_parse_ledger((root.read_bytes(LEDGER) or b"").splitlines()))
     done = {entry["id"] for entry in imports}
-    caps: dict[Path, int] = {}
+    caps: dict[str, int] = {}  # rel -> committed size
     hidden = []
-    for journal in sorted(layout.journal.glob("*.json")):
-        spec = orjson.loads(journal.read_bytes())  # written by rename: never torn
+    journals = fs.get_file_info(FileSelector(posixpath.join(base, JOURNAL), allow_not_found=True))
+    for journal in sorted(j.path for j in journals if j.type == FileType.File and j.path.endswith(".json")):
+        with fs.open_input_stream(journal) as stream:
+            spec = orjson.loads(stream.read())  # written by rename: never torn
         entry = spec["entry"]
         if entry["import_id"] in done:
             continue  # applied in full; only its clean-up was interrupted
         hidden.append(entry)
-        topic_dir = layout.topic_dir(entry["topic"])
         for target in spec["targets"]:
-            path = topic_dir / target["rel"]
-            caps[path] = min(caps.get(path, target["size_before"]), target["size_before"])
+            rel = f"{entry['topic']}/{target['rel']}"
+            caps[rel] = min(caps.get(rel, target["size_before"]), target["size_before"])
     files = []
+    foreign: set[str] = set()
     for topic in topics:
-        for hour, hour_dir in _hour_dirs(layout, topic, ts_from, ts_to):
-            for path in hour_dir.glob(f"part-*.{EXTENSION}"):
-                try:
-                    size = path.stat().st_size
-                except FileNotFoundError:  # rolled back between the listing and the stat
-                    continue
-                size = min(size, caps.get(path, size))
-                if size:
-                    files.append(ArchiveFile(topic, hour, path, size))
-    files.sort(key=lambda f: (TOPICS.index(f.topic), f.hour, f.partition))
-    return ArchiveView(tuple(files), imports, tuple(hidden))
-
-
-def _hour_dirs(
-    layout: ArchiveLayout, topic: str, ts_from: int | None, ts_to: int | None
-) -> list[tuple[int, Path]]:
-    found = []
-    for day in sorted(layout.topic_dir(topic).glob("dt=*")):
-        for hour_dir in sorted(day.glob("hour=*")):
-            try:
-                start = datetime.strptime(f"{day.name[3:]} {hour_dir.name[5:]}", "%Y-%m-%d %H")
-            except ValueError:
-                log.warning("archive.foreign_folder", path=str(hour_dir))
+        listing = fs.get_file_info(
+            FileSelector(posixpath.join(base, topic), recursive=True, allow_not_found=True)
+        )
+        for info in listing:
+            rel = posixpath.relpath(info.path, base)
+            found = _PART.match(rel)
+            if info.type != FileType.File or not found or found.group(1) != topic:
                 continue
-            hour = int(start.replace(tzinfo=UTC).timestamp()) // 3600
+            hour = _hour_of(found.group(2), found.group(3))
+            if hour is None:
+                foreign.add(posixpath.dirname(rel))
+                continue
             if ts_from is not None and (hour + 1) * HOUR_MS <= ts_from:
                 continue
             if ts_to is not None and hour * HOUR_MS >= ts_to:
                 continue
-            found.append((hour, hour_dir))
-    return found
+            size = min(info.size, caps.get(rel, info.size))
+            if size:
+                files.append(ArchiveFile(topic, hour, rel, size, root))
+    for folder in sorted(foreign):
+        log.warning("archive.foreign_folder", path=str(root.join(folder)))
+    files.sort(key=lambda f: (TOPICS.index(f.topic), f.hour, f.partition))
+    return ArchiveView(tuple(files), imports, tuple(hidden))
+
+
+def _hour_of(day: str, hour: str) -> int | None:
+    """Hours since the epoch of a ``dt=``/``hour=`` folder pair, None if it is not one."""
+    try:
+        start = datetime.strptime(f"{day} {hour}", "%Y-%m-%d %H")
+    except ValueError:
+        return None
+    return int(start.replace(tzinfo=UTC).timestamp()) // 3600

@@ -291,15 +291,17 @@ def register_default_metrics(home: Home, store: MetadataStore, through: datetime
     through its columnar copy.
     """
     from udf.archive.inventory import event_types
+    from udf.settings import load_settings
 
-    kinds = event_types(home.archive, datetime_to_ms(through))
+    settings = load_settings(home)
+    kinds = event_types(settings.archive_location(home), datetime_to_ms(through))
     if kinds is None:
         from metric_types.columnar import convert
-        from udf.settings import load_settings
 
         hours = convert(
-            home, "events", spam_cap=load_settings(home).spam_cap, ts_to=datetime_to_ms(through)
-        )
+            home, "events", spam_cap=settings.spam_cap, ts_to=datetime_to_ms(through),
+            settings=settings,
+        )  # fmt: skip
         kinds = sorted({t for h in hours for t in h.event_types})
     added = store.register_default_metrics(kinds)
     if added:

@@ -75,7 +75,7 @@ def test_conversion_is_cached_and_rebuilt_when_the_hour_grows(home: Home) -> Non
     _import(home, first, "a.jsonl")
     [hour] = convert(home, "events", spam_cap=10)
     assert hour.event_types == ("click", "view")
-    stamp = hour.path.parent / FINGERPRINT
+    stamp = Path(hour.path).parent / FINGERPRINT
     before = stamp.stat().st_mtime_ns
     assert convert(home, "events", spam_cap=10)[0].path == hour.path
     assert stamp.stat().st_mtime_ns == before  # reused, not rebuilt
