@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 jvm_log = logging.getLogger("udf.spark.jvm")
 _lock = threading.Lock()
+_target: str | None = None  # the master or Connect URL of the session get_session started
 # log4j's console layout: "26/12/02 17:11:22 WARN NativeCodeLoader: ..."
 _LOG4J_LEVEL = re.compile(r"^\S+ \S+ (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
 _LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
@@ -63,15 +64,27 @@ DEFAULT_CONF = {
 
 
 def get_session(settings: SparkSettings | None = None) -> SparkSession:
-    """The process's session, started on first use with ``settings``."""
+    """The process's session, started on first use with ``settings``.
+
+    A process asked for another master or Connect server than its session's (one process
+    running tasks of several settings, as ``dag.test()`` does) stops that session and starts
+    one on the new target, so a setting is never silently ignored.
+    """
     from pyspark.sql import SparkSession
 
+    global _target
     settings = settings or SparkSettings()
+    target = settings.remote or settings.master
     _quiet_query_context_loggers()
     with _lock:
         active = SparkSession.getActiveSession()
         if active is not None:
-            return active
+            if _target in (None, target):  # None: a session this module did not start
+                return active
+            log.warning("spark session restarted on new settings", was=_target, now=target)
+            active.stop()
+            if is_connect(active):  # pyspark routes every later session to Connect otherwise
+                os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
         if not settings.remote and settings.master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -88,6 +101,7 @@ def get_session(settings: SparkSettings | None = None) -> SparkSession:
         for key, value in conf.items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()
+        _target = target
         if not settings.remote:
             session.sparkContext.setLogLevel("ERROR")
         log.info("spark session", master=settings.remote or settings.master)
