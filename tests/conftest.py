@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.kafka_brokers import Broker, start_mock, start_tansu
+from tests.support.spark_cluster import Cluster, start_connect, start_standalone
 from udf.home import Home
 
 # The worked example of docs/contract.md §3 (X = 2).
@@ -38,6 +39,22 @@ def kafka_mock() -> Iterator[Broker]:
     broker = start_mock()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A Spark standalone master and two one-core workers, each its own JVM (one per session)."""
+    cluster = start_standalone(tmp_path_factory.mktemp("spark-standalone"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A Spark Connect server on ``local[2]`` in its own JVM (one per session)."""
+    cluster = start_connect(tmp_path_factory.mktemp("spark-connect"))
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ batch computes the others:
    for a user would count the user twice in ``exposed`` and ``n``, so such a metric is
    refused, naming one of those users.
 
-pyspark is imported inside the functions only.
+A function's own code is shipped to a cluster's Python workers first
+(:mod:`metric_types.spark.shipping`). pyspark is imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def _planned(
     spark: SparkSession, m: MetricPlan, views: dict[str, DataFrame], what: str
 ) -> DataFrame:
     """The metric's DataFrame, analysed by Spark and checked for its output columns."""
-    from metric_types.custom.functions import check_result_columns, load_function
+    from metric_types.custom.functions import check_result_columns, load_function, split_path
+    from metric_types.spark.shipping import ship_module
 
     if m.sql is not None:
         sql = check_sql(m.sql)
@@ -171,6 +173,13 @@ def _planned(
     else:
         path = m.function or ""
         function = load_function(path)
+        try:
+            ship_module(spark, split_path(path)[0])  # a cluster's Python workers import it too
+        except Exception as exc:  # a folder that cannot be read or zipped, a server refusing it
+            raise CustomMetricError(
+                f"{what}: shipping the code of {path!r} to the cluster failed: "
+                f"{type(exc).__name__}: {spark_reason(exc)}"
+            ) from None
         try:
             frame = function(dict(views))
         except Exception as exc:  # the user's function raising

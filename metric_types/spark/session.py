@@ -4,6 +4,13 @@
 endpoint (``sc://host:15002``) by configuration (``udf.settings.SparkSettings``). The session
 runs in UTC, so dates and hours mean the same in Spark, in Python and in the contract.
 
+On a cluster the driver is this process and its executors run elsewhere: the driver binds to
+127.0.0.1 only for a ``local`` master (executors on other hosts must reach it back; set
+``spark.driver.host`` where the host's name does not resolve for them), and the executors'
+Python is ``$PYSPARK_PYTHON``, by default this process's own. A Spark Connect server is the
+driver itself: only session settings (``spark.sql.*``) can be sent to it, the others belong to
+the server's own command line (docs/deployment.md, "Running batch on a Spark cluster").
+
 The local JVM's own output (its start-up banner, log4j lines) is read from pipes and logged
 through :mod:`logging` at the level each line carries (``WARN`` a warning, ``ERROR`` an
 error, the banner info), instead of being written to the process's stderr: an Airflow task
@@ -33,6 +40,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 jvm_log = logging.getLogger("udf.spark.jvm")
 _lock = threading.Lock()
+_target: str | None = None  # the master or Connect URL of the session get_session started
 # log4j's console layout: "26/12/02 17:11:22 WARN NativeCodeLoader: ..."
 _LOG4J_LEVEL = re.compile(r"^\S+ \S+ (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
 _LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
@@ -56,32 +64,69 @@ DEFAULT_CONF = {
 
 
 def get_session(settings: SparkSettings | None = None) -> SparkSession:
-    """The process's session, started on first use with ``settings``."""
+    """The process's session, started on first use with ``settings``.
+
+    A process asked for another master or Connect server than its session's (one process
+    running tasks of several settings, as ``dag.test()`` does) stops that session and starts
+    one on the new target, so a setting is never silently ignored.
+    """
     from pyspark.sql import SparkSession
 
+    global _target
     settings = settings or SparkSettings()
+    target = settings.remote or settings.master
     _quiet_query_context_loggers()
     with _lock:
         active = SparkSession.getActiveSession()
         if active is not None:
-            return active
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            if _target in (None, target):  # None: a session this module did not start
+                return active
+            log.warning("spark session restarted on new settings", was=_target, now=target)
+            active.stop()
+            if is_connect(active):  # pyspark routes every later session to Connect otherwise
+                os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+        if not settings.remote and settings.master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         builder = SparkSession.builder.appName("udf-batch-metrics")
+        conf = {**DEFAULT_CONF, **settings.conf}
         if settings.remote:
             builder = builder.remote(settings.remote)
+            conf = session_conf(conf)
         else:
             builder = builder.master(settings.master)
             _start_jvm({"spark.master": settings.master, "spark.app.name": "udf-batch-metrics",
-                        **DEFAULT_CONF, **settings.conf})  # fmt: skip
-        for key, value in {**DEFAULT_CONF, **settings.conf}.items():
+                        **conf})  # fmt: skip
+        for key, value in conf.items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()
+        _target = target
         if not settings.remote:
             session.sparkContext.setLogLevel("ERROR")
         log.info("spark session", master=settings.remote or settings.master)
         return session
+
+
+def session_conf(conf: dict[str, str]) -> dict[str, str]:
+    """The settings a Spark Connect client can send: ``spark.sql.*`` ones.
+
+    The server owns everything else (its memory, JVM options, UI, master): Spark refuses to
+    change them from a client, with a warning per key. The platform's own defaults of that
+    kind are dropped silently; a user's are logged once, naming them, so a setting that has
+    no effect never looks applied.
+    """
+    kept = {k: v for k, v in conf.items() if k.startswith("spark.sql.")}
+    ignored = sorted(k for k in conf.keys() - kept.keys() if conf[k] != DEFAULT_CONF.get(k))
+    if ignored:
+        log.warning("spark settings a Spark Connect server sets itself, not sent",
+                    settings=", ".join(ignored))  # fmt: skip
+    return kept
+
+
+def is_connect(spark: SparkSession) -> bool:
+    """Whether ``spark`` is a Spark Connect client (no SparkContext, RDDs or JVM)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def _start_jvm(conf: dict[str, str]) -> None:
@@ -162,7 +207,7 @@ def time_limit(spark: SparkSession, seconds: float, label: str = "udf") -> Itera
     """
     tag = f"{label}-{uuid.uuid4().hex[:12]}"
     limit = TimeLimit(seconds)
-    connect = type(spark).__module__.startswith("pyspark.sql.connect")
+    connect = is_connect(spark)
     if connect:
         spark.addTag(tag)
     else:

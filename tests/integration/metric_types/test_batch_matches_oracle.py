@@ -20,20 +20,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from oracle.compare import differences, report
 from oracle.duckdb_metrics import (
-    COMPARISON_FIELDS,
-    CUPED_FIELDS,
     DAY_MS,
     Catalog,
     Oracle,
     day_bounds,
     read_ramps_csv,
-    row_key,
 )
 
 from udf.cli import main
@@ -76,10 +73,6 @@ WITH first_hour AS (
 SELECT experiment, `group`, period_start, user_id, events * 1.5 AS value FROM first_hour
 """
 
-INT_FIELDS = ("period_end", "look", "exposed", "volume", "propensity", "n")
-SUM_FIELDS = ("sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy", "pre_sum", "pre_sum_sq",
-              "pre_sum_xy")  # fmt: skip
-REL_TOL = ABS_TOL = 1e-9
 
 
 def udf(*args: str) -> str:
@@ -303,59 +296,6 @@ def test_oracle_segment_rows_add_up(env: Env, metric_type: str) -> None:
 # ---------------------------------------------------------------------------- batch vs oracle
 
 
-def _close(a: float, b: float) -> bool:
-    return a == b or math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
-
-
-def differences(expected: list[dict], actual: list[Any]) -> list[str]:
-    """Every difference between the oracle's rows and the stored ResultRows, one per line."""
-    exp = {row_key(r): r for r in expected}
-    act: dict[tuple, dict] = {}
-    problems: list[str] = []
-    for row in actual:
-        d = row.to_dict()
-        k = row.key()
-        if k in act:
-            problems.append(f"duplicate key {k}")
-        act[k] = d
-    for k in sorted(exp.keys() - act.keys()):
-        problems.append(f"missing {k}: expected {_short(exp[k])}")
-    for k in sorted(act.keys() - exp.keys()):
-        problems.append(f"unexpected {k}: got {_short(act[k])}")
-    for k in sorted(exp.keys() & act.keys()):
-        e, a = exp[k], act[k]
-        diffs = []
-        for f in INT_FIELDS:
-            if e[f] != a[f] or type(a[f]) is not int:
-                diffs.append(f"{f} {a[f]!r} != {e[f]!r}")
-        for f in SUM_FIELDS:
-            if (e[f] is None) != (a[f] is None) or (e[f] is not None and not _close(a[f], e[f])):
-                diffs.append(f"{f} {a[f]!r} != {e[f]!r}")
-        if e["status"] != a["status"]:
-            diffs.append(f"status {a['status']!r} != {e['status']!r}")
-        elif e["status"] == "":
-            for f in (*COMPARISON_FIELDS, *CUPED_FIELDS):
-                ok = (e[f] is None and a[f] is None) or (
-                    e[f] is not None and a[f] is not None and _close(a[f], e[f])
-                )
-                if not ok:
-                    diffs.append(f"{f} {a[f]!r} != {e[f]!r}")
-        if diffs:
-            problems.append(f"{k}: " + "; ".join(diffs))
-    return problems
-
-
-def _short(row: dict) -> str:
-    keys = ("exposed", "volume", "propensity", "n", "sum", "status")
-    return "{" + ", ".join(f"{k}={row[k]!r}" for k in keys) + "}"
-
-
-def _report(problems: list[str], limit: int = 60) -> str:
-    head = "\n".join(problems[:limit])
-    more = f"\n... and {len(problems) - limit} more" if len(problems) > limit else ""
-    return f"{len(problems)} difference(s):\n{head}{more}"
-
-
 @pytest.mark.parametrize("day", DATES, ids=[d.isoformat() for d in DATES])
 @pytest.mark.parametrize("metric_type", METRIC_TYPES)
 def test_batch_rows_equal_the_oracle(env: Env, metric_type: str, day: date) -> None:
@@ -363,7 +303,7 @@ def test_batch_rows_equal_the_oracle(env: Env, metric_type: str, day: date) -> N
     assert expected, "the oracle expects rows for every type and date of this workload"
     actual = [r for r in env.batch_rows(metric_type) if r.date == day.isoformat()]
     problems = differences(expected, actual)
-    assert not problems, _report(problems)
+    assert not problems, report(problems)
 
 
 @pytest.mark.parametrize("metric_type", ("aggregated", "calendar_day", "days_in"))

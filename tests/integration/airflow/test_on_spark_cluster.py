@@ -1,0 +1,49 @@
+"""The aggregated pipeline's compute tasks on a Spark standalone cluster, chosen by a setting.
+
+The same DAG run as ``test_e2e.test_normal_run`` with ``UDF_SPARK_MASTER`` pointing at the
+session's standalone cluster (a master and two one-core workers, fixture
+``spark_standalone``): the compute tasks (in this process, under ``dag.test()``) must start
+an application on that master, and write the rows a ``local[*]`` computation of the same
+days writes. The process's session follows the setting both ways (cluster, then ``local``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import date
+
+import pytest
+
+pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.spark, pytest.mark.slow]
+
+D2, D3, D4 = (date(2026, 1, d) for d in (2, 3, 4))
+
+
+def applications(ui_url: str) -> list[str]:
+    """The ids of every application the master has seen (running or finished)."""
+    with urllib.request.urlopen(f"{ui_url}/json/", timeout=10) as answer:
+        status = json.load(answer)
+    return [a["id"] for a in status["activeapps"] + status["completedapps"]]
+
+
+def test_compute_tasks_run_on_the_cluster(airflow_session, platform, spark_standalone, monkeypatch):
+    from metric_types.compute import compute
+    from tests.integration.airflow.harness import run_dag, task_states
+    from tests.integration.airflow.test_e2e import counts
+
+    platform.seal_all("2026-01-04")
+    before = applications(spark_standalone.ui_url)
+    monkeypatch.setenv("UDF_SPARK_MASTER", spark_standalone.url)
+    run = run_dag(airflow_session.dag("udf_aggregated"), ds=D4)
+    assert run.state == "success", task_states(run)
+    assert len(applications(spark_standalone.ui_url)) == len(before) + 1  # the tasks' session
+    assert set(platform.states().values()) == {"done"}
+    rows = platform.results(metric_type="aggregated", metrics=["clicks", "searches"])
+    assert {r.date for r in rows} == {"2026-01-02", "2026-01-03", "2026-01-04"}
+
+    monkeypatch.delenv("UDF_SPARK_MASTER")
+    compute(platform.home, "aggregated", [D2, D3, D4], metrics=["clicks", "searches"])  # local[*]
+    local = platform.results(metric_type="aggregated", metrics=["clicks", "searches"])
+    assert len(applications(spark_standalone.ui_url)) == len(before) + 1  # not on the cluster
+    assert counts(rows) == counts(local)
