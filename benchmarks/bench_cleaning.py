@@ -12,7 +12,6 @@ checked equal hour by hour (rows, event types, corrupt lines). Figures are print
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import shutil
@@ -22,20 +21,11 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_compute import build_home
+from bench_compute import prepared_home
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--date", default="2026-01-06")
-    args = parser.parse_args()
-    home_dir = args.home.absolute()
-    os.environ["UDF_HOME"] = str(home_dir)
-    if not (home_dir / "archive").exists():
-        print(f"building {home_dir} with {args.events:,} events ...", flush=True)
-        build_home(home_dir, args.events)
+    home_dir, on = prepared_home(__doc__.split("\n\n")[0], 2_000_000)
 
     import pyarrow.parquet as pq
 
@@ -47,9 +37,9 @@ def main() -> None:
 
     home = Home.resolve(home_dir)
     base = load_settings(home)
-    until = Day(date.fromisoformat(args.date)).end
+    until = Day(date.fromisoformat(on)).end
     archive_bytes = sum(p.stat().st_size for p in (home_dir / "archive").rglob("part-*.jsonl"))
-    print(f"# bench_cleaning: {platform.node()}, {os.cpu_count()} cores, through {args.date}, "
+    print(f"# bench_cleaning: {platform.node()}, {os.cpu_count()} cores, through {on}, "
           f"archive {archive_bytes / 1e6:.0f} MB", flush=True)  # fmt: skip
     started = time.perf_counter()
     get_session(base.spark).range(1).count()

@@ -145,10 +145,11 @@ def duckdb_counts(home: Path, day: date, periods: list[tuple], cap: int) -> tupl
     return elapsed, {(r[0], r[1], r[2], r[3]): tuple(int(v) for v in r[4:]) for r in rows}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def prepared_home(description: str, events: int) -> tuple[Path, str]:
+    """The ``--home`` of a benchmark's command line (built if missing) and its ``--date``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--events", type=int, default=events)
     parser.add_argument("--date", default="2026-01-06")
     args = parser.parse_args()
     home_dir = args.home.absolute()
@@ -156,6 +157,11 @@ def main() -> None:
     if not (home_dir / "archive").exists():
         print(f"building {home_dir} with {args.events:,} events ...", flush=True)
         build_home(home_dir, args.events)
+    return home_dir, args.date
+
+
+def main() -> None:
+    home_dir, on = prepared_home(__doc__.split("\n\n")[0], 20_000_000)
 
     from metadata.repository import MetadataStore
     from metric_types.base import Day
@@ -167,7 +173,7 @@ def main() -> None:
 
     home = Home.resolve(home_dir)
     settings = load_settings(home)
-    day = date.fromisoformat(args.date)
+    day = date.fromisoformat(on)
     print(f"# bench_compute: {platform.node()}, {os.cpu_count()} cores, date {day}", flush=True)
 
     started = time.perf_counter()
