@@ -57,6 +57,7 @@ class Round:
     files: tuple[str, ...]
     late: dict[str, int]  # per topic: records appended to hours the feed had left behind
     lines: dict[str, int]  # per topic: records in the round (when counted)
+    until: int | None = None  # an aligned replay's slice end (records before it only)
 
     @property
     def bytes(self) -> int:
@@ -107,7 +108,7 @@ class Feed:
             data = json.loads(path.read_bytes())
             chunks = tuple(Chunk(**c) for c in data["chunks"])
             out.append(Round(data["round"], chunks, tuple(data["files"]), data.get("late", {}),
-                             data.get("lines", {})))  # fmt: skip
+                             data.get("lines", {}), data.get("until")))  # fmt: skip
         return out
 
     def late(self) -> dict[str, int]:
@@ -220,7 +221,7 @@ class Feed:
         }
         _write_atomic(self.rounds_dir / f"r{number:08d}.json", json.dumps(index).encode())
         self.recover()
-        return Round(number, tuple(chunks), tuple(files), late, lines)
+        return Round(number, tuple(chunks), tuple(files), late, lines, until)
 
     def retire(self, through: int) -> int:
         """Delete the files of rounds up to ``through`` (their index stays: it holds the offsets).

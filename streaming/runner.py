@@ -131,6 +131,11 @@ class Runner:
         return self.mode == "replay" and self.rate is not None
 
     @property
+    def in_rounds(self) -> bool:
+        """A replay whose history is fed round by round (paced or aligned), not all at once."""
+        return self.paced or self.aligned
+
+    @property
     def aligned(self) -> bool:
         """A replay of the archive with ``stream.source.alignment``: history fed in
         event-time slices, all topics in lockstep (:mod:`streaming.source.slices`)."""
@@ -237,14 +242,14 @@ class Runner:
                 "'archive' for it"
             )
         source = UnifiedSource.from_settings(
-            self.feed, stream, self.state.periods, self.follow or self.paced or self.aligned
+            self.feed, stream, self.state.periods, self.follow or self.in_rounds
         )
         cfg = PipelineConfig(
             home=str(self.home.root), settings=self.settings,
             checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
-            follow=self.follow or self.paced or self.aligned, state_ttl_ms=ttl, on_rows=stream.rows_hook,
+            follow=self.follow or self.in_rounds, state_ttl_ms=ttl, on_rows=stream.rows_hook,
             cluster_conf=cluster_conf, jars=tuple(source.jars()),
         )  # fmt: skip
         env, t_env = pipeline.environment(cfg)
@@ -313,7 +318,7 @@ class Runner:
                     self.feed.publish()
                 self._retire(client)
                 next_feed = now + stream.feed_interval_seconds
-            if (self.paced or self.aligned) and now >= next_feed:
+            if self.in_rounds and now >= next_feed:
                 self._pace_or_drain(client)
                 next_feed = now + TICK_SECONDS
             if self.follow and now >= next_periods:
@@ -323,7 +328,7 @@ class Runner:
                 self.echo(progress_mod.line(self._progress()))
                 self._prune(client)
                 next_echo = now + 5
-            self._stop.wait(TICK_SECONDS if self.paced or self.aligned else 0.5)
+            self._stop.wait(TICK_SECONDS if self.in_rounds else 0.5)
         if status == "FAILED":
             raise StreamError(f"the Flink job failed: {_failure(client)}")
         self.echo(progress_mod.line(self._progress()))

@@ -110,7 +110,7 @@ class AlignedFeed:
     def __post_init__(self) -> None:
         self.feed.count_lines = True  # the barrier compares records fed with records read
         rounds = self.feed.rounds()
-        ends = [u for u in (_until(self.feed, r.number) for r in rounds) if u is not None]
+        ends = [r.until for r in rounds if r.until is not None]
         if ends:  # resumed: wait until all fed so far is read, then carry on after the last slice
             fed = {t: sum(r.lines.get(t, 0) for r in rounds) for t in self.feed.topics}
             self._ends, self._fed = [max(ends)] * 2, [fed, fed]
@@ -164,9 +164,3 @@ class AlignedFeed:
                 self._span = (min(hours), max(hours) + HOUR_MS)
         return self._span
 
-
-def _until(feed: PartitionFeed, number: int) -> int | None:
-    import json
-
-    path = feed.rounds_dir / f"r{number:08d}.json"
-    return json.loads(path.read_bytes()).get("until")
