@@ -65,7 +65,7 @@ from udf.config.alerts import AlertSettings
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
 from udf.config.models import Email, StrictModel
 from udf.config.stream_source import SourceSettings
-from udf.errors import ConfigError, ConfigIssue
+from udf.errors import ConfigError, ConfigIssue, InputError
 from udf.home import Home
 from udf.location import Location
 from udf.vocabulary import DEFAULT_SPAM_CAP, DEFAULT_WINDOW_DAYS
@@ -91,9 +91,6 @@ class ArchiveSettings(StrictModel):
     @field_validator("uri", "columnar_uri")
     @classmethod
     def _a_location(cls, value: str | None) -> str | None:
-        from udf.errors import InputError
-        from udf.location import Location
-
         if value is not None:
             try:
                 Location.of(value)
