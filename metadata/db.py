@@ -52,8 +52,12 @@ _MYSQL_MIGRATION_LOCK = "udf_migrate"  # GET_LOCK is server-wide: the database n
 # Deadlock / lock wait timeout (MySQL, MariaDB); serialization failure / deadlock (PostgreSQL).
 _MYSQL_TRANSIENT = frozenset({1213, 1205})
 _PG_TRANSIENT = frozenset({"40001", "40P01"})
-# How long a store waits for a server it has already talked to to come back (a restart).
+# How long a store waits for a server this process has already talked to to come back (a
+# restart).
 RECONNECT_SECONDS = 60.0
+# The servers (URLs, password masked) this process has connected to: the reconnect wait is
+# for them only, so a wrong URL fails at once but a store opened mid-restart waits too.
+_REACHED: set[str] = set()
 _log = get_logger(__name__)
 
 
@@ -169,27 +173,27 @@ def _create_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _reconnect_while_restarting(engine: Engine) -> None:
-    """New connections wait up to :data:`RECONNECT_SECONDS` for a server this engine has
-    already reached (it is restarting); the first connection fails at once, so a wrong URL
+    """New connections wait up to :data:`RECONNECT_SECONDS` for a server this process has
+    already reached (it is restarting), whichever engine reached it: a store opened while
+    the server restarts waits as well. A server never reached fails at once, so a wrong URL
     or a server that was never up is reported without delay."""
-    reached = False
+    server = safe_url(engine)
 
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        nonlocal reached
         deadline = time.monotonic() + RECONNECT_SECONDS
         delay = 0.1
         while True:
             try:
                 connection = dialect.connect(*cargs, **cparams)
             except dialect.loaded_dbapi.OperationalError as exc:
-                if not reached or time.monotonic() + delay > deadline:
+                if server not in _REACHED or time.monotonic() + delay > deadline:
                     raise
-                _log.warning("metadata.reconnect", url=safe_url(engine), error=str(exc).strip()[:200])
+                _log.warning("metadata.reconnect", url=server, error=str(exc).strip()[:200])
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            reached = True
+            _REACHED.add(server)
             return connection
 
 

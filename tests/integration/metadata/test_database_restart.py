@@ -157,3 +157,34 @@ def test_a_metadata_database_restart_mid_run_is_retried_and_the_run_completes(
     assert runs and {r.state for r in runs} == {"done"}
     assert all(r.events[-1].to_state == "done" for r in runs)
     assert "terminating connection" in server.log.read_text() or "shut down" in server.log.read_text()
+
+
+def test_a_store_opened_while_the_server_restarts_waits_for_it(server: Server) -> None:
+    """A run opens stores as it goes; one opened while the server is down must wait for it
+    (as connections of an existing store do) and not fail at once."""
+    import threading
+
+    from metadata.repository import MetadataStore
+
+    with MetadataStore(server.url) as store:  # this process has reached the server
+        store.runs()
+    server.ctl("stop", "-m", "fast")
+    later = threading.Timer(3.0, server.ctl, ("start",))
+    later.start()
+    try:
+        started = time.monotonic()
+        with MetadataStore(server.url) as store:
+            assert store.runs() == []
+        assert time.monotonic() - started >= 2.5, "the server was never down: nothing was tested"
+    finally:
+        later.join()
+
+
+def test_a_server_never_reached_fails_at_once() -> None:
+    from metadata.repository import MetadataStore
+    from udf.errors import MetadataError
+
+    started = time.monotonic()
+    with pytest.raises(MetadataError, match=r"127\.0\.0\.1:1\b"):
+        MetadataStore("postgresql://postgres@127.0.0.1:1/postgres")
+    assert time.monotonic() - started < 10
