@@ -70,7 +70,7 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
         # many small exchanges (every SQL stage is keyed): more buffers than the default
         "taskmanager.memory.network.min": "256mb",
         "taskmanager.memory.network.max": "256mb",
-        "taskmanager.memory.managed.size": "256mb",
+        "taskmanager.memory.managed.size": s.state_memory,  # RocksDB's cache and buffers
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(s.restart_attempts),
         "restart-strategy.fixed-delay.delay": "1s",
