@@ -1,0 +1,121 @@
+"""Issue 16's flat daily cost: ``aggregated`` on each day of a 7-day window, beside DuckDB.
+
+    .venv/bin/python benchmarks/bench_daily_cost.py --home DIR [--events-per-day 1000000]
+
+The home is built once if it is missing: ``udf generate`` with the same volume of events on
+each of 9 days, a 7-day window (``window_days: 7`` in its settings.yaml), 10 experiments
+(single ramps and re-ramps, as the generator makes them), imported. Then, in one Spark session:
+
+1. the archive converted to Parquet once (reported apart: the cache a daily run reuses);
+2. for day 1 to day 7 of the window, ``aggregated`` with the default metrics computed for
+   that day alone, timed, and DuckDB computing the same counts for that day from the raw
+   files (the query of ``bench_compute.py``), checked equal;
+3. day 7 / day 1 for both. A flat daily cost is a ratio near 1. Both engines compute each
+   day from the period's start (a metric-day is cumulative), so both grow with the day in
+   the window unless the work of earlier days is reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+UDF = str(Path(sys.executable).with_name("udf"))
+WINDOW_DAYS, DAYS, START = 7, 9, date(2026, 1, 1)
+
+
+def build_home(home: Path, per_day: int) -> None:
+    work = home.parent / f"{home.name}-workload"
+    env = {**os.environ, "UDF_HOME": str(home)}
+    quiet = {"check": True, "env": env, "stdout": subprocess.DEVNULL}
+    subprocess.run(
+        [UDF, "generate", "--out", str(work), "--events", str(per_day * DAYS), "--users",
+         str(max(10_000, per_day // 4)), "--experiments", "10", "--days", str(DAYS),
+         "--start", START.isoformat(), "--window-days", str(WINDOW_DAYS), "--force"],
+        **quiet,
+    )  # fmt: skip
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "settings.yaml").write_text(f"window_days: {WINDOW_DAYS}\n")
+    for topic in ("events", "activations"):
+        files = sorted(str(p) for p in (work / topic).glob("*.jsonl"))
+        subprocess.run([UDF, "data", "import", "--topic", topic, *files], **quiet)
+    subprocess.run([UDF, "ramps", "import", str(work / "ramps.csv")], **quiet)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--events-per-day", type=int, default=1_000_000)
+    args = parser.parse_args()
+    home_dir = args.home.absolute()
+    os.environ["UDF_HOME"] = str(home_dir)
+    if not (home_dir / "archive").exists():
+        print(f"building {home_dir} with {args.events_per_day:,} events a day ...", flush=True)
+        build_home(home_dir, args.events_per_day)
+
+    from bench_compute import duckdb_counts
+
+    from metadata.repository import MetadataStore
+    from metric_types.base import Day
+    from metric_types.columnar import convert
+    from metric_types.compute import compute
+    from metric_types.spark.session import get_session
+    from results.stores import open_store
+    from udf.home import Home
+    from udf.settings import load_settings
+
+    home = Home.resolve(home_dir)
+    settings = load_settings(home)
+    assert settings.window_days == WINDOW_DAYS, "the home's settings.yaml sets the window"
+    print(f"# bench_daily_cost: {platform.node()}, {os.cpu_count()} cores, load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    started = time.perf_counter()
+    get_session(settings.spark).range(1).count()
+    print(f"JVM start (excluded): {time.perf_counter() - started:.1f} s", flush=True)
+    last = START + timedelta(days=WINDOW_DAYS - 1)
+    started = time.perf_counter()
+    hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=Day(last).end)
+    convert(home, "activations", spam_cap=settings.spam_cap, ts_to=Day(last).end)
+    print(f"archive -> Parquet, all days (excluded): {time.perf_counter() - started:.1f} s")
+    event_types = sorted({t for h in hours for t in h.event_types})
+    experiments = MetadataStore.for_home(home).experiments()
+
+    spark: dict[int, float] = {}
+    duck: dict[int, float] = {}
+    print(f"{'day':>4} {'date':>10} {'spark s':>8} {'duckdb s':>9} {'groups':>7}  agree")
+    for n in range(1, WINDOW_DAYS + 1):
+        day = START + timedelta(days=n - 1)
+        report = compute(home, "aggregated", [day], metrics=event_types)
+        spark[n] = report.seconds
+        periods = [
+            (e.name, g.name, p.start, p.end)
+            for e in experiments for g in e.groups for p in g.periods(settings.window_ms)
+            if p.start < Day(day).end and p.end > Day(day).start
+        ]  # fmt: skip
+        duck[n], expected = duckdb_counts(home_dir, day, periods, settings.spam_cap)
+        with open_store(home, settings) as store:
+            stored = {
+                (r.experiment, r.group, r.period_start, r.metric): (r.volume, r.propensity, r.sum_sq, r.exposed)
+                for r in store.read(source="batch", metric_type="aggregated", date_from=day, date_to=day)
+                if r.metric in event_types and r.segment == "" and r.volume
+            }  # fmt: skip
+        agree = stored == expected
+        print(f"{n:>4} {day.isoformat():>10} {spark[n]:>8.1f} {duck[n]:>9.1f} {len(expected):>7}  {agree}",
+              flush=True)  # fmt: skip
+        if not agree:
+            sys.exit(f"day {n}: spark and duckdb disagree")
+    print(f"day {WINDOW_DAYS} / day 1: spark {spark[WINDOW_DAYS] / spark[1]:.2f}x, "
+          f"duckdb {duck[WINDOW_DAYS] / duck[1]:.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
