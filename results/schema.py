@@ -195,10 +195,11 @@ class Slice:
         out, seen = [], set()
         metrics = frozenset(self.metrics)
         experiments = None if self.experiments is None else frozenset(self.experiments)
+        day = self.day
         for row in rows:
             inside = (
                 row.source == self.source and row.metric_type == self.metric_type
-                and row.date == self.day and row.metric in metrics
+                and row.date == day and row.metric in metrics
                 and (experiments is None or row.experiment in experiments)
             )  # fmt: skip
             if not inside:
@@ -206,8 +207,9 @@ class Slice:
                     f"row {row.key()} is outside the slice {self.metric_type} {self.day} "
                     f"({', '.join(self.metrics)})"
                 )
-            if row.key() in seen:
-                raise InputError(f"row {row.key()} appears twice in one slice")
-            seen.add(row.key())
+            key = row.key()
+            if key in seen:
+                raise InputError(f"row {key} appears twice in one slice")
+            seen.add(key)
             out.append(row)
         return out
