@@ -25,7 +25,7 @@ from bench_compute import prepared_home
 
 
 def main() -> None:
-    home_dir, on = prepared_home(__doc__.split("\n\n")[0], 2_000_000)
+    home_dir, on, _ = prepared_home(__doc__.split("\n\n")[0], 2_000_000)
 
     import pyarrow.parquet as pq
 

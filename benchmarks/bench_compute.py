@@ -1,9 +1,11 @@
 """Benchmark ``udf compute`` (Spark) against DuckDB computing the same counts on the same files.
 
-    .venv/bin/python benchmarks/bench_compute.py --home DIR [--events 20000000] [--date D]
+    .venv/bin/python benchmarks/bench_compute.py --home DIR [--scale default|pinterest]
+        [--events N] [--date D]
 
-The home is built once if it is missing (``udf generate`` with 50 experiments and 20 event
-types, ``udf data import``, ``udf ramps import``) and reused afterwards. Then, in one run:
+The home is built once if it is missing (``udf generate`` with the scale's experiments, 20
+event types and 1 M users, ``udf data import``, ``udf ramps import``) and reused afterwards;
+a home remembers the scale it was built for. Then, in one run:
 
 1. the JVM start (``get_session``), reported apart, as the issue asks;
 2. the archive → Parquet conversion, cold (cache removed), which is part of Spark's time;
@@ -14,32 +16,72 @@ types, ``udf data import``, ``udf ramps import``) and reused afterwards. Then, i
    n, sum, sum of squares per event type) for the same date, and checked equal to Spark's;
 5. 15 versus 1,500 configured ``aggregated`` metrics on the same data (counts, sums and
    ratios over the 20 event types, selected by every experiment).
+
+``--scale pinterest`` is Pinterest's daily load instead: 120 experiments (60 with two
+groups, 60 with three: 300 groups), 100 M events over five weekdays (20 M a day), the
+third day computed (every group's period covers it; its aggregated window starts on the
+first day). In one run: the JVM start, the cold conversion, the daily ``aggregated`` run
+(every metric of the catalog: the 20 defaults plus 15, 1,500 or 15,000 configured) for
+each catalog, DuckDB's counts checked equal after the first, then ``calendar_day``,
+``days_in`` and ``custom`` once; the whole daily run is the conversion, the other three
+types and ``aggregated``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 UDF = str(Path(sys.executable).with_name("udf"))
 DAY_MS = 86_400_000
+SCALE_FILE = "bench-scale.json"  # in the home: the scale and events it was built with
 
 
-def build_home(home: Path, events: int) -> None:
+@dataclass(frozen=True)
+class Scale:
+    """A workload (what ``udf generate`` writes), the day computed and the catalogs' sizes."""
+
+    events: int  # over all days; the generator spreads them by hour (weekends 0.85x)
+    experiments: int  # groups: 2 and 3 in turns of three experiments (``udf generate``)
+    days: int
+    start: str
+    date: str
+    metric_counts: tuple[int, ...]
+    users: int = 1_000_000
+    event_types: int = 20
+    daily: bool = False  # the daily run's figures (True) or every metric type apart (False)
+
+
+SCALES = {
+    "default": Scale(20_000_000, 50, 10, "2026-01-01", "2026-01-06", (15, 1500)),
+    # Monday to Friday, 20 M events a day; on Wednesday every period covers the whole day.
+    "pinterest": Scale(
+        100_000_000, 120, 5, "2026-01-05", "2026-01-07", (15, 1500, 15000), daily=True
+    ),
+}
+
+
+def build_home(home: Path, scale: Scale, events: int) -> None:
     work = home.parent / f"{home.name}-workload"
     env = {**os.environ, "UDF_HOME": str(home)}
     subprocess.run(
-        [UDF, "generate", "--out", str(work), "--events", str(events), "--users", "1000000",
-         "--experiments", "50", "--event-types", "20", "--days", "10", "--force"],
+        [UDF, "generate", "--out", str(work), "--events", str(events),
+         "--users", str(scale.users), "--experiments", str(scale.experiments),
+         "--event-types", str(scale.event_types), "--days", str(scale.days),
+         "--start", scale.start, "--force"],
         check=True, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     for topic in ("events", "activations"):
@@ -48,6 +90,9 @@ def build_home(home: Path, events: int) -> None:
                        stdout=subprocess.DEVNULL)  # fmt: skip
     subprocess.run([UDF, "ramps", "import", str(work / "ramps.csv")], check=True, env=env,
                    stdout=subprocess.DEVNULL)  # fmt: skip
+    shutil.rmtree(work)  # the archive holds it now
+    built = {**asdict(scale), "events": events}
+    (home / SCALE_FILE).write_text(json.dumps(built, indent=2) + "\n")
 
 
 def catalog(event_types: list[str], experiments: list[str], count: int) -> dict:
@@ -145,28 +190,56 @@ def duckdb_counts(home: Path, day: date, periods: list[tuple], cap: int) -> tupl
     return elapsed, {(r[0], r[1], r[2], r[3]): tuple(int(v) for v in r[4:]) for r in rows}
 
 
-def prepared_home(description: str, events: int) -> tuple[Path, str]:
-    """The ``--home`` of a benchmark's command line (built if missing) and its ``--date``."""
+def prepared_home(description: str, events: int | None = None) -> tuple[Path, str, Scale]:
+    """The ``--home`` of a benchmark's command line (built if missing), its ``--date`` and
+    its scale (``events``: the benchmark's own default number of events, if not the scale's)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--events", type=int, default=events)
-    parser.add_argument("--date", default="2026-01-06")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="default")
+    parser.add_argument("--events", type=int, help="events over all days (default: the scale's)")
+    parser.add_argument("--date", help="the day computed (default: the scale's)")
+    parser.add_argument(
+        "--metrics", help="catalog sizes to compare, e.g. 15,150 (default: the scale's)"
+    )
     args = parser.parse_args()
+    scale = SCALES[args.scale]
+    if args.metrics:
+        scale = replace(scale, metric_counts=tuple(int(n) for n in args.metrics.split(",")))
+    total = args.events or events or scale.events
     home_dir = args.home.absolute()
     os.environ["UDF_HOME"] = str(home_dir)
     if not (home_dir / "archive").exists():
-        print(f"building {home_dir} with {args.events:,} events ...", flush=True)
-        build_home(home_dir, args.events)
-    return home_dir, args.date
+        print(f"building {home_dir} with {total:,} events ...", flush=True)
+        build_home(home_dir, scale, total)
+    marker = home_dir / SCALE_FILE
+    if marker.exists():
+        built = json.loads(marker.read_text())
+        if any(
+            built[k] != v for k, v in asdict(scale).items() if k in ("start", "experiments", "days")
+        ):
+            sys.exit(f"{home_dir} was built for another scale ({built}): use another --home")
+    return home_dir, args.date or scale.date, scale
+
+
+def window_rows(hours: list, first: int, until: int) -> int:
+    """Rows of the converted hours overlapping ``[first, until)``: what the day's run reads."""
+    import pyarrow.parquet as pq
+
+    from metric_types.spark.readers import hours_between
+
+    total = 0
+    for path in hours_between(hours, first, until):
+        files = [Path(path)] if Path(path).is_file() else sorted(Path(path).glob("*.parquet"))
+        total += sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return total
 
 
 def main() -> None:
-    home_dir, on = prepared_home(__doc__.split("\n\n")[0], 20_000_000)
+    home_dir, on, scale = prepared_home(__doc__.split("\n\n")[0])
 
     from metadata.repository import MetadataStore
     from metric_types.base import Day
     from metric_types.columnar import convert
-    from metric_types.compute import compute
     from metric_types.spark.session import get_session
     from udf.home import Home
     from udf.settings import load_settings
@@ -174,7 +247,8 @@ def main() -> None:
     home = Home.resolve(home_dir)
     settings = load_settings(home)
     day = date.fromisoformat(on)
-    print(f"# bench_compute: {platform.node()}, {os.cpu_count()} cores, date {day}", flush=True)
+    print(f"# bench_compute: {platform.node()}, {os.cpu_count()} cores, date {day}, "
+          f"load {load()}", flush=True)  # fmt: skip
 
     started = time.perf_counter()
     get_session(settings.spark).range(1).count()
@@ -184,15 +258,69 @@ def main() -> None:
     shutil.rmtree(settings.columnar_location(home).local_path, ignore_errors=True)
     started = time.perf_counter()
     hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=Day(day).end)
-    convert(home, "activations", spam_cap=settings.spam_cap, ts_to=Day(day).end)
+    activations = convert(home, "activations", spam_cap=settings.spam_cap, ts_to=Day(day).end)
     conversion = time.perf_counter() - started
     print(f"archive -> Parquet (cold): {conversion:.1f} s", flush=True)
 
     event_types = sorted({t for h in hours for t in h.event_types})
     store = MetadataStore.for_home(home)
     experiments = [e.name for e in store.experiments()]
-    load_catalog(home_dir, catalog(event_types, experiments, 15))
+    periods = [
+        (e.name, g.name, p.start, p.end)
+        for e in store.experiments() for g in e.groups for p in g.periods(settings.window_ms)
+        if p.start < Day(day).end and p.end > Day(day).start
+    ]  # fmt: skip
+    first = min(p[2] for p in periods)
+    print(f"the day's run: {len({p[:2] for p in periods})} groups of {len(experiments)} "
+          f"experiments; reads {window_rows(hours, first, Day(day).end):,} clean events "
+          f"({window_rows(hours, Day(day).start, Day(day).end):,} on {day}) and "
+          f"{window_rows(activations, first, Day(day).end):,} activations from "
+          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(first / 1000))} UTC", flush=True)  # fmt: skip
 
+    def check() -> tuple[bool, float]:
+        """DuckDB's counts beside the stored rows of the 20 default metrics, and its time."""
+        duck, expected = duckdb_counts(home_dir, day, periods, settings.spam_cap)
+        print(f"duckdb aggregated counts (raw JSONL): {duck:.1f} s, {len(expected)} group rows")
+        found = stored_counts(home, settings, day, event_types)
+        agree = found == expected
+        print(f"spark and duckdb counts agree: {agree}", flush=True)
+        return agree, duck
+
+    if scale.daily:
+        agree = daily_runs(home, scale, day, event_types, experiments, conversion, jvm, check)
+    else:
+        agree = type_runs(home, scale, day, event_types, experiments, conversion, check)
+    print(f"# load at the end: {load()}")
+    if not agree:
+        sys.exit("spark and duckdb disagree")
+
+
+def load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def stored_counts(home: Any, settings: Any, day: date, event_types: list[str]) -> dict:
+    """The stored ``aggregated`` counts of the default metrics, keyed as DuckDB's."""
+    from results.stores import open_store
+
+    with open_store(home, settings) as results:
+        rows = results.read(source="batch", metric_type="aggregated", date_from=day, date_to=day,
+                            metrics=event_types)  # fmt: skip
+    return {
+        (r.experiment, r.group, r.period_start, r.metric): (r.volume, r.propensity, r.sum_sq, r.exposed)
+        for r in rows if r.segment == "" and r.volume
+    }  # fmt: skip
+
+
+def type_runs(
+    home: Any, scale: Scale, day: date, event_types: list[str], experiments: list[str],
+    conversion: float, check: Callable[[], tuple[bool, float]],
+) -> bool:  # fmt: skip
+    """The default scale: every metric type, DuckDB, then 15 vs 1,500 configured metrics."""
+    from metric_types.compute import compute
+
+    home_dir = home.root
+    load_catalog(home_dir, catalog(event_types, experiments, scale.metric_counts[0]))
     figures = {}
     for metric_type in ("aggregated", "aggregated", "calendar_day", "days_in", "custom"):
         only = event_types if metric_type == "aggregated" else None
@@ -200,38 +328,68 @@ def main() -> None:
         figures[metric_type] = report.seconds
         print(f"spark {metric_type:<12} {report.seconds:6.1f} s  {len(report.metrics)} metrics, "
               f"{report.rows} rows", flush=True)  # fmt: skip
-
-    plan_periods = [
-        (e.name, g.name, p.start, p.end)
-        for e in store.experiments() for g in e.groups for p in g.periods(settings.window_ms)
-        if p.start < Day(day).end and p.end > Day(day).start
-    ]  # fmt: skip
-    duck, expected = duckdb_counts(home_dir, day, plan_periods, settings.spam_cap)
-    print(f"duckdb aggregated counts (raw JSONL): {duck:.1f} s, {len(expected)} group rows")
-    from results.stores import open_store
-
-    spark_rows = {
-        (r.experiment, r.group, r.period_start, r.metric): (r.volume, r.propensity, r.sum_sq, r.exposed)
-        for r in open_store(home, settings).read(source="batch", metric_type="aggregated",
-                                                 date_from=day, date_to=day)
-        if r.metric in event_types and r.segment == "" and r.volume
-    }  # fmt: skip
-    agree = spark_rows == expected
-    print(f"spark and duckdb counts agree: {agree}")
+    agree, duck = check()
     spark_total = conversion + figures["aggregated"]
     print(f"spark aggregated incl. conversion: {spark_total:.1f} s = "
           f"{spark_total / duck:.1f}x duckdb; warm cache {figures['aggregated'] / duck:.1f}x")  # fmt: skip
-
     timings = {}
-    for count in (15, 1500):
+    for count in scale.metric_counts:
         load_catalog(home_dir, catalog(event_types, experiments, count))
         names = [f"bench_{i:04d}" for i in range(count)]
         report = compute(home, "aggregated", [day], metrics=names)
         timings[count] = report.seconds
         print(f"spark {count:>5} metrics: {report.seconds:.1f} s, {report.rows} rows", flush=True)
-    print(f"1,500 vs 15 metrics: {timings[1500] / timings[15]:.1f}x the time")
-    if not agree:
-        sys.exit("spark and duckdb disagree")
+    low, high = scale.metric_counts[0], scale.metric_counts[-1]
+    print(f"{high:,} vs {low:,} metrics: {timings[high] / timings[low]:.1f}x the time")
+    return agree
+
+
+def daily_runs(
+    home: Any,
+    scale: Scale,
+    day: date,
+    event_types: list[str],
+    experiments: list[str],
+    conversion: float,
+    jvm: float,
+    check: Callable[[], tuple[bool, float]],
+) -> bool:
+    """Pinterest's daily load: ``aggregated`` with each catalog, then the other types once."""
+    import resource
+
+    from metric_types.compute import compute
+
+    home_dir = home.root
+    agree = True
+    aggregated: dict[int, float] = {}
+    for i, count in enumerate(scale.metric_counts):
+        started = time.perf_counter()
+        load_catalog(home_dir, catalog(event_types, experiments, count))
+        loaded = time.perf_counter() - started
+        report = compute(home, "aggregated", [day])
+        aggregated[count] = report.seconds
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"daily aggregated, {len(report.metrics):,} metrics ({count:,} configured + "
+              f"defaults): {report.seconds:.1f} s, {report.rows:,} rows; config load "
+              f"{loaded:.1f} s apart; peak RSS {peak:,.0f} MiB; load {load()}", flush=True)  # fmt: skip
+        if i == 0:
+            agree, duck = check()
+            print(f"spark daily aggregated / duckdb: {report.seconds / duck:.1f}x; incl. the "
+                  f"conversion {(report.seconds + conversion) / duck:.1f}x", flush=True)  # fmt: skip
+    others = 0.0
+    for metric_type in ("calendar_day", "days_in", "custom"):
+        report = compute(home, metric_type, [day])
+        others += report.seconds
+        print(f"spark {metric_type:<12} {report.seconds:6.1f} s  {len(report.metrics)} metrics, "
+              f"{report.rows:,} rows; failed: {report.failed_on(day) or 'none'}", flush=True)  # fmt: skip
+    base = scale.metric_counts[min(1, len(scale.metric_counts) - 1)]
+    for count in scale.metric_counts:
+        whole = conversion + others + aggregated[count]
+        print(f"{count:>6,} metrics: whole daily run {whole:.1f} s ({whole + jvm:.1f} s with "
+              f"the JVM start); aggregated {aggregated[count] / aggregated[base]:.2f}x, whole "
+              f"daily run {whole / (conversion + others + aggregated[base]):.2f}x the "
+              f"{base:,}-metric run")  # fmt: skip
+    return agree
 
 
 if __name__ == "__main__":

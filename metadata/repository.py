@@ -31,6 +31,7 @@ from metadata.db import describe_error
 from metadata.models import (
     Experiment,
     ExperimentGroup,
+    ExperimentMetric,
     MetricDefinition,
     Ramp,
     Segment,
@@ -90,20 +91,35 @@ class MetadataStore(RunsMixin, LeasesMixin, AlertsMixin, ValidationMixin):
         )
 
     def experiments(self, names: Sequence[str] | None = None) -> list[ExperimentInfo]:
-        """Every experiment (or those named), with groups, ramp history and selections."""
+        """Every experiment (or those named), with groups, ramp history and selections.
+
+        The selected metrics' names come from one plain query, not as ORM objects: a
+        catalog of 15,000 metrics selected by 120 experiments is 1.8 M selections.
+        """
         query = (
             select(Experiment)
             .order_by(Experiment.name)
             .options(
                 selectinload(Experiment.groups).selectinload(ExperimentGroup.ramps),
-                selectinload(Experiment.metrics),
                 selectinload(Experiment.segments),
             )
         )
         if names is not None:
             query = query.where(Experiment.name.in_(list(names)))
         with self._tx() as s:
-            return [_experiment_info(e) for e in s.scalars(query)]
+            found = list(s.scalars(query))
+            selected: dict[int, list[str]] = {e.id: [] for e in found}
+            chosen = (
+                select(ExperimentMetric.experiment_id, MetricDefinition.name)
+                .join(MetricDefinition, MetricDefinition.id == ExperimentMetric.metric_id)
+                .order_by(MetricDefinition.name)
+            )
+            if names is not None:
+                chosen = chosen.where(ExperimentMetric.experiment_id.in_(list(selected)))
+            for experiment_id, metric in s.execute(chosen):
+                if experiment_id in selected:
+                    selected[experiment_id].append(metric)
+            return [_experiment_info(e, selected[e.id]) for e in found]
 
     def experiment(self, name: str) -> ExperimentInfo | None:
         found = self.experiments([name])
@@ -232,13 +248,13 @@ def _utc(ms: int) -> str:
     return f"{datetime.fromtimestamp(ms / 1000, tz=UTC):%Y-%m-%dT%H:%M}Z"
 
 
-def _experiment_info(e: Experiment) -> ExperimentInfo:
+def _experiment_info(e: Experiment, metrics: Sequence[str]) -> ExperimentInfo:
     groups = tuple(
         GroupInfo(g.name, g.is_control, tuple(RampInfo(r.ramp_ts, r.allocation) for r in g.ramps))
         for g in e.groups
     )
     return ExperimentInfo(
-        e.name, e.description, groups, tuple(m.name for m in e.metrics),
+        e.name, e.description, groups, tuple(metrics),
         tuple(s.name for s in e.segments), dict(e.analysis) if e.analysis else None,
         e.created_at, e.updated_at, dict(e.alerts) if e.alerts else None,
     )  # fmt: skip

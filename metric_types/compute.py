@@ -164,7 +164,7 @@ def compute_day(
     )
     from metric_types.spark.readers import hours_between, read_activations, read_events
     from results.comparisons import analysis_specs, compare_groups
-    from results.health import allocation_intervals, health_rows
+    from results.health import GroupCell, allocation_intervals, health_verdicts
     from stats.quantile import z_of
 
     periods = [p for p in plan.periods if kind.in_slice(p, day, plan.metrics)]
@@ -230,20 +230,27 @@ def compute_day(
         exposed.unpersist()
         custom.unpersist()
     computed_at = int(datetime.now(UTC).timestamp() * 1000)
-    rows = [
-        row
-        for total in (t.asDict() for t in totals)
-        for m in metrics
-        if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows, quantiles,
-                        multiple))
-    ]
-    compared = compare_groups(rows, plan.controls, plan.analysis)
+    group_totals_ = [t.asDict() for t in totals]
     period_groups: dict[tuple[str, int], list[str]] = {}
     for p in periods:
         period_groups.setdefault((p.experiment, p.start), []).append(p.group)
     srm_alpha = {e: spec.srm_alpha for e, spec in specs.items()}
-    checked = health_rows(compared, srm_counts, intervals, period_groups, srm_alpha)
-    return DayResult(checked, dict(custom.failures))
+    # The health checks of each cell, from its groups' totals: every row of a group carries
+    # the group's users (health_rows would read the same numbers off the rows).
+    cells = (
+        GroupCell(t["experiment"], t["period_start"], t["day_in"], t["group"], t["exposed"],
+                  multiple.get((t["experiment"], t["group"], t["period_start"], t["day_in"]), 0))
+        for t in group_totals_ if t["segment"] == ""
+    )  # fmt: skip
+    health = health_verdicts(cells, srm_counts, intervals, period_groups, srm_alpha)
+    rows = [
+        row
+        for total in group_totals_
+        for m in metrics
+        if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows, quantiles,
+                        multiple, health))
+    ]  # fmt: skip
+    return DayResult(compare_groups(rows, plan.controls, plan.analysis), dict(custom.failures))
 
 
 def _multiple_groups(users: Any) -> dict[tuple[str, str, int, int], int]:
@@ -285,12 +292,14 @@ def _row(
     cuped: Collection[str] = (),
     quantiles: dict[tuple[Any, ...], dict[str, float]] | None = None,
     multiple: dict[tuple[str, str, int, int], int] | None = None,
+    health: dict[tuple[str, int, int], dict[str, Any]] | None = None,
 ) -> ResultRow | None:
     """The row of metric ``m`` in group total ``t``, or None when ``m`` does not cover it.
 
-    ``cuped`` names the experiments whose rows carry the covariate's sums.
+    ``cuped`` names the experiments whose rows carry the covariate's sums; ``health`` holds
+    each (experiment, period_start, day_in) cell's health columns.
     """
-    if t["experiment"] not in m.experiments:
+    if t["experiment"] not in m.experiment_set:
         return None
     if t["segment"] and t["segment"] not in m.segments_of(t["experiment"]):
         return None
@@ -298,6 +307,7 @@ def _row(
         return None
     group_cell = (t["experiment"], t["group"], t["period_start"], t["day_in"])
     extra: dict[str, Any] = {"multiple_groups": (multiple or {}).get(group_cell, 0)}
+    extra.update((health or {}).get((t["experiment"], t["period_start"], t["day_in"]), {}))
     if m.is_custom:
         col = columns.custom[m.name]
         volume = propensity = t[f"{col}_users"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from metadata.periods import DAY_MS
@@ -51,6 +52,11 @@ class MetricPlan:
     quantile: float | None = None  # compare this quantile (0-1) instead of the mean
     experiments: tuple[str, ...] = ()
     segments: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (experiment, segment names)
+
+    @cached_property
+    def experiment_set(self) -> frozenset[str]:
+        """:attr:`experiments` as a set (looked up once per group total and metric)."""
+        return frozenset(self.experiments)
 
     @property
     def is_ratio(self) -> bool:

@@ -19,7 +19,8 @@ A metric with a conversion window counts only events before ``t_u + window`` in 
 One pass computes every metric of a batch: metrics only pick columns of the totals, so the
 work grows with the event types and ratio pairs the batch needs, not with its metric count.
 Exposures are small next to events (one row per exposed user and period) and are
-broadcast, so the events are read once and never shuffled for the join.
+broadcast, so the events are read once and never shuffled for the join (up to
+:data:`BROADCAST_EXPOSURES`; beyond, a sort-merge join).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 GROUP_KEYS = ("experiment", "group", "period_start", "period_end", "day_in")
+BROADCAST_EXPOSURES = 2_000_000  # rows; a slice with more joins its events by a shuffle
 USER_KEYS = ("exposure_id", "day_in")  # one exposure is one (experiment, group, period, user)
 
 
@@ -158,10 +160,16 @@ def exposures(activations: DataFrame, periods: DataFrame) -> DataFrame:
 
 def counted_events(events: DataFrame, exposed: DataFrame) -> DataFrame:
     """Events of exposed users from their exposure to their period's end, one row per
-    (event, exposure): a user exposed in two experiments counts for both."""
+    (event, exposure): a user exposed in two experiments counts for both.
+
+    Up to :data:`BROADCAST_EXPOSURES` exposures are broadcast (the events are never
+    shuffled); more are joined by a sort-merge join: at 300 groups and 20 M events a day,
+    the 11 M activations of a slice gave more exposures than a 4 GiB driver could broadcast.
+    """
     from pyspark.sql import functions as F
 
-    joined = events.join(F.broadcast(exposed), "user_id")
+    small = exposed.count() <= BROADCAST_EXPOSURES
+    joined = events.join(F.broadcast(exposed) if small else exposed.hint("merge"), "user_id")
     return joined.where((F.col("ts") >= F.col("t_u")) & (F.col("ts") < F.col("period_end")))
 
 

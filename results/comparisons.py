@@ -12,7 +12,6 @@ slice) is made against an empty control and reported as ``empty_group``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from results.analysis import analysis_columns, plain
@@ -94,7 +93,7 @@ def compare_groups(
     _adjust(rows, updates, specs)
     out = list(rows)
     for i, changes in updates.items():
-        out[i] = replace(rows[i], **changes)
+        out[i] = rows[i].updated(changes)
     return out
 
 

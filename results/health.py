@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from results.schema import ResultRow
@@ -89,27 +89,58 @@ def health_rows(
     ``interval_counts`` holds the cell's users per allocation interval; ``period_groups``
     the groups of each (experiment, period_start) in the slice.
     """
+    groups = (
+        GroupCell(r.experiment, r.period_start, r.day_in, r.group, r.exposed, r.multiple_groups)
+        for r in rows if r.segment == ""
+    )  # fmt: skip
+    verdicts = health_verdicts(groups, interval_counts, intervals, period_groups, srm_alpha)
+    return [
+        r.updated(verdicts[c]) if (c := (r.experiment, r.period_start, r.day_in)) in verdicts
+        else r
+        for r in rows
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GroupCell:
+    """One group's users in a cell (the whole group, no segment), as its rows report them."""
+
+    experiment: str
+    period_start: int
+    day_in: int
+    group: str
+    exposed: int
+    multiple_groups: int
+
+
+def health_verdicts(
+    groups: Iterable[GroupCell],
+    interval_counts: Mapping[Cell, Mapping[int, int]],
+    intervals: Sequence[Interval],
+    period_groups: Mapping[tuple[str, int], Sequence[str]],
+    srm_alpha: Mapping[str, float],
+) -> dict[Cell, dict[str, Any]]:
+    """Each cell's ``srm_p_value`` and ``health`` (the columns :func:`health_rows` fills in)."""
     import numpy as np
 
     from stats.srm import chi_square
 
     exposed: dict[Cell, dict[str, int]] = {}
     multiple: dict[Cell, int] = {}
-    for r in rows:
-        if r.segment == "":
-            cell = (r.experiment, r.period_start, r.day_in)
-            exposed.setdefault(cell, {})[r.group] = r.exposed
-            multiple[cell] = max(multiple.get(cell, 0), r.multiple_groups)
+    for r in groups:
+        cell = (r.experiment, r.period_start, r.day_in)
+        exposed.setdefault(cell, {})[r.group] = r.exposed
+        multiple[cell] = max(multiple.get(cell, 0), r.multiple_groups)
     verdicts: dict[Cell, dict[str, Any]] = {}
     for cell, seen in exposed.items():
         experiment, period_start, _ = cell
-        groups = sorted(period_groups.get((experiment, period_start), seen))
+        groups_of = sorted(period_groups.get((experiment, period_start), seen))
         own = [i for i in intervals if i.experiment == experiment]
-        expected = expected_counts(interval_counts.get(cell, {}), own, groups)
-        observed = np.array([seen.get(g, 0) for g in groups], dtype=float)
-        weights = np.array([expected[g] for g in groups], dtype=float)
+        expected = expected_counts(interval_counts.get(cell, {}), own, groups_of)
+        observed = np.array([seen.get(g, 0) for g in groups_of], dtype=float)
+        weights = np.array([expected[g] for g in groups_of], dtype=float)
         p = None
-        if len(groups) > 1 and (weights > 0).sum() > 1:
+        if len(groups_of) > 1 and (weights > 0).sum() > 1:
             value = float(chi_square(observed, weights).p_value)
             p = None if value != value else value
         flags = []
@@ -117,10 +148,6 @@ def health_rows(
             flags.append("srm")
         if multiple.get(cell, 0) > 0:
             flags.append("multiple_groups")
-        flags += [f"no_data:{g}" for g in groups if seen.get(g, 0) == 0]
+        flags += [f"no_data:{g}" for g in groups_of if seen.get(g, 0) == 0]
         verdicts[cell] = {"srm_p_value": p, "health": ",".join(flags)[:255]}
-    return [
-        replace(r, **verdicts[c]) if (c := (r.experiment, r.period_start, r.day_in)) in verdicts
-        else r
-        for r in rows
-    ]  # fmt: skip
+    return verdicts

@@ -16,6 +16,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import date
+from operator import attrgetter
 from types import TracebackType
 from typing import Self
 
@@ -121,16 +122,24 @@ def _is_day(text: str) -> bool:
         return False
 
 
+_texts_of = attrgetter(*TEXT_LIMITS)
+_floats_of = attrgetter(*sorted(FLOAT_COLUMNS))
+_LIMITS = tuple(TEXT_LIMITS.values())
+
+
 def _checked_values(rows: list[ResultRow]) -> list[ResultRow]:
     for row in rows:
-        for name, limit in TEXT_LIMITS.items():
-            value = getattr(row, name)
-            if len(value) > limit:
-                raise InputError(f"row {row.key()}: {name} is longer than {limit} characters")
-        for name in FLOAT_COLUMNS:
-            value = getattr(row, name)
-            if value is not None and not math.isfinite(value):
-                raise InputError(f"row {row.key()}: {name} is {value}, not a finite number")
+        if any(len(v) > limit for v, limit in zip(_texts_of(row), _LIMITS, strict=True)):
+            for name, limit in TEXT_LIMITS.items():
+                if len(getattr(row, name)) > limit:
+                    raise InputError(f"row {row.key()}: {name} is longer than {limit} characters")
+        # A sum of finite numbers is finite unless it overflows: one sum per row, and the
+        # columns one by one only when it is not finite (a NaN, an infinity, or an overflow).
+        if not math.isfinite(sum(filter(None, _floats_of(row)))):
+            for name in sorted(FLOAT_COLUMNS):
+                value = getattr(row, name)
+                if value is not None and not math.isfinite(value):
+                    raise InputError(f"row {row.key()}: {name} is {value}, not a finite number")
     return rows
 
 

@@ -65,6 +65,17 @@ def test_the_worked_example_through_the_command_line(example: Home) -> None:
     assert _numbers(example) == TABLE
 
 
+def test_many_exposures_are_joined_by_a_shuffle_with_the_same_numbers(
+    example: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import metric_types.semantics
+
+    monkeypatch.setattr(metric_types.semantics, "BROADCAST_EXPOSURES", 0)  # never broadcast
+    compute(example, "aggregated", [date(2026, 1, 4)])
+    compute(example, "aggregated", [date(2026, 1, 8)])
+    assert _numbers(example) == TABLE
+
+
 def test_a_rerun_replaces_its_slice(example: Home) -> None:
     first = compute(example, "aggregated", [date(2026, 1, 4)])
     again = compute(example, "aggregated", [date(2026, 1, 4)])

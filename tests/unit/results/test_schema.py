@@ -103,3 +103,21 @@ def test_stores_refuse_text_longer_than_the_columns() -> None:
 def test_rows_sort_by_key() -> None:
     rows = [make_row(group="treatment"), make_row(experiment="a"), replace(make_row(), day_in=2)]
     assert [r.key() for r in sort_rows(rows)] == sorted(r.key() for r in rows)
+
+
+def test_updated_is_dataclasses_replace() -> None:
+    row = treatment()
+    changes = {"p_value": 0.25, "status": "zero_variance", "health": "srm", "srm_p_value": 1e-9}
+    assert row.updated(changes) == replace(row, **changes)
+    assert row.updated({}) == row
+    assert row.p_value != 0.25  # the original is unchanged
+    with pytest.raises(TypeError, match="no field 'pvalue'"):
+        row.updated({"pvalue": 0.1})
+
+
+def test_finite_values_whose_sum_overflows_are_stored_and_the_bad_column_is_named() -> None:
+    huge = make_row(sum=1e308, sum_sq=1e308, den_sum=1e308)  # finite; their sum is not
+    assert checked_rows(slice_of(), [huge]) == [huge]
+    for bad in (math.inf, -math.inf, math.nan):
+        with pytest.raises(InputError, match=f"sum_xy is {bad}, not a finite number"):
+            checked_rows(slice_of(), [make_row(sum_xy=bad)])
