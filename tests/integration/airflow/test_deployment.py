@@ -159,7 +159,7 @@ def test_parallel_batches_succeed_on_their_first_try_and_equal_compute(deployed,
     def rows() -> list[tuple]:
         with open_store(home, load_settings(home)) as store:
             found = store.read(source="batch", metric_type="aggregated")
-        return sorted(tuple(v for k, v in vars(r).items() if k != "computed_at") for r in found)
+        return sorted(tuple(v for k, v in r.to_dict().items() if k != "computed_at") for r in found)
 
     scheduled = rows()
     assert {r[2] for r in scheduled} == set(metrics)  # field 2: metric

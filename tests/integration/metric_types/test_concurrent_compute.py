@@ -64,7 +64,7 @@ def results(home: Path) -> list[tuple]:
     platform = Home.resolve(home)
     with open_store(platform, load_settings(platform)) as store:
         rows = store.read(source="batch", metric_type="aggregated")
-    return sorted(tuple(v for k, v in vars(r).items() if k != "computed_at") for r in rows)
+    return sorted(tuple(v for k, v in r.to_dict().items() if k != "computed_at") for r in rows)
 
 
 def test_four_compute_processes_at_once_equal_one_sequential_run(
