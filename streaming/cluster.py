@@ -294,7 +294,7 @@ class Cluster:
             # many small exchanges (every SQL stage is keyed): more buffers than the default
             "taskmanager.memory.network.min": "256mb",
             "taskmanager.memory.network.max": "256mb",
-            "taskmanager.memory.managed.size": s.state_memory,
+            "taskmanager.memory.managed.size": "256mb",
             "heartbeat.interval": str(min(10000, max(500, heartbeat_ms // 5))),
             "heartbeat.timeout": str(heartbeat_ms),
             # deploying the pipeline's ~140 tasks to a busy TaskManager takes more than 10 s

@@ -167,8 +167,7 @@ class FlinkSettings(StrictModel):
     rest_port: int = Field(default=8081, ge=1, le=65535)  # REST API and web UI, on localhost
     task_slots: PositiveInt = 2  # slots of the one TaskManager (>= stream.parallelism)
     jobmanager_memory: str = "1024m"  # jobmanager.memory.process.size
-    taskmanager_memory: str = "3072m"  # taskmanager.memory.process.size
-    state_memory: str = STATE_MEMORY  # taskmanager.memory.managed.size: RocksDB's memory
+    taskmanager_memory: str = "2048m"  # taskmanager.memory.process.size
     heartbeat_timeout_seconds: PositiveFloat = 60.0  # an unresponsive TaskManager is lost after
     start_timeout_seconds: PositiveFloat = 120.0  # `udf flink up` waits this long for REST
     conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
