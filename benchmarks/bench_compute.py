@@ -169,6 +169,18 @@ GROUP BY ALL
 """
 
 
+def day_periods(experiments: list[Any], window_ms: int, day: date) -> list[tuple]:
+    """(experiment, group, start, end) of every period open on ``day``: DuckDB's periods."""
+    from metric_types.base import Day
+
+    d = Day(day)
+    return [
+        (e.name, g.name, p.start, p.end)
+        for e in experiments for g in e.groups for p in g.periods(window_ms)
+        if p.start < d.end and p.end > d.start
+    ]  # fmt: skip
+
+
 def duckdb_counts(home: Path, day: date, periods: list[tuple], cap: int) -> tuple[float, dict]:
     import duckdb
 
@@ -263,13 +275,9 @@ def main() -> None:
     print(f"archive -> Parquet (cold): {conversion:.1f} s", flush=True)
 
     event_types = sorted({t for h in hours for t in h.event_types})
-    store = MetadataStore.for_home(home)
-    experiments = [e.name for e in store.experiments()]
-    periods = [
-        (e.name, g.name, p.start, p.end)
-        for e in store.experiments() for g in e.groups for p in g.periods(settings.window_ms)
-        if p.start < Day(day).end and p.end > Day(day).start
-    ]  # fmt: skip
+    infos = MetadataStore.for_home(home).experiments()
+    experiments = [e.name for e in infos]
+    periods = day_periods(infos, settings.window_ms, day)
     first = min(p[2] for p in periods)
     print(f"the day's run: {len({p[:2] for p in periods})} groups of {len(experiments)} "
           f"experiments; reads {window_rows(hours, first, Day(day).end):,} clean events "

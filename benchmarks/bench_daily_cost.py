@@ -63,14 +63,13 @@ def main() -> None:
         print(f"building {home_dir} with {args.events_per_day:,} events a day ...", flush=True)
         build_home(home_dir, args.events_per_day)
 
-    from bench_compute import duckdb_counts
+    from bench_compute import day_periods, duckdb_counts, stored_counts
 
     from metadata.repository import MetadataStore
     from metric_types.base import Day
     from metric_types.columnar import convert
     from metric_types.compute import compute
     from metric_types.spark.session import get_session
-    from results.stores import open_store
     from udf.home import Home
     from udf.settings import load_settings
 
@@ -101,19 +100,9 @@ def main() -> None:
         day = START + timedelta(days=n - 1)
         report = compute(home, "aggregated", [day], metrics=event_types)
         spark[n] = report.seconds
-        periods = [
-            (e.name, g.name, p.start, p.end)
-            for e in experiments for g in e.groups for p in g.periods(settings.window_ms)
-            if p.start < Day(day).end and p.end > Day(day).start
-        ]  # fmt: skip
+        periods = day_periods(experiments, settings.window_ms, day)
         duck[n], expected = duckdb_counts(home_dir, day, periods, settings.spam_cap)
-        with open_store(home, settings) as store:
-            stored = {
-                (r.experiment, r.group, r.period_start, r.metric): (r.volume, r.propensity, r.sum_sq, r.exposed)
-                for r in store.read(source="batch", metric_type="aggregated", date_from=day, date_to=day)
-                if r.metric in event_types and r.segment == "" and r.volume
-            }  # fmt: skip
-        agree = stored == expected
+        agree = stored_counts(home, settings, day, event_types) == expected
         print(f"{n:>4} {day.isoformat():>10} {spark[n]:>8.1f} {duck[n]:>9.1f} {len(expected):>7}  {agree}",
               flush=True)  # fmt: skip
         if not agree:

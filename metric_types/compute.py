@@ -230,7 +230,7 @@ def compute_day(
         exposed.unpersist()
         custom.unpersist()
     computed_at = int(datetime.now(UTC).timestamp() * 1000)
-    group_totals_ = [t.asDict() for t in totals]
+    total_dicts = [t.asDict() for t in totals]
     period_groups: dict[tuple[str, int], list[str]] = {}
     for p in periods:
         period_groups.setdefault((p.experiment, p.start), []).append(p.group)
@@ -240,12 +240,12 @@ def compute_day(
     cells = (
         GroupCell(t["experiment"], t["period_start"], t["day_in"], t["group"], t["exposed"],
                   multiple.get((t["experiment"], t["group"], t["period_start"], t["day_in"]), 0))
-        for t in group_totals_ if t["segment"] == ""
+        for t in total_dicts if t["segment"] == ""
     )  # fmt: skip
     health = health_verdicts(cells, srm_counts, intervals, period_groups, srm_alpha)
     rows = [
         row
-        for total in group_totals_
+        for total in total_dicts
         for m in metrics
         if (row := _row(m, total, columns, plan.metric_type, day, computed_at, windows, quantiles,
                         multiple, health))

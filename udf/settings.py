@@ -71,9 +71,6 @@ from udf.location import Location
 from udf.vocabulary import DEFAULT_SPAM_CAP, DEFAULT_WINDOW_DAYS
 
 SETTINGS_FILE = "settings.yaml"
-# Flink's managed memory per TaskManager: RocksDB's block cache and write buffers. At 256 MB
-# a 1.6 M-event replay took 824 s, at 1 GB 383 s (the state outgrew the cache).
-STATE_MEMORY = "1024m"
 
 
 class SparkSettings(StrictModel):
@@ -131,7 +128,9 @@ class StreamSettings(StrictModel):
     replay_mini_batch_latency_ms: PositiveInt = 5000  # a replay: fewer, larger updates
     mini_batch_size: PositiveInt = 20000
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"  # hashmap: faster, state on heap
-    state_memory: str = STATE_MEMORY  # RocksDB's memory in a local job (Flink managed memory)
+    # Flink's managed memory in a local job: RocksDB's block cache and write buffers. At 256 MB
+    # a 1.6 M-event replay took 824 s, at 1 GB 383 s (the state outgrew the cache).
+    state_memory: str = "1024m"
     python_mode: Literal["thread", "process"] = "thread"
     restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
     rows_hook: str | None = None  # "module:function" called with each write's compared rows

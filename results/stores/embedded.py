@@ -297,9 +297,7 @@ def _insert_rows(conn: sa.Connection, rows: Sequence[ResultRow]) -> None:
     needed: every value is a Python int, float, str or None) took most of the time of a
     slice of millions of rows. Other databases keep SQLAlchemy's batched inserts."""
     if conn.dialect.name != "sqlite":
-        for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start : start + INSERT_CHUNK]
-            conn.execute(results.insert(), [row.to_dict() for row in chunk])
+        _insert(conn, results.insert(), [row.to_dict() for row in rows])
         return
     compiled = results.insert().compile(dialect=conn.dialect)
     assert compiled.positiontup == list(COLUMNS), "the results table's columns are the schema's"
