@@ -52,8 +52,8 @@ class StoreBase:
         self._clock = clock
         self._engine = create_db_engine(url)
         try:
-            if migrate:
-                ensure_current(self._engine)
+            if migrate:  # a store opened while the server restarts reads its revision again
+                _again_on_disconnect("ensure_current", lambda: ensure_current(self._engine))
         except BaseException:
             self._engine.dispose()
             raise
@@ -128,23 +128,28 @@ class StoreBase:
                 time.sleep(random.uniform(0, 0.01 * 2**transient))
 
 
+def _again_on_disconnect(what: str, work: Callable[[], T]) -> T:
+    """``work()``, run again when the server dropped its connection (a restart)."""
+    attempt = 0
+    while True:
+        try:
+            return work()
+        except (MetadataError, DBAPIError) as exc:
+            cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+            if cause is None or attempt >= DISCONNECT_ATTEMPTS or not is_disconnect(cause):
+                raise
+            attempt += 1
+            _log.warning("metadata.retry_after_disconnect", method=what,
+                         attempt=attempt, error=describe_error(cause))  # fmt: skip
+            time.sleep(0.1 * 2**attempt)
+
+
 def _reconnecting(method: Callable[..., T]) -> Callable[..., T]:
     """``method`` run again when the server dropped its connection (a restart)."""
 
     @functools.wraps(method)
     def call(self: StoreBase, *args: Any, **kwargs: Any) -> T:
-        attempt = 0
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except (MetadataError, DBAPIError) as exc:
-                cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
-                if cause is None or attempt >= DISCONNECT_ATTEMPTS or not is_disconnect(cause):
-                    raise
-                attempt += 1
-                _log.warning("metadata.retry_after_disconnect", method=method.__name__,
-                             attempt=attempt, error=describe_error(cause))  # fmt: skip
-                time.sleep(0.1 * 2**attempt)
+        return _again_on_disconnect(method.__name__, lambda: method(self, *args, **kwargs))
 
     return call
 
