@@ -55,9 +55,7 @@ def flink_cluster(prepared: Prepared) -> Iterator[dict[str, Any]]:
         udf("--home", str(home.root), "flink", "down")
 
 
-def cluster_home(
-    prepared: Prepared, name: str, flink: dict[str, Any], **stream: Any
-) -> Home:
+def cluster_home(prepared: Prepared, name: str, flink: dict[str, Any], **stream: Any) -> Home:
     """A copy of the prepared home on the session cluster (``stream``: more stream settings),
     its TaskManager alive (the supervisor DAG's first task, ``revive_taskmanager``)."""
     from streaming import supervisor
