@@ -208,12 +208,15 @@ class Partials:
             prev, boundary = found[1], found[0].end
         log.info("partial.advance", date=day.date.isoformat(),
                  since=found[0].date.isoformat() if found else None, read_from_ms=boundary)  # fmt: skip
-        state = advance(spark, prev, boundary, day, periods, event_hours, activation_hours,
-                        self.columns, self.plan.cuped_windows())  # fmt: skip
-        expected = self._expected(day, event_hours, activation_hours)
-        if expected is None:  # an hour without a digest: computed, not kept
-            return state
-        return self._save(spark, day, state, expected)
+        state, exposed = advance(spark, prev, boundary, day, periods, event_hours,
+                                 activation_hours, self.columns, self.plan.cuped_windows())  # fmt: skip
+        try:
+            expected = self._expected(day, event_hours, activation_hours)
+            if expected is None:  # an hour without a digest: computed, not kept
+                return state.localCheckpoint()
+            return self._save(spark, day, state, expected)
+        finally:
+            exposed.unpersist()
 
     def _save(
         self, spark: SparkSession, day: Day, state: DataFrame, expected: dict[str, Any]
@@ -248,9 +251,10 @@ def advance(
     activation_hours: Sequence[HourFile],
     columns: Columns,
     windows: Mapping[str, int],
-) -> DataFrame:
+) -> tuple[DataFrame, DataFrame]:
     """The state of ``day`` from ``prev`` (the state through ``boundary``; None: nothing, and
-    ``boundary`` is the periods' earliest start), reading only ``[boundary, day.end)``."""
+    ``boundary`` is the periods' earliest start), reading only ``[boundary, day.end)``; and
+    the checkpointed exposures it is computed from, to unpersist once the state is written."""
     from pyspark.sql import functions as F
 
     from metric_types.semantics import counted_events, covariates, user_aggregates
@@ -321,9 +325,10 @@ def advance(
             *(F.coalesce(F.col(f"_b_{p}"), F.col(p), F.lit(0))
               .cast("long" if p in counted_pre else "double").alias(p) for p in pre),
         )  # fmt: skip
-        return state.localCheckpoint()
-    finally:
+    except BaseException:
         exposed.unpersist()
+        raise
+    return state, exposed
 
 
 def day_users(state: DataFrame, columns: Columns) -> DataFrame:

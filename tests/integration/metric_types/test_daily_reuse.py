@@ -249,10 +249,10 @@ def late_activation(env: Env, day: date) -> tuple[tuple[str, str, int], dict[str
     raise AssertionError("no period spans the test's days")
 
 
-def exposed_of(rows: list[Any], experiment: str, group: str) -> set[int]:
-    return {
-        r.exposed for r in rows if (r.experiment, r.group, r.segment) == (experiment, group, "")
-    }
+def exposed_of(rows: list[Any], cell: tuple[str, str, int]) -> set[int]:
+    """The users of one group's period, as its overall rows say (one number)."""
+    key = (*cell, "")
+    return {r.exposed for r in rows if (r.experiment, r.group, r.period_start, r.segment) == key}
 
 
 def test_a_late_activation_makes_later_states_stale(
