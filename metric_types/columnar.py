@@ -77,6 +77,7 @@ class HourFile:
     path: str | None  # a Parquet file or folder (path or URI); None: the hour kept no rows
     event_types: tuple[str, ...] = ()  # events only: the types present in the hour
     corrupt: int = 0  # lines of the archive files that were not valid records, left out
+    source: str = ""  # digest of what the hour was made from (:func:`source_digest`); "" unknown
 
 
 def hour_folder(hour: int) -> str:
@@ -96,6 +97,18 @@ def fingerprint_of(
         "spam_cap": spam_cap if topic == "events" else None,
         "files": {f.name: f.size for f in files},
     }
+
+
+SOURCE_KEYS = ("format", "cleaning", "spam_cap", "files")
+
+
+def source_digest(stamp: dict[str, Any]) -> str:
+    """A short digest of an hour's fingerprint (its source files, ``X``, the cleaning): equal
+    digests, equal cleaned rows. Later steps key their own caches by it (:mod:`metric_types.partials`)."""
+    import hashlib
+
+    keyed = {k: stamp.get(k) for k in SOURCE_KEYS}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def matches(stored: Any, fingerprint: dict[str, Any]) -> bool:
@@ -175,7 +188,9 @@ def _convert_hour(
             stored = json.loads(stamp.read_text())
             if matches(stored, fingerprint):
                 known = tuple(stored.get("event_types", ()))
-                return HourFile(topic, hour, str(target), known, stored.get("corrupt", 0)), False
+                found = HourFile(topic, hour, str(target), known, stored.get("corrupt", 0),
+                                 source_digest(stored))  # fmt: skip
+                return found, False
         except (ValueError, FileNotFoundError):  # torn, or swapped out by another writer
             pass
     corrupt: list[int] = []
@@ -187,7 +202,7 @@ def _convert_hour(
         fingerprint["event_types"] = list(kinds)
     fingerprint["corrupt"] = len(corrupt)
     _write_atomically(table, out_dir, target, stamp, fingerprint)
-    return HourFile(topic, hour, str(target), kinds, len(corrupt)), True
+    return HourFile(topic, hour, str(target), kinds, len(corrupt), source_digest(fingerprint)), True
 
 
 def _write_atomically(

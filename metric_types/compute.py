@@ -26,11 +26,13 @@ from metadata.repository import MetadataStore
 from metric_types import registry
 from metric_types.base import Day, MetricType
 from metric_types.columnar import HourFile, convert
+from metric_types.partials import FOLDER as PARTIALS
 from metric_types.plan import BatchPlan, MetricPlan, resolve
 from metric_types.semantics import Columns
 from results.analysis import look_of
 from results.schema import ResultRow, Slice
 from udf.home import Home
+from udf.location import Location
 from udf.logging import get_logger
 from udf.settings import Settings, load_settings
 
@@ -110,13 +112,16 @@ def compute(
         spark = get_session(settings.spark) if planned else None
         results = open_store(home, settings)
         scope = tuple(experiments) if experiments is not None else None
+        partials = None
+        if settings.batch.reuse_days:
+            partials = settings.columnar_location(home).join(*PARTIALS.split("/"))
         try:
             for day in days:
                 result = DayResult([])  # nothing selected: the slice is emptied
                 if spark is not None:
                     result = compute_day(
                         spark, plan, kind, day, event_hours, activation_hours,
-                        custom_timeout_seconds=settings.custom_timeout_seconds,
+                        custom_timeout_seconds=settings.custom_timeout_seconds, partials=partials,
                     )  # fmt: skip
                 for metric, reason in result.failures.items():
                     log.info("metric failed", metric=metric, date=day.date.isoformat(),
@@ -147,9 +152,15 @@ def compute_day(
     activation_hours: Sequence[HourFile],
     *,
     custom_timeout_seconds: float,
+    partials: Location | None = None,
 ) -> DayResult:
     """The result rows of every metric of ``plan`` for ``day`` (not yet stored), and the
-    custom metrics that failed, with their reasons."""
+    custom metrics that failed, with their reasons.
+
+    With ``partials`` (a folder), ``aggregated`` starts from the latest stored per-user
+    values that still match their inputs and reads only the hours since
+    (:mod:`metric_types.partials`); the rows are the same.
+    """
     from pyspark.sql import functions as F
 
     from metric_types.custom.runner import CustomValues, custom_values, standard_views
@@ -176,9 +187,6 @@ def compute_day(
         [(p.experiment, p.group, p.start, p.end) for p in periods],
         "experiment string, `group` string, period_start long, period_end long",
     )
-    activations = read_activations(spark, hours_between(activation_hours, first, last))
-    activations = activations.where(F.col("experiment").isin(list(plan.experiments)))
-    exposed = exposures(activations, period_frame)
     windows = {e: w for e, w in plan.cuped_windows().items()
                if any(p.experiment == e for p in periods)}  # fmt: skip
     specs = analysis_specs(plan.experiments, plan.analysis)
@@ -187,38 +195,57 @@ def compute_day(
     custom = CustomValues()
     quantiles: dict[tuple[Any, ...], dict[str, float]] = {}
     multiple: dict[tuple[str, str, int, int], int] = {}
+    reusing = partials is not None and kind.name == "aggregated" and not any(
+        m.is_custom for m in plan.metrics
+    )
+    exposed = None
     try:
         columns = Columns.of(plan.metrics, plan.segment_fields, windows)
-        fields = sorted(set(columns.segments.values()))
-        events = read_events(
-            spark, hours_between(event_hours, kind.events_from(day, first), last), fields
-        )
-        if not columns.segments and not any(m.is_custom for m in plan.metrics):
-            # Segments and custom code see every counted event; plain metrics only theirs.
-            events = events.where(F.col("event_type").isin(columns.event_types))
-        users = kind.users(exposed, day, plan.metrics)
-        multiple = _multiple_groups(users)
-        if excluded:  # users exposed to two groups, left out where the experiment says so
-            users = users.where(~(F.col("multi") & F.col("experiment").isin(excluded)))
-        counted = kind.events(counted_events(events, exposed), day, plan.metrics)
-        if any(m.is_custom for m in plan.metrics):
-            views = standard_views(users, counted)
+        if reusing:  # from the previous day's per-user values (metric_types.partials)
+            from metric_types.partials import Partials, day_users
 
-            def window_views(window_ms: int) -> dict[str, Any]:
-                return standard_views(users, counted.where(F.col("ts") < F.col("t_u") + window_ms))
-
-            custom = custom_values(
-                spark, plan.metrics, views, custom_timeout_seconds, window_views
+            assert partials is not None
+            state = Partials(partials, plan, kind).state(spark, day, event_hours, activation_hours)
+            users = day_users(state, columns)
+            multiple = _multiple_groups(users)
+            if excluded:
+                users = users.where(~(F.col("multi") & F.col("experiment").isin(excluded)))
+            metrics = list(plan.metrics)
+            values = winsorize(users, columns)
+        else:
+            activations = read_activations(spark, hours_between(activation_hours, first, last))
+            activations = activations.where(F.col("experiment").isin(list(plan.experiments)))
+            exposed = exposures(activations, period_frame)
+            fields = sorted(set(columns.segments.values()))
+            events = read_events(
+                spark, hours_between(event_hours, kind.events_from(day, first), last), fields
             )
-            kept = {m: c for m, c in columns.custom.items() if m not in custom.failures}
-            columns = replace(columns, custom=kept)
-        metrics = [m for m in plan.metrics if m.name not in custom.failures]
-        pre = None
-        if columns.pre:
-            since = min(p.start - windows[p.experiment] for p in periods if p.experiment in windows)
-            before = read_events(spark, hours_between(event_hours, since, last), [])
-            pre = covariates(before, exposed, windows, columns)
-        values = winsorize(per_user(users, counted, columns, custom.frames, pre), columns)
+            if not columns.segments and not any(m.is_custom for m in plan.metrics):
+                # Segments and custom code see every counted event; plain metrics only theirs.
+                events = events.where(F.col("event_type").isin(columns.event_types))
+            users = kind.users(exposed, day, plan.metrics)
+            multiple = _multiple_groups(users)
+            if excluded:  # users exposed to two groups, left out where the experiment says so
+                users = users.where(~(F.col("multi") & F.col("experiment").isin(excluded)))
+            counted = kind.events(counted_events(events, exposed), day, plan.metrics)
+            if any(m.is_custom for m in plan.metrics):
+                views = standard_views(users, counted)
+
+                def window_views(window_ms: int) -> dict[str, Any]:
+                    return standard_views(users, counted.where(F.col("ts") < F.col("t_u") + window_ms))
+
+                custom = custom_values(
+                    spark, plan.metrics, views, custom_timeout_seconds, window_views
+                )
+                kept = {m: c for m, c in columns.custom.items() if m not in custom.failures}
+                columns = replace(columns, custom=kept)
+            metrics = [m for m in plan.metrics if m.name not in custom.failures]
+            pre = None
+            if columns.pre:
+                since = min(p.start - windows[p.experiment] for p in periods if p.experiment in windows)
+                before = read_events(spark, hours_between(event_hours, since, last), [])
+                pre = covariates(before, exposed, windows, columns)
+            values = winsorize(per_user(users, counted, columns, custom.frames, pre), columns)
         if any(m.quantile is not None for m in metrics):
             values = values.persist()
             z = {e: float(z_of(spec.alpha)) for e, spec in specs.items()}
@@ -227,7 +254,8 @@ def compute_day(
         srm_counts = _interval_counts(users, intervals)
         values.unpersist()
     finally:
-        exposed.unpersist()
+        if exposed is not None:
+            exposed.unpersist()
         custom.unpersist()
     computed_at = int(datetime.now(UTC).timestamp() * 1000)
     total_dicts = [t.asDict() for t in totals]

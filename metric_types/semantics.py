@@ -220,15 +220,7 @@ def per_user(
     """
     from pyspark.sql import functions as F
 
-    aggs: list[Column] = []
-    for key, name in columns.count.items():
-        aggs.append(F.sum(F.when(counting(*key), 1).otherwise(0)).alias(name))
-    for key, name in columns.total.items():
-        aggs.append(F.sum(F.when(counting(*key), F.col("value")).otherwise(0.0)).alias(name))
-    for segment, field_name in columns.segments.items():
-        has = F.col(field_name).isNotNull()
-        first = F.when(has, F.struct("ts", "event_type", F.col(field_name)))
-        aggs.append(F.min(first).getField(field_name).alias(columns.segment_column(segment)))
+    aggs = user_aggregates(columns)
     out = users.select(*USER_KEYS, *GROUP_KEYS[:-1], "user_id")
     if aggs:
         values = counted.groupBy(*USER_KEYS).agg(*aggs)
@@ -245,6 +237,24 @@ def per_user(
     zeros.update({p: 0 if c in counts else 0.0 for c, p in columns.pre.items()})
     blanks = {columns.segment_column(s): "" for s in columns.segments}
     return out.fillna({**zeros, **blanks})  # type: ignore[arg-type]
+
+
+def user_aggregates(columns: Columns) -> list[Column]:
+    """The per-user aggregates of counted events: each count and sum column, and each
+    segment's value on the first counted event (by ``(ts, event_type)``) that has the field,
+    null when none has."""
+    from pyspark.sql import functions as F
+
+    aggs: list[Column] = []
+    for key, name in columns.count.items():
+        aggs.append(F.sum(F.when(counting(*key), 1).otherwise(0)).alias(name))
+    for key, name in columns.total.items():
+        aggs.append(F.sum(F.when(counting(*key), F.col("value")).otherwise(0.0)).alias(name))
+    for segment, field_name in columns.segments.items():
+        has = F.col(field_name).isNotNull()
+        first = F.when(has, F.struct("ts", "event_type", F.col(field_name)))
+        aggs.append(F.min(first).getField(field_name).alias(columns.segment_column(segment)))
+    return aggs
 
 
 def counting(event_type: str, window_ms: int) -> Column:

@@ -15,6 +15,8 @@ cap of 1,000 events per user and hour (the contract §3)::
     archive:                      # where batch reads the archive (docs/deployment.md)
       uri: null                   # default <home>/archive; or file://, hdfs://, s3a:// URIs
       columnar_uri: null          # the cleaned Parquet copy; default <home>/columnar
+    batch:
+      reuse_days: true            # aggregated: start each day from the previous day's per-user values
     results:
       store: embedded             # or druid
       url: null                   # SQLAlchemy URL; default sqlite:///<home>/results.db
@@ -36,7 +38,7 @@ cap of 1,000 events per user and hour (the contract §3)::
 
 Environment overrides (for containers and Airflow workers): ``UDF_WINDOW_DAYS``,
 ``UDF_SPAM_CAP``, ``UDF_CUSTOM_TIMEOUT_SECONDS``, ``UDF_SPARK_MASTER``, ``UDF_SPARK_REMOTE``,
-``UDF_SPARK_CLEANING``, ``UDF_ARCHIVE_URI``, ``UDF_COLUMNAR_URI``,
+``UDF_SPARK_CLEANING``, ``UDF_ARCHIVE_URI``, ``UDF_COLUMNAR_URI``, ``UDF_BATCH_REUSE_DAYS``,
 ``UDF_RESULTS_STORE``, ``UDF_RESULTS_URL``, ``UDF_DRUID_ROUTER``, ``UDF_DRUID_DATASOURCE``,
 ``UDF_STREAM_PARALLELISM``, ``UDF_FLINK_REST_PORT``, ``UDF_ALERTS_ENABLED``, ``UDF_ALERTS_EMAIL_FROM``,
 ``UDF_ALERTS_SMTP_HOST``, ``UDF_ALERTS_SMTP_PORT``, ``UDF_ALERTS_SMTP_USER``,
@@ -80,6 +82,15 @@ class SparkSettings(StrictModel):
     # Where de-duplication and the spam cap run (metric_types.columnar.cleaning_of): local
     # pyarrow threads on the driver, or Spark; auto: local for local[*] on a local archive.
     cleaning: Literal["auto", "local", "spark"] = "auto"
+
+
+class BatchSettings(StrictModel):
+    """How batch reuses its own work (docs/metrics.md, "Reuse across days")."""
+
+    # aggregated: keep each day's per-user cumulative values beside the columnar copy and
+    # start the next day from them (only the new day's hours are read); false: every day
+    # is computed from its periods' start.
+    reuse_days: bool = True
 
 
 class ArchiveSettings(StrictModel):
@@ -178,6 +189,7 @@ class Settings(StrictModel):
     custom_timeout_seconds: PositiveFloat = 1800.0
     spark: SparkSettings = Field(default_factory=SparkSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
@@ -217,6 +229,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "UDF_SPARK_CLEANING": ("spark", "cleaning"),
     "UDF_ARCHIVE_URI": ("archive", "uri"),
     "UDF_COLUMNAR_URI": ("archive", "columnar_uri"),
+    "UDF_BATCH_REUSE_DAYS": ("batch", "reuse_days"),
     "UDF_RESULTS_STORE": ("results", "store"),
     "UDF_RESULTS_URL": ("results", "url"),
     "UDF_DRUID_ROUTER": ("results", "druid", "router"),
@@ -249,6 +262,7 @@ _TYPED: dict[str, Callable[[str], Any]] = {
     "UDF_FLINK_REST_PORT": int,
     "UDF_ALERTS_SMTP_PORT": int,
     "UDF_ALERTS_ENABLED": _boolean,
+    "UDF_BATCH_REUSE_DAYS": _boolean,
 }
 
 

@@ -31,7 +31,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from metric_types.columnar import FINGERPRINT, HourFile, fingerprint_of, hour_folder, matches
+from metric_types.columnar import (
+    FINGERPRINT,
+    HourFile,
+    fingerprint_of,
+    hour_folder,
+    matches,
+    source_digest,
+)
 from udf.archive.view import ArchiveFile
 from udf.location import Location
 from udf.logging import get_logger
@@ -101,7 +108,8 @@ def _stamp(out: Location, hour: int) -> dict[str, Any] | None:
 def _hour_file(topic: str, hour: int, out: Location, stamp: dict[str, Any]) -> HourFile:
     data = stamp.get("data")
     path = out.join(data).spark_uri if data else None
-    return HourFile(topic, hour, path, tuple(stamp.get("event_types", ())), stamp.get("corrupt", 0))
+    kinds = tuple(stamp.get("event_types", ()))
+    return HourFile(topic, hour, path, kinds, stamp.get("corrupt", 0), source_digest(stamp))
 
 
 def _clean(
