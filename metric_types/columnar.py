@@ -102,13 +102,17 @@ def fingerprint_of(
 SOURCE_KEYS = ("format", "cleaning", "spam_cap", "files")
 
 
+def digest(value: Any) -> str:
+    """A short, stable digest of a JSON value (keys sorted)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:24]
+
+
 def source_digest(stamp: dict[str, Any]) -> str:
     """A short digest of an hour's fingerprint (its source files, ``X``, the cleaning): equal
     digests, equal cleaned rows. Later steps key their own caches by it (:mod:`metric_types.partials`)."""
-    import hashlib
-
-    keyed = {k: stamp.get(k) for k in SOURCE_KEYS}
-    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:24]
+    return digest({k: stamp.get(k) for k in SOURCE_KEYS})
 
 
 def matches(stored: Any, fingerprint: dict[str, Any]) -> bool:

@@ -171,6 +171,7 @@ def compute_day(
         exposures,
         group_totals,
         per_user,
+        period_frame,
         winsorize,
     )
     from metric_types.spark.readers import hours_between, read_activations, read_events
@@ -183,10 +184,6 @@ def compute_day(
         return DayResult([])
     first = min(p.start for p in periods)
     last = min(max(p.end for p in periods), day.end)
-    period_frame = spark.createDataFrame(
-        [(p.experiment, p.group, p.start, p.end) for p in periods],
-        "experiment string, `group` string, period_start long, period_end long",
-    )
     windows = {e: w for e, w in plan.cuped_windows().items()
                if any(p.experiment == e for p in periods)}  # fmt: skip
     specs = analysis_specs(plan.experiments, plan.analysis)
@@ -207,15 +204,18 @@ def compute_day(
             assert partials is not None
             state = Partials(partials, plan, kind).state(spark, day, event_hours, activation_hours)
             users = day_users(state, columns)
-            multiple = _multiple_groups(users)
-            if excluded:
-                users = users.where(~(F.col("multi") & F.col("experiment").isin(excluded)))
-            metrics = list(plan.metrics)
-            values = winsorize(users, columns)
         else:
             activations = read_activations(spark, hours_between(activation_hours, first, last))
             activations = activations.where(F.col("experiment").isin(list(plan.experiments)))
-            exposed = exposures(activations, period_frame)
+            exposed = exposures(activations, period_frame(spark, periods))
+            users = kind.users(exposed, day, plan.metrics)
+        multiple = _multiple_groups(users)
+        if excluded:  # users exposed to two groups, left out where the experiment says so
+            users = users.where(~(F.col("multi") & F.col("experiment").isin(excluded)))
+        if reusing:
+            values = users  # the state holds each user's values
+        else:
+            assert exposed is not None
             fields = sorted(set(columns.segments.values()))
             events = read_events(
                 spark, hours_between(event_hours, kind.events_from(day, first), last), fields
@@ -223,10 +223,6 @@ def compute_day(
             if not columns.segments and not any(m.is_custom for m in plan.metrics):
                 # Segments and custom code see every counted event; plain metrics only theirs.
                 events = events.where(F.col("event_type").isin(columns.event_types))
-            users = kind.users(exposed, day, plan.metrics)
-            multiple = _multiple_groups(users)
-            if excluded:  # users exposed to two groups, left out where the experiment says so
-                users = users.where(~(F.col("multi") & F.col("experiment").isin(excluded)))
             counted = kind.events(counted_events(events, exposed), day, plan.metrics)
             if any(m.is_custom for m in plan.metrics):
                 views = standard_views(users, counted)
@@ -239,13 +235,14 @@ def compute_day(
                 )
                 kept = {m: c for m, c in columns.custom.items() if m not in custom.failures}
                 columns = replace(columns, custom=kept)
-            metrics = [m for m in plan.metrics if m.name not in custom.failures]
             pre = None
             if columns.pre:
                 since = min(p.start - windows[p.experiment] for p in periods if p.experiment in windows)
                 before = read_events(spark, hours_between(event_hours, since, last), [])
                 pre = covariates(before, exposed, windows, columns)
-            values = winsorize(per_user(users, counted, columns, custom.frames, pre), columns)
+            values = per_user(users, counted, columns, custom.frames, pre)
+        values = winsorize(values, columns)
+        metrics = [m for m in plan.metrics if m.name not in custom.failures]
         if any(m.quantile is not None for m in metrics):
             values = values.persist()
             z = {e: float(z_of(spec.alpha)) for e, spec in specs.items()}

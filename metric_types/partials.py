@@ -46,7 +46,6 @@ still read them); deleting ``partials/`` is always safe.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -54,7 +53,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from metric_types.base import Day, MetricType, PeriodRow
-from metric_types.columnar import HourFile
+from metric_types.columnar import HourFile, digest
 from metric_types.plan import BatchPlan
 from metric_types.semantics import Columns
 from udf.archive.layout import HOUR_MS
@@ -88,10 +87,6 @@ def spec_of(plan: BatchPlan, columns: Columns) -> dict[str, Any]:
         "pre": columns.pre,
         "windows": dict(sorted(plan.cuped_windows().items())),
     }
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def _hours(hours: Sequence[HourFile], ts_from: int, ts_to: int) -> list[list[Any]] | None:
@@ -129,11 +124,11 @@ def fingerprint(
     if events is None or activations is None:
         return None
     return {
-        "spec": _digest(spec),
+        "spec": digest(spec),
         "date": day.date.isoformat(),
         "periods": sorted([p.experiment, p.group, p.start, p.end] for p in periods),
-        "events": _digest(events),
-        "activations": _digest(activations),
+        "events": digest(events),
+        "activations": digest(activations),
     }
 
 
@@ -146,7 +141,7 @@ class Partials:
         self.kind = kind
         self.columns = state_columns(plan)
         self.spec = spec_of(plan, self.columns)
-        self.key = _digest(self.spec)
+        self.key = digest(self.spec)
 
     def _stamp_path(self, day: Day) -> str:
         return f"dt={day.date.isoformat()}/{self.key}.json"
@@ -257,28 +252,26 @@ def advance(
     the checkpointed exposures it is computed from, to unpersist once the state is written."""
     from pyspark.sql import functions as F
 
-    from metric_types.semantics import counted_events, covariates, user_aggregates
+    from metric_types.semantics import (
+        counted_events,
+        covariates,
+        first_activations,
+        period_frame,
+        user_aggregates,
+    )
     from metric_types.spark.readers import hours_between, read_activations, read_events
 
     keys = list(EXPOSURE_KEYS)
-    period_frame = spark.createDataFrame(
-        [(p.experiment, p.group, p.start, p.end) for p in periods],
-        "experiment string, `group` string, period_start long, period_end long",
-    )
+    in_slice = period_frame(spark, periods)
     new_ts = (F.col("ts") >= boundary) & (F.col("ts") < day.end)
     activations = read_activations(spark, hours_between(activation_hours, boundary, day.end))
-    inside = (
-        activations.where(new_ts)
-        .join(F.broadcast(period_frame), ["experiment", "group"])
-        .where((F.col("ts") >= F.col("period_start")) & (F.col("ts") < F.col("period_end")))
-    )
-    new = inside.groupBy(*keys).agg(F.min("ts").alias("t_u"))
+    new = first_activations(activations.where(new_ts), in_slice)
     counts, totals = list(columns.count.values()), list(columns.total.values())
     segments = [columns.segment_column(s) for s in columns.segments]
     pre = list(columns.pre.values())
     kept = [*counts, *totals, *segments, *pre]
     if prev is not None:
-        prev = prev.join(F.broadcast(period_frame), keys[:4], "left_semi")  # periods still in slice
+        prev = prev.join(F.broadcast(in_slice), keys[:4], "left_semi")  # periods still in slice
         new = new.join(prev.select(*keys), keys, "left_anti")  # known: t_u is the state's
         base = prev.select(*keys, "t_u", *(F.col(c).alias(f"_b_{c}") for c in kept),
                            F.lit(False).alias("_new"))  # fmt: skip
@@ -335,14 +328,14 @@ def day_users(state: DataFrame, columns: Columns) -> DataFrame:
     """The slice's users of a day from its state: ``day_in`` 0, ``multi`` (exposed to another
     group of the experiment in a period of the slice), the day's value columns, and segment
     values ``""`` where no counted event had the field (as :func:`semantics.per_user`)."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    same_user = Window.partitionBy("experiment", "user_id")
+    from metric_types.semantics import with_multi
+
     segments = [columns.segment_column(s) for s in columns.segments]
     values = [*columns.count.values(), *columns.total.values(), *columns.pre.values()]
     users = state.select(
         *EXPOSURE_KEYS, "t_u", F.lit(0).alias("day_in"), *values,
         *(F.coalesce(F.col(c), F.lit("")).alias(c) for c in segments),
     )  # fmt: skip
-    return users.withColumn("multi", F.size(F.collect_set("group").over(same_user)) > 1)
+    return with_multi(users)

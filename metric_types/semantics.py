@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING
 from metric_types.plan import MetricPlan, Value
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from metric_types.base import PeriodRow
 
 GROUP_KEYS = ("experiment", "group", "period_start", "period_end", "day_in")
 BROADCAST_EXPOSURES = 2_000_000  # rows; a slice with more joins its events by a shuffle
@@ -144,18 +146,39 @@ def exposures(activations: DataFrame, periods: DataFrame) -> DataFrame:
     on one number instead of four columns. The ids are pinned by an eager local checkpoint:
     a recomputed partition would otherwise number its rows anew.
     """
-    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    exposed = with_multi(first_activations(activations, periods))
+    return exposed.withColumn("exposure_id", F.monotonically_increasing_id()).localCheckpoint()
+
+
+def period_frame(spark: SparkSession, periods: Sequence[PeriodRow]) -> DataFrame:
+    """The periods as a small frame: ``experiment, group, period_start, period_end``."""
+    return spark.createDataFrame(
+        [(p.experiment, p.group, p.start, p.end) for p in periods],
+        "experiment string, `group` string, period_start long, period_end long",
+    )
+
+
+def first_activations(activations: DataFrame, periods: DataFrame) -> DataFrame:
+    """``t_u`` per (experiment, group, period, user): the earliest activation inside the period."""
     from pyspark.sql import functions as F
 
     inside = activations.join(F.broadcast(periods), ["experiment", "group"]).where(
         (F.col("ts") >= F.col("period_start")) & (F.col("ts") < F.col("period_end"))
     )
     grouped = inside.groupBy("experiment", "group", "period_start", "period_end", "user_id")
-    exposed = grouped.agg(F.min("ts").alias("t_u"))
-    # Exposed to more than one group of the experiment (in any period of the slice).
+    return grouped.agg(F.min("ts").alias("t_u"))
+
+
+def with_multi(exposed: DataFrame) -> DataFrame:
+    """``multi``: the user is exposed to more than one group of the experiment (in any period
+    of the frame)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     same_user = Window.partitionBy("experiment", "user_id")
-    exposed = exposed.withColumn("multi", F.size(F.collect_set("group").over(same_user)) > 1)
-    return exposed.withColumn("exposure_id", F.monotonically_increasing_id()).localCheckpoint()
+    return exposed.withColumn("multi", F.size(F.collect_set("group").over(same_user)) > 1)
 
 
 def counted_events(events: DataFrame, exposed: DataFrame) -> DataFrame:
