@@ -107,9 +107,17 @@ def baseline(home: Path) -> float:
     return time.perf_counter() - started
 
 
-def pipeline(home: Path) -> float:
-    """Job seconds of ``udf stream replay`` (as its report says)."""
-    out = run_udf(home, "stream", "replay", "--fresh", "--format", "json")
+def pipeline(home: Path, settings: str | None = None) -> float:
+    """Job seconds of ``udf stream replay`` (as its report says), with ``settings`` (the text
+    of a settings.yaml) if given."""
+    target = home / "settings.yaml"
+    target.unlink(missing_ok=True)
+    if settings is not None:
+        target.write_text(settings)
+    try:
+        out = run_udf(home, "stream", "replay", "--fresh", "--format", "json")
+    finally:
+        target.unlink(missing_ok=True)
     return float(json.loads(out)[0]["seconds"])
 
 
@@ -230,28 +238,40 @@ def main() -> None:
     parser.add_argument("--live-seconds", type=int, default=60)
     parser.add_argument("--live-rate", type=int, default=500)
     parser.add_argument("--skip-freshness", action="store_true")
+    parser.add_argument(
+        "--compare", type=Path, action="append", default=[], metavar="SETTINGS_YAML",
+        help="also replay with this settings.yaml (e.g. the settings before a change), "
+        "alternating with the defaults at each size; repeatable",
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     try:
         load = os.getloadavg()
         # two sizes: the difference of their times is the work of the extra events alone,
         # without the job's start (planning, code generation, the JVM's warm-up)
+        variants = {"defaults": None, **{p.stem: p.read_text() for p in args.compare}}
         runs = {}
         for n in (args.events // 4, args.events):
             home, events, activations = prepare(root / str(n), n)
-            runs[n] = (events, activations, baseline(home), pipeline(home))
+            piped = {name: pipeline(home, text) for name, text in variants.items()}
+            runs[n] = (events, activations, baseline(home), piped)
         print(f"load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
         for events, activations, base, piped in runs.values():
             records = events + activations
             print(f"{events:,} events + {activations:,} activations:")
             print(f"  baseline Flink SQL join + GROUP BY count: {base:.1f} s, "
                   f"{events / base:,.0f} events/s ({records / base:,.0f} records/s)")
-            print(f"  udf stream replay (whole pipeline):      {piped:.1f} s, "
-                  f"{events / piped:,.0f} events/s ({records / piped:,.0f} records/s)")
+            for name, t in piped.items():
+                label = "" if len(piped) == 1 else f", {name}"
+                print(f"  udf stream replay (whole pipeline{label}): {t:.1f} s, "
+                      f"{events / t:,.0f} events/s ({records / t:,.0f} records/s)")
         (e1, _, b1, p1), (e2, _, b2, p2) = runs.values()
+        rates = ", ".join(
+            f"pipeline{'' if len(p1) == 1 else f' ({name})'} {(e2 - e1) / (p2[name] - p1[name]):,.0f}"
+            " events/s" for name in p1
+        )
         print(f"marginal rate (the {e2 - e1:,} extra events over the time they added): "
-              f"baseline {(e2 - e1) / (b2 - b1):,.0f} events/s, "
-              f"pipeline {(e2 - e1) / (p2 - p1):,.0f} events/s")
+              f"baseline {(e2 - e1) / (b2 - b1):,.0f} events/s, {rates}")
         if not args.skip_freshness:
             delays, lost = freshness(root, args.live_rate, args.live_seconds)
             print(f"freshness at {args.live_rate} events/s for {args.live_seconds} s: "
