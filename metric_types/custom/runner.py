@@ -137,7 +137,8 @@ def _values(
                 F.col("experiment").isin(list(m.experiments))
             )
             values = keyed.localCheckpoint(eager=True)
-            twice: list[Any] = []  # a GROUP BY of the keys (the plan says so) needs no shuffle to confirm
+            # A GROUP BY of the keys (the plan says so) needs no shuffle to confirm it.
+            twice: list[Any] = []
             if not unique_on(keyed, range(len(KEYS))):
                 twice = values.groupBy(*KEYS).count().where(F.col("count") > 1).limit(1).collect()
         except Exception as exc:  # the user's query failing at run time (or cancelled)
