@@ -223,8 +223,10 @@ def compute_day(
             if not columns.segments and not any(m.is_custom for m in plan.metrics):
                 # Segments and custom code see every counted event; plain metrics only theirs.
                 events = events.where(F.col("event_type").isin(columns.event_types))
-            counted = kind.events(counted_events(events, exposed), day, plan.metrics)
-            if any(m.is_custom for m in plan.metrics):
+            by_user = any(m.is_custom for m in plan.metrics)  # custom code groups by user
+            counted = kind.events(counted_events(events, exposed, by_user=by_user), day,
+                                  plan.metrics)  # fmt: skip
+            if by_user:
                 views = standard_views(users, counted)
 
                 def window_views(window_ms: int) -> dict[str, Any]:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 GROUP_KEYS = ("experiment", "group", "period_start", "period_end", "day_in")
 BROADCAST_EXPOSURES = 2_000_000  # rows; a slice with more joins its events by a shuffle
+EXPOSURES_PER_PARTITION = 50_000  # custom code's counted events: partitions by user_id
 USER_KEYS = ("exposure_id", "day_in")  # one exposure is one (experiment, group, period, user)
 
 
@@ -181,18 +182,34 @@ def with_multi(exposed: DataFrame) -> DataFrame:
     return exposed.withColumn("multi", F.size(F.collect_set("group").over(same_user)) > 1)
 
 
-def counted_events(events: DataFrame, exposed: DataFrame) -> DataFrame:
+def counted_events(events: DataFrame, exposed: DataFrame, *, by_user: bool = False) -> DataFrame:
     """Events of exposed users from their exposure to their period's end, one row per
     (event, exposure): a user exposed in two experiments counts for both.
 
     Up to :data:`BROADCAST_EXPOSURES` exposures are broadcast (the events are never
     shuffled); more are joined by a sort-merge join: at 300 groups and 20 M events a day,
     the 11 M activations of a slice gave more exposures than a 4 GiB driver could broadcast.
+
+    ``by_user`` (custom code's views) partitions both sides by ``user_id`` instead, into
+    partitions of about :data:`EXPOSURES_PER_PARTITION` exposures: any aggregation whose
+    keys include ``user_id`` (a custom metric's ``GROUP BY experiment, group, period_start,
+    user_id``, its ``COUNT(DISTINCT ...)`` too) then runs inside each partition, with no
+    further shuffle and a hash table that fits in memory. After a broadcast join it would
+    aggregate every event split's rows of all users at once (one row per exposure and
+    distinct value: tens of millions) and spill.
     """
     from pyspark.sql import functions as F
 
-    small = exposed.count() <= BROADCAST_EXPOSURES
-    joined = events.join(F.broadcast(exposed) if small else exposed.hint("merge"), "user_id")
+    exposures = exposed.count()
+    if by_user:
+        shuffle = int(exposed.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1)
+        n = max(shuffle, -(-exposures // EXPOSURES_PER_PARTITION))
+        left = events.repartition(n, "user_id")
+        joined = left.join(exposed.repartition(n, "user_id").hint("merge"), "user_id")
+    elif exposures <= BROADCAST_EXPOSURES:
+        joined = events.join(F.broadcast(exposed), "user_id")
+    else:
+        joined = events.join(exposed.hint("merge"), "user_id")
     return joined.where((F.col("ts") >= F.col("t_u")) & (F.col("ts") < F.col("period_end")))
 
 

@@ -134,6 +134,26 @@ def doubled_exposed(sql: str) -> int:
     return int(total["exposed"])
 
 
+def test_counted_events_in_many_user_partitions_give_the_same_values(
+    example: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import metric_types.semantics
+
+    # One exposure per partition: custom code's counted events are joined by user_id into
+    # many partitions (the views of a large slice); the example's numbers stay the same.
+    monkeypatch.setattr(metric_types.semantics, "EXPOSURES_PER_PARTITION", 1)
+    distinct = f"SELECT {KEYS}, COUNT(DISTINCT event_type) AS value FROM counted_events GROUP BY {KEYS}"
+    load_catalog(example, tmp_path, {"kinds": distinct})
+    udf(example, "compute", "--metric-type", "custom", "--through", DAY)
+    assert status(example)["kinds"]["state"] == "done"
+    # Through Jan 4: the control user's 2 counted events are of 2 types, the treatment
+    # user's 2 of one type (docs/contract.md §3).
+    assert rows(example) == {
+        ("good", "control"): (1, 1, 2.0), ("good", "treatment"): (1, 1, 2.0),
+        ("kinds", "control"): (1, 1, 2.0), ("kinds", "treatment"): (1, 1, 1.0),
+    }  # fmt: skip
+
+
 def test_sql_spark_cannot_plan_or_run_fails_alone(
     example: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
