@@ -8,7 +8,6 @@ VENV       := .venv
 BIN        := $(VENV)/bin
 UDF_HOME   ?= $(CURDIR)/.udf
 PYTEST_ARGS ?=
-TEST_WORKERS ?= 2
 
 export UV_PYTHON_DOWNLOADS := never
 export UDF_HOME
@@ -32,11 +31,10 @@ test: env
 	$(BIN)/mypy udf metadata stats metric_types results streaming
 # Unit and integration tests in two processes: unit tests run 3-4x slower in a process that
 # has already run the engines' tests (measured: 1.5 min alone, 6-7 min after them).
-# Integration tests run in two workers, one area of the tree at a time (tests/integration/conftest.py).
 # The slowest tests are listed at the end of each run: the suite's 45-minute budget is watched.
 ifeq ($(strip $(PYTEST_ARGS)),)
 	$(BIN)/pytest --durations=15 tests/unit
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=40 tests/integration
+	$(BIN)/pytest --durations=40 tests/integration
 else
 	$(BIN)/pytest $(PYTEST_ARGS)
 endif
