@@ -54,7 +54,7 @@ def cut_build(stage: str) -> Any:
     """A ``pipeline.build`` that stops after ``stage`` (``full``: the real one)."""
     from streaming import parse, pipeline
     from streaming.jobs import aggregation, filter_activations, filter_events, local_sink
-    from streaming.jobs.aggregation import DAY_MS, EXPOSURE
+    from streaming.jobs.aggregation import EXPOSURE
 
     real = pipeline.build
     if stage == "full":
@@ -77,27 +77,18 @@ def cut_build(stage: str) -> Any:
         filter_activations.build(t_env, tables, sink, plan)
         outputs = ["filtered_events", "filtered_activations"]
         if stage in ("join", "user", "dates"):
-            segs = "".join(f", e.seg_{i}" for i in range(len(plan.segment_fields)))
             ek = ", ".join(EXPOSURE)
-            sink("exposure", f"SELECT {ek}, MIN(ts) AS t_u FROM filtered_activations GROUP BY {ek}")
-            sink("counted", "SELECT " + ", ".join(f"x.{c}" for c in EXPOSURE)
-                 + f", x.t_u, e.event_type, e.ts, e.`value`{segs} FROM filtered_events AS e "
-                 "JOIN exposure AS x ON e.user_id = x.user_id "
-                 "WHERE e.ts >= x.t_u AND e.ts < x.period_end")  # fmt: skip
+            sink("exposure", aggregation.exposure_query("filtered_activations"))
+            sink("counted", aggregation.counted_query("filtered_events", "exposure", plan))
             outputs = ["exposure", "counted"]
             if stage == "user":
                 sink("user_values_nodate", f"SELECT {ek}, event_type, COUNT(*) AS c, "
                      f"SUM(`value`) AS v FROM counted GROUP BY {ek}, event_type")  # fmt: skip
                 outputs = ["exposure", "user_values_nodate"]
             if stage == "dates":
-                n = cfg.max_days
-                offsets = "ARRAY[" + ", ".join(f"CAST({i} AS BIGINT)" for i in range(n)) + "]"
-                last_day = f"(period_end - 1) / {DAY_MS}"
-                sink("user_values_dated", f"SELECT {ek}, d, event_type, COUNT(*) AS c, "
-                     f"SUM(`value`) AS v FROM (SELECT {ek}, event_type, `value`, "
-                     f"ts / {DAY_MS} + k AS d FROM counted CROSS JOIN UNNEST(ARRAY_SLICE("
-                     f"{offsets}, 1, CAST({last_day} - ts / {DAY_MS} + 1 AS INT))) AS O(k)) "
-                     f"GROUP BY {ek}, d, event_type")  # fmt: skip
+                dates = aggregation.dated("counted", "ts", f"{ek}, event_type, `value`",
+                                          cfg.max_days)  # fmt: skip
+                sink("user_values_dated", aggregation.user_values_query(f"({dates})"))
                 outputs = ["exposure", "user_values_dated"]
         elif stage == "totals":
             aggregation.build(

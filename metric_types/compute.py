@@ -220,13 +220,14 @@ def compute_day(
             events = read_events(
                 spark, hours_between(event_hours, kind.events_from(day, first), last), fields
             )
-            if not columns.segments and not any(m.is_custom for m in plan.metrics):
+            has_custom = any(m.is_custom for m in plan.metrics)
+            if not columns.segments and not has_custom:
                 # Segments and custom code see every counted event; plain metrics only theirs.
                 events = events.where(F.col("event_type").isin(columns.event_types))
-            by_user = any(m.is_custom for m in plan.metrics)  # custom code groups by user
-            counted = kind.events(counted_events(events, exposed, by_user=by_user), day,
+            # custom code groups by user: its events are joined in partitions of users
+            counted = kind.events(counted_events(events, exposed, by_user=has_custom), day,
                                   plan.metrics)  # fmt: skip
-            if by_user:
+            if has_custom:
                 views = standard_views(users, counted)
 
                 def window_views(window_ms: int) -> dict[str, Any]:

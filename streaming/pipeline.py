@@ -96,7 +96,6 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     latency = s.mini_batch_latency_ms if cfg.follow else s.replay_mini_batch_latency_ms
     table.set("table.exec.mini-batch.allow-latency", f"{latency}ms")
     table.set("table.exec.mini-batch.size", str(s.mini_batch_size))
-    table.set("table.optimizer.agg-phase-strategy", s.aggregation_phases)
     table.set("table.exec.rank.topn-cache-size", "100000")  # the spam cap's (user, hour) keys
     if cfg.state_ttl_ms:
         table.set("table.exec.state.ttl", f"{cfg.state_ttl_ms}ms")

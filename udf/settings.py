@@ -139,11 +139,6 @@ class StreamSettings(StrictModel):
     replay_mini_batch_latency_ms: PositiveInt = 5000  # a replay: fewer, larger updates
     mini_batch_size: PositiveInt = 20000
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"  # hashmap: faster, state on heap
-    # Flink SQL's table.optimizer.agg-phase-strategy. AUTO (Flink's default) puts a local
-    # pre-aggregation in front of every mini-batched aggregation; ONE_PHASE drops it (the
-    # per-user ones find nothing to merge) but ran no faster (docs/benchmarks.md). It shapes
-    # the job graph: a run's checkpoints do not survive a change.
-    aggregation_phases: Literal["AUTO", "ONE_PHASE", "TWO_PHASE"] = "AUTO"
     # Flink's managed memory in a local job: RocksDB's block cache and write buffers. At 256 MB
     # a 1.6 M-event replay took 824 s, at 1 GB 383 s (the state outgrew the cache).
     state_memory: str = "1024m"

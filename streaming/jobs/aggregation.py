@@ -55,40 +55,57 @@ TOTAL_COLUMNS = (
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "d", "cnt")
 
 
+def exposure_query(activations: str) -> str:
+    """First trigger time per (experiment, group, period, user)."""
+    ek = ", ".join(EXPOSURE)
+    return f"SELECT {ek}, MIN(ts) AS t_u FROM {activations} GROUP BY {ek}"
+
+
+def counted_query(events: str, exposure: str, plan: StreamPlan) -> str:
+    """The activation-event join: each event of an exposed user inside the exposure's period."""
+    segs = "".join(f", e.seg_{i}" for i in range(len(plan.segment_fields)))
+    return (
+        "SELECT " + ", ".join(f"x.{c}" for c in EXPOSURE)
+        + f", x.t_u, e.event_type, e.ts, e.`value`{segs} FROM {events} AS e "
+        f"JOIN {exposure} AS x ON e.user_id = x.user_id "
+        "WHERE e.ts >= x.t_u AND e.ts < x.period_end"
+    )  # fmt: skip
+
+
+def dated(source: str, ts: str, columns: str, max_days: int) -> str:
+    """``columns`` of ``source`` once for each date from ``ts``'s to its period's last (``d``)."""
+    offsets = "ARRAY[" + ", ".join(f"CAST({i} AS BIGINT)" for i in range(max_days)) + "]"
+    last_day = f"(period_end - 1) / {DAY_MS}"
+    return (
+        f"SELECT {columns}, {ts} / {DAY_MS} + k AS d FROM {source} CROSS JOIN UNNEST("
+        f"ARRAY_SLICE({offsets}, 1, CAST({last_day} - {ts} / {DAY_MS} + 1 AS INT))) AS O(k)"
+    )
+
+
+def user_values_query(counted_dates: str) -> str:
+    """Per-user values per date: events and the sum of ``value`` by exposure, date and type."""
+    ek = ", ".join(EXPOSURE)
+    return (
+        f"SELECT {ek}, d, event_type, COUNT(*) AS c, SUM(`value`) AS v FROM {counted_dates} "
+        f"GROUP BY {ek}, d, event_type"
+    )
+
+
 def build(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, max_days: int) -> None:
     """``source`` names ``filtered_events`` and ``filtered_activations``; ``max_days`` bounds the
     number of dates one period spans (the day offsets a record is counted for)."""
     sql = t_env.execute_sql
     events, activations = source["filtered_events"], source["filtered_activations"]
-    offsets = "ARRAY[" + ", ".join(f"CAST({i} AS BIGINT)" for i in range(max_days)) + "]"
-    segs = "".join(f", e.seg_{i}" for i in range(len(plan.segment_fields)))
     ek = ", ".join(EXPOSURE)
 
     # Both are read by several consumers (dates, segments, series): published, so that the
     # aggregate and the join run once (views would be planned once per consumer).
-    sink("exposure", f"SELECT {ek}, MIN(ts) AS t_u FROM {activations} GROUP BY {ek}")
-    sink(
-        "counted",
-        "SELECT "
-        + ", ".join(f"x.{c}" for c in EXPOSURE)
-        + f", x.t_u, e.event_type, e.ts, e.`value`{segs} FROM {events} AS e "
-        "JOIN exposure AS x ON e.user_id = x.user_id WHERE e.ts >= x.t_u AND e.ts < x.period_end",
-    )
-    last_day = f"(period_end - 1) / {DAY_MS}"
-    sql(
-        f"CREATE TEMPORARY VIEW counted_dates AS SELECT {ek}, event_type, `value`, "
-        f"ts / {DAY_MS} + k AS d FROM counted CROSS JOIN UNNEST(ARRAY_SLICE({offsets}, 1, "
-        f"CAST({last_day} - ts / {DAY_MS} + 1 AS INT))) AS O(k)"
-    )
-    sql(
-        f"CREATE TEMPORARY VIEW exposure_dates AS SELECT {ek}, t_u / {DAY_MS} + k AS d "
-        f"FROM exposure CROSS JOIN UNNEST(ARRAY_SLICE({offsets}, 1, "
-        f"CAST({last_day} - t_u / {DAY_MS} + 1 AS INT))) AS O(k)"
-    )
-    sql(
-        f"CREATE TEMPORARY VIEW user_values AS SELECT {ek}, d, event_type, COUNT(*) AS c, "
-        f"SUM(`value`) AS v FROM counted_dates GROUP BY {ek}, d, event_type"
-    )
+    sink("exposure", exposure_query(activations))
+    sink("counted", counted_query(events, "exposure", plan))
+    sql("CREATE TEMPORARY VIEW counted_dates AS "
+        + dated("counted", "ts", f"{ek}, event_type, `value`", max_days))  # fmt: skip
+    sql("CREATE TEMPORARY VIEW exposure_dates AS " + dated("exposure", "t_u", ek, max_days))
+    sql(f"CREATE TEMPORARY VIEW user_values AS {user_values_query('counted_dates')}")
     totals = [
         _totals("exposure_dates", "''", "'exposed'", "''", "COUNT(*)", "0", "0", "0.0", "0.0"),
         _totals("user_values", "''", "'type'", "event_type", "SUM(c)", "COUNT(*)", "SUM(c * c)",
