@@ -8,6 +8,7 @@ VENV       := .venv
 BIN        := $(VENV)/bin
 UDF_HOME   ?= $(CURDIR)/.udf
 PYTEST_ARGS ?=
+FLINK_TESTS := tests/integration/streaming tests/integration/alerts
 
 export UV_PYTHON_DOWNLOADS := never
 export UDF_HOME
@@ -34,7 +35,18 @@ test: env
 # The slowest tests are listed at the end of each run: the suite's 45-minute budget is watched.
 ifeq ($(strip $(PYTEST_ARGS)),)
 	$(BIN)/pytest --durations=15 tests/unit
-	$(BIN)/pytest --durations=40 tests/integration
+# The integration tests run as two pytest processes at once, each with its own session fixtures:
+# Flink's tests (streaming, alerts) in one, the rest (Spark, Airflow, databases) in the other.
+# Most of their time is spent waiting on engines, so two processes share 2 cores well.
+# The first process's report is printed after the second's; the run fails if either fails.
+	@mkdir -p .test-logs; \
+	$(BIN)/pytest -p no:cacheprovider --durations=25 $(FLINK_TESTS) > .test-logs/flink.log 2>&1 & \
+	flink=$$!; \
+	$(BIN)/pytest --durations=25 tests/integration $(addprefix --ignore=,$(FLINK_TESTS)); rest=$$?; \
+	wait $$flink; flink_rc=$$?; \
+	echo "===== $(FLINK_TESTS) (run alongside the tests above) ====="; cat .test-logs/flink.log; \
+	echo "integration exit codes: rest $$rest, flink $$flink_rc"; \
+	exit $$(( rest || flink_rc ))
 else
 	$(BIN)/pytest $(PYTEST_ARGS)
 endif
