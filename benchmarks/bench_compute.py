@@ -20,11 +20,12 @@ a home remembers the scale it was built for. Then, in one run:
 ``--scale pinterest`` is Pinterest's daily load instead: 120 experiments (60 with two
 groups, 60 with three: 300 groups), 100 M events over five weekdays (20 M a day), the
 third day computed (every group's period covers it; its aggregated window starts on the
-first day). In one run: the JVM start, the cold conversion, the daily ``aggregated`` run
-(every metric of the catalog: the 20 defaults plus 15, 1,500 or 15,000 configured) for
-each catalog, DuckDB's counts checked equal after the first, then ``calendar_day``,
-``days_in`` and ``custom`` once; the whole daily run is the conversion, the other three
-types and ``aggregated``.
+first day), as a daily schedule meets it: the days before are converted and computed. In one
+run: the JVM start; the conversion of the days before, then of the day's own hours; for each
+catalog (the 20 default metrics plus 15, 1,500 or 15,000 configured), ``aggregated`` for the
+day before from nothing, then the day from the day before's per-user state; DuckDB's counts
+checked equal after the first; then ``calendar_day``, ``days_in`` and ``custom`` once. The
+whole daily run is the day's conversion, the other three types and the day's ``aggregated``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -267,12 +268,22 @@ def main() -> None:
     jvm = time.perf_counter() - started
     print(f"JVM start (excluded below): {jvm:.1f} s", flush=True)
 
+    def converted(until: int) -> tuple[float, list, list]:
+        started = time.perf_counter()
+        hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=until)
+        activations = convert(home, "activations", spam_cap=settings.spam_cap, ts_to=until)
+        return time.perf_counter() - started, hours, activations
+
     shutil.rmtree(settings.columnar_location(home).local_path, ignore_errors=True)
-    started = time.perf_counter()
-    hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=Day(day).end)
-    activations = convert(home, "activations", spam_cap=settings.spam_cap, ts_to=Day(day).end)
-    conversion = time.perf_counter() - started
-    print(f"archive -> Parquet (cold): {conversion:.1f} s", flush=True)
+    before = 0.0
+    if scale.daily:  # the days before first, then the day's own hours: a daily run's share
+        before, _, _ = converted(Day(day - timedelta(days=1)).end)
+    conversion, hours, activations = converted(Day(day).end)
+    if scale.daily:
+        print(f"archive -> Parquet: the days before {before:.1f} s, the day's hours "
+              f"{conversion:.1f} s (cold, all at once: {before + conversion:.1f} s)", flush=True)
+    else:
+        print(f"archive -> Parquet (cold): {conversion:.1f} s", flush=True)
 
     event_types = sorted({t for h in hours for t in h.event_types})
     infos = MetadataStore.for_home(home).experiments()
@@ -295,7 +306,8 @@ def main() -> None:
         return agree, duck
 
     if scale.daily:
-        agree = daily_runs(home, scale, day, event_types, experiments, conversion, jvm, check)
+        agree = daily_runs(home, scale, day, event_types, experiments, (before, conversion),
+                           jvm, check)  # fmt: skip
     else:
         agree = type_runs(home, scale, day, event_types, experiments, conversion, check)
     print(f"# load at the end: {load()}")
@@ -358,11 +370,18 @@ def daily_runs(
     day: date,
     event_types: list[str],
     experiments: list[str],
-    conversion: float,
+    conversion: tuple[float, float],
     jvm: float,
     check: Callable[[], tuple[bool, float]],
 ) -> bool:
-    """Pinterest's daily load: ``aggregated`` with each catalog, then the other types once."""
+    """Pinterest's daily load, as a daily schedule runs it: for each catalog, ``aggregated``
+    for the day before (from nothing: the catalog is new), then for the day, which starts from
+    the day before's per-user state (``batch.reuse_days``); then the other types once.
+
+    ``conversion`` is the conversion of the days before and of the day's own hours. The whole
+    daily run is the day's conversion, ``aggregated`` of the day and the other three types;
+    the day before's figure shows what ``aggregated`` costs with no state to start from.
+    """
     import resource
 
     from metric_types.compute import compute
@@ -370,20 +389,23 @@ def daily_runs(
     home_dir = home.root
     agree = True
     aggregated: dict[int, float] = {}
+    before = day - timedelta(days=1)
     for i, count in enumerate(scale.metric_counts):
         started = time.perf_counter()
         load_catalog(home_dir, catalog(event_types, experiments, count))
         loaded = time.perf_counter() - started
+        first = compute(home, "aggregated", [before])
         report = compute(home, "aggregated", [day])
         aggregated[count] = report.seconds
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"daily aggregated, {len(report.metrics):,} metrics ({count:,} configured + "
-              f"defaults): {report.seconds:.1f} s, {report.rows:,} rows; config load "
-              f"{loaded:.1f} s apart; peak RSS {peak:,.0f} MiB; load {load()}", flush=True)  # fmt: skip
+              f"defaults): {report.seconds:.1f} s from {before}'s state ({first.seconds:.1f} s "
+              f"for {before} from nothing), {report.rows:,} rows; config load {loaded:.1f} s "
+              f"apart; peak RSS {peak:,.0f} MiB; load {load()}", flush=True)  # fmt: skip
         if i == 0:
             agree, duck = check()
             print(f"spark daily aggregated / duckdb: {report.seconds / duck:.1f}x; incl. the "
-                  f"conversion {(report.seconds + conversion) / duck:.1f}x", flush=True)  # fmt: skip
+                  f"day's conversion {(report.seconds + conversion[1]) / duck:.1f}x", flush=True)  # fmt: skip
     others = 0.0
     for metric_type in ("calendar_day", "days_in", "custom"):
         report = compute(home, metric_type, [day])
@@ -392,13 +414,9 @@ def daily_runs(
               f"{report.rows:,} rows; failed: {report.failed_on(day) or 'none'}", flush=True)  # fmt: skip
     base = scale.metric_counts[min(1, len(scale.metric_counts) - 1)]
     for count in scale.metric_counts:
-        whole = conversion + others + aggregated[count]
+        whole = conversion[1] + others + aggregated[count]
         print(f"{count:>6,} metrics: whole daily run {whole:.1f} s ({whole + jvm:.1f} s with "
               f"the JVM start); aggregated {aggregated[count] / aggregated[base]:.2f}x, whole "
-              f"daily run {whole / (conversion + others + aggregated[base]):.2f}x the "
+              f"daily run {whole / (conversion[1] + others + aggregated[base]):.2f}x the "
               f"{base:,}-metric run")  # fmt: skip
     return agree
-
-
-if __name__ == "__main__":
-    main()

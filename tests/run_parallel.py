@@ -1,0 +1,106 @@
+"""Run the test suite as parallel pytest processes, one folder of tests per process.
+
+    .venv/bin/python -m tests.run_parallel [--workers N]
+
+Each folder (every folder of ``tests/integration``, and ``tests/unit``) runs in a pytest
+process of its own, with its own session fixtures (a Spark session, Flink clusters, brokers),
+so no two processes share a fixture, a port or a temporary folder. ``--workers`` processes
+(default 2: the suite's budget is 45 minutes on 2 cores) take the folders in the order of
+:data:`LONGEST_FIRST`, each taking the next one as soon as it is free; folders that list does
+not name come after it, alphabetically. Most of the engines' tests wait on JVMs and
+subprocesses, so two processes share 2 cores well.
+
+A folder's report is printed whole when it ends (no interleaved lines); the run fails if any
+folder fails. The slowest tests of each folder are listed in its report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Measured on 2 cores (longest first): one folder takes a process for 10-20 minutes.
+LONGEST_FIRST = (
+    "tests/integration/streaming",
+    "tests/integration/airflow",
+    "tests/integration/metric_types",
+    "tests/integration/metadata",
+    "tests/integration/results",
+    "tests/integration/alerts",
+    "tests/integration/framework",
+    "tests/integration/archive",
+    "tests/unit",
+)
+NO_TESTS = 5  # pytest's exit code when a folder has no test (all deselected)
+
+
+def folders() -> list[str]:
+    found = {str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "integration").iterdir()
+             if p.is_dir() and any(p.glob("test_*.py"))}  # fmt: skip
+    found.add("tests/unit")
+    known = [f for f in LONGEST_FIRST if f in found]
+    return known + sorted(found - set(known))
+
+
+def run(folder: str, pytest_args: list[str], out: Path, started: float) -> tuple[str, int, float]:
+    t0 = time.monotonic()
+    say(f"[{clock(started)}] start {folder}")
+    with out.open("w") as log:
+        code = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--durations=10",
+             *pytest_args, folder],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False,
+        ).returncode  # fmt: skip
+    return folder, code, time.monotonic() - t0
+
+
+_print = threading.Lock()
+
+
+def say(line: str) -> None:
+    with _print:
+        print(line, flush=True)
+
+
+def clock(started: float) -> str:
+    return time.strftime("%M:%S", time.gmtime(time.monotonic() - started))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    args, pytest_args = parser.parse_known_args()
+    started = time.monotonic()
+    failed: list[str] = []
+    times: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="udf-tests-") as logs, \
+            ThreadPoolExecutor(args.workers) as pool:  # fmt: skip
+        jobs = [
+            pool.submit(run, f, pytest_args, Path(logs) / f"{f.replace('/', '_')}.log", started)
+            for f in folders()
+        ]
+        for job in as_completed(jobs):
+            folder, code, seconds = job.result()
+            times[folder] = seconds
+            ok = code in (0, NO_TESTS)
+            if not ok:
+                failed.append(folder)
+            report = (Path(logs) / f"{folder.replace('/', '_')}.log").read_text()
+            say(f"\n===== [{clock(started)}] {folder}: {'passed' if ok else 'FAILED'} "
+                f"in {seconds:.0f} s =====\n{report}")  # fmt: skip
+    say(f"===== all folders in {time.monotonic() - started:.0f} s with {args.workers} workers: "
+        + ", ".join(f"{f} {s:.0f} s" for f, s in times.items()))
+    if failed:
+        say("FAILED folders: " + ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
