@@ -420,3 +420,7 @@ def daily_runs(
               f"daily run {whole / (conversion[1] + others + aggregated[base]):.2f}x the "
               f"{base:,}-metric run")  # fmt: skip
     return agree
+
+
+if __name__ == "__main__":
+    main()
