@@ -7,8 +7,9 @@ process of its own, with its own session fixtures (a Spark session, Flink cluste
 so no two processes share a fixture, a port or a temporary folder. ``--workers`` processes
 (default 2: the suite's budget is 45 minutes on 2 cores) take the folders in the order of
 :data:`LONGEST_FIRST`, each taking the next one as soon as it is free; folders that list does
-not name come after it, alphabetically. Most of the engines' tests wait on JVMs and
-subprocesses, so two processes share 2 cores well.
+not name come after it, alphabetically. The engines' tests are mostly CPU-bound, so two
+processes on 2 cores gain about 1.35x over one (a clean clone's `make test`: 2523 s, against
+3395 s sequential in CI).
 
 A folder's report is printed whole when it ends (no interleaved lines); the run fails if any
 folder fails. The slowest tests of each folder are listed in its report.
