@@ -275,14 +275,13 @@ def main() -> None:
         return time.perf_counter() - started, hours, activations
 
     shutil.rmtree(settings.columnar_location(home).local_path, ignore_errors=True)
-    before = 0.0
     if scale.daily:  # the days before first, then the day's own hours: a daily run's share
-        before, _, _ = converted(Day(day - timedelta(days=1)).end)
-    conversion, hours, activations = converted(Day(day).end)
-    if scale.daily:
-        print(f"archive -> Parquet: the days before {before:.1f} s, the day's hours "
-              f"{conversion:.1f} s (cold, all at once: {before + conversion:.1f} s)", flush=True)
+        earlier, _, _ = converted(Day(day - timedelta(days=1)).end)
+        conversion, hours, activations = converted(Day(day).end)
+        print(f"archive -> Parquet: the days before {earlier:.1f} s, the day's hours "
+              f"{conversion:.1f} s (cold, all at once: {earlier + conversion:.1f} s)", flush=True)
     else:
+        conversion, hours, activations = converted(Day(day).end)
         print(f"archive -> Parquet (cold): {conversion:.1f} s", flush=True)
 
     event_types = sorted({t for h in hours for t in h.event_types})
@@ -306,8 +305,7 @@ def main() -> None:
         return agree, duck
 
     if scale.daily:
-        agree = daily_runs(home, scale, day, event_types, experiments, (before, conversion),
-                           jvm, check)  # fmt: skip
+        agree = daily_runs(home, scale, day, event_types, experiments, conversion, jvm, check)
     else:
         agree = type_runs(home, scale, day, event_types, experiments, conversion, check)
     print(f"# load at the end: {load()}")
@@ -370,7 +368,7 @@ def daily_runs(
     day: date,
     event_types: list[str],
     experiments: list[str],
-    conversion: tuple[float, float],
+    conversion: float,
     jvm: float,
     check: Callable[[], tuple[bool, float]],
 ) -> bool:
@@ -378,8 +376,7 @@ def daily_runs(
     for the day before (from nothing: the catalog is new), then for the day, which starts from
     the day before's per-user state (``batch.reuse_days``); then the other types once.
 
-    ``conversion`` is the conversion of the days before and of the day's own hours. The whole
-    daily run is the day's conversion, ``aggregated`` of the day and the other three types;
+    ``conversion`` is the conversion of the day's own hours. The whole daily run is the day's conversion, ``aggregated`` of the day and the other three types;
     the day before's figure shows what ``aggregated`` costs with no state to start from.
     """
     import resource
@@ -405,7 +402,7 @@ def daily_runs(
         if i == 0:
             agree, duck = check()
             print(f"spark daily aggregated / duckdb: {report.seconds / duck:.1f}x; incl. the "
-                  f"day's conversion {(report.seconds + conversion[1]) / duck:.1f}x", flush=True)  # fmt: skip
+                  f"day's conversion {(report.seconds + conversion) / duck:.1f}x", flush=True)  # fmt: skip
     others = 0.0
     for metric_type in ("calendar_day", "days_in", "custom"):
         report = compute(home, metric_type, [day])
@@ -414,10 +411,10 @@ def daily_runs(
               f"{report.rows:,} rows; failed: {report.failed_on(day) or 'none'}", flush=True)  # fmt: skip
     base = scale.metric_counts[min(1, len(scale.metric_counts) - 1)]
     for count in scale.metric_counts:
-        whole = conversion[1] + others + aggregated[count]
+        whole = conversion + others + aggregated[count]
         print(f"{count:>6,} metrics: whole daily run {whole:.1f} s ({whole + jvm:.1f} s with "
               f"the JVM start); aggregated {aggregated[count] / aggregated[base]:.2f}x, whole "
-              f"daily run {whole / (conversion[1] + others + aggregated[base]):.2f}x the "
+              f"daily run {whole / (conversion + others + aggregated[base]):.2f}x the "
               f"{base:,}-metric run")  # fmt: skip
     return agree
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,16 @@ from udf.home import Home
 
 # The worked example of docs/contract.md §3 (X = 2).
 CONTRACT_EXAMPLES = Path(__file__).resolve().parent / "data" / "contract"
+
+
+@pytest.fixture(autouse=True)
+def _no_pyflink_worker_env() -> None:
+    """A Flink job run inside the test process with Python functions in process mode starts
+    PyFlink's loopback worker pool there, which copies the JVM's worker settings into
+    ``os.environ`` (pyflink/fn_execution/beam/beam_worker_pool_service.py). One of them,
+    ``PYFLINK_GATEWAY_DISABLED``, would stop every later ``udf stream`` process (and anything
+    else a test starts) from launching its own Flink gateway: each test starts without it."""
+    os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
 
 
 @pytest.fixture

@@ -53,16 +53,20 @@ def folders() -> list[str]:
     return known + sorted(found - set(known))
 
 
-def run(folder: str, pytest_args: list[str], out: Path, started: float) -> tuple[str, int, float]:
+def run(
+    folder: str, pytest_args: list[str], logs: Path, started: float
+) -> tuple[str, int, float, str]:
+    """Run ``folder``'s tests; its name, pytest's exit code, the seconds and the report."""
     t0 = time.monotonic()
     say(f"[{clock(started)}] start {folder}")
+    out = logs / f"{folder.replace('/', '_')}.log"
     with out.open("w") as log:
         code = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--durations=10",
              *pytest_args, folder],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False,
         ).returncode  # fmt: skip
-    return folder, code, time.monotonic() - t0
+    return folder, code, time.monotonic() - t0, out.read_text()
 
 
 _print = threading.Lock()
@@ -86,17 +90,13 @@ def main() -> int:
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="udf-tests-") as logs, \
             ThreadPoolExecutor(args.workers) as pool:  # fmt: skip
-        jobs = [
-            pool.submit(run, f, pytest_args, Path(logs) / f"{f.replace('/', '_')}.log", started)
-            for f in folders()
-        ]
+        jobs = [pool.submit(run, f, pytest_args, Path(logs), started) for f in folders()]
         for job in as_completed(jobs):
-            folder, code, seconds = job.result()
+            folder, code, seconds, report = job.result()
             times[folder] = seconds
             ok = code in (0, NO_TESTS)
             if not ok:
                 failed.append(folder)
-            report = (Path(logs) / f"{folder.replace('/', '_')}.log").read_text()
             say(f"\n===== [{clock(started)}] {folder}: {'passed' if ok else 'FAILED'} "
                 f"in {seconds:.0f} s =====\n{report}")  # fmt: skip
     say(f"===== all folders in {time.monotonic() - started:.0f} s with {args.workers} workers: "

@@ -153,16 +153,8 @@ def compute_batch(home: Home, dates: Sequence[date]) -> None:
 # -- running the command line in its own process (its own JVM) --------------------------------
 
 
-# A Flink job run inside the test process with Python functions in process mode starts
-# PyFlink's loopback worker pool in that process, which copies the JVM's worker settings into
-# os.environ (pyflink/fn_execution/beam/beam_worker_pool_service.py), among them this one: a
-# `udf stream` started later with it could not launch its own Flink gateway.
-NOT_INHERITED = ("PYFLINK_GATEWAY_DISABLED",)
-
-
 def stream_env(home: Home) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("UDF_") and k not in NOT_INHERITED}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UDF_")}
     env["UDF_HOME"] = str(home.root)
     return env
 
