@@ -102,4 +102,4 @@ def test_handover_offsets_come_from_the_ledger_entries_of_the_round(home: Home, 
 
 def test_json_field_extractor_is_sql() -> None:
     sql = TimestampExtractor.json_field("ts").sql
-    assert sql.startswith("TRY_CAST(REGEXP_EXTRACT(line, ") and '"ts"' in sql
+    assert sql.startswith("TRY_CAST(REGEXP_EXTRACT_ALL(line, ") and '"ts"' in sql
