@@ -253,3 +253,15 @@ def test_the_stream_changes_a_state_only_when_two_consecutive_looks_agree() -> N
     )]  # fmt: skip
     # the repeated look at 450 units is the same look, not a second one that agrees
     assert seen == [None, None, None, None, None, "alerting", "alerting", None, None, "ok"]
+
+
+def test_the_stream_does_not_clear_an_alert_of_its_period() -> None:
+    from metadata.records import AlertKey, AlertLook, Findings
+    from streaming.alerts.stream import hold_alerts
+
+    alerting, other = (AlertKey("exp", g, "clicks", 0, "", "") for g in ("t1", "t2"))
+    found = Findings(day=date(2026, 1, 1), units=900, method="msprt", alpha=0.05)
+    looks = [AlertLook(k, s, found) for k in (alerting, other) for s in ("ok", "alerting", None)]
+    held = [x.state for x in hold_alerts(looks, {alerting})]
+    # only the alerting comparison's "ok" is withheld; the other comparison is untouched
+    assert held == [None, "alerting", None, "ok", "alerting", None]
