@@ -23,8 +23,9 @@ for the period, and a later look on more users that happens to sit above the bou
 not evidence of a recovery. Judged look by look, a real 20% drop went alert, resolved,
 alert in the stream alerts test even with two looks agreeing (p 0.004 at 1,368 users,
 0.055 at 1,705, 0.013 at 1,744); on consistent cumulative looks of seven such workloads
-(1,000 to 2,000 users per group, several seeds) the p-value went back above 0.05 in four. A recovery is still recorded when another
-evaluator (a batch one, say) finds the comparison within noise.
+(1,000 to 2,000 users per group, several seeds) the p-value went back above 0.05 in four.
+A recovery is still recorded when another evaluator (a batch one, say) finds the
+comparison within noise.
 
 An alert is a side effect of the results, not part of them: a failure to evaluate (the
 metadata store unreachable, say) is logged and the pipeline goes on; the next look
