@@ -66,7 +66,7 @@ def _path(field: str) -> str:
 
 def _raw(field: str) -> str:
     """The JSON text of ``field`` in ``line`` (NULL when absent): regex or JSON path."""
-    key = _escape_regex(field.replace("\\", "\\\\").replace('"', '\\"'))
+    key = escape_regex(field.replace("\\", "\\\\").replace('"', '\\"'))
     pattern = "^.*[{,]" + _W + '"' + key + '"' + _W + ":" + _W + _VALUE
     fast = regexp_group("line", pattern)
     wrapped = f"JSON_QUERY(line, {_path(field)} WITH UNCONDITIONAL ARRAY WRAPPER)"
@@ -74,7 +74,8 @@ def _raw(field: str) -> str:
     return f"CASE WHEN plain THEN {fast} ELSE {slow} END"
 
 
-def _escape_regex(text: str) -> str:
+def escape_regex(text: str) -> str:
+    """``text`` matched literally in a Java regular expression."""
     return "".join("\\" + c if c in r"\.[]{}()*+?^$|" else c for c in text)
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from streaming.kafka_connector import kafka_connector_jars, kafka_table_options
-from streaming.parse import lit, regexp_group
+from streaming.parse import escape_regex, lit, regexp_group
 from streaming.source.alignment import JOB_OPTIONS, kafka_alignment_options
 from streaming.source.feed import PartitionFeed
 from streaming.sources import SourceTables
@@ -59,8 +59,7 @@ class TimestampExtractor:
     @classmethod
     def json_field(cls, name: str) -> TimestampExtractor:
         """An integer JSON field (epoch ms), found by a regular expression (no JSON parse)."""
-        key = "".join("\\" + c if c in r"\.[]{}()*+?^$|" else c for c in name)
-        pattern = '"' + key + r'"[ \t]*:[ \t]*(-?[0-9]{1,18})[ \t]*[,}]'
+        pattern = '"' + escape_regex(name) + r'"[ \t]*:[ \t]*(-?[0-9]{1,18})[ \t]*[,}]'
         return cls(f"TRY_CAST({regexp_group('line', pattern)} AS BIGINT)")
 
 
