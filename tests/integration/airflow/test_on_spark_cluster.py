@@ -47,3 +47,27 @@ def test_compute_tasks_run_on_the_cluster(airflow_session, platform, spark_stand
     local = platform.results(metric_type="aggregated", metrics=["clicks", "searches"])
     assert len(applications(spark_standalone.ui_url)) == len(before) + 1  # not on the cluster
     assert counts(rows) == counts(local)
+
+
+def test_compute_tasks_run_on_spark_connect(airflow_session, platform, spark_connect, monkeypatch):
+    """The same DAG run with ``UDF_SPARK_REMOTE`` (fixture ``spark_connect``): the tasks'
+    session is a Connect client of that server, and the rows equal ``local[*]``'s."""
+    from metric_types.compute import compute
+    from metric_types.spark import session
+    from tests.integration.airflow.harness import run_dag, task_states
+    from tests.integration.airflow.test_e2e import counts
+
+    platform.seal_all("2026-01-04")
+    monkeypatch.setenv("UDF_SPARK_REMOTE", spark_connect.url)
+    run = run_dag(airflow_session.dag("udf_aggregated"), ds=D4)
+    assert run.state == "success", task_states(run)
+    assert session._target == spark_connect.url  # the tasks' session went to the server
+    assert set(platform.states().values()) == {"done"}
+    rows = platform.results(metric_type="aggregated", metrics=["clicks", "searches"])
+    assert {r.date for r in rows} == {"2026-01-02", "2026-01-03", "2026-01-04"}
+
+    monkeypatch.delenv("UDF_SPARK_REMOTE")
+    compute(platform.home, "aggregated", [D2, D3, D4], metrics=["clicks", "searches"])  # local[*]
+    assert session._target != spark_connect.url
+    local = platform.results(metric_type="aggregated", metrics=["clicks", "searches"])
+    assert counts(rows) == counts(local)
