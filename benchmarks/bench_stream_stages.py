@@ -12,7 +12,7 @@ Python sinks. Stages, each including the ones before:
 - ``join``: + first trigger time and the activation-event join (``counted``);
 - ``user``: + per-user values without dates (``GROUP BY`` exposure, event type);
 - ``dates``: + the per-date expansion and per-user values per date (``user_values``);
-- ``totals``: + every group sum and series (``aggregates``), no Python sink;
+- ``totals``: + every group sum and series (``totals``, ``series``), no Python sink;
 - ``full``: the pipeline as ``udf stream replay`` runs it.
 
 Every stage runs over the same two archives (``--events`` and a quarter of it), each run in
@@ -95,9 +95,9 @@ def cut_build(stage: str) -> Any:
                 t_env,
                 {"filtered_events": "filtered_events",
                  "filtered_activations": "filtered_activations"},
-                sink, plan, cfg.max_days,
+                sink, plan, cfg.max_days, round(cfg.settings.stream.series_flush_seconds * 1000),
             )  # fmt: skip
-            outputs = ["aggregates"]
+            outputs = ["totals", "series"]
         for name in outputs:
             _blackhole(t_env, statements, name)
         statements.attach_as_datastream()

@@ -126,11 +126,14 @@ def _string_value(field: str, r: str) -> str:
 
 
 def checked_query(
-    t_env: object, topic: str, source: str, segment_fields: Sequence[str] = ()
+    t_env: object, topic: str, source: str, segment_fields: Sequence[str] = (),
+    *, valid_lines: bool = True,
 ) -> str:
     """The query of ``topic``'s checked lines over ``source`` (a table with ``line``).
 
-    One row per line: ``line``, ``kind`` and ``reason`` (NULL when valid), then the typed fields (NULL where a corrupt line has none):
+    One row per line: ``line`` (with ``valid_lines=False`` only a corrupt line's, which its dead
+    letter needs: a valid line's text is NULL and is not carried further), ``kind`` and
+    ``reason`` (NULL when valid), then the typed fields (NULL where a corrupt line has none):
     ``user_id, event_type, ts, value, seg_0, ...`` for events (``value`` 1.0 when absent,
     segment fields as text; every other field is dropped, the seed's "strip the fields
     nothing needs"), ``user_id, experiment, group, ts`` for activations. Two helper views
@@ -190,7 +193,8 @@ def checked_query(
         f"CROSS JOIN UNNEST(ARRAY[ROW(CASE {kind_sql} ELSE CAST(NULL AS STRING) END, "
         f"CASE {reason_sql} ELSE CAST(NULL AS STRING) END)]) AS K(kind, reason)"
     )
-    return f"SELECT line, kind, reason, {', '.join(columns)} FROM {topic}_fields"
+    line = "line" if valid_lines else "CASE WHEN kind IS NULL THEN CAST(NULL AS STRING) ELSE line END"
+    return f"SELECT {line} AS line, kind, reason, {', '.join(columns)} FROM {topic}_fields"
 
 
 def valid_query(checked: str, columns: Sequence[str]) -> str:

@@ -113,10 +113,11 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     sink = local_sink(t_env)
     filter_events.build(t_env, tables, sink, plan)
     filter_activations.build(t_env, tables, sink, plan)
+    settings = cfg.settings
     aggregation.build(
         t_env,
         {"filtered_events": "filtered_events", "filtered_activations": "filtered_activations"},
-        sink, plan, cfg.max_days,
+        sink, plan, cfg.max_days, round(settings.stream.series_flush_seconds * 1000),
     )  # fmt: skip
 
     t_env.execute_sql(
@@ -131,7 +132,6 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     )
     statements.attach_as_datastream()
 
-    settings = cfg.settings
     flush_ms = round(settings.stream.flush_interval_seconds * 1000)
     progress = t_env.sql_query(
         "SELECT 'topic' AS what, topic AS name, records, corrupt, max_ts FROM progress_events "
@@ -140,7 +140,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
         "CAST(NULL AS BIGINT) FROM event_types"
     )
     totals = t_env.to_changelog_stream(
-        t_env.sql_query(f"SELECT {', '.join(TOTAL_COLUMNS)} FROM aggregates WHERE what = 'total'")
+        t_env.sql_query(f"SELECT {', '.join(TOTAL_COLUMNS)} FROM totals")
     )
     results = (
         totals.key_by(lambda r: (r[0], r[4]))
@@ -154,7 +154,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     )
     results.set_parallelism(settings.stream.sink_parallelism)
     increments = t_env.to_changelog_stream(
-        t_env.sql_query(f"SELECT {', '.join(SERIES_COLUMNS)} FROM aggregates WHERE what = 'series'")
+        t_env.sql_query(f"SELECT {', '.join(SERIES_COLUMNS)} FROM series")
     )
     series = (
         increments.key_by(lambda r: (r[0], r[1], r[2]))

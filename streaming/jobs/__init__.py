@@ -48,21 +48,41 @@ def local_sink(t_env: Any) -> Sink:
 
 
 @contextmanager
-def without_mini_batch(t_env: Any) -> Iterator[None]:
-    """Plan the streams published inside without SQL mini-batching (the rest keep it).
+def planned_with(t_env: Any, options: dict[str, str]) -> Iterator[None]:
+    """Plan the streams published inside with these table ``options`` (the rest keep theirs).
 
     A stream is planned when it is published (:func:`local_sink` converts it to a DataStream
-    at once), with the table configuration of that moment. Under mini-batching Flink's
-    first-row de-duplication on processing time is planned as updating
-    (``outputInsertOnly=false``), so a Top-N behind it falls back to the retracting strategy,
-    which (de)serializes each key's whole sorted list per record; without it the
-    de-duplication is insert-only and the Top-N appends (measured: the retracting Top-N took
-    most of a replay's CPU).
+    at once), with the table configuration of that moment.
     """
     config = t_env.get_config()
-    before = config.get("table.exec.mini-batch.enabled", "false")
-    config.set("table.exec.mini-batch.enabled", "false")
+    before = {key: config.get(key, None) for key in options}
+    for key, value in options.items():
+        config.set(key, value)
     try:
         yield
     finally:
-        config.set("table.exec.mini-batch.enabled", before)
+        for key, value in before.items():
+            if value is None:
+                config.get_configuration().remove_config(key)
+            else:
+                config.set(key, value)
+
+
+def without_mini_batch(t_env: Any) -> Any:
+    """Plan the streams published inside without SQL mini-batching.
+
+    Under mini-batching Flink's first-row de-duplication on processing time is planned as
+    updating (``outputInsertOnly=false``), so a Top-N behind it falls back to the retracting
+    strategy, which (de)serializes each key's whole sorted list per record; without it the
+    de-duplication is insert-only and the Top-N appends (measured: the retracting Top-N took
+    most of a replay's CPU).
+    """
+    return planned_with(t_env, {"table.exec.mini-batch.enabled": "false"})
+
+
+def with_mini_batches(t_env: Any, latency_ms: int, size: int) -> Any:
+    """Plan the streams published inside with mini-batches of this latency and size."""
+    return planned_with(t_env, {
+        "table.exec.mini-batch.allow-latency": f"{latency_ms}ms",
+        "table.exec.mini-batch.size": str(size),
+    })  # fmt: skip

@@ -23,16 +23,16 @@ offsets), and every exposure likewise from the exposure's date. Per-user values 
 then give ``n``, ``sum`` and ``sum_sq`` exactly, for counts, sums and ratios, overall and per
 segment value.
 
-Output ``aggregates``, one stream (so that its inputs are computed once) of two kinds of row,
-``(what, experiment, grp, period_start, period_end, d, segment, sv, kind, name, cnt, users,
-cnt_sq, vsum, vsq)``:
+Two outputs:
 
-* ``what = 'total'``: group totals through day ``d``; ``kind`` is ``exposed`` (``cnt`` users),
-  ``type`` (``name`` an event type: events, users with one, sum of squared counts, sum and
-  sum of squares of ``value``) or ``pair`` (``name`` a ratio pair: ``vsum`` = sum of
-  ``x * y``);
-* ``what = 'series'``: ``cnt`` new exposures (``kind = exposed``), events (``volume``) or
-  first events (``propensity``) of type ``name`` in 15-minute bucket ``d``.
+* ``totals``, ``(experiment, grp, period_start, period_end, d, segment, sv, kind, name, cnt,
+  users, cnt_sq, vsum, vsq)``: group totals through day ``d``; ``kind`` is ``exposed``
+  (``cnt`` users), ``type`` (``name`` an event type: events, users with one, sum of squared
+  counts, sum and sum of squares of ``value``) or ``pair`` (``name`` a ratio pair: ``vsum`` =
+  sum of ``x * y``);
+* ``series``, ``(experiment, grp, period_start, kind, name, bucket, n)``: ``n`` new exposures
+  (``kind = exposed``), events (``volume``) or first events (``propensity``) of type ``name``
+  in 15-minute ``bucket``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streaming.jobs import Sink
+from streaming.jobs import Sink, with_mini_batches
 from streaming.parse import lit
 from streaming.plan import PairSpec, SegmentSpec, StreamPlan
 
@@ -52,7 +52,8 @@ TOTAL_COLUMNS = (
     "experiment", "grp", "period_start", "period_end", "d", "segment", "sv", "kind", "name",
     "cnt", "users", "cnt_sq", "vsum", "vsq",
 )  # fmt: skip
-SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "d", "cnt")
+SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
+SERIES_BATCH_SIZE = 1_000_000  # records per mini-batch of the series (few keys: small state)
 
 
 def exposure_query(activations: str) -> str:
@@ -91,9 +92,13 @@ def user_values_query(counted_dates: str) -> str:
     )
 
 
-def build(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, max_days: int) -> None:
+def build(
+    t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, max_days: int,
+    series_batch_ms: int,
+) -> None:
     """``source`` names ``filtered_events`` and ``filtered_activations``; ``max_days`` bounds the
-    number of dates one period spans (the day offsets a record is counted for)."""
+    number of dates one period spans (the day offsets a record is counted for);
+    ``series_batch_ms`` is how long the series' aggregations gather changes (see below)."""
     sql = t_env.execute_sql
     events, activations = source["filtered_events"], source["filtered_activations"]
     ek = ", ".join(EXPOSURE)
@@ -117,14 +122,13 @@ def build(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, m
     for segment in plan.segments:
         view = _segment_view(t_env, segment, plan)
         totals += _segment_totals(view, segment, plan)
-    parts = [f"SELECT 'total' AS what, * FROM ({q})" for q in totals]
-    parts += [
-        f"SELECT 'series' AS what, experiment, grp, period_start, CAST(NULL AS BIGINT), "
-        f"bucket, '', '', kind, name, n, CAST(0 AS BIGINT), CAST(0 AS BIGINT), "
-        f"CAST(0.0 AS DOUBLE), CAST(0.0 AS DOUBLE) FROM ({q})"
-        for q in _series(t_env)
-    ]
-    sink("aggregates", " UNION ALL ".join(parts))
+    sink("totals", " UNION ALL ".join(totals))
+    # The series' keys (15-minute buckets) are spread over a whole day in every mini-batch, so
+    # each mini-batch would update most of them, and the series sink (Python) would get an
+    # update per bucket per mini-batch: half as many records as events. Its sink writes a
+    # changed series once per flush interval, so its aggregations gather changes that long.
+    with with_mini_batches(t_env, series_batch_ms, SERIES_BATCH_SIZE):
+        sink("series", " UNION ALL ".join(_series(t_env)))
 
 
 def _totals(

@@ -24,8 +24,8 @@ from streaming.sources import SourceTables
 
 
 def build(t_env: Any, source: SourceTables, sink: Sink, plan: StreamPlan) -> None:
-    sink("checked_activations", parse.checked_query(t_env, "activations", source.activations),
-         changelog=False)  # fmt: skip
+    checked = parse.checked_query(t_env, "activations", source.activations, valid_lines=False)
+    sink("checked_activations", checked, changelog=False)
     valid = parse.valid_query("checked_activations", ["user_id", "experiment", "`group`", "ts"])
     sink(
         "periods",

@@ -32,7 +32,8 @@ HOUR_MS = 3_600_000
 
 
 def build(t_env: Any, source: SourceTables, sink: Sink, plan: StreamPlan) -> None:
-    checked = parse.checked_query(t_env, "events", source.events, plan.segment_fields)
+    checked = parse.checked_query(t_env, "events", source.events, plan.segment_fields,
+                                  valid_lines=False)
     sink("checked_events", checked, changelog=False)
     segs = [f"seg_{i}" for i in range(len(plan.segment_fields))]
     columns = ["user_id", "event_type", "ts", "`value`", *segs]

@@ -41,3 +41,45 @@ def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
     assert conf["pipeline.name"] == "mine"  # flink_conf has the last word
     table = dict(t_env.get_config().get_configuration().to_dict())
     assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
+
+
+def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path: Path) -> None:
+    """The totals keep the replay's mini-batch latency; the series' aggregations gather changes
+    for ``series_flush_seconds`` (one update per bucket per flush, not per mini-batch), and
+    the table configuration is the same again afterwards."""
+    from streaming.jobs import aggregation
+    from streaming.pipeline import PipelineConfig, environment
+    from streaming.plan import StreamPlan
+
+    home = Home.resolve(tmp_path / "home").ensure()
+    (home.root / "settings.yaml").write_text(
+        "stream:\n  replay_mini_batch_latency_ms: 1234\n  series_flush_seconds: 42\n"
+    )
+    settings = load_settings(home, {})
+    cfg = PipelineConfig(
+        home=str(home.root), settings=settings, checkpoints=tmp_path / "checkpoints",
+        deadletters=tmp_path / "dead", progress=tmp_path / "progress",
+        series_url=settings.results_url(home), max_days=2,
+    )  # fmt: skip
+    _, t_env = environment(cfg)
+    t_env.execute_sql("CREATE TEMPORARY TABLE fe (user_id BIGINT, event_type STRING, ts BIGINT, "
+                      "`value` DOUBLE) WITH ('connector' = 'datagen')")  # fmt: skip
+    t_env.execute_sql("CREATE TEMPORARY TABLE fa (user_id BIGINT, experiment STRING, grp STRING, "
+                      "ts BIGINT, period_start BIGINT, period_end BIGINT) "
+                      "WITH ('connector' = 'datagen')")  # fmt: skip
+    plans: dict[str, str] = {}
+
+    def sink(name: str, query: str, *, changelog: bool = True) -> None:
+        plans[name] = t_env.explain_sql(query)
+        t_env.create_temporary_view(name, t_env.sql_query(query))
+
+    plan = StreamPlan(metrics=(), controls=frozenset(), analysis={}, experiment_segments={},
+                      taken_names=frozenset())  # fmt: skip
+    aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "fa"}, sink, plan,
+                      cfg.max_days, round(settings.stream.series_flush_seconds * 1000))  # fmt: skip
+    assert "MiniBatchAssigner(interval=[1234ms]" in plans["totals"]
+    assert "MiniBatchAssigner(interval=[42000ms]" in plans["series"]
+    assert "1234ms" not in plans["series"]
+    table = dict(t_env.get_config().get_configuration().to_dict())
+    assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
+    assert table["table.exec.mini-batch.size"] == str(settings.stream.mini_batch_size)
