@@ -95,7 +95,7 @@ def cut_build(stage: str) -> Any:
                 t_env,
                 {"filtered_events": "filtered_events",
                  "filtered_activations": "filtered_activations"},
-                sink, plan, cfg.max_days, round(cfg.settings.stream.series_flush_seconds * 1000),
+                sink, plan, cfg.max_days, cfg.settings.stream.series_flush_ms,
             )  # fmt: skip
             outputs = ["totals", "series"]
         for name in outputs:

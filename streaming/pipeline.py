@@ -117,7 +117,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     aggregation.build(
         t_env,
         {"filtered_events": "filtered_events", "filtered_activations": "filtered_activations"},
-        sink, plan, cfg.max_days, round(settings.stream.series_flush_seconds * 1000),
+        sink, plan, cfg.max_days, settings.stream.series_flush_ms,
     )  # fmt: skip
 
     t_env.execute_sql(
@@ -159,7 +159,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     series = (
         increments.key_by(lambda r: (r[0], r[1], r[2]))
         .process(
-            SeriesSink(cfg.series_url, round(settings.stream.series_flush_seconds * 1000)),
+            SeriesSink(cfg.series_url, settings.stream.series_flush_ms),
             output_type=Types.BOOLEAN(),
         )
         .name("series sink")

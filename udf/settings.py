@@ -159,6 +159,10 @@ class StreamSettings(StrictModel):
             )
         return self
 
+    @property
+    def series_flush_ms(self) -> int:
+        return round(self.series_flush_seconds * 1000)
+
 
 class ValidationSettings(StrictModel):
     """The daily streaming-vs-batch validation (``udf validate``, docs/streaming.md)."""

@@ -125,7 +125,7 @@ def build(
     sink("totals", " UNION ALL ".join(totals))
     # The series' keys (15-minute buckets) are spread over a whole day in every mini-batch, so
     # each mini-batch would update most of them, and the series sink (Python) would get an
-    # update per bucket per mini-batch: half as many records as events. Its sink writes a
+    # update per bucket per mini-batch: about one record per event. Its sink writes a
     # changed series once per flush interval, so its aggregations gather changes that long.
     with with_mini_batches(t_env, series_batch_ms, SERIES_BATCH_SIZE):
         sink("series", " UNION ALL ".join(_series(t_env)))

@@ -4,6 +4,7 @@ then ignored): the local job's environment, as :func:`streaming.pipeline.environ
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,26 +14,33 @@ from udf.settings import load_settings
 pytestmark = [pytest.mark.flink]
 
 
-def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
+def _environment(tmp_path: Path, settings_yaml: str) -> tuple[Any, Any, Any]:
+    """The local job's environments for a home with ``settings_yaml``, and its settings."""
     from streaming.pipeline import PipelineConfig, environment
 
     home = Home.resolve(tmp_path / "home").ensure()
-    (home.root / "settings.yaml").write_text(
+    (home.root / "settings.yaml").write_text(settings_yaml)
+    settings = load_settings(home, {})
+    cfg = PipelineConfig(
+        home=str(home.root), settings=settings, checkpoints=tmp_path / "checkpoints",
+        deadletters=tmp_path / "dead", progress=tmp_path / "progress",
+        series_url=settings.results_url(home), max_days=2,
+    )  # fmt: skip
+    env, t_env = environment(cfg)
+    return env, t_env, settings
+
+
+def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
+    env, t_env, _ = _environment(
+        tmp_path,
         "stream:\n"
         "  parallelism: 1\n"
         "  state_backend: hashmap\n"
         "  state_memory: 768m\n"
         "  checkpoint_interval_seconds: 7\n"
         "  replay_mini_batch_latency_ms: 1234\n"
-        "  flink_conf: {pipeline.name: mine}\n"
+        "  flink_conf: {pipeline.name: mine}\n",
     )
-    settings = load_settings(home, {})
-    cfg = PipelineConfig(
-        home=str(home.root), settings=settings, checkpoints=tmp_path / "checkpoints",
-        deadletters=tmp_path / "dead", progress=tmp_path / "progress",
-        series_url=settings.results_url(home), max_days=1,
-    )  # fmt: skip
-    env, t_env = environment(cfg)
     conf = dict(env._j_stream_execution_environment.getConfiguration().toMap())
     assert conf["parallelism.default"] == "1"
     assert conf["state.backend.type"] == "hashmap"
@@ -48,20 +56,11 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
     for ``series_flush_seconds`` (one update per bucket per flush, not per mini-batch), and
     the table configuration is the same again afterwards."""
     from streaming.jobs import aggregation
-    from streaming.pipeline import PipelineConfig, environment
     from streaming.plan import StreamPlan
 
-    home = Home.resolve(tmp_path / "home").ensure()
-    (home.root / "settings.yaml").write_text(
-        "stream:\n  replay_mini_batch_latency_ms: 1234\n  series_flush_seconds: 42\n"
+    _, t_env, settings = _environment(
+        tmp_path, "stream:\n  replay_mini_batch_latency_ms: 1234\n  series_flush_seconds: 42\n"
     )
-    settings = load_settings(home, {})
-    cfg = PipelineConfig(
-        home=str(home.root), settings=settings, checkpoints=tmp_path / "checkpoints",
-        deadletters=tmp_path / "dead", progress=tmp_path / "progress",
-        series_url=settings.results_url(home), max_days=2,
-    )  # fmt: skip
-    _, t_env = environment(cfg)
     t_env.execute_sql("CREATE TEMPORARY TABLE fe (user_id BIGINT, event_type STRING, ts BIGINT, "
                       "`value` DOUBLE) WITH ('connector' = 'datagen')")  # fmt: skip
     t_env.execute_sql("CREATE TEMPORARY TABLE fa (user_id BIGINT, experiment STRING, grp STRING, "
@@ -76,7 +75,7 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
     plan = StreamPlan(metrics=(), controls=frozenset(), analysis={}, experiment_segments={},
                       taken_names=frozenset())  # fmt: skip
     aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "fa"}, sink, plan,
-                      cfg.max_days, round(settings.stream.series_flush_seconds * 1000))  # fmt: skip
+                      2, settings.stream.series_flush_ms)  # fmt: skip
     assert "MiniBatchAssigner(interval=[1234ms]" in plans["totals"]
     assert "MiniBatchAssigner(interval=[42000ms]" in plans["series"]
     assert "1234ms" not in plans["series"]
