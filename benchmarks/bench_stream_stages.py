@@ -52,7 +52,7 @@ def _blackhole(t_env: Any, statements: Any, name: str) -> None:
 
 def cut_build(stage: str) -> Any:
     """A ``pipeline.build`` that stops after ``stage`` (``full``: the real one)."""
-    from streaming import parse, pipeline
+    from streaming import pipeline
     from streaming.jobs import aggregation, filter_activations, filter_events, local_sink
     from streaming.jobs.aggregation import EXPOSURE
 
@@ -65,10 +65,8 @@ def cut_build(stage: str) -> Any:
         sink = local_sink(t_env)
         statements = t_env.create_statement_set()
         if stage == "parse":
-            sink("checked_events", parse.checked_query(t_env, "events", tables.events,
-                                                       plan.segment_fields), changelog=False)
-            sink("checked_activations", parse.checked_query(t_env, "activations",
-                                                            tables.activations), changelog=False)
+            sink("checked_events", filter_events.checked(t_env, tables, plan), changelog=False)
+            sink("checked_activations", filter_activations.checked(t_env, tables), changelog=False)
             for name in ("checked_events", "checked_activations"):
                 _blackhole(t_env, statements, name)
             statements.attach_as_datastream()

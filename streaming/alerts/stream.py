@@ -112,12 +112,12 @@ class StreamAlerts:
             from udf.home import Home
 
             with MetadataStore.for_home(Home.resolve(self.home)) as store:
-
-                def confirm(looks: list[AlertLook]) -> list[AlertLook]:
-                    states = store.alert_states(experiment=experiment, state="alerting")
-                    return hold_alerts(self.confirm(looks), {s.key for s in states})
-
-                report = evaluate_alerts(rows, store, self.settings, confirm=confirm)
+                states = store.alert_states(experiment=experiment, state="alerting")
+                alerting = {s.key for s in states}
+                report = evaluate_alerts(
+                    rows, store, self.settings,
+                    confirm=lambda looks: hold_alerts(self.confirm(looks), alerting),
+                )  # fmt: skip
             if report.changes or report.deliveries.failed:
                 log.info("stream.alerts", experiment=experiment, date=day, **report.as_dict())
         except Exception as exc:  # a side effect: never stop the results for it (see above)

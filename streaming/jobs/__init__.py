@@ -10,7 +10,7 @@ with a broker configured a sink would insert the stream into its topic instead.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 
@@ -68,7 +68,7 @@ def planned_with(t_env: Any, options: dict[str, str]) -> Iterator[None]:
                 config.set(key, value)
 
 
-def without_mini_batch(t_env: Any) -> Any:
+def without_mini_batch(t_env: Any) -> AbstractContextManager[None]:
     """Plan the streams published inside without SQL mini-batching.
 
     Under mini-batching Flink's first-row de-duplication on processing time is planned as
@@ -80,7 +80,7 @@ def without_mini_batch(t_env: Any) -> Any:
     return planned_with(t_env, {"table.exec.mini-batch.enabled": "false"})
 
 
-def with_mini_batches(t_env: Any, latency_ms: int, size: int) -> Any:
+def with_mini_batches(t_env: Any, latency_ms: int, size: int) -> AbstractContextManager[None]:
     """Plan the streams published inside with mini-batches of this latency and size."""
     return planned_with(t_env, {
         "table.exec.mini-batch.allow-latency": f"{latency_ms}ms",

@@ -23,9 +23,13 @@ from streaming.plan import StreamPlan
 from streaming.sources import SourceTables
 
 
+def checked(t_env: Any, source: SourceTables) -> str:
+    """Every activation line, checked; a valid line's text is dropped (only dead letters need it)."""
+    return parse.checked_query(t_env, "activations", source.activations, valid_lines=False)
+
+
 def build(t_env: Any, source: SourceTables, sink: Sink, plan: StreamPlan) -> None:
-    checked = parse.checked_query(t_env, "activations", source.activations, valid_lines=False)
-    sink("checked_activations", checked, changelog=False)
+    sink("checked_activations", checked(t_env, source), changelog=False)
     valid = parse.valid_query("checked_activations", ["user_id", "experiment", "`group`", "ts"])
     sink(
         "periods",
