@@ -95,6 +95,10 @@ class ArchiveWriter:
                     log.warning("import.recover", journal=str(journal))
                     self._apply(journal)
                     handled += 1
+        # A journal still under its temporary name was never committed (the rename is the
+        # commit point): it goes with its staging.
+        for uncommitted in self.layout.journal.glob("*.tmp"):
+            uncommitted.unlink(missing_ok=True)
         if self.layout.staging.exists():
             for leftover in self.layout.staging.iterdir():
                 shutil.rmtree(leftover, ignore_errors=True)

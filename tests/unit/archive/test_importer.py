@@ -155,6 +155,35 @@ def test_crash_before_commit_leaves_nothing(home: Home, tmp_path: Path, monkeypa
     assert not (home.archive / "_ledger.jsonl").exists()
 
 
+def test_crash_while_writing_the_journal_leaves_nothing(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed between writing the journal's temporary file and renaming it (the commit point).
+    import udf.archive.journal as journal_module
+
+    lines, valid, _ = make_events(1_000, 0.01, seed=7)
+    source = write_lines(tmp_path / "e.jsonl", lines)
+    real_replace = journal_module.Path.replace
+
+    def die_on_journal_rename(self: Path, target):
+        if self.parent.name == "_journal":
+            raise KeyboardInterrupt
+        return real_replace(self, target)
+
+    monkeypatch.setattr(journal_module.Path, "replace", die_on_journal_rename)
+    with pytest.raises(KeyboardInterrupt):
+        Importer(home).import_files("events", [str(source)])
+    monkeypatch.setattr(journal_module.Path, "replace", real_replace)
+    assert list((home.archive / "_journal").iterdir())  # the torn journal is there
+
+    assert Importer(home).recover() == 0
+    assert not list((home.archive / "_journal").iterdir())
+    assert not any((home.archive / "_staging").iterdir())
+    assert archive_bytes(home) == {}
+    Importer(home).import_files("events", [str(source)])
+    assert sum(b.count(b"\n") for b in archive_bytes(home).values()) == len(valid)
+
+
 def test_crash_mid_apply_is_rolled_forward_exactly_once(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import udf.archive.journal as journal_module
 
