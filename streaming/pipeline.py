@@ -71,6 +71,12 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
         "taskmanager.memory.network.min": "256mb",
         "taskmanager.memory.network.max": "256mb",
         "taskmanager.memory.managed.size": s.state_memory,  # RocksDB's cache and buffers
+        # Most state reads look for a key that is not there yet (a new event, user or value):
+        # bloom filters answer those without reading blocks, and uncompressed blocks skip the
+        # codec on every read and write. A 2 M-event replay took about a fifth less time
+        # (docs/benchmarks.md, "RocksDB's bloom filters").
+        "state.backend.rocksdb.use-bloom-filter": "true",
+        "state.backend.rocksdb.compression.per.level": "NO_COMPRESSION",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(s.restart_attempts),
         "restart-strategy.fixed-delay.delay": "1s",

@@ -39,7 +39,7 @@ def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
         "  state_memory: 768m\n"
         "  checkpoint_interval_seconds: 7\n"
         "  replay_mini_batch_latency_ms: 1234\n"
-        "  flink_conf: {pipeline.name: mine}\n",
+        "  flink_conf: {pipeline.name: mine, state.backend.rocksdb.compression.per.level: LZ4_COMPRESSION}\n",
     )
     conf = dict(env._j_stream_execution_environment.getConfiguration().toMap())
     assert conf["parallelism.default"] == "1"
@@ -47,6 +47,8 @@ def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
     assert conf["taskmanager.memory.managed.size"] == "768m"
     assert env.get_checkpoint_config().get_checkpoint_interval() == 7000
     assert conf["pipeline.name"] == "mine"  # flink_conf has the last word
+    assert conf["state.backend.rocksdb.compression.per.level"] == "LZ4_COMPRESSION"
+    assert conf["state.backend.rocksdb.use-bloom-filter"] == "true"  # the tuned default
     table = dict(t_env.get_config().get_configuration().to_dict())
     assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
 
