@@ -10,7 +10,8 @@ A staged import (:class:`~udf.archive.staging.Stage`) becomes visible in three s
    place, add the ledger line.
 3. **Clean up**: remove the journal and the staging.
 
-A crash before the journal leaves only staging, which the next writer removes; a crash
+A crash before the journal leaves only staging (and perhaps a journal under its temporary
+name, never renamed: not committed), which the next writer removes; a crash
 after it is rolled forward by the next writer (:meth:`ArchiveWriter.recover`), so a target
 file never holds half an import and a rerun never doubles one. Whatever a writer must
 remember atomically with the data (a file's hash, Kafka offsets) goes in its ledger line.
