@@ -64,7 +64,7 @@ log = get_logger(__name__)
 DATA_FILE = "data.parquet"
 FINGERPRINT = "_source.json"
 LOCK_FILE = ".lock"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: numeric segment values keep their JSON spelling (1.50, not 1.5)
 Cleaning = Literal["local", "spark"]
 
 

@@ -15,10 +15,9 @@ its JSON spelling); activations: ``user_id, experiment, group, ts``.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from udf.archive.records import REQUIRED, Corrupt, parse
 from udf.logging import get_logger
@@ -119,6 +118,13 @@ def _all_valid(table: pa.Table, topic: str) -> bool:
     return not any(pc.any(pc.equal(pc.utf8_length(table.column(name)), 0)).as_py() for name in texts)
 
 
+def field_texts(line: bytes) -> dict[str, Any]:
+    """The top-level fields of a valid record, a number as it is written in ``line``
+    (``1.50`` stays ``1.50``, ``1e2`` stays ``1e2``, not orjson's float ``1.5``, ``100.0``);
+    the last of a repeated key wins, as in orjson."""
+    return json.loads(line, parse_int=str, parse_float=str)
+
+
 def _read_json_slowly(
     data: bytes, schema: pa.Schema, topic: str, label: str, corrupt: list[int], *, extra: bool
 ) -> pa.Table:
@@ -140,11 +146,14 @@ def _read_json_slowly(
         for name in schema.names:
             columns[name].append(record.get(name))
         if extra:
+            texts: dict[str, Any] | None = None
             for key, value in record.items():
                 if key in known or value is None:
                     continue
-                text = value if isinstance(value, str) else orjson.dumps(value).decode()
-                columns.setdefault(key, [None] * n).append(text)
+                if not isinstance(value, str):  # a number: its JSON spelling, as in the line
+                    texts = texts if texts is not None else field_texts(line)
+                    value = texts[key]
+                columns.setdefault(key, [None] * n).append(value)
         n += 1
         for values in columns.values():
             if len(values) < n:

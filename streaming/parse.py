@@ -13,9 +13,9 @@ call (about 3 µs each here), so the common line takes a fast path of regular ex
 
 Each field's JSON text is computed once (a ``CROSS JOIN UNNEST`` of one row keeps the
 planner from inlining it into every use). Known differences from ``orjson`` are only on
-lines the importer never archives (Jackson's leniency on some malformed JSON), plus the
-spelling of numeric segment values: the stream keeps a number's JSON spelling (``1.50``),
-batch its Python repr (``1.5``); integers agree.
+lines the importer never archives (Jackson's leniency on some malformed JSON), plus a number
+in a segment field on a slow-path line: both keep a number's JSON spelling (``1.50``), but
+``JSON_QUERY`` writes exponents its own way (``1e2`` as ``1E+2``) and ``-0`` as ``0``.
 """
 
 from __future__ import annotations

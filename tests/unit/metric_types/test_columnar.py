@@ -157,3 +157,20 @@ def test_a_half_applied_import_is_not_converted(home: Home) -> None:
     [hour] = convert(home, "events", spam_cap=10)  # recovery finds no staging: rolled back
     assert [r["user_id"] for r in pq.read_table(hour.path).to_pylist()] == [1]
     assert hour.corrupt == 0 and part.stat().st_size == committed
+
+
+def test_a_numeric_segment_value_keeps_its_json_spelling() -> None:
+    # docs/metrics.md: a segment field is kept as text, a number as its JSON spelling; the
+    # stream reads the same archive lines the same way (tests/integration/streaming/test_parse.py)
+    from metric_types.json_lines import read_lines
+
+    spellings = ["1.50", "1e2", "-0", "7", "2.5E-3", "123456789012345678901234567890", '"us"']
+    lines = [
+        f'{{"user_id":{i},"event_type":"click","ts":{T0 + i},"country":{text}}}'
+        for i, text in enumerate(spellings)
+    ]
+    lines.append(f'{{"user_id":9,"event_type":"click","ts":{T0},"country":1,"country":2.0}}')
+    corrupt: list[int] = []
+    table = read_lines("\n".join(lines).encode(), "events", "test", corrupt)
+    assert corrupt == []
+    assert table.column("country").to_pylist() == [*spellings[:-1], "us", "2.0"]
