@@ -10,9 +10,8 @@ A staged import (:class:`~udf.archive.staging.Stage`) becomes visible in three s
    place, add the ledger line.
 3. **Clean up**: remove the journal and the staging.
 
-A crash before the journal leaves only staging (and perhaps a journal under its temporary
-name, never renamed: not committed), which the next writer removes; a crash
-after it is rolled forward by the next writer (:meth:`ArchiveWriter.recover`), so a target
+A crash before the journal leaves only staging (the journal is written there and renamed
+into place), which the next writer removes; a crash after it is rolled forward by the next writer (:meth:`ArchiveWriter.recover`), so a target
 file never holds half an import and a rerun never doubles one. Whatever a writer must
 remember atomically with the data (a file's hash, Kafka offsets) goes in its ledger line.
 Writers of one archive are serialised by an exclusive lock file (:meth:`ArchiveWriter.locked`),
@@ -96,10 +95,6 @@ class ArchiveWriter:
                     log.warning("import.recover", journal=str(journal))
                     self._apply(journal)
                     handled += 1
-        # A journal still under its temporary name was never committed (the rename is the
-        # commit point): it goes with its staging.
-        for uncommitted in self.layout.journal.glob("*.tmp"):
-            uncommitted.unlink(missing_ok=True)
         if self.layout.staging.exists():
             for leftover in self.layout.staging.iterdir():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -132,7 +127,8 @@ class ArchiveWriter:
         _fsync_path(stage.dir)
         journal = self.layout.journal / f"{report.import_id}.json"
         with file_lock(self.layout.apply_lock):
-            _write_atomic(journal, orjson.dumps({"entry": entry, "targets": targets, "staged_size": staged_size}))
+            spec = orjson.dumps({"entry": entry, "targets": targets, "staged_size": staged_size})
+            _write_atomic(journal, spec, stage.dir / "journal.json")
             self._apply(journal)
 
     def _apply(self, journal: Path) -> bool:
@@ -252,9 +248,9 @@ def _fsync_path(path: Path) -> int:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, tmp: Path) -> None:
+    """Write ``data`` to ``tmp`` (on the same file system), then rename it to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as fh:
         fh.write(data)
         fh.flush()

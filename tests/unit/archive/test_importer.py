@@ -158,23 +158,27 @@ def test_crash_before_commit_leaves_nothing(home: Home, tmp_path: Path, monkeypa
 def test_crash_while_writing_the_journal_leaves_nothing(
     home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Killed between writing the journal's temporary file and renaming it (the commit point).
+    # Killed between writing the journal (in the staging) and renaming it into place (the
+    # commit point). A SIGKILL runs no cleanup, so the import does not discard its staging.
     import udf.archive.journal as journal_module
+    from udf.archive.staging import Stage
 
     lines, valid, _ = make_events(1_000, 0.01, seed=7)
     source = write_lines(tmp_path / "e.jsonl", lines)
-    real_replace = journal_module.Path.replace
+    real_replace, real_discard = journal_module.Path.replace, Stage.discard
 
     def die_on_journal_rename(self: Path, target):
-        if self.parent.name == "_journal":
+        if Path(target).parent.name == "_journal":
             raise KeyboardInterrupt
         return real_replace(self, target)
 
     monkeypatch.setattr(journal_module.Path, "replace", die_on_journal_rename)
+    monkeypatch.setattr(Stage, "discard", lambda self: None)
     with pytest.raises(KeyboardInterrupt):
         Importer(home).import_files("events", [str(source)])
     monkeypatch.setattr(journal_module.Path, "replace", real_replace)
-    assert list((home.archive / "_journal").iterdir())  # the torn journal is there
+    monkeypatch.setattr(Stage, "discard", real_discard)
+    assert list((home.archive / "_staging").iterdir())  # the torn import is there
 
     assert Importer(home).recover() == 0
     assert not list((home.archive / "_journal").iterdir())
