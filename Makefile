@@ -23,6 +23,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	@touch $@
 
 env: $(VENV)/.synced
+	@$(BIN)/python -c "from streaming.jvm import functions_jar; functions_jar()"  # the stream's Java functions
 
 demo: env
 	$(BIN)/python -m udf.demo

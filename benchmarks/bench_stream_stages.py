@@ -8,8 +8,9 @@ that stage, its output into a blackhole sink; ``full`` is the whole pipeline wit
 Python sinks. Stages, each including the ones before:
 
 - ``parse``: the lines checked and typed (both topics);
-- ``filter``: + de-duplication, spam cap, the periods join (the filtered topics);
-- ``join``: + first trigger time and the activation-event join (``counted``);
+- ``filter``: + the periods join (the filtered topics);
+- ``join``: + the per-user operator: de-duplication, spam cap, first trigger time and the
+  activation-event join (``exposure``, ``counted``);
 - ``user``: + per-user values without dates (``GROUP BY`` exposure, event type);
 - ``dates``: + the per-date expansion and per-user values per date (``user_values``);
 - ``totals``: + every group sum and series (``totals``, ``series``), no Python sink;
@@ -76,8 +77,9 @@ def cut_build(stage: str) -> Any:
         outputs = ["filtered_events", "filtered_activations"]
         if stage in ("join", "user", "dates"):
             ek = ", ".join(EXPOSURE)
-            sink("exposure", aggregation.exposure_query("filtered_activations"))
-            sink("counted", aggregation.counted_query("filtered_events", "exposure", plan))
+            aggregation.per_user(t_env, {"filtered_events": "filtered_events",
+                                         "filtered_activations": "filtered_activations"},
+                                 sink, plan)  # fmt: skip
             outputs = ["exposure", "counted"]
             if stage == "user":
                 sink("user_values_nodate", f"SELECT {ek}, event_type, COUNT(*) AS c, "

@@ -18,6 +18,7 @@ from typing import Any
 
 from streaming.jobs import aggregation, filter_activations, filter_events, local_sink
 from streaming.jobs.aggregation import SERIES_COLUMNS, TOTAL_COLUMNS
+from streaming.jvm import functions_jar
 from streaming.plan import StreamPlan
 from streaming.sources import Source
 
@@ -84,8 +85,8 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     if cfg.restore:
         options["execution.state-recovery.path"] = cfg.restore
     options.update(cfg.cluster_conf or {})
-    if cfg.jars:  # before the table environment exists: its class loader is made with it
-        options["pipeline.jars"] = ";".join(cfg.jars)
+    # before the table environment exists: its class loader is made with the jars
+    options["pipeline.jars"] = ";".join((functions_jar().as_uri(), *cfg.jars))
     options.update(s.flink_conf)
     for key, value in options.items():
         conf.set_string(key, value)
@@ -102,7 +103,6 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     latency = s.mini_batch_latency_ms if cfg.follow else s.replay_mini_batch_latency_ms
     table.set("table.exec.mini-batch.allow-latency", f"{latency}ms")
     table.set("table.exec.mini-batch.size", str(s.mini_batch_size))
-    table.set("table.exec.rank.topn-cache-size", "100000")  # the spam cap's (user, hour) keys
     if cfg.state_ttl_ms:
         table.set("table.exec.state.ttl", f"{cfg.state_ttl_ms}ms")
     return env, t_env

@@ -62,3 +62,7 @@ class ConnectorError(UdfError):
 
 class CustomMetricError(InputError):
     """A custom metric's SQL or function is refused: the message says exactly why."""
+
+
+class EngineError(UdfError):
+    """An engine cannot be set up: no JDK to compile the streaming pipeline's Java functions."""

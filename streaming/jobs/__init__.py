@@ -68,18 +68,6 @@ def planned_with(t_env: Any, options: dict[str, str]) -> Iterator[None]:
                 config.set(key, value)
 
 
-def without_mini_batch(t_env: Any) -> AbstractContextManager[None]:
-    """Plan the streams published inside without SQL mini-batching.
-
-    Under mini-batching Flink's first-row de-duplication on processing time is planned as
-    updating (``outputInsertOnly=false``), so a Top-N behind it falls back to the retracting
-    strategy, which (de)serializes each key's whole sorted list per record; without it the
-    de-duplication is insert-only and the Top-N appends (measured: the retracting Top-N took
-    most of a replay's CPU).
-    """
-    return planned_with(t_env, {"table.exec.mini-batch.enabled": "false"})
-
-
 def with_mini_batches(t_env: Any, latency_ms: int, size: int) -> AbstractContextManager[None]:
     """Plan the streams published inside with mini-batches of this latency and size."""
     return planned_with(t_env, {

@@ -1,13 +1,24 @@
-"""Aggregation: exposure, the activation-event join, per-user values and group totals.
+"""Aggregation: the per-user operator, per-user values and group totals.
 
-The seed's operators, as Flink SQL (docs/streaming.md maps each one):
+The seed's operators (docs/streaming.md maps each one):
 
-* **first trigger time**: ``t_u = MIN(ts)`` per (experiment, group, period, user): exact
-  whatever order activations arrive in;
-* **activation-event join**: a regular join on ``user_id`` with ``t_u <= ts < period end``.
-  It keeps both sides (the seed's planned event buffer, without a time limit in a replay and
-  with the state TTL in a run), so activations that arrive after their events lose nothing;
-  an earlier activation arriving late retracts and re-emits the user's joined events;
+* **the per-user operator** (``user_events``, a Java process table function partitioned by
+  user: :mod:`streaming.jvm`, ``UserEvents.java``), in one keyed step:
+
+  * **event de-duplication** and the **spam cap**, in batch's order: equal ``(user_id,
+    event_type, ts)`` are one event (the first to arrive wins), then of a user's events in
+    one clock hour, ordered by ``(ts, event_type)``, the first ``spam_cap`` count; a late
+    event that displaces a counted one retracts it;
+  * **first trigger time** ``t_u``, the earliest activation per (experiment, group,
+    period, user), exact whatever order activations arrive in;
+  * the **activation-event join**: each counted event with ``t_u <= ts < period end``. It
+    keeps the user's counted events (the seed's planned event buffer, without a time limit
+    in a replay and with the state TTL in a run), so activations that arrive after their
+    events lose nothing, and an earlier activation arriving late adds the user's events
+    before it; a re-ramp that moves a period's end retracts the old period's rows;
+
+  it emits ``exposure`` rows, ``counted`` rows and the user's event types (``event_types``),
+  each inserted when it starts to hold and deleted when it stops;
 * **join-result de-duplicator / first-time-seen flag**: propensity is the number of users
   whose per-user count is positive, a ``COUNT(*)`` over the per-user rows, which exist only
   while a user has counted events;
@@ -23,8 +34,9 @@ offsets), and every exposure likewise from the exposure's date. Per-user values 
 then give ``n``, ``sum`` and ``sum_sq`` exactly, for counts, sums and ratios, overall and per
 segment value.
 
-Two outputs:
+Three outputs:
 
+* ``event_types``: every event type some user has counted events of (each is a metric);
 * ``totals``, ``(experiment, grp, period_start, period_end, d, segment, sv, kind, name, cnt,
   users, cnt_sq, vsum, vsq)``: group totals through day ``d``; ``kind`` is ``exposed``
   (``cnt`` users), ``type`` (``name`` an event type: events, users with one, sum of squared
@@ -41,6 +53,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streaming.jobs import Sink, with_mini_batches
+from streaming.jvm import FUNCTIONS
 from streaming.parse import lit
 from streaming.plan import PairSpec, SegmentSpec, StreamPlan
 
@@ -56,21 +69,36 @@ SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket",
 SERIES_BATCH_SIZE = 1_000_000  # records per mini-batch of the series (few keys: small state)
 
 
-def exposure_query(activations: str) -> str:
-    """First trigger time per (experiment, group, period, user)."""
-    ek = ", ".join(EXPOSURE)
-    return f"SELECT {ek}, MIN(ts) AS t_u FROM {activations} GROUP BY {ek}"
-
-
-def counted_query(events: str, exposure: str, plan: StreamPlan) -> str:
-    """The activation-event join: each event of an exposed user inside the exposure's period."""
-    segs = "".join(f", e.seg_{i}" for i in range(len(plan.segment_fields)))
+def user_inputs_query(events: str, activations: str, plan: StreamPlan) -> str:
+    """Events and activations as one table for the per-user operator (an event has no
+    ``experiment``); the segment fields travel as one array."""
+    n = len(plan.segment_fields)
+    segs = f"ARRAY[{', '.join(f'seg_{i}' for i in range(n))}]" if n else "CAST(NULL AS ARRAY<STRING>)"
+    none = {t: f"CAST(NULL AS {t})" for t in ("STRING", "BIGINT", "DOUBLE", "ARRAY<STRING>")}
     return (
-        "SELECT " + ", ".join(f"x.{c}" for c in EXPOSURE)
-        + f", x.t_u, e.event_type, e.ts, e.`value`{segs} FROM {events} AS e "
-        f"JOIN {exposure} AS x ON e.user_id = x.user_id "
-        "WHERE e.ts >= x.t_u AND e.ts < x.period_end"
-    )  # fmt: skip
+        f"SELECT user_id, event_type, ts, `value`, {segs} AS segs, {none['STRING']} AS experiment, "
+        f"{none['STRING']} AS grp, {none['BIGINT']} AS period_start, "
+        f"{none['BIGINT']} AS period_end FROM {events} UNION ALL "
+        f"SELECT user_id, {none['STRING']}, ts, {none['DOUBLE']}, {none['ARRAY<STRING>']}, "
+        f"experiment, grp, period_start, period_end FROM {activations}"
+    )
+
+
+def user_rows_query(inputs: str, spam_cap: int) -> str:
+    """The per-user operator over ``inputs``: ``user_id, kind, ...`` (``UserEvents.java``)."""
+    return (
+        f"SELECT * FROM user_events(input => TABLE {inputs} PARTITION BY user_id, "
+        f"cap => {spam_cap}, uid => 'user-events')"
+    )
+
+
+def counted_query(user_rows: str, plan: StreamPlan) -> str:
+    """The counted events: each event of an exposed user inside the exposure's period."""
+    segs = "".join(f", segs[{i + 1}] AS seg_{i}" for i in range(len(plan.segment_fields)))
+    return (
+        f"SELECT {', '.join(EXPOSURE)}, event_type, ts, `value`{segs} FROM {user_rows} "
+        "WHERE kind = 'c'"
+    )
 
 
 def dated(source: str, ts: str, columns: str, max_days: int) -> str:
@@ -100,13 +128,8 @@ def build(
     number of dates one period spans (the day offsets a record is counted for);
     ``series_batch_ms`` is how long the series' aggregations gather changes (see below)."""
     sql = t_env.execute_sql
-    events, activations = source["filtered_events"], source["filtered_activations"]
     ek = ", ".join(EXPOSURE)
-
-    # Both are read by several consumers (dates, segments, series): published, so that the
-    # aggregate and the join run once (views would be planned once per consumer).
-    sink("exposure", exposure_query(activations))
-    sink("counted", counted_query(events, "exposure", plan))
+    per_user(t_env, source, sink, plan)
     sql("CREATE TEMPORARY VIEW counted_dates AS "
         + dated("counted", "ts", f"{ek}, event_type, `value`", max_days))  # fmt: skip
     sql("CREATE TEMPORARY VIEW exposure_dates AS " + dated("exposure", "t_u", ek, max_days))
@@ -129,6 +152,22 @@ def build(
     # changed series once per flush interval, so its aggregations gather changes that long.
     with with_mini_batches(t_env, series_batch_ms, SERIES_BATCH_SIZE):
         sink("series", " UNION ALL ".join(_series(t_env)))
+
+
+def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan) -> None:
+    """The per-user operator over the filtered topics: ``user_rows`` and ``event_types``
+    published, ``exposure`` and ``counted`` as views of ``user_rows``."""
+    sql = t_env.execute_sql
+    events, activations = source["filtered_events"], source["filtered_activations"]
+    t_env.create_java_temporary_function("user_events", FUNCTIONS["user_events"])  # pipeline.jars
+    sql(f"CREATE TEMPORARY VIEW user_inputs AS {user_inputs_query(events, activations, plan)}")
+    # Read by several consumers (dates, segments, series): published, so that the operator
+    # runs once (a view would be planned once per consumer).
+    sink("user_rows", user_rows_query("user_inputs", plan.spam_cap))
+    ek = ", ".join(EXPOSURE)
+    sql(f"CREATE TEMPORARY VIEW exposure AS SELECT {ek}, t_u FROM user_rows WHERE kind = 'x'")
+    sql(f"CREATE TEMPORARY VIEW counted AS {counted_query('user_rows', plan)}")
+    sink("event_types", "SELECT event_type FROM user_rows WHERE kind = 't' GROUP BY event_type")
 
 
 def _totals(
