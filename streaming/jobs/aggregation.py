@@ -17,8 +17,9 @@ The seed's operators (docs/streaming.md maps each one):
     events lose nothing, and an earlier activation arriving late adds the user's events
     before it; a re-ramp that moves a period's end retracts the old period's rows;
 
-  it emits ``exposure`` rows, ``counted`` rows and the user's event types (``event_types``),
-  each inserted when it starts to hold and deleted when it stops;
+  it emits ``exposure`` rows, ``counted`` rows, each exposure's first counted event per
+  type (for the series) and the user's event types (``event_types``), each inserted when it
+  starts to hold and deleted when it stops;
 * **join-result de-duplicator / first-time-seen flag**: propensity is the number of users
   whose per-user count is positive, a ``COUNT(*)`` over the per-user rows, which exist only
   while a user has counted events;
@@ -52,8 +53,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from streaming import jvm
 from streaming.jobs import Sink, with_mini_batches
-from streaming.jvm import FUNCTIONS
 from streaming.parse import lit
 from streaming.plan import PairSpec, SegmentSpec, StreamPlan
 
@@ -159,7 +160,7 @@ def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan
     published, ``exposure`` and ``counted`` as views of ``user_rows``."""
     sql = t_env.execute_sql
     events, activations = source["filtered_events"], source["filtered_activations"]
-    t_env.create_java_temporary_function("user_events", FUNCTIONS["user_events"])  # pipeline.jars
+    jvm.register(t_env)
     sql(f"CREATE TEMPORARY VIEW user_inputs AS {user_inputs_query(events, activations, plan)}")
     # Read by several consumers (dates, segments, series): published, so that the operator
     # runs once (a view would be planned once per consumer).
@@ -260,8 +261,8 @@ def _series(t_env: Any) -> list[str]:
     """Increments per 15-minute bucket: exposures, counted events, users' first events."""
     group = "experiment, grp, period_start"
     t_env.execute_sql(
-        f"CREATE TEMPORARY VIEW first_counted AS SELECT {', '.join(EXPOSURE)}, event_type, "
-        f"MIN(ts) AS ts FROM counted GROUP BY {', '.join(EXPOSURE)}, event_type"
+        f"CREATE TEMPORARY VIEW first_counted AS SELECT {', '.join(EXPOSURE)}, event_type, ts "
+        "FROM user_rows WHERE kind = 'f'"  # the per-user operator's first event per type
     )
     parts = [
         f"SELECT {group}, 'exposed' AS kind, '' AS name, t_u / {BUCKET_MS} AS bucket, "

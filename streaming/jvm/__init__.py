@@ -5,8 +5,9 @@ jars and packs the classes into ``build/<digest>/udf-streaming.jar``, where ``<d
 the digest of the sources and the compiler's options: an edited source gets a new jar, an unchanged one is compiled once
 (``make env`` does it ahead). ``-parameters`` keeps ``eval``'s parameter names, which name the
 state entries and arguments. A build goes to a temporary folder renamed into place, so
-processes building at once never see a half-written jar. The pipeline puts the jar on
-``pipeline.jars`` and registers the functions (:data:`FUNCTIONS`) in SQL.
+processes building at once never see a half-written jar. :func:`register` puts the jar on
+a table environment's ``pipeline.jars`` and creates the functions (:data:`FUNCTIONS`) in
+its SQL.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from udf.errors import EngineError
 
@@ -25,7 +27,10 @@ HERE = Path(__file__).parent
 SOURCES = HERE / "src"
 JAR = "udf-streaming.jar"
 JAVAC_OPTIONS = ("-parameters", "-nowarn", "-encoding", "UTF-8", "--release", "17")
-FUNCTIONS = {"user_events": "udf.streaming.UserEvents"}  # SQL name: Java class
+FUNCTIONS = {  # SQL name: Java class
+    "plain_fields": "udf.streaming.PlainFields",
+    "user_events": "udf.streaming.UserEvents",
+}
 
 
 def functions_jar(build_root: Path | None = None) -> Path:
@@ -63,6 +68,20 @@ def functions_jar(build_root: Path | None = None) -> Path:
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def register(t_env: Any) -> None:
+    """Make the functions callable in ``t_env``'s SQL: the jar on its ``pipeline.jars`` (the
+    job ships it) and each function created, once however often this is called."""
+    config = t_env.get_config()
+    jar = functions_jar().as_uri()
+    jars = [j for j in (config.get("pipeline.jars", None) or "").split(";") if j]
+    if jar not in jars:
+        config.set("pipeline.jars", ";".join([*jars, jar]))
+    for name, java_class in FUNCTIONS.items():
+        t_env.execute_sql(
+            f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA"
+        )
 
 
 def _javac() -> str:

@@ -37,12 +37,11 @@ def run(inputs: list[tuple]) -> tuple[Counter, list[str]]:
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
+    from streaming import jvm
     from streaming.jobs.aggregation import user_rows_query
-    from streaming.jvm import FUNCTIONS, functions_jar
 
     conf = Configuration()
     conf.set_string("parallelism.default", "1")
-    conf.set_string("pipeline.jars", functions_jar().as_uri())
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     t_env = StreamTableEnvironment.create(env)
     kinds = {"+I": RowKind.INSERT, "-D": RowKind.DELETE, "-U": RowKind.UPDATE_BEFORE,
@@ -60,7 +59,7 @@ def run(inputs: list[tuple]) -> tuple[Counter, list[str]]:
     )  # fmt: skip
     t_env.create_temporary_view("user_inputs", t_env.from_changelog_stream(
         env.from_collection(rows, type_info=types)))  # fmt: skip
-    t_env.create_java_temporary_function("user_events", FUNCTIONS["user_events"])
+    jvm.register(t_env)
     # the segment out of its array: PyFlink's client cannot read an array holding a NULL
     table = t_env.sql_query(
         "SELECT user_id, kind, experiment, grp, period_start, period_end, t_u, event_type, ts, "
@@ -86,11 +85,18 @@ def _key(r: Any) -> tuple:
         return (user, "x", r[2], r[3], r[4], r[5], r[6])
     if kind == "c":
         return (user, "c", r[2], r[3], r[4], r[5], r[7], r[8], r[9], r[10])
+    if kind == "f":
+        return (user, "f", r[2], r[3], r[4], r[5], r[7], r[8])
     return (user, "t", r[7])
 
 
 def exposure(user: int, t_u: int) -> tuple:
     return (user, "x", "exp", "g", P0, P1, t_u)
+
+
+def first(user: int, event_type: str, ts: int, end: int = P1) -> tuple:
+    """The exposure's first counted event of ``event_type``."""
+    return (user, "f", "exp", "g", P0, end, event_type, ts)
 
 
 def counted(user: int, event_type: str, ts: int, value: float = 1.0, seg: str | None = None,
@@ -110,6 +116,8 @@ def test_copies_count_once_and_the_first_to_arrive_wins() -> None:
         exposure(1, T0): 1,
         counted(1, "click", T0 + 10, 2.0, "a"): 1,
         counted(1, "view", T0 + 10): 1,
+        first(1, "click", T0 + 10): 1,
+        first(1, "view", T0 + 10): 1,
         (1, "t", "click"): 1,
         (1, "t", "view"): 1,
     })  # fmt: skip
@@ -131,6 +139,9 @@ def test_the_cap_keeps_the_hours_first_events_by_time_then_type() -> None:
         counted(1, "a", T0 + 5): 1,
         counted(1, "b", T0 + 5): 1,
         counted(1, "z", T0 + H): 1,
+        first(1, "a", T0 + 5): 1,
+        first(1, "b", T0 + 5): 1,
+        first(1, "z", T0 + H): 1,
         (1, "t", "a"): 1,
         (1, "t", "b"): 1,
         (1, "t", "z"): 1,
@@ -153,6 +164,7 @@ def test_events_before_their_activation_and_an_earlier_activation_arriving_late(
         counted(1, "e", T0 + 10): 1,
         counted(1, "e", T0 + 2 * H): 1,
         counted(1, "e", T0 + 3 * H): 1,
+        first(1, "e", T0 + 10): 1,
         (1, "t", "e"): 1,
     })  # fmt: skip
 
@@ -174,5 +186,29 @@ def test_retracted_activations_take_their_events_back() -> None:
     assert held == Counter({
         (1, "x", "exp", "g", P0, P1 + H, T0 + 2 * H): 1,
         counted(1, "e", T0 + 3 * H, end=P1 + H): 1,
+        first(1, "e", T0 + 3 * H, end=P1 + H): 1,
         (1, "t", "e"): 1,
+    })  # fmt: skip
+
+
+def test_a_displaced_first_event_gives_way_to_the_next_of_its_type() -> None:
+    held, wrong = run([
+        activation(1, T0),
+        event(1, "a", T0 + 2 * H),  # the next of type "a", another hour
+        event(1, "b", T0 + 5),
+        event(1, "a", T0 + 7),  # the first "a"; the hour is full (cap 2)
+        event(1, "c", T0 + 3),  # late: displaces (T0 + 7, "a")
+    ])  # fmt: skip
+    assert not wrong
+    assert held == Counter({
+        exposure(1, T0): 1,
+        counted(1, "a", T0 + 2 * H): 1,
+        counted(1, "b", T0 + 5): 1,
+        counted(1, "c", T0 + 3): 1,
+        first(1, "a", T0 + 2 * H): 1,
+        first(1, "b", T0 + 5): 1,
+        first(1, "c", T0 + 3): 1,
+        (1, "t", "a"): 1,
+        (1, "t", "b"): 1,
+        (1, "t", "c"): 1,
     })  # fmt: skip

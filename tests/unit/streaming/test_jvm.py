@@ -51,6 +51,6 @@ def test_a_compile_error_is_reported_with_the_compilers_message(
     sources.mkdir()
     (sources / "Broken.java").write_text("class Broken { int x = ; }\n")
     monkeypatch.setattr(jvm, "SOURCES", sources)
-    with pytest.raises(EngineError, match="Broken.java"):
+    with pytest.raises(EngineError, match=r"Broken\.java"):
         jvm.functions_jar(tmp_path / "build")
     assert list((tmp_path / "build").iterdir()) == []  # nothing half-built left
