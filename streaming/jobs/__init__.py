@@ -26,7 +26,7 @@ def local_sink(t_env: Any) -> Sink:
     consumer of the view starts from that one stream. A plain view would be planned anew by
     each Table → DataStream conversion that reads it (the sinks are several), and its
     sources would be read and its joins computed once per consumer. Insert-only streams stay
-    insert-only (``to_data_stream``), which the de-duplication and the file sink need; they
+    insert-only (``to_data_stream``), which the dead-letter file sink needs; they
     get a processing-time attribute ``proc``.
 
     A changelog keeps each key's order only along one path: a stream must come from an

@@ -399,19 +399,10 @@ public class UserEvents extends ProcessTableFunction<Row> implements ChangelogFu
         return i < a.length() ? 1 : (j < b.length() ? -1 : 0);
     }
 
-    private static Long[] insert(Long[] values, int at, Long value) {
-        Long[] out = new Long[values.length + 1];
-        System.arraycopy(values, 0, out, 0, at);
-        out[at] = value;
+    private static <T> T[] insert(T[] values, int at, T value) {
+        T[] out = Arrays.copyOf(values, values.length + 1);
         System.arraycopy(values, at, out, at + 1, values.length - at);
-        return out;
-    }
-
-    private static String[] insert(String[] values, int at, String value) {
-        String[] out = new String[values.length + 1];
-        System.arraycopy(values, 0, out, 0, at);
         out[at] = value;
-        System.arraycopy(values, at, out, at + 1, values.length - at);
         return out;
     }
 }
