@@ -18,7 +18,6 @@ from typing import Any
 
 from streaming.jobs import aggregation, filter_activations, filter_events, local_sink
 from streaming.jobs.aggregation import SERIES_COLUMNS, TOTAL_COLUMNS
-from streaming.jvm import functions_jar
 from streaming.plan import StreamPlan
 from streaming.sources import Source
 
@@ -85,8 +84,8 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     if cfg.restore:
         options["execution.state-recovery.path"] = cfg.restore
     options.update(cfg.cluster_conf or {})
-    # before the table environment exists: its class loader is made with the jars
-    options["pipeline.jars"] = ";".join((functions_jar().as_uri(), *cfg.jars))
+    if cfg.jars:  # before the table environment exists: its class loader is made with it
+        options["pipeline.jars"] = ";".join(cfg.jars)
     options.update(s.flink_conf)
     for key, value in options.items():
         conf.set_string(key, value)

@@ -5,9 +5,8 @@ jars and packs the classes into ``build/<digest>/udf-streaming.jar``, where ``<d
 the digest of the sources and the compiler's options: an edited source gets a new jar, an unchanged one is compiled once
 (``make env`` does it ahead). ``-parameters`` keeps ``eval``'s parameter names, which name the
 state entries and arguments. A build goes to a temporary folder renamed into place, so
-processes building at once never see a half-written jar. :func:`register` puts the jar on
-a table environment's ``pipeline.jars`` and creates the functions (:data:`FUNCTIONS`) in
-its SQL.
+processes building at once never see a half-written jar. :func:`register` creates the functions
+(:data:`FUNCTIONS`) in a table environment's SQL, with the jar.
 """
 
 from __future__ import annotations
@@ -71,16 +70,18 @@ def functions_jar(build_root: Path | None = None) -> Path:
 
 
 def register(t_env: Any) -> None:
-    """Make the functions callable in ``t_env``'s SQL: the jar on its ``pipeline.jars`` (the
-    job ships it) and each function created, once however often this is called."""
-    config = t_env.get_config()
+    """Make the functions callable in ``t_env``'s SQL, once however often this is called.
+
+    ``USING JAR`` hands the jar to the table environment's resource manager, which loads the
+    classes in its user class loader and ships the jar with the job (to a session cluster
+    too); putting it on ``pipeline.jars`` after the environment exists would not reach that
+    class loader on every gateway thread.
+    """
     jar = functions_jar().as_uri()
-    jars = [j for j in (config.get("pipeline.jars", None) or "").split(";") if j]
-    if jar not in jars:
-        config.set("pipeline.jars", ";".join([*jars, jar]))
     for name, java_class in FUNCTIONS.items():
         t_env.execute_sql(
-            f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA"
+            f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA "
+            f"USING JAR '{jar}'"
         )
 
 
