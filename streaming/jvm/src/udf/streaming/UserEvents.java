@@ -246,8 +246,8 @@ public class UserEvents extends ProcessTableFunction<Row> implements ChangelogFu
         Row exposure = Row.of(input.getField(IN_EXPERIMENT), input.getField(IN_GRP),
                 input.getField(IN_START), input.getField(IN_END), null);
         long end = exposure.<Long>getFieldAs(X_END);
-        Row key = Row.of(input.getField(IN_EXPERIMENT), input.getField(IN_GRP),
-                input.getField(IN_START), input.getField(IN_END), input.getField(IN_TS));
+        Row key = Row.of(exposure.getField(X_EXPERIMENT), exposure.getField(X_GRP),
+                exposure.getField(X_START), exposure.getField(X_END), input.getField(IN_TS));
         Integer n = state.activations.get(key);
         int now = (n == null ? 0 : n) + (adds ? 1 : -1);
         if (n == null && !adds) {
@@ -260,7 +260,7 @@ public class UserEvents extends ProcessTableFunction<Row> implements ChangelogFu
         }
         List<Row> exposures = new ArrayList<>(Arrays.asList(state.exposures()));
         int at = -1;
-        for (int i = 0; i < exposures.size(); i++) {
+        for (int i = 0; i < exposures.size() && at < 0; i++) {
             if (sameExposure(exposures.get(i), exposure)) {
                 at = i;
             }
