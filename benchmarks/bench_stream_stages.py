@@ -1,7 +1,7 @@
 """Where the replay's time goes: the pipeline cut after successive stages, marginal rates.
 
     nice .venv/bin/python benchmarks/bench_stream_stages.py [--events 400000]
-        [--stages parse,filter,join,user,dates,totals,full]
+        [--stages parse,filter,changes,totals,full]
 
 Each stage is ``udf stream replay``'s job (same environment, source and settings) cut after
 that stage, its output into a blackhole sink; ``full`` is the whole pipeline with its two
@@ -9,11 +9,9 @@ Python sinks. Stages, each including the ones before:
 
 - ``parse``: the lines checked and typed (both topics);
 - ``filter``: + the periods join (the filtered topics);
-- ``join``: + the per-user operator: de-duplication, spam cap, first trigger time and the
-  activation-event join (``exposure``, ``counted``);
-- ``user``: + per-user values without dates (``GROUP BY`` exposure, event type);
-- ``dates``: + the per-date expansion and per-user values per date (``user_values``);
-- ``totals``: + every group sum and series (``totals``, ``series``), no Python sink;
+- ``changes``: + the per-user operator (de-duplication, spam cap, first trigger time, the
+  activation-event join, the users' values) and the sum of its changes (``changes``);
+- ``totals``: + the running sums and the series (``totals``, ``series``), no Python sink;
 - ``full``: the pipeline as ``udf stream replay`` runs it.
 
 Every stage runs over the same two archives (``--events`` and a quarter of it), each run in
@@ -35,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-STAGES = ("parse", "filter", "join", "user", "dates", "totals", "full")
+STAGES = ("parse", "filter", "changes", "totals", "full")
 
 
 def _blackhole(t_env: Any, statements: Any, name: str) -> None:
@@ -55,7 +53,6 @@ def cut_build(stage: str) -> Any:
     """A ``pipeline.build`` that stops after ``stage`` (``full``: the real one)."""
     from streaming import pipeline
     from streaming.jobs import aggregation, filter_activations, filter_events, local_sink
-    from streaming.jobs.aggregation import EXPOSURE
 
     real = pipeline.build
     if stage == "full":
@@ -75,21 +72,11 @@ def cut_build(stage: str) -> Any:
         filter_events.build(t_env, tables, sink, plan)
         filter_activations.build(t_env, tables, sink, plan)
         outputs = ["filtered_events", "filtered_activations"]
-        if stage in ("join", "user", "dates"):
-            ek = ", ".join(EXPOSURE)
+        if stage == "changes":
             aggregation.per_user(t_env, {"filtered_events": "filtered_events",
                                          "filtered_activations": "filtered_activations"},
                                  sink, plan)  # fmt: skip
-            outputs = ["exposure", "counted"]
-            if stage == "user":
-                sink("user_values_nodate", f"SELECT {ek}, event_type, COUNT(*) AS c, "
-                     f"SUM(`value`) AS v FROM counted GROUP BY {ek}, event_type")  # fmt: skip
-                outputs = ["exposure", "user_values_nodate"]
-            if stage == "dates":
-                dates = aggregation.dated("counted", "ts", f"{ek}, event_type, `value`",
-                                          cfg.max_days)  # fmt: skip
-                sink("user_values_dated", aggregation.user_values_query(f"({dates})"))
-                outputs = ["exposure", "user_values_dated"]
+            outputs = ["changes"]
         elif stage == "totals":
             aggregation.build(
                 t_env,

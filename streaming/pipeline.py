@@ -122,7 +122,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     aggregation.build(
         t_env,
         {"filtered_events": "filtered_events", "filtered_activations": "filtered_activations"},
-        sink, plan, cfg.max_days, settings.stream.series_flush_ms,
+        sink, plan, cfg.max_days, settings.stream.flush_ms, settings.stream.series_flush_ms,
     )  # fmt: skip
 
     # One writer: the file sink keeps its state as union list state, and a stop-with-savepoint
@@ -141,7 +141,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     )
     statements.attach_as_datastream()
 
-    flush_ms = round(settings.stream.flush_interval_seconds * 1000)
+    flush_ms = settings.stream.flush_ms
     progress = t_env.sql_query(
         "SELECT 'topic' AS what, topic AS name, records, corrupt, max_ts FROM progress_events "
         "UNION ALL SELECT 'topic', topic, records, corrupt, max_ts FROM progress_activations "

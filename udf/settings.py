@@ -160,6 +160,10 @@ class StreamSettings(StrictModel):
         return self
 
     @property
+    def flush_ms(self) -> int:
+        return round(self.flush_interval_seconds * 1000)
+
+    @property
     def series_flush_ms(self) -> int:
         return round(self.series_flush_seconds * 1000)
 

@@ -1,11 +1,19 @@
 """The per-user operator (``UserEvents.java``) on hand-made inputs: each rule of
-docs/metrics.md §1-3 it applies, with the expected rows written from the rule, not from the
-operator. The replay tests check it against batch on a generated workload; these pin the
-cases one at a time, and that every deletion it emits takes back a row it inserted."""
+docs/metrics.md §1-5 it applies.
+
+The operator emits changes of group totals (insert-only); :func:`run` adds them up per key
+and day and takes running sums over the period's days, which gives the totals through each
+day. The expected totals come from the state each test writes down from the rules (the
+exposures with their ``t_u`` and the counted events), through :func:`expected`, a direct
+computation of every user's values per day: the operator's code is not used for it. The
+replay tests check the operator against batch on a generated workload; these pin the cases
+one at a time.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,11 +21,16 @@ import pytest
 pytestmark = [pytest.mark.flink]
 
 H = 3_600_000
-T0 = 1_704_067_200_000  # 2024-01-01 00:00Z: a clock hour's start
-P0, P1 = T0 - 24 * H, T0 + 48 * H  # a period around it
+DAY = 24 * H
+BUCKET = 900_000
+T0 = 1_704_067_200_000  # 2024-01-01 00:00Z: a clock hour's and a day's start
+P0, P1 = T0 - DAY, T0 + 2 * DAY  # a period around it: three days
 CAP = 2
 COLUMNS = ("user_id", "event_type", "ts", "value", "segs", "experiment", "grp",
            "period_start", "period_end")  # fmt: skip
+# One segment (the events' first segment field) and three ratio pairs, for experiment "exp".
+PAIRS = {"p0": ("click", "count", "view", "sum"), "p1": ("a", "sum", "b", "count"),
+         "p2": ("a", "count", "c", "count")}  # fmt: skip
 
 
 def event(user: int, event_type: str, ts: int, value: float = 1.0, seg: str | None = None) -> tuple:
@@ -28,9 +41,30 @@ def activation(user: int, ts: int, kind: str = "+I", end: int = P1) -> tuple:
     return (kind, (user, None, ts, None, None, "exp", "g", P0, end))
 
 
-def run(inputs: list[tuple]) -> tuple[Counter, list[str]]:
-    """The operator's output over ``inputs`` in this order (one subtask, so the order holds):
-    the rows that hold at the end, and any deletion of a row not held at the time."""
+def plan() -> Any:
+    from metric_types.plan import Value
+    from streaming.plan import PairSpec, SegmentSpec, StreamPlan
+
+    return StreamPlan(
+        metrics=(), controls=frozenset(), analysis={}, experiment_segments={"exp": ("seg",)},
+        taken_names=frozenset(), spam_cap=CAP,
+        segments=(SegmentSpec("seg", "country", "seg_0", ("exp",)),),
+        pairs=tuple(PairSpec(i, Value(n, ns), Value(d, ds), ("exp",))
+                    for i, (n, ns, d, ds) in PAIRS.items()),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    totals: dict[tuple, tuple]  # (segment, sv, kind, name, end, day) -> (cnt, users, cnt_sq, vsum, vsq)
+    series: Counter  # (kind, name, bucket) -> n
+    event_types: Counter  # type -> users with counted events of it
+    kinds: set  # the row kinds of the operator's output
+
+
+def run(inputs: list[tuple]) -> Outcome:
+    """The operator's changes over ``inputs`` in this order (one subtask, so the order holds),
+    summed up: totals through each day of the period, series per bucket, event types."""
     from pyflink.common import Configuration, Row
     from pyflink.common.typeinfo import Types
     from pyflink.common.types import RowKind
@@ -38,7 +72,7 @@ def run(inputs: list[tuple]) -> tuple[Counter, list[str]]:
     from pyflink.table import StreamTableEnvironment
 
     from streaming import jvm
-    from streaming.jobs.aggregation import user_rows_query
+    from streaming.jobs.aggregation import user_changes_query
 
     conf = Configuration()
     conf.set_string("parallelism.default", "1")
@@ -60,96 +94,120 @@ def run(inputs: list[tuple]) -> tuple[Counter, list[str]]:
     t_env.create_temporary_view("user_inputs", t_env.from_changelog_stream(
         env.from_collection(rows, type_info=types)))  # fmt: skip
     jvm.register(t_env)
-    # the segment out of its array: PyFlink's client cannot read an array holding a NULL
-    table = t_env.sql_query(
-        "SELECT user_id, kind, experiment, grp, period_start, period_end, t_u, event_type, ts, "
-        f"`value`, segs[1] AS seg FROM ({user_rows_query('user_inputs', CAP)})"
-    )
-    held: Counter = Counter()
-    wrong: list[str] = []
-    with table.execute().collect() as results:
-        for r in results:
-            key = _key(r)
-            if r.get_row_kind() == RowKind.INSERT:
-                held[key] += 1
-            elif held[key] > 0:
-                held[key] -= 1
+    changes: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0])
+    series: Counter = Counter()
+    event_types: Counter = Counter()
+    row_kinds = set()
+    with t_env.sql_query(user_changes_query("user_inputs", plan())).execute().collect() as out:
+        for r in out:
+            row_kinds.add(r.get_row_kind())
+            experiment, grp, start, end, d, segment, sv, kind, name, *stats = r
+            if kind == "event_type":
+                event_types[name] += stats[0]
+            elif kind.startswith("series_"):
+                assert (experiment, grp, start, end) == ("exp", "g", P0, end)
+                series[(kind[len("series_"):], name, d)] += stats[0]
             else:
-                wrong.append(f"{r.get_row_kind()} of a row not held: {key}")
-    return +held, wrong
+                assert (experiment, grp, start) == ("exp", "g", P0)
+                total = changes[(segment, sv, kind, name, end, d)]
+                for i, s in enumerate(stats):
+                    total[i] += s
+    totals: dict[tuple, tuple] = {}
+    for (segment, sv, kind, name, end, _), _v in list(changes.items()):
+        key = (segment, sv, kind, name, end)
+        running = [0, 0, 0, 0.0, 0.0]
+        for day in range(P0 // DAY, (end - 1) // DAY + 1):
+            for i, s in enumerate(changes.get((*key, day), (0, 0, 0, 0.0, 0.0))):
+                running[i] += s
+            if any(running):
+                totals[(*key, day)] = tuple(running)
+    return Outcome(totals, +series, +event_types, row_kinds)
 
 
-def _key(r: Any) -> tuple:
-    user, kind = r[0], r[1]
-    if kind == "x":
-        return (user, "x", r[2], r[3], r[4], r[5], r[6])
-    if kind == "c":
-        return (user, "c", r[2], r[3], r[4], r[5], r[7], r[8], r[9], r[10])
-    if kind == "f":
-        return (user, "f", r[2], r[3], r[4], r[5], r[7], r[8])
-    return (user, "t", r[7])
+@dataclass(frozen=True)
+class Counted:
+    event_type: str
+    ts: int
+    value: float = 1.0
+    seg: str | None = None
 
 
-def exposure(user: int, t_u: int) -> tuple:
-    return (user, "x", "exp", "g", P0, P1, t_u)
+def expected(t_u: int, counted: list[Counted], end: int = P1) -> Outcome:
+    """What one user exposed at ``t_u`` with these counted events adds to the totals: the
+    user's values through each day of the period (docs/metrics.md §5, §7), and the series."""
+    totals: dict[tuple, tuple] = {}
+    # by (ts, type): Python compares text by code point, as batch does
+    first_seg = min(((c.ts, c.event_type, c.seg) for c in counted if c.seg is not None),
+                    default=None)  # fmt: skip
+
+    def put(slot: tuple, stats: tuple, sv: str, day: int) -> None:
+        for key in (("", "", *slot), ("seg", sv, *slot)):
+            totals[(*key, end, day)] = stats
+
+    for day in range(t_u // DAY, (end - 1) // DAY + 1):
+        sv = first_seg[2] if first_seg is not None and first_seg[0] // DAY <= day else ""
+        put(("exposed", ""), (1, 0, 0, 0.0, 0.0), sv, day)
+        through = [c for c in counted if c.ts // DAY <= day]
+        by_type: dict[str, tuple[int, float]] = {}
+        for c in through:
+            n, v = by_type.get(c.event_type, (0, 0.0))
+            by_type[c.event_type] = (n + 1, v + c.value)
+        for t, (n, v) in by_type.items():
+            put(("type", t), (n, 1, n * n, v, v * v), sv, day)
+        for pid, (num, ns, den, ds) in PAIRS.items():
+            if num in by_type and den in by_type:
+                x = by_type[num][1] if ns == "sum" else by_type[num][0]
+                y = by_type[den][1] if ds == "sum" else by_type[den][0]
+                put(("pair", pid), (0, 0, 0, x * y, 0.0), sv, day)
+    series: Counter = Counter({("exposed", "", t_u // BUCKET): 1})
+    firsts: dict[str, int] = {}
+    for c in counted:
+        series[("volume", c.event_type, c.ts // BUCKET)] += 1
+        firsts[c.event_type] = min(firsts.get(c.event_type, c.ts), c.ts)
+    for t, ts in firsts.items():
+        series[("propensity", t, ts // BUCKET)] += 1
+    return Outcome(totals, series, Counter({c.event_type: 1 for c in counted}), set())
 
 
-def first(user: int, event_type: str, ts: int, end: int = P1) -> tuple:
-    """The exposure's first counted event of ``event_type``."""
-    return (user, "f", "exp", "g", P0, end, event_type, ts)
+def assert_outcome(got: Outcome, want: Outcome) -> None:
+    from pyflink.common.types import RowKind
 
-
-def counted(user: int, event_type: str, ts: int, value: float = 1.0, seg: str | None = None,
-            end: int = P1) -> tuple:  # fmt: skip
-    return (user, "c", "exp", "g", P0, end, event_type, ts, value, seg)
+    assert got.kinds <= {RowKind.INSERT}, got.kinds  # changes only add up
+    assert set(got.totals) == set(want.totals), (
+        sorted(set(got.totals) - set(want.totals)), sorted(set(want.totals) - set(got.totals)))
+    for key, stats in want.totals.items():
+        assert got.totals[key] == pytest.approx(stats, rel=1e-12, abs=1e-9), key
+    assert got.series == want.series
+    assert got.event_types == want.event_types
 
 
 def test_copies_count_once_and_the_first_to_arrive_wins() -> None:
-    held, wrong = run([
+    got = run([
         activation(1, T0),
         event(1, "click", T0 + 10, value=2.0, seg="a"),
         event(1, "click", T0 + 10, value=9.0, seg="b"),  # a copy: left out
-        event(1, "view", T0 + 10),  # another type at the same time: another event
+        event(1, "view", T0 + 10, value=4.0),  # another type at the same time: another event
     ])  # fmt: skip
-    assert not wrong
-    assert held == Counter({
-        exposure(1, T0): 1,
-        counted(1, "click", T0 + 10, 2.0, "a"): 1,
-        counted(1, "view", T0 + 10): 1,
-        first(1, "click", T0 + 10): 1,
-        first(1, "view", T0 + 10): 1,
-        (1, "t", "click"): 1,
-        (1, "t", "view"): 1,
-    })  # fmt: skip
+    assert_outcome(got, expected(T0, [Counted("click", T0 + 10, 2.0, "a"),
+                                      Counted("view", T0 + 10, 4.0)]))  # fmt: skip
 
 
 def test_the_cap_keeps_the_hours_first_events_by_time_then_type() -> None:
-    held, wrong = run([
+    got = run([
         activation(1, T0),
         event(1, "b", T0 + 5),
         event(1, "c", T0 + 5),  # the hour is full (cap 2)
         event(1, "d", T0 + 9),  # beyond the cap: left out
-        event(1, "a", T0 + 5),  # late, first by type: displaces (T0+5, "c")
+        event(1, "a", T0 + 5, value=3.0),  # late, first by type: displaces (T0+5, "c")
         event(1, "c", T0 + 5),  # a copy of the displaced event: still out
         event(1, "z", T0 + H),  # the next clock hour has its own cap
     ])  # fmt: skip
-    assert not wrong
-    assert held == Counter({
-        exposure(1, T0): 1,
-        counted(1, "a", T0 + 5): 1,
-        counted(1, "b", T0 + 5): 1,
-        counted(1, "z", T0 + H): 1,
-        first(1, "a", T0 + 5): 1,
-        first(1, "b", T0 + 5): 1,
-        first(1, "z", T0 + H): 1,
-        (1, "t", "a"): 1,
-        (1, "t", "b"): 1,
-        (1, "t", "z"): 1,
-    })  # fmt: skip
+    assert_outcome(got, expected(T0, [Counted("a", T0 + 5, 3.0), Counted("b", T0 + 5),
+                                      Counted("z", T0 + H)]))  # fmt: skip
 
 
 def test_events_before_their_activation_and_an_earlier_activation_arriving_late() -> None:
-    held, wrong = run([
+    got = run([
         event(1, "e", T0 + 10),
         event(1, "e", T0 + 2 * H),
         event(1, "e", T0 + 3 * H),
@@ -158,57 +216,66 @@ def test_events_before_their_activation_and_an_earlier_activation_arriving_late(
         activation(1, T0),  # an earlier one arrives late: the event at T0 + 10 counts too
         event(1, "e", P1),  # at the period's end: outside it
     ])  # fmt: skip
-    assert not wrong
-    assert held == Counter({
-        exposure(1, T0): 1,
-        counted(1, "e", T0 + 10): 1,
-        counted(1, "e", T0 + 2 * H): 1,
-        counted(1, "e", T0 + 3 * H): 1,
-        first(1, "e", T0 + 10): 1,
-        (1, "t", "e"): 1,
-    })  # fmt: skip
+    assert_outcome(got, expected(T0, [Counted("e", T0 + 10), Counted("e", T0 + 2 * H),
+                                      Counted("e", T0 + 3 * H)]))  # fmt: skip
 
 
 def test_retracted_activations_take_their_events_back() -> None:
-    held, wrong = run([
+    got = run([
         activation(1, T0),
         activation(1, T0 + 2 * H),
-        event(1, "e", T0 + 10),
+        event(1, "e", T0 + 10, seg="x"),
         event(1, "e", T0 + 3 * H),
         activation(1, T0, kind="-D"),  # t_u moves to T0 + 2h: the event at T0 + 10 goes
         # A re-ramp moves the period's end: the activation of the old period is retracted,
         # the same activation of the new period added (a join's -U/+U).
         activation(1, T0 + 2 * H, kind="-U"),
-        activation(1, T0 + 2 * H, kind="+U", end=P1 + H),
+        activation(1, T0 + 2 * H, kind="+U", end=P1 + DAY),
         activation(2, T0, kind="-D"),  # a retraction of nothing held: nothing
     ])  # fmt: skip
-    assert not wrong
-    assert held == Counter({
-        (1, "x", "exp", "g", P0, P1 + H, T0 + 2 * H): 1,
-        counted(1, "e", T0 + 3 * H, end=P1 + H): 1,
-        first(1, "e", T0 + 3 * H, end=P1 + H): 1,
-        (1, "t", "e"): 1,
-    })  # fmt: skip
+    assert_outcome(got, expected(T0 + 2 * H, [Counted("e", T0 + 3 * H)], end=P1 + DAY))
 
 
 def test_a_displaced_first_event_gives_way_to_the_next_of_its_type() -> None:
-    held, wrong = run([
+    got = run([
         activation(1, T0),
         event(1, "a", T0 + 2 * H),  # the next of type "a", another hour
         event(1, "b", T0 + 5),
-        event(1, "a", T0 + 7),  # the first "a"; the hour is full (cap 2)
-        event(1, "c", T0 + 3),  # late: displaces (T0 + 7, "a")
+        event(1, "a", T0 + 7, seg="first"),  # the first "a"; the hour is full (cap 2)
+        event(1, "c", T0 + 3),  # late: displaces (T0 + 7, "a"), and its segment value
     ])  # fmt: skip
-    assert not wrong
-    assert held == Counter({
-        exposure(1, T0): 1,
-        counted(1, "a", T0 + 2 * H): 1,
-        counted(1, "b", T0 + 5): 1,
-        counted(1, "c", T0 + 3): 1,
-        first(1, "a", T0 + 2 * H): 1,
-        first(1, "b", T0 + 5): 1,
-        first(1, "c", T0 + 3): 1,
-        (1, "t", "a"): 1,
-        (1, "t", "b"): 1,
-        (1, "t", "c"): 1,
-    })  # fmt: skip
+    assert_outcome(got, expected(T0, [Counted("a", T0 + 2 * H), Counted("b", T0 + 5),
+                                      Counted("c", T0 + 3)]))  # fmt: skip
+
+
+def test_values_through_each_day_with_late_events_and_a_segment_value_found_later() -> None:
+    # Exposed on the period's first day, events over three days arriving out of order: the
+    # segment value comes from the first event by time that has the field, from its day on.
+    got = run([
+        activation(1, P0 + H),
+        event(1, "a", T0 + DAY + 5, value=2.5, seg="late"),
+        event(1, "c", T0 + DAY + 6),
+        event(1, "a", T0 + 5, value=1.5),
+        event(1, "b", T0 + 7, value=7.0, seg="de"),  # the first with the field, found late
+        event(1, "a", P0 + 2 * H, value=4.0),
+        event(1, "click", P0 + 3 * H),
+        event(1, "view", T0 + H + 9, value=0.5),
+        event(1, "c", T0 + DAY + 6),  # a copy
+    ])  # fmt: skip
+    assert_outcome(got, expected(P0 + H, [
+        Counted("a", T0 + DAY + 5, 2.5, "late"), Counted("c", T0 + DAY + 6),
+        Counted("a", T0 + 5, 1.5), Counted("b", T0 + 7, 7.0, "de"), Counted("a", P0 + 2 * H, 4.0),
+        Counted("click", P0 + 3 * H), Counted("view", T0 + H + 9, 0.5),
+    ]))  # fmt: skip
+
+
+def test_an_earlier_activation_moves_the_exposure_to_an_earlier_day() -> None:
+    got = run([
+        activation(1, T0 + DAY),
+        event(1, "a", T0 + DAY + 1, seg="s1"),
+        event(1, "c", P0 + 5, seg="s0"),  # before t_u: not counted yet
+        event(1, "a", T0 + 8),
+        activation(1, P0),  # the exposure now starts on the first day, with all three events
+    ])  # fmt: skip
+    assert_outcome(got, expected(P0, [Counted("a", T0 + DAY + 1, 1.0, "s1"),
+                                      Counted("c", P0 + 5, 1.0, "s0"), Counted("a", T0 + 8)]))  # fmt: skip

@@ -1,0 +1,208 @@
+package udf.streaming;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+
+import org.apache.flink.types.Row;
+
+/**
+ * One exposure's part of its group's totals, as the changes the per-user operator emits.
+ *
+ * <p>A user's values through a day {@code D} (docs/metrics.md §5) are a step function of
+ * {@code D}: they change only on the days the user has counted events, the exposure's first
+ * day and the days a segment value is found. The group totals through {@code D} are the sums
+ * of the users' values, so they are the running sums, over days up to {@code D}, of the
+ * users' day-to-day increments. A change of the user's state is emitted as the increments
+ * after it minus the increments before it ({@link #add}, called with {@code -1} before the
+ * state changes and {@code +1} after): insert-only rows that a plain {@code SUM} adds up,
+ * per key and day, and the SQL after the operator turns into running sums.
+ *
+ * <p>Per day, a user's values are: {@code exposed} 1; per event type with counted events
+ * {@code (cnt, users, cnt_sq, vsum, vsq) = (C, 1, C², V, V²)}, with {@code C} the events and
+ * {@code V} the sum of their {@code value} through the day; per ratio pair of the experiment
+ * with both types' events, {@code vsum = x·y}; and each again under each segment of the
+ * experiment, with the user's segment value of that day ({@code ""} before the day of the
+ * first counted event that has the segment's field).
+ */
+final class Contributions {
+
+    static final long DAY_MS = 86_400_000L;
+    static final long BUCKET_MS = 900_000L; // the series' 15 minutes
+    static final String EXPOSED = "exposed", TYPE = "type", PAIR = "pair";
+    static final String EVENT_TYPE = "event_type", SERIES = "series_";
+
+    /** The first counted event with a segment's field: its order key and the field's value. */
+    record SegmentFirst(long ts, String type, String value) {
+
+        boolean after(long otherTs, String otherType) {
+            return UserEvents.compare(otherTs, otherType, ts, type) < 0;
+        }
+    }
+
+    record Slot(String segment, String sv, String kind, String name) {}
+
+    private record Key(Slot slot, long day) {}
+
+    /** Changes of (cnt, users, cnt_sq, vsum, vsq). */
+    static final class Stat {
+        long cnt, users, sq;
+        double vsum, vsq;
+
+        Stat(long cnt, long users, long sq, double vsum, double vsq) {
+            this.cnt = cnt;
+            this.users = users;
+            this.sq = sq;
+            this.vsum = vsum;
+            this.vsq = vsq;
+        }
+
+        void add(Stat o, int sign) {
+            cnt += sign * o.cnt;
+            users += sign * o.users;
+            sq += sign * o.sq;
+            vsum += sign * o.vsum;
+            vsq += sign * o.vsq;
+        }
+
+        boolean isZero() {
+            return cnt == 0 && users == 0 && sq == 0 && vsum == 0.0 && vsq == 0.0;
+        }
+    }
+
+    private static final Stat ONE = new Stat(1, 0, 0, 0.0, 0.0);
+
+    private final OperatorPlan plan;
+    private final Row exposure; // its experiment, group and period (the first four fields)
+    private final Map<Key, Stat> changes = new LinkedHashMap<>();
+
+    Contributions(OperatorPlan plan, Row exposure) {
+        this.plan = plan;
+        this.exposure = exposure;
+    }
+
+    /**
+     * Add {@code sign} times the exposure's values of {@code types} (and of the pairs that use
+     * one of them; and {@code exposed} when asked), as day-to-day increments from the day of
+     * {@code tu}. {@code profiles} holds the exposure's profile of each type it has events of
+     * (and of the pairs' other types).
+     */
+    void add(long tu, Contributions.SegmentFirst[] firsts, Map<String, Profile> profiles,
+            Collection<String> types, boolean exposed, int sign) {
+        String experiment = exposure.getFieldAs(UserEvents.X_EXPERIMENT);
+        List<OperatorPlan.Segment> segments = plan.segmentsOf(experiment);
+        List<OperatorPlan.Pair> pairs = new ArrayList<>();
+        for (OperatorPlan.Pair pair : plan.pairsOf(experiment)) {
+            if (pair.touches(types)) {
+                pairs.add(pair);
+            }
+        }
+        TreeSet<Long> days = new TreeSet<>(); // where the values may change
+        if (exposed) {
+            days.add(tu / DAY_MS);
+        }
+        for (String type : types) {
+            addDays(days, profiles.get(type));
+        }
+        for (OperatorPlan.Pair pair : pairs) {
+            addDays(days, profiles.get(pair.numerator()));
+            addDays(days, profiles.get(pair.denominator()));
+        }
+        for (OperatorPlan.Segment segment : segments) {
+            SegmentFirst first = firsts[segment.field()];
+            if (first != null) {
+                days.add(first.ts() / DAY_MS);
+            }
+        }
+        String[] values = new String[segments.size()];
+        Map<Slot, Stat> before = Map.of();
+        for (long day : days) {
+            for (int i = 0; i < values.length; i++) {
+                SegmentFirst first = firsts[segments.get(i).field()];
+                values[i] = first != null && first.ts() / DAY_MS <= day ? first.value() : "";
+            }
+            Map<Slot, Stat> now = new HashMap<>();
+            if (exposed) {
+                put(now, segments, values, EXPOSED, "", ONE);
+            }
+            for (String type : types) {
+                Profile p = profiles.get(type);
+                long c = p == null ? 0 : p.countThrough(day);
+                if (c > 0) {
+                    double v = p.sumThrough(day);
+                    put(now, segments, values, TYPE, type, new Stat(c, 1, c * c, v, v * v));
+                }
+            }
+            for (OperatorPlan.Pair pair : pairs) {
+                Profile x = profiles.get(pair.numerator());
+                Profile y = profiles.get(pair.denominator());
+                if (x != null && y != null && x.countThrough(day) > 0 && y.countThrough(day) > 0) {
+                    double xy = value(x, day, pair.numeratorSum()) * value(y, day, pair.denominatorSum());
+                    put(now, segments, values, PAIR, pair.id(), new Stat(0, 0, 0, xy, 0.0));
+                }
+            }
+            for (Map.Entry<Slot, Stat> e : now.entrySet()) {
+                change(e.getKey(), day, e.getValue(), sign);
+                Stat old = before.get(e.getKey());
+                if (old != null) {
+                    change(e.getKey(), day, old, -sign);
+                }
+            }
+            for (Map.Entry<Slot, Stat> e : before.entrySet()) {
+                if (!now.containsKey(e.getKey())) {
+                    change(e.getKey(), day, e.getValue(), -sign);
+                }
+            }
+            before = now;
+        }
+    }
+
+    /** A change of the 15-minute series: {@code kind} is exposed, volume or propensity. */
+    void series(String kind, String type, long ts, int sign) {
+        change(new Slot("", "", SERIES + kind, type), ts / BUCKET_MS, ONE, sign);
+    }
+
+    /** Emit the changes that are not zero: the exposure, the day and the slot, then the stats. */
+    void emit(Consumer<Row> out) {
+        for (Map.Entry<Key, Stat> e : changes.entrySet()) {
+            Stat s = e.getValue();
+            if (!s.isZero()) {
+                Slot slot = e.getKey().slot();
+                out.accept(Row.of(exposure.getField(UserEvents.X_EXPERIMENT),
+                        exposure.getField(UserEvents.X_GRP), exposure.getField(UserEvents.X_START),
+                        exposure.getField(UserEvents.X_END), e.getKey().day(), slot.segment(),
+                        slot.sv(), slot.kind(), slot.name(), s.cnt, s.users, s.sq, s.vsum, s.vsq));
+            }
+        }
+        changes.clear();
+    }
+
+    private void put(Map<Slot, Stat> now, List<OperatorPlan.Segment> segments, String[] values,
+            String kind, String name, Stat stat) {
+        now.put(new Slot("", "", kind, name), stat);
+        for (int i = 0; i < values.length; i++) {
+            now.put(new Slot(segments.get(i).name(), values[i], kind, name), stat);
+        }
+    }
+
+    private void change(Slot slot, long day, Stat stat, int sign) {
+        changes.computeIfAbsent(new Key(slot, day), k -> new Stat(0, 0, 0, 0.0, 0.0)).add(stat, sign);
+    }
+
+    private static double value(Profile p, long day, boolean sum) {
+        return sum ? p.sumThrough(day) : (double) p.countThrough(day);
+    }
+
+    private static void addDays(TreeSet<Long> days, Profile p) {
+        if (p != null) {
+            for (long day : p.days) {
+                days.add(day);
+            }
+        }
+    }
+}
