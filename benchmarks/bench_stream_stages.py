@@ -1,7 +1,7 @@
 """Where the replay's time goes: the pipeline cut after successive stages, marginal rates.
 
     nice .venv/bin/python benchmarks/bench_stream_stages.py [--events 400000]
-        [--stages parse,filter,changes,totals,full]
+        [--stages parse,filter,changes,totals,outputs,full]
 
 Each stage is ``udf stream replay``'s job (same environment, source and settings) cut after
 that stage, its output into a blackhole sink; ``full`` is the whole pipeline with its two
@@ -12,6 +12,8 @@ Python sinks. Stages, each including the ones before:
 - ``changes``: + the per-user operator (de-duplication, spam cap, first trigger time, the
   activation-event join, the users' values) and the sum of its changes (``changes``);
 - ``totals``: + the running sums and the series (``totals``, ``series``), no Python sink;
+- ``outputs``: + every other output of the jobs (progress, dead letters, event types), no
+  Python sink;
 - ``full``: the pipeline as ``udf stream replay`` runs it.
 
 Every stage runs over the same two archives (``--events`` and a quarter of it), each run in
@@ -33,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-STAGES = ("parse", "filter", "changes", "totals", "full")
+STAGES = ("parse", "filter", "changes", "totals", "outputs", "full")
 
 
 def _blackhole(t_env: Any, statements: Any, name: str) -> None:
@@ -77,7 +79,7 @@ def cut_build(stage: str) -> Any:
                                          "filtered_activations": "filtered_activations"},
                                  sink, plan)  # fmt: skip
             outputs = ["changes"]
-        elif stage == "totals":
+        elif stage in ("totals", "outputs"):
             aggregation.build(
                 t_env,
                 {"filtered_events": "filtered_events",
@@ -85,6 +87,9 @@ def cut_build(stage: str) -> Any:
                 sink, plan, cfg.max_days, cfg.settings.stream.series_flush_ms,
             )  # fmt: skip
             outputs = ["totals", "series"]
+            if stage == "outputs":
+                outputs += ["progress_events", "progress_activations", "corrupt_events",
+                            "corrupt_activations", "event_types"]  # fmt: skip
         for name in outputs:
             _blackhole(t_env, statements, name)
         statements.attach_as_datastream()

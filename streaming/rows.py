@@ -24,9 +24,9 @@ from streaming.plan import METRIC_TYPE, StreamPlan
 
 # (grp, period_start, period_end, segment, segment value, kind, name)
 TotalKey = tuple[str, int, int, str, str, str, str]
-# (cnt, users, cnt_sq, vsum, vsq)
-Totals = tuple[int, int, int, float, float]
-_ZERO: Totals = (0, 0, 0, 0.0, 0.0)
+# (cnt, users, cnt_sq, vsum, vsq, nonzero): nonzero users with a nonzero vsum term
+Totals = tuple[int, int, int, float, float, int]
+_ZERO: Totals = (0, 0, 0, 0.0, 0.0, 0)
 
 
 def day_of(d: int) -> date:
@@ -62,7 +62,7 @@ def result_rows(
             if m.denominator is not None and pair is not None:
                 den = totals.get((*slot, "type", m.denominator.event_type), _ZERO)
                 ds, dss = _sums(den, m.denominator)
-                xy = totals.get((*slot, "pair", pair.id), _ZERO)[3]
+                xy = _exact(totals.get((*slot, "pair", pair.id), _ZERO))[3]
                 extra = {"den_sum": ds, "den_sum_sq": dss, "sum_xy": float(xy)}
             row = ResultRow(
                 experiment=experiment, group=grp, metric=m.name, metric_type=METRIC_TYPE,
@@ -75,7 +75,15 @@ def result_rows(
     return out
 
 
+def _exact(t: Totals) -> Totals:
+    """``t`` with sums of exactly 0 where no user has a nonzero term: the stream adds and takes
+    back doubles (a user's value moving to another day or segment value), which leaves a
+    round-off where batch, summing each user's value once, has 0."""
+    return t if t[5] else (*t[:3], 0.0, 0.0, 0)
+
+
 def _sums(t: Totals, value: Value) -> tuple[float, float]:
+    t = _exact(t)
     if value.statistic == "sum":
         return float(t[3]), float(t[4])
     return float(t[0]), float(t[2])

@@ -104,7 +104,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
     def process_element(self, value: Row, ctx: Any) -> Iterable[bool]:
         key = json.dumps([value[1], value[2], value[3], value[5], value[6], value[7], value[8]])
         if value.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
-            self.totals.put(key, (value[9], value[10], value[11], value[12], value[13]))
+            self.totals.put(key, tuple(value[9:15]))
         else:
             self.totals.remove(key)
         timers = ctx.timer_service()

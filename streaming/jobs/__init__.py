@@ -15,8 +15,11 @@ from typing import Any, Protocol
 
 
 class Sink(Protocol):
-    def __call__(self, name: str, query: str, *, changelog: bool = True) -> None:
-        """Publish the result of ``query`` as stream ``name`` (``changelog``: it may update)."""
+    def __call__(
+        self, name: str, query: str, *, changelog: bool = True, one_reader: bool = False
+    ) -> None:
+        """Publish the result of ``query`` as stream ``name`` (``changelog``: it may update;
+        ``one_reader``: one query reads it)."""
 
 
 def local_sink(t_env: Any) -> Sink:
@@ -29,15 +32,20 @@ def local_sink(t_env: Any) -> Sink:
     insert-only (``to_data_stream``), which the dead-letter file sink needs; they
     get a processing-time attribute ``proc``.
 
+    A stream with one reader is a plain view: planned once all the same, and its rows are not
+    converted to a DataStream's and back (twice per event for the filtered topics).
+
     A changelog keeps each key's order only along one path: a stream must come from an
     operator running at the default parallelism and keyed by its key (every SQL aggregation,
     join and Top-N is), not from a global aggregate running on one subtask.
     """
     from pyflink.table import Schema
 
-    def publish(name: str, query: str, *, changelog: bool = True) -> None:
+    def publish(name: str, query: str, *, changelog: bool = True, one_reader: bool = False) -> None:
         table = t_env.sql_query(query)
-        if changelog:
+        if one_reader:
+            view = table
+        elif changelog:
             view = t_env.from_changelog_stream(t_env.to_changelog_stream(table))
         else:
             schema = Schema.new_builder().column_by_expression("proc", "PROCTIME()").build()

@@ -35,10 +35,12 @@ Three outputs:
 
 * ``event_types``: every event type some user has counted events of (each is a metric);
 * ``totals``, ``(experiment, grp, period_start, period_end, d, segment, sv, kind, name, cnt,
-  users, cnt_sq, vsum, vsq)``: group totals through day ``d``; ``kind`` is ``exposed``
-  (``cnt`` users), ``type`` (``name`` an event type: events, users with one, sum of squared
-  counts, sum and sum of squares of ``value``) or ``pair`` (``name`` a ratio pair: ``vsum`` =
-  sum of ``x * y``);
+  users, cnt_sq, vsum, vsq, nonzero)``: group totals through day ``d``; ``kind`` is
+  ``exposed`` (``cnt`` users), ``type`` (``name`` an event type: events, users with one, sum
+  of squared counts, sum and sum of squares of ``value``) or ``pair`` (``name`` a ratio pair:
+  ``vsum`` = sum of ``x * y``); ``nonzero`` is the number of users whose ``vsum`` term is not
+  zero (when it is 0 the sums are exactly 0, whatever round-off the additions and
+  take-backs left: :mod:`streaming.rows`);
 * ``series``, ``(experiment, grp, period_start, kind, name, bucket, n)``: ``n`` exposures
   (``kind = exposed``), events (``volume``) or first events (``propensity``) of type ``name``
   in 15-minute ``bucket``.
@@ -56,7 +58,7 @@ from streaming.plan import StreamPlan
 
 DAY_MS = 86_400_000
 KEY = ("experiment", "grp", "period_start", "period_end", "d", "segment", "sv", "kind", "name")
-STATS = ("cnt", "users", "cnt_sq", "vsum", "vsq")
+STATS = ("cnt", "users", "cnt_sq", "vsum", "vsq", "nonzero")
 TOTAL_COLUMNS = (*KEY, *STATS)
 TOTAL_KINDS = ("exposed", "type", "pair")  # the rest: event_type and series_* (UserEvents.java)
 SERIES_KINDS = ("exposed", "volume", "propensity")  # the operator's kinds: series_<kind>

@@ -43,6 +43,7 @@ def build(t_env: Any, source: SourceTables, sink: Sink, plan: StreamPlan) -> Non
         f"FROM ({valid}) AS a JOIN periods AS p "
         "ON a.experiment = p.experiment AND a.`group` = p.grp "
         "WHERE a.ts >= p.period_start AND a.ts < p.period_end",
+        one_reader=True,
     )
     sink("corrupt_activations", parse.corrupt_query("checked_activations", "activations"),
          changelog=False)  # fmt: skip

@@ -35,6 +35,7 @@ def build(t_env: Any, source: SourceTables, sink: Sink, plan: StreamPlan) -> Non
     sink("checked_events", checked(t_env, source, plan), changelog=False)
     segs = [f"seg_{i}" for i in range(len(plan.segment_fields))]
     columns = ["user_id", "event_type", "ts", "`value`", *segs]
-    sink("filtered_events", parse.valid_query("checked_events", columns), changelog=False)
+    sink("filtered_events", parse.valid_query("checked_events", columns), changelog=False,
+         one_reader=True)  # fmt: skip
     sink("corrupt_events", parse.corrupt_query("checked_events", "events"), changelog=False)
     sink("progress_events", parse.progress_query("checked_events", "events"))

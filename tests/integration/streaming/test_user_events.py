@@ -56,9 +56,9 @@ def plan() -> Any:
 
 @dataclass(frozen=True)
 class Outcome:
-    totals: dict[tuple, tuple]  # (segment, sv, kind, name, end, day) -> (cnt, users, cnt_sq, vsum, vsq)
+    totals: dict[tuple, tuple]  # (segment, sv, kind, name, end, day) -> TOTAL_COLUMNS' stats
     series: Counter  # (kind, name, bucket) -> n
-    event_types: Counter  # type -> users with counted events of it
+    event_types: set  # the types with counted events
     kinds: set  # the row kinds of the operator's output
 
 
@@ -94,7 +94,7 @@ def run(inputs: list[tuple]) -> Outcome:
     t_env.create_temporary_view("user_inputs", t_env.from_changelog_stream(
         env.from_collection(rows, type_info=types)))  # fmt: skip
     jvm.register(t_env)
-    changes: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0])
+    changes: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
     series: Counter = Counter()
     event_types: Counter = Counter()
     row_kinds = set()
@@ -115,13 +115,13 @@ def run(inputs: list[tuple]) -> Outcome:
     totals: dict[tuple, tuple] = {}
     for (segment, sv, kind, name, end, _), _v in list(changes.items()):
         key = (segment, sv, kind, name, end)
-        running = [0, 0, 0, 0.0, 0.0]
+        running = [0, 0, 0, 0.0, 0.0, 0]
         for day in range(P0 // DAY, (end - 1) // DAY + 1):
-            for i, s in enumerate(changes.get((*key, day), (0, 0, 0, 0.0, 0.0))):
+            for i, s in enumerate(changes.get((*key, day), (0, 0, 0, 0.0, 0.0, 0))):
                 running[i] += s
             if any(running):
                 totals[(*key, day)] = tuple(running)
-    return Outcome(totals, +series, +event_types, row_kinds)
+    return Outcome(totals, +series, set(+event_types), row_kinds)
 
 
 @dataclass(frozen=True)
@@ -146,19 +146,19 @@ def expected(t_u: int, counted: list[Counted], end: int = P1) -> Outcome:
 
     for day in range(t_u // DAY, (end - 1) // DAY + 1):
         sv = first_seg[2] if first_seg is not None and first_seg[0] // DAY <= day else ""
-        put(("exposed", ""), (1, 0, 0, 0.0, 0.0), sv, day)
+        put(("exposed", ""), (1, 0, 0, 0.0, 0.0, 0), sv, day)
         through = [c for c in counted if c.ts // DAY <= day]
         by_type: dict[str, tuple[int, float]] = {}
         for c in through:
             n, v = by_type.get(c.event_type, (0, 0.0))
             by_type[c.event_type] = (n + 1, v + c.value)
         for t, (n, v) in by_type.items():
-            put(("type", t), (n, 1, n * n, v, v * v), sv, day)
+            put(("type", t), (n, 1, n * n, v, v * v, int(v != 0)), sv, day)
         for pid, (num, ns, den, ds) in PAIRS.items():
             if num in by_type and den in by_type:
                 x = by_type[num][1] if ns == "sum" else by_type[num][0]
                 y = by_type[den][1] if ds == "sum" else by_type[den][0]
-                put(("pair", pid), (0, 0, 0, x * y, 0.0), sv, day)
+                put(("pair", pid), (0, 0, 0, x * y, 0.0, int(x * y != 0)), sv, day)
     series: Counter = Counter({("exposed", "", t_u // BUCKET): 1})
     firsts: dict[str, int] = {}
     for c in counted:
@@ -166,7 +166,7 @@ def expected(t_u: int, counted: list[Counted], end: int = P1) -> Outcome:
         firsts[c.event_type] = min(firsts.get(c.event_type, c.ts), c.ts)
     for t, ts in firsts.items():
         series[("propensity", t, ts // BUCKET)] += 1
-    return Outcome(totals, series, Counter({c.event_type: 1 for c in counted}), set())
+    return Outcome(totals, series, {c.event_type for c in counted}, set())
 
 
 def assert_outcome(got: Outcome, want: Outcome) -> None:

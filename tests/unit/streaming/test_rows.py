@@ -32,15 +32,15 @@ def _plan() -> StreamPlan:
 # control: users a (3 clicks, 3 impressions, country us), b (1 click, 2 impressions, us),
 # c (1 impression, no country); treatment: two exposed users without events
 TOTALS = {
-    ("control", PS, PE, "", "", "exposed", ""): (3, 0, 0, 0.0, 0.0),
-    ("control", PS, PE, "", "", "type", "click"): (4, 2, 10, 4.0, 10.0),
-    ("control", PS, PE, "", "", "type", "impression"): (6, 3, 14, 6.0, 14.0),
-    ("control", PS, PE, "", "", "pair", "p0"): (0, 0, 0, 11.0, 0.0),
-    ("control", PS, PE, "country", "us", "exposed", ""): (2, 0, 0, 0.0, 0.0),
-    ("control", PS, PE, "country", "us", "type", "click"): (4, 2, 10, 4.0, 10.0),
-    ("control", PS, PE, "country", "", "exposed", ""): (1, 0, 0, 0.0, 0.0),
-    ("treatment", PS, PE, "", "", "exposed", ""): (2, 0, 0, 0.0, 0.0),
-    ("treatment", PS, PE, "country", "", "exposed", ""): (2, 0, 0, 0.0, 0.0),
+    ("control", PS, PE, "", "", "exposed", ""): (3, 0, 0, 0.0, 0.0, 0),
+    ("control", PS, PE, "", "", "type", "click"): (4, 2, 10, 4.0, 10.0, 2),
+    ("control", PS, PE, "", "", "type", "impression"): (6, 3, 14, 6.0, 14.0, 3),
+    ("control", PS, PE, "", "", "pair", "p0"): (0, 0, 0, 11.0, 0.0, 2),
+    ("control", PS, PE, "country", "us", "exposed", ""): (2, 0, 0, 0.0, 0.0, 0),
+    ("control", PS, PE, "country", "us", "type", "click"): (4, 2, 10, 4.0, 10.0, 2),
+    ("control", PS, PE, "country", "", "exposed", ""): (1, 0, 0, 0.0, 0.0, 0),
+    ("treatment", PS, PE, "", "", "exposed", ""): (2, 0, 0, 0.0, 0.0, 0),
+    ("treatment", PS, PE, "country", "", "exposed", ""): (2, 0, 0, 0.0, 0.0, 0),
 }
 
 
@@ -74,6 +74,25 @@ def test_only_metrics_with_a_segment_get_its_rows() -> None:
     assert (us.n, us.volume, us.propensity, us.sum) == (2, 4, 2, 4.0)
     none = rows[("clicks", "control", "country", "")]
     assert (none.n, none.volume, none.sum) == (1, 0, 0.0)
+
+
+def test_sums_without_a_nonzero_term_are_exactly_zero() -> None:
+    """Sums whose users all have a zero term are 0, not the round-off of values added to the
+    slot and taken back (a user's value moving to another segment value)."""
+    plan = _plan()
+    totals = {
+        **TOTALS,
+        ("control", PS, PE, "", "", "type", "click"): (4, 2, 10, 2.8e-14, 1.1e-13, 0),
+        ("control", PS, PE, "", "", "pair", "p0"): (0, 0, 0, 1.1e-13, 0.0, 0),
+        ("control", PS, PE, "", "", "type", "impression"): (6, 3, 14, 6.0, 14.0, 3),
+    }
+    metrics = [MetricPlan("click_value", "aggregated", Value("click", "sum"), experiments=("exp",)),
+               MetricPlan("ctr", "aggregated", CLICK, IMPRESSION, experiments=("exp",))]  # fmt: skip
+    rows = {r.metric: r for r in result_rows("exp", D, totals, plan, metrics, computed_at=5)
+            if r.group == "control" and r.segment == ""}  # fmt: skip
+    assert (rows["click_value"].sum, rows["click_value"].sum_sq) == (0.0, 0.0)
+    assert rows["ctr"].sum_xy == 0.0
+    assert (rows["ctr"].sum, rows["ctr"].den_sum) == (4.0, 6.0)  # counts are exact anyway
 
 
 def test_new_event_types_become_default_metrics_unless_the_name_is_taken() -> None:

@@ -49,9 +49,13 @@ final class Contributions {
 
     private record Key(Slot slot, long day) {}
 
-    /** Changes of (cnt, users, cnt_sq, vsum, vsq). */
+    /**
+     * Changes of (cnt, users, cnt_sq, vsum, vsq, nonzero). {@code nonzero} counts the users
+     * whose {@code vsum} term is not zero: a sum of doubles that were added and taken back
+     * keeps a round-off, and a group whose count is 0 has a sum of exactly 0.
+     */
     static final class Stat {
-        long cnt, users, sq;
+        long cnt, users, sq, nonzero;
         double vsum, vsq;
 
         Stat(long cnt, long users, long sq, double vsum, double vsq) {
@@ -60,6 +64,7 @@ final class Contributions {
             this.sq = sq;
             this.vsum = vsum;
             this.vsq = vsq;
+            this.nonzero = vsum != 0.0 ? 1 : 0;
         }
 
         void add(Stat o, int sign) {
@@ -68,20 +73,21 @@ final class Contributions {
             sq += sign * o.sq;
             vsum += sign * o.vsum;
             vsq += sign * o.vsq;
+            nonzero += sign * o.nonzero;
         }
 
         boolean isZero() {
-            return cnt == 0 && users == 0 && sq == 0 && vsum == 0.0 && vsq == 0.0;
+            return cnt == 0 && users == 0 && sq == 0 && nonzero == 0 && vsum == 0.0 && vsq == 0.0;
         }
     }
 
     private static final Stat ONE = new Stat(1, 0, 0, 0.0, 0.0);
 
     private final OperatorPlan plan;
-    private final Row exposure; // its experiment, group and period (the first four fields)
+    private final Exposure exposure; // its experiment, group and period
     private final Map<Key, Stat> changes = new LinkedHashMap<>();
 
-    Contributions(OperatorPlan plan, Row exposure) {
+    Contributions(OperatorPlan plan, Exposure exposure) {
         this.plan = plan;
         this.exposure = exposure;
     }
@@ -92,9 +98,9 @@ final class Contributions {
      * {@code tu}. {@code profiles} holds the exposure's profile of each type it has events of
      * (and of the pairs' other types).
      */
-    void add(long tu, Contributions.SegmentFirst[] firsts, Map<String, Profile> profiles,
+    void add(long tu, SegmentFirst[] firsts, Map<String, Profile> profiles,
             Collection<String> types, boolean exposed, int sign) {
-        String experiment = exposure.getFieldAs(UserEvents.X_EXPERIMENT);
+        String experiment = exposure.experiment();
         List<OperatorPlan.Segment> segments = plan.segmentsOf(experiment);
         List<OperatorPlan.Pair> pairs = new ArrayList<>();
         for (OperatorPlan.Pair pair : plan.pairsOf(experiment)) {
@@ -173,10 +179,9 @@ final class Contributions {
             Stat s = e.getValue();
             if (!s.isZero()) {
                 Slot slot = e.getKey().slot();
-                out.accept(Row.of(exposure.getField(UserEvents.X_EXPERIMENT),
-                        exposure.getField(UserEvents.X_GRP), exposure.getField(UserEvents.X_START),
-                        exposure.getField(UserEvents.X_END), e.getKey().day(), slot.segment(),
-                        slot.sv(), slot.kind(), slot.name(), s.cnt, s.users, s.sq, s.vsum, s.vsq));
+                out.accept(Row.of(exposure.experiment(), exposure.grp(), exposure.start(),
+                        exposure.end(), e.getKey().day(), slot.segment(), slot.sv(), slot.kind(),
+                        slot.name(), s.cnt, s.users, s.sq, s.vsum, s.vsq, s.nonzero));
             }
         }
         changes.clear();

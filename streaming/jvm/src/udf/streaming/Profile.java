@@ -2,8 +2,6 @@ package udf.streaming;
 
 import java.util.Arrays;
 
-import org.apache.flink.types.Row;
-
 /**
  * One exposure's counted events of one type: per day (days since the epoch, ascending) their
  * number and the sum of their {@code value}, and the first one's time (for the series'
@@ -11,8 +9,6 @@ import org.apache.flink.types.Row;
  */
 final class Profile {
 
-    static final String TYPE = "ROW<first BIGINT, days ARRAY<BIGINT>, counts ARRAY<BIGINT>,"
-            + " sums ARRAY<DOUBLE>>";
     static final long NONE = Long.MAX_VALUE; // no first event
 
     long first = NONE;
@@ -20,36 +16,36 @@ final class Profile {
     long[] counts = new long[0];
     double[] sums = new double[0];
 
-    static Profile of(Row row) {
-        Profile p = new Profile();
-        if (row != null) {
-            Long first = row.getFieldAs(0);
-            p.first = first == null ? NONE : first;
-            Long[] days = row.getFieldAs(1);
-            Long[] counts = row.getFieldAs(2);
-            Double[] sums = row.getFieldAs(3);
-            p.days = new long[days.length];
-            p.counts = new long[days.length];
-            p.sums = new double[days.length];
-            for (int i = 0; i < days.length; i++) {
-                p.days[i] = days[i];
-                p.counts[i] = counts[i];
-                p.sums[i] = sums[i];
-            }
+    static Profile decode(byte[] data) {
+        if (data == null) {
+            return new Profile();
         }
-        return p;
+        return Codec.decode(data, in -> {
+            Profile p = new Profile();
+            p.first = in.readLong();
+            int n = in.readInt();
+            p.days = new long[n];
+            p.counts = new long[n];
+            p.sums = new double[n];
+            for (int i = 0; i < n; i++) {
+                p.days[i] = in.readLong();
+                p.counts[i] = in.readLong();
+                p.sums[i] = in.readDouble();
+            }
+            return p;
+        });
     }
 
-    Row toRow() {
-        Long[] d = new Long[days.length];
-        Long[] c = new Long[days.length];
-        Double[] s = new Double[days.length];
-        for (int i = 0; i < days.length; i++) {
-            d[i] = days[i];
-            c[i] = counts[i];
-            s[i] = sums[i];
-        }
-        return Row.of(first == NONE ? null : first, d, c, s);
+    byte[] encode() {
+        return Codec.encode(out -> {
+            out.writeLong(first);
+            out.writeInt(days.length);
+            for (int i = 0; i < days.length; i++) {
+                out.writeLong(days[i]);
+                out.writeLong(counts[i]);
+                out.writeDouble(sums[i]);
+            }
+        });
     }
 
     boolean isEmpty() {

@@ -44,66 +44,47 @@ import udf.streaming.Contributions.SegmentFirst;
  * </ul>
  *
  * <p>Output, insert-only, after the partition key {@code user_id}: {@code (experiment, grp,
- * period_start, period_end, d, segment, sv, kind, name, cnt, users, cnt_sq, vsum, vsq)}, a
+ * period_start, period_end, d, segment, sv, kind, name, cnt, users, cnt_sq, vsum, vsq,
+ * nonzero)}, a
  * change to add to a group's totals: {@code kind} {@code exposed}, {@code type} or {@code
  * pair} a change of the user's values from day {@code d} on; {@code series_exposed}, {@code
  * series_volume} or {@code series_propensity} a change of {@code cnt} exposures, counted
  * events or first events of a type in 15-minute bucket {@code d}; {@code event_type} (no
- * exposure) a change of the number of users with counted events of type {@code name}.
+ * exposure) a change of the number of counted events of type {@code name} (of every user).
  *
- * <p>State, per user: {@code exposures} (each with its {@code t_u} and segment firsts: a
- * small value read on every call, written only when they change), {@code activations} (each
- * exposure's activation times, with their multiplicities), {@code hours} (per clock hour, the
- * counted events' sort keys in order), {@code events} (every counted event by key), {@code
- * types} (counted events per type) and {@code profiles} (per exposure and type, the counted
- * events per day: {@link Profile}). An event in order reads its hour and type and, per
- * exposure it falls in, its type's profile (and a ratio partner's), and writes them: no scan.
- * A displaced first event, or an exposure's change, reads the user's counted events.
+ * <p>State, per user: {@code exposures} ({@link Exposure}: each with its {@code t_u} and
+ * segment firsts; a small value read on every call, written only when it changes), {@code
+ * activations} (each exposure's activation times, with their multiplicities), {@code hours}
+ * (per clock hour, the counted events' sort keys in order), {@code events} (every counted
+ * {@link Event} by key) and {@code profiles} (per exposure and type, the counted events per
+ * day: {@link Profile}). Entries are kept as bytes ({@link Codec}). An event in order reads
+ * its hour and, per exposure it falls in, its type's profile (and a ratio partner's), and
+ * writes them: no scan. A displaced first event, a new segment value or an exposure's change
+ * reads the user's counted events.
  */
 @DataTypeHint(
         "ROW<experiment STRING, grp STRING, period_start BIGINT, period_end BIGINT, d BIGINT,"
                 + " segment STRING, sv STRING, kind STRING, name STRING, cnt BIGINT, users BIGINT,"
-                + " cnt_sq BIGINT, vsum DOUBLE, vsq DOUBLE>")
+                + " cnt_sq BIGINT, vsum DOUBLE, vsq DOUBLE, nonzero BIGINT>")
 public class UserEvents extends ProcessTableFunction<Row> {
 
     static final long HOUR_MS = 3_600_000L;
     static final long DAY_MS = Contributions.DAY_MS;
 
-    // Field positions (rows are position-based): the input, as aggregation.user_inputs_query
-    // makes it (``user_id`` first) ...
+    // Field positions of the input (rows are position-based), as aggregation.user_inputs_query
+    // makes it, ``user_id`` first.
     static final int IN_TYPE = 1, IN_TS = 2, IN_VALUE = 3, IN_SEGS = 4, IN_EXPERIMENT = 5,
             IN_GRP = 6, IN_START = 7, IN_END = 8;
-    // ... an exposure (its first four fields are also the first four of a key of
-    // ``activations`` and ``profiles``), and a counted event in the state ``events``.
-    static final int X_EXPERIMENT = 0, X_GRP = 1, X_START = 2, X_END = 3, X_TU = 4,
-            X_SEG_TS = 5, X_SEG_TYPES = 6, X_SEG_VALUES = 7;
-    static final int E_TYPE = 0, E_TS = 1, E_VALUE = 2, E_SEGS = 3;
-
-    static final String EXPOSURE = "experiment STRING, grp STRING, period_start BIGINT,"
-            + " period_end BIGINT";
 
     private transient String planText;
     private transient OperatorPlan plan;
 
     public void eval(
-            @StateHint(type = @DataTypeHint("ROW<list ARRAY<ROW<" + EXPOSURE + ", t_u BIGINT,"
-                            + " seg_ts ARRAY<BIGINT>, seg_types ARRAY<STRING>,"
-                            + " seg_values ARRAY<STRING>>>>"))
-                    Row exposures,
-            @StateHint(type = @DataTypeHint("MAP<ROW<" + EXPOSURE + ", ts BIGINT>, INT>"))
-                    MapView<Row, Integer> activations,
-            @StateHint(type = @DataTypeHint("MAP<BIGINT, ROW<ts ARRAY<BIGINT>, types ARRAY<STRING>>>"))
-                    MapView<Long, Row> hours,
-            @StateHint(
-                            type =
-                                    @DataTypeHint(
-                                            "MAP<STRING, ROW<event_type STRING, ts BIGINT,"
-                                                    + " `value` DOUBLE, segs ARRAY<STRING>>>"))
-                    MapView<String, Row> events,
-            @StateHint(type = @DataTypeHint("MAP<STRING, INT>")) MapView<String, Integer> types,
-            @StateHint(type = @DataTypeHint("MAP<ROW<" + EXPOSURE + ", event_type STRING>, "
-                            + Profile.TYPE + ">"))
-                    MapView<Row, Row> profiles,
+            @StateHint(type = @DataTypeHint("ROW<list BYTES>")) Row exposures,
+            @StateHint(type = @DataTypeHint("MAP<STRING, INT>")) MapView<String, Integer> activations,
+            @StateHint(type = @DataTypeHint("MAP<BIGINT, BYTES>")) MapView<Long, byte[]> hours,
+            @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> events,
+            @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> profiles,
             @ArgumentHint({
                         ArgumentTrait.SET_SEMANTIC_TABLE,
                         ArgumentTrait.SUPPORT_UPDATES,
@@ -118,9 +99,8 @@ public class UserEvents extends ProcessTableFunction<Row> {
             this.planText = plan;
         }
         boolean adds = input.getKind() == RowKind.INSERT || input.getKind() == RowKind.UPDATE_AFTER;
-        State state = new State(exposures, activations, hours, events, types, profiles);
-        String experiment = input.getFieldAs(IN_EXPERIMENT);
-        if (experiment == null) {
+        State state = new State(exposures, activations, hours, events, profiles);
+        if (input.getField(IN_EXPERIMENT) == null) {
             if (!adds) {
                 throw new IllegalStateException("events are insert-only, got " + input.getKind());
             }
@@ -131,28 +111,24 @@ public class UserEvents extends ProcessTableFunction<Row> {
     }
 
     /** One user's state entries, as {@code eval} gets them. */
-    private static final class State {
-        final Row exposures;
-        final MapView<Row, Integer> activations;
-        final MapView<Long, Row> hours;
-        final MapView<String, Row> events;
-        final MapView<String, Integer> types;
-        final MapView<Row, Row> profiles;
+    private record State(Row exposures, MapView<String, Integer> activations,
+            MapView<Long, byte[]> hours, MapView<String, byte[]> events,
+            MapView<String, byte[]> profiles) {
 
-        State(Row exposures, MapView<Row, Integer> activations, MapView<Long, Row> hours,
-                MapView<String, Row> events, MapView<String, Integer> types,
-                MapView<Row, Row> profiles) {
-            this.exposures = exposures;
-            this.activations = activations;
-            this.hours = hours;
-            this.events = events;
-            this.types = types;
-            this.profiles = profiles;
+        List<Exposure> exposureList() {
+            return Exposure.decode(exposures.getFieldAs(0));
         }
 
-        Row[] exposures() {
-            Row[] list = exposures.getFieldAs(0);
-            return list == null ? new Row[0] : list;
+        void setExposures(List<Exposure> list) {
+            exposures.setField(0, Exposure.encode(list));
+        }
+
+        List<Event> counted() throws Exception {
+            List<Event> out = new ArrayList<>();
+            for (byte[] event : events.values()) {
+                out.add(Event.decode(event));
+            }
+            return out;
         }
     }
 
@@ -162,26 +138,23 @@ public class UserEvents extends ProcessTableFunction<Row> {
         long ts = input.<Long>getFieldAs(IN_TS);
         String type = input.getFieldAs(IN_TYPE);
         long hour = ts / HOUR_MS; // ts >= 2000-01-01: the same hour as SQL's ts / 3600000
-        Row kept = state.hours.get(hour);
-        Long[] times = kept == null ? new Long[0] : kept.getFieldAs(0);
-        String[] types = kept == null ? new String[0] : kept.getFieldAs(1);
-        int at = position(times, types, ts, type);
+        Hour kept = Hour.decode(state.hours.get(hour));
+        int at = position(kept.ts(), kept.types(), ts, type);
         if (at < 0 || at >= cap) {
             return; // a copy of an event already seen, or beyond the hour's cap
         }
-        Long[] newTimes = insert(times, at, ts);
-        String[] newTypes = insert(types, at, type);
-        Row displaced = null;
-        if (newTimes.length > cap) { // the hour's last counted event drops out
-            String last = key(newTimes[cap], newTypes[cap]);
-            displaced = state.events.get(last);
+        Hour now = kept.with(at, ts, type);
+        Event displaced = null;
+        if (now.ts().length > cap) { // the hour's last counted event drops out
+            String last = key(now.ts()[cap], now.types()[cap]);
+            byte[] gone = state.events.get(last);
+            displaced = gone == null ? null : Event.decode(gone); // null: expired (a run's TTL)
             state.events.remove(last);
-            newTimes = Arrays.copyOf(newTimes, cap);
-            newTypes = Arrays.copyOf(newTypes, cap);
+            now = now.first(cap);
         }
-        state.hours.put(hour, Row.of(newTimes, newTypes));
-        Row event = Row.of(type, ts, input.getField(IN_VALUE), input.getField(IN_SEGS));
-        state.events.put(key(ts, type), event);
+        state.hours.put(hour, now.encode());
+        Event event = new Event(type, ts, input.getFieldAs(IN_VALUE), input.getFieldAs(IN_SEGS));
+        state.events.put(key(ts, type), event.encode());
         counted(state, event, 1);
         if (displaced != null) {
             counted(state, displaced, -1);
@@ -192,97 +165,82 @@ public class UserEvents extends ProcessTableFunction<Row> {
      * Add (or take back: {@code sign} -1) {@code event} in each exposure it falls in, and count
      * its type. {@code state.events} no longer holds an event taken back.
      */
-    private void counted(State state, Row event, int sign) throws Exception {
-        long ts = event.<Long>getFieldAs(E_TS);
-        String type = event.getFieldAs(E_TYPE);
-        Double value = event.getFieldAs(E_VALUE);
-        String[] segs = event.getFieldAs(E_SEGS);
-        Row[] exposures = state.exposures();
+    private void counted(State state, Event event, int sign) throws Exception {
+        List<Exposure> exposures = state.exposureList();
         boolean changed = false;
-        for (int i = 0; i < exposures.length; i++) {
-            Row exposure = exposures[i];
-            long tu = exposure.<Long>getFieldAs(X_TU);
-            long end = exposure.<Long>getFieldAs(X_END);
-            if (ts < tu || ts >= end) {
+        for (int i = 0; i < exposures.size(); i++) {
+            Exposure x = exposures.get(i);
+            if (!x.holds(event.ts())) {
                 continue;
             }
-            Contributions out = new Contributions(plan, exposure);
-            out.series("volume", type, ts, sign);
-            SegmentFirst[] before = segmentFirsts(exposure);
+            Contributions out = new Contributions(plan, x);
+            out.series("volume", event.type(), event.ts(), sign);
             SegmentFirst[] after = sign > 0
-                    ? withEvent(before, ts, type, segs)
-                    : withoutEvent(state, before, ts, type, tu, end);
+                    ? withEvent(x.firsts(), event)
+                    : withoutEvent(state, x, event);
             // A new segment value changes the user's values of every type; else only this type's.
-            boolean wide = !Arrays.equals(before, after);
-            Collection<String> scope = wide ? userTypes(state, type) : List.of(type);
-            Map<String, Profile> profiles = profiles(state, exposure, scope);
-            Profile profile = profiles.computeIfAbsent(type, t -> new Profile());
-            out.add(tu, before, profiles, scope, wide, -1);
+            boolean wide = !Arrays.equals(x.firsts(), after);
+            Collection<String> scope = wide ? userTypes(state, event.type()) : List.of(event.type());
+            Map<String, Profile> profiles = profiles(state, x, scope);
+            Profile profile = profiles.computeIfAbsent(event.type(), t -> new Profile());
+            out.add(x.tu(), x.firsts(), profiles, scope, wide, -1);
             long first = profile.first;
-            profile.add(ts / DAY_MS, sign, value == null ? 0.0 : value);
-            if (sign > 0 && ts < first) {
-                profile.first = ts;
-            } else if (sign < 0 && ts == first) { // the next of its type, if any
+            profile.add(event.ts() / DAY_MS, sign, event.valueOrZero());
+            if (sign > 0 && event.ts() < first) {
+                profile.first = event.ts();
+            } else if (sign < 0 && event.ts() == first) { // the next of its type, if any
                 profile.first = Profile.NONE;
-                for (Row other : state.events.values()) {
-                    long t = other.<Long>getFieldAs(E_TS);
-                    if (type.equals(other.getField(E_TYPE)) && tu <= t && t < end && t < profile.first) {
-                        profile.first = t;
+                for (Event other : state.counted()) {
+                    if (other.type().equals(event.type()) && x.holds(other.ts())) {
+                        profile.first = Math.min(profile.first, other.ts());
                     }
                 }
             }
-            out.add(tu, after, profiles, scope, wide, 1);
-            propensity(out, type, first, profile.first);
-            Row key = profileKey(exposure, type);
+            out.add(x.tu(), after, profiles, scope, wide, 1);
+            propensity(out, event.type(), first, profile.first);
+            String key = profileKey(x, event.type());
             if (profile.isEmpty()) {
                 state.profiles.remove(key);
             } else {
-                state.profiles.put(key, profile.toRow());
+                state.profiles.put(key, profile.encode());
             }
             if (wide) {
-                exposures[i] = exposureRow(exposure, tu, after);
+                exposures.set(i, x.with(x.tu(), after));
                 changed = true;
             }
             out.emit(this::collect);
         }
         if (changed) {
-            state.exposures.setField(0, exposures);
+            state.setExposures(exposures);
         }
-        Integer before = state.types.get(type);
-        int after = (before == null ? 0 : before) + sign;
-        if (after == 0) {
-            state.types.remove(type);
-        } else {
-            state.types.put(type, after);
-        }
-        if (before == null || after == 0) {
-            collect(Row.of("", "", 0L, 0L, 0L, "", "", Contributions.EVENT_TYPE, type, (long) sign,
-                    0L, 0L, 0.0, 0.0));
-        }
+        collect(Row.of("", "", 0L, 0L, 0L, "", "", Contributions.EVENT_TYPE, event.type(),
+                (long) sign, 0L, 0L, 0.0, 0.0, 0L));
     }
 
-    /** The segment firsts with {@code (ts, type)} added, where it comes first and has the field. */
-    private SegmentFirst[] withEvent(SegmentFirst[] firsts, long ts, String type, String[] segs) {
+    /** The segment firsts with {@code event} added, where it comes first and has the field. */
+    private static SegmentFirst[] withEvent(SegmentFirst[] firsts, Event event) {
         SegmentFirst[] out = firsts;
-        for (int f = 0; segs != null && f < firsts.length; f++) {
-            if (segs[f] != null && (firsts[f] == null || firsts[f].after(ts, type))) {
+        for (int f = 0; f < firsts.length; f++) {
+            String value = event.seg(f);
+            if (value != null && (firsts[f] == null || firsts[f].after(event.ts(), event.type()))) {
                 out = out == firsts ? firsts.clone() : out;
-                out[f] = new SegmentFirst(ts, type, segs[f]);
+                out[f] = new SegmentFirst(event.ts(), event.type(), value);
             }
         }
         return out;
     }
 
-    /** The segment firsts with {@code (ts, type)} taken away: the next is looked up. */
-    private SegmentFirst[] withoutEvent(State state, SegmentFirst[] firsts, long ts, String type,
-            long tu, long end) throws Exception {
+    /** The exposure's segment firsts with {@code event} taken away: the next is looked up. */
+    private static SegmentFirst[] withoutEvent(State state, Exposure x, Event event)
+            throws Exception {
+        SegmentFirst[] firsts = x.firsts();
         SegmentFirst[] out = firsts;
         for (int f = 0; f < firsts.length; f++) {
-            if (firsts[f] != null && firsts[f].ts() == ts && firsts[f].type().equals(type)) {
+            if (firsts[f] != null && firsts[f].ts() == event.ts() && firsts[f].type().equals(event.type())) {
                 out = out == firsts ? firsts.clone() : out;
                 out[f] = null;
-                for (Row event : state.events.values()) {
-                    out[f] = earlier(out[f], event, f, tu, end);
+                for (Event other : state.counted()) {
+                    out[f] = earlier(out[f], other, f, x.tu(), x.end());
                 }
             }
         }
@@ -290,14 +248,14 @@ public class UserEvents extends ProcessTableFunction<Row> {
     }
 
     /** {@code first}, or {@code event} when it is in [tu, end), has field {@code f} and comes first. */
-    private static SegmentFirst earlier(SegmentFirst first, Row event, int f, long tu, long end) {
-        long t = event.<Long>getFieldAs(E_TS);
-        String[] segs = event.getFieldAs(E_SEGS);
-        if (t < tu || t >= end || segs == null || segs[f] == null) {
+    private static SegmentFirst earlier(SegmentFirst first, Event event, int f, long tu, long end) {
+        String value = event.seg(f);
+        if (event.ts() < tu || event.ts() >= end || value == null) {
             return first;
         }
-        String type = event.getFieldAs(E_TYPE);
-        return first == null || first.after(t, type) ? new SegmentFirst(t, type, segs[f]) : first;
+        return first == null || first.after(event.ts(), event.type())
+                ? new SegmentFirst(event.ts(), event.type(), value)
+                : first;
     }
 
     /** The series' first events move from {@code before} to {@code now}. */
@@ -315,21 +273,19 @@ public class UserEvents extends ProcessTableFunction<Row> {
     /** Every type the user has counted events of, and {@code type}. */
     private static Collection<String> userTypes(State state, String type) throws Exception {
         Set<String> out = new LinkedHashSet<>();
-        for (String t : state.types.keys()) {
-            out.add(t);
+        for (Event event : state.counted()) {
+            out.add(event.type());
         }
-        if (type != null) {
-            out.add(type);
-        }
+        out.add(type);
         return out;
     }
 
     /** The exposure's profiles of {@code types} and of their ratio partners (those it has). */
-    private Map<String, Profile> profiles(State state, Row exposure, Collection<String> types)
+    private Map<String, Profile> profiles(State state, Exposure x, Collection<String> types)
             throws Exception {
         Map<String, Profile> out = new HashMap<>();
         List<String> wanted = new ArrayList<>(types);
-        for (OperatorPlan.Pair pair : plan.pairsOf(exposure.getFieldAs(X_EXPERIMENT))) {
+        for (OperatorPlan.Pair pair : plan.pairsOf(x.experiment())) {
             if (pair.touches(types)) {
                 wanted.add(pair.numerator());
                 wanted.add(pair.denominator());
@@ -337,9 +293,9 @@ public class UserEvents extends ProcessTableFunction<Row> {
         }
         for (String type : wanted) {
             if (!out.containsKey(type)) {
-                Row row = state.profiles.get(profileKey(exposure, type));
-                if (row != null) {
-                    out.put(type, Profile.of(row));
+                byte[] profile = state.profiles.get(profileKey(x, type));
+                if (profile != null) {
+                    out.put(type, Profile.decode(profile));
                 }
             }
         }
@@ -349,9 +305,13 @@ public class UserEvents extends ProcessTableFunction<Row> {
     // -- activations -----------------------------------------------------------------------
 
     private void onActivation(State state, Row input, boolean adds) throws Exception {
-        Row key = Row.of(input.getField(IN_EXPERIMENT), input.getField(IN_GRP),
-                input.getField(IN_START), input.getField(IN_END), input.getField(IN_TS));
-        long end = key.<Long>getFieldAs(X_END);
+        String experiment = input.getFieldAs(IN_EXPERIMENT);
+        String grp = input.getFieldAs(IN_GRP);
+        long start = input.<Long>getFieldAs(IN_START);
+        long end = input.<Long>getFieldAs(IN_END);
+        String exposureKey = Exposure.key(experiment, grp, start, end);
+        String prefix = exposureKey + "\0"; // of the exposure's activations
+        String key = prefix + input.<Long>getFieldAs(IN_TS);
         Integer n = state.activations.get(key);
         int now = (n == null ? 0 : n) + (adds ? 1 : -1);
         if (n == null && !adds) {
@@ -362,19 +322,19 @@ public class UserEvents extends ProcessTableFunction<Row> {
         } else {
             state.activations.put(key, now);
         }
-        List<Row> exposures = new ArrayList<>(Arrays.asList(state.exposures()));
+        List<Exposure> exposures = state.exposureList();
         int at = -1;
         for (int i = 0; i < exposures.size() && at < 0; i++) {
-            if (sameExposure(exposures.get(i), key)) {
+            if (exposures.get(i).key().equals(exposureKey)) {
                 at = i;
             }
         }
-        Row old = at < 0 ? null : exposures.get(at);
-        Long before = old == null ? null : old.<Long>getFieldAs(X_TU);
+        Exposure old = at < 0 ? null : exposures.get(at);
+        Long before = old == null ? null : old.tu();
         Long after = null; // the earliest activation left
-        for (Row activation : state.activations.keys()) {
-            if (sameExposure(activation, key)) {
-                long t = activation.<Long>getFieldAs(4);
+        for (String activation : state.activations.keys()) {
+            if (activation.startsWith(prefix)) {
+                long t = Long.parseLong(activation.substring(prefix.length()));
                 after = after == null || t < after ? t : after;
             }
         }
@@ -383,32 +343,34 @@ public class UserEvents extends ProcessTableFunction<Row> {
         }
         // The exposure's values are taken back whole and added again from its counted events
         // in [t_u, end); the series' events between the two t_u are added or taken back.
-        Contributions out = new Contributions(plan, key);
-        Collection<String> types = userTypes(state, null);
+        Exposure x = new Exposure(experiment, grp, start, end, after == null ? end : after,
+                new SegmentFirst[plan.fields]);
+        Contributions out = new Contributions(plan, x);
+        List<Event> events = state.counted();
+        Set<String> types = new LinkedHashSet<>();
+        for (Event event : events) {
+            types.add(event.type());
+        }
         Map<String, Profile> was = Map.of();
         if (old != null) {
             was = profiles(state, old, types);
-            out.add(before, segmentFirsts(old), was, types, true, -1);
+            out.add(before, old.firsts(), was, types, true, -1);
             out.series("exposed", "", before, -1);
         }
         long lo = Math.min(before == null ? end : before, after == null ? end : after);
         long hi = Math.max(before == null ? end : before, after == null ? end : after);
         int sign = after != null && (before == null || after < before) ? 1 : -1;
         Map<String, Profile> profiles = new HashMap<>();
-        SegmentFirst[] firsts = new SegmentFirst[plan.fields];
-        for (Row event : state.events.values()) {
-            long t = event.<Long>getFieldAs(E_TS);
-            String type = event.getFieldAs(E_TYPE);
-            if (lo <= t && t < hi) {
-                out.series("volume", type, t, sign);
+        for (Event event : events) {
+            if (lo <= event.ts() && event.ts() < hi) {
+                out.series("volume", event.type(), event.ts(), sign);
             }
-            if (after != null && after <= t && t < end) {
-                Double value = event.getFieldAs(E_VALUE);
-                Profile p = profiles.computeIfAbsent(type, x -> new Profile());
-                p.add(t / DAY_MS, 1, value == null ? 0.0 : value);
-                p.first = Math.min(p.first, t);
-                for (int f = 0; f < firsts.length; f++) {
-                    firsts[f] = earlier(firsts[f], event, f, after, end);
+            if (after != null && x.holds(event.ts())) {
+                Profile p = profiles.computeIfAbsent(event.type(), t -> new Profile());
+                p.add(event.ts() / DAY_MS, 1, event.valueOrZero());
+                p.first = Math.min(p.first, event.ts());
+                for (int f = 0; f < x.firsts().length; f++) {
+                    x.firsts()[f] = earlier(x.firsts()[f], event, f, x.tu(), end);
                 }
             }
         }
@@ -417,75 +379,86 @@ public class UserEvents extends ProcessTableFunction<Row> {
             Profile w = was.get(type);
             propensity(out, type, w == null ? Profile.NONE : w.first, p == null ? Profile.NONE : p.first);
             if (p != null) {
-                state.profiles.put(profileKey(key, type), p.toRow());
+                state.profiles.put(profileKey(x, type), p.encode());
             } else if (w != null) {
-                state.profiles.remove(profileKey(key, type));
+                state.profiles.remove(profileKey(x, type));
             }
         }
         if (at >= 0) {
             exposures.remove(at);
         }
         if (after != null) {
-            exposures.add(exposureRow(key, after, firsts));
+            exposures.add(x);
             out.series("exposed", "", after, 1);
-            out.add(after, firsts, profiles, types, true, 1);
+            out.add(after, x.firsts(), profiles, types, true, 1);
         }
-        state.exposures.setField(0, exposures.toArray(new Row[0]));
+        state.setExposures(exposures);
         out.emit(this::collect);
     }
 
-    // -- rows and keys ---------------------------------------------------------------------
+    // -- keys and hours --------------------------------------------------------------------
 
-    private static boolean sameExposure(Row a, Row b) {
-        return a.getField(X_EXPERIMENT).equals(b.getField(X_EXPERIMENT))
-                && a.getField(X_GRP).equals(b.getField(X_GRP))
-                && a.getField(X_START).equals(b.getField(X_START))
-                && a.getField(X_END).equals(b.getField(X_END));
-    }
-
-    private static Row profileKey(Row exposure, String type) {
-        return Row.of(exposure.getField(X_EXPERIMENT), exposure.getField(X_GRP),
-                exposure.getField(X_START), exposure.getField(X_END), type);
-    }
-
-    /** An exposure's state row: its key (the first four fields of {@code key}), t_u, segment firsts. */
-    private static Row exposureRow(Row key, long tu, SegmentFirst[] firsts) {
-        Long[] ts = new Long[firsts.length];
-        String[] types = new String[firsts.length];
-        String[] values = new String[firsts.length];
-        for (int f = 0; f < firsts.length; f++) {
-            if (firsts[f] != null) {
-                ts[f] = firsts[f].ts();
-                types[f] = firsts[f].type();
-                values[f] = firsts[f].value();
-            }
-        }
-        return Row.of(key.getField(X_EXPERIMENT), key.getField(X_GRP), key.getField(X_START),
-                key.getField(X_END), tu, ts, types, values);
-    }
-
-    private SegmentFirst[] segmentFirsts(Row exposure) {
-        SegmentFirst[] out = new SegmentFirst[plan.fields];
-        Long[] ts = exposure.getFieldAs(X_SEG_TS);
-        String[] types = exposure.getFieldAs(X_SEG_TYPES);
-        String[] values = exposure.getFieldAs(X_SEG_VALUES);
-        for (int f = 0; ts != null && f < out.length && f < ts.length; f++) {
-            if (ts[f] != null) {
-                out[f] = new SegmentFirst(ts[f], types[f], values[f]);
-            }
-        }
-        return out;
+    private static String profileKey(Exposure x, String type) {
+        return x.key() + "\0" + type;
     }
 
     private static String key(long ts, String type) {
         return ts + ":" + type; // ts is digits only: the first ':' ends it
     }
 
+    /** A clock hour's counted events: their sort keys {@code (ts, type)} in order. */
+    private record Hour(long[] ts, String[] types) {
+
+        static final Hour EMPTY = new Hour(new long[0], new String[0]);
+
+        Hour with(int at, long t, String type) {
+            long[] times = new long[ts.length + 1];
+            System.arraycopy(ts, 0, times, 0, at);
+            times[at] = t;
+            System.arraycopy(ts, at, times, at + 1, ts.length - at);
+            String[] names = new String[types.length + 1];
+            System.arraycopy(types, 0, names, 0, at);
+            names[at] = type;
+            System.arraycopy(types, at, names, at + 1, types.length - at);
+            return new Hour(times, names);
+        }
+
+        Hour first(int n) {
+            return new Hour(Arrays.copyOf(ts, n), Arrays.copyOf(types, n));
+        }
+
+        byte[] encode() {
+            return Codec.encode(out -> {
+                out.writeInt(ts.length);
+                for (int i = 0; i < ts.length; i++) {
+                    out.writeLong(ts[i]);
+                    out.writeUTF(types[i]);
+                }
+            });
+        }
+
+        static Hour decode(byte[] data) {
+            if (data == null) {
+                return EMPTY;
+            }
+            return Codec.decode(data, in -> {
+                int n = in.readInt();
+                long[] ts = new long[n];
+                String[] types = new String[n];
+                for (int i = 0; i < n; i++) {
+                    ts[i] = in.readLong();
+                    types[i] = in.readUTF();
+                }
+                return new Hour(ts, types);
+            });
+        }
+    }
+
     /**
      * Where {@code (ts, type)} goes in the hour's sorted keys; -1 when it is there already.
      * Types compare by code point, as SQL's ORDER BY and batch's sort (UTF-8 bytes) do.
      */
-    static int position(Long[] times, String[] types, long ts, String type) {
+    static int position(long[] times, String[] types, long ts, String type) {
         int lo = 0;
         int hi = times.length;
         if (hi > 0 && compare(times[hi - 1], types[hi - 1], ts, type) < 0) {
@@ -523,12 +496,5 @@ public class UserEvents extends ProcessTableFunction<Row> {
             j += Character.charCount(cb);
         }
         return i < a.length() ? 1 : (j < b.length() ? -1 : 0);
-    }
-
-    private static <T> T[] insert(T[] values, int at, T value) {
-        T[] out = Arrays.copyOf(values, values.length + 1);
-        System.arraycopy(values, at, out, at + 1, values.length - at);
-        out[at] = value;
-        return out;
     }
 }
