@@ -64,7 +64,7 @@ TOTAL_KINDS = ("exposed", "type", "pair")  # the rest: event_type and series_* (
 SERIES_KINDS = ("exposed", "volume", "propensity")  # the operator's kinds: series_<kind>
 SERIES_PREFIX = "series_"
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
-SINK_BATCH_SIZE = 1_000_000  # records per mini-batch before a Python sink (few keys)
+SERIES_BATCH_SIZE = 1_000_000  # records per mini-batch of the series (few keys: small state)
 
 
 def operator_plan(plan: StreamPlan) -> str:
@@ -128,24 +128,22 @@ def through_days(source: str, max_days: int) -> str:
 
 def build(
     t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, max_days: int,
-    totals_batch_ms: int, series_batch_ms: int,
+    series_batch_ms: int,
 ) -> None:
     """``source`` names ``filtered_events`` and ``filtered_activations``; ``max_days`` bounds the
-    number of dates one period spans (the days a change is counted for); ``totals_batch_ms``
-    and ``series_batch_ms`` are how long the totals' and the series' aggregations gather
-    changes: their sinks' flush intervals (see below)."""
+    number of dates one period spans (the days a change is counted for); ``series_batch_ms``
+    is how long the series' aggregation gathers changes (see below)."""
     per_user(t_env, source, sink, plan)
-    # Both sinks are Python and write a changed key once per flush interval: an update more
-    # often is work for nothing. The series' keys (15-minute buckets) are spread over a whole
-    # day in every mini-batch, so each mini-batch would update most of them (about one record
-    # per event); the totals' running sums update every later day of a changed key.
     kinds = ", ".join(lit(k) for k in TOTAL_KINDS)
     days = through_days(f"(SELECT * FROM changes WHERE kind IN ({kinds}))", max_days)
-    with with_mini_batches(t_env, totals_batch_ms, SINK_BATCH_SIZE):
-        sink("totals", summed_query(f"({days})"))
+    sink("totals", summed_query(f"({days})"))
+    # The series' keys (15-minute buckets) are spread over a whole day in every mini-batch, so
+    # each mini-batch would update most of them, and the series sink (Python) would get an
+    # update per bucket per mini-batch: about one record per event. Its sink writes a
+    # changed series once per flush interval, so its aggregation gathers changes that long.
     series = ", ".join(lit(SERIES_PREFIX + k) for k in SERIES_KINDS)
     kind = f"SUBSTRING(kind FROM {len(SERIES_PREFIX) + 1})"
-    with with_mini_batches(t_env, series_batch_ms, SINK_BATCH_SIZE):
+    with with_mini_batches(t_env, series_batch_ms, SERIES_BATCH_SIZE):
         sink("series",
              f"SELECT experiment, grp, period_start, {kind} AS kind, name, d AS bucket, "
              f"SUM(cnt) AS n FROM changes WHERE kind IN ({series}) "
@@ -160,8 +158,12 @@ def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan
     t_env.execute_sql(
         f"CREATE TEMPORARY VIEW user_inputs AS {user_inputs_query(events, activations, plan)}"
     )
-    # The operator's output is insert-only: its SUM runs in two phases, the first in the
-    # operator's own task. Published: read by the totals, the series and the event types.
-    sink("changes", summed_query(f"({user_changes_query('user_inputs', plan)})"))
+    # Published before it is summed: a process table function does not pass on the watermarks
+    # that close SQL's mini-batches (event time), so an aggregation right after it would
+    # emit only when its bundle is full or at a checkpoint. Through the hop the SUM gets its
+    # own mini-batches. The operator's output is insert-only: the SUM runs in two phases.
+    sink("user_changes", user_changes_query("user_inputs", plan), changelog=False)
+    # Read by the totals, the series and the event types.
+    sink("changes", summed_query("user_changes"))
     sink("event_types",
          "SELECT name AS event_type FROM changes WHERE kind = 'event_type' AND cnt > 0")  # fmt: skip

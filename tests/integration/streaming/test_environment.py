@@ -53,19 +53,15 @@ def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
     assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
 
 
-def test_the_sinks_inputs_are_planned_with_mini_batches_of_their_flush_intervals(
-    tmp_path: Path,
-) -> None:
-    """The operator's changes keep the replay's mini-batch latency; the totals' aggregation
-    gathers changes for ``flush_interval_seconds`` and the series' for
-    ``series_flush_seconds`` (one update per key per flush, not per mini-batch), and the table
-    configuration is the same again afterwards."""
+def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path: Path) -> None:
+    """The operator's changes and the totals keep the replay's mini-batch latency; the series'
+    aggregation gathers changes for ``series_flush_seconds`` (one update per bucket per flush,
+    not per mini-batch), and the table configuration is the same again afterwards."""
     from streaming.jobs import aggregation
     from streaming.plan import StreamPlan
 
     _, t_env, settings = _environment(
         tmp_path, "stream:\n  replay_mini_batch_latency_ms: 1234\n  series_flush_seconds: 42\n"
-        "  flush_interval_seconds: 7\n"
     )
     t_env.execute_sql("CREATE TEMPORARY TABLE fe (user_id BIGINT, event_type STRING, ts BIGINT, "
                       "`value` DOUBLE) WITH ('connector' = 'datagen')")  # fmt: skip
@@ -81,11 +77,11 @@ def test_the_sinks_inputs_are_planned_with_mini_batches_of_their_flush_intervals
     plan = StreamPlan(metrics=(), controls=frozenset(), analysis={}, experiment_segments={},
                       taken_names=frozenset())  # fmt: skip
     aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "fa"}, sink, plan,
-                      2, settings.stream.flush_ms, settings.stream.series_flush_ms)  # fmt: skip
+                      2, settings.stream.series_flush_ms)  # fmt: skip
     assert "MiniBatchAssigner(interval=[1234ms]" in plans["changes"]
-    assert "MiniBatchAssigner(interval=[7000ms]" in plans["totals"]
+    assert "MiniBatchAssigner(interval=[1234ms]" in plans["totals"]
     assert "MiniBatchAssigner(interval=[42000ms]" in plans["series"]
-    assert "1234ms" not in plans["series"] + plans["totals"]
+    assert "1234ms" not in plans["series"]
     table = dict(t_env.get_config().get_configuration().to_dict())
     assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
     assert table["table.exec.mini-batch.size"] == str(settings.stream.mini_batch_size)

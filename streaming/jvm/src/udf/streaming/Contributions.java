@@ -205,8 +205,8 @@ final class Contributions {
 
     private static void addDays(TreeSet<Long> days, Profile p) {
         if (p != null) {
-            for (long day : p.days) {
-                days.add(day);
+            for (Profile.Day d : p.days) {
+                days.add(d.day);
             }
         }
     }

@@ -1,6 +1,7 @@
 package udf.streaming;
 
-import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * One exposure's counted events of one type: per day (days since the epoch, ascending) their
@@ -11,10 +12,21 @@ final class Profile {
 
     static final long NONE = Long.MAX_VALUE; // no first event
 
+    /** One day's counted events: their number and the sum of their {@code value}. */
+    static final class Day {
+        final long day;
+        long count;
+        double sum;
+
+        Day(long day, long count, double sum) {
+            this.day = day;
+            this.count = count;
+            this.sum = sum;
+        }
+    }
+
     long first = NONE;
-    long[] days = new long[0];
-    long[] counts = new long[0];
-    double[] sums = new double[0];
+    final List<Day> days = new ArrayList<>(4);
 
     static Profile decode(byte[] data) {
         if (data == null) {
@@ -24,13 +36,8 @@ final class Profile {
             Profile p = new Profile();
             p.first = in.readLong();
             int n = in.readInt();
-            p.days = new long[n];
-            p.counts = new long[n];
-            p.sums = new double[n];
             for (int i = 0; i < n; i++) {
-                p.days[i] = in.readLong();
-                p.counts[i] = in.readLong();
-                p.sums[i] = in.readDouble();
+                p.days.add(new Day(in.readLong(), in.readLong(), in.readDouble()));
             }
             return p;
         });
@@ -39,83 +46,52 @@ final class Profile {
     byte[] encode() {
         return Codec.encode(out -> {
             out.writeLong(first);
-            out.writeInt(days.length);
-            for (int i = 0; i < days.length; i++) {
-                out.writeLong(days[i]);
-                out.writeLong(counts[i]);
-                out.writeDouble(sums[i]);
+            out.writeInt(days.size());
+            for (Day d : days) {
+                out.writeLong(d.day);
+                out.writeLong(d.count);
+                out.writeDouble(d.sum);
             }
         });
     }
 
     boolean isEmpty() {
-        return days.length == 0;
+        return days.isEmpty();
     }
 
     /** Add ({@code sign} 1) or take away (-1) an event of {@code day}; a day left without events goes. */
     void add(long day, int sign, double value) {
-        int at = Arrays.binarySearch(days, day);
-        if (at < 0) {
+        int at = 0;
+        while (at < days.size() && days.get(at).day < day) {
+            at++;
+        }
+        if (at == days.size() || days.get(at).day != day) {
             if (sign < 0) {
                 throw new IllegalStateException("no event of day " + day + " to take away");
             }
-            at = -at - 1;
-            days = insert(days, at, day);
-            counts = insert(counts, at, 0L);
-            sums = insert(sums, at, 0.0);
+            days.add(at, new Day(day, 0, 0.0));
         }
-        counts[at] += sign;
-        sums[at] += sign * value;
-        if (counts[at] == 0) {
-            days = remove(days, at);
-            counts = remove(counts, at);
-            sums = remove(sums, at);
+        Day d = days.get(at);
+        d.count += sign;
+        d.sum += sign * value;
+        if (d.count == 0) {
+            days.remove(at);
         }
     }
 
     long countThrough(long day) {
         long n = 0;
-        for (int i = 0; i < days.length && days[i] <= day; i++) {
-            n += counts[i];
+        for (int i = 0; i < days.size() && days.get(i).day <= day; i++) {
+            n += days.get(i).count;
         }
         return n;
     }
 
     double sumThrough(long day) {
         double s = 0.0;
-        for (int i = 0; i < days.length && days[i] <= day; i++) {
-            s += sums[i];
+        for (int i = 0; i < days.size() && days.get(i).day <= day; i++) {
+            s += days.get(i).sum;
         }
         return s;
-    }
-
-    private static long[] insert(long[] a, int at, long v) {
-        long[] out = new long[a.length + 1];
-        System.arraycopy(a, 0, out, 0, at);
-        out[at] = v;
-        System.arraycopy(a, at, out, at + 1, a.length - at);
-        return out;
-    }
-
-    private static double[] insert(double[] a, int at, double v) {
-        double[] out = new double[a.length + 1];
-        System.arraycopy(a, 0, out, 0, at);
-        out[at] = v;
-        System.arraycopy(a, at, out, at + 1, a.length - at);
-        return out;
-    }
-
-    private static long[] remove(long[] a, int at) {
-        long[] out = new long[a.length - 1];
-        System.arraycopy(a, 0, out, 0, at);
-        System.arraycopy(a, at + 1, out, at, a.length - at - 1);
-        return out;
-    }
-
-    private static double[] remove(double[] a, int at) {
-        double[] out = new double[a.length - 1];
-        System.arraycopy(a, 0, out, 0, at);
-        System.arraycopy(a, at + 1, out, at, a.length - at - 1);
-        return out;
     }
 }
