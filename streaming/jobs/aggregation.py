@@ -69,7 +69,7 @@ SERIES_BATCH_SIZE = 1_000_000  # records per mini-batch of the series (few keys:
 
 def operator_plan(plan: StreamPlan) -> str:
     """The segments and ratio pairs in the per-user operator's terms (``OperatorPlan.java``)."""
-    lines = [("F", str(len(plan.segment_fields)))]
+    lines: list[tuple[str, ...]] = [("F", str(len(plan.segment_fields)))]
     lines += [
         ("S", s.name, str(plan.segment_fields.index(s.field)), *s.experiments)
         for s in plan.segments
