@@ -111,9 +111,22 @@ public class UserEvents extends ProcessTableFunction<Row> {
     }
 
     /** One user's state entries, as {@code eval} gets them. */
-    private record State(Row exposures, MapView<String, Integer> activations,
-            MapView<Long, byte[]> hours, MapView<String, byte[]> events,
-            MapView<String, byte[]> profiles) {
+    private static final class State {
+        final Row exposures;
+        final MapView<String, Integer> activations;
+        final MapView<Long, byte[]> hours;
+        final MapView<String, byte[]> events;
+        final MapView<String, byte[]> profiles;
+        private List<Event> counted; // read once per call: every change of events comes first
+
+        State(Row exposures, MapView<String, Integer> activations, MapView<Long, byte[]> hours,
+                MapView<String, byte[]> events, MapView<String, byte[]> profiles) {
+            this.exposures = exposures;
+            this.activations = activations;
+            this.hours = hours;
+            this.events = events;
+            this.profiles = profiles;
+        }
 
         List<Exposure> exposureList() {
             return Exposure.decode(exposures.getFieldAs(0));
@@ -123,12 +136,15 @@ public class UserEvents extends ProcessTableFunction<Row> {
             exposures.setField(0, Exposure.encode(list));
         }
 
+        /** The user's counted events (a scan of {@code events}, done at most once per call). */
         List<Event> counted() throws Exception {
-            List<Event> out = new ArrayList<>();
-            for (byte[] event : events.values()) {
-                out.add(Event.decode(event));
+            if (counted == null) {
+                counted = new ArrayList<>();
+                for (byte[] event : events.values()) {
+                    counted.add(Event.decode(event));
+                }
             }
-            return out;
+            return counted;
         }
     }
 
@@ -343,8 +359,8 @@ public class UserEvents extends ProcessTableFunction<Row> {
         }
         // The exposure's values are taken back whole and added again from its counted events
         // in [t_u, end); the series' events between the two t_u are added or taken back.
-        Exposure x = new Exposure(experiment, grp, start, end, after == null ? end : after,
-                new SegmentFirst[plan.fields]);
+        SegmentFirst[] firsts = new SegmentFirst[plan.fields]; // found below
+        Exposure x = new Exposure(experiment, grp, start, end, after == null ? end : after, firsts);
         Contributions out = new Contributions(plan, x);
         List<Event> events = state.counted();
         Set<String> types = new LinkedHashSet<>();
@@ -369,8 +385,8 @@ public class UserEvents extends ProcessTableFunction<Row> {
                 Profile p = profiles.computeIfAbsent(event.type(), t -> new Profile());
                 p.add(event.ts() / DAY_MS, 1, event.valueOrZero());
                 p.first = Math.min(p.first, event.ts());
-                for (int f = 0; f < x.firsts().length; f++) {
-                    x.firsts()[f] = earlier(x.firsts()[f], event, f, x.tu(), end);
+                for (int f = 0; f < firsts.length; f++) {
+                    firsts[f] = earlier(firsts[f], event, f, x.tu(), end);
                 }
             }
         }
@@ -390,7 +406,7 @@ public class UserEvents extends ProcessTableFunction<Row> {
         if (after != null) {
             exposures.add(x);
             out.series("exposed", "", after, 1);
-            out.add(after, x.firsts(), profiles, types, true, 1);
+            out.add(after, firsts, profiles, types, true, 1);
         }
         state.setExposures(exposures);
         out.emit(this::collect);
