@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from streaming.jobs import aggregation, filter_activations, filter_events, local_sink
-from streaming.jobs.aggregation import SERIES_COLUMNS, TOTAL_COLUMNS
+from streaming.jobs.aggregation import KEY, SERIES_COLUMNS, TOTAL_COLUMNS
 from streaming.plan import StreamPlan
 from streaming.sources import Source
 
@@ -148,9 +149,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
         "UNION ALL SELECT 'event_type', event_type, CAST(0 AS BIGINT), CAST(0 AS BIGINT), "
         "CAST(NULL AS BIGINT) FROM event_types"
     )
-    totals = t_env.to_changelog_stream(
-        t_env.sql_query(f"SELECT {', '.join(TOTAL_COLUMNS)} FROM totals")
-    )
+    totals = upserts(t_env, "totals", TOTAL_COLUMNS, KEY)
     results = (
         totals.key_by(lambda r: (r[0], r[4]))
         .connect(t_env.to_changelog_stream(progress).broadcast(PROGRESS))
@@ -162,9 +161,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
         .uid("results-sink")
     )
     results.set_parallelism(settings.stream.sink_parallelism)
-    increments = t_env.to_changelog_stream(
-        t_env.sql_query(f"SELECT {', '.join(SERIES_COLUMNS)} FROM series")
-    )
+    increments = upserts(t_env, "series", SERIES_COLUMNS, SERIES_COLUMNS[:-1])
     series = (
         increments.key_by(lambda r: (r[0], r[1], r[2]))
         .process(
@@ -175,3 +172,15 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
         .uid("series-sink")
     )
     series.set_parallelism(settings.stream.sink_parallelism)
+
+
+def upserts(t_env: Any, view: str, columns: Sequence[str], key: Sequence[str]) -> Any:
+    """``view``'s ``columns`` as a DataStream of upserts by ``key``: inserts, updates (+U, no
+    -U before them) and deletes. Half the records of a full changelog reach Python, and
+    every Python record costs a conversion into the interpreter and out again.
+    """
+    from pyflink.table import ChangelogMode, Schema
+
+    table = t_env.sql_query(f"SELECT {', '.join(columns)} FROM {view}")
+    schema = Schema.new_builder().primary_key(*key).build()
+    return t_env.to_changelog_stream(table, schema, ChangelogMode.upsert())

@@ -9,17 +9,19 @@ with a broker configured a sink would insert the stream into its topic instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 
 class Sink(Protocol):
     def __call__(
-        self, name: str, query: str, *, changelog: bool = True, one_reader: bool = False
+        self, name: str, query: str, *, changelog: bool = True, one_reader: bool = False,
+        key: Sequence[str] = (),
     ) -> None:
         """Publish the result of ``query`` as stream ``name`` (``changelog``: it may update;
-        ``one_reader``: one query reads it)."""
+        ``one_reader``: one query reads it; ``key``: its unique key, columns that are never
+        null, and it is published as upserts by that key)."""
 
 
 def local_sink(t_env: Any) -> Sink:
@@ -35,16 +37,28 @@ def local_sink(t_env: Any) -> Sink:
     A stream with one reader is a plain view: planned once all the same, and its rows are not
     converted to a DataStream's and back (twice per event for the filtered topics).
 
+    A stream with a key goes through the DataStream as upserts: an update is one +U, without
+    the -U before it, and a reader converting it to upserts by the same key gets it as it is
+    (:func:`streaming.pipeline.upserts`; through a plain changelog the key is lost, and the
+    -U with it could not be dropped).
+
     A changelog keeps each key's order only along one path: a stream must come from an
     operator running at the default parallelism and keyed by its key (every SQL aggregation,
     join and Top-N is), not from a global aggregate running on one subtask.
     """
-    from pyflink.table import Schema
+    from pyflink.table import ChangelogMode, Schema
 
-    def publish(name: str, query: str, *, changelog: bool = True, one_reader: bool = False) -> None:
+    def publish(
+        name: str, query: str, *, changelog: bool = True, one_reader: bool = False,
+        key: Sequence[str] = (),
+    ) -> None:
         table = t_env.sql_query(query)
         if one_reader:
             view = table
+        elif key:
+            schema = Schema.new_builder().primary_key(*key).build()
+            stream = t_env.to_changelog_stream(table, schema, ChangelogMode.upsert())
+            view = t_env.from_changelog_stream(stream, schema, ChangelogMode.upsert())
         elif changelog:
             view = t_env.from_changelog_stream(t_env.to_changelog_stream(table))
         else:

@@ -42,8 +42,9 @@ Three outputs:
   zero (when it is 0 the sums are exactly 0, whatever round-off the additions and
   take-backs left: :mod:`streaming.rows`);
 * ``series``, ``(experiment, grp, period_start, kind, name, bucket, n)``: ``n`` exposures
-  (``kind = exposed``), events (``volume``) or first events (``propensity``) of type ``name``
-  in 15-minute ``bucket``.
+  (``kind = series_exposed``), events (``series_volume``) or first events
+  (``series_propensity``) of type ``name`` in 15-minute ``bucket``, published as upserts by
+  all but ``n``.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ KEY = ("experiment", "grp", "period_start", "period_end", "d", "segment", "sv", 
 STATS = ("cnt", "users", "cnt_sq", "vsum", "vsq", "nonzero")
 TOTAL_COLUMNS = (*KEY, *STATS)
 TOTAL_KINDS = ("exposed", "type", "pair")  # the rest: event_type and series_* (UserEvents.java)
+EVENT_TYPE = "event_type"
 SERIES_KINDS = ("exposed", "volume", "propensity")  # the operator's kinds: series_<kind>
 SERIES_PREFIX = "series_"
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
-SERIES_BATCH_SIZE = 1_000_000  # records per mini-batch of the series (few keys: small state)
+SERIES_BATCH_SIZE = 1_000_000_000  # its latency closes its mini-batches (buffers: one per key)
 
 
 def operator_plan(plan: StreamPlan) -> str:
@@ -136,18 +138,21 @@ def build(
     per_user(t_env, source, sink, plan)
     kinds = ", ".join(lit(k) for k in TOTAL_KINDS)
     days = through_days(f"(SELECT * FROM changes WHERE kind IN ({kinds}))", max_days)
-    sink("totals", summed_query(f"({days})"))
+    sink("totals", summed_query(f"({days})"), one_reader=True)  # the results sink's
     # The series' keys (15-minute buckets) are spread over a whole day in every mini-batch, so
     # each mini-batch would update most of them, and the series sink (Python) would get an
     # update per bucket per mini-batch: about one record per event. Its sink writes a
-    # changed series once per flush interval, so its aggregation gathers changes that long.
+    # changed series once per flush interval, so its aggregation gathers changes that long
+    # (checkpoints still close a mini-batch). Its kinds are the most numerous changes (one per
+    # counted event), so it sums them from the operator's insert-only output, not from
+    # ``changes``, and goes to its sink as upserts: an update is one record.
     series = ", ".join(lit(SERIES_PREFIX + k) for k in SERIES_KINDS)
-    kind = f"SUBSTRING(kind FROM {len(SERIES_PREFIX) + 1})"
     with with_mini_batches(t_env, series_batch_ms, SERIES_BATCH_SIZE):
         sink("series",
-             f"SELECT experiment, grp, period_start, {kind} AS kind, name, d AS bucket, "
-             f"SUM(cnt) AS n FROM changes WHERE kind IN ({series}) "
-             "GROUP BY experiment, grp, period_start, kind, name, d")  # fmt: skip
+             "SELECT experiment, grp, period_start, kind, name, d AS bucket, "
+             f"SUM(cnt) AS n FROM user_changes WHERE kind IN ({series}) "
+             "GROUP BY experiment, grp, period_start, kind, name, d",
+             key=SERIES_COLUMNS[:-1])  # fmt: skip
 
 
 def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan) -> None:
@@ -163,7 +168,9 @@ def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan
     # emit only when its bundle is full or at a checkpoint. Through the hop the SUM gets its
     # own mini-batches. The operator's output is insert-only: the SUM runs in two phases.
     sink("user_changes", user_changes_query("user_inputs", plan), changelog=False)
-    # Read by the totals, the series and the event types.
-    sink("changes", summed_query("user_changes"))
+    # Read by the totals and the event types; the series sums its own kinds (the most
+    # numerous: one per counted event) from the operator's insert-only output directly.
+    kinds = ", ".join(lit(k) for k in (*TOTAL_KINDS, EVENT_TYPE))
+    sink("changes", summed_query(f"(SELECT * FROM user_changes WHERE kind IN ({kinds}))"))
     sink("event_types",
-         "SELECT name AS event_type FROM changes WHERE kind = 'event_type' AND cnt > 0")  # fmt: skip
+         f"SELECT name AS event_type FROM changes WHERE kind = {lit(EVENT_TYPE)} AND cnt > 0")  # fmt: skip

@@ -70,7 +70,7 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
                       "WITH ('connector' = 'datagen')")  # fmt: skip
     plans: dict[str, str] = {}
 
-    def sink(name: str, query: str, *, changelog: bool = True) -> None:
+    def sink(name: str, query: str, **_: Any) -> None:
         plans[name] = t_env.explain_sql(query)
         t_env.create_temporary_view(name, t_env.sql_query(query))
 
@@ -85,3 +85,28 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
     table = dict(t_env.get_config().get_configuration().to_dict())
     assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
     assert table["table.exec.mini-batch.size"] == str(settings.stream.mini_batch_size)
+
+
+def test_a_stream_published_with_its_key_reaches_python_as_upserts(tmp_path: Path) -> None:
+    """Published with its key, a stream reaches a Python sink as upserts: each update is one
+    +U, no -U before it (half the records of a changelog), and the last value of each key is
+    the stream's. The same stream published as a plain changelog carries the -U."""
+    from pyflink.common import RowKind
+
+    from streaming.jobs import local_sink
+    from streaming.pipeline import upserts
+
+    _, t_env, _ = _environment(tmp_path, "stream:\n  parallelism: 1\n")
+    t_env.get_config().set("table.exec.mini-batch.enabled", "false")  # an update per row
+    t_env.execute_sql("CREATE TEMPORARY VIEW v AS SELECT * FROM (VALUES ('a', 1), ('b', 2), "
+                      "('a', 3), ('a', 4), ('b', 5)) AS T(k, x)")  # fmt: skip
+    sink = local_sink(t_env)
+    sink("keyed", "SELECT k, SUM(x) AS s FROM v GROUP BY k", key=("k",))
+    sink("plain", "SELECT k, SUM(x) AS s FROM v GROUP BY k")
+    keyed = list(upserts(t_env, "keyed", ("k", "s"), ("k",)).execute_and_collect())
+    assert [r.get_row_kind() for r in keyed if r[0] == "a"] == [
+        RowKind.INSERT, RowKind.UPDATE_AFTER, RowKind.UPDATE_AFTER
+    ]
+    assert {r[0]: r[1] for r in keyed} == {"a": 8, "b": 7}
+    changelog = t_env.to_changelog_stream(t_env.from_path("plain")).execute_and_collect()
+    assert RowKind.UPDATE_BEFORE in {r.get_row_kind() for r in changelog}

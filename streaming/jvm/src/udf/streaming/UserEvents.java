@@ -63,9 +63,10 @@ import udf.streaming.Contributions.SegmentFirst;
  * reads the user's counted events.
  */
 @DataTypeHint(
-        "ROW<experiment STRING, grp STRING, period_start BIGINT, period_end BIGINT, d BIGINT,"
-                + " segment STRING, sv STRING, kind STRING, name STRING, cnt BIGINT, users BIGINT,"
-                + " cnt_sq BIGINT, vsum DOUBLE, vsq DOUBLE, nonzero BIGINT>")
+        "ROW<experiment STRING NOT NULL, grp STRING NOT NULL, period_start BIGINT NOT NULL,"
+                + " period_end BIGINT NOT NULL, d BIGINT NOT NULL, segment STRING NOT NULL,"
+                + " sv STRING NOT NULL, kind STRING NOT NULL, name STRING NOT NULL, cnt BIGINT,"
+                + " users BIGINT, cnt_sq BIGINT, vsum DOUBLE, vsq DOUBLE, nonzero BIGINT>")
 public class UserEvents extends ProcessTableFunction<Row> {
 
     static final long HOUR_MS = 3_600_000L;
