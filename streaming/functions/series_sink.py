@@ -2,7 +2,7 @@
 
 Why a function: the series is a running sum over buckets that late data can still change
 anywhere in the period, rewritten per (experiment, group, period) as a whole; the input is
-the small changelog of per-bucket counts, not events.
+the upserts of per-bucket counts, not events.
 
 Keyed by (experiment, group, period start); keyed state holds the increments per
 (kind, event type, bucket). Flushed like the results sink: every ``flush_ms`` when changed,
@@ -11,8 +11,8 @@ and at the end of a bounded input.
 Its input is about one record per event type and bucket each time SQL's mini-batches close
 (every checkpoint too), hundreds of thousands in a replay, so a record does as little as
 it can: an update's retraction (-U) is skipped (its +U replaces the entry), and which keys
-wait for a write is kept in memory, not in keyed state (a state read per record was a fifth
-of the sink's time). Nothing is lost by that on a restore: a restored key counts as
+wait for a write is kept in memory, not in keyed state (a state read per record was about a
+sixth of the sink's time). Nothing is lost by that on a restore: a restored key counts as
 changed until it is written again, and its restored timers write it.
 """
 
