@@ -1,55 +1,138 @@
 package udf.streaming;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
-import java.io.IOException;
-import java.io.UncheckedIOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 /**
  * The per-user operator's state entries as bytes. Flink keeps a {@code BYTES} entry as it is;
  * a {@code ROW} or {@code ARRAY} entry it converts between Java objects and its binary rows on
  * every read and write, which cost more than the operator's own work.
+ *
+ * <p>Entries are read and written on a plain byte array: big-endian numbers, text as its UTF-8
+ * length and bytes. {@code DataInputStream} over a {@code ByteArrayInputStream} (the first
+ * version) took a lock and a virtual call per number, and decoding was a fifth of the
+ * operator's time: every event decodes its clock hour's counted events (up to the spam cap).
  */
 final class Codec {
 
+    private static final VarHandle INT =
+            MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.BIG_ENDIAN);
+    private static final VarHandle LONG =
+            MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.BIG_ENDIAN);
+
     interface Writer {
-        void write(DataOutputStream out) throws IOException;
+        void write(Output out);
     }
 
     interface Reader<T> {
-        T read(DataInputStream in) throws IOException;
+        T read(Input in);
     }
 
     private Codec() {}
 
     static byte[] encode(Writer writer) {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream(64);
-        try (DataOutputStream out = new DataOutputStream(bytes)) {
-            writer.write(out);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-        return bytes.toByteArray();
+        Output out = new Output();
+        writer.write(out);
+        return out.toByteArray();
     }
 
     static <T> T decode(byte[] data, Reader<T> reader) {
-        try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(data))) {
-            return reader.read(in);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return reader.read(new Input(data));
     }
 
-    static void writeText(DataOutputStream out, String text) throws IOException {
+    static void writeText(Output out, String text) {
         out.writeBoolean(text != null);
         if (text != null) {
             out.writeUTF(text);
         }
     }
 
-    static String readText(DataInputStream in) throws IOException {
+    static String readText(Input in) {
         return in.readBoolean() ? in.readUTF() : null;
+    }
+
+    /** A growing byte array written front to back. */
+    static final class Output {
+        private byte[] bytes = new byte[64];
+        private int size;
+
+        private void room(int n) {
+            if (size + n > bytes.length) {
+                bytes = Arrays.copyOf(bytes, Math.max(bytes.length * 2, size + n));
+            }
+        }
+
+        void writeBoolean(boolean value) {
+            room(1);
+            bytes[size++] = (byte) (value ? 1 : 0);
+        }
+
+        void writeInt(int value) {
+            room(4);
+            INT.set(bytes, size, value);
+            size += 4;
+        }
+
+        void writeLong(long value) {
+            room(8);
+            LONG.set(bytes, size, value);
+            size += 8;
+        }
+
+        void writeDouble(double value) {
+            writeLong(Double.doubleToRawLongBits(value));
+        }
+
+        void writeUTF(String text) {
+            byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+            writeInt(utf8.length);
+            room(utf8.length);
+            System.arraycopy(utf8, 0, bytes, size, utf8.length);
+            size += utf8.length;
+        }
+
+        byte[] toByteArray() {
+            return Arrays.copyOf(bytes, size);
+        }
+    }
+
+    /** A byte array read front to back. */
+    static final class Input {
+        private final byte[] bytes;
+        private int at;
+
+        Input(byte[] bytes) {
+            this.bytes = bytes;
+        }
+
+        boolean readBoolean() {
+            return bytes[at++] != 0;
+        }
+
+        int readInt() {
+            int value = (int) INT.get(bytes, at);
+            at += 4;
+            return value;
+        }
+
+        long readLong() {
+            long value = (long) LONG.get(bytes, at);
+            at += 8;
+            return value;
+        }
+
+        double readDouble() {
+            return Double.longBitsToDouble(readLong());
+        }
+
+        String readUTF() {
+            int length = readInt();
+            String text = new String(bytes, at, length, StandardCharsets.UTF_8);
+            at += length;
+            return text;
+        }
     }
 }

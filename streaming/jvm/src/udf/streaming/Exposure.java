@@ -1,8 +1,5 @@
 package udf.streaming;
 
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -71,7 +68,7 @@ record Exposure(String experiment, String grp, long start, long end, long tu, Se
         });
     }
 
-    private static void writeFirst(DataOutputStream out, SegmentFirst first) throws IOException {
+    private static void writeFirst(Codec.Output out, SegmentFirst first) {
         out.writeBoolean(first != null);
         if (first != null) {
             out.writeLong(first.ts());
@@ -80,7 +77,7 @@ record Exposure(String experiment, String grp, long start, long end, long tu, Se
         }
     }
 
-    private static SegmentFirst readFirst(DataInputStream in) throws IOException {
+    private static SegmentFirst readFirst(Codec.Input in) {
         return in.readBoolean() ? new SegmentFirst(in.readLong(), in.readUTF(), in.readUTF()) : null;
     }
 }
