@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streaming.jobs import aggregation, filter_activations, filter_events, local_sink
-from streaming.jobs.aggregation import KEY, SERIES_COLUMNS, TOTAL_COLUMNS
+from streaming.jobs import aggregation, filter_activations, filter_events, local_sink, upsert_stream
+from streaming.jobs.aggregation import KEY, SERIES_COLUMNS, SERIES_KEY, TOTAL_COLUMNS
 from streaming.plan import StreamPlan
 from streaming.sources import Source
 
@@ -161,7 +161,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
         .uid("results-sink")
     )
     results.set_parallelism(settings.stream.sink_parallelism)
-    increments = upserts(t_env, "series", SERIES_COLUMNS, SERIES_COLUMNS[:-1])
+    increments = upserts(t_env, "series", SERIES_COLUMNS, SERIES_KEY)
     series = (
         increments.key_by(lambda r: (r[0], r[1], r[2]))
         .process(
@@ -179,8 +179,4 @@ def upserts(t_env: Any, view: str, columns: Sequence[str], key: Sequence[str]) -
     -U before them) and deletes. Half the records of a full changelog reach Python, and
     every Python record costs a conversion into the interpreter and out again.
     """
-    from pyflink.table import ChangelogMode, Schema
-
-    table = t_env.sql_query(f"SELECT {', '.join(columns)} FROM {view}")
-    schema = Schema.new_builder().primary_key(*key).build()
-    return t_env.to_changelog_stream(table, schema, ChangelogMode.upsert())
+    return upsert_stream(t_env, t_env.sql_query(f"SELECT {', '.join(columns)} FROM {view}"), key)

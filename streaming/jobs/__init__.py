@@ -56,9 +56,8 @@ def local_sink(t_env: Any) -> Sink:
         if one_reader:
             view = table
         elif key:
-            schema = Schema.new_builder().primary_key(*key).build()
-            stream = t_env.to_changelog_stream(table, schema, ChangelogMode.upsert())
-            view = t_env.from_changelog_stream(stream, schema, ChangelogMode.upsert())
+            view = t_env.from_changelog_stream(upsert_stream(t_env, table, key),
+                                               _keyed(key), ChangelogMode.upsert())  # fmt: skip
         elif changelog:
             view = t_env.from_changelog_stream(t_env.to_changelog_stream(table))
         else:
@@ -67,6 +66,20 @@ def local_sink(t_env: Any) -> Sink:
         t_env.create_temporary_view(name, view)
 
     return publish
+
+
+def upsert_stream(t_env: Any, table: Any, key: Sequence[str]) -> Any:
+    """``table`` as a DataStream of upserts by ``key`` (its unique key, never-null columns):
+    inserts, updates (+U, no -U before them) and deletes."""
+    from pyflink.table import ChangelogMode
+
+    return t_env.to_changelog_stream(table, _keyed(key), ChangelogMode.upsert())
+
+
+def _keyed(key: Sequence[str]) -> Any:
+    from pyflink.table import Schema
+
+    return Schema.new_builder().primary_key(*key).build()
 
 
 @contextmanager

@@ -66,6 +66,7 @@ EVENT_TYPE = "event_type"
 SERIES_KINDS = ("exposed", "volume", "propensity")  # the operator's kinds: series_<kind>
 SERIES_PREFIX = "series_"
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
+SERIES_KEY = SERIES_COLUMNS[:-1]
 SERIES_BATCH_SIZE = 1_000_000_000  # its latency closes its mini-batches (buffers: one per key)
 
 
@@ -152,7 +153,7 @@ def build(
              "SELECT experiment, grp, period_start, kind, name, d AS bucket, "
              f"SUM(cnt) AS n FROM user_changes WHERE kind IN ({series}) "
              "GROUP BY experiment, grp, period_start, kind, name, d",
-             key=SERIES_COLUMNS[:-1])  # fmt: skip
+             key=SERIES_KEY)  # fmt: skip
 
 
 def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan) -> None:
