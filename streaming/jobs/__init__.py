@@ -31,8 +31,8 @@ def local_sink(t_env: Any) -> Sink:
     consumer of the view starts from that one stream. A plain view would be planned anew by
     each Table → DataStream conversion that reads it (the sinks are several), and its
     sources would be read and its joins computed once per consumer. Insert-only streams stay
-    insert-only (``to_data_stream``), which the dead-letter file sink needs; they
-    get a processing-time attribute ``proc``.
+    insert-only (a DataStream of Flink's internal rows: :func:`_internal_hop`), which the
+    dead-letter file sink needs; they get a processing-time attribute ``proc``.
 
     A stream with one reader is a plain view: planned once all the same, and its rows are not
     converted to a DataStream's and back (twice per event for the filtered topics).
@@ -46,7 +46,7 @@ def local_sink(t_env: Any) -> Sink:
     operator running at the default parallelism and keyed by its key (every SQL aggregation,
     join and Top-N is), not from a global aggregate running on one subtask.
     """
-    from pyflink.table import ChangelogMode, Schema
+    from pyflink.table import ChangelogMode
 
     def publish(
         name: str, query: str, *, changelog: bool = True, one_reader: bool = False,
@@ -61,11 +61,29 @@ def local_sink(t_env: Any) -> Sink:
         elif changelog:
             view = t_env.from_changelog_stream(t_env.to_changelog_stream(table))
         else:
-            schema = Schema.new_builder().column_by_expression("proc", "PROCTIME()").build()
-            view = t_env.from_data_stream(t_env.to_data_stream(table), schema)
+            view = _internal_hop(t_env, table)
         t_env.create_temporary_view(name, view)
 
     return publish
+
+
+def _internal_hop(t_env: Any, table: Any) -> Any:
+    """Insert-only ``table`` through a DataStream of Flink's internal rows, with a
+    processing-time attribute ``proc``.
+
+    PyFlink's ``to_data_stream`` and ``from_data_stream`` convert every row to a ``Row`` and
+    back (each text field decoded from UTF-8 and encoded again); a stream of ``RowData``
+    (the table's row type bridged to it, through the Java API) passes the rows as they are.
+    """
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table import Schema, Table
+
+    j_table = table._j_table
+    row_data = get_gateway().jvm.java.lang.Class.forName("org.apache.flink.table.data.RowData")
+    internal = j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data)
+    stream = t_env._j_tenv.toDataStream(j_table, internal)
+    schema = Schema.new_builder().column_by_expression("proc", "PROCTIME()").build()
+    return Table(t_env._j_tenv.fromDataStream(stream, schema._j_schema), t_env)
 
 
 def upsert_stream(t_env: Any, table: Any, key: Sequence[str]) -> Any:

@@ -9,7 +9,8 @@ import java.util.Map;
 import java.util.TreeSet;
 import java.util.function.Consumer;
 
-import org.apache.flink.types.Row;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
 
 /**
  * One exposure's part of its group's totals, as the changes the per-user operator emits.
@@ -174,14 +175,16 @@ final class Contributions {
     }
 
     /** Emit the changes that are not zero: the exposure, the day and the slot, then the stats. */
-    void emit(Consumer<Row> out) {
+    void emit(Texts texts, Consumer<RowData> out) {
         for (Map.Entry<Key, Stat> e : changes.entrySet()) {
             Stat s = e.getValue();
             if (!s.isZero()) {
                 Slot slot = e.getKey().slot();
-                out.accept(Row.of(exposure.experiment(), exposure.grp(), exposure.start(),
-                        exposure.end(), e.getKey().day(), slot.segment(), slot.sv(), slot.kind(),
-                        slot.name(), s.cnt, s.users, s.sq, s.vsum, s.vsq, s.nonzero));
+                out.accept(GenericRowData.of(texts.of(exposure.experiment()),
+                        texts.of(exposure.grp()), exposure.start(), exposure.end(),
+                        e.getKey().day(), texts.of(slot.segment()), texts.of(slot.sv()),
+                        texts.of(slot.kind()), texts.of(slot.name()), s.cnt, s.users, s.sq,
+                        s.vsum, s.vsq, s.nonzero));
             }
         }
         changes.clear();

@@ -14,6 +14,9 @@ import org.apache.flink.table.annotation.ArgumentTrait;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.annotation.StateHint;
 import org.apache.flink.table.api.dataview.MapView;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ProcessTableFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.types.RowKind;
@@ -50,10 +53,13 @@ import udf.streaming.Contributions.SegmentFirst;
  * pair} a change of the user's values from day {@code d} on; {@code series_exposed}, {@code
  * series_volume} or {@code series_propensity} a change of {@code cnt} exposures, counted
  * events or first events of a type in 15-minute bucket {@code d}; {@code event_type} (no
- * exposure) a change of the number of counted events of type {@code name} (of every user).
+ * exposure) a change of the number of users with counted events of type {@code name}: +1
+ * with a user's first, -1 when a displacement takes back the last (one row per user and type,
+ * not one per event).
  *
- * <p>State, per user: {@code exposures} ({@link Exposure}: each with its {@code t_u} and
- * segment firsts; a small value read on every call, written only when it changes), {@code
+ * <p>State, per user: {@code user}, a small value read on every call and written only when it
+ * changes: its {@code exposures} ({@link Exposure}: each with its {@code t_u} and segment
+ * firsts) and the {@code types} it has counted events of; {@code
  * activations} (each exposure's activation times, with their multiplicities), {@code hours}
  * (per clock hour, the counted events' sort keys in order), {@code events} (every counted
  * {@link Event} by key) and {@code profiles} (per exposure and type, the counted events per
@@ -63,11 +69,12 @@ import udf.streaming.Contributions.SegmentFirst;
  * reads the user's counted events.
  */
 @DataTypeHint(
-        "ROW<experiment STRING NOT NULL, grp STRING NOT NULL, period_start BIGINT NOT NULL,"
+        bridgedTo = RowData.class,
+        value = "ROW<experiment STRING NOT NULL, grp STRING NOT NULL, period_start BIGINT NOT NULL,"
                 + " period_end BIGINT NOT NULL, d BIGINT NOT NULL, segment STRING NOT NULL,"
                 + " sv STRING NOT NULL, kind STRING NOT NULL, name STRING NOT NULL, cnt BIGINT,"
                 + " users BIGINT, cnt_sq BIGINT, vsum DOUBLE, vsq DOUBLE, nonzero BIGINT>")
-public class UserEvents extends ProcessTableFunction<Row> {
+public class UserEvents extends ProcessTableFunction<RowData> {
 
     static final long HOUR_MS = 3_600_000L;
     static final long DAY_MS = Contributions.DAY_MS;
@@ -79,9 +86,10 @@ public class UserEvents extends ProcessTableFunction<Row> {
 
     private transient String planText;
     private transient OperatorPlan plan;
+    private transient Texts texts;
 
     public void eval(
-            @StateHint(type = @DataTypeHint("ROW<list BYTES>")) Row exposures,
+            @StateHint(type = @DataTypeHint("ROW<exposures BYTES, types BYTES>")) Row user,
             @StateHint(type = @DataTypeHint("MAP<STRING, INT>")) MapView<String, Integer> activations,
             @StateHint(type = @DataTypeHint("MAP<BIGINT, BYTES>")) MapView<Long, byte[]> hours,
             @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> events,
@@ -98,9 +106,10 @@ public class UserEvents extends ProcessTableFunction<Row> {
         if (!plan.equals(planText)) {
             this.plan = OperatorPlan.parse(plan);
             this.planText = plan;
+            this.texts = new Texts();
         }
         boolean adds = input.getKind() == RowKind.INSERT || input.getKind() == RowKind.UPDATE_AFTER;
-        State state = new State(exposures, activations, hours, events, profiles);
+        State state = new State(user, activations, hours, events, profiles);
         if (input.getField(IN_EXPERIMENT) == null) {
             if (!adds) {
                 throw new IllegalStateException("events are insert-only, got " + input.getKind());
@@ -113,16 +122,16 @@ public class UserEvents extends ProcessTableFunction<Row> {
 
     /** One user's state entries, as {@code eval} gets them. */
     private static final class State {
-        final Row exposures;
+        final Row user;
         final MapView<String, Integer> activations;
         final MapView<Long, byte[]> hours;
         final MapView<String, byte[]> events;
         final MapView<String, byte[]> profiles;
         private List<Event> counted; // read once per call: every change of events comes first
 
-        State(Row exposures, MapView<String, Integer> activations, MapView<Long, byte[]> hours,
+        State(Row user, MapView<String, Integer> activations, MapView<Long, byte[]> hours,
                 MapView<String, byte[]> events, MapView<String, byte[]> profiles) {
-            this.exposures = exposures;
+            this.user = user;
             this.activations = activations;
             this.hours = hours;
             this.events = events;
@@ -130,11 +139,33 @@ public class UserEvents extends ProcessTableFunction<Row> {
         }
 
         List<Exposure> exposureList() {
-            return Exposure.decode(exposures.getFieldAs(0));
+            return Exposure.decode(user.getFieldAs(0));
         }
 
         void setExposures(List<Exposure> list) {
-            exposures.setField(0, Exposure.encode(list));
+            user.setField(0, Exposure.encode(list));
+        }
+
+        /** The types the user has counted events of. */
+        Set<String> types() {
+            Set<String> types = new LinkedHashSet<>();
+            byte[] data = user.getFieldAs(1);
+            if (data != null) {
+                Codec.decode(data, in -> {
+                    for (int n = in.readInt(); n > 0; n--) {
+                        types.add(in.readUTF());
+                    }
+                    return types;
+                });
+            }
+            return types;
+        }
+
+        void setTypes(Set<String> types) {
+            user.setField(1, Codec.encode(out -> {
+                out.writeInt(types.size());
+                types.forEach(out::writeUTF);
+            }));
         }
 
         /** The user's counted events (a scan of {@code events}, done at most once per call). */
@@ -225,13 +256,30 @@ public class UserEvents extends ProcessTableFunction<Row> {
                 exposures.set(i, x.with(x.tu(), after));
                 changed = true;
             }
-            out.emit(this::collect);
+            out.emit(texts, this::collect);
         }
         if (changed) {
             state.setExposures(exposures);
         }
-        collect(Row.of("", "", 0L, 0L, 0L, "", "", Contributions.EVENT_TYPE, event.type(),
-                (long) sign, 0L, 0L, 0.0, 0.0, 0L));
+        countType(state, event.type(), sign);
+    }
+
+    /**
+     * Count the user among those with counted events of {@code type} when this is the first
+     * (or no longer when {@code sign} -1 took back the last): an {@code event_type} change.
+     */
+    private void countType(State state, String type, int sign) throws Exception {
+        Set<String> types = state.types();
+        boolean changed = sign > 0
+                ? types.add(type)
+                : state.counted().stream().noneMatch(e -> e.type().equals(type)) && types.remove(type);
+        if (changed) {
+            state.setTypes(types);
+            StringData none = texts.of("");
+            collect(GenericRowData.of(none, none, 0L, 0L, 0L, none, none,
+                    texts.of(Contributions.EVENT_TYPE), texts.of(type), (long) sign, 0L, 0L, 0.0,
+                    0.0, 0L));
+        }
     }
 
     /** The segment firsts with {@code event} added, where it comes first and has the field. */
@@ -410,7 +458,7 @@ public class UserEvents extends ProcessTableFunction<Row> {
             out.add(after, firsts, profiles, types, true, 1);
         }
         state.setExposures(exposures);
-        out.emit(this::collect);
+        out.emit(texts, this::collect);
     }
 
     // -- keys and hours --------------------------------------------------------------------
