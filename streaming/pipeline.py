@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streaming import jvm
 from streaming.jobs import aggregation, filter_activations, filter_events, local_sink, upsert_stream
 from streaming.jobs.aggregation import KEY, SERIES_COLUMNS, SERIES_KEY, TOTAL_COLUMNS
 from streaming.plan import StreamPlan
@@ -85,8 +86,10 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     if cfg.restore:
         options["execution.state-recovery.path"] = cfg.restore
     options.update(cfg.cluster_conf or {})
-    if cfg.jars:  # before the table environment exists: its class loader is made with it
-        options["pipeline.jars"] = ";".join(cfg.jars)
+    # Before the table environment exists: its class loader is made with it. The functions'
+    # jar ships with every job: the sinks' key selector (streaming.pipeline.key_by) is a
+    # DataStream function, which USING JAR (the SQL functions') does not reach.
+    options["pipeline.jars"] = ";".join([jvm.functions_jar().as_uri(), *cfg.jars])
     options.update(s.flink_conf)
     for key, value in options.items():
         conf.set_string(key, value)
@@ -151,7 +154,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     )
     totals = upserts(t_env, "totals", TOTAL_COLUMNS, KEY)
     results = (
-        totals.key_by(lambda r: (r[0], r[4]))
+        key_by(t_env, totals, (TOTAL_COLUMNS.index("experiment"), TOTAL_COLUMNS.index("d")))
         .connect(t_env.to_changelog_stream(progress).broadcast(PROGRESS))
         .process(
             ResultsSink(cfg.home, settings, plan, flush_ms, str(cfg.progress), cfg.on_rows),
@@ -163,7 +166,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     results.set_parallelism(settings.stream.sink_parallelism)
     increments = upserts(t_env, "series", SERIES_COLUMNS, SERIES_KEY)
     series = (
-        increments.key_by(lambda r: (r[0], r[1], r[2]))
+        key_by(t_env, increments, (0, 1, 2))  # experiment, grp, period_start
         .process(
             SeriesSink(cfg.series_url, settings.stream.series_flush_ms),
             output_type=Types.BOOLEAN(),
@@ -172,6 +175,33 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
         .uid("series-sink")
     )
     series.set_parallelism(settings.stream.sink_parallelism)
+
+
+def key_by(t_env: Any, stream: Any, positions: Sequence[int]) -> Any:
+    """``stream`` (of ``Row``) keyed by the fields at ``positions`` (a ``Row`` key), for a
+    Python keyed function.
+
+    PyFlink's ``key_by`` runs a Python function on every row to put its key in front (one
+    more crossing into the interpreter and out per row, as many as the sink's own); here a
+    Java map does it (``KeyedRows.java``), and the keyed stream is the one ``key_by`` makes.
+    """
+    from pyflink.common.typeinfo import ExternalTypeInfo, Types, _from_java_type
+    from pyflink.datastream.data_stream import KeyedStream
+    from pyflink.java_gateway import get_gateway
+
+    from streaming import jvm
+
+    j_stream = stream._j_data_stream
+    row_type = _from_java_type(j_stream.getTransformation().getOutputType())
+    rows = row_type._type_info if isinstance(row_type, ExternalTypeInfo) else row_type
+    fields = rows.get_field_types()  # a table's rows: the external type of a RowTypeInfo
+    key_type = Types.ROW([fields[i] for i in positions])
+    keyed_rows = jvm.new_instance(t_env, "udf.streaming.KeyedRows", ",".join(map(str, positions)))
+    with_key = j_stream.map(keyed_rows, Types.ROW([key_type, row_type]).get_java_type_info())
+    with_key.name("key")
+    selector = get_gateway().jvm.KeyByKeySelector()
+    keyed = with_key.keyBy(selector, Types.ROW([key_type]).get_java_type_info())
+    return KeyedStream(keyed, row_type, stream)
 
 
 def upserts(t_env: Any, view: str, columns: Sequence[str], key: Sequence[str]) -> Any:

@@ -85,6 +85,32 @@ def register(t_env: Any) -> None:
         )
 
 
+def new_instance(t_env: Any, java_class: str, *args: str) -> Any:
+    """A new instance of one of the jar's classes (its constructor takes ``args``' strings),
+    made in the class loader of ``t_env``'s functions (the gateway's own does not see the
+    jar); the job gets the jar on ``pipeline.jars`` (:func:`streaming.pipeline.environment`)."""
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    jvm, lang = gateway.jvm, gateway.jvm.java.lang
+    # The resource manager USING JAR hands the jar to (a field without a getter); a function
+    # only declares its jar, which is registered when a query first uses it: register it now.
+    environment = lang.Class.forName("org.apache.flink.table.api.internal.TableEnvironmentImpl")
+    field = environment.getDeclaredField("resourceManager")
+    field.setAccessible(True)
+    resources = field.get(t_env._j_tenv)
+    resource = jvm.org.apache.flink.table.resource
+    jar = resource.ResourceUri(resource.ResourceType.JAR, functions_jar().as_uri())
+    resources.registerResources(jvm.java.util.List.of(jar))  # once: a registered jar is kept
+    types = gateway.new_array(lang.Class, len(args))
+    values = gateway.new_array(lang.Object, len(args))
+    for i, arg in enumerate(args):
+        types[i] = lang.Class.forName("java.lang.String")
+        values[i] = arg
+    found = lang.Class.forName(java_class, True, resources.getUserClassLoader())
+    return found.getConstructor(types).newInstance(values)
+
+
 def _javac() -> str:
     home = os.environ.get("JAVA_HOME")
     found = shutil.which("javac", path=str(Path(home) / "bin")) if home else None

@@ -110,3 +110,48 @@ def test_a_stream_published_with_its_key_reaches_python_as_upserts(tmp_path: Pat
     assert {r[0]: r[1] for r in keyed} == {"a": 8, "b": 7}
     changelog = t_env.to_changelog_stream(t_env.from_path("plain")).execute_and_collect()
     assert RowKind.UPDATE_BEFORE in {r.get_row_kind() for r in changelog}
+
+
+def test_rows_keyed_in_java_reach_a_python_keyed_function_with_their_key_and_kind(
+    tmp_path: Path,
+) -> None:
+    """The sinks' key selector (a Java map, ``KeyedRows.java``): a Python keyed function gets
+    each row whole, with its row kind, under the key of the fields asked for; its keyed
+    state is per key (a running count per key)."""
+    from pyflink.common import Row, RowKind
+    from pyflink.common.typeinfo import Types
+    from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+    from pyflink.datastream.state import ValueStateDescriptor
+
+    from streaming import jvm
+    from streaming.pipeline import key_by, upserts
+
+    class Seen(KeyedProcessFunction):
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.n = runtime_context.get_state(ValueStateDescriptor("n", Types.INT()))
+
+        def process_element(self, value: Row, ctx: Any) -> Any:
+            n = (self.n.value() or 0) + 1
+            self.n.update(n)
+            yield Row(repr(tuple(ctx.get_current_key())), value[0], value[2], n,
+                      value.get_row_kind().value)  # fmt: skip
+
+    _, t_env, _ = _environment(tmp_path, "stream:\n  parallelism: 2\n")
+    t_env.get_config().set("table.exec.mini-batch.enabled", "false")  # an update per row
+    jvm.register(t_env)
+    t_env.execute_sql("CREATE TEMPORARY VIEW v AS SELECT * FROM (VALUES ('a', 1, 10), "
+                      "('b', 1, 20), ('a', 1, 30), ('a', 2, 40)) AS T(k, j, x)")  # fmt: skip
+    t_env.create_temporary_view(
+        "sums", t_env.sql_query("SELECT k, j, SUM(x) AS s FROM v GROUP BY k, j")
+    )
+    stream = key_by(t_env, upserts(t_env, "sums", ("k", "j", "s"), ("k", "j")), (0, 1))
+    out = stream.process(Seen(), output_type=Types.ROW(
+        [Types.STRING(), Types.STRING(), Types.LONG(), Types.INT(), Types.BYTE()]))  # fmt: skip
+    got = sorted(tuple(r) for r in out.execute_and_collect())
+    inserted, updated = RowKind.INSERT.value, RowKind.UPDATE_AFTER.value
+    assert got == [
+        ("('a', 1)", "a", 10, 1, inserted),
+        ("('a', 1)", "a", 40, 2, updated),
+        ("('a', 2)", "a", 40, 1, inserted),
+        ("('b', 1)", "b", 20, 1, inserted),
+    ]

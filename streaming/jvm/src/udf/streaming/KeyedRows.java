@@ -1,0 +1,35 @@
+package udf.streaming;
+
+import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.types.Row;
+
+/**
+ * A stream's rows with their key in front, {@code Row(key, row)}: the input PyFlink's keyed
+ * functions take (its {@code key_by} makes it with a Python function, one crossing into the
+ * interpreter per row). {@code key} is a {@code Row} of the fields at the given positions;
+ * the row keeps its kind.
+ */
+public final class KeyedRows implements MapFunction<Row, Row> {
+
+    private static final long serialVersionUID = 1L;
+
+    private final int[] positions;
+
+    /** {@code positions}: the key fields' positions, comma-separated ("0,4"). */
+    public KeyedRows(String positions) {
+        String[] parts = positions.split(",");
+        this.positions = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            this.positions[i] = Integer.parseInt(parts[i].trim());
+        }
+    }
+
+    @Override
+    public Row map(Row row) {
+        Row key = new Row(positions.length);
+        for (int i = 0; i < positions.length; i++) {
+            key.setField(i, row.getField(positions[i]));
+        }
+        return Row.of(key, row);
+    }
+}
