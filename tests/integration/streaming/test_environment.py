@@ -144,7 +144,8 @@ def test_rows_keyed_in_java_reach_a_python_keyed_function_with_their_key_and_kin
     t_env.create_temporary_view(
         "sums", t_env.sql_query("SELECT k, j, SUM(x) AS s FROM v GROUP BY k, j")
     )
-    stream = key_by(t_env, upserts(t_env, "sums", ("k", "j", "s"), ("k", "j")), (0, 1))
+    stream = key_by(t_env, upserts(t_env, "sums", ("k", "j", "s"), ("k", "j")), ("k", "j", "s"),
+                    ("k", "j"))  # fmt: skip
     out = stream.process(Seen(), output_type=Types.ROW(
         [Types.STRING(), Types.STRING(), Types.LONG(), Types.INT(), Types.BYTE()]))  # fmt: skip
     got = sorted(tuple(r) for r in out.execute_and_collect())
