@@ -154,7 +154,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     )
     totals = upserts(t_env, "totals", TOTAL_COLUMNS, KEY)
     results = (
-        key_by(t_env, totals, TOTAL_COLUMNS, ("experiment", "d"))
+        key_by(t_env, totals, ("experiment", "d"))
         .connect(t_env.to_changelog_stream(progress).broadcast(PROGRESS))
         .process(
             ResultsSink(cfg.home, settings, plan, flush_ms, str(cfg.progress), cfg.on_rows),
@@ -166,7 +166,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     results.set_parallelism(settings.stream.sink_parallelism)
     increments = upserts(t_env, "series", SERIES_COLUMNS, SERIES_KEY)
     series = (
-        key_by(t_env, increments, SERIES_COLUMNS, ("experiment", "grp", "period_start"))
+        key_by(t_env, increments, ("experiment", "grp", "period_start"))
         .process(
             SeriesSink(cfg.series_url, settings.stream.series_flush_ms),
             output_type=Types.BOOLEAN(),
@@ -177,9 +177,9 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     series.set_parallelism(settings.stream.sink_parallelism)
 
 
-def key_by(t_env: Any, stream: Any, columns: Sequence[str], key: Sequence[str]) -> Any:
-    """``stream`` (of ``Row``s of ``columns``) keyed by the ``key`` columns (a ``Row`` key),
-    for a Python keyed function.
+def key_by(t_env: Any, stream: Any, key: Sequence[str]) -> Any:
+    """``stream`` (of a table's rows) keyed by its ``key`` columns (a ``Row`` key), for a
+    Python keyed function.
 
     PyFlink's ``key_by`` runs a Python function on every row to put its key in front (one
     more crossing into the interpreter and out per row, as many as the sink's own); here a
@@ -192,8 +192,8 @@ def key_by(t_env: Any, stream: Any, columns: Sequence[str], key: Sequence[str]) 
     j_stream = stream._j_data_stream
     row_type = _from_java_type(j_stream.getTransformation().getOutputType())
     rows = row_type._type_info if isinstance(row_type, ExternalTypeInfo) else row_type
-    fields = rows.get_field_types()  # a table's rows: the external type of a RowTypeInfo
-    positions = [columns.index(c) for c in key]
+    names, fields = rows.get_field_names(), rows.get_field_types()  # a table's: external rows
+    positions = [names.index(c) for c in key]
     key_type = Types.ROW([fields[i] for i in positions])
     keyed_rows = jvm.new_instance(t_env, "udf.streaming.KeyedRows", ",".join(map(str, positions)))
     with_key = j_stream.map(keyed_rows, Types.ROW([key_type, row_type]).get_java_type_info())

@@ -102,11 +102,11 @@ def new_instance(t_env: Any, java_class: str, *args: str) -> Any:
     resource = jvm.org.apache.flink.table.resource
     jar = resource.ResourceUri(resource.ResourceType.JAR, functions_jar().as_uri())
     resources.registerResources(jvm.java.util.List.of(jar))  # once: a registered jar is kept
+    text = lang.Class.forName("java.lang.String")
     types = gateway.new_array(lang.Class, len(args))
     values = gateway.new_array(lang.Object, len(args))
     for i, arg in enumerate(args):
-        types[i] = lang.Class.forName("java.lang.String")
-        values[i] = arg
+        types[i], values[i] = text, arg
     found = lang.Class.forName(java_class, True, resources.getUserClassLoader())
     return found.getConstructor(types).newInstance(values)
 

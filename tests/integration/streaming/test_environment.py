@@ -123,7 +123,6 @@ def test_rows_keyed_in_java_reach_a_python_keyed_function_with_their_key_and_kin
     from pyflink.datastream import KeyedProcessFunction, RuntimeContext
     from pyflink.datastream.state import ValueStateDescriptor
 
-    from streaming import jvm
     from streaming.pipeline import key_by, upserts
 
     class Seen(KeyedProcessFunction):
@@ -138,14 +137,12 @@ def test_rows_keyed_in_java_reach_a_python_keyed_function_with_their_key_and_kin
 
     _, t_env, _ = _environment(tmp_path, "stream:\n  parallelism: 2\n")
     t_env.get_config().set("table.exec.mini-batch.enabled", "false")  # an update per row
-    jvm.register(t_env)
     t_env.execute_sql("CREATE TEMPORARY VIEW v AS SELECT * FROM (VALUES ('a', 1, 10), "
                       "('b', 1, 20), ('a', 1, 30), ('a', 2, 40)) AS T(k, j, x)")  # fmt: skip
     t_env.create_temporary_view(
         "sums", t_env.sql_query("SELECT k, j, SUM(x) AS s FROM v GROUP BY k, j")
     )
-    stream = key_by(t_env, upserts(t_env, "sums", ("k", "j", "s"), ("k", "j")), ("k", "j", "s"),
-                    ("k", "j"))  # fmt: skip
+    stream = key_by(t_env, upserts(t_env, "sums", ("k", "j", "s"), ("k", "j")), ("k", "j"))
     out = stream.process(Seen(), output_type=Types.ROW(
         [Types.STRING(), Types.STRING(), Types.LONG(), Types.INT(), Types.BYTE()]))  # fmt: skip
     got = sorted(tuple(r) for r in out.execute_and_collect())
