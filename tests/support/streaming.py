@@ -184,6 +184,18 @@ def finish(process: subprocess.Popen[str], home: Home, command: str, timeout: fl
     return out
 
 
+def cancel_job(result: Any) -> None:
+    """Cancel the job of a ``TableResult`` if it still runs. Closing a ``collect()`` iterator
+    cancels the job already, and the local cluster of a finished job may be shut down by then
+    (``IllegalStateException: MiniCluster is not yet running or has already been shut down``)."""
+    try:
+        result.get_job_client().cancel().result()
+    except Exception as exc:
+        gone = ("has already been shut down", "could not be found", "not running", "globally terminal")
+        if not any(phrase in str(exc) for phrase in gone):
+            raise
+
+
 def kill_group(process: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)

@@ -20,6 +20,7 @@ from pyflink.datastream import ProcessFunction
 
 from streaming.source import PartitionFeed, TimestampExtractor, UnifiedSource
 from tests.support.kafka_brokers import Broker, produce
+from tests.support.streaming import cancel_job
 from udf.archive.importer import Importer
 from udf.archive.kafka_archiver import KafkaArchiver
 from udf.archive.kafka_client import KafkaSettings, TopicRoute
@@ -231,7 +232,7 @@ def test_alignment_keeps_topics_within_the_drift(kafka_broker: Broker, kafka_top
                     if len(read) == sampled + 40:
                         break
         finally:
-            result.get_job_client().cancel()
+            cancel_job(result)
         for producer in producers:
             producer.join()
         assert Counter(kind for kind, *_ in read) == {"e": sampled, "a": 40}
@@ -263,7 +264,7 @@ def test_record_imported_late_into_an_hour_already_read(home: Home, table_env, t
     source.register_topics(table_env)
     late = json.dumps({"user_id": 5, "event_type": "late", "ts": T0 + 5 * MINUTE}, separators=(",", ":")).encode()
     result = table_env.execute_sql("SELECT line FROM raw_events")
-    watchdog = threading.Timer(90, lambda: result.get_job_client().cancel())
+    watchdog = threading.Timer(90, lambda: cancel_job(result))
     watchdog.start()
     read: list[bytes] = []
     late_round = None
@@ -279,7 +280,7 @@ def test_record_imported_late_into_an_hour_already_read(home: Home, table_env, t
                     break
     finally:
         watchdog.cancel()
-        result.get_job_client().cancel()
+        cancel_job(result)
 
     assert late_round is not None and late_round.late == {"events": 1}
     assert Counter(read) == Counter([*history, late])
@@ -337,7 +338,7 @@ def test_source_metrics_count_records_and_unreadable_ones(home: Home, kafka_brok
                     break
                 time.sleep(1)
     finally:
-        result.get_job_client().cancel()
+        cancel_job(result)
 
     assert Counter(read) == Counter(history + tail)
     assert counters == expected

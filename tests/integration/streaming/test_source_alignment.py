@@ -19,6 +19,7 @@ import pytest
 from streaming.source import PartitionFeed, TimestampExtractor, UnifiedSource
 from streaming.source.slices import AlignedFeed, TopicProgress
 from tests.integration.streaming.test_source import MINUTE, T0, WM, ms, ts_of
+from tests.support.streaming import cancel_job
 from udf.archive.importer import Importer
 from udf.config.stream_source import SourceSettings
 from udf.home import Home
@@ -79,7 +80,7 @@ def test_aligned_history_keeps_watermarks_within_the_drift(home: Home, table_env
     total = sum(len(v) for v in data.values())
     read: list[tuple[str, int | None, int | None]] = []
     lines: list[bytes] = []
-    watchdog = threading.Timer(150, lambda: result.get_job_client().cancel())
+    watchdog = threading.Timer(150, lambda: cancel_job(result))
     watchdog.start()
     try:
         with result.collect() as rows:
@@ -94,7 +95,7 @@ def test_aligned_history_keeps_watermarks_within_the_drift(home: Home, table_env
     finally:
         stop.set()
         watchdog.cancel()
-        result.get_job_client().cancel()
+        cancel_job(result)
     feeder.join()
 
     assert Counter(lines) == Counter(data["events"] + data["activations"])  # each record once
