@@ -54,8 +54,12 @@ def cumulative(increments: dict[tuple[str, str, int], int]) -> list[SeriesPoint]
     """Points from per-bucket increments ``(kind, event type, bucket) -> n``.
 
     ``kind`` is ``exposed`` (event type ``""``), ``volume`` or ``propensity``. A point is made
-    for every bucket where one of an event type's three numbers changes.
+    for every bucket where one of an event type's three numbers changes. An increment of 0
+    changes nothing and makes no point: whether a bucket's count was added and taken back
+    (a late activation moving a user's first trigger time; a displaced event) or never
+    touched depends on the order records arrived in, and the stored series must not.
     """
+    increments = {key: n for key, n in increments.items() if n != 0}
     types = sorted({name for kind, name, _ in increments if kind != "exposed"})
     exposed = {b: n for (kind, _, b), n in increments.items() if kind == "exposed"}
     points = []
