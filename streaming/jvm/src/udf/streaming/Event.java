@@ -11,32 +11,28 @@ record Event(String type, long ts, Double value, String[] segs) {
         return segs == null || field >= segs.length ? null : segs[field];
     }
 
-    byte[] encode() {
-        return Codec.encode(out -> {
-            out.writeUTF(type);
-            out.writeLong(ts);
-            out.writeBoolean(value != null);
-            if (value != null) {
-                out.writeDouble(value);
-            }
-            out.writeInt(segs == null ? -1 : segs.length);
-            for (int i = 0; segs != null && i < segs.length; i++) {
-                Codec.writeText(out, segs[i]);
-            }
-        });
+    void write(Codec.Output out) {
+        out.writeUTF(type);
+        out.writeLong(ts);
+        out.writeBoolean(value != null);
+        if (value != null) {
+            out.writeDouble(value);
+        }
+        out.writeInt(segs == null ? -1 : segs.length);
+        for (int i = 0; segs != null && i < segs.length; i++) {
+            Codec.writeText(out, segs[i]);
+        }
     }
 
-    static Event decode(byte[] data) {
-        return Codec.decode(data, in -> {
-            String type = in.readUTF();
-            long ts = in.readLong();
-            Double value = in.readBoolean() ? in.readDouble() : null;
-            int n = in.readInt();
-            String[] segs = n < 0 ? null : new String[n];
-            for (int i = 0; i < n; i++) {
-                segs[i] = Codec.readText(in);
-            }
-            return new Event(type, ts, value, segs);
-        });
+    static Event read(Codec.Input in) {
+        String type = in.readUTF();
+        long ts = in.readLong();
+        Double value = in.readBoolean() ? in.readDouble() : null;
+        int n = in.readInt();
+        String[] segs = n < 0 ? null : new String[n];
+        for (int i = 0; i < n; i++) {
+            segs[i] = Codec.readText(in);
+        }
+        return new Event(type, ts, value, segs);
     }
 }

@@ -1,12 +1,15 @@
 package udf.streaming;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * One exposure's counted events of one type: per day (days since the epoch, ascending) their
  * number and the sum of their {@code value}, and the first one's time (for the series'
- * propensity). The per-user operator keeps one per (exposure, type) in its state.
+ * propensity). The per-user operator keeps the profiles of one type, of every exposure, in one
+ * state entry.
  */
 final class Profile {
 
@@ -28,31 +31,48 @@ final class Profile {
     long first = NONE;
     final List<Day> days = new ArrayList<>(4);
 
-    static Profile decode(byte[] data) {
-        if (data == null) {
-            return new Profile();
+    /** Profiles by exposure key, as the operator keeps those of one type: in one entry. */
+    static Map<String, Profile> decodeAll(byte[] data) {
+        Map<String, Profile> out = new LinkedHashMap<>();
+        if (data != null) {
+            Codec.decode(data, in -> {
+                for (int n = in.readInt(); n > 0; n--) {
+                    out.put(in.readUTF(), read(in));
+                }
+                return out;
+            });
         }
-        return Codec.decode(data, in -> {
-            Profile p = new Profile();
-            p.first = in.readLong();
-            int n = in.readInt();
-            for (int i = 0; i < n; i++) {
-                p.days.add(new Day(in.readLong(), in.readLong(), in.readDouble()));
-            }
-            return p;
+        return out;
+    }
+
+    static byte[] encodeAll(Map<String, Profile> profiles) {
+        return Codec.encode(out -> {
+            out.writeInt(profiles.size());
+            profiles.forEach((key, profile) -> {
+                out.writeUTF(key);
+                profile.write(out);
+            });
         });
     }
 
-    byte[] encode() {
-        return Codec.encode(out -> {
-            out.writeLong(first);
-            out.writeInt(days.size());
-            for (Day d : days) {
-                out.writeLong(d.day);
-                out.writeLong(d.count);
-                out.writeDouble(d.sum);
-            }
-        });
+    private static Profile read(Codec.Input in) {
+        Profile p = new Profile();
+        p.first = in.readLong();
+        int n = in.readInt();
+        for (int i = 0; i < n; i++) {
+            p.days.add(new Day(in.readLong(), in.readLong(), in.readDouble()));
+        }
+        return p;
+    }
+
+    private void write(Codec.Output out) {
+        out.writeLong(first);
+        out.writeInt(days.size());
+        for (Day d : days) {
+            out.writeLong(d.day);
+            out.writeLong(d.count);
+            out.writeDouble(d.sum);
+        }
     }
 
     boolean isEmpty() {

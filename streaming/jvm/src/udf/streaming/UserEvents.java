@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -61,11 +62,12 @@ import udf.streaming.Contributions.SegmentFirst;
  * changes: its {@code exposures} ({@link Exposure}: each with its {@code t_u} and segment
  * firsts) and the {@code types} it has counted events of; {@code
  * activations} (each exposure's activation times, with their multiplicities), {@code hours}
- * (per clock hour, the counted events' sort keys in order), {@code events} (every counted
- * {@link Event} by key) and {@code profiles} (per exposure and type, the counted events per
- * day: {@link Profile}). Entries are kept as bytes ({@link Codec}). An event in order reads
- * its hour and, per exposure it falls in, its type's profile (and a ratio partner's), and
- * writes them: no scan. A displaced first event, a new segment value or an exposure's change
+ * (per clock hour, its counted {@link Event}s in the cap's order: the hour is what the cap
+ * and a displacement read, and most hours hold one or two events) and {@code profiles} (per
+ * type, the user's counted events of it per day in each exposure: {@link Profile}; one entry
+ * for all the exposures an event falls in). Entries are kept as bytes ({@link Codec}). An
+ * event in order reads its hour and its type's profiles (and a ratio partner's), and writes
+ * them: no scan. A displaced first event, a new segment value or an exposure's change
  * reads the user's counted events.
  */
 @DataTypeHint(
@@ -92,7 +94,6 @@ public class UserEvents extends ProcessTableFunction<RowData> {
             @StateHint(type = @DataTypeHint("ROW<exposures BYTES, types BYTES>")) Row user,
             @StateHint(type = @DataTypeHint("MAP<STRING, INT>")) MapView<String, Integer> activations,
             @StateHint(type = @DataTypeHint("MAP<BIGINT, BYTES>")) MapView<Long, byte[]> hours,
-            @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> events,
             @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> profiles,
             @ArgumentHint({
                         ArgumentTrait.SET_SEMANTIC_TABLE,
@@ -109,7 +110,7 @@ public class UserEvents extends ProcessTableFunction<RowData> {
             this.texts = new Texts();
         }
         boolean adds = input.getKind() == RowKind.INSERT || input.getKind() == RowKind.UPDATE_AFTER;
-        State state = new State(user, activations, hours, events, profiles);
+        State state = new State(user, activations, hours, profiles);
         if (input.getField(IN_EXPERIMENT) == null) {
             if (!adds) {
                 throw new IllegalStateException("events are insert-only, got " + input.getKind());
@@ -118,6 +119,7 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         } else {
             onActivation(state, input, adds);
         }
+        state.writeProfiles();
     }
 
     /** One user's state entries, as {@code eval} gets them. */
@@ -125,16 +127,18 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         final Row user;
         final MapView<String, Integer> activations;
         final MapView<Long, byte[]> hours;
-        final MapView<String, byte[]> events;
-        final MapView<String, byte[]> profiles;
-        private List<Event> counted; // read once per call: every change of events comes first
+        private final MapView<String, byte[]> profiles;
+        private List<Event> counted; // read once per call: every change of hours comes first
+        // The profiles read in this call, per type and exposure key; the changed types are
+        // written back once, at the end of the call.
+        private final Map<String, Map<String, Profile>> byType = new HashMap<>();
+        private final Set<String> changedTypes = new HashSet<>();
 
         State(Row user, MapView<String, Integer> activations, MapView<Long, byte[]> hours,
-                MapView<String, byte[]> events, MapView<String, byte[]> profiles) {
+                MapView<String, byte[]> profiles) {
             this.user = user;
             this.activations = activations;
             this.hours = hours;
-            this.events = events;
             this.profiles = profiles;
         }
 
@@ -168,12 +172,48 @@ public class UserEvents extends ProcessTableFunction<RowData> {
             }));
         }
 
-        /** The user's counted events (a scan of {@code events}, done at most once per call). */
+        /** The user's profile of {@code type} in exposure {@code x}; null when it has none. */
+        Profile profile(Exposure x, String type) throws Exception {
+            return ofType(type).get(x.key());
+        }
+
+        /** Keep {@code profile} as the user's profile of {@code type} in {@code x} (none when empty). */
+        void setProfile(Exposure x, String type, Profile profile) throws Exception {
+            Map<String, Profile> exposures = ofType(type);
+            if (profile.isEmpty()) {
+                exposures.remove(x.key());
+            } else {
+                exposures.put(x.key(), profile);
+            }
+            changedTypes.add(type);
+        }
+
+        private Map<String, Profile> ofType(String type) throws Exception {
+            Map<String, Profile> exposures = byType.get(type);
+            if (exposures == null) {
+                exposures = Profile.decodeAll(profiles.get(type));
+                byType.put(type, exposures);
+            }
+            return exposures;
+        }
+
+        void writeProfiles() throws Exception {
+            for (String type : changedTypes) {
+                Map<String, Profile> exposures = byType.get(type);
+                if (exposures.isEmpty()) {
+                    profiles.remove(type);
+                } else {
+                    profiles.put(type, Profile.encodeAll(exposures));
+                }
+            }
+        }
+
+        /** The user's counted events (a scan of {@code hours}, done at most once per call). */
         List<Event> counted() throws Exception {
             if (counted == null) {
                 counted = new ArrayList<>();
-                for (byte[] event : events.values()) {
-                    counted.add(Event.decode(event));
+                for (byte[] hour : hours.values()) {
+                    counted.addAll(Arrays.asList(Hour.decode(hour).events()));
                 }
             }
             return counted;
@@ -187,22 +227,18 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         String type = input.getFieldAs(IN_TYPE);
         long hour = ts / HOUR_MS; // ts >= 2000-01-01: the same hour as SQL's ts / 3600000
         Hour kept = Hour.decode(state.hours.get(hour));
-        int at = position(kept.ts(), kept.types(), ts, type);
+        int at = position(kept.events(), ts, type);
         if (at < 0 || at >= cap) {
             return; // a copy of an event already seen, or beyond the hour's cap
         }
-        Hour now = kept.with(at, ts, type);
+        Event event = new Event(type, ts, input.getFieldAs(IN_VALUE), input.getFieldAs(IN_SEGS));
+        Hour now = kept.with(at, event);
         Event displaced = null;
-        if (now.ts().length > cap) { // the hour's last counted event drops out
-            String last = key(now.ts()[cap], now.types()[cap]);
-            byte[] gone = state.events.get(last);
-            displaced = gone == null ? null : Event.decode(gone); // null: expired (a run's TTL)
-            state.events.remove(last);
+        if (now.events().length > cap) { // the hour's last counted event drops out
+            displaced = now.events()[cap];
             now = now.first(cap);
         }
         state.hours.put(hour, now.encode());
-        Event event = new Event(type, ts, input.getFieldAs(IN_VALUE), input.getFieldAs(IN_SEGS));
-        state.events.put(key(ts, type), event.encode());
         counted(state, event, 1);
         if (displaced != null) {
             counted(state, displaced, -1);
@@ -211,7 +247,7 @@ public class UserEvents extends ProcessTableFunction<RowData> {
 
     /**
      * Add (or take back: {@code sign} -1) {@code event} in each exposure it falls in, and count
-     * its type. {@code state.events} no longer holds an event taken back.
+     * its type. {@code state.hours} no longer holds an event taken back.
      */
     private void counted(State state, Event event, int sign) throws Exception {
         List<Exposure> exposures = state.exposureList();
@@ -246,12 +282,7 @@ public class UserEvents extends ProcessTableFunction<RowData> {
             }
             out.add(x.tu(), after, profiles, scope, wide, 1);
             propensity(out, event.type(), first, profile.first);
-            String key = profileKey(x, event.type());
-            if (profile.isEmpty()) {
-                state.profiles.remove(key);
-            } else {
-                state.profiles.put(key, profile.encode());
-            }
+            state.setProfile(x, event.type(), profile);
             if (wide) {
                 exposures.set(i, x.with(x.tu(), after));
                 changed = true;
@@ -358,9 +389,9 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         }
         for (String type : wanted) {
             if (!out.containsKey(type)) {
-                byte[] profile = state.profiles.get(profileKey(x, type));
+                Profile profile = state.profile(x, type);
                 if (profile != null) {
-                    out.put(type, Profile.decode(profile));
+                    out.put(type, profile);
                 }
             }
         }
@@ -443,10 +474,8 @@ public class UserEvents extends ProcessTableFunction<RowData> {
             Profile p = profiles.get(type);
             Profile w = was.get(type);
             propensity(out, type, w == null ? Profile.NONE : w.first, p == null ? Profile.NONE : p.first);
-            if (p != null) {
-                state.profiles.put(profileKey(x, type), p.encode());
-            } else if (w != null) {
-                state.profiles.remove(profileKey(x, type));
+            if (p != null || w != null) {
+                state.setProfile(x, type, p == null ? new Profile() : p);
             }
         }
         if (at >= 0) {
@@ -463,41 +492,28 @@ public class UserEvents extends ProcessTableFunction<RowData> {
 
     // -- keys and hours --------------------------------------------------------------------
 
-    private static String profileKey(Exposure x, String type) {
-        return x.key() + "\0" + type;
-    }
+    /** A clock hour's counted events, in the cap's order {@code (ts, type)}. */
+    private record Hour(Event[] events) {
 
-    private static String key(long ts, String type) {
-        return ts + ":" + type; // ts is digits only: the first ':' ends it
-    }
+        static final Hour EMPTY = new Hour(new Event[0]);
 
-    /** A clock hour's counted events: their sort keys {@code (ts, type)} in order. */
-    private record Hour(long[] ts, String[] types) {
-
-        static final Hour EMPTY = new Hour(new long[0], new String[0]);
-
-        Hour with(int at, long t, String type) {
-            long[] times = new long[ts.length + 1];
-            System.arraycopy(ts, 0, times, 0, at);
-            times[at] = t;
-            System.arraycopy(ts, at, times, at + 1, ts.length - at);
-            String[] names = new String[types.length + 1];
-            System.arraycopy(types, 0, names, 0, at);
-            names[at] = type;
-            System.arraycopy(types, at, names, at + 1, types.length - at);
-            return new Hour(times, names);
+        Hour with(int at, Event event) {
+            Event[] out = new Event[events.length + 1];
+            System.arraycopy(events, 0, out, 0, at);
+            out[at] = event;
+            System.arraycopy(events, at, out, at + 1, events.length - at);
+            return new Hour(out);
         }
 
         Hour first(int n) {
-            return new Hour(Arrays.copyOf(ts, n), Arrays.copyOf(types, n));
+            return new Hour(Arrays.copyOf(events, n));
         }
 
         byte[] encode() {
             return Codec.encode(out -> {
-                out.writeInt(ts.length);
-                for (int i = 0; i < ts.length; i++) {
-                    out.writeLong(ts[i]);
-                    out.writeUTF(types[i]);
+                out.writeInt(events.length);
+                for (Event event : events) {
+                    event.write(out);
                 }
             });
         }
@@ -507,31 +523,28 @@ public class UserEvents extends ProcessTableFunction<RowData> {
                 return EMPTY;
             }
             return Codec.decode(data, in -> {
-                int n = in.readInt();
-                long[] ts = new long[n];
-                String[] types = new String[n];
-                for (int i = 0; i < n; i++) {
-                    ts[i] = in.readLong();
-                    types[i] = in.readUTF();
+                Event[] events = new Event[in.readInt()];
+                for (int i = 0; i < events.length; i++) {
+                    events[i] = Event.read(in);
                 }
-                return new Hour(ts, types);
+                return new Hour(events);
             });
         }
     }
 
     /**
-     * Where {@code (ts, type)} goes in the hour's sorted keys; -1 when it is there already.
+     * Where {@code (ts, type)} goes in the hour's events, in order; -1 when it is there already.
      * Types compare by code point, as SQL's ORDER BY and batch's sort (UTF-8 bytes) do.
      */
-    static int position(long[] times, String[] types, long ts, String type) {
+    static int position(Event[] events, long ts, String type) {
         int lo = 0;
-        int hi = times.length;
-        if (hi > 0 && compare(times[hi - 1], types[hi - 1], ts, type) < 0) {
+        int hi = events.length;
+        if (hi > 0 && compare(events[hi - 1], ts, type) < 0) {
             return hi; // in order: after the last
         }
         while (lo < hi) {
             int mid = (lo + hi) >>> 1;
-            int c = compare(times[mid], types[mid], ts, type);
+            int c = compare(events[mid], ts, type);
             if (c == 0) {
                 return -1;
             } else if (c < 0) {
@@ -541,6 +554,10 @@ public class UserEvents extends ProcessTableFunction<RowData> {
             }
         }
         return lo;
+    }
+
+    static int compare(Event event, long ts, String type) {
+        return compare(event.ts(), event.type(), ts, type);
     }
 
     static int compare(long ts1, String type1, long ts2, String type2) {
