@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streaming import jvm
-from streaming.jobs import Sink, with_mini_batches
+from streaming.jobs import Sink, planned_with, with_mini_batches
 from streaming.parse import lit
 from streaming.plan import StreamPlan
 
@@ -168,7 +168,13 @@ def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan
     # that close SQL's mini-batches (event time), so an aggregation right after it would
     # emit only when its bundle is full or at a checkpoint. Through the hop the SUM gets its
     # own mini-batches. The operator's output is insert-only: the SUM runs in two phases.
-    sink("user_changes", user_changes_query("user_inputs", plan), changelog=False)
+    # Planned without mini-batches: the activations' join with the periods (filter_activations'
+    # plain view, planned here with its reader) would be a mini-batch join, which emits when
+    # a mini-batch watermark has come from both inputs, and the periods' side sends none
+    # between its rare changes: it emitted only at checkpoints, and a run's freshness was the
+    # checkpoint interval plus 3 s (docs/benchmarks.md, "freshness follows the checkpoints").
+    with planned_with(t_env, {"table.exec.mini-batch.enabled": "false"}):
+        sink("user_changes", user_changes_query("user_inputs", plan), changelog=False)
     # Read by the totals and the event types; the series sums its own kinds (the most
     # numerous: one per counted event) from the operator's insert-only output directly.
     kinds = ", ".join(lit(k) for k in (*TOTAL_KINDS, EVENT_TYPE))

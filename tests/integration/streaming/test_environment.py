@@ -153,3 +153,43 @@ def test_rows_keyed_in_java_reach_a_python_keyed_function_with_their_key_and_kin
         ("('a', 2)", "a", 40, 1, inserted),
         ("('b', 1)", "b", 20, 1, inserted),
     ]
+
+
+def test_the_per_user_stage_and_its_activations_join_are_planned_without_mini_batches(
+    tmp_path: Path,
+) -> None:
+    """The activations' join with the periods is planned with its one reader, the per-user
+    stage. With mini-batches it becomes a mini-batch join, which waits for a mini-batch
+    watermark from both inputs; the periods' side sends none between its rare changes, so
+    it emitted only at checkpoints (a run's freshness was the checkpoint interval). That
+    stage is planned without them; the sums after it keep theirs."""
+    from streaming.jobs import aggregation, filter_activations
+    from streaming.plan import StreamPlan
+    from streaming.sources import SourceTables
+
+    _, t_env, settings = _environment(tmp_path, "stream:\n  replay_mini_batch_latency_ms: 1234\n")
+    t_env.execute_sql("CREATE TEMPORARY TABLE fe (user_id BIGINT, event_type STRING, ts BIGINT, "
+                      "`value` DOUBLE, segs ARRAY<STRING>) WITH ('connector' = 'datagen')")  # fmt: skip
+    t_env.execute_sql("CREATE TEMPORARY TABLE raw_activations (line STRING, p INT, ts TIMESTAMP_LTZ(3), "
+                      "WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen')")  # fmt: skip
+    t_env.execute_sql("CREATE TEMPORARY TABLE period_versions (experiment STRING, grp STRING, "
+                      "period_start BIGINT, period_end BIGINT, version BIGINT, alive BOOLEAN) "
+                      "WITH ('connector' = 'datagen')")  # fmt: skip
+    plans: dict[str, str] = {}
+
+    def sink(name: str, query: str, **_: Any) -> None:
+        plans[name] = t_env.explain_sql(query)
+        t_env.create_temporary_view(name, t_env.sql_query(query))
+
+    plan = StreamPlan(metrics=(), controls=frozenset(), analysis={}, experiment_segments={},
+                      taken_names=frozenset())  # fmt: skip
+    tables = SourceTables("raw_events", "raw_activations", "period_versions")
+    filter_activations.build(t_env, tables, sink, plan)
+    aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "filtered_activations"},
+                      sink, plan, 2, settings.stream.series_flush_ms)  # fmt: skip
+    per_user = plans["user_changes"].split("== Optimized Physical Plan ==")[1]
+    assert "Join(" in per_user and "ProcessTableFunction" in per_user
+    assert "MiniBatch" not in per_user
+    assert "MiniBatchAssigner(interval=[1234ms]" in plans["changes"]  # the sums keep theirs
+    table = dict(t_env.get_config().get_configuration().to_dict())
+    assert table["table.exec.mini-batch.enabled"] == "true"  # and so does what is planned later
