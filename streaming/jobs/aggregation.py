@@ -172,7 +172,7 @@ def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan
     # plain view, planned here with its reader) would be a mini-batch join, which emits when
     # a mini-batch watermark has come from both inputs, and the periods' side sends none
     # between its rare changes: it emitted only at checkpoints, and a run's freshness was the
-    # checkpoint interval plus 3 s (docs/benchmarks.md, "freshness follows the checkpoints").
+    # checkpoint interval plus 3 s (docs/benchmarks.md, "2026-12-05 (later)").
     with planned_with(t_env, {"table.exec.mini-batch.enabled": "false"}):
         sink("user_changes", user_changes_query("user_inputs", plan), changelog=False)
     # Read by the totals and the event types; the series sums its own kinds (the most

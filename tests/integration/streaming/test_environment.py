@@ -30,6 +30,23 @@ def _environment(tmp_path: Path, settings_yaml: str) -> tuple[Any, Any, Any]:
     return env, t_env, settings
 
 
+def _explaining_sink(t_env: Any, plans: dict[str, str]) -> Any:
+    """A sink that publishes each stream as a plain view and keeps its explained plan."""
+
+    def sink(name: str, query: str, **_: Any) -> None:
+        plans[name] = t_env.explain_sql(query)
+        t_env.create_temporary_view(name, t_env.sql_query(query))
+
+    return sink
+
+
+def _empty_plan() -> Any:
+    from streaming.plan import StreamPlan
+
+    return StreamPlan(metrics=(), controls=frozenset(), analysis={}, experiment_segments={},
+                      taken_names=frozenset())  # fmt: skip
+
+
 def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
     env, t_env, _ = _environment(
         tmp_path,
@@ -58,7 +75,6 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
     aggregation gathers changes for ``series_flush_seconds`` (one update per bucket per flush,
     not per mini-batch), and the table configuration is the same again afterwards."""
     from streaming.jobs import aggregation
-    from streaming.plan import StreamPlan
 
     _, t_env, settings = _environment(
         tmp_path, "stream:\n  replay_mini_batch_latency_ms: 1234\n  series_flush_seconds: 42\n"
@@ -69,13 +85,7 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
                       "ts BIGINT, period_start BIGINT, period_end BIGINT) "
                       "WITH ('connector' = 'datagen')")  # fmt: skip
     plans: dict[str, str] = {}
-
-    def sink(name: str, query: str, **_: Any) -> None:
-        plans[name] = t_env.explain_sql(query)
-        t_env.create_temporary_view(name, t_env.sql_query(query))
-
-    plan = StreamPlan(metrics=(), controls=frozenset(), analysis={}, experiment_segments={},
-                      taken_names=frozenset())  # fmt: skip
+    sink, plan = _explaining_sink(t_env, plans), _empty_plan()
     aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "fa"}, sink, plan,
                       2, settings.stream.series_flush_ms)  # fmt: skip
     assert "MiniBatchAssigner(interval=[1234ms]" in plans["changes"]
@@ -164,7 +174,6 @@ def test_the_per_user_stage_and_its_activations_join_are_planned_without_mini_ba
     it emitted only at checkpoints (a run's freshness was the checkpoint interval). That
     stage is planned without them; the sums after it keep theirs."""
     from streaming.jobs import aggregation, filter_activations
-    from streaming.plan import StreamPlan
     from streaming.sources import SourceTables
 
     _, t_env, settings = _environment(tmp_path, "stream:\n  replay_mini_batch_latency_ms: 1234\n")
@@ -176,13 +185,7 @@ def test_the_per_user_stage_and_its_activations_join_are_planned_without_mini_ba
                       "period_start BIGINT, period_end BIGINT, version BIGINT, alive BOOLEAN) "
                       "WITH ('connector' = 'datagen')")  # fmt: skip
     plans: dict[str, str] = {}
-
-    def sink(name: str, query: str, **_: Any) -> None:
-        plans[name] = t_env.explain_sql(query)
-        t_env.create_temporary_view(name, t_env.sql_query(query))
-
-    plan = StreamPlan(metrics=(), controls=frozenset(), analysis={}, experiment_segments={},
-                      taken_names=frozenset())  # fmt: skip
+    sink, plan = _explaining_sink(t_env, plans), _empty_plan()
     tables = SourceTables("raw_events", "raw_activations", "period_versions")
     filter_activations.build(t_env, tables, sink, plan)
     aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "filtered_activations"},
