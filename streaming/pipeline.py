@@ -126,7 +126,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     aggregation.build(
         t_env,
         {"filtered_events": "filtered_events", "filtered_activations": "filtered_activations"},
-        sink, plan, cfg.max_days, settings.stream.series_flush_ms,
+        sink, plan, cfg.max_days, settings.stream.series_flush_ms, cfg.state_ttl_ms,
     )  # fmt: skip
 
     # One writer: the file sink keeps its state as union list state, and a stop-with-savepoint

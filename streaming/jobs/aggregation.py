@@ -103,12 +103,13 @@ def user_inputs_query(events: str, activations: str, plan: StreamPlan) -> str:
     )
 
 
-def user_changes_query(inputs: str, plan: StreamPlan) -> str:
-    """The per-user operator over ``inputs``: its changes, ``TOTAL_COLUMNS`` (``UserEvents.java``)."""
+def user_changes_query(inputs: str, plan: StreamPlan, state_ttl_ms: int | None = None) -> str:
+    """The per-user operator over ``inputs``: its changes, ``TOTAL_COLUMNS`` (``UserEvents.java``).
+    Its state lives ``state_ttl_ms`` after a user's last write (None: for ever)."""
     return (
         f"SELECT {', '.join(TOTAL_COLUMNS)} FROM user_events(input => TABLE {inputs} "
         f"PARTITION BY user_id, cap => {plan.spam_cap}, plan => {lit(operator_plan(plan))}, "
-        "uid => 'user-events')"
+        f"ttl => CAST({state_ttl_ms or 0} AS BIGINT), uid => 'user-events')"
     )
 
 
@@ -131,12 +132,13 @@ def through_days(source: str, max_days: int) -> str:
 
 def build(
     t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, max_days: int,
-    series_batch_ms: int,
+    series_batch_ms: int, state_ttl_ms: int | None = None,
 ) -> None:
     """``source`` names ``filtered_events`` and ``filtered_activations``; ``max_days`` bounds the
     number of dates one period spans (the days a change is counted for); ``series_batch_ms``
-    is how long the series' aggregation gathers changes (see below)."""
-    per_user(t_env, source, sink, plan)
+    is how long the series' aggregation gathers changes (see below); the per-user operator
+    keeps a user's state ``state_ttl_ms`` after its last write (None: for ever)."""
+    per_user(t_env, source, sink, plan, state_ttl_ms)
     kinds = ", ".join(lit(k) for k in TOTAL_KINDS)
     days = through_days(f"(SELECT * FROM changes WHERE kind IN ({kinds}))", max_days)
     sink("totals", summed_query(f"({days})"), one_reader=True)  # the results sink's
@@ -156,7 +158,10 @@ def build(
              key=SERIES_KEY)  # fmt: skip
 
 
-def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan) -> None:
+def per_user(
+    t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan,
+    state_ttl_ms: int | None = None,
+) -> None:
     """The per-user operator over the filtered topics: its changes summed per key and day
     (``changes``) and the event types users have counted events of (``event_types``)."""
     events, activations = source["filtered_events"], source["filtered_activations"]
@@ -174,7 +179,7 @@ def per_user(t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan
     # between its rare changes: it emitted only at checkpoints, and a run's freshness was the
     # checkpoint interval plus 3 s (docs/benchmarks.md, "2026-12-05 (later)").
     with planned_with(t_env, {"table.exec.mini-batch.enabled": "false"}):
-        sink("user_changes", user_changes_query("user_inputs", plan), changelog=False)
+        sink("user_changes", user_changes_query("user_inputs", plan, state_ttl_ms), changelog=False)
     # Read by the totals and the event types; the series sums its own kinds (the most
     # numerous: one per counted event) from the operator's insert-only output directly.
     kinds = ", ".join(lit(k) for k in (*TOTAL_KINDS, EVENT_TYPE))

@@ -279,3 +279,41 @@ def test_an_earlier_activation_moves_the_exposure_to_an_earlier_day() -> None:
     ])  # fmt: skip
     assert_outcome(got, expected(P0, [Counted("a", T0 + DAY + 1, 1.0, "s1"),
                                       Counted("c", P0 + 5, 1.0, "s0"), Counted("a", T0 + 8)]))  # fmt: skip
+
+
+def event_type_changes(state_ttl_ms: int | None) -> int:
+    """The ``event_type`` changes of two copies of one event, a second apart (a paced source):
+    the second is a copy of the first as long as the user's state lives."""
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
+
+    from streaming import jvm
+    from streaming.jobs.aggregation import user_changes_query
+
+    conf = Configuration()
+    conf.set_string("parallelism.default", "1")
+    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment.get_execution_environment(conf))
+    t_env.execute_sql(
+        "CREATE TEMPORARY TABLE ticks (n BIGINT) WITH ('connector' = 'datagen', "
+        "'rows-per-second' = '1', 'number-of-rows' = '2', 'fields.n.kind' = 'sequence', "
+        "'fields.n.start' = '1', 'fields.n.end' = '2')"
+    )
+    t_env.execute_sql(
+        "CREATE TEMPORARY VIEW user_inputs AS SELECT CAST(1 AS BIGINT) AS user_id, "
+        f"'click' AS event_type, CAST({T0} AS BIGINT) AS ts, CAST(1.0 AS DOUBLE) AS `value`, "
+        "ARRAY[CAST(NULL AS STRING)] AS segs, CAST(NULL AS STRING) AS experiment, "
+        "CAST(NULL AS STRING) AS grp, CAST(NULL AS BIGINT) AS period_start, "
+        "CAST(NULL AS BIGINT) AS period_end FROM ticks"
+    )
+    jvm.register(t_env)
+    query = user_changes_query("user_inputs", plan(), state_ttl_ms)
+    with t_env.sql_query(query).execute().collect() as out:
+        return sum(r[9] for r in out if r[7] == "event_type")
+
+
+def test_the_state_lives_as_long_as_the_ttl_argument_says() -> None:
+    # Kept for ever (a replay): the copy is seen as one. Kept 1 ms (a run's TTL, shortened):
+    # the user's state is gone when the copy comes, so it counts as a user's first event again.
+    assert event_type_changes(None) == 1
+    assert event_type_changes(1) == 2

@@ -1,24 +1,34 @@
 package udf.streaming;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
 
 import org.apache.flink.table.annotation.ArgumentHint;
 import org.apache.flink.table.annotation.ArgumentTrait;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.annotation.StateHint;
 import org.apache.flink.table.api.dataview.MapView;
+import org.apache.flink.table.catalog.DataTypeFactory;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ProcessTableFunction;
+import org.apache.flink.table.types.DataType;
+import org.apache.flink.table.types.inference.CallContext;
+import org.apache.flink.table.types.inference.StateTypeStrategy;
+import org.apache.flink.table.types.inference.StaticArgument;
+import org.apache.flink.table.types.inference.TypeInference;
 import org.apache.flink.types.Row;
 import org.apache.flink.types.RowKind;
 
@@ -61,7 +71,7 @@ import udf.streaming.Contributions.SegmentFirst;
  * <p>State, per user: {@code user}, a small value read on every call and written only when it
  * changes: its {@code exposures} ({@link Exposure}: each with its {@code t_u} and segment
  * firsts) and the {@code types} it has counted events of; {@code
- * activations} (each exposure's activation times, with their multiplicities), {@code hours}
+ * activations} (per exposure, one entry: its activation times with their multiplicities), {@code hours}
  * (per clock hour, its counted {@link Event}s in the cap's order: the hour is what the cap
  * and a displacement read, and most hours hold one or two events) and {@code profiles} (per
  * type, the user's counted events of it per day in each exposure: {@link Profile}; one entry
@@ -86,13 +96,16 @@ public class UserEvents extends ProcessTableFunction<RowData> {
     static final int IN_TYPE = 1, IN_TS = 2, IN_VALUE = 3, IN_SEGS = 4, IN_EXPERIMENT = 5,
             IN_GRP = 6, IN_START = 7, IN_END = 8;
 
+    /** The SQL argument that sets the state's time to live, in milliseconds (0: none). */
+    static final String TTL = "ttl";
+
     private transient String planText;
     private transient OperatorPlan plan;
     private transient Texts texts;
 
     public void eval(
             @StateHint(type = @DataTypeHint("ROW<exposures BYTES, types BYTES>")) Row user,
-            @StateHint(type = @DataTypeHint("MAP<STRING, INT>")) MapView<String, Integer> activations,
+            @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> activations,
             @StateHint(type = @DataTypeHint("MAP<BIGINT, BYTES>")) MapView<Long, byte[]> hours,
             @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> profiles,
             @ArgumentHint({
@@ -102,7 +115,8 @@ public class UserEvents extends ProcessTableFunction<RowData> {
                     })
                     Row input,
             Integer cap,
-            String plan)
+            String plan,
+            Long ttl)
             throws Exception {
         if (!plan.equals(planText)) {
             this.plan = OperatorPlan.parse(plan);
@@ -122,10 +136,56 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         state.writeProfiles();
     }
 
+    /**
+     * The annotations' inference, with the state's time to live taken from the call's {@link
+     * #TTL} argument: a run keeps a user's state for the window's days after its last write, a
+     * replay keeps all of it. Declared in no other way, the state of a process table function
+     * gets a time to live of {@code Long.MAX_VALUE} (so that one can be set later), and every
+     * read and write of it pays for the time stamps: about 3% of a replay
+     * (docs/benchmarks.md, "2026-12-05 (evening)").
+     */
+    @Override
+    public TypeInference getTypeInference(DataTypeFactory typeFactory) {
+        TypeInference inferred = super.getTypeInference(typeFactory);
+        List<StaticArgument> arguments = inferred.getStaticArguments().orElseThrow();
+        int ttl = -1;
+        for (int i = 0; i < arguments.size(); i++) {
+            ttl = arguments.get(i).getName().equals(TTL) ? i : ttl;
+        }
+        LinkedHashMap<String, StateTypeStrategy> states = new LinkedHashMap<>();
+        for (Map.Entry<String, StateTypeStrategy> e : inferred.getStateTypeStrategies().entrySet()) {
+            states.put(e.getKey(), new TtlArgument(e.getValue(), ttl));
+        }
+        return TypeInference.newBuilder()
+                .staticArguments(arguments)
+                .inputTypeStrategy(inferred.getInputTypeStrategy())
+                .stateTypeStrategies(states)
+                .outputTypeStrategy(inferred.getOutputTypeStrategy())
+                .disableSystemArguments(inferred.disableSystemArguments())
+                .build();
+    }
+
+    /** A state entry's type as inferred, its time to live the literal argument at {@code position}. */
+    private record TtlArgument(StateTypeStrategy type, int position) implements StateTypeStrategy {
+
+        @Override
+        public Optional<DataType> inferType(CallContext context) {
+            return type.inferType(context);
+        }
+
+        @Override
+        public Optional<Duration> getTimeToLive(CallContext context) {
+            long millis = context.getArgumentValue(position, Long.class)
+                    .orElseThrow(() -> context.newValidationError(
+                            "%s must be a literal number of milliseconds (0: no time to live)", TTL));
+            return Optional.of(Duration.ofMillis(millis));
+        }
+    }
+
     /** One user's state entries, as {@code eval} gets them. */
     private static final class State {
         final Row user;
-        final MapView<String, Integer> activations;
+        final MapView<String, byte[]> activations;
         final MapView<Long, byte[]> hours;
         private final MapView<String, byte[]> profiles;
         private List<Event> counted; // read once per call: every change of hours comes first
@@ -134,7 +194,7 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         private final Map<String, Map<String, Profile>> byType = new HashMap<>();
         private final Set<String> changedTypes = new HashSet<>();
 
-        State(Row user, MapView<String, Integer> activations, MapView<Long, byte[]> hours,
+        State(Row user, MapView<String, byte[]> activations, MapView<Long, byte[]> hours,
                 MapView<String, byte[]> profiles) {
             this.user = user;
             this.activations = activations;
@@ -406,17 +466,22 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         long start = input.<Long>getFieldAs(IN_START);
         long end = input.<Long>getFieldAs(IN_END);
         String exposureKey = Exposure.key(experiment, grp, start, end);
-        String prefix = exposureKey + "\0"; // of the exposure's activations
-        String key = prefix + input.<Long>getFieldAs(IN_TS);
-        Integer n = state.activations.get(key);
-        int now = (n == null ? 0 : n) + (adds ? 1 : -1);
+        TreeMap<Long, Integer> times = decodeTimes(state.activations.get(exposureKey));
+        long ts = input.<Long>getFieldAs(IN_TS);
+        Integer n = times.get(ts);
         if (n == null && !adds) {
             return; // the retraction of an activation never added: nothing holds it
         }
+        int now = (n == null ? 0 : n) + (adds ? 1 : -1);
         if (now <= 0) {
-            state.activations.remove(key);
+            times.remove(ts);
         } else {
-            state.activations.put(key, now);
+            times.put(ts, now);
+        }
+        if (times.isEmpty()) {
+            state.activations.remove(exposureKey);
+        } else {
+            state.activations.put(exposureKey, encodeTimes(times));
         }
         List<Exposure> exposures = state.exposureList();
         int at = -1;
@@ -427,13 +492,7 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         }
         Exposure old = at < 0 ? null : exposures.get(at);
         Long before = old == null ? null : old.tu();
-        Long after = null; // the earliest activation left
-        for (String activation : state.activations.keys()) {
-            if (activation.startsWith(prefix)) {
-                long t = Long.parseLong(activation.substring(prefix.length()));
-                after = after == null || t < after ? t : after;
-            }
-        }
+        Long after = times.isEmpty() ? null : times.firstKey(); // the earliest activation left
         if (before != null && before.equals(after)) {
             return;
         }
@@ -491,6 +550,30 @@ public class UserEvents extends ProcessTableFunction<RowData> {
     }
 
     // -- keys and hours --------------------------------------------------------------------
+
+    /** An exposure's activation times and how many of each are held (a retraction takes one back). */
+    private static TreeMap<Long, Integer> decodeTimes(byte[] data) {
+        TreeMap<Long, Integer> times = new TreeMap<>();
+        if (data != null) {
+            Codec.decode(data, in -> {
+                for (int n = in.readInt(); n > 0; n--) {
+                    times.put(in.readLong(), in.readInt());
+                }
+                return times;
+            });
+        }
+        return times;
+    }
+
+    private static byte[] encodeTimes(TreeMap<Long, Integer> times) {
+        return Codec.encode(out -> {
+            out.writeInt(times.size());
+            times.forEach((t, n) -> {
+                out.writeLong(t);
+                out.writeInt(n);
+            });
+        });
+    }
 
     /** A clock hour's counted events, in the cap's order {@code (ts, type)}. */
     private record Hour(Event[] events) {
