@@ -41,14 +41,17 @@ class PipelineConfig:
     jars: tuple[str, ...] = ()  # e.g. the Kafka connector's, for a unified source's live tail
 
 
-def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
-    """A streaming execution environment and its table environment, configured.
-
-    Python functions in thread mode run in an interpreter embedded in the JVM, which does
-    not see this virtual environment: the JVM (started on first use) inherits ``PYTHONPATH``.
-    """
+def share_python_path() -> None:
+    """Let Python functions in thread mode see this interpreter's packages. They run in an
+    interpreter embedded in PyFlink's JVM, which does not see this virtual environment: the
+    JVM, started once per process on first use, inherits ``PYTHONPATH``."""
     paths = [p for p in sys.path if p and os.path.isdir(p)]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
+def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
+    """A streaming execution environment and its table environment, configured."""
+    share_python_path()
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment

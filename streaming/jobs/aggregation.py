@@ -24,8 +24,9 @@ The seed's operators (docs/streaming.md maps each one):
 
   it emits, insert-only, every *change* of a user's values: the values after an input
   minus those before, as day-to-day increments (``Contributions.java``);
-* **group totals**: ``SUM`` of the changes per group, key and day (two-phase, over an
-  insert-only stream), then running sums over the days of the period: a user's values
+* **group totals**: ``SUM`` of the changes per group, key and day (first in the operator's
+  own thread, ``PreSums.java``, then over all users in one phase), then running sums over
+  the days of the period: a user's values
   through a date ``D`` are the sum of their increments up to ``D`` (docs/metrics.md §5),
   and so are the group's;
 * **15-minute buckets**: the operator's ``series_*`` changes: exposures, events and first
@@ -49,13 +50,14 @@ Three outputs:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streaming import jvm
 from streaming.jobs import Sink, planned_with, with_mini_batches
 from streaming.parse import lit
 from streaming.plan import StreamPlan
+from udf.errors import EngineError
 
 DAY_MS = 86_400_000
 KEY = ("experiment", "grp", "period_start", "period_end", "d", "segment", "sv", "kind", "name")
@@ -63,11 +65,12 @@ STATS = ("cnt", "users", "cnt_sq", "vsum", "vsq", "nonzero")
 TOTAL_COLUMNS = (*KEY, *STATS)
 TOTAL_KINDS = ("exposed", "type", "pair")  # the rest: event_type and series_* (UserEvents.java)
 EVENT_TYPE = "event_type"
-SERIES_KINDS = ("exposed", "volume", "propensity")  # the operator's kinds: series_<kind>
-SERIES_PREFIX = "series_"
+SERIES_PREFIX = "series_"  # the series' kinds: series_exposed, _volume, _propensity
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
 SERIES_KEY = SERIES_COLUMNS[:-1]
 SERIES_BATCH_SIZE = 1_000_000_000  # its latency closes its mini-batches (buffers: one per key)
+# The sums after the operator's own (``PreSums.java``): no second local sum of those sums.
+ONE_PHASE = {"table.optimizer.agg-phase-strategy": "ONE_PHASE"}
 
 
 def operator_plan(plan: StreamPlan) -> str:
@@ -103,11 +106,15 @@ def user_inputs_query(events: str, activations: str, plan: StreamPlan) -> str:
     )
 
 
-def user_changes_query(inputs: str, plan: StreamPlan, state_ttl_ms: int | None = None) -> str:
-    """The per-user operator over ``inputs``: its changes, ``TOTAL_COLUMNS`` (``UserEvents.java``).
-    Its state lives ``state_ttl_ms`` after a user's last write (None: for ever)."""
+def user_changes_query(
+    inputs: str, plan: StreamPlan, state_ttl_ms: int | None = None,
+    columns: Sequence[str] = TOTAL_COLUMNS,
+) -> str:
+    """The per-user operator over ``inputs``: its changes, ``TOTAL_COLUMNS`` (``UserEvents.java``;
+    ``columns``: these of its columns, ``user_id`` and ``TOTAL_COLUMNS``). Its state lives
+    ``state_ttl_ms`` after a user's last write (None: for ever)."""
     return (
-        f"SELECT {', '.join(TOTAL_COLUMNS)} FROM user_events(input => TABLE {inputs} "
+        f"SELECT {', '.join(columns)} FROM user_events(input => TABLE {inputs} "
         f"PARTITION BY user_id, cap => {plan.spam_cap}, plan => {lit(operator_plan(plan))}, "
         f"ttl => CAST({state_ttl_ms or 0} AS BIGINT), uid => 'user-events')"
     )
@@ -149,12 +156,13 @@ def build(
     # (checkpoints still close a mini-batch). Its kinds are the most numerous changes (one per
     # counted event), so it sums them from the operator's insert-only output, not from
     # ``changes``, and goes to its sink as upserts: an update is one record.
-    series = ", ".join(lit(SERIES_PREFIX + k) for k in SERIES_KINDS)
-    with with_mini_batches(t_env, series_batch_ms, SERIES_BATCH_SIZE):
+    with (
+        with_mini_batches(t_env, series_batch_ms, SERIES_BATCH_SIZE),
+        planned_with(t_env, ONE_PHASE),
+    ):
         sink("series",
-             "SELECT experiment, grp, period_start, kind, name, d AS bucket, "
-             f"SUM(cnt) AS n FROM user_changes WHERE kind IN ({series}) "
-             "GROUP BY experiment, grp, period_start, kind, name, d",
+             f"SELECT {', '.join(SERIES_KEY)}, SUM(n) AS n FROM series_sums "
+             f"GROUP BY {', '.join(SERIES_KEY)}",
              key=SERIES_KEY)  # fmt: skip
 
 
@@ -169,20 +177,64 @@ def per_user(
     t_env.execute_sql(
         f"CREATE TEMPORARY VIEW user_inputs AS {user_inputs_query(events, activations, plan)}"
     )
-    # Published before it is summed: a process table function does not pass on the watermarks
-    # that close SQL's mini-batches (event time), so an aggregation right after it would
-    # emit only when its bundle is full or at a checkpoint. Through the hop the SUM gets its
-    # own mini-batches. The operator's output is insert-only: the SUM runs in two phases.
+    # Summed per key in the operator's own thread (``PreSums.java``: SQL's local sum of a
+    # two-phase SUM, for the totals and the series at once, without the projection, the
+    # filters on ``kind`` and the two mini-batch bundles it replaced: docs/benchmarks.md,
+    # "2026-12-05 (night)"), then over all users by SQL in one phase. The operator's columns
+    # are taken whole (``user_id`` first), so the planner puts no projection after it. Not
+    # summed by SQL right after the operator: a process table function does not pass on the
+    # watermarks that close SQL's mini-batches (event time), so that aggregation would emit
+    # only when its bundle is full or at a checkpoint.
     # Planned without mini-batches: the activations' join with the periods (filter_activations'
     # plain view, planned here with its reader) would be a mini-batch join, which emits when
     # a mini-batch watermark has come from both inputs, and the periods' side sends none
     # between its rare changes: it emitted only at checkpoints, and a run's freshness was the
     # checkpoint interval plus 3 s (docs/benchmarks.md, "2026-12-05 (later)").
+    latency_ms, size = _mini_batches(t_env)
     with planned_with(t_env, {"table.exec.mini-batch.enabled": "false"}):
-        sink("user_changes", user_changes_query("user_inputs", plan, state_ttl_ms), changelog=False)
-    # Read by the totals and the event types; the series sums its own kinds (the most
-    # numerous: one per counted event) from the operator's insert-only output directly.
-    kinds = ", ".join(lit(k) for k in (*TOTAL_KINDS, EVENT_TYPE))
-    sink("changes", summed_query(f"(SELECT * FROM user_changes WHERE kind IN ({kinds}))"))
+        columns = ("user_id", *TOTAL_COLUMNS)
+        sink("user_changes", user_changes_query("user_inputs", plan, state_ttl_ms, columns),
+             one_reader=True)  # fmt: skip
+        totals, series = _pre_summed(t_env, t_env.from_path("user_changes"), latency_ms, size)
+    t_env.create_temporary_view("user_sums", totals)  # the totals' and event types' kinds
+    t_env.create_temporary_view("series_sums", series)  # SERIES_COLUMNS: series_* kinds
+    # Read by the totals and the event types.
+    with planned_with(t_env, ONE_PHASE):
+        sink("changes", summed_query("user_sums"))
     sink("event_types",
          f"SELECT name AS event_type FROM changes WHERE kind = {lit(EVENT_TYPE)} AND cnt > 0")  # fmt: skip
+
+
+def _pre_summed(t_env: Any, changes: Any, latency_ms: int, size: int) -> tuple[Any, Any]:
+    """The per-user operator's ``changes`` (``user_id`` first) summed per key in its thread
+    (``PreSums.java``): the totals' and event types' kinds (``TOTAL_COLUMNS``) and the
+    series' (``SERIES_COLUMNS``), each a table of sums sent every ``latency_ms`` or when
+    ``size`` keys are held, and before every checkpoint."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table import Table
+
+    j_table = changes._j_table
+    row_data = get_gateway().jvm.java.lang.Class.forName("org.apache.flink.table.data.RowData")
+    internal = j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data)
+    stream = t_env._j_tenv.toDataStream(j_table, internal)
+    offset = j_table.getResolvedSchema().getColumnNames().indexOf("experiment")
+    operator = jvm.new_instance(
+        t_env, "udf.streaming.PreSums", str(offset), str(latency_ms), str(size)
+    )
+    sums = stream.transform("pre-sums", operator.totalsType(), operator).uid("pre-sums")
+    series = sums.getSideOutput(operator.seriesTag())
+    return (Table(t_env._j_tenv.fromDataStream(sums), t_env),
+            Table(t_env._j_tenv.fromDataStream(series), t_env))  # fmt: skip
+
+
+def _mini_batches(t_env: Any) -> tuple[int, int]:
+    """The table configuration's mini-batch latency (milliseconds) and size."""
+    from pyflink.java_gateway import get_gateway
+
+    config = t_env.get_config()
+    latency = config.get("table.exec.mini-batch.allow-latency", None)
+    size = config.get("table.exec.mini-batch.size", None)
+    if latency is None or size is None:
+        raise EngineError("the per-user stage needs table.exec.mini-batch.allow-latency and .size")
+    millis = get_gateway().jvm.org.apache.flink.util.TimeUtils.parseDuration(latency).toMillis()
+    return millis, int(size)

@@ -90,6 +90,9 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
                       2, settings.stream.series_flush_ms)  # fmt: skip
     assert "MiniBatchAssigner(interval=[1234ms]" in plans["changes"]
     assert "MiniBatchAssigner(interval=[1234ms]" in plans["totals"]
+    # The operator's changes are summed in its thread first (PreSums.java): no local sums.
+    assert "GroupAggregate" in plans["changes"] and "GroupAggregate" in plans["series"]
+    assert "LocalGroupAggregate" not in plans["changes"] + plans["series"]
     assert "MiniBatchAssigner(interval=[42000ms]" in plans["series"]
     assert "1234ms" not in plans["series"]
     table = dict(t_env.get_config().get_configuration().to_dict())
@@ -192,6 +195,7 @@ def test_the_per_user_stage_and_its_activations_join_are_planned_without_mini_ba
                       sink, plan, 2, settings.stream.series_flush_ms)  # fmt: skip
     per_user = plans["user_changes"].split("== Optimized Physical Plan ==")[1]
     assert "Join(" in per_user and "ProcessTableFunction" in per_user
+    assert per_user.split("==")[0].strip().startswith("ProcessTableFunction")  # no projection
     assert "MiniBatch" not in per_user
     assert "MiniBatchAssigner(interval=[1234ms]" in plans["changes"]  # the sums keep theirs
     table = dict(t_env.get_config().get_configuration().to_dict())

@@ -80,13 +80,15 @@ import udf.streaming.Contributions.SegmentFirst;
  * them: no scan. A displaced first event, a new segment value or an exposure's change
  * reads the user's counted events.
  */
-@DataTypeHint(
-        bridgedTo = RowData.class,
-        value = "ROW<experiment STRING NOT NULL, grp STRING NOT NULL, period_start BIGINT NOT NULL,"
-                + " period_end BIGINT NOT NULL, d BIGINT NOT NULL, segment STRING NOT NULL,"
-                + " sv STRING NOT NULL, kind STRING NOT NULL, name STRING NOT NULL, cnt BIGINT,"
-                + " users BIGINT, cnt_sq BIGINT, vsum DOUBLE, vsq DOUBLE, nonzero BIGINT>")
+@DataTypeHint(bridgedTo = RowData.class, value = UserEvents.OUTPUT)
 public class UserEvents extends ProcessTableFunction<RowData> {
+
+    /** Its rows' type, after the partition key. */
+    public static final String OUTPUT = "ROW<experiment STRING NOT NULL, grp STRING NOT NULL,"
+            + " period_start BIGINT NOT NULL, period_end BIGINT NOT NULL, d BIGINT NOT NULL,"
+            + " segment STRING NOT NULL, sv STRING NOT NULL, kind STRING NOT NULL,"
+            + " name STRING NOT NULL, cnt BIGINT, users BIGINT, cnt_sq BIGINT, vsum DOUBLE,"
+            + " vsq DOUBLE, nonzero BIGINT>";
 
     static final long HOUR_MS = 3_600_000L;
     static final long DAY_MS = Contributions.DAY_MS;
