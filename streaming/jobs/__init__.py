@@ -75,15 +75,21 @@ def _internal_hop(t_env: Any, table: Any) -> Any:
     back (each text field decoded from UTF-8 and encoded again); a stream of ``RowData``
     (the table's row type bridged to it, through the Java API) passes the rows as they are.
     """
-    from pyflink.java_gateway import get_gateway
     from pyflink.table import Schema, Table
+
+    schema = Schema.new_builder().column_by_expression("proc", "PROCTIME()").build()
+    return Table(t_env._j_tenv.fromDataStream(internal_rows(t_env, table), schema._j_schema), t_env)
+
+
+def internal_rows(t_env: Any, table: Any) -> Any:
+    """Insert-only ``table`` as a Java DataStream of Flink's internal rows (``RowData``),
+    the table's row type bridged to it: no conversion to ``Row`` and back."""
+    from pyflink.java_gateway import get_gateway
 
     j_table = table._j_table
     row_data = get_gateway().jvm.java.lang.Class.forName("org.apache.flink.table.data.RowData")
     internal = j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data)
-    stream = t_env._j_tenv.toDataStream(j_table, internal)
-    schema = Schema.new_builder().column_by_expression("proc", "PROCTIME()").build()
-    return Table(t_env._j_tenv.fromDataStream(stream, schema._j_schema), t_env)
+    return t_env._j_tenv.toDataStream(j_table, internal)
 
 
 def upsert_stream(t_env: Any, table: Any, key: Sequence[str]) -> Any:

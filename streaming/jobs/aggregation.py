@@ -54,7 +54,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streaming import jvm
-from streaming.jobs import Sink, planned_with, with_mini_batches
+from streaming.jobs import Sink, internal_rows, planned_with, with_mini_batches
 from streaming.parse import lit
 from streaming.plan import StreamPlan
 from udf.errors import EngineError
@@ -210,14 +210,10 @@ def _pre_summed(t_env: Any, changes: Any, latency_ms: int, size: int) -> tuple[A
     (``PreSums.java``): the totals' and event types' kinds (``TOTAL_COLUMNS``) and the
     series' (``SERIES_COLUMNS``), each a table of sums sent every ``latency_ms`` or when
     ``size`` keys are held, and before every checkpoint."""
-    from pyflink.java_gateway import get_gateway
     from pyflink.table import Table
 
-    j_table = changes._j_table
-    row_data = get_gateway().jvm.java.lang.Class.forName("org.apache.flink.table.data.RowData")
-    internal = j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data)
-    stream = t_env._j_tenv.toDataStream(j_table, internal)
-    offset = j_table.getResolvedSchema().getColumnNames().indexOf("experiment")
+    stream = internal_rows(t_env, changes)
+    offset = changes._j_table.getResolvedSchema().getColumnNames().indexOf("experiment")
     operator = jvm.new_instance(
         t_env, "udf.streaming.PreSums", str(offset), str(latency_ms), str(size)
     )
