@@ -195,7 +195,7 @@ def per_user(
         columns = ("user_id", *TOTAL_COLUMNS)
         sink("user_changes", user_changes_query("user_inputs", plan, state_ttl_ms, columns),
              one_reader=True)  # fmt: skip
-        totals, series = _pre_summed(t_env, t_env.from_path("user_changes"), latency_ms, size)
+        totals, series = pre_summed(t_env, t_env.from_path("user_changes"), latency_ms, size)
     t_env.create_temporary_view("user_sums", totals)  # the totals' and event types' kinds
     t_env.create_temporary_view("series_sums", series)  # SERIES_COLUMNS: series_* kinds
     # Read by the totals and the event types.
@@ -205,7 +205,7 @@ def per_user(
          f"SELECT name AS event_type FROM changes WHERE kind = {lit(EVENT_TYPE)} AND cnt > 0")  # fmt: skip
 
 
-def _pre_summed(t_env: Any, changes: Any, latency_ms: int, size: int) -> tuple[Any, Any]:
+def pre_summed(t_env: Any, changes: Any, latency_ms: int, size: int) -> tuple[Any, Any]:
     """The per-user operator's ``changes`` (``user_id`` first) summed per key in its thread
     (``PreSums.java``): the totals' and event types' kinds (``TOTAL_COLUMNS``) and the
     series' (``SERIES_COLUMNS``), each a table of sums sent every ``latency_ms`` or when

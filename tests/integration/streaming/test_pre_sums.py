@@ -2,7 +2,7 @@
 sums: whatever the flushes, the sums per key are those of the rows themselves.
 
 The rows are made here (the operator's columns after ``user_id``) and summed in Python; the
-same rows go through :func:`streaming.jobs.aggregation._pre_summed` with a size that sends
+same rows go through :func:`streaming.jobs.aggregation.pre_summed` with a size that sends
 the sums every few rows, and with one that holds them to the end of the input.
 """
 
@@ -38,20 +38,14 @@ def changes(n: int) -> list[tuple]:
     return rows
 
 
-def pre_summed(rows: list[tuple], size: int) -> tuple[Any, Any, Any]:
-    """The table environment and the pre-sums over ``rows`` (their main and side outputs),
-    in one subtask, sent every ``size`` keys or at the end of the input."""
-    from pyflink.common import Configuration
+def summed(flink: Any, rows: list[tuple], size: int) -> tuple[Any, Any]:
+    """The pre-sums over ``rows`` (their main and side outputs) in ``flink``'s environments
+    (one subtask), sent every ``size`` keys or at the end of the input."""
     from pyflink.common.typeinfo import Types
-    from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.table import StreamTableEnvironment
 
-    from streaming.jobs.aggregation import TOTAL_COLUMNS, _pre_summed
+    from streaming.jobs.aggregation import TOTAL_COLUMNS, pre_summed
 
-    conf = Configuration()
-    conf.set_string("parallelism.default", "1")
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
-    t_env = StreamTableEnvironment.create(env)
+    env, t_env = flink.env, flink.t_env
     text, number, real = Types.STRING(), Types.LONG(), Types.DOUBLE()
     types = Types.ROW_NAMED(
         ["user_id", *TOTAL_COLUMNS],
@@ -59,15 +53,14 @@ def pre_summed(rows: list[tuple], size: int) -> tuple[Any, Any, Any]:
          number, real, real, number],
     )  # fmt: skip
     table = t_env.from_data_stream(env.from_collection(rows, type_info=types))
-    return (t_env, *_pre_summed(t_env, table, latency_ms=3_600_000, size=size))
+    return pre_summed(t_env, table, latency_ms=3_600_000, size=size)
 
 
-def run(rows: list[tuple], size: int) -> tuple[list[tuple], list[tuple]]:
+def run(flink: Any, rows: list[tuple], size: int) -> tuple[list[tuple], list[tuple]]:
     """The rows of the pre-sums' main and side outputs over ``rows``."""
-    _, *tables = pre_summed(rows, size)
     out = []
-    for summed in tables:
-        with summed.execute().collect() as results:
+    for table in summed(flink, rows, size):
+        with table.execute().collect() as results:
             out.append([tuple(r) for r in results])
     return out[0], out[1]
 
@@ -81,9 +74,9 @@ def sums(rows: list[tuple], key: tuple[int, ...], stats: tuple[int, ...]) -> dic
 
 
 @pytest.mark.parametrize("size", [3, 1_000_000])
-def test_the_pre_sums_are_the_sums_of_the_rows(size: int) -> None:
+def test_the_pre_sums_are_the_sums_of_the_rows(size: int, stream_env: Any) -> None:
     rows = changes(2_000)
-    totals, series = run(rows, size)
+    totals, series = run(stream_env(), rows, size)
     own = [r[1:] for r in rows]  # the operator's columns
     want_totals = sums([r for r in own if not r[7].startswith("series_")],
                        tuple(range(EXPERIMENT_TO_NAME)), tuple(range(9, 15)))  # fmt: skip
@@ -101,7 +94,7 @@ def test_the_pre_sums_are_the_sums_of_the_rows(size: int) -> None:
         assert len(totals) == len(want_totals) and len(series) == len(want_series)
 
 
-def test_the_sums_held_to_the_end_come_before_its_watermark() -> None:
+def test_the_sums_held_to_the_end_come_before_its_watermark(stream_env: Any) -> None:
     """A watermark waits for the sums held with it: a function that counts rows until an
     event-time timer at the end of time fires (as the results sink flushes its last rows)
     sees every sum, though all were held to the end of the input."""
@@ -109,7 +102,7 @@ def test_the_sums_held_to_the_end_come_before_its_watermark() -> None:
     from pyflink.datastream import KeyedProcessFunction, RuntimeContext
     from pyflink.datastream.state import ValueStateDescriptor
 
-    end_of_input = 2**63 - 2  # fires only at the final watermark
+    from streaming.functions.results_sink import END_OF_INPUT  # fires at the final watermark
 
     class CountedAtTheEnd(KeyedProcessFunction):
         def open(self, runtime_context: RuntimeContext) -> None:
@@ -117,14 +110,16 @@ def test_the_sums_held_to_the_end_come_before_its_watermark() -> None:
 
         def process_element(self, value: Any, ctx: Any) -> Any:
             self.n.update((self.n.value() or 0) + 1)
-            ctx.timer_service().register_event_time_timer(end_of_input)
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
             return iter(())
 
         def on_timer(self, timestamp: int, ctx: Any) -> Any:
             yield self.n.value()
 
     rows = changes(500)
-    t_env, totals, _ = pre_summed(rows, 1_000_000)
+    flink = stream_env()
+    t_env = flink.t_env
+    totals, _ = summed(flink, rows, 1_000_000)
     rows_of = t_env.sql_query(f"SELECT 1 AS n FROM {totals}")  # no text: SQL's own strings
     counted = (t_env.to_data_stream(rows_of).key_by(lambda r: 0, key_type=Types.INT())
                .process(CountedAtTheEnd(), output_type=Types.LONG()))  # fmt: skip

@@ -281,19 +281,14 @@ def test_an_earlier_activation_moves_the_exposure_to_an_earlier_day() -> None:
                                       Counted("c", P0 + 5, 1.0, "s0"), Counted("a", T0 + 8)]))  # fmt: skip
 
 
-def event_type_changes(state_ttl_ms: int | None) -> int:
-    """The ``event_type`` changes of two copies of one event, a second apart (a paced source):
-    the second is a copy of the first as long as the user's state lives."""
-    from pyflink.common import Configuration
-    from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.table import StreamTableEnvironment
-
+def event_type_changes(flink: Any, state_ttl_ms: int | None) -> int:
+    """The ``event_type`` changes of two copies of one event, a second apart (a paced source),
+    in ``flink``'s table environment: the second is a copy of the first as long as the user's
+    state lives."""
     from streaming import jvm
     from streaming.jobs.aggregation import user_changes_query
 
-    conf = Configuration()
-    conf.set_string("parallelism.default", "1")
-    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment.get_execution_environment(conf))
+    t_env = flink.t_env
     t_env.execute_sql(
         "CREATE TEMPORARY TABLE ticks (n BIGINT) WITH ('connector' = 'datagen', "
         "'rows-per-second' = '1', 'number-of-rows' = '2', 'fields.n.kind' = 'sequence', "
@@ -312,8 +307,8 @@ def event_type_changes(state_ttl_ms: int | None) -> int:
         return sum(r[9] for r in out if r[7] == "event_type")
 
 
-def test_the_state_lives_as_long_as_the_ttl_argument_says() -> None:
+def test_the_state_lives_as_long_as_the_ttl_argument_says(stream_env: Any) -> None:
     # Kept for ever (a replay): the copy is seen as one. Kept 1 ms (a run's TTL, shortened):
     # the user's state is gone when the copy comes, so it counts as a user's first event again.
-    assert event_type_changes(None) == 1
-    assert event_type_changes(1) == 2
+    assert event_type_changes(stream_env(), None) == 1
+    assert event_type_changes(stream_env(), 1) == 2

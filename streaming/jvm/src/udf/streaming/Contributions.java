@@ -77,6 +77,19 @@ final class Contributions {
             nonzero += sign * o.nonzero;
         }
 
+        /**
+         * Add an emitted row's stats, its {@code cnt} at {@code at} and the rest after it, in
+         * the order {@link Contributions#emit} writes them (none of them is ever null).
+         */
+        void addColumns(RowData row, int at) {
+            cnt += row.getLong(at);
+            users += row.getLong(at + 1);
+            sq += row.getLong(at + 2);
+            vsum += row.getDouble(at + 3);
+            vsq += row.getDouble(at + 4);
+            nonzero += row.getLong(at + 5);
+        }
+
         boolean isZero() {
             return cnt == 0 && users == 0 && sq == 0 && nonzero == 0 && vsum == 0.0 && vsq == 0.0;
         }

@@ -16,6 +16,8 @@ import org.apache.flink.table.types.logical.utils.LogicalTypeParser;
 import org.apache.flink.types.RowKind;
 import org.apache.flink.util.OutputTag;
 
+import udf.streaming.Contributions.Stat;
+
 /**
  * The per-user operator's changes summed per key in its own thread, before they are shuffled
  * to the groups' sums (docs/streaming.md, "The per-user operator").
@@ -56,14 +58,13 @@ public final class PreSums extends AbstractStreamOperator<RowData>
 
     // The operator's fields after the partition key (UserEvents.OUTPUT).
     private static final int EXPERIMENT = 0, GRP = 1, START = 2, END = 3, D = 4, SEGMENT = 5,
-            SV = 6, KIND = 7, NAME = 8, CNT = 9, USERS = 10, CNT_SQ = 11, VSUM = 12, VSQ = 13,
-            NONZERO = 14;
+            SV = 6, KIND = 7, NAME = 8, CNT = 9; // then the rest of a Stat (Contributions.emit)
 
     private final int offset;
     private final long intervalMs;
     private final int size;
 
-    private transient Map<Total, Sums> totals;
+    private transient Map<Total, Stat> totals;
     private transient Map<Series, long[]> series;
     private transient Texts texts;
     private transient OutputTag<RowData> seriesTag;
@@ -133,7 +134,7 @@ public final class PreSums extends AbstractStreamOperator<RowData>
             Total key = new Total(text(row, o + EXPERIMENT), text(row, o + GRP),
                     row.getLong(o + START), row.getLong(o + END), row.getLong(o + D),
                     text(row, o + SEGMENT), text(row, o + SV), kind, text(row, o + NAME));
-            totals.computeIfAbsent(key, k -> new Sums()).add(row, o);
+            totals.computeIfAbsent(key, k -> new Stat(0, 0, 0, 0.0, 0.0)).addColumns(row, o + CNT);
         }
         if (totals.size() + series.size() >= size) {
             send();
@@ -163,9 +164,9 @@ public final class PreSums extends AbstractStreamOperator<RowData>
 
     /** Send the sums held, then the watermark held with them. */
     private void send() throws Exception {
-        for (Map.Entry<Total, Sums> e : totals.entrySet()) {
+        for (Map.Entry<Total, Stat> e : totals.entrySet()) {
             Total k = e.getKey();
-            Sums s = e.getValue();
+            Stat s = e.getValue();
             output.collect(new StreamRecord<>(GenericRowData.of(texts.of(k.experiment),
                     texts.of(k.grp), k.start, k.end, k.d, texts.of(k.segment), texts.of(k.sv),
                     texts.of(k.kind), texts.of(k.name), s.cnt, s.users, s.sq, s.vsum, s.vsq,
@@ -202,18 +203,4 @@ public final class PreSums extends AbstractStreamOperator<RowData>
     private record Series(String experiment, String grp, long start, String kind, String name,
             long bucket) {}
 
-    /** A totals key's sums, as SQL's {@code SUM} of each column: none of them is ever null. */
-    private static final class Sums {
-        long cnt, users, sq, nonzero;
-        double vsum, vsq;
-
-        void add(RowData row, int o) {
-            cnt += row.getLong(o + CNT);
-            users += row.getLong(o + USERS);
-            sq += row.getLong(o + CNT_SQ);
-            vsum += row.getDouble(o + VSUM);
-            vsq += row.getDouble(o + VSQ);
-            nonzero += row.getLong(o + NONZERO);
-        }
-    }
 }
