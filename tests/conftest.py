@@ -27,17 +27,6 @@ def _no_pyflink_worker_env() -> None:
     os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _python_path_for_flink() -> None:
-    """PyFlink's JVM starts once per test process, when a test first uses it, and its Python
-    functions in thread mode see the ``PYTHONPATH`` it started with: set before any test can
-    start it, whichever test comes first (a test that made its environment by hand and ran
-    first left the later thread-mode tests without ``pemja``)."""
-    from streaming.pipeline import share_python_path
-
-    share_python_path()
-
-
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     """A fresh platform home; ``$UDF_HOME`` points at it so CLI calls use it too."""

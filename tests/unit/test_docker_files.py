@@ -92,7 +92,10 @@ def test_docker_compose_config_validates_the_stack() -> None:
     if cli is None:
         pytest.skip("no Compose CLI: apt-get install -y docker-compose (Debian), or Docker's "
                     "compose plugin")  # fmt: skip
-    env = {**os.environ, **STACK_SECRETS}
+    # The CLI may be a program of the system's Python (Debian's docker-compose): it must not
+    # import this environment's packages.
+    system = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {**system, **STACK_SECRETS}
     done = subprocess.run(
         [*cli, "-f", str(ROOT / "docker" / "compose.yaml"), "config"],
         cwd=ROOT / "docker", env=env, capture_output=True, text=True, timeout=120,
@@ -104,7 +107,7 @@ def test_docker_compose_config_validates_the_stack() -> None:
     assert api["AIRFLOW__API_AUTH__JWT_SECRET"] == "jwt"  # the anchors resolved
     assert api["UDF_RESULTS_STORE"] == "druid"
     # without the secrets the file refuses to resolve, naming what to set
-    bare = {k: v for k, v in os.environ.items() if k not in STACK_SECRETS}
+    bare = {k: v for k, v in system.items() if k not in STACK_SECRETS}
     refused = subprocess.run(
         [*cli, "-f", str(ROOT / "docker" / "compose.yaml"), "config"],
         cwd=ROOT / "docker", env=bare, capture_output=True, text=True, timeout=120,
