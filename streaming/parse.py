@@ -52,17 +52,6 @@ def ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def regexp_group(text: str, pattern: str) -> str:
-    """SQL for group 1 of ``pattern``'s first match in ``text`` (NULL when none).
-
-    Not ``REGEXP_EXTRACT``: Flink 2.3 compiles its pattern on every call
-    (``SqlFunctionUtils.regexpExtract``), which was a profile's largest item in the parse of
-    a line. ``REGEXP_EXTRACT_ALL`` takes the compiled pattern from a per-thread cache, as
-    ``REGEXP`` does; the first element of its matches is the same value.
-    """
-    return f"REGEXP_EXTRACT_ALL({text}, {lit(pattern)}, 1)[1]"
-
-
 def _path(field: str) -> str:
     return lit("lax $['" + field.replace("\\", "\\\\").replace("'", "\\'") + "']")
 
@@ -76,11 +65,6 @@ def _raw(field: str, i: int) -> str:
     return f"CASE WHEN plain THEN {fast} ELSE {slow} END"
 
 
-def escape_regex(text: str) -> str:
-    """``text`` matched literally in a Java regular expression."""
-    return "".join("\\" + c if c in r"\.[]{}()*+?^$|" else c for c in text)
-
-
 def _json_type(r: str) -> str:
     """The JSON type of raw text ``r`` in records.py's words ("a string", "an integer", ...)."""
     return (
@@ -90,8 +74,10 @@ def _json_type(r: str) -> str:
     )
 
 
-def _checks(field: str, kind: str, r: str) -> list[tuple[str, str, str]]:
-    """(condition, kind, reason) of required ``field`` (JSON text in column ``r``), in order."""
+def _checks(field: str, kind: str, r: str, n: str | None) -> list[tuple[str, str, str]]:
+    """(condition, kind, reason) of required ``field`` (JSON text in column ``r``; an integer
+    field's value, ``json_long`` of the text, in column ``n``), in order: a condition holds
+    only where none before it did."""
     missing = (f"{r} IS NULL OR {r} = 'null'", "missing_field",
                lit(f"missing required field '{field}'"))  # fmt: skip
     if kind == "str":
@@ -103,16 +89,13 @@ def _checks(field: str, kind: str, r: str) -> list[tuple[str, str, str]]:
         ]  # fmt: skip
     checks = [
         missing,
-        (f"NOT REGEXP({r}, {lit(_INT)})", "wrong_type",
+        (f"{n} IS NULL AND NOT REGEXP({r}, {lit(_INT)})", "wrong_type",
          f"{lit(f'field {field!r} must be an integer, not ')} || {_json_type(r)}"),
+        (f"{n} IS NULL", "out_of_range", lit(f"field '{field}' does not fit in 64 bits")),
     ]  # fmt: skip
-    checks.append(
-        (f"TRY_CAST({r} AS BIGINT) IS NULL", "out_of_range",
-         lit(f"field '{field}' does not fit in 64 bits"))
-    )  # fmt: skip
     if kind == "ts":  # the accepted times of udf/times.py
         checks.append(
-            (f"TRY_CAST({r} AS BIGINT) < {TS_MIN} OR TRY_CAST({r} AS BIGINT) >= {TS_MAX}",
+            (f"{n} < {TS_MIN} OR {n} >= {TS_MAX}",
              "out_of_range",
              lit(f"field '{field}' is outside the accepted times, {RANGE_TEXT}, in epoch ms"))
         )  # fmt: skip
@@ -147,13 +130,17 @@ def checked_query(
         names += [f for f in ("value", *segment_fields) if f not in names]
     col = {f: f"r_{i}" for i, f in enumerate(names)}
     raw_cols = ", ".join(col.values())
+    # integer fields' values, read once (a cast per use parsed the text again each time)
+    num = {f: f"n_{i}" for i, (f, kind) in enumerate(required) if kind != "str"}
+    num_cols = ", ".join(num.values())
+    num_exprs = ", ".join(f"json_long({col[f]})" for f in num)
 
     checks: list[tuple[str, str, str]] = [
         ("NOT plain AND NOT (line IS JSON)", "invalid_json", lit("invalid JSON")),
         ("NOT plain AND NOT (line IS JSON OBJECT)", "not_object", lit("not a JSON object")),
     ]
     for field, kind in required:
-        checks.extend(_checks(field, kind, col[field]))
+        checks.extend(_checks(field, kind, col[field], num.get(field)))
     blanked = f"REGEXP_REPLACE(line, {lit(_ANY_STRING)}, '\"\"')"
     checks.append(
         (f"NOT plain AND NOT REGEXP({blanked}, {lit(PLAIN)})", "wrong_type",
@@ -166,14 +153,16 @@ def checked_query(
              "wrong_type", f"'field ''value'' must be a number, not ' || {_json_type(r)}")
         )  # fmt: skip
     kind_sql = " ".join(f"WHEN {c} THEN {lit(k)}" for c, k, _ in checks)
+    # the checks again for the reason, only on a corrupt line
     reason_sql = " ".join(f"WHEN {c} THEN {reason}" for c, _, reason in checks)
+    reason = f"CASE WHEN kind IS NULL THEN CAST(NULL AS STRING) ELSE CASE {reason_sql} END END"
 
     columns = []
     for field, kind in required:
         if kind == "str":
             columns.append(f"{_string_value(field, col[field])} AS {ident(field)}")
         else:
-            columns.append(f"TRY_CAST({col[field]} AS BIGINT) AS {ident(field)}")
+            columns.append(f"{num[field]} AS {ident(field)}")
     if topic == "events":
         r = col["value"]
         columns.append(f"CASE WHEN {r} IS NULL OR {r} = 'null' THEN CAST(1.0 AS DOUBLE) "
@@ -192,10 +181,11 @@ def checked_query(
     )
     raw_exprs = ", ".join(_raw(f, i) for i, f in enumerate(names))
     execute(
-        f"CREATE TEMPORARY VIEW {topic}_fields AS SELECT line, plain, {raw_cols}, kind, reason "
-        f"FROM {topic}_plain CROSS JOIN UNNEST(ARRAY[ROW({raw_exprs})]) AS R({raw_cols}) "
-        f"CROSS JOIN UNNEST(ARRAY[ROW(CASE {kind_sql} ELSE CAST(NULL AS STRING) END, "
-        f"CASE {reason_sql} ELSE CAST(NULL AS STRING) END)]) AS K(kind, reason)"
+        f"CREATE TEMPORARY VIEW {topic}_fields AS SELECT line, plain, {raw_cols}, {num_cols}, "
+        f"kind, {reason} AS reason FROM {topic}_plain "
+        f"CROSS JOIN UNNEST(ARRAY[ROW({raw_exprs})]) AS R({raw_cols}) "
+        f"CROSS JOIN UNNEST(ARRAY[ROW({num_exprs})]) AS N({num_cols}) "
+        f"CROSS JOIN UNNEST(ARRAY[ROW(CASE {kind_sql} ELSE CAST(NULL AS STRING) END)]) AS K(kind)"
     )
     line = "line" if valid_lines else "CASE WHEN kind IS NULL THEN CAST(NULL AS STRING) ELSE line END"
     return f"SELECT {line} AS line, kind, reason, {', '.join(columns)} FROM {topic}_fields"

@@ -28,6 +28,8 @@ JAR = "udf-streaming.jar"
 JAVAC_OPTIONS = ("-parameters", "-nowarn", "-encoding", "UTF-8", "--release", "17")
 FUNCTIONS = {  # SQL name: Java class
     "plain_fields": "udf.streaming.PlainFields",
+    "json_long": "udf.streaming.JsonLong",
+    "integer_field": "udf.streaming.IntegerField",
     "user_events": "udf.streaming.UserEvents",
 }
 

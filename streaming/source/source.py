@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streaming import jvm
 from streaming.kafka_connector import kafka_connector_jars, kafka_table_options
-from streaming.parse import escape_regex, lit, regexp_group
+from streaming.parse import lit
 from streaming.source.alignment import JOB_OPTIONS, kafka_alignment_options
 from streaming.source.feed import PartitionFeed
 from streaming.sources import SourceTables
@@ -58,9 +59,10 @@ class TimestampExtractor:
 
     @classmethod
     def json_field(cls, name: str) -> TimestampExtractor:
-        """An integer JSON field (epoch ms), found by a regular expression (no JSON parse)."""
-        pattern = '"' + escape_regex(name) + r'"[ \t]*:[ \t]*(-?[0-9]{1,18})[ \t]*[,}]'
-        return cls(f"TRY_CAST({regexp_group('line', pattern)} AS BIGINT)")
+        """An integer JSON field (epoch ms), found without a JSON parse: the first ``"name"``
+        followed by ``[ \t]*:[ \t]*-?[0-9]{1,18}[ \t]*`` and ``,`` or ``}``
+        (``IntegerField.java``; the pipeline's Java functions are registered first)."""
+        return cls(f"integer_field(line, {lit(name)})")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class UnifiedSource:
 
     def register_topics(self, t_env: Any) -> dict[str, str]:
         """``raw_<topic>`` (line, p, ts) for every topic of the feed; topic -> table name."""
+        jvm.register(t_env)  # the timestamp's function
         if self.kafka_tail:
             self._add_connector(t_env)
         tables = {}

@@ -9,13 +9,15 @@ are corrupt, with the same kind, and the valid ones have the same fields.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from metric_types.json_lines import field_texts
-from streaming import parse
+from streaming import jvm, parse
+from streaming.source import TimestampExtractor
 from udf.archive.records import Corrupt
 from udf.archive.records import parse as parse_line
 
@@ -72,6 +74,14 @@ EDGE_CASES = [
     '{"user_id":1,"event_type":"\u00e9t\u00e9 \U0001f600","ts":1704067200000,"country":"\u00e9"}',
     '{"user_id":1,"event_type":"click","ts":1704067200000,"country":"x\x7f"}',
     '{"user_id":1,"event_type":"click","ts":1704067200000,"country":""}',
+    # integers at the edges of 64 bits (JsonLong.java)
+    '{"user_id":9223372036854775807,"event_type":"click","ts":1704067200000}',
+    '{"user_id":9223372036854775808,"event_type":"click","ts":1704067200000}',
+    '{"user_id":-9223372036854775808,"event_type":"click","ts":1704067200000}',
+    '{"user_id":-,"event_type":"click","ts":1704067200000}',
+    '{"user_id":-01,"event_type":"click","ts":1704067200000}',
+    '{"user_id":1,"event_type":"click","ts":-1704067200000}',
+    '{"user_id":1,"event_type":"click","ts":"1704067200000"}',
 ]
 
 
@@ -149,3 +159,46 @@ def test_sql_checks_agree_with_the_importer(workload: Path, tmp_path: Path, topi
     assert not missing and not unexpected, (
         f"records.py only: {list(missing.items())[:10]}\nSQL only: {list(unexpected.items())[:10]}"
     )
+
+
+# The rule TimestampExtractor.json_field's Java function (IntegerField.java) implements,
+# as the regular expression it replaced spelled it: Python's `re` is the reference.
+EVENT_TIME = r'"ts"[ \t]*:[ \t]*(-?[0-9]{1,18})[ \t]*[,}]'
+EVENT_TIME_CASES = [
+    '{"ts" :\t-5 }',
+    '{"ts":123456789012345678}',
+    '{"ts":1234567890123456789}',
+    '{"ts":-0,"user_id":1}',
+    '{"ts":"5","x":{"ts":7}}',
+    '{"event_type":"ts","ts":3}',
+    '{"ts":5 ,"user_id":1}',
+    '{"ts":5x,"ts":6}',
+    '{"ts":-,"ts":-}',
+    '{"ts":1.5}',
+    '{"ts":\n5}',
+    '{"tts":5,"ts" : 9 ,}',
+    '{"ts":}',
+    '{"\u00e9t\u00e9":"\U0001f600","ts":12}',
+    '"ts":4}',
+    '{"ts":4',
+    "",
+]
+
+
+def test_the_event_time_follows_the_regular_expressions_rule() -> None:
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    lines = EVENT_TIME_CASES + EDGE_CASES
+    t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
+    t_env.get_config().set("parallelism.default", "1")
+    jvm.register(t_env)
+    t_env.create_temporary_view("lines", t_env.from_elements(list(enumerate(lines)), ["i", "line"]))
+    sql = TimestampExtractor.json_field("ts").sql
+    with t_env.execute_sql(f"SELECT i, {sql} FROM lines").collect() as rows:
+        actual = {row[0]: row[1] for row in rows}
+    expected = {}
+    for i, line in enumerate(lines):
+        match = re.search(EVENT_TIME, line)
+        expected[i] = int(match.group(1)) if match else None
+    assert sum(v is None for v in expected.values()) >= 8  # the rule refuses lines too
+    assert actual == expected
