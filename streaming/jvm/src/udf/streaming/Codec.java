@@ -60,8 +60,17 @@ final class Codec {
 
     /** A growing byte array written front to back. */
     static final class Output {
-        private byte[] bytes = new byte[64];
+        private byte[] bytes;
         private int size;
+
+        Output() {
+            this(64);
+        }
+
+        /** Room for {@code capacity} bytes before it grows. */
+        Output(int capacity) {
+            bytes = new byte[capacity];
+        }
 
         private void room(int n) {
             if (size + n > bytes.length) {
@@ -98,8 +107,15 @@ final class Codec {
             size += utf8.length;
         }
 
+        /** {@code n} bytes of {@code from} as they are, from {@code at}. */
+        void write(byte[] from, int at, int n) {
+            room(n);
+            System.arraycopy(from, at, bytes, size, n);
+            size += n;
+        }
+
         byte[] toByteArray() {
-            return Arrays.copyOf(bytes, size);
+            return size == bytes.length ? bytes : Arrays.copyOf(bytes, size);
         }
     }
 
@@ -108,11 +124,30 @@ final class Codec {
     /** A byte array read front to back. */
     static final class Input {
         private final byte[] bytes;
-        private final Interner texts = TEXTS.get();
+        private Interner texts; // the thread's, on the first text read
         private int at;
 
         Input(byte[] bytes) {
+            this(bytes, 0);
+        }
+
+        /** Read from {@code at} on. */
+        Input(byte[] bytes, int at) {
             this.bytes = bytes;
+            this.at = at;
+        }
+
+        int position() {
+            return at;
+        }
+
+        void skip(int n) {
+            at += n;
+        }
+
+        /** Past a text {@link Output#writeUTF} wrote. */
+        void skipUTF() {
+            skip(readInt());
         }
 
         boolean readBoolean() {
@@ -137,6 +172,9 @@ final class Codec {
 
         String readUTF() {
             int length = readInt();
+            if (texts == null) {
+                texts = TEXTS.get();
+            }
             String text = texts.get(bytes, at, length);
             at += length;
             return text;

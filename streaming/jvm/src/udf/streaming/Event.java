@@ -24,6 +24,20 @@ record Event(String type, long ts, Double value, String[] segs) {
         }
     }
 
+    /** Past an event {@link #write} wrote, without decoding it. */
+    static void skip(Codec.Input in) {
+        in.skipUTF();
+        in.skip(Long.BYTES);
+        if (in.readBoolean()) {
+            in.skip(Double.BYTES);
+        }
+        for (int n = in.readInt(); n > 0; n--) {
+            if (in.readBoolean()) {
+                in.skipUTF();
+            }
+        }
+    }
+
     static Event read(Codec.Input in) {
         String type = in.readUTF();
         long ts = in.readLong();

@@ -7,17 +7,19 @@ import udf.streaming.Contributions.SegmentFirst;
 
 /**
  * One exposure of a user: (experiment, group, period), its first trigger time {@code tu} and,
- * per segment field, the first counted event in it that has the field ({@code null}: none).
+ * per segment field, the first counted event in it that has the field ({@code null}: none);
+ * and its {@code key} in state keys, made once (an event looks up its profiles by it).
  */
-record Exposure(String experiment, String grp, long start, long end, long tu, SegmentFirst[] firsts) {
+record Exposure(String experiment, String grp, long start, long end, long tu, SegmentFirst[] firsts,
+        String key) {
+
+    Exposure(String experiment, String grp, long start, long end, long tu, SegmentFirst[] firsts) {
+        this(experiment, grp, start, end, tu, firsts, key(experiment, grp, start, end));
+    }
 
     /** The key of an exposure in state keys (names hold no NUL). */
     static String key(String experiment, String grp, long start, long end) {
         return experiment + "\0" + grp + "\0" + start + "\0" + end;
-    }
-
-    String key() {
-        return key(experiment, grp, start, end);
     }
 
     boolean holds(long ts) {
@@ -25,7 +27,7 @@ record Exposure(String experiment, String grp, long start, long end, long tu, Se
     }
 
     Exposure with(long tu, SegmentFirst[] firsts) {
-        return new Exposure(experiment, grp, start, end, tu, firsts);
+        return new Exposure(experiment, grp, start, end, tu, firsts, key);
     }
 
     static byte[] encode(List<Exposure> list) {

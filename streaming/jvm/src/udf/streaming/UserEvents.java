@@ -1,5 +1,6 @@
 package udf.streaming;
 
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -275,7 +276,7 @@ public class UserEvents extends ProcessTableFunction<RowData> {
             if (counted == null) {
                 counted = new ArrayList<>();
                 for (byte[] hour : hours.values()) {
-                    counted.addAll(Arrays.asList(Hour.decode(hour).events()));
+                    counted.addAll(Arrays.asList(Hour.of(hour).events()));
                 }
             }
             return counted;
@@ -288,19 +289,15 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         long ts = input.<Long>getFieldAs(IN_TS);
         String type = input.getFieldAs(IN_TYPE);
         long hour = ts / HOUR_MS; // ts >= 2000-01-01: the same hour as SQL's ts / 3600000
-        Hour kept = Hour.decode(state.hours.get(hour));
-        int at = position(kept.events(), ts, type);
+        Hour kept = Hour.of(state.hours.get(hour));
+        int at = kept.position(ts, type.getBytes(StandardCharsets.UTF_8));
         if (at < 0 || at >= cap) {
             return; // a copy of an event already seen, or beyond the hour's cap
         }
         Event event = new Event(type, ts, input.getFieldAs(IN_VALUE), input.getFieldAs(IN_SEGS));
-        Hour now = kept.with(at, event);
-        Event displaced = null;
-        if (now.events().length > cap) { // the hour's last counted event drops out
-            displaced = now.events()[cap];
-            now = now.first(cap);
-        }
-        state.hours.put(hour, now.encode());
+        // the hour's last counted event drops out when it held the cap already
+        Event displaced = kept.size() >= cap ? kept.event(cap - 1) : null;
+        state.hours.put(hour, kept.with(at, Codec.encode(event::write), cap));
         counted(state, event, 1);
         if (displaced != null) {
             counted(state, displaced, -1);
@@ -577,74 +574,7 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         });
     }
 
-    /** A clock hour's counted events, in the cap's order {@code (ts, type)}. */
-    private record Hour(Event[] events) {
-
-        static final Hour EMPTY = new Hour(new Event[0]);
-
-        Hour with(int at, Event event) {
-            Event[] out = new Event[events.length + 1];
-            System.arraycopy(events, 0, out, 0, at);
-            out[at] = event;
-            System.arraycopy(events, at, out, at + 1, events.length - at);
-            return new Hour(out);
-        }
-
-        Hour first(int n) {
-            return new Hour(Arrays.copyOf(events, n));
-        }
-
-        byte[] encode() {
-            return Codec.encode(out -> {
-                out.writeInt(events.length);
-                for (Event event : events) {
-                    event.write(out);
-                }
-            });
-        }
-
-        static Hour decode(byte[] data) {
-            if (data == null) {
-                return EMPTY;
-            }
-            return Codec.decode(data, in -> {
-                Event[] events = new Event[in.readInt()];
-                for (int i = 0; i < events.length; i++) {
-                    events[i] = Event.read(in);
-                }
-                return new Hour(events);
-            });
-        }
-    }
-
-    /**
-     * Where {@code (ts, type)} goes in the hour's events, in order; -1 when it is there already.
-     * Types compare by code point, as SQL's ORDER BY and batch's sort (UTF-8 bytes) do.
-     */
-    static int position(Event[] events, long ts, String type) {
-        int lo = 0;
-        int hi = events.length;
-        if (hi > 0 && compare(events[hi - 1], ts, type) < 0) {
-            return hi; // in order: after the last
-        }
-        while (lo < hi) {
-            int mid = (lo + hi) >>> 1;
-            int c = compare(events[mid], ts, type);
-            if (c == 0) {
-                return -1;
-            } else if (c < 0) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        return lo;
-    }
-
-    static int compare(Event event, long ts, String type) {
-        return compare(event.ts(), event.type(), ts, type);
-    }
-
+    /** {@code (ts1, type1)} against {@code (ts2, type2)}: the cap's order, types by code point. */
     static int compare(long ts1, String type1, long ts2, String type2) {
         int c = Long.compare(ts1, ts2);
         return c != 0 ? c : compareCodePoints(type1, type2);
