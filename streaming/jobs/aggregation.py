@@ -69,8 +69,14 @@ SERIES_PREFIX = "series_"  # the series' kinds: series_exposed, _volume, _propen
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
 SERIES_KEY = SERIES_COLUMNS[:-1]
 SERIES_BATCH_SIZE = 1_000_000_000  # its latency closes its mini-batches (buffers: one per key)
-# The sums after the operator's own (``PreSums.java``): no second local sum of those sums.
-ONE_PHASE = {"table.optimizer.agg-phase-strategy": "ONE_PHASE"}
+AGG_PHASES = "table.optimizer.agg-phase-strategy"
+
+
+def _one_phase(t_env: Any) -> dict[str, str]:
+    """How the sums after the operator's own (``PreSums.java``) are planned: in one phase, no
+    second local sum of its sums; unless ``stream.flink_conf`` sets the strategy, which is
+    then kept."""
+    return {} if t_env.get_config().get(AGG_PHASES, None) is not None else {AGG_PHASES: "ONE_PHASE"}
 
 
 def operator_plan(plan: StreamPlan) -> str:
@@ -158,7 +164,7 @@ def build(
     # ``changes``, and goes to its sink as upserts: an update is one record.
     with (
         with_mini_batches(t_env, series_batch_ms, SERIES_BATCH_SIZE),
-        planned_with(t_env, ONE_PHASE),
+        planned_with(t_env, _one_phase(t_env)),
     ):
         sink("series",
              f"SELECT {', '.join(SERIES_KEY)}, SUM(n) AS n FROM series_sums "
@@ -199,7 +205,7 @@ def per_user(
     t_env.create_temporary_view("user_sums", totals)  # the totals' and event types' kinds
     t_env.create_temporary_view("series_sums", series)  # SERIES_COLUMNS: series_* kinds
     # Read by the totals and the event types.
-    with planned_with(t_env, ONE_PHASE):
+    with planned_with(t_env, _one_phase(t_env)):
         sink("changes", summed_query("user_sums"))
     sink("event_types",
          f"SELECT name AS event_type FROM changes WHERE kind = {lit(EVENT_TYPE)} AND cnt > 0")  # fmt: skip

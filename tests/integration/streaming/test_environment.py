@@ -47,6 +47,24 @@ def _empty_plan() -> Any:
                       taken_names=frozenset())  # fmt: skip
 
 
+def _aggregation_plans(tmp_path: Path, settings_yaml: str) -> tuple[dict[str, str], Any, Any]:
+    """The explained plan of each stream the aggregation job publishes over two generated
+    inputs, with ``settings_yaml``; its table environment and settings."""
+    from streaming.jobs import aggregation
+
+    _, t_env, settings = _environment(tmp_path, settings_yaml)
+    t_env.execute_sql("CREATE TEMPORARY TABLE fe (user_id BIGINT, event_type STRING, ts BIGINT, "
+                      "`value` DOUBLE) WITH ('connector' = 'datagen')")  # fmt: skip
+    t_env.execute_sql("CREATE TEMPORARY TABLE fa (user_id BIGINT, experiment STRING, grp STRING, "
+                      "ts BIGINT, period_start BIGINT, period_end BIGINT) "
+                      "WITH ('connector' = 'datagen')")  # fmt: skip
+    plans: dict[str, str] = {}
+    aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "fa"},
+                      _explaining_sink(t_env, plans), _empty_plan(), 2,
+                      settings.stream.series_flush_ms)  # fmt: skip
+    return plans, t_env, settings
+
+
 def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
     env, t_env, _ = _environment(
         tmp_path,
@@ -74,20 +92,9 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
     """The operator's changes and the totals keep the replay's mini-batch latency; the series'
     aggregation gathers changes for ``series_flush_seconds`` (one update per bucket per flush,
     not per mini-batch), and the table configuration is the same again afterwards."""
-    from streaming.jobs import aggregation
-
-    _, t_env, settings = _environment(
+    plans, t_env, settings = _aggregation_plans(
         tmp_path, "stream:\n  replay_mini_batch_latency_ms: 1234\n  series_flush_seconds: 42\n"
     )
-    t_env.execute_sql("CREATE TEMPORARY TABLE fe (user_id BIGINT, event_type STRING, ts BIGINT, "
-                      "`value` DOUBLE) WITH ('connector' = 'datagen')")  # fmt: skip
-    t_env.execute_sql("CREATE TEMPORARY TABLE fa (user_id BIGINT, experiment STRING, grp STRING, "
-                      "ts BIGINT, period_start BIGINT, period_end BIGINT) "
-                      "WITH ('connector' = 'datagen')")  # fmt: skip
-    plans: dict[str, str] = {}
-    sink, plan = _explaining_sink(t_env, plans), _empty_plan()
-    aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "fa"}, sink, plan,
-                      2, settings.stream.series_flush_ms)  # fmt: skip
     assert "MiniBatchAssigner(interval=[1234ms]" in plans["changes"]
     assert "MiniBatchAssigner(interval=[1234ms]" in plans["totals"]
     # The operator's changes are summed in its thread first (PreSums.java): no local sums.
@@ -98,6 +105,15 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
     table = dict(t_env.get_config().get_configuration().to_dict())
     assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
     assert table["table.exec.mini-batch.size"] == str(settings.stream.mini_batch_size)
+
+
+def test_a_users_aggregation_phases_reach_the_sums_after_the_operator(tmp_path: Path) -> None:
+    """``table.optimizer.agg-phase-strategy`` in ``stream.flink_conf`` is kept for the sums
+    that are otherwise planned in one phase (the test above): two phases, a local sum."""
+    plans, _, _ = _aggregation_plans(
+        tmp_path, "stream:\n  flink_conf: {table.optimizer.agg-phase-strategy: TWO_PHASE}\n"
+    )
+    assert "LocalGroupAggregate" in plans["changes"] and "LocalGroupAggregate" in plans["series"]
 
 
 def test_a_stream_published_with_its_key_reaches_python_as_upserts(tmp_path: Path) -> None:
