@@ -9,6 +9,7 @@ Booleans, arrays and objects are the wrong type. Blank lines are not records.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -55,7 +56,7 @@ def parse_for_archive(line: bytes, topic: str) -> tuple[dict[str, Any], bytes]:
         raise Corrupt("not_object", f"not a JSON object but {_json_type(obj)}")
     if _FAST_PATH[topic](obj):
         return obj, line.strip()
-    clean = _validate(obj, REQUIRED[topic])
+    clean = _validate(obj, REQUIRED[topic], line)
     return clean, bytes(memoryview(orjson.dumps(clean)))
 
 
@@ -86,12 +87,12 @@ def _plain_extras(obj: dict[str, Any]) -> bool:
 _FAST_PATH = {"events": _plain_event, "activations": _plain_activation}
 
 
-def _validate(obj: dict[str, Any], required: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def _validate(obj: dict[str, Any], required: tuple[tuple[str, str], ...], line: bytes) -> dict[str, Any]:
     """The slow path: find the exact reason a record is corrupt, or drop its null optional fields."""
     for name, kind in required:
         if name not in obj or obj[name] is None:
             raise Corrupt("missing_field", f"missing required field '{name}'")
-        _check(name, obj[name], kind)
+        _check(name, obj[name], kind, line)
     clean = dict(obj)
     for name, value in obj.items():
         if value is None:
@@ -105,14 +106,14 @@ def _validate(obj: dict[str, Any], required: tuple[tuple[str, str], ...]) -> dic
     return clean
 
 
-def _check(name: str, value: Any, kind: str) -> None:
+def _check(name: str, value: Any, kind: str, line: bytes) -> None:
     if kind == "str":
         if type(value) is not str:
             raise Corrupt("wrong_type", f"field '{name}' must be a string, not {_json_type(value)}")
         if not value:
             raise Corrupt("empty_field", f"field '{name}' must not be empty")
         return
-    if type(value) is float and value.is_integer() and not INT64_MIN <= value <= INT64_MAX:
+    if type(value) is float and _written_as_integer(line, name):
         # orjson reads an integer literal beyond 64 bits as a float: name the real problem
         raise Corrupt("out_of_range", f"field '{name}' does not fit in 64 bits")
     if type(value) is not int:
@@ -123,6 +124,16 @@ def _check(name: str, value: Any, kind: str) -> None:
         raise Corrupt(
             "out_of_range", f"field '{name}' is outside the accepted times, {RANGE_TEXT}, in epoch ms"
         )
+
+
+_INTEGER = object()
+
+
+def _written_as_integer(line: bytes, name: str) -> bool:
+    """Whether field ``name`` of ``line`` is written as an integer literal, whatever its size.
+    Its float from orjson does not tell: ``-9223372036854775809`` rounds to -2**63, which fits,
+    and ``1e19`` is a float literal however whole (the stream's checks decide by the text)."""
+    return json.loads(line, parse_int=lambda _: _INTEGER).get(name) is _INTEGER
 
 
 def _json_type(value: Any) -> str:

@@ -62,22 +62,18 @@ class Outcome:
     kinds: set  # the row kinds of the operator's output
 
 
-def run(inputs: list[tuple]) -> Outcome:
+def run(stream_env: Any, inputs: list[tuple]) -> Outcome:
     """The operator's changes over ``inputs`` in this order (one subtask, so the order holds),
     summed up: totals through each day of the period, series per bucket, event types."""
-    from pyflink.common import Configuration, Row
+    from pyflink.common import Row
     from pyflink.common.typeinfo import Types
     from pyflink.common.types import RowKind
-    from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.table import StreamTableEnvironment
 
     from streaming import jvm
     from streaming.jobs.aggregation import user_changes_query
 
-    conf = Configuration()
-    conf.set_string("parallelism.default", "1")
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
-    t_env = StreamTableEnvironment.create(env)
+    made = stream_env()
+    env, t_env = made.env, made.t_env
     kinds = {"+I": RowKind.INSERT, "-D": RowKind.DELETE, "-U": RowKind.UPDATE_BEFORE,
              "+U": RowKind.UPDATE_AFTER}  # fmt: skip
     rows = []
@@ -181,8 +177,8 @@ def assert_outcome(got: Outcome, want: Outcome) -> None:
     assert got.event_types == want.event_types
 
 
-def test_copies_count_once_and_the_first_to_arrive_wins() -> None:
-    got = run([
+def test_copies_count_once_and_the_first_to_arrive_wins(stream_env: Any) -> None:
+    got = run(stream_env, [
         activation(1, T0),
         event(1, "click", T0 + 10, value=2.0, seg="a"),
         event(1, "click", T0 + 10, value=9.0, seg="b"),  # a copy: left out
@@ -192,8 +188,8 @@ def test_copies_count_once_and_the_first_to_arrive_wins() -> None:
                                       Counted("view", T0 + 10, 4.0)]))  # fmt: skip
 
 
-def test_the_cap_keeps_the_hours_first_events_by_time_then_type() -> None:
-    got = run([
+def test_the_cap_keeps_the_hours_first_events_by_time_then_type(stream_env: Any) -> None:
+    got = run(stream_env, [
         activation(1, T0),
         event(1, "b", T0 + 5),
         event(1, "c", T0 + 5),  # the hour is full (cap 2)
@@ -206,8 +202,8 @@ def test_the_cap_keeps_the_hours_first_events_by_time_then_type() -> None:
                                       Counted("z", T0 + H)]))  # fmt: skip
 
 
-def test_events_before_their_activation_and_an_earlier_activation_arriving_late() -> None:
-    got = run([
+def test_events_before_their_activation_and_an_earlier_activation_arriving_late(stream_env: Any) -> None:
+    got = run(stream_env, [
         event(1, "e", T0 + 10),
         event(1, "e", T0 + 2 * H),
         event(1, "e", T0 + 3 * H),
@@ -220,8 +216,8 @@ def test_events_before_their_activation_and_an_earlier_activation_arriving_late(
                                       Counted("e", T0 + 3 * H)]))  # fmt: skip
 
 
-def test_retracted_activations_take_their_events_back() -> None:
-    got = run([
+def test_retracted_activations_take_their_events_back(stream_env: Any) -> None:
+    got = run(stream_env, [
         activation(1, T0),
         activation(1, T0 + 2 * H),
         event(1, "e", T0 + 10, seg="x"),
@@ -236,8 +232,8 @@ def test_retracted_activations_take_their_events_back() -> None:
     assert_outcome(got, expected(T0 + 2 * H, [Counted("e", T0 + 3 * H)], end=P1 + DAY))
 
 
-def test_a_displaced_first_event_gives_way_to_the_next_of_its_type() -> None:
-    got = run([
+def test_a_displaced_first_event_gives_way_to_the_next_of_its_type(stream_env: Any) -> None:
+    got = run(stream_env, [
         activation(1, T0),
         event(1, "a", T0 + 2 * H),  # the next of type "a", another hour
         event(1, "b", T0 + 5),
@@ -248,10 +244,10 @@ def test_a_displaced_first_event_gives_way_to_the_next_of_its_type() -> None:
                                       Counted("c", T0 + 3)]))  # fmt: skip
 
 
-def test_values_through_each_day_with_late_events_and_a_segment_value_found_later() -> None:
+def test_values_through_each_day_with_late_events_and_a_segment_value_found_later(stream_env: Any) -> None:
     # Exposed on the period's first day, events over three days arriving out of order: the
     # segment value comes from the first event by time that has the field, from its day on.
-    got = run([
+    got = run(stream_env, [
         activation(1, P0 + H),
         event(1, "a", T0 + DAY + 5, value=2.5, seg="late"),
         event(1, "c", T0 + DAY + 6),
@@ -269,8 +265,8 @@ def test_values_through_each_day_with_late_events_and_a_segment_value_found_late
     ]))  # fmt: skip
 
 
-def test_an_earlier_activation_moves_the_exposure_to_an_earlier_day() -> None:
-    got = run([
+def test_an_earlier_activation_moves_the_exposure_to_an_earlier_day(stream_env: Any) -> None:
+    got = run(stream_env, [
         activation(1, T0 + DAY),
         event(1, "a", T0 + DAY + 1, seg="s1"),
         event(1, "c", P0 + 5, seg="s0"),  # before t_u: not counted yet

@@ -100,6 +100,8 @@ def test_handover_offsets_come_from_the_ledger_entries_of_the_round(home: Home, 
     assert feed.handover() == {"events": {"prod.events": {0: 10, 1: 9}}}
 
 
-def test_json_field_extractor_is_sql() -> None:
-    sql = TimestampExtractor.json_field("ts").sql
-    assert sql.startswith("TRY_CAST(REGEXP_EXTRACT_ALL(line, ") and '"ts"' in sql
+def test_json_field_extractor_is_sql_over_the_line() -> None:
+    """A call of the Java scan (its rule: tests/integration/streaming/test_parse.py), the name
+    a SQL literal."""
+    assert TimestampExtractor.json_field("ts").sql == "integer_field(line, 'ts')"
+    assert TimestampExtractor.json_field("it's").sql == "integer_field(line, 'it''s')"

@@ -155,6 +155,10 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         for (int i = 0; i < arguments.size(); i++) {
             ttl = arguments.get(i).getName().equals(TTL) ? i : ttl;
         }
+        if (ttl < 0) {
+            throw new IllegalStateException("eval has no '" + TTL + "' argument, which the"
+                    + " state's time to live is read from (compiled without -parameters?)");
+        }
         LinkedHashMap<String, StateTypeStrategy> states = new LinkedHashMap<>();
         for (Map.Entry<String, StateTypeStrategy> e : inferred.getStateTypeStrategies().entrySet()) {
             states.put(e.getKey(), new TtlArgument(e.getValue(), ttl));
