@@ -14,11 +14,18 @@ public class IntegerField extends ScalarFunction {
 
     static final int MAX_DIGITS = 18;
 
+    // The last name asked for and its quoted key: the name is a literal, the same on every line.
+    private transient String name;
+    private transient String key;
+
     public Long eval(String line, String name) {
         if (line == null || name == null) {
             return null;
         }
-        String key = "\"" + name + "\"";
+        if (!name.equals(this.name)) {
+            this.name = name;
+            this.key = "\"" + name + "\"";
+        }
         for (int at = line.indexOf(key); at >= 0; at = line.indexOf(key, at + 1)) {
             Long value = valueAfter(line, at + key.length());
             if (value != null) {
