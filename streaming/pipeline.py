@@ -82,6 +82,9 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
         # (docs/benchmarks.md, "RocksDB's bloom filters").
         "state.backend.rocksdb.use-bloom-filter": "true",
         "state.backend.rocksdb.compression.per.level": "NO_COMPRESSION",
+        # The same for the memtables, which every read searches first: about a tenth less
+        # time (MemtableFilters.java). The class ships in the functions' jar (below).
+        "state.backend.rocksdb.options-factory": jvm.ROCKSDB_OPTIONS,
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(s.restart_attempts),
         "restart-strategy.fixed-delay.delay": "1s",

@@ -32,6 +32,7 @@ FUNCTIONS = {  # SQL name: Java class
     "integer_field": "udf.streaming.IntegerField",
     "user_events": "udf.streaming.UserEvents",
 }
+ROCKSDB_OPTIONS = "udf.streaming.MemtableFilters"  # Flink's state.backend.rocksdb.options-factory
 
 
 def functions_jar(build_root: Path | None = None) -> Path:

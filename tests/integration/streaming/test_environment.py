@@ -88,6 +88,38 @@ def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
     assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
 
 
+def test_rocksdbs_memtables_get_bloom_filters_unless_the_user_names_a_factory(
+    tmp_path: Path,
+) -> None:
+    """The job's RocksDB options factory is the jar's ``MemtableFilters``, which gives every
+    column family a bloom filter of whole keys on its memtables; a factory named in
+    ``stream.flink_conf`` replaces it."""
+    from pyflink.java_gateway import get_gateway
+
+    from streaming import jvm
+
+    env, t_env, _ = _environment(tmp_path, "")
+    conf = dict(env._j_stream_execution_environment.getConfiguration().toMap())
+    assert conf["state.backend.rocksdb.options-factory"] == jvm.ROCKSDB_OPTIONS
+    gateway = get_gateway()
+    rocksdb = gateway.jvm.org.rocksdb
+    rocksdb.RocksDB.loadLibrary()
+    plain = rocksdb.ColumnFamilyOptions()
+    assert not plain.memtableWholeKeyFiltering() and plain.memtablePrefixBloomSizeRatio() == 0
+    factory = jvm.new_instance(t_env, jvm.ROCKSDB_OPTIONS)
+    options = factory.createColumnOptions(plain, gateway.jvm.java.util.ArrayList())
+    assert options.memtableWholeKeyFiltering()
+    assert 0 < options.memtablePrefixBloomSizeRatio() <= 0.25  # RocksDB's own bound
+    assert factory.createDBOptions(rocksdb.DBOptions(), gateway.jvm.java.util.ArrayList())
+
+    env, _, _ = _environment(
+        tmp_path / "own",
+        "stream:\n  flink_conf: {state.backend.rocksdb.options-factory: my.Factory}\n",
+    )
+    conf = dict(env._j_stream_execution_environment.getConfiguration().toMap())
+    assert conf["state.backend.rocksdb.options-factory"] == "my.Factory"
+
+
 def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path: Path) -> None:
     """The operator's changes and the totals keep the replay's mini-batch latency; the series'
     aggregation gathers changes for ``series_flush_seconds`` (one update per bucket per flush,
