@@ -171,16 +171,14 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     )
     results.set_parallelism(settings.stream.sink_parallelism)
     increments = upserts(t_env, "series", SERIES_COLUMNS, SERIES_KEY)
+    due = series_writes(t_env, increments, settings.stream.series_flush_ms,
+                        settings.stream.sink_parallelism)  # fmt: skip
     series = (
-        key_by(t_env, increments, ("experiment", "grp", "period_start"))
-        .process(
-            SeriesSink(cfg.series_url, settings.stream.series_flush_ms),
-            output_type=Types.BOOLEAN(),
-        )
+        due.process(SeriesSink(cfg.series_url), output_type=Types.BOOLEAN())
         .name("series sink")
         .uid("series-sink")
     )
-    series.set_parallelism(settings.stream.sink_parallelism)
+    series.set_parallelism(settings.stream.sink_parallelism)  # forward: each series in order
 
 
 def key_by(t_env: Any, stream: Any, key: Sequence[str]) -> Any:
@@ -207,6 +205,31 @@ def key_by(t_env: Any, stream: Any, key: Sequence[str]) -> Any:
     selector = get_gateway().jvm.KeyByKeySelector()
     keyed = with_key.keyBy(selector, Types.ROW([key_type]).get_java_type_info())
     return KeyedStream(keyed, row_type, stream)
+
+
+def series_writes(t_env: Any, increments: Any, flush_ms: int, parallelism: int) -> Any:
+    """The series' per-bucket upserts (:data:`SERIES_COLUMNS`) gathered per (experiment,
+    group, period start) in the JVM (``SeriesIncrements.java``): a DataStream of one row per
+    due write, the series' counts as arrays."""
+    from pyflink.common.typeinfo import Types
+    from pyflink.datastream import DataStream
+
+    from streaming.functions.results_sink import END_OF_INPUT
+
+    assert SERIES_COLUMNS[:3] == ("experiment", "grp", "period_start")  # the Java key's
+    key_type = Types.ROW([Types.STRING(), Types.STRING(), Types.LONG()])
+    key = jvm.new_instance(t_env, "udf.streaming.SeriesIncrements$Key")
+    keyed = increments._j_data_stream.keyBy(key, key_type.get_java_type_info())
+    gather = jvm.new_instance(t_env, "udf.streaming.SeriesIncrements", str(flush_ms),
+                              str(END_OF_INPUT))  # fmt: skip
+    texts, numbers = Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.LONG())
+    written = Types.ROW_NAMED(
+        ["experiment", "grp", "period_start", "kinds", "names", "buckets", "counts"],
+        [Types.STRING(), Types.STRING(), Types.LONG(), texts, texts, numbers, numbers],
+    )
+    j_stream = keyed.process(gather, written.get_java_type_info())
+    j_stream.name("series counts").uid("series-counts").setParallelism(parallelism)
+    return DataStream(j_stream)
 
 
 def upserts(t_env: Any, view: str, columns: Sequence[str], key: Sequence[str]) -> Any:

@@ -17,12 +17,12 @@ import org.rocksdb.DBOptions;
  * searches the skip list of every memtable before it reaches the files, and that search was
  * the hottest code of a replay (an eighth of the process's CPU). With the filter, a memtable
  * that does not hold the key is passed over. A replay took about a tenth less time
- * (docs/benchmarks.md, "2026-12-06").
+ * (docs/benchmarks.md, "2026-12-05 (last)").
  *
  * <p>The filter takes {@link #RATIO} of a memtable's size, counted against the write buffers'
  * share of RocksDB's managed memory: 1.3 MB per 64 MB memtable, about 20 bits per entry. At
- * 0.1 the filters crowded the write buffers, which were flushed so often that a replay took
- * over four times as long.
+ * 0.1 the filters crowded the write buffers, which were flushed so often that a replay had
+ * not ended after four times as long (most of its time flushing and compacting).
  */
 public class MemtableFilters implements RocksDBOptionsFactory {
 
