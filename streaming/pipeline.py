@@ -82,8 +82,8 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
         # (docs/benchmarks.md, "RocksDB's bloom filters").
         "state.backend.rocksdb.use-bloom-filter": "true",
         "state.backend.rocksdb.compression.per.level": "NO_COMPRESSION",
-        # The same for the memtables, which every read searches first: about a tenth less
-        # time (MemtableFilters.java). The class ships in the functions' jar (below).
+        # The same for the memtables, which every read searches first (MemtableFilters.java,
+        # docs/benchmarks.md, "2026-12-05 (last)"). The class ships in the functions' jar.
         "state.backend.rocksdb.options-factory": jvm.ROCKSDB_OPTIONS,
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(s.restart_attempts),
@@ -176,7 +176,7 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
     series = (
         due.process(SeriesSink(cfg.series_url), output_type=Types.BOOLEAN())
         .name("series sink")
-        .uid("series-sink")
+        .uid("series-writer")  # not "series-sink", whose state a checkpoint may still hold
     )
     series.set_parallelism(settings.stream.sink_parallelism)  # forward: each series in order
 

@@ -255,7 +255,10 @@ class Runner:
         env, t_env = pipeline.environment(cfg)
         pipeline.build(env, t_env, source, saved.plan, cfg)
         started = time.monotonic()
-        client = env.execute_async(f"udf stream {self.mode}")
+        try:
+            client = env.execute_async(f"udf stream {self.mode}")
+        except Exception as exc:
+            raise StreamError(_not_started(exc, snapshot)) from None
         self.echo(f"started {self.mode} ({'resumed' if snapshot else 'from the beginning'})")
         if self.cluster is not None:
             self._record_job(client, snapshot)
@@ -479,10 +482,28 @@ def _status(client: Any) -> str:
         return "FINISHED"
 
 
+def _not_started(exc: Exception, snapshot: Path | None) -> str:
+    """Why the job could not start, for a person: the innermost cause Flink gives, or, for a
+    checkpoint with the state of operators the pipeline no longer has (taken by an earlier
+    version whose state layout changed), what to do about it."""
+    cause = _innermost(exc)
+    if snapshot is not None and "Cannot map checkpoint/savepoint state" in cause:
+        return (
+            f"cannot resume from {snapshot.name} ({snapshot}): it holds the state of operators "
+            "this version of the pipeline does not have (it was taken by an earlier version); "
+            "start again with --fresh"
+        )
+    return f"the Flink job could not be started: {cause}"
+
+
+def _innermost(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if "Caused by:" in line]
+    return lines[-1].removeprefix("Caused by:").strip() if lines else str(exc).splitlines()[0]
+
+
 def _failure(client: Any) -> str:
     try:
         client.get_job_execution_result().result()
     except Exception as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if "Caused by:" in line]
-        return lines[-1].removeprefix("Caused by:").strip() if lines else str(exc).splitlines()[0]
+        return _innermost(exc)
     return "unknown cause"

@@ -258,6 +258,43 @@ def differences(batch: dict[tuple, ResultRow], stream: dict[tuple, ResultRow]) -
     return problems
 
 
+def assert_series_agrees_with_rows(home: Home, rows: Sequence[ResultRow]) -> None:
+    """The 15-minute series in ``home``'s results store is cumulative (never decreasing within
+    a period), and through a date's end holds a default metric's numbers of that date: the
+    metric of an event type counts the group's exposed users, their counted events of the
+    type and the users with one, as the series' last point before the date ends does (with
+    rows equal to batch's, the series is exact too)."""
+    from metadata.periods import DAY_MS
+    from streaming.series import SeriesStore
+    from udf.settings import load_settings
+
+    store = SeriesStore(load_settings(home, {}).results_url(home))
+    points = store.read()
+    store.close()
+    assert points
+    series: dict[tuple, list[tuple[int, tuple[int, int, int]]]] = {}
+    for p in points:  # ordered by experiment, group, period, event type, bucket
+        key = (p["experiment"], p["group"], p["period_start"], p["event_type"])
+        numbers = (p["exposed"], p["volume"], p["propensity"])
+        last = series[key][-1][1] if key in series else (0, 0, 0)
+        assert all(a >= b for a, b in zip(numbers, last, strict=True)), key
+        series.setdefault(key, []).append((p["bucket_start"], numbers))
+    types = {key[3] for key in series}
+    checked = 0
+    for r in rows:
+        if r.segment != "" or r.metric not in types:
+            continue  # the series is per event type: default metrics, whole groups
+        day_end = (date.fromisoformat(r.date) - date(1970, 1, 1)).days * DAY_MS + DAY_MS
+        before = [n for start, n in series.get((r.experiment, r.group, r.period_start, r.metric), [])
+                  if start < day_end]  # fmt: skip
+        if before:
+            assert (r.exposed, r.volume, r.propensity) == before[-1], r.key()
+            checked += r.volume > 0
+        else:  # no event of the type yet in this group
+            assert (r.volume, r.propensity) == (0, 0), r.key()
+    assert checked > 100
+
+
 def assert_stream_equals_batch(home: Home, dates: Sequence[date]) -> dict[tuple, ResultRow]:
     batch = rows_of(home, "batch")
     stream = rows_of(home, "stream")

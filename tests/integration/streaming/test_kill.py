@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.streaming import (
     Prepared,
+    assert_series_agrees_with_rows,
     assert_stream_equals_batch,
     finish,
     kill_group,
@@ -40,4 +41,5 @@ def test_sigkill_mid_replay_then_rerun_resumes_and_equals_batch(prepared: Prepar
 
     out = finish(start_stream(home, "replay"), home, "replay", timeout=1200)
     assert "resuming from chk-" in out and "with the rate it was started with: 1000" in out
-    assert_stream_equals_batch(home, prepared.dates)
+    stream = assert_stream_equals_batch(home, prepared.dates)
+    assert_series_agrees_with_rows(home, list(stream.values()))  # its state restored too

@@ -9,17 +9,16 @@ catalog's count, sum and ratio metrics with segments and corrections.
 from __future__ import annotations
 
 import math
-from datetime import date
 
 import numpy as np
 import pytest
 
-from metadata.periods import DAY_MS
 from results.schema import ResultRow
 from tests.support.streaming import (
     SPAM_CAP,
     Prepared,
     Replayed,
+    assert_series_agrees_with_rows,
     assert_stream_equals_batch,
     catalog_yaml,
     progress,
@@ -64,51 +63,11 @@ def test_replay_rows_equal_batch(prepared: Prepared, replayed: Replayed) -> None
         assert report["topics"][topic]["corrupt"] == 0
     assert "rows written" in out and "read (0 corrupt" in out
 
-    # the 15-minute series: cumulative, never decreasing within a period
-    from streaming.series import SeriesStore
-    from udf.settings import load_settings
-
-    store = SeriesStore(load_settings(home, {}).results_url(home))
-    points = store.read()
-    store.close()
-    assert points
-    last: dict[tuple, tuple] = {}
-    for p in points:  # ordered by experiment, group, period, event type, bucket
-        key = (p["experiment"], p["group"], p["period_start"], p["event_type"])
-        now = (p["exposed"], p["volume"], p["propensity"])
-        assert all(a >= b for a, b in zip(now, last.get(key, (0, 0, 0)), strict=True))
-        last[key] = now
-    assert_series_agrees_with_rows(points, rows)
+    assert_series_agrees_with_rows(home, rows)
 
     # a finished replay leaves no feed or checkpoints behind
     state = home.root / "stream" / "replay"
     assert not (state / "feed").exists() and not (state / "checkpoints").exists()
-
-
-def assert_series_agrees_with_rows(points: list[dict], rows: list[ResultRow]) -> None:
-    """The series through a date's end holds a default metric's numbers of that date: the
-    metric of an event type counts the group's exposed users, their counted events of the
-    type and the users with one, as the series' last point before the date ends does (the
-    rows equal batch's, so the series is exact too)."""
-    series: dict[tuple, list[tuple[int, tuple[int, int, int]]]] = {}
-    for p in points:  # ordered by bucket within a series
-        key = (p["experiment"], p["group"], p["period_start"], p["event_type"])
-        numbers = (p["exposed"], p["volume"], p["propensity"])
-        series.setdefault(key, []).append((p["bucket_start"], numbers))
-    types = {key[3] for key in series}
-    checked = 0
-    for r in rows:
-        if r.segment != "" or r.metric not in types:
-            continue  # the series is per event type: default metrics, whole groups
-        day_end = (date.fromisoformat(r.date) - date(1970, 1, 1)).days * DAY_MS + DAY_MS
-        before = [n for start, n in series.get((r.experiment, r.group, r.period_start, r.metric), [])
-                  if start < day_end]  # fmt: skip
-        if before:
-            assert (r.exposed, r.volume, r.propensity) == before[-1], r.key()
-            checked += r.volume > 0
-        else:  # no event of the type yet in this group
-            assert (r.volume, r.propensity) == (0, 0), r.key()
-    assert checked > 100
 
 
 def _alphas(manifest: dict) -> dict[str, float]:

@@ -1,0 +1,36 @@
+"""A job that cannot start says why in one line; a checkpoint of an earlier version, whose
+state has no operator in this one, says to start again with --fresh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streaming.runner import _not_started
+
+# What PyFlink raised when `udf stream replay` resumed from a checkpoint of a version whose
+# series sink kept state (a378540) with the one that keeps it in `series-counts`, shortened.
+UNMAPPED = """An error occurred while calling o60.executeAsync.
+: org.apache.flink.util.FlinkException: Failed to execute job 'udf stream replay'.
+Caused by: java.lang.RuntimeException: org.apache.flink.runtime.client.JobInitializationException: Could not start the JobMaster.
+Caused by: java.util.concurrent.CompletionException: java.lang.IllegalStateException: Failed to rollback to checkpoint/savepoint file:/h/chk-4. Cannot map checkpoint/savepoint state for operator cd7793f22e4963239c96da279b21ca9f to the new program, because the operator is not available in the new program. If you want to allow to skip this, you can set the --allowNonRestoredState option on the CLI.
+Caused by: java.lang.IllegalStateException: Failed to rollback to checkpoint/savepoint file:/h/chk-4. Cannot map checkpoint/savepoint state for operator cd7793f22e4963239c96da279b21ca9f to the new program, because the operator is not available in the new program. If you want to allow to skip this, you can set the --allowNonRestoredState option on the CLI.
+"""
+
+
+def test_a_checkpoint_of_an_earlier_version_says_to_start_fresh() -> None:
+    message = _not_started(RuntimeError(UNMAPPED), Path("/h/stream/replay/checkpoints/x/chk-4"))
+    assert message.startswith("cannot resume from chk-4 (/h/stream/replay/checkpoints/x/chk-4)")
+    assert message.endswith("start again with --fresh")
+    assert "\n" not in message
+
+
+def test_any_other_start_failure_gives_flinks_innermost_cause() -> None:
+    error = RuntimeError("Failed to execute job 'udf stream run'.\n"
+                         "Caused by: java.io.IOException: outer\n"
+                         "Caused by: java.net.ConnectException: Connection refused\n")  # fmt: skip
+    assert _not_started(error, None) == (
+        "the Flink job could not be started: java.net.ConnectException: Connection refused"
+    )
+    # without a checkpoint to resume from, an unmapped state is reported as it is
+    assert "--fresh" not in _not_started(RuntimeError(UNMAPPED), None)
+    assert _not_started(RuntimeError("no cause given"), None).endswith(": no cause given")
