@@ -189,22 +189,30 @@ def key_by(t_env: Any, stream: Any, key: Sequence[str]) -> Any:
     more crossing into the interpreter and out per row, as many as the sink's own); here a
     Java map does it (``KeyedRows.java``), and the keyed stream is the one ``key_by`` makes.
     """
-    from pyflink.common.typeinfo import ExternalTypeInfo, Types, _from_java_type
+    from pyflink.common.typeinfo import Types
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
 
     j_stream = stream._j_data_stream
-    row_type = _from_java_type(j_stream.getTransformation().getOutputType())
-    rows = row_type._type_info if isinstance(row_type, ExternalTypeInfo) else row_type
-    names, fields = rows.get_field_names(), rows.get_field_types()  # a table's: external rows
-    positions = [names.index(c) for c in key]
-    key_type = Types.ROW([fields[i] for i in positions])
-    keyed_rows = jvm.new_instance(t_env, "udf.streaming.KeyedRows", ",".join(map(str, positions)))
+    positions, key_type, row_type = _row_key(stream, key)
+    keyed_rows = jvm.new_instance(t_env, "udf.streaming.KeyedRows", positions)
     with_key = j_stream.map(keyed_rows, Types.ROW([key_type, row_type]).get_java_type_info())
     with_key.name("key")
     selector = get_gateway().jvm.KeyByKeySelector()
     keyed = with_key.keyBy(selector, Types.ROW([key_type]).get_java_type_info())
     return KeyedStream(keyed, row_type, stream)
+
+
+def _row_key(stream: Any, key: Sequence[str]) -> tuple[str, Any, Any]:
+    """The positions of ``key``'s columns in the rows of ``stream`` (a table's: external rows),
+    comma-separated as ``KeyedRows.java`` takes them, the key's row type and the rows' type."""
+    from pyflink.common.typeinfo import ExternalTypeInfo, Types, _from_java_type
+
+    row_type = _from_java_type(stream._j_data_stream.getTransformation().getOutputType())
+    rows = row_type._type_info if isinstance(row_type, ExternalTypeInfo) else row_type
+    names, fields = rows.get_field_names(), rows.get_field_types()
+    positions = [names.index(c) for c in key]
+    return ",".join(map(str, positions)), Types.ROW([fields[i] for i in positions]), row_type
 
 
 def series_writes(t_env: Any, increments: Any, flush_ms: int, parallelism: int) -> Any:
@@ -216,16 +224,16 @@ def series_writes(t_env: Any, increments: Any, flush_ms: int, parallelism: int) 
 
     from streaming.functions.results_sink import END_OF_INPUT
 
-    assert SERIES_COLUMNS[:3] == ("experiment", "grp", "period_start")  # the Java key's
-    key_type = Types.ROW([Types.STRING(), Types.STRING(), Types.LONG()])
-    key = jvm.new_instance(t_env, "udf.streaming.SeriesIncrements$Key")
+    series = ("experiment", "grp", "period_start")
+    positions, key_type, _ = _row_key(increments, series)
+    key = jvm.new_instance(t_env, "udf.streaming.KeyedRows$Key", positions)
     keyed = increments._j_data_stream.keyBy(key, key_type.get_java_type_info())
     gather = jvm.new_instance(t_env, "udf.streaming.SeriesIncrements", str(flush_ms),
                               str(END_OF_INPUT))  # fmt: skip
     texts, numbers = Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.LONG())
     written = Types.ROW_NAMED(
-        ["experiment", "grp", "period_start", "kinds", "names", "buckets", "counts"],
-        [Types.STRING(), Types.STRING(), Types.LONG(), texts, texts, numbers, numbers],
+        [*series, "kinds", "names", "buckets", "counts"],
+        [*key_type.get_field_types(), texts, texts, numbers, numbers],
     )
     j_stream = keyed.process(gather, written.get_java_type_info())
     j_stream.name("series counts").uid("series-counts").setParallelism(parallelism)

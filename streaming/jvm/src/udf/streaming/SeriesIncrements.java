@@ -10,7 +10,6 @@ import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.streaming.api.TimeDomain;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.types.Row;
@@ -22,7 +21,8 @@ import org.apache.flink.util.Collector;
  * passed on whole when that series is due for a write (docs/streaming.md, "The series").
  *
  * <p>Input: the upserts of SQL's sums by {@code (experiment, grp, period_start, kind, name,
- * bucket)}, with {@code n} last (aggregation.SERIES_COLUMNS), keyed by {@link Key}. Keyed state
+ * bucket)}, with {@code n} last (aggregation.SERIES_COLUMNS), keyed by the series' key, {@code
+ * Row(experiment, grp, period_start)} ({@code KeyedRows.Key}: streaming.pipeline). Keyed state
  * holds each series' counts. A series that changes is written {@code flushMs} after its first
  * change, and when a bounded input ends (the event-time timer at {@code endOfInput}, which
  * only the final watermark reaches). Output, one row per write: {@code (experiment, grp,
@@ -40,9 +40,8 @@ public class SeriesIncrements extends KeyedProcessFunction<Row, Row, Row> {
 
     private static final long serialVersionUID = 1L;
 
-    /** Input field positions: aggregation.SERIES_COLUMNS. */
-    static final int EXPERIMENT = 0, GRP = 1, PERIOD_START = 2, KIND = 3, NAME = 4, BUCKET = 5,
-            N = 6;
+    /** Input field positions of a count's own columns: aggregation.SERIES_COLUMNS. */
+    static final int KIND = 3, NAME = 4, BUCKET = 5, N = 6;
 
     private final long flushMs;
     private final long endOfInput;
@@ -109,16 +108,5 @@ public class SeriesIncrements extends KeyedProcessFunction<Row, Row, Row> {
         out.collect(Row.of(series.getField(0), series.getField(1), series.getField(2),
                 kinds.toArray(new String[0]), names.toArray(new String[0]),
                 buckets.toArray(new Long[0]), values.toArray(new Long[0])));
-    }
-
-    /** The series of an input row: {@code Row(experiment, grp, period_start)}. */
-    public static final class Key implements KeySelector<Row, Row> {
-
-        private static final long serialVersionUID = 1L;
-
-        @Override
-        public Row getKey(Row row) {
-            return Row.of(row.getField(EXPERIMENT), row.getField(GRP), row.getField(PERIOD_START));
-        }
     }
 }
