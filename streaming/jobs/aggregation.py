@@ -2,8 +2,8 @@
 
 The seed's operators (docs/streaming.md maps each one):
 
-* **the per-user operator** (``user_events``, a Java process table function partitioned by
-  user: :mod:`streaming.jvm`, ``UserEvents.java``), in one keyed step:
+* **the per-user operator** (a Java keyed function, the stream keyed by user:
+  :mod:`streaming.jvm`, ``UserEvents.java``), in one keyed step:
 
   * **event de-duplication** and the **spam cap**, in batch's order: equal ``(user_id,
     event_type, ts)`` are one event (the first to arrive wins), then of a user's events in
@@ -50,11 +50,11 @@ Three outputs:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from streaming import jvm
-from streaming.jobs import Sink, internal_rows, planned_with, with_mini_batches
+from streaming.jobs import Sink, planned_with, with_mini_batches
 from streaming.parse import lit
 from streaming.plan import StreamPlan
 from udf.errors import EngineError
@@ -112,18 +112,22 @@ def user_inputs_query(events: str, activations: str, plan: StreamPlan) -> str:
     )
 
 
-def user_changes_query(
-    inputs: str, plan: StreamPlan, state_ttl_ms: int | None = None,
-    columns: Sequence[str] = TOTAL_COLUMNS,
-) -> str:
-    """The per-user operator over ``inputs``: its changes, ``TOTAL_COLUMNS`` (``UserEvents.java``;
-    ``columns``: these of its columns, ``user_id`` and ``TOTAL_COLUMNS``). Its state lives
-    ``state_ttl_ms`` after a user's last write (None: for ever)."""
-    return (
-        f"SELECT {', '.join(columns)} FROM user_events(input => TABLE {inputs} "
-        f"PARTITION BY user_id, cap => {plan.spam_cap}, plan => {lit(operator_plan(plan))}, "
-        f"ttl => CAST({state_ttl_ms or 0} AS BIGINT), uid => 'user-events')"
+def user_changes(t_env: Any, inputs: Any, plan: StreamPlan, state_ttl_ms: int | None = None) -> Any:
+    """The per-user operator (``UserEvents.java``) over the table ``inputs`` (the columns of
+    :func:`user_inputs_query`, a changelog), keyed by its ``user_id``: a Java DataStream of
+    its changes, ``TOTAL_COLUMNS`` as Flink's internal rows. A user's state lives
+    ``state_ttl_ms`` after its last write (None: for ever)."""
+    from pyflink.java_gateway import get_gateway
+
+    j_table = inputs._j_table
+    user_type = j_table.getResolvedSchema().getColumnDataTypes().get(0)
+    key_type = get_gateway().jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo.of(user_type)
+    function = jvm.new_instance(t_env, "udf.streaming.UserEvents", str(plan.spam_cap),
+                                operator_plan(plan), str(state_ttl_ms or 0))  # fmt: skip
+    keyed = t_env._j_tenv.toChangelogStream(j_table).keyBy(
+        jvm.new_instance(t_env, "udf.streaming.UserEvents$User"), key_type
     )
+    return keyed.process(function, function.outputType()).name("user events").uid("user-values")
 
 
 def summed_query(source: str) -> str:
@@ -179,29 +183,21 @@ def per_user(
     """The per-user operator over the filtered topics: its changes summed per key and day
     (``changes``) and the event types users have counted events of (``event_types``)."""
     events, activations = source["filtered_events"], source["filtered_activations"]
-    jvm.register(t_env)
-    t_env.execute_sql(
-        f"CREATE TEMPORARY VIEW user_inputs AS {user_inputs_query(events, activations, plan)}"
-    )
+    # The operator's inputs are planned without mini-batches: the activations' join with the
+    # periods (filter_activations' plain view, planned here with its reader) would be a
+    # mini-batch join, which emits when a mini-batch watermark has come from both inputs, and
+    # the periods' side sends none between its rare changes: it emitted only at checkpoints,
+    # and a run's freshness was the checkpoint interval plus 3 s (docs/benchmarks.md,
+    # "2026-12-05 (later)"). They are planned when the operator takes them as a DataStream.
+    latency_ms, size = _mini_batches(t_env)
+    with planned_with(t_env, {"table.exec.mini-batch.enabled": "false"}):
+        sink("user_inputs", user_inputs_query(events, activations, plan), one_reader=True)
+        changes = user_changes(t_env, t_env.from_path("user_inputs"), plan, state_ttl_ms)
     # Summed per key in the operator's own thread (``PreSums.java``: SQL's local sum of a
     # two-phase SUM, for the totals and the series at once, without the projection, the
     # filters on ``kind`` and the two mini-batch bundles it replaced: docs/benchmarks.md,
-    # "2026-12-05 (night)"), then over all users by SQL in one phase. The operator's columns
-    # are taken whole (``user_id`` first), so the planner puts no projection after it. Not
-    # summed by SQL right after the operator: a process table function does not pass on the
-    # watermarks that close SQL's mini-batches (event time), so that aggregation would emit
-    # only when its bundle is full or at a checkpoint.
-    # Planned without mini-batches: the activations' join with the periods (filter_activations'
-    # plain view, planned here with its reader) would be a mini-batch join, which emits when
-    # a mini-batch watermark has come from both inputs, and the periods' side sends none
-    # between its rare changes: it emitted only at checkpoints, and a run's freshness was the
-    # checkpoint interval plus 3 s (docs/benchmarks.md, "2026-12-05 (later)").
-    latency_ms, size = _mini_batches(t_env)
-    with planned_with(t_env, {"table.exec.mini-batch.enabled": "false"}):
-        columns = ("user_id", *TOTAL_COLUMNS)
-        sink("user_changes", user_changes_query("user_inputs", plan, state_ttl_ms, columns),
-             one_reader=True)  # fmt: skip
-        totals, series = pre_summed(t_env, t_env.from_path("user_changes"), latency_ms, size)
+    # "2026-12-05 (night)"), then over all users by SQL in one phase.
+    totals, series = pre_summed(t_env, changes, latency_ms, size)
     t_env.create_temporary_view("user_sums", totals)  # the totals' and event types' kinds
     t_env.create_temporary_view("series_sums", series)  # SERIES_COLUMNS: series_* kinds
     # Read by the totals and the event types.
@@ -212,18 +208,15 @@ def per_user(
 
 
 def pre_summed(t_env: Any, changes: Any, latency_ms: int, size: int) -> tuple[Any, Any]:
-    """The per-user operator's ``changes`` (``user_id`` first) summed per key in its thread
-    (``PreSums.java``): the totals' and event types' kinds (``TOTAL_COLUMNS``) and the
-    series' (``SERIES_COLUMNS``), each a table of sums sent every ``latency_ms`` or when
-    ``size`` keys are held, and before every checkpoint."""
+    """The per-user operator's ``changes`` (a Java DataStream of ``TOTAL_COLUMNS`` as internal
+    rows: :func:`user_changes`) summed per key in its thread (``PreSums.java``): the totals'
+    and event types' kinds (``TOTAL_COLUMNS``) and the series' (``SERIES_COLUMNS``), each a
+    table of sums sent every ``latency_ms`` or when ``size`` keys are held, and before every
+    checkpoint."""
     from pyflink.table import Table
 
-    stream = internal_rows(t_env, changes)
-    offset = changes._j_table.getResolvedSchema().getColumnNames().indexOf("experiment")
-    operator = jvm.new_instance(
-        t_env, "udf.streaming.PreSums", str(offset), str(latency_ms), str(size)
-    )
-    sums = stream.transform("pre-sums", operator.totalsType(), operator).uid("pre-sums")
+    operator = jvm.new_instance(t_env, "udf.streaming.PreSums", str(latency_ms), str(size))
+    sums = changes.transform("pre-sums", operator.totalsType(), operator).uid("pre-sums")
     series = sums.getSideOutput(operator.seriesTag())
     return (Table(t_env._j_tenv.fromDataStream(sums), t_env),
             Table(t_env._j_tenv.fromDataStream(series), t_env))  # fmt: skip

@@ -30,7 +30,6 @@ FUNCTIONS = {  # SQL name: Java class
     "plain_fields": "udf.streaming.PlainFields",
     "json_long": "udf.streaming.JsonLong",
     "integer_field": "udf.streaming.IntegerField",
-    "user_events": "udf.streaming.UserEvents",
 }
 ROCKSDB_OPTIONS = "udf.streaming.MemtableFilters"  # Flink's state.backend.rocksdb.options-factory
 

@@ -1,7 +1,7 @@
 """The per-user operator's changes summed in its thread (``PreSums.java``) before the groups'
 sums: whatever the flushes, the sums per key are those of the rows themselves.
 
-The rows are made here (the operator's columns after ``user_id``) and summed in Python; the
+The rows are made here (the operator's columns) and summed in Python; the
 same rows go through :func:`streaming.jobs.aggregation.pre_summed` with a size that sends
 the sums every few rows, and with one that holds them to the end of the input.
 """
@@ -21,8 +21,8 @@ SERIES_KEY = (0, 1, 2, 7, 8, 4)  # experiment, grp, period_start, kind, name, d 
 
 
 def changes(n: int) -> list[tuple]:
-    """``n`` rows of changes over few keys, so that keys repeat and cancel: user_id, then the
-    operator's columns."""
+    """``n`` rows of changes over few keys, so that keys repeat and cancel: the operator's
+    columns."""
     rng = random.Random(7)
     rows = []
     for _ in range(n):
@@ -31,7 +31,7 @@ def changes(n: int) -> list[tuple]:
         segment, sv = rng.choice([("", ""), ("country", ""), ("country", "JP"), ("country", "BR")])
         sign = rng.choice([1, -1])
         vsum = sign * rng.choice([0.5, 1.25, 3.0])
-        rows.append((rng.randrange(50), rng.choice(["e1", "e2"]), rng.choice(["control", "t"]),
+        rows.append((rng.choice(["e1", "e2"]), rng.choice(["control", "t"]),
                      1_000, rng.choice([2_000, 3_000]), rng.randrange(3), segment, sv, kind,
                      rng.choice(["click", "view"]), sign, sign * rng.randrange(2),
                      sign * rng.randrange(5), vsum, abs(vsum) * vsum, sign))  # fmt: skip
@@ -43,17 +43,18 @@ def summed(flink: Any, rows: list[tuple], size: int) -> tuple[Any, Any]:
     (one subtask), sent every ``size`` keys or at the end of the input."""
     from pyflink.common.typeinfo import Types
 
+    from streaming.jobs import internal_rows
     from streaming.jobs.aggregation import TOTAL_COLUMNS, pre_summed
 
     env, t_env = flink.env, flink.t_env
     text, number, real = Types.STRING(), Types.LONG(), Types.DOUBLE()
     types = Types.ROW_NAMED(
-        ["user_id", *TOTAL_COLUMNS],
-        [number, text, text, number, number, number, text, text, text, text, number, number,
+        list(TOTAL_COLUMNS),
+        [text, text, number, number, number, text, text, text, text, number, number,
          number, real, real, number],
     )  # fmt: skip
     table = t_env.from_data_stream(env.from_collection(rows, type_info=types))
-    return pre_summed(t_env, table, latency_ms=3_600_000, size=size)
+    return pre_summed(t_env, internal_rows(t_env, table), latency_ms=3_600_000, size=size)
 
 
 def run(flink: Any, rows: list[tuple], size: int) -> tuple[list[tuple], list[tuple]]:
@@ -77,10 +78,9 @@ def sums(rows: list[tuple], key: tuple[int, ...], stats: tuple[int, ...]) -> dic
 def test_the_pre_sums_are_the_sums_of_the_rows(size: int, stream_env: Any) -> None:
     rows = changes(2_000)
     totals, series = run(stream_env(), rows, size)
-    own = [r[1:] for r in rows]  # the operator's columns
-    want_totals = sums([r for r in own if not r[7].startswith("series_")],
+    want_totals = sums([r for r in rows if not r[7].startswith("series_")],
                        tuple(range(EXPERIMENT_TO_NAME)), tuple(range(9, 15)))  # fmt: skip
-    want_series = sums([r for r in own if r[7].startswith("series_")], SERIES_KEY, (9,))
+    want_series = sums([r for r in rows if r[7].startswith("series_")], SERIES_KEY, (9,))
     got_totals = sums(totals, tuple(range(EXPERIMENT_TO_NAME)), tuple(range(9, 15)))
     got_series = sums(series, tuple(range(6)), (6,))
     assert got_totals.keys() == want_totals.keys()
@@ -123,5 +123,5 @@ def test_the_sums_held_to_the_end_come_before_its_watermark(stream_env: Any) -> 
     rows_of = t_env.sql_query(f"SELECT 1 AS n FROM {totals}")  # no text: SQL's own strings
     counted = (t_env.to_data_stream(rows_of).key_by(lambda r: 0, key_type=Types.INT())
                .process(CountedAtTheEnd(), output_type=Types.LONG()))  # fmt: skip
-    keys = {r[1:10] for r in rows if not r[8].startswith("series_")}
+    keys = {r[:9] for r in rows if not r[7].startswith("series_")}
     assert list(counted.execute_and_collect()) == [len(keys)]

@@ -54,6 +54,16 @@ def plan() -> Any:
     )  # fmt: skip
 
 
+def changes_of(t_env: Any, state_ttl_ms: int | None = None) -> Any:
+    """The operator's changes over the view ``user_inputs``, as a table."""
+    from pyflink.table import Table
+
+    from streaming.jobs.aggregation import user_changes
+
+    stream = user_changes(t_env, t_env.from_path("user_inputs"), plan(), state_ttl_ms)
+    return Table(t_env._j_tenv.fromDataStream(stream), t_env)
+
+
 @dataclass(frozen=True)
 class Outcome:
     totals: dict[tuple, tuple]  # (segment, sv, kind, name, end, day) -> TOTAL_COLUMNS' stats
@@ -68,9 +78,6 @@ def run(stream_env: Any, inputs: list[tuple]) -> Outcome:
     from pyflink.common import Row
     from pyflink.common.typeinfo import Types
     from pyflink.common.types import RowKind
-
-    from streaming import jvm
-    from streaming.jobs.aggregation import user_changes_query
 
     made = stream_env()
     env, t_env = made.env, made.t_env
@@ -89,12 +96,11 @@ def run(stream_env: Any, inputs: list[tuple]) -> Outcome:
     )  # fmt: skip
     t_env.create_temporary_view("user_inputs", t_env.from_changelog_stream(
         env.from_collection(rows, type_info=types)))  # fmt: skip
-    jvm.register(t_env)
     changes: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
     series: Counter = Counter()
     event_types: Counter = Counter()
     row_kinds = set()
-    with t_env.sql_query(user_changes_query("user_inputs", plan())).execute().collect() as out:
+    with changes_of(t_env).execute().collect() as out:
         for r in out:
             row_kinds.add(r.get_row_kind())
             experiment, grp, start, end, d, segment, sv, kind, name, *stats = r
@@ -281,9 +287,6 @@ def event_type_changes(flink: Any, state_ttl_ms: int | None) -> int:
     """The ``event_type`` changes of two copies of one event, a second apart (a paced source),
     in ``flink``'s table environment: the second is a copy of the first as long as the user's
     state lives."""
-    from streaming import jvm
-    from streaming.jobs.aggregation import user_changes_query
-
     t_env = flink.t_env
     t_env.execute_sql(
         "CREATE TEMPORARY TABLE ticks (n BIGINT) WITH ('connector' = 'datagen', "
@@ -297,9 +300,7 @@ def event_type_changes(flink: Any, state_ttl_ms: int | None) -> int:
         "CAST(NULL AS STRING) AS grp, CAST(NULL AS BIGINT) AS period_start, "
         "CAST(NULL AS BIGINT) AS period_end FROM ticks"
     )
-    jvm.register(t_env)
-    query = user_changes_query("user_inputs", plan(), state_ttl_ms)
-    with t_env.sql_query(query).execute().collect() as out:
+    with changes_of(t_env, state_ttl_ms).execute().collect() as out:
         return sum(r[9] for r in out if r[7] == "event_type")
 
 

@@ -28,8 +28,7 @@ import udf.streaming.Contributions.Stat;
  * mini-batch bundles (docs/benchmarks.md, "2026-12-05 (night)"). The global sums after it
  * are planned in one phase.
  *
- * <p>Input: the operator's rows ({@link UserEvents#OUTPUT}) after {@code offset} fields (its
- * partition key), insert-only. Output: {@link #TOTALS}, the changes of the totals and of the
+ * <p>Input: the operator's rows ({@link UserEvents#OUTPUT}), insert-only. Output: {@link #TOTALS}, the changes of the totals and of the
  * event types summed per key ({@code experiment} to {@code name}); and on the side output
  * {@link #seriesTag()}, {@link #SERIES}, the series' changes ({@code kind} {@code series_*})
  * summed per (experiment, group, period start, kind, name, bucket). A key's sums are sent
@@ -56,11 +55,10 @@ public final class PreSums extends AbstractStreamOperator<RowData>
             + " period_start BIGINT NOT NULL, kind STRING NOT NULL, name STRING NOT NULL,"
             + " bucket BIGINT NOT NULL, n BIGINT>";
 
-    // The operator's fields after the partition key (UserEvents.OUTPUT).
+    // The operator's fields (UserEvents.OUTPUT).
     private static final int EXPERIMENT = 0, GRP = 1, START = 2, END = 3, D = 4, SEGMENT = 5,
             SV = 6, KIND = 7, NAME = 8, CNT = 9; // then the rest of a Stat (Contributions.emit)
 
-    private final int offset;
     private final long intervalMs;
     private final int size;
 
@@ -71,17 +69,15 @@ public final class PreSums extends AbstractStreamOperator<RowData>
     private transient Watermark held; // the latest watermark, sent after the sums held with it
 
     /**
-     * {@code offset}: the number of fields before the operator's own (its partition key);
      * {@code intervalMs}: how often the sums are sent; {@code size}: how many keys it holds
      * at most. Strings, as the Python side constructs it.
      */
-    public PreSums(String offset, String intervalMs, String size) {
-        this.offset = Integer.parseInt(offset);
+    public PreSums(String intervalMs, String size) {
         this.intervalMs = Long.parseLong(intervalMs);
         this.size = Integer.parseInt(size);
-        if (this.offset < 0 || this.intervalMs <= 0 || this.size <= 0) {
-            throw new IllegalArgumentException("offset >= 0, interval > 0 and size > 0, got "
-                    + offset + ", " + intervalMs + ", " + size);
+        if (this.intervalMs <= 0 || this.size <= 0) {
+            throw new IllegalArgumentException("interval > 0 and size > 0, got "
+                    + intervalMs + ", " + size);
         }
     }
 
@@ -124,17 +120,16 @@ public final class PreSums extends AbstractStreamOperator<RowData>
             throw new IllegalStateException(
                     "the per-user operator's rows are inserts, got " + row.getRowKind());
         }
-        int o = offset;
-        String kind = text(row, o + KIND);
+        String kind = text(row, KIND);
         if (kind.startsWith(Contributions.SERIES)) {
-            Series key = new Series(text(row, o + EXPERIMENT), text(row, o + GRP),
-                    row.getLong(o + START), kind, text(row, o + NAME), row.getLong(o + D));
-            series.computeIfAbsent(key, k -> new long[1])[0] += row.getLong(o + CNT);
+            Series key = new Series(text(row, EXPERIMENT), text(row, GRP),
+                    row.getLong(START), kind, text(row, NAME), row.getLong(D));
+            series.computeIfAbsent(key, k -> new long[1])[0] += row.getLong(CNT);
         } else {
-            Total key = new Total(text(row, o + EXPERIMENT), text(row, o + GRP),
-                    row.getLong(o + START), row.getLong(o + END), row.getLong(o + D),
-                    text(row, o + SEGMENT), text(row, o + SV), kind, text(row, o + NAME));
-            totals.computeIfAbsent(key, k -> new Stat(0, 0, 0, 0.0, 0.0)).addColumns(row, o + CNT);
+            Total key = new Total(text(row, EXPERIMENT), text(row, GRP),
+                    row.getLong(START), row.getLong(END), row.getLong(D),
+                    text(row, SEGMENT), text(row, SV), kind, text(row, NAME));
+            totals.computeIfAbsent(key, k -> new Stat(0, 0, 0, 0.0, 0.0)).addColumns(row, CNT);
         }
         if (totals.size() + series.size() >= size) {
             send();

@@ -11,37 +11,42 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 
-import org.apache.flink.table.annotation.ArgumentHint;
-import org.apache.flink.table.annotation.ArgumentTrait;
-import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.annotation.StateHint;
-import org.apache.flink.table.api.dataview.MapView;
-import org.apache.flink.table.catalog.DataTypeFactory;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.StateDescriptor;
+import org.apache.flink.api.common.state.StateTtlConfig;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
-import org.apache.flink.table.functions.ProcessTableFunction;
-import org.apache.flink.table.types.DataType;
-import org.apache.flink.table.types.inference.CallContext;
-import org.apache.flink.table.types.inference.StateTypeStrategy;
-import org.apache.flink.table.types.inference.StaticArgument;
-import org.apache.flink.table.types.inference.TypeInference;
+import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
+import org.apache.flink.table.types.logical.RowType;
+import org.apache.flink.table.types.logical.utils.LogicalTypeParser;
 import org.apache.flink.types.Row;
 import org.apache.flink.types.RowKind;
+import org.apache.flink.util.Collector;
 
 import udf.streaming.Contributions.SegmentFirst;
 
 /**
- * The per-user operator of the aggregation job: one process table function, partitioned by
- * user (docs/streaming.md, "The per-user operator").
+ * The per-user operator of the aggregation job: one keyed function, the stream keyed by user
+ * (docs/streaming.md, "The per-user operator").
  *
  * <p>Its input is a user's valid events (insert-only) and filtered activations (a changelog:
- * a re-ramp that moves a period's end retracts the activations of the old period). It does,
- * per user, exactly what batch does (docs/metrics.md §1-5):
+ * a re-ramp that moves a period's end retracts the activations of the old period), as rows
+ * of {@code (user_id, event_type, ts, value, segs, experiment, grp, period_start,
+ * period_end)} ({@code aggregation.user_inputs_query}; an event has no experiment), keyed by
+ * {@link User}. It does, per user, exactly what batch does (docs/metrics.md §1-5):
  *
  * <ul>
  *   <li><b>de-duplication</b>: equal {@code (event_type, ts)} are one event, the first to
@@ -58,33 +63,39 @@ import udf.streaming.Contributions.SegmentFirst;
  *       their changes ({@link Contributions}).
  * </ul>
  *
- * <p>Output, insert-only, after the partition key {@code user_id}: {@code (experiment, grp,
- * period_start, period_end, d, segment, sv, kind, name, cnt, users, cnt_sq, vsum, vsq,
- * nonzero)}, a
- * change to add to a group's totals: {@code kind} {@code exposed}, {@code type} or {@code
- * pair} a change of the user's values from day {@code d} on; {@code series_exposed}, {@code
- * series_volume} or {@code series_propensity} a change of {@code cnt} exposures, counted
- * events or first events of a type in 15-minute bucket {@code d}; {@code event_type} (no
- * exposure) a change of the number of users with counted events of type {@code name}: +1
- * with a user's first, -1 when a displacement takes back the last (one row per user and type,
- * not one per event).
+ * <p>Output, insert-only, {@link #OUTPUT}: {@code (experiment, grp, period_start, period_end,
+ * d, segment, sv, kind, name, cnt, users, cnt_sq, vsum, vsq, nonzero)}, a change to add to a
+ * group's totals: {@code kind} {@code exposed}, {@code type} or {@code pair} a change of the
+ * user's values from day {@code d} on; {@code series_exposed}, {@code series_volume} or
+ * {@code series_propensity} a change of {@code cnt} exposures, counted events or first events
+ * of a type in 15-minute bucket {@code d}; {@code event_type} (no exposure) a change of the
+ * number of users with counted events of type {@code name}: +1 with a user's first, -1 when a
+ * displacement takes back the last (one row per user and type, not one per event).
  *
- * <p>State, per user: {@code user}, a small value read on every call and written only when it
- * changes: its {@code exposures} ({@link Exposure}: each with its {@code t_u} and segment
- * firsts) and the {@code types} it has counted events of; {@code
- * activations} (per exposure, one entry: its activation times with their multiplicities), {@code hours}
+ * <p>State, per user: {@code user}, a small value read when an input needs it and written
+ * only when it changes: its {@code exposures} ({@link Exposure}: each with its {@code t_u}
+ * and segment firsts) and the {@code types} it has counted events of; {@code activations}
+ * (per exposure, one entry: its activation times with their multiplicities), {@code hours}
  * (per clock hour, its counted {@link Event}s in the cap's order: the hour is what the cap
  * and a displacement read, and most hours hold one or two events) and {@code profiles} (per
  * type, the user's counted events of it per day in each exposure: {@link Profile}; one entry
  * for all the exposures an event falls in). Entries are kept as bytes ({@link Codec}). An
- * event in order reads its hour and its type's profiles (and a ratio partner's), and writes
- * them: no scan. A displaced first event, a new segment value or an exposure's change
- * reads the user's counted events.
+ * event in order reads its hour, the user and its type's profiles (and a ratio partner's),
+ * and writes its hour and the profiles: no scan. A displaced first event, a new segment
+ * value or an exposure's change reads the user's counted events. With a time to live
+ * ({@code ttlMs} above 0), an entry is dropped that long after it was last written (in
+ * processing time), and never read once it has expired.
+ *
+ * <p>Not a process table function (SQL's {@code PARTITION BY}), which this was: its runner
+ * reads a {@code ROW} state entry before every call whether the call needs it or not, hashes
+ * and compares it after, and converts every output row on its way to a DataStream
+ * (docs/benchmarks.md, "2026-12-05 (late night)").
  */
-@DataTypeHint(bridgedTo = RowData.class, value = UserEvents.OUTPUT)
-public class UserEvents extends ProcessTableFunction<RowData> {
+public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
 
-    /** Its rows' type, after the partition key. */
+    private static final long serialVersionUID = 1L;
+
+    /** Its rows' type. */
     public static final String OUTPUT = "ROW<experiment STRING NOT NULL, grp STRING NOT NULL,"
             + " period_start BIGINT NOT NULL, period_end BIGINT NOT NULL, d BIGINT NOT NULL,"
             + " segment STRING NOT NULL, sv STRING NOT NULL, kind STRING NOT NULL,"
@@ -96,36 +107,80 @@ public class UserEvents extends ProcessTableFunction<RowData> {
 
     // Field positions of the input (rows are position-based), as aggregation.user_inputs_query
     // makes it, ``user_id`` first.
-    static final int IN_TYPE = 1, IN_TS = 2, IN_VALUE = 3, IN_SEGS = 4, IN_EXPERIMENT = 5,
-            IN_GRP = 6, IN_START = 7, IN_END = 8;
+    static final int IN_USER = 0, IN_TYPE = 1, IN_TS = 2, IN_VALUE = 3, IN_SEGS = 4,
+            IN_EXPERIMENT = 5, IN_GRP = 6, IN_START = 7, IN_END = 8;
 
-    /** The SQL argument that sets the state's time to live, in milliseconds (0: none). */
-    static final String TTL = "ttl";
+    private final int cap;
+    private final String planText;
+    private final long ttlMs;
 
-    private transient String planText;
     private transient OperatorPlan plan;
     private transient Texts texts;
+    private transient ValueState<byte[]> user;
+    private transient MapState<String, byte[]> activations;
+    private transient MapState<Long, byte[]> hours;
+    private transient MapState<String, byte[]> profiles;
+    private transient Collector<RowData> out;
 
-    public void eval(
-            @StateHint(type = @DataTypeHint("ROW<exposures BYTES, types BYTES>")) Row user,
-            @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> activations,
-            @StateHint(type = @DataTypeHint("MAP<BIGINT, BYTES>")) MapView<Long, byte[]> hours,
-            @StateHint(type = @DataTypeHint("MAP<STRING, BYTES>")) MapView<String, byte[]> profiles,
-            @ArgumentHint({
-                        ArgumentTrait.SET_SEMANTIC_TABLE,
-                        ArgumentTrait.SUPPORT_UPDATES,
-                        ArgumentTrait.REQUIRE_UPDATE_BEFORE
-                    })
-                    Row input,
-            Integer cap,
-            String plan,
-            Long ttl)
-            throws Exception {
-        if (!plan.equals(planText)) {
-            this.plan = OperatorPlan.parse(plan);
-            this.planText = plan;
-            this.texts = new Texts();
+    /**
+     * {@code cap}: the spam cap; {@code plan}: the segments and ratio pairs ({@link
+     * OperatorPlan}); {@code ttlMs}: the state's time to live in milliseconds (0: none). As
+     * text, the way Python makes it.
+     */
+    public UserEvents(String cap, String plan, String ttlMs) {
+        this.cap = Integer.parseInt(cap);
+        this.planText = plan;
+        this.ttlMs = Long.parseLong(ttlMs);
+        OperatorPlan.parse(plan); // a bad plan fails here, not in the job
+    }
+
+    /** The type of its rows. Static: an instance's method, called from Python, fails when
+     * an earlier environment's class loader loaded the class first (py4j keeps the method). */
+    public static TypeInformation<RowData> outputType() {
+        return InternalTypeInfo.of(
+                (RowType) LogicalTypeParser.parse(OUTPUT, UserEvents.class.getClassLoader()));
+    }
+
+    /** The key the input is keyed by: its {@code user_id}. */
+    public static final class User implements KeySelector<Row, Object> {
+
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public Object getKey(Row row) {
+            return row.getField(IN_USER);
         }
+    }
+
+    @Override
+    public void open(OpenContext context) {
+        plan = OperatorPlan.parse(planText);
+        texts = new Texts();
+        TypeInformation<byte[]> bytes = PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO;
+        user = getRuntimeContext().getState(lived(new ValueStateDescriptor<>("user", bytes)));
+        activations = getRuntimeContext().getMapState(
+                lived(new MapStateDescriptor<>("activations", Types.STRING, bytes)));
+        hours = getRuntimeContext().getMapState(
+                lived(new MapStateDescriptor<>("hours", Types.LONG, bytes)));
+        profiles = getRuntimeContext().getMapState(
+                lived(new MapStateDescriptor<>("profiles", Types.STRING, bytes)));
+    }
+
+    /** {@code descriptor} with the time to live, if there is one: from each write on. */
+    private <D extends StateDescriptor<?, ?>> D lived(D descriptor) {
+        if (ttlMs > 0) {
+            descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(ttlMs))
+                    .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
+                    .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                    .build());
+        }
+        return descriptor;
+    }
+
+    @Override
+    public void processElement(Row input, Context context, Collector<RowData> collector)
+            throws Exception {
+        out = collector;
         boolean adds = input.getKind() == RowKind.INSERT || input.getKind() == RowKind.UPDATE_AFTER;
         State state = new State(user, activations, hours, profiles);
         if (input.getField(IN_EXPERIMENT) == null) {
@@ -136,107 +191,100 @@ public class UserEvents extends ProcessTableFunction<RowData> {
         } else {
             onActivation(state, input, adds);
         }
-        state.writeProfiles();
+        state.write();
     }
 
-    /**
-     * The annotations' inference, with the state's time to live taken from the call's {@link
-     * #TTL} argument: a run keeps a user's state for the window's days after its last write, a
-     * replay keeps all of it. Declared in no other way, the state of a process table function
-     * gets a time to live of {@code Long.MAX_VALUE} (so that one can be set later), and every
-     * read and write of it pays for the time stamps: about 3% of a replay
-     * (docs/benchmarks.md, "2026-12-05 (evening)").
-     */
-    @Override
-    public TypeInference getTypeInference(DataTypeFactory typeFactory) {
-        TypeInference inferred = super.getTypeInference(typeFactory);
-        List<StaticArgument> arguments = inferred.getStaticArguments().orElseThrow();
-        int ttl = -1;
-        for (int i = 0; i < arguments.size(); i++) {
-            ttl = arguments.get(i).getName().equals(TTL) ? i : ttl;
-        }
-        if (ttl < 0) {
-            throw new IllegalStateException("eval has no '" + TTL + "' argument, which the"
-                    + " state's time to live is read from (compiled without -parameters?)");
-        }
-        LinkedHashMap<String, StateTypeStrategy> states = new LinkedHashMap<>();
-        for (Map.Entry<String, StateTypeStrategy> e : inferred.getStateTypeStrategies().entrySet()) {
-            states.put(e.getKey(), new TtlArgument(e.getValue(), ttl));
-        }
-        return TypeInference.newBuilder()
-                .staticArguments(arguments)
-                .inputTypeStrategy(inferred.getInputTypeStrategy())
-                .stateTypeStrategies(states)
-                .outputTypeStrategy(inferred.getOutputTypeStrategy())
-                .disableSystemArguments(inferred.disableSystemArguments())
-                .build();
+    private void collect(RowData row) {
+        out.collect(row);
     }
 
-    /** A state entry's type as inferred, its time to live the literal argument at {@code position}. */
-    private record TtlArgument(StateTypeStrategy type, int position) implements StateTypeStrategy {
-
-        @Override
-        public Optional<DataType> inferType(CallContext context) {
-            return type.inferType(context);
-        }
-
-        @Override
-        public Optional<Duration> getTimeToLive(CallContext context) {
-            long millis = context.getArgumentValue(position, Long.class)
-                    .orElseThrow(() -> context.newValidationError(
-                            "%s must be a literal number of milliseconds (0: no time to live)", TTL));
-            return Optional.of(Duration.ofMillis(millis));
-        }
-    }
-
-    /** One user's state entries, as {@code eval} gets them. */
+    /** One user's state entries, read when first needed and written back once per input. */
     private static final class State {
-        final Row user;
-        final MapView<String, byte[]> activations;
-        final MapView<Long, byte[]> hours;
-        private final MapView<String, byte[]> profiles;
+        private final ValueState<byte[]> userState;
+        final MapState<String, byte[]> activations;
+        final MapState<Long, byte[]> hours;
+        private final MapState<String, byte[]> profiles;
+        // The user's value, read on first use: its exposures and types, each encoded.
+        private boolean userRead;
+        private boolean userChanged;
+        private byte[] exposures;
+        private byte[] types;
         private List<Event> counted; // read once per call: every change of hours comes first
         // The profiles read in this call, per type and exposure key; the changed types are
         // written back once, at the end of the call.
         private final Map<String, Map<String, Profile>> byType = new HashMap<>();
         private final Set<String> changedTypes = new HashSet<>();
 
-        State(Row user, MapView<String, byte[]> activations, MapView<Long, byte[]> hours,
-                MapView<String, byte[]> profiles) {
-            this.user = user;
+        State(ValueState<byte[]> user, MapState<String, byte[]> activations,
+                MapState<Long, byte[]> hours, MapState<String, byte[]> profiles) {
+            this.userState = user;
             this.activations = activations;
             this.hours = hours;
             this.profiles = profiles;
         }
 
-        List<Exposure> exposureList() {
-            return Exposure.decode(user.getFieldAs(0));
+        private void readUser() throws Exception {
+            if (!userRead) {
+                byte[] data = userState.value();
+                if (data != null) {
+                    Codec.Input in = new Codec.Input(data);
+                    exposures = readPart(in, data);
+                    types = readPart(in, data);
+                }
+                userRead = true;
+            }
         }
 
-        void setExposures(List<Exposure> list) {
-            user.setField(0, Exposure.encode(list));
+        private static byte[] readPart(Codec.Input in, byte[] data) {
+            int n = in.readInt();
+            if (n < 0) {
+                return null;
+            }
+            byte[] part = Arrays.copyOfRange(data, in.position(), in.position() + n);
+            in.skip(n);
+            return part;
+        }
+
+        private static void writePart(Codec.Output out, byte[] part) {
+            out.writeInt(part == null ? -1 : part.length);
+            if (part != null) {
+                out.write(part, 0, part.length);
+            }
+        }
+
+        List<Exposure> exposureList() throws Exception {
+            readUser();
+            return Exposure.decode(exposures);
+        }
+
+        void setExposures(List<Exposure> list) throws Exception {
+            readUser();
+            exposures = Exposure.encode(list);
+            userChanged = true;
         }
 
         /** The types the user has counted events of. */
-        Set<String> types() {
-            Set<String> types = new LinkedHashSet<>();
-            byte[] data = user.getFieldAs(1);
-            if (data != null) {
-                Codec.decode(data, in -> {
+        Set<String> types() throws Exception {
+            readUser();
+            Set<String> out = new LinkedHashSet<>();
+            if (types != null) {
+                Codec.decode(types, in -> {
                     for (int n = in.readInt(); n > 0; n--) {
-                        types.add(in.readUTF());
+                        out.add(in.readUTF());
                     }
-                    return types;
+                    return out;
                 });
             }
-            return types;
+            return out;
         }
 
-        void setTypes(Set<String> types) {
-            user.setField(1, Codec.encode(out -> {
-                out.writeInt(types.size());
-                types.forEach(out::writeUTF);
-            }));
+        void setTypes(Set<String> set) throws Exception {
+            readUser();
+            types = Codec.encode(out -> {
+                out.writeInt(set.size());
+                set.forEach(out::writeUTF);
+            });
+            userChanged = true;
         }
 
         /** The user's profile of {@code type} in exposure {@code x}; null when it has none. */
@@ -264,7 +312,8 @@ public class UserEvents extends ProcessTableFunction<RowData> {
             return exposures;
         }
 
-        void writeProfiles() throws Exception {
+        /** Write back what this input changed. */
+        void write() throws Exception {
             for (String type : changedTypes) {
                 Map<String, Profile> exposures = byType.get(type);
                 if (exposures.isEmpty()) {
@@ -272,6 +321,12 @@ public class UserEvents extends ProcessTableFunction<RowData> {
                 } else {
                     profiles.put(type, Profile.encodeAll(exposures));
                 }
+            }
+            if (userChanged) {
+                userState.update(Codec.encode(out -> {
+                    writePart(out, exposures);
+                    writePart(out, types);
+                }));
             }
         }
 
