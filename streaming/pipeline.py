@@ -49,9 +49,27 @@ def share_python_path() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
+def start_jvm(options: str) -> None:
+    """Start PyFlink's JVM, where a local job runs, with ``options`` (``stream.jvm_options``).
+    It starts once per process, on first use, with the options in ``JVM_ARGS``: those set in
+    the environment win, and a JVM already started keeps its own. Set only while it starts,
+    so that no program this process starts later gets them."""
+    from pyflink.java_gateway import get_gateway
+
+    if "JVM_ARGS" in os.environ:
+        get_gateway()
+        return
+    os.environ["JVM_ARGS"] = options
+    try:
+        get_gateway()
+    finally:
+        del os.environ["JVM_ARGS"]
+
+
 def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     """A streaming execution environment and its table environment, configured."""
     share_python_path()
+    start_jvm(cfg.settings.stream.jvm_options)
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment

@@ -142,6 +142,10 @@ class StreamSettings(StrictModel):
     # Flink's managed memory in a local job: RocksDB's block cache and write buffers. At 256 MB
     # a 1.6 M-event replay took 824 s, at 1 GB 383 s (the state outgrew the cache).
     state_memory: str = "1024m"
+    # The local job's JVM (PyFlink's, started by the process's first stream command): its
+    # options, unless JVM_ARGS is set. The parallel collector: about 5% less time than G1
+    # in alternating replays (docs/benchmarks.md, "2026-12-05 (late night)").
+    jvm_options: str = "-XX:+UseParallelGC"
     python_mode: Literal["thread", "process"] = "thread"
     restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
     rows_hook: str | None = None  # "module:function" called with each write's compared rows

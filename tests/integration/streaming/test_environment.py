@@ -3,6 +3,9 @@ then ignored): the local job's environment, as :func:`streaming.pipeline.environ
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from udf.home import Home
 from udf.settings import load_settings
 
 pytestmark = [pytest.mark.flink]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _environment(tmp_path: Path, settings_yaml: str) -> tuple[Any, Any, Any]:
@@ -28,6 +32,42 @@ def _environment(tmp_path: Path, settings_yaml: str) -> tuple[Any, Any, Any]:
     )  # fmt: skip
     env, t_env = environment(cfg)
     return env, t_env, settings
+
+
+# The garbage collectors of the JVM a stream command starts (PyFlink's, on first use): it
+# starts once per process, so each case is a process of its own.
+COLLECTORS = """
+import sys
+from pathlib import Path
+
+from pyflink.java_gateway import get_gateway
+
+from tests.integration.streaming.test_environment import _environment
+
+_environment(Path(sys.argv[1]), sys.argv[2])
+beans = get_gateway().jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+print(",".join(sorted(bean.getName() for bean in beans)))
+"""
+
+
+def _collectors(tmp_path: Path, settings_yaml: str, jvm_args: str | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "JVM_ARGS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    if jvm_args is not None:
+        env["JVM_ARGS"] = jvm_args
+    out = subprocess.run([sys.executable, "-c", COLLECTORS, str(tmp_path), settings_yaml],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_the_local_jvm_gets_the_settings_options_unless_jvm_args_are_set(tmp_path: Path) -> None:
+    # The default: the parallel collector (G1 is the JVM's own on this machine).
+    assert _collectors(tmp_path / "a", "") == "PS MarkSweep,PS Scavenge"
+    assert _collectors(tmp_path / "b", "stream:\n  jvm_options: -XX:+UseSerialGC\n") == (
+        "Copy,MarkSweepCompact")
+    # JVM_ARGS in the environment wins over the setting.
+    assert _collectors(tmp_path / "c", "", jvm_args="-XX:+UseG1GC").startswith("G1 ")
 
 
 def _explaining_sink(t_env: Any, plans: dict[str, str]) -> Any:
