@@ -8,7 +8,8 @@ In one run, on this machine, with the same PyFlink:
 - **baseline**: a plain Flink SQL job over the same archive (the feed files the pipeline
   reads): the lines parsed with ``JSON_VALUE``, events joined with activations on the
   user, ``COUNT(*)`` grouped by experiment, group and event type, into a blackhole sink.
-  Bounded; wall time from submission to the end.
+  Bounded, in a JVM with the options the pipeline's gets (``stream.jvm_options``); wall
+  time from submission to the end.
 - **pipeline**: ``udf stream replay`` of the same archive (the parsing and checks, the
   de-duplication, the spam cap, the periods, the activation-event join, the per-user per
   date values, the group sums, the two Python sinks with comparisons and the results
@@ -77,6 +78,10 @@ def baseline(home: Path) -> float:
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
+    from streaming.pipeline import start_jvm
+    from udf.settings import StreamSettings
+
+    start_jvm(StreamSettings().jvm_options)  # the JVM options the pipeline's job gets
     conf = Configuration()
     conf.set_string("parallelism.default", "2")
     conf.set_string("python.client.executable", sys.executable)
