@@ -304,7 +304,7 @@ def event_type_changes(flink: Any, state_ttl_ms: int | None) -> int:
         return sum(r[9] for r in out if r[7] == "event_type")
 
 
-def test_the_state_lives_as_long_as_the_ttl_argument_says(stream_env: Any) -> None:
+def test_the_state_lives_as_long_as_its_time_to_live(stream_env: Any) -> None:
     # Kept for ever (a replay): the copy is seen as one. Kept 1 ms (a run's TTL, shortened):
     # the user's state is gone when the copy comes, so it counts as a user's first event again.
     assert event_type_changes(stream_env(), None) == 1
