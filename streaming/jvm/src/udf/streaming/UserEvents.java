@@ -187,7 +187,7 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
             if (!adds) {
                 throw new IllegalStateException("events are insert-only, got " + input.getKind());
             }
-            onEvent(state, input, cap);
+            onEvent(state, input);
         } else {
             onActivation(state, input, adds);
         }
@@ -344,7 +344,7 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
 
     // -- events ----------------------------------------------------------------------------
 
-    private void onEvent(State state, Row input, int cap) throws Exception {
+    private void onEvent(State state, Row input) throws Exception {
         long ts = input.<Long>getFieldAs(IN_TS);
         String type = input.getFieldAs(IN_TYPE);
         long hour = ts / HOUR_MS; // ts >= 2000-01-01: the same hour as SQL's ts / 3600000
