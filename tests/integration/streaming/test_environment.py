@@ -34,8 +34,8 @@ def _environment(tmp_path: Path, settings_yaml: str) -> tuple[Any, Any, Any]:
     return env, t_env, settings
 
 
-# The garbage collectors of the JVM a stream command starts (PyFlink's, on first use): it
-# starts once per process, so each case is a process of its own.
+# The garbage collectors and the JIT thresholds' scale of the JVM a stream command starts
+# (PyFlink's, on first use): it starts once per process, so each case is a process of its own.
 COLLECTORS = """
 import sys
 from pathlib import Path
@@ -45,8 +45,12 @@ from pyflink.java_gateway import get_gateway
 from tests.integration.streaming.test_environment import _environment
 
 _environment(Path(sys.argv[1]), sys.argv[2])
-beans = get_gateway().jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
-print(",".join(sorted(bean.getName() for bean in beans)))
+management = get_gateway().jvm.java.lang.management.ManagementFactory
+beans = management.getGarbageCollectorMXBeans()
+hotspot = management.getPlatformMXBean(
+    get_gateway().jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+scaling = hotspot.getVMOption("CompileThresholdScaling").getValue()
+print(",".join(sorted(bean.getName() for bean in beans)) + ";" + scaling)
 """
 
 
@@ -62,12 +66,14 @@ def _collectors(tmp_path: Path, settings_yaml: str, jvm_args: str | None = None)
 
 
 def test_the_local_jvm_gets_the_settings_options_unless_jvm_args_are_set(tmp_path: Path) -> None:
-    # The default: the parallel collector (G1 is the JVM's own on this machine).
-    assert _collectors(tmp_path / "a", "") == "PS MarkSweep,PS Scavenge"
+    # The default: the parallel collector (G1 is the JVM's own on this machine) and the JIT
+    # compilers' thresholds scaled by 4 (the JVM's own scale is 1).
+    assert _collectors(tmp_path / "a", "") == "PS MarkSweep,PS Scavenge;4.0"
     assert _collectors(tmp_path / "b", "stream:\n  jvm_options: -XX:+UseSerialGC\n") == (
-        "Copy,MarkSweepCompact")
+        "Copy,MarkSweepCompact;1.0")
     # JVM_ARGS in the environment wins over the setting.
-    assert _collectors(tmp_path / "c", "", jvm_args="-XX:+UseG1GC").startswith("G1 ")
+    collectors, scaling = _collectors(tmp_path / "c", "", jvm_args="-XX:+UseG1GC").split(";")
+    assert collectors.startswith("G1 ") and scaling == "1.0"
 
 
 def _explaining_sink(t_env: Any, plans: dict[str, str]) -> Any:
