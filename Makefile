@@ -21,7 +21,8 @@ $(UV):
 # --compile-bytecode: the libraries' bytecode is written once, here. A process that cannot or
 # may not write it (PYTHONDONTWRITEBYTECODE) would otherwise compile every module it imports,
 # every time: 3.7 s instead of 1.2 s to import PyFlink, SciPy and pandas, in each test
-# process, each `udf` command and each Flink job's Python sinks (docs/benchmarks.md, "2026-12-06").
+# process, each `udf` command and each Flink job's Python sinks (docs/benchmarks.md,
+# "2026-12-06").
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON) --compile-bytecode
 	@touch $@

@@ -146,8 +146,8 @@ class StreamSettings(StrictModel):
     # options, unless JVM_ARGS is set. The parallel collector: about 5% less time than G1
     # in alternating replays (docs/benchmarks.md, "2026-12-05 (late night)"). The JIT
     # compilers' thresholds 4x the JVM's: a replay's C2 compiled about 2,000 methods, busy
-    # for most of the job on one of the two cores; fewer, hotter methods, about 7-15% less
-    # CPU (docs/benchmarks.md, "2026-12-06").
+    # for most of the job on one of the two cores; fewer, hotter methods, about 11% less
+    # time and 12% less CPU in rotated replays (docs/benchmarks.md, "2026-12-06").
     jvm_options: str = "-XX:+UseParallelGC -XX:CompileThresholdScaling=4"
     python_mode: Literal["thread", "process"] = "thread"
     restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
