@@ -20,6 +20,16 @@ def test_image_copies_every_package() -> None:
     assert "uv sync --frozen" in dockerfile
 
 
+def test_the_platform_image_has_a_jdk_and_builds_the_streams_java_functions() -> None:
+    """``udf stream`` compiles its Java functions with javac (streaming/jvm): a JRE alone
+    would fail the stack's udf-stream service at its first command."""
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    platform = dockerfile.split(" AS platform", 1)[1].split("\nFROM ", 1)[0]
+    assert "openjdk-17-jdk-headless" in platform and "-jre-" not in platform
+    code = platform.index("COPY streaming ./streaming")
+    assert platform.index("functions_jar()", code) > platform.index("uv sync --frozen --no-dev\n", code)
+
+
 def test_compose_file_is_valid_and_wires_the_metadata_url() -> None:
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     udf = compose["services"]["udf"]
