@@ -28,7 +28,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	@touch $@
 
 env: $(VENV)/.synced
-	-@$(BIN)/python -c "from streaming.jvm import functions_jar; functions_jar()"  # the stream's Java functions, ahead (without a JDK only the stream needs them)
+	-@$(BIN)/python -m streaming.jvm > /dev/null  # the stream's Java functions, ahead (without a JDK only the stream needs them)
 
 demo: env
 	$(BIN)/python -m udf.demo

@@ -27,7 +27,7 @@ def test_the_platform_image_has_a_jdk_and_builds_the_streams_java_functions() ->
     platform = dockerfile.split(" AS platform", 1)[1].split("\nFROM ", 1)[0]
     assert "openjdk-17-jdk-headless" in platform and "-jre-" not in platform
     code = platform.index("COPY streaming ./streaming")
-    assert platform.index("functions_jar()", code) > platform.index("uv sync --frozen --no-dev\n", code)
+    assert platform.index("python -m streaming.jvm", code) > platform.index("uv sync --frozen --no-dev\n", code)
 
 
 def test_compose_file_is_valid_and_wires_the_metadata_url() -> None:

@@ -45,10 +45,11 @@ from pyflink.java_gateway import get_gateway
 from tests.integration.streaming.test_environment import _environment
 
 _environment(Path(sys.argv[1]), sys.argv[2])
-management = get_gateway().jvm.java.lang.management.ManagementFactory
+jvm = get_gateway().jvm
+management = jvm.java.lang.management.ManagementFactory
 beans = management.getGarbageCollectorMXBeans()
 hotspot = management.getPlatformMXBean(
-    get_gateway().jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+    jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
 scaling = hotspot.getVMOption("CompileThresholdScaling").getValue()
 print(",".join(sorted(bean.getName() for bean in beans)) + ";" + scaling)
 """
