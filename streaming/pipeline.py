@@ -10,6 +10,8 @@ and the two Python sinks; the caller executes it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -197,6 +199,24 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
         .uid("series-writer")  # not "series-sink", whose state a checkpoint may still hold
     )
     series.set_parallelism(settings.stream.sink_parallelism)  # forward: each series in order
+
+
+def state_layout(env: Any) -> str:
+    """A digest of what the job's checkpointed state is laid out by: its operators, their
+    descriptions (an SQL operator's state follows its grouping, joins and columns) and how
+    they are connected, from Flink's plan of the built job, and the Java functions' sources
+    (the per-user operator's state encoding). Not the operators' parallelism, nor how records
+    are shipped between them (forward or rebalanced follows from the parallelism), which a
+    restore may change. A checkpoint taken by a job with another layout is not resumed."""
+    nodes = json.loads(env.get_execution_plan())["nodes"]  # about 0.3 s here
+    graph = [
+        {"id": node["id"], "type": node["type"], "contents": node["contents"],
+         "inputs": sorted(p["id"] for p in node.get("predecessors", []))}
+        for node in nodes
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(graph, sort_keys=True).encode())
+    digest.update(jvm.sources_digest().encode())
+    return digest.hexdigest()[:16]
 
 
 def key_by(t_env: Any, stream: Any, key: Sequence[str]) -> Any:

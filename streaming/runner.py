@@ -31,7 +31,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,7 @@ class SavedPlan:
     plan: StreamPlan
     max_days: int
     rate: float | None = None  # a paced replay's rate: its resume is paced too (same job graph)
+    layout: str | None = None  # its job's state layout (streaming.pipeline.state_layout)
 
 
 @dataclass
@@ -152,7 +153,7 @@ class Runner:
         """The plan and the snapshot to resume from (None: start from the beginning)."""
         snapshot = None if fresh else self.state.latest_snapshot()
         if snapshot is not None and self.state.plan_file.exists():
-            saved: SavedPlan = pickle.loads(self.state.plan_file.read_bytes())
+            saved = self._saved_plan(snapshot)
             self._resume_pace(getattr(saved, "rate", None))
             self._resumed = True
             self.feed.prepare()
@@ -172,9 +173,29 @@ class Runner:
             fed = self._pace(first=True) if self.paced else self.feed.publish()
         if fed is None and not self.follow:
             raise InputError(f"the archive {self.home.archive} holds no records: import data first")
-        saved = SavedPlan(plan, self._max_days(periods), self.rate if self.paced else None)
-        self.state.plan_file.write_bytes(pickle.dumps(saved))
-        return saved, None
+        # written once the job is built, with its state layout (_check_layout)
+        return SavedPlan(plan, self._max_days(periods), self.rate if self.paced else None), None
+
+    def _saved_plan(self, snapshot: Path) -> SavedPlan:
+        try:
+            saved = pickle.loads(self.state.plan_file.read_bytes())
+        except Exception:  # saved by a version whose classes differ, or torn by hand
+            saved = None
+        if not isinstance(saved, SavedPlan):
+            raise StreamError(_other_version(snapshot, "its plan was saved by another version"))
+        return saved
+
+    def _check_layout(self, saved: SavedPlan, layout: str, snapshot: Path | None) -> None:
+        """A fresh start records the built job's state layout with its plan; a resume goes on
+        only from a checkpoint of a job with the same layout. Flink itself refuses a
+        checkpoint only when an operator it holds state for is gone; one whose state is
+        encoded otherwise (a new version of the Java functions, an SQL operator keyed or
+        grouped otherwise) it would read as if it were this job's."""
+        if snapshot is None:
+            saved = replace(saved, layout=layout)
+            self.state.plan_file.write_bytes(pickle.dumps(saved))
+        elif saved.layout != layout:
+            raise StreamError(_other_version(snapshot, "its job's operators or state differ"))
 
     def _make_aligner(self) -> None:
         if not self.aligned:
@@ -254,6 +275,7 @@ class Runner:
         )  # fmt: skip
         env, t_env = pipeline.environment(cfg)
         pipeline.build(env, t_env, source, saved.plan, cfg)
+        self._check_layout(saved, pipeline.state_layout(env), snapshot)
         started = time.monotonic()
         try:
             client = env.execute_async(f"udf stream {self.mode}")
@@ -494,6 +516,14 @@ def _not_started(exc: Exception, snapshot: Path | None) -> str:
             "start again with --fresh"
         )
     return f"the Flink job could not be started: {cause}"
+
+
+def _other_version(snapshot: Path, why: str) -> str:
+    return (
+        f"cannot resume from {snapshot.name} ({snapshot}): it was taken by another version of "
+        f"the pipeline ({why}: a new version of udf, or settings that change the job's "
+        "operators); start again with --fresh"
+    )
 
 
 def _innermost(exc: Exception) -> str:

@@ -34,14 +34,19 @@ FUNCTIONS = {  # SQL name: Java class
 ROCKSDB_OPTIONS = "udf.streaming.MemtableFilters"  # Flink's state.backend.rocksdb.options-factory
 
 
+def sources_digest() -> str:
+    """A digest of the Java sources and the compiler's options: the jar's version."""
+    digest = hashlib.sha256(" ".join(JAVAC_OPTIONS).encode())
+    for path in sorted(SOURCES.rglob("*.java")):
+        digest.update(path.relative_to(SOURCES).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def functions_jar(build_root: Path | None = None) -> Path:
     """The jar of the Java functions, compiled first if this version of the sources has none."""
     sources = sorted(SOURCES.rglob("*.java"))
-    digest = hashlib.sha256(" ".join(JAVAC_OPTIONS).encode())
-    for path in sources:
-        digest.update(path.relative_to(SOURCES).as_posix().encode() + b"\0" + path.read_bytes())
     root = build_root or HERE / "build"
-    target = root / digest.hexdigest()[:16] / JAR
+    target = root / sources_digest() / JAR
     if target.exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
