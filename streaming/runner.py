@@ -8,6 +8,8 @@ the checkpoints, the plan it was started with, the progress files and the dead l
   and feed it was started with, so the job graph and its input are the same; otherwise the
   folder is cleared and the pipeline starts from the beginning of the archive. The results
   sink replaces whole slices, so rows written after the checkpoint are rewritten, not added.
+  The plan records the built job's state layout (:func:`streaming.pipeline.state_layout`);
+  a checkpoint of a job with another layout (another version) is not resumed.
 * **Replay** copies every committed archive byte into the feed once, then runs a bounded
   job that ends when it has read them all. A finished replay removes its feed and
   checkpoints; the next replay starts afresh.
