@@ -40,13 +40,17 @@ in a Parquet folder of their own (``run=<id>``, written by Spark), then a stamp
 ``<spec>.json`` naming the folder, its fingerprint and schema. The stamp is written after the
 rows, whole (a temporary file renamed into place on a local disk, one PUT on object stores),
 so a write killed at any point leaves the previous stamp or none: a run folder no stamp names
-is never read. Folders replaced by a newer stamp are left in place (a concurrent reader may
-still read them); deleting ``partials/`` is always safe.
+is never read. A folder replaced by a newer stamp is kept for :data:`REPLACED_KEPT_FOR` (a
+run that read the old stamp may still be reading it): the new stamp lists it with the time
+it was replaced, and a later write of the same stamp deletes those listed longer ago, before
+it writes (so a write killed after a deletion leaves a stamp listing a folder already gone,
+which a later write skips). Deleting ``partials/`` is always safe.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -67,6 +71,7 @@ log = get_logger(__name__)
 
 FORMAT = 1
 FOLDER = "partials/aggregated"
+REPLACED_KEPT_FOR = timedelta(days=1)  # longer than any run that read the stamp before
 EXPOSURE_KEYS = ("experiment", "group", "period_start", "period_end", "user_id")
 
 
@@ -216,14 +221,39 @@ class Partials:
     def _save(
         self, spark: SparkSession, day: Day, state: DataFrame, expected: dict[str, Any]
     ) -> DataFrame:
-        """Write the rows in a folder of their own, then the stamp that names them."""
+        """Write the rows in a folder of their own, delete the folders the stamp replaced
+        long enough ago, then write the stamp that names the new rows."""
         data = f"dt={day.date.isoformat()}/run={uuid.uuid4().hex[:16]}"
         uri = self.root.join(data).spark_uri
         state.write.option("compression", "zstd").parquet(uri)
-        stamp = {"fingerprint": expected, "data": data, "schema": json.loads(state.schema.json())}
-        self.root.write_bytes(self._stamp_path(day), json.dumps(stamp, sort_keys=True).encode())
+        path = self._stamp_path(day)
+        kept, expired = replaced(_parse(self.root.read_bytes(path)), now_ms())
+        for folder in expired:
+            self.root.delete_dir(folder)
+            log.info("partial.deleted", date=day.date.isoformat(), data=folder)
+        stamp = {"fingerprint": expected, "data": data, "schema": json.loads(state.schema.json()),
+                 "replaced": kept}  # fmt: skip
+        self.root.write_bytes(path, json.dumps(stamp, sort_keys=True).encode())
         log.info("partial.stored", date=day.date.isoformat(), data=data)
         return spark.read.schema(state.schema).parquet(uri)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def replaced(stamp: dict[str, Any] | None, now: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """For a new stamp replacing ``stamp`` at ``now``: the folders it lists as replaced,
+    each ``{"data", "at"}`` (the old stamp's own folder from ``now`` on), and the folders
+    replaced longer than :data:`REPLACED_KEPT_FOR` ago, to delete."""
+    if not stamp:
+        return [], []
+    listed = [r for r in stamp.get("replaced") or [] if isinstance(r, dict) and "data" in r]
+    if isinstance(stamp.get("data"), str):
+        listed.append({"data": stamp["data"], "at": now})
+    limit = now - REPLACED_KEPT_FOR // timedelta(milliseconds=1)
+    expired = [r["data"] for r in listed if r.get("at", now) <= limit]
+    return [r for r in listed if r["data"] not in expired], expired
 
 
 def _parse(raw: bytes | None) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ A plain path (``/data/archive``, ``./.udf/archive``) is a local location, like `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import uuid
@@ -132,3 +133,10 @@ class Location:
         finally:
             if fs.get_file_info(tmp).type != 0:  # FileType.NotFound == 0
                 fs.delete_file(tmp)
+
+    def delete_dir(self, rel: str) -> None:
+        """Delete the folder ``rel`` (relative to this folder) and all it holds; nothing if it
+        is not there."""
+        fs, base = self.filesystem()
+        with contextlib.suppress(FileNotFoundError):
+            fs.delete_dir(posixpath.join(base, rel))

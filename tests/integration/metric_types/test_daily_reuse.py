@@ -325,3 +325,46 @@ def test_a_state_without_its_stamp_is_never_read(
     assert len(list(root.glob("*.json"))) == 1
     problems = same_rows(reused, run(env.home, [day], reuse=False)[day])
     assert not problems, "\n".join(problems[:40])
+
+
+def test_replaced_states_are_deleted_once_kept_a_day(
+    env: Env, caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three late activations into the last day, imported at a clock set to 0 h, 20 h and
+    30 h: each makes its state stale, and its recomputation replaces the stamp. A replaced
+    folder stays (a run may still be reading it) until a write finds it replaced more than a
+    day ago, then it is deleted. Only folders the stamp names or lists remain."""
+    from metric_types import partials
+    from metric_types.partials import FOLDER
+
+    last = DAYS[-1]
+    dt = f"dt={last.isoformat()}"
+    folder = env.home.root / "columnar" / FOLDER / dt
+    run(env.home, [last], reuse=True)
+    (stamp_file,) = folder.glob("*.json")
+    start = partials.now_ms()
+    cell, record = late_activation(env, last)
+    listed_before: list[dict[str, Any]] = []
+    for n, hours in enumerate((0, 20, 30)):
+        listed_before = json.loads(stamp_file.read_text()).get("replaced", [])
+        late = tmp_path / f"late-{n}.jsonl"
+        late.write_text(json.dumps({**record, "user_id": record["user_id"] + 1 + n}) + "\n")
+        udf("--home", str(env.home.root), "data", "import", "--topic", "activations", str(late))
+        now = start + hours * 3_600_000
+        monkeypatch.setattr(partials, "now_ms", lambda now=now: now)
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="metric_types.partials")
+        run(env.home, [last], reuse=True)
+        assert [s["date"] for s in partial_events(caplog, "partial.stored")] == [last.isoformat()]
+
+    stamp = json.loads(stamp_file.read_text())
+    on_disk = {f"{dt}/{p.name}" for p in folder.iterdir() if p.name.startswith("run=")}
+    # (the earlier test tore this day's stamp: the folders it named stay, unknown to any)
+    assert {stamp["data"], *(r["data"] for r in stamp["replaced"])} <= on_disk
+    limit = now - 24 * 3_600_000
+    gone = {r["data"] for r in listed_before if r["at"] <= limit}
+    assert gone, "the folder replaced at 0 h was deleted at 30 h"
+    assert gone == {e["data"] for e in partial_events(caplog, "partial.deleted")}
+    assert not gone & on_disk
+    assert [r["at"] for r in stamp["replaced"]] == [start + 20 * 3_600_000, now]
+    assert exposed_of(run(env.home, [last], reuse=True)[last], cell)  # still reads its state
