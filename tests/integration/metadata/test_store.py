@@ -129,6 +129,26 @@ def test_sync_catalog_upserts_and_replaces_owners(store) -> None:
     assert store.experiment("exp_new").segments == ()
 
 
+def test_selections_change_by_many_ids_at_once(store, monkeypatch) -> None:
+    """Selections are inserted and deleted in bulk statements, the deletions in chunks of
+    ids (here of 2): a selection that loses 5 of 7 metrics keeps exactly the other 2, and
+    another experiment's selection is untouched."""
+    from metadata import _sync
+
+    monkeypatch.setattr(_sync, "PAIRS_PER_STATEMENT", 2)
+    metrics = [AggregatedMetric(type="aggregated", name=f"m{i}", event_type="click")
+               for i in range(7)]  # fmt: skip
+    names = [m.name for m in metrics]
+    both = [ExperimentSelection(experiment=e, metrics=names) for e in ("a", "b")]
+    assert store.sync_catalog(metrics, [], both).selections_changed == 2
+    assert store.experiment("a").metrics == tuple(names)
+    fewer = store.sync_catalog(metrics, [], [ExperimentSelection(experiment="a",
+                                                                  metrics=["m2", "m5"])])  # fmt: skip
+    assert fewer.selections_changed == 1
+    assert store.experiment("a").metrics == ("m2", "m5")
+    assert store.experiment("b").metrics == tuple(names)
+
+
 def test_sync_catalog_rejects_unknown_selection(store) -> None:
     import pytest
 
