@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,16 +208,29 @@ def state_layout(env: Any) -> str:
     they are connected, from Flink's plan of the built job, and the Java functions' sources
     (the per-user operator's state encoding). Not the operators' parallelism, nor how records
     are shipped between them (forward or rebalanced follows from the parallelism), which a
-    restore may change. A checkpoint taken by a job with another layout is not resumed."""
+    restore may change, nor the numbers the JVM counts on from job to job (:data:`_COUNTED`).
+    A checkpoint taken by a job with another layout is not resumed."""
     nodes = json.loads(env.get_execution_plan())["nodes"]  # about 0.3 s here
+    number = {node["id"]: n for n, node in enumerate(nodes)}  # ids count on across jobs
     graph = [
-        {"id": node["id"], "type": node["type"], "contents": node["contents"],
-         "inputs": sorted(p["id"] for p in node.get("predecessors", []))}
+        {"type": _unnumbered(node["type"]), "contents": _unnumbered(node["contents"]),
+         "inputs": sorted(number[p["id"]] for p in node.get("predecessors", []))}
         for node in nodes
     ]  # fmt: skip
     digest = hashlib.sha256(json.dumps(graph, sort_keys=True).encode())
     digest.update(jvm.sources_digest().encode())
     return digest.hexdigest()[:16]
+
+
+# Numbers the JVM counts on from job to job (a process that builds the pipeline twice, as
+# the supervisor does, gets others the second time): the SQL operators' ids ("Calc[12]",
+# "[12]:Calc(...)"), Calcite's correlation variables ("$cor53") and the DataStreams
+# converted to tables ("anonymous_datastream_source$2").
+_COUNTED = re.compile(r"\[\d+\]|(?<=\$cor)\d+|(?<=anonymous_datastream_source\$)\d+")
+
+
+def _unnumbered(text: str) -> str:
+    return _COUNTED.sub("#", text)
 
 
 def key_by(t_env: Any, stream: Any, key: Sequence[str]) -> Any:

@@ -41,6 +41,21 @@ def test_a_rescaled_job_has_the_same_layout() -> None:
     assert state_layout(_job(2)) == state_layout(_job(1)) == state_layout(_job(4, sink=4))
 
 
+def test_the_numbers_the_jvm_counts_on_from_job_to_job_do_not_count() -> None:
+    """A second build of the pipeline in one process (a supervisor's) gets other operator
+    ids, Calcite correlation variables and anonymous stream names."""
+    first, again = _job(), _job()
+    for node in again.nodes:
+        node["id"] += 100
+        for p in node.get("predecessors", []):
+            p["id"] += 100
+    first.nodes[1]["contents"] += " $cor53.line *anonymous_datastream_source$2*"
+    again.nodes[1]["contents"] = again.nodes[1]["contents"].replace("[2]", "[9]")
+    again.nodes[1]["type"] = "GroupAggregate[9]"
+    again.nodes[1]["contents"] += " $cor159.line *anonymous_datastream_source$8*"
+    assert state_layout(again) == state_layout(first)
+
+
 def test_another_grouping_or_topology_is_another_layout() -> None:
     assert state_layout(_job(group_by="experiment")) != state_layout(_job())
     rewired = _job()
