@@ -8,7 +8,8 @@ One JobManager and one TaskManager, started from the PyFlink wheel's own scripts
 * ``dist/``: a private Flink home: ``bin/`` copied, one symlink per jar of ``lib/`` (a symlink
   to the whole folder breaks ``config.sh``), with ``flink-python`` added to ``lib/`` so the
   cluster runs Python jobs;
-* ``conf/config.yaml``: written from the settings at every start (``flink.conf`` last);
+* ``conf/config.yaml``: written from the settings at every start (``flink.conf`` last); the
+  TaskManager's JVM gets ``stream.jvm_options``, as a local job's does;
 * ``log/``: one log per process (``jobmanager.log``, ``taskmanager.log``);
 * ``jobmanager.pid``, ``taskmanager.pid``: the JVMs' process ids.
 
@@ -100,12 +101,14 @@ class Cluster:
 
     home: Home
     settings: Any  # udf.settings.FlinkSettings
+    jvm_options: str = ""  # the TaskManager's, where the jobs run (stream.jvm_options)
 
     @classmethod
     def of(cls, home: Home) -> Cluster:
         from udf.settings import load_settings
 
-        return cls(home, load_settings(home).flink)
+        settings = load_settings(home)
+        return cls(home, settings.flink, settings.stream.jvm_options)
 
     @property
     def root(self) -> Path:
@@ -304,6 +307,8 @@ class Cluster:
             "web.tmpdir": str(self.root / "web"),
             "io.tmp.dirs": str(self.root / "tmp"),
         }
+        if self.jvm_options:  # the jobs' JVM tuned as a local job's is
+            conf["env.java.opts.taskmanager"] = self.jvm_options
         conf.update(s.conf)
         return conf
 

@@ -136,6 +136,11 @@ def test_taskmanager_sigkill_mid_replay_supervisor_recovers_and_equals_batch(
 
     victim = cluster.pid("taskmanager")
     assert victim is not None
+    # the TaskManager's JVM runs with the stream's JVM options, as a local job's does
+    from udf.settings import StreamSettings
+
+    args = Path(f"/proc/{victim}/cmdline").read_bytes().decode().split("\0")
+    assert set(StreamSettings().jvm_options.split()) <= set(args), args
     # not finished (a job starved into failing on its own is recovered just the same)
     assert supervisor.check(home)[0]["state"] != "FINISHED", "the replay still reads at the kill"
     os.kill(victim, signal.SIGKILL)
@@ -149,7 +154,7 @@ def test_taskmanager_sigkill_mid_replay_supervisor_recovers_and_equals_batch(
     assert reports[0]["exceptions"], "the failure's exception is reported"
     assert cluster.running("taskmanager") and cluster.pid("taskmanager") != victim  # revived
     (outcome,) = outcomes
-    assert outcome["outcome"] == "resubmitted" and outcome["job_id"] != first["job_id"]
+    assert outcome["outcome"] == "resubmitted" and outcome["job_id"] != first["job_id"], outcome
     assert "/chk-" in outcome["resumed_from"]  # from the checkpoint, not from the beginning
 
     until(lambda: finished(home), 900, "the resumed replay to finish")

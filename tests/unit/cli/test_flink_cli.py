@@ -96,6 +96,18 @@ def test_cluster_config_uses_the_settings(home: Home) -> None:
     assert cluster.root == home.root / "shared-flink"
 
 
+def test_the_cluster_taskmanager_gets_the_stream_jvm_options_unless_conf_sets_its_own(
+    home: Home,
+) -> None:
+    (home.root / "settings.yaml").write_text("stream:\n  jvm_options: -XX:+UseSerialGC -Xss2m\n")
+    assert Cluster.of(home).config()["env.java.opts.taskmanager"] == "-XX:+UseSerialGC -Xss2m"
+    (home.root / "settings.yaml").write_text(
+        "stream:\n  jvm_options: -XX:+UseSerialGC\n"
+        "flink:\n  conf:\n    env.java.opts.taskmanager: -XX:+UseG1GC\n"
+    )
+    assert Cluster.of(home).config()["env.java.opts.taskmanager"] == "-XX:+UseG1GC"
+
+
 def test_stream_cluster_options(home: Home) -> None:
     code, out = run(home, "stream", "replay", "--detach")
     assert code == 2 and "--detach needs --cluster" in out
