@@ -278,10 +278,11 @@ def series_writes(t_env: Any, increments: Any, flush_ms: int, parallelism: int) 
 
     series = ("experiment", "grp", "period_start")
     positions, key_type, _ = _row_key(increments, series)
+    counts, _, _ = _row_key(increments, ("kind", "name", "bucket", "n"))
     key = jvm.new_instance(t_env, "udf.streaming.KeyedRows$Key", positions)
     keyed = increments._j_data_stream.keyBy(key, key_type.get_java_type_info())
     gather = jvm.new_instance(t_env, "udf.streaming.SeriesIncrements", str(flush_ms),
-                              str(END_OF_INPUT))  # fmt: skip
+                              str(END_OF_INPUT), counts)  # fmt: skip
     texts, numbers = Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.LONG())
     written = Types.ROW_NAMED(
         [*series, "kinds", "names", "buckets", "counts"],

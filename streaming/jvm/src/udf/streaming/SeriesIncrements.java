@@ -40,19 +40,29 @@ public class SeriesIncrements extends KeyedProcessFunction<Row, Row, Row> {
 
     private static final long serialVersionUID = 1L;
 
-    /** Input field positions of a count's own columns: aggregation.SERIES_COLUMNS. */
-    static final int KIND = 3, NAME = 4, BUCKET = 5, N = 6;
-
     private final long flushMs;
     private final long endOfInput;
+    /** Input field positions of a count's own columns, as the caller names them. */
+    private final int kindAt, nameAt, bucketAt, nAt;
     private transient MapState<String, Long> counts;
     private transient Set<Row> timed; // series with a write timer
     private transient Set<Row> clean; // series unchanged since written
 
-    /** {@code flushMs}: how long after its first change a series is written. */
-    public SeriesIncrements(String flushMs, String endOfInput) {
+    /**
+     * {@code flushMs}: how long after its first change a series is written; {@code counts}:
+     * the input positions of a count's kind, name, bucket and value, comma-separated.
+     */
+    public SeriesIncrements(String flushMs, String endOfInput, String counts) {
         this.flushMs = Long.parseLong(flushMs);
         this.endOfInput = Long.parseLong(endOfInput);
+        String[] at = counts.split(",");
+        if (at.length != 4) {
+            throw new IllegalArgumentException("4 positions (kind, name, bucket, n): " + counts);
+        }
+        this.kindAt = Integer.parseInt(at[0].trim());
+        this.nameAt = Integer.parseInt(at[1].trim());
+        this.bucketAt = Integer.parseInt(at[2].trim());
+        this.nAt = Integer.parseInt(at[3].trim());
     }
 
     @Override
@@ -66,11 +76,11 @@ public class SeriesIncrements extends KeyedProcessFunction<Row, Row, Row> {
     @Override
     public void processElement(Row row, Context ctx, Collector<Row> out) throws Exception {
         // The name last: a name may hold any character, the kind and the bucket no line break.
-        String count = row.getFieldAs(KIND) + "\n" + row.<Long>getFieldAs(BUCKET) + "\n"
-                + row.getFieldAs(NAME);
+        String count = row.getFieldAs(kindAt) + "\n" + row.<Long>getFieldAs(bucketAt) + "\n"
+                + row.getFieldAs(nameAt);
         RowKind kind = row.getKind();
         if (kind == RowKind.INSERT || kind == RowKind.UPDATE_AFTER) {
-            counts.put(count, row.getFieldAs(N));
+            counts.put(count, row.getFieldAs(nAt));
         } else {
             counts.remove(count);
         }
