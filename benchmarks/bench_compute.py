@@ -13,7 +13,8 @@ a home remembers the scale it was built for. Then, in one run:
    ``calendar_day``, ``days_in`` and ``custom`` with a small configured catalog;
 4. DuckDB on the same raw archive files computing the same ``aggregated`` counts
    (de-duplication, hourly cap, exposure, counted events, per-group volume, propensity,
-   n, sum, sum of squares per event type) for the same date, and checked equal to Spark's;
+   n, sum, sum of squares per event type) for the same date, and checked equal to Spark's
+   (in a process of its own, whose peak RSS is reported apart from this one's);
 5. 15 versus 1,500 configured ``aggregated`` metrics on the same data (counts, sums and
    ratios over the 20 event types, selected by every experiment).
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -39,6 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -182,6 +185,16 @@ def day_periods(experiments: list[Any], window_ms: int, day: date) -> list[tuple
     ]  # fmt: skip
 
 
+def duckdb_counts_apart(
+    home: Path, day: date, periods: list[tuple], cap: int
+) -> tuple[float, dict, float]:
+    """:func:`duckdb_counts` in a process of its own, with that process's peak RSS (MiB)."""
+    import resource
+
+    seconds, counts = duckdb_counts(home, day, periods, cap)
+    return seconds, counts, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def duckdb_counts(home: Path, day: date, periods: list[tuple], cap: int) -> tuple[float, dict]:
     import duckdb
 
@@ -296,9 +309,16 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(first / 1000))} UTC", flush=True)  # fmt: skip
 
     def check() -> tuple[bool, float]:
-        """DuckDB's counts beside the stored rows of the 20 default metrics, and its time."""
-        duck, expected = duckdb_counts(home_dir, day, periods, settings.spam_cap)
-        print(f"duckdb aggregated counts (raw JSONL): {duck:.1f} s, {len(expected)} group rows")
+        """DuckDB's counts beside the stored rows of the 20 default metrics, and its time.
+        DuckDB runs in a process of its own: its memory (most of the machine's, by default)
+        would otherwise be this process's peak RSS, which the daily figures report."""
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            duck, expected, rss = pool.submit(
+                duckdb_counts_apart, home_dir, day, periods, settings.spam_cap
+            ).result()
+        print(f"duckdb aggregated counts (raw JSONL): {duck:.1f} s, {len(expected)} group rows; "
+              f"peak RSS of its process {rss:,.0f} MiB")  # fmt: skip
         found = stored_counts(home, settings, day, event_types)
         agree = found == expected
         print(f"spark and duckdb counts agree: {agree}", flush=True)
