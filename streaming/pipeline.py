@@ -276,9 +276,9 @@ def series_writes(t_env: Any, increments: Any, flush_ms: int, parallelism: int) 
 
     from streaming.functions.results_sink import END_OF_INPUT
 
-    series = ("experiment", "grp", "period_start")
+    series, count = SERIES_COLUMNS[:3], SERIES_COLUMNS[3:]  # a count: kind, name, bucket, n
     positions, key_type, _ = _row_key(increments, series)
-    counts, _, _ = _row_key(increments, ("kind", "name", "bucket", "n"))
+    counts, _, _ = _row_key(increments, count)
     key = jvm.new_instance(t_env, "udf.streaming.KeyedRows$Key", positions)
     keyed = increments._j_data_stream.keyBy(key, key_type.get_java_type_info())
     gather = jvm.new_instance(t_env, "udf.streaming.SeriesIncrements", str(flush_ms),
