@@ -21,10 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from streaming import jvm
-from streaming.jobs import aggregation, filter_activations, filter_events, local_sink, upsert_stream
+from streaming.jobs import (
+    Sink,
+    aggregation,
+    filter_activations,
+    filter_events,
+    local_sink,
+    read_topics,
+    topic_sink,
+    upsert_stream,
+)
 from streaming.jobs.aggregation import KEY, SERIES_COLUMNS, SERIES_KEY, TOTAL_COLUMNS
 from streaming.plan import StreamPlan
-from streaming.sources import Source
+from streaming.sources import Source, SourceTables
+from streaming.topics import STREAMS, Topics
 
 
 @dataclass(frozen=True)
@@ -138,24 +148,42 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     return env, t_env
 
 
+FILTER_JOBS = {"filter_events": filter_events, "filter_activations": filter_activations}
+JOBS_APART = (*FILTER_JOBS, "aggregation")  # in the order they are built
+
+
 def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineConfig) -> None:
-    """Register the whole pipeline on ``env``/``t_env`` (not yet executed)."""
-    from pyflink.common.typeinfo import Types
-
-    from streaming.functions.results_sink import PROGRESS, ResultsSink
-    from streaming.functions.series_sink import SeriesSink
-
+    """Register the whole pipeline, the jobs as one, on ``env``/``t_env`` (not yet executed)."""
     tables = source.register(t_env)
     sink = local_sink(t_env)
     filter_events.build(t_env, tables, sink, plan)
     filter_activations.build(t_env, tables, sink, plan)
-    settings = cfg.settings
-    aggregation.build(
-        t_env,
-        {"filtered_events": "filtered_events", "filtered_activations": "filtered_activations"},
-        sink, plan, cfg.max_days, settings.stream.series_flush_ms, cfg.state_ttl_ms,
-    )  # fmt: skip
+    _aggregation(env, t_env, tables, sink, plan, cfg)
+    statements = t_env.create_statement_set()
+    _dead_letters(t_env, cfg, statements, ("events", "activations"))
+    statements.attach_as_datastream()
 
+
+def build_apart(
+    job: str, env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineConfig,
+    topics: Topics, columns: dict[str, Any],
+) -> None:
+    """Register one of the :data:`JOBS_APART` on ``env``/``t_env``, joined to the others by
+    ``topics``. A filter job puts the columns of the streams it publishes into ``columns``,
+    from which the aggregation job, built after them, declares its tables."""
+    tables = source.register(t_env)
+    if job == "aggregation":
+        read_topics(t_env, topics, {s: columns[s] for s in STREAMS})
+        _aggregation(env, t_env, tables, local_sink(t_env), plan, cfg)
+        return
+    statements = t_env.create_statement_set()
+    FILTER_JOBS[job].build(t_env, tables, topic_sink(t_env, topics, statements, columns), plan)
+    _dead_letters(t_env, cfg, statements, (job.removeprefix("filter_"),))
+    statements.attach_as_datastream()
+
+
+def _dead_letters(t_env: Any, cfg: PipelineConfig, statements: Any, topics: Sequence[str]) -> None:
+    """The corrupt lines of ``topics`` into the dead-letter folder, a folder per topic."""
     # One writer: the file sink keeps its state as union list state, and a stop-with-savepoint
     # that finds some of its subtasks finished and others not fails
     # (PartialFinishingNotSupportedByStateException, seen once under load); dead letters are few.
@@ -165,12 +193,27 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
         f"'path' = '{cfg.deadletters.absolute().as_uri()}', 'format' = 'json', "
         "'sink.parallelism' = '1')"
     )
-    statements = t_env.create_statement_set()
-    statements.add_insert_sql(
-        "INSERT INTO deadletters SELECT topic, kind, reason, line FROM corrupt_events "
-        "UNION ALL SELECT topic, kind, reason, line FROM corrupt_activations"
-    )
-    statements.attach_as_datastream()
+    statements.add_insert_sql("INSERT INTO deadletters " + " UNION ALL ".join(
+        f"SELECT topic, kind, reason, line FROM corrupt_{topic}" for topic in topics
+    ))  # fmt: skip
+
+
+def _aggregation(
+    env: Any, t_env: Any, tables: SourceTables, sink: Sink, plan: StreamPlan, cfg: PipelineConfig
+) -> None:
+    """The aggregation job over ``filtered_events`` and ``valid_activations``, and its sinks."""
+    from pyflink.common.typeinfo import Types
+
+    from streaming.functions.results_sink import PROGRESS, ResultsSink
+    from streaming.functions.series_sink import SeriesSink
+
+    filter_activations.add_periods(t_env, "valid_activations", tables.periods, sink)
+    settings = cfg.settings
+    aggregation.build(
+        t_env,
+        {"filtered_events": "filtered_events", "filtered_activations": "filtered_activations"},
+        sink, plan, cfg.max_days, settings.stream.series_flush_ms, cfg.state_ttl_ms,
+    )  # fmt: skip
 
     flush_ms = settings.stream.flush_ms
     progress = t_env.sql_query(

@@ -45,7 +45,8 @@ from streaming.plan import StreamPlan, load_plan
 from streaming.snapshot import PeriodSnapshots, current_periods
 from streaming.source import PartitionFeed, UnifiedSource
 from streaming.source.slices import AlignedFeed, TopicProgress
-from udf.errors import InputError, UdfError
+from streaming.topics import new_generation, topics_of
+from udf.errors import ConnectorError, InputError, UdfError
 from udf.home import Home
 from udf.logging import get_logger
 from udf.settings import Settings
@@ -97,6 +98,7 @@ class SavedPlan:
     max_days: int
     rate: float | None = None  # a paced replay's rate: its resume is paced too (same job graph)
     layout: str | None = None  # its job's state layout (streaming.pipeline.state_layout)
+    generation: str | None = None  # the jobs apart: their topics' (streaming.topics)
 
 
 @dataclass
@@ -153,7 +155,7 @@ class Runner:
 
     def prepare(self, fresh: bool) -> tuple[SavedPlan, Path | None]:
         """The plan and the snapshot to resume from (None: start from the beginning)."""
-        snapshot = None if fresh else self.state.latest_snapshot()
+        snapshot = None if fresh else self._resume_point()
         if snapshot is not None and self.state.plan_file.exists():
             saved = self._saved_plan(snapshot)
             self._resume_pace(getattr(saved, "rate", None))
@@ -162,6 +164,7 @@ class Runner:
             self._make_aligner()
             self.echo(f"resuming from {snapshot.name} ({snapshot})")
             return saved, snapshot
+        self._delete_topics()
         self.state.clear()
         self.state.root.mkdir(parents=True)
         plan = load_plan(self.home, self.settings)
@@ -176,7 +179,34 @@ class Runner:
         if fed is None and not self.follow:
             raise InputError(f"the archive {self.home.archive} holds no records: import data first")
         # written once the job is built, with its state layout (_check_layout)
-        return SavedPlan(plan, self._max_days(periods), self.rate if self.paced else None), None
+        generation = new_generation() if self.apart else None
+        rate = self.rate if self.paced else None
+        return SavedPlan(plan, self._max_days(periods), rate, generation=generation), None
+
+    @property
+    def apart(self) -> bool:
+        """The jobs run apart, joined by Kafka topics (``stream.topics``: streaming.apart)."""
+        return self.settings.stream.topics is not None
+
+    def _resume_point(self) -> Path | None:
+        if self.apart:
+            from streaming import apart
+
+            return apart.resume_point(self)
+        return self.state.latest_snapshot()
+
+    def _delete_topics(self) -> None:
+        """Before a fresh start: remove the topics of the generation before, if any."""
+        topics = self.settings.stream.topics
+        if topics is None or not self.state.plan_file.exists():
+            return
+        try:
+            generation = pickle.loads(self.state.plan_file.read_bytes()).generation
+        except Exception:  # another version's plan: its topics are left alone
+            return
+        if generation is not None:
+            stream = self.settings.stream
+            topics_of(topics, self.mode, generation, stream.parallelism).delete()
 
     def _saved_plan(self, snapshot: Path) -> SavedPlan:
         try:
@@ -251,6 +281,10 @@ class Runner:
     def _execute(self, fresh: bool) -> dict[str, Any]:
         from streaming import pipeline
 
+        if self.apart:
+            from streaming import apart
+
+            apart.refuse_unsupported(self)
         cluster_conf = self._cluster_conf()  # before anything changes: is the cluster up?
         saved, snapshot = self.prepare(fresh)
         shutil.rmtree(self.state.progress, ignore_errors=True)  # reports of an earlier process
@@ -273,8 +307,12 @@ class Runner:
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
             follow=self.follow or self.in_rounds, state_ttl_ms=ttl, on_rows=stream.rows_hook,
-            cluster_conf=cluster_conf, jars=tuple(source.jars()),
+            cluster_conf=cluster_conf, jars=self._jars(source),
         )  # fmt: skip
+        if self.apart:
+            from streaming import apart
+
+            return apart.execute(self, saved, snapshot, source, cfg)
         env, t_env = pipeline.environment(cfg)
         pipeline.build(env, t_env, source, saved.plan, cfg)
         self._check_layout(saved, pipeline.state_layout(env), snapshot)
@@ -300,11 +338,24 @@ class Runner:
             self.finished_replay()
         return report
 
+    def _jars(self, source: UnifiedSource) -> tuple[str, ...]:
+        """The jars the job needs: the source's, and the Kafka connector's for the topics."""
+        jars = source.jars()
+        if self.apart and not jars:
+            from streaming.kafka_connector import kafka_connector_jars
+
+            try:
+                jars = kafka_connector_jars()
+            except ConnectorError as exc:
+                raise ConnectorError(f"stream.topics is set, but {exc}") from exc
+        return tuple(jars)
+
     def finished_replay(self) -> None:
         """A replay that finished leaves no feed or checkpoints: the next one starts afresh."""
         shutil.rmtree(self.state.feed, ignore_errors=True)
         shutil.rmtree(self.state.checkpoints, ignore_errors=True)
         shutil.rmtree(self.state.savepoints, ignore_errors=True)
+        shutil.rmtree(self.state.root / "jobs", ignore_errors=True)  # the jobs apart's
         self.state.plan_file.unlink(missing_ok=True)
 
     def _cluster_conf(self) -> dict[str, str] | None:
@@ -343,7 +394,7 @@ class Runner:
             if self.follow and now >= next_feed:
                 if stream.source.live == "archive":  # else the tail comes from Kafka
                     self.feed.publish()
-                self._retire(client)
+                self._retire([self.state.checkpoints / str(client.get_job_id())])
                 next_feed = now + stream.feed_interval_seconds
             if self.in_rounds and now >= next_feed:
                 self._pace_or_drain(client)
@@ -353,7 +404,7 @@ class Runner:
                 next_periods = now + stream.periods_interval_seconds
             if now >= next_echo:
                 self.echo(progress_mod.line(self._progress()))
-                self._prune(client)
+                self._prune(self.state, client)
                 next_echo = now + 5
             self._stop.wait(TICK_SECONDS if self.in_rounds else 0.5)
         if status == "FAILED":
@@ -361,25 +412,27 @@ class Runner:
         self.echo(progress_mod.line(self._progress()))
         return status
 
-    def _prune(self, client: Any) -> None:
-        """Once this job has a completed checkpoint, drop older jobs' checkpoints and savepoints.
+    def _prune(self, state: StreamState, client: Any) -> None:
+        """Once this job has a completed checkpoint, drop older jobs' checkpoints and savepoints
+        in its ``state`` folder.
 
         A restored job's first checkpoint is a full one (Flink's default NO_CLAIM restore), so
         nothing of this job refers to the older files.
         """
-        own = self.state.checkpoints / str(client.get_job_id())
+        own = state.checkpoints / str(client.get_job_id())
         if not any(own.glob("chk-*/_metadata")):
             return
-        for old in [*self.state.checkpoints.glob("*"), *self.state.savepoints.glob("*")]:
+        for old in [*state.checkpoints.glob("*"), *state.savepoints.glob("*")]:
             if old != own:
                 shutil.rmtree(old, ignore_errors=True)
 
-    def _retire(self, client: Any) -> None:
+    def _retire(self, readers: list[Path]) -> None:
         """Delete the feed files a run no longer needs (otherwise its feed grows forever).
 
         Rounds are done once every record fed so far has been read (the sink's counts equal
-        the feed's) and two checkpoints of this job completed since: the second was taken
-        after that moment, so a restore starts past them.
+        the feed's) and two checkpoints of each job reading the feed (``readers``: their
+        checkpoint folders) completed since: the second was taken after that moment, so a
+        restore starts past them.
         """
         rounds = self.feed.rounds()
         if not rounds:
@@ -395,8 +448,8 @@ class Runner:
                 self._caught_up = (time.time(), rounds[-1].number)
             return
         since, last = self._caught_up
-        own = self.state.checkpoints / str(client.get_job_id())
-        if sum(1 for p in own.glob("chk-*/_metadata") if p.stat().st_mtime > since) >= 2:
+        if all(sum(1 for p in own.glob("chk-*/_metadata") if p.stat().st_mtime > since) >= 2
+               for own in readers):  # fmt: skip
             self.feed.retire(last)
             self._caught_up = None
 

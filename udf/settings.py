@@ -67,6 +67,7 @@ from udf.config.alerts import AlertSettings
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
 from udf.config.models import Email, StrictModel
 from udf.config.stream_source import SourceSettings
+from udf.config.stream_topics import IntermediateTopics
 from udf.errors import ConfigError, ConfigIssue, InputError
 from udf.home import Home
 from udf.location import Location
@@ -154,6 +155,7 @@ class StreamSettings(StrictModel):
     rows_hook: str | None = None  # "module:function" called with each write's compared rows
     flink_conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
     source: SourceSettings = Field(default_factory=SourceSettings)  # streaming.source
+    topics: IntermediateTopics | None = None  # the jobs apart, joined by Kafka (streaming.topics)
 
     @model_validator(mode="after")
     def _metrics_need_process_mode(self) -> StreamSettings:

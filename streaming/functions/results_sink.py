@@ -83,6 +83,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         self.subtask = _subtask(runtime_context)
         self.rows_written = 0
         self.last_progress = 0.0
+        self.reported_rows = -1  # rows_written in the last report
         self.registered: set[str] = set()
         from streaming.alerts.rules import realtime_analysis
         from streaming.alerts.stream import StreamAlerts
@@ -129,12 +130,15 @@ class ResultsSink(KeyedBroadcastProcessFunction):
                 timers = ctx.timer_service()
                 timers.register_processing_time_timer(timers.current_processing_time() + self.flush_ms)
             return
-        if not self.dirty.value() and self.written.value() == types:
+        if self.dirty.value() or self.written.value() != types:
+            self._write(experiment, d, types)
+            self.dirty.clear()
+            self.written.update(types)
+        elif not final:
             return
-        self._write(experiment, d, types)
-        self.dirty.clear()
-        self.written.update(types)
-        if final or time.monotonic() - self.last_progress >= 0.5:
+        # at most twice a second, and at the end of the input whenever the count is not
+        # reported yet (the last writes may come before it, their reports held back)
+        if time.monotonic() - self.last_progress >= 0.5 or (final and self.rows_written != self.reported_rows):
             self.last_progress = time.monotonic()
             self._report(progress)
 
@@ -187,6 +191,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
             name: {"records": v[0], "corrupt": v[1], "max_ts": v[2]}
             for (kind, name), v in progress.items() if kind == "topic"
         }  # fmt: skip
+        self.reported_rows = self.rows_written
         report = {
             "topics": topics,
             "event_types": sorted(name for kind, name in progress if kind == "event_type"),

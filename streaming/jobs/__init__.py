@@ -3,8 +3,10 @@
 Every job has ``build(t_env, source, sink, plan)``: ``source`` names its input streams
 (tables or views) and ``sink`` publishes each of its output streams under a name. Locally
 the jobs run as one Flink pipeline and :func:`local_sink` hands a stream to the next job
-through a DataStream (the role the seed's intermediate Kafka topics play between its jobs);
-with a broker configured a sink would insert the stream into its topic instead.
+through a DataStream (the role the seed's intermediate Kafka topics play between its jobs).
+With ``stream.topics`` the jobs run apart: :func:`topic_sink` inserts the streams that cross
+to the next job into their Kafka topics (:mod:`streaming.topics`), and that job reads them
+under the same names (:func:`read_topics`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,37 @@ def local_sink(t_env: Any) -> Sink:
         t_env.create_temporary_view(name, view)
 
     return publish
+
+
+def topic_sink(t_env: Any, topics: Any, statements: Any, written: dict[str, Any]) -> Sink:
+    """Publish the streams that cross to the next job (:data:`streaming.topics.STREAMS`) into
+    their topics (``topics``: :class:`streaming.topics.Topics`), as inserts of ``statements``;
+    the others as :func:`local_sink` does. ``written`` gets each crossing stream's columns,
+    with which the reading job declares its table."""
+    from streaming.topics import STREAMS, schema
+
+    local = local_sink(t_env)
+
+    def publish(
+        name: str, query: str, *, changelog: bool = True, one_reader: bool = False,
+        key: Sequence[str] = (),
+    ) -> None:
+        if name not in STREAMS:
+            local(name, query, changelog=changelog, one_reader=one_reader, key=key)
+            return
+        table = t_env.sql_query(query)
+        written[name] = schema(table)
+        t_env.execute_sql(topics.ddl(name, written[name], writing=True))
+        statements.add_insert(name, table)
+
+    return publish
+
+
+def read_topics(t_env: Any, topics: Any, columns: dict[str, Any]) -> None:
+    """Register the streams the filter jobs publish (``columns``: each one's, as
+    :func:`topic_sink` found them) as tables of their topics, under their names."""
+    for name, fields in columns.items():
+        t_env.execute_sql(topics.ddl(name, fields, writing=False))
 
 
 def _internal_hop(t_env: Any, table: Any) -> Any:

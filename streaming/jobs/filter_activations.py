@@ -9,8 +9,10 @@ is kept, and a re-ramp that extends a period's end lets the activations of the e
 and re-keys everything downstream through retractions: the same periods as batch at every
 moment.
 
-Outputs: ``checked_activations`` (every line, checked), ``filtered_activations`` (user, experiment, group, ts, period start and end: the
-seed's intermediate topic), ``corrupt_activations`` and ``progress_activations``.
+Outputs of :func:`build`: ``checked_activations`` (every line, checked),
+``valid_activations`` (user, experiment, group, ts: the seed's intermediate topic),
+``corrupt_activations`` and ``progress_activations``; of :func:`add_periods`:
+``filtered_activations`` (the valid ones with their period start and end).
 """
 
 from __future__ import annotations
@@ -29,22 +31,32 @@ def checked(t_env: Any, source: SourceTables) -> str:
 
 
 def build(t_env: Any, source: SourceTables, sink: Sink, plan: StreamPlan) -> None:
+    """Check and strip (every record on its own: what may cross a topic, see below)."""
     sink("checked_activations", checked(t_env, source), changelog=False)
     valid = parse.valid_query("checked_activations", ["user_id", "experiment", "`group`", "ts"])
+    sink("valid_activations", valid, changelog=False, one_reader=True)
+    sink("corrupt_activations", parse.corrupt_query("checked_activations", "activations"),
+         changelog=False)  # fmt: skip
+    sink("progress_activations", parse.progress_query("checked_activations", "activations"))
+
+
+def add_periods(t_env: Any, activations: str, periods: str, sink: Sink) -> None:
+    """Keep the ``activations`` inside a period of their group and add the period:
+    ``filtered_activations``. With the jobs apart this runs in the aggregation job, after
+    the topic: a join's output depends on when the periods changed, and a filter job
+    restarted from a checkpoint could send other rows than those it sent before, where an
+    at-least-once topic keeps both (docs/streaming.md, "Jobs apart")."""
     sink(
         "periods",
         "SELECT experiment, grp, period_start, period_end FROM ("
         "SELECT *, ROW_NUMBER() OVER (PARTITION BY experiment, grp, period_start "
-        f"ORDER BY version DESC) AS rn FROM {source.periods}) WHERE rn = 1 AND alive",
+        f"ORDER BY version DESC) AS rn FROM {periods}) WHERE rn = 1 AND alive",
     )
     sink(
         "filtered_activations",
         "SELECT a.user_id, a.experiment, a.`group` AS grp, a.ts, p.period_start, p.period_end "
-        f"FROM ({valid}) AS a JOIN periods AS p "
+        f"FROM {activations} AS a JOIN periods AS p "
         "ON a.experiment = p.experiment AND a.`group` = p.grp "
         "WHERE a.ts >= p.period_start AND a.ts < p.period_end",
         one_reader=True,
     )
-    sink("corrupt_activations", parse.corrupt_query("checked_activations", "activations"),
-         changelog=False)  # fmt: skip
-    sink("progress_activations", parse.progress_query("checked_activations", "activations"))

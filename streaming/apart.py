@@ -1,0 +1,224 @@
+"""The jobs apart: the two filter jobs and the aggregation job as three Flink jobs joined by
+Kafka topics (``stream.topics``; :mod:`streaming.topics`), run for :class:`streaming.runner.Runner`.
+
+Each job keeps its checkpoints and savepoints under ``<state>/jobs/<job>/`` and resumes from
+its own newest one. A filter job that ended (its input was bounded: a replay) is marked
+``finished`` there and is not started again: everything it wrote is in its topics. One that
+had no checkpoint yet starts from the beginning and writes its records again, which the
+aggregation job reads as copies (the topics are at least once).
+
+* **Replay.** The filter jobs end with the feed. The aggregation job reads on until it has
+  read every topic to its end (:meth:`streaming.topics.Topics.read_to_end`), then it is
+  stopped with a drain (the end of event time: every key is flushed one last time).
+* **Run.** All three run until :meth:`Runner.stop`; then the filter jobs are stopped with a
+  savepoint each, then the aggregation job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from streaming import progress as progress_mod
+from streaming.pipeline import FILTER_JOBS, JOBS_APART, PipelineConfig
+from streaming.topics import Topics, topics_of
+from udf.errors import InputError
+from udf.logging import get_logger
+
+if TYPE_CHECKING:
+    from streaming.runner import Runner, SavedPlan, StreamState
+    from streaming.sources import Source
+
+log = get_logger(__name__)
+
+END_CHECK_SECONDS = 2.0  # a replay looks this often whether the aggregation job read all
+
+
+@dataclass
+class Job:
+    name: str
+    state: StreamState  # its checkpoints and savepoints
+    env: Any
+    snapshot: Path | None  # resumed from
+    finished: bool  # a bounded filter job that ended before
+    client: Any = None
+
+    @property
+    def finished_marker(self) -> Path:
+        return self.state.root / "finished"
+
+    @property
+    def own_checkpoints(self) -> Path:
+        return self.state.checkpoints / str(self.client.get_job_id())
+
+
+def job_states(runner: Runner) -> dict[str, StreamState]:
+    from streaming.runner import StreamState
+
+    return {name: StreamState(runner.state.root / "jobs" / name) for name in JOBS_APART}
+
+
+def resume_point(runner: Runner) -> Path | None:
+    """What a resume starts from: the newest snapshot of any job, or a finished job's folder."""
+    found = []
+    for state in job_states(runner).values():
+        snapshot = state.latest_snapshot()
+        if snapshot is not None:
+            found.append(snapshot)
+        elif (state.root / "finished").exists():
+            found.append(state.root)
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def refuse_unsupported(runner: Runner) -> None:
+    if runner.cluster is not None:
+        raise InputError("stream.topics runs the jobs apart locally only: on a session cluster "
+                         "they run as one pipeline (remove stream.topics for --cluster)")  # fmt: skip
+    if runner.in_rounds:
+        raise InputError("stream.topics runs the jobs apart for `udf stream run` and a replay "
+                         "without --rate and without stream.source.alignment")  # fmt: skip
+
+
+def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source: Source,
+            cfg: PipelineConfig) -> dict[str, Any]:  # fmt: skip
+    """Build the three jobs, start those not finished, and follow them; the final report."""
+    from streaming import pipeline
+
+    settings = runner.settings.stream
+    assert settings.topics is not None and saved.generation is not None
+    topics = topics_of(settings.topics, runner.mode, saved.generation, settings.parallelism)
+    if resumed_from is None:
+        topics.create()
+    columns: dict[str, Any] = {}
+    jobs, layouts = [], []
+    for name, state in job_states(runner).items():
+        finished = (state.root / "finished").exists()
+        snapshot = None if finished or resumed_from is None else state.latest_snapshot()
+        job_cfg = replace(cfg, checkpoints=state.checkpoints,
+                          restore=snapshot.absolute().as_uri() if snapshot else None)  # fmt: skip
+        env, t_env = pipeline.environment(job_cfg)
+        pipeline.build_apart(name, env, t_env, source, saved.plan, job_cfg, topics, columns)
+        layouts.append(f"{name}:{pipeline.state_layout(env)}")
+        jobs.append(Job(name, state, env, snapshot, finished))
+    layout = hashlib.sha256("\n".join(layouts).encode()).hexdigest()[:16]
+    runner._check_layout(saved, layout, resumed_from)
+
+    started = time.monotonic()
+    from streaming.runner import StreamError, _not_started
+
+    for job in jobs:
+        if job.finished:
+            continue
+        try:
+            job.client = job.env.execute_async(f"udf stream {runner.mode} {job.name}")
+        except Exception as exc:
+            _cancel([j for j in jobs if j.client is not None])
+            raise StreamError(f"{job.name}: {_not_started(exc, job.snapshot)}") from None
+        runner.echo(f"started {job.name} ({'resumed' if job.snapshot else 'from the beginning'})")
+    status = _watch(runner, saved, jobs, topics)
+    report = runner._progress()
+    report.update(mode=runner.mode, status=status, seconds=round(time.monotonic() - started, 1),
+                  resumed_from=str(resumed_from) if resumed_from else None,
+                  kafka_topics=[topics.name(s) for s in sorted(columns)])  # fmt: skip
+    if runner.mode == "replay" and status == "FINISHED":
+        runner.finished_replay()
+        topics.delete()
+    return report
+
+
+def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) -> str:
+    """Follow the jobs (feeding a run) until the aggregation job ends or :meth:`Runner.stop`."""
+    from streaming.runner import StreamError, _drain, _failure, _status
+
+    stream = runner.settings.stream
+    aggregation = jobs[-1]
+    next_feed = next_periods = next_echo = next_end_check = time.monotonic()
+    draining = False
+    while True:
+        for job in jobs:
+            if job.client is None or job.finished:
+                continue
+            status = _status(job.client)
+            if status == "FAILED":
+                cause = _failure(job.client)
+                _cancel([j for j in jobs if j is not job and j.client is not None and not j.finished])
+                raise StreamError(f"the Flink job {job.name} failed: {cause}")
+            if status in ("FINISHED", "CANCELED"):
+                job.finished = status == "FINISHED"
+                if job.finished and job.name in FILTER_JOBS:
+                    job.finished_marker.touch()
+                    runner.echo(f"{job.name} finished")
+                elif job is not aggregation:
+                    _cancel([j for j in jobs if j.client is not None and not j.finished])
+                    return "CANCELED"
+        if aggregation.finished or _ended(aggregation):
+            break
+        now = time.monotonic()
+        if runner._stop.is_set():
+            return _shutdown(runner, jobs)
+        if runner.follow and now >= next_feed:
+            if stream.source.live == "archive":  # else the tail comes from Kafka
+                runner.feed.publish()
+            runner._retire([j.own_checkpoints for j in jobs if j.name in FILTER_JOBS])
+            next_feed = now + stream.feed_interval_seconds
+        if runner.follow and now >= next_periods:
+            runner._republish(saved)
+            next_periods = now + stream.periods_interval_seconds
+        filters_done = all(j.finished for j in jobs if j.name in FILTER_JOBS)
+        if not runner.follow and filters_done and not draining and now >= next_end_check:
+            next_end_check = now + END_CHECK_SECONDS
+            if topics.read_to_end():
+                draining = True
+                runner.echo("every topic read to its end: draining the aggregation job")
+                target = aggregation.state.savepoints.absolute().as_uri()
+                threading.Thread(target=_drain, args=(aggregation.client, target), daemon=True).start()
+        if now >= next_echo:
+            runner.echo(progress_mod.line(runner._progress()))
+            for job in jobs:
+                if job.client is not None and not job.finished:
+                    runner._prune(job.state, job.client)
+            next_echo = now + 5
+        runner._stop.wait(0.5)
+    status = _status(aggregation.client)
+    if status == "FAILED":
+        raise StreamError(f"the Flink job aggregation failed: {_failure(aggregation.client)}")
+    runner.echo(progress_mod.line(runner._progress()))
+    return status
+
+
+def _ended(job: Job) -> bool:
+    from streaming.runner import _status
+
+    return job.client is not None and _status(job.client) in ("FINISHED", "CANCELED")
+
+
+def _shutdown(runner: Runner, jobs: list[Job]) -> str:
+    """Stop the filter jobs, then the aggregation job, each with a savepoint (cancel if that
+    fails): the next run resumes each from its own."""
+    from streaming.runner import _stop_with_savepoint
+
+    runner.echo("stopping: taking a savepoint of each job")
+    status = "STOPPED"
+    for job in jobs:
+        if job.client is None or job.finished:
+            continue
+        try:
+            path = _stop_with_savepoint(job.client, job.state.savepoints.absolute().as_uri())
+            runner.echo(f"stopped {job.name}; savepoint {path}")
+        except Exception as exc:  # the job may be failing already: cancel, checkpoints remain
+            log.warning("stream.savepoint_failed", job=job.name, error=str(exc).splitlines()[0])
+            job.client.cancel().result()
+            status = "CANCELED"
+    return status
+
+
+def _cancel(jobs: list[Job]) -> None:
+    for job in jobs:
+        try:
+            job.client.cancel().result()
+        except Exception as exc:  # ended already
+            log.info("stream.cancel_skipped", job=job.name, error=str(exc).splitlines()[0])

@@ -1,0 +1,43 @@
+"""Settings of the intermediate topics (``stream.topics`` in ``<home>/settings.yaml``).
+
+With them the pipeline's jobs run apart, joined by Kafka topics as the seed's are::
+
+    stream:
+      topics:
+        bootstrap: broker:9092
+        prefix: udf-stream          # topics <prefix>.<mode>.<generation>.<stream>
+        partitions: 2               # default: stream.parallelism
+        replication_factor: 3       # default: the broker's
+        properties: {}              # more Kafka client settings (security.protocol, ...)
+
+Without them the jobs run as one Flink pipeline. :mod:`streaming.topics` and
+docs/streaming.md ("Jobs apart") explain each setting.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, PositiveInt, field_validator
+
+from udf.config.models import StrictModel
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+class IntermediateTopics(StrictModel):
+    """The Kafka cluster between the filter jobs and the aggregation job, and how its topics
+    are made."""
+
+    bootstrap: str
+    prefix: str = "udf-stream"
+    partitions: PositiveInt | None = None  # None: stream.parallelism
+    replication_factor: PositiveInt | None = None  # None: the broker's default
+    properties: dict[str, str] = Field(default_factory=dict)  # more Kafka client settings
+
+    @field_validator("prefix")
+    @classmethod
+    def _a_topic_name(cls, prefix: str) -> str:
+        if not _TOPIC_NAME.fullmatch(prefix):
+            raise ValueError("a Kafka topic name holds only letters, digits, '.', '_' and '-'")
+        return prefix
