@@ -145,7 +145,9 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
             status = _status(job.client)
             if status == "FAILED":
                 cause = _failure(job.client)
-                _cancel([j for j in jobs if j is not job and j.client is not None and not j.finished])
+                _cancel(
+                    [j for j in jobs if j is not job and j.client is not None and not j.finished]
+                )
                 raise StreamError(f"the Flink job {job.name} failed: {cause}")
             if status in ("FINISHED", "CANCELED"):
                 job.finished = status == "FINISHED"
@@ -175,7 +177,9 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
                 draining = True
                 runner.echo("every topic read to its end: draining the aggregation job")
                 target = aggregation.state.savepoints.absolute().as_uri()
-                threading.Thread(target=_drain, args=(aggregation.client, target), daemon=True).start()
+                threading.Thread(
+                    target=_drain, args=(aggregation.client, target), daemon=True
+                ).start()
         if now >= next_echo:
             runner.echo(progress_mod.line(runner._progress()))
             for job in jobs:

@@ -94,7 +94,9 @@ class Topics:
     def ddl(self, stream: str, columns: Sequence[tuple[str, str]], *, writing: bool) -> str:
         """``CREATE TEMPORARY TABLE`` of ``stream``'s topic with ``columns`` (name, SQL type)."""
         fields = [f"`{name}` {kind}" for name, kind in columns]
-        options = ", ".join(f"'{k}' = '{v}'" for k, v in self.table_options(stream, writing=writing).items())
+        options = ", ".join(
+            f"'{k}' = '{v}'" for k, v in self.table_options(stream, writing=writing).items()
+        )
         return f"CREATE TEMPORARY TABLE {stream} ({', '.join(fields)}) WITH ({options})"
 
     # -- the cluster ----------------------------------------------------------------------
@@ -133,7 +135,9 @@ class Topics:
         ``streams``' topics: nothing is left after them (read from there to each end)."""
         from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-        partitions = [TopicPartition(self.name(s), p) for s in streams for p in range(self.partitions)]
+        partitions = [
+            TopicPartition(self.name(s), p) for s in streams for p in range(self.partitions)
+        ]
         with self._consumer(self.group) as group:
             committed = group.committed(partitions, timeout=TIMEOUT_S)
         starts = [TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)) for tp in committed]
@@ -142,7 +146,7 @@ class Topics:
         })  # fmt: skip
         try:
             reader.assign(starts)
-            at_end: set[tuple[str, int]] = set()
+            at_end: set[tuple[str | None, int | None]] = set()
             deadline = time.monotonic() + TIMEOUT_S
             while len(at_end) < len(starts):
                 message = reader.poll(1.0)  # (consume() waits for its whole batch or timeout)
@@ -179,7 +183,9 @@ class Topics:
     def _admin(self) -> Iterator[Any]:
         from confluent_kafka.admin import AdminClient
 
-        yield AdminClient({"bootstrap.servers": self.settings.bootstrap, **self.settings.properties})
+        yield AdminClient(
+            {"bootstrap.servers": self.settings.bootstrap, **self.settings.properties}
+        )
 
 
 def topics_of(settings: IntermediateTopics, mode: str, generation: str, parallelism: int) -> Topics:

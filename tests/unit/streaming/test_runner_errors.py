@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from streaming.runner import _not_started
 
 # What PyFlink raised when `udf stream replay` resumed from a checkpoint of a version whose
@@ -34,3 +36,20 @@ def test_any_other_start_failure_gives_flinks_innermost_cause() -> None:
     # without a checkpoint to resume from, an unmapped state is reported as it is
     assert "--fresh" not in _not_started(RuntimeError(UNMAPPED), None)
     assert _not_started(RuntimeError("no cause given"), None).endswith(": no cause given")
+
+
+@pytest.mark.parametrize(("rate", "cluster", "refused"), [
+    (100.0, None, "a replay without --rate"),
+    (None, object(), "on a session cluster they run as one pipeline"),
+])  # fmt: skip
+def test_the_jobs_apart_refuse_what_they_do_not_run(tmp_path: Path, rate, cluster, refused) -> None:
+    from streaming.runner import Runner
+    from udf.errors import InputError
+    from udf.home import Home
+    from udf.settings import Settings
+
+    settings = Settings.model_validate({"stream": {"topics": {"bootstrap": "127.0.0.1:1"}}})
+    runner = Runner(Home.resolve(tmp_path).ensure(), settings, "replay", rate=rate, cluster=cluster)
+    with pytest.raises(InputError, match=refused):
+        runner.execute(fresh=True)
+    assert not (tmp_path / "stream" / "replay").exists()  # refused before anything changed

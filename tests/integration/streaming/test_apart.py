@@ -1,0 +1,167 @@
+"""Issue 12: with ``stream.topics`` the jobs run apart, joined by Kafka topics (tansu).
+
+* A replay runs the two filter jobs and the aggregation job as three Flink jobs; the
+  aggregation job reads only the topics, so its rows equal batch's only if every record
+  crossed them. The topics of the replay are removed once it has finished.
+* A run is killed with SIGKILL once every job has a checkpoint. Before the rerun the filter
+  jobs' checkpoints are removed, as if they had been killed before their first one: they
+  start again from the beginning and send every record a second time, while the
+  aggregation job resumes from its checkpoint past them. Nothing may be counted twice:
+  the rows still equal batch, and a SIGTERM stops each job with a savepoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streaming.topics import Topics, topics_of
+from tests.support.kafka_brokers import Broker
+from tests.support.streaming import (
+    Prepared,
+    assert_stream_equals_batch,
+    finish,
+    kill_group,
+    output_of,
+    progress,
+    rows_of,
+    start_stream,
+    wait_for,
+)
+from udf.home import Home
+from udf.settings import load_settings
+
+pytestmark = [pytest.mark.flink, pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
+
+JOBS = ("filter_events", "filter_activations", "aggregation")
+
+
+def apart_home(
+    prepared: Prepared, name: str, broker: Broker, connector_jars: Path, **stream
+) -> Home:
+    home = prepared.home(name)
+    (home.root / "cache").symlink_to(connector_jars)  # the connector's jars, fetched once
+    settings = yaml.safe_load((home.root / "settings.yaml").read_text())
+    settings["stream"] |= stream
+    settings["stream"]["topics"] = {"bootstrap": broker.bootstrap, "prefix": f"test-{name}",
+                                    "replication_factor": 1}  # fmt: skip
+    (home.root / "settings.yaml").write_text(yaml.safe_dump(settings))
+    return home
+
+
+def topic_names(broker: Broker, prefix: str) -> set[str]:
+    from confluent_kafka.admin import AdminClient
+
+    listed = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+    return {t for t in listed.topics if t.startswith(prefix)}
+
+
+def archived(home: Home, topic: str) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in (home.archive / topic).rglob("*.jsonl"))
+
+
+def test_a_replay_with_the_jobs_apart_equals_batch(prepared: Prepared, kafka_broker: Broker,
+                                                   connector_jars: Path) -> None:  # fmt: skip
+    home = apart_home(prepared, "apart-replay", kafka_broker, connector_jars)
+    out = finish(start_stream(home, "replay", "--format", "json"), home, "replay", timeout=900)
+    [report] = json.loads(out[out.index("\n[") :])
+    assert report["status"] == "FINISHED"
+    crossing = report["kafka_topics"]
+    assert {t.rsplit(".", 1)[1] for t in crossing} == {
+        "filtered_events", "valid_activations", "progress_events", "progress_activations"
+    }  # fmt: skip
+    assert {t: n["records"] for t, n in report["topics"].items()} == {
+        t: archived(home, t) for t in ("events", "activations")
+    }  # fmt: skip
+    assert_stream_equals_batch(home, prepared.dates)
+    assert not topic_names(kafka_broker, "test-apart-replay"), (
+        "a finished replay's topics are removed"
+    )
+
+
+def test_a_run_apart_killed_resumes_each_job_and_copies_count_once(
+    prepared: Prepared, kafka_broker: Broker, connector_jars: Path
+) -> None:
+    # Everything is imported before the run starts: one feed round, never retired (it is
+    # read again by the filter jobs that lose their checkpoints below).
+    home = apart_home(prepared, "apart-run", kafka_broker, connector_jars,
+                      feed_interval_seconds=3600)  # fmt: skip
+    jobs = home.root / "stream" / "run" / "jobs"
+    expected = {t: archived(home, t) for t in ("events", "activations")}
+
+    def read() -> dict[str, int]:
+        return {t: n.get("records", 0) for t, n in progress(home, "run")["topics"].items()}
+
+    first = start_stream(home, "run")
+    wait_for(
+        lambda: read() == expected and rows_of(home, "stream")
+        and all(any(jobs.glob(f"{job}/checkpoints/*/chk-*/_metadata")) for job in JOBS),
+        900, "every record read, rows written and a checkpoint of every job", first,
+    )  # fmt: skip
+    time.sleep(8)  # a checkpoint of the aggregation job after it has read them all
+    kill_group(first)
+    assert first.returncode == -9
+    for job in JOBS[:2]:  # killed before their first checkpoint, as it were
+        shutil.rmtree(jobs / job / "checkpoints")
+
+    second = start_stream(home, "run")
+    wait_for(lambda: "started aggregation (resumed)" in output_of(home, "run"), 300,
+             "the aggregation job to resume", second)  # fmt: skip
+    out = output_of(home, "run")
+    assert "started filter_events (from the beginning)" in out
+    assert "started filter_activations (from the beginning)" in out
+    wait_for(lambda: read() == expected, 600, "the filter jobs to send everything again", second)
+    topics = run_topics(home)
+    wait_for(topics.read_to_end, 300, "the aggregation job to read the copies", second)
+    wait_for(lambda: settled(home), 300, "the results to settle", second)
+    os.kill(second.pid, signal.SIGTERM)
+    out = finish(second, home, "run", timeout=300)
+    for job in JOBS:
+        assert f"stopped {job}; savepoint" in out
+    assert read() == expected  # the restarted filter jobs counted each record once
+    valid = expected["events"] - progress(home, "run")["topics"]["events"]["corrupt"]
+    assert records_in(topics, "filtered_events") >= 2 * valid  # every event crossed twice
+
+    assert_stream_equals_batch(home, prepared.dates)
+
+
+def run_topics(home: Home) -> Topics:
+    saved = pickle.loads((home.root / "stream" / "run" / "plan.pickle").read_bytes())
+    stream = load_settings(home).stream
+    assert stream.topics is not None
+    return topics_of(stream.topics, "run", saved.generation, stream.parallelism)
+
+
+def records_in(topics: Topics, stream: str) -> int:
+    """Records in ``stream``'s topic, read to the end of each partition."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    reader = Consumer({"bootstrap.servers": topics.settings.bootstrap, "group.id": "test-count",
+                       "enable.partition.eof": True, "enable.auto.commit": False})  # fmt: skip
+    reader.assign([TopicPartition(topics.name(stream), p, 0) for p in range(topics.partitions)])
+    count, ends, deadline = 0, 0, time.monotonic() + 120
+    while ends < topics.partitions and time.monotonic() < deadline:
+        message = reader.poll(1.0)
+        if message is None:
+            continue
+        if message.error() is None:
+            count += 1
+        elif message.error().code() == KafkaError._PARTITION_EOF:
+            ends += 1
+    reader.close()
+    assert ends == topics.partitions, "read to the end of every partition"
+    return count
+
+
+def settled(home: Home) -> bool:
+    before = progress(home, "run")["rows_written"]
+    time.sleep(4)
+    return progress(home, "run")["rows_written"] == before
