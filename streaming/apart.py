@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streaming import progress as progress_mod
-from streaming.pipeline import FILTER_JOBS, JOBS_APART, PipelineConfig
+from streaming.pipeline import JOBS_APART, PipelineConfig
 from streaming.topics import Topics, topics_of
 from udf.errors import InputError
 from udf.logging import get_logger
@@ -131,33 +131,17 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
 
 
 def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) -> str:
-    """Follow the jobs (feeding a run) until the aggregation job ends or :meth:`Runner.stop`."""
-    from streaming.runner import StreamError, _drain, _failure, _status
+    """Follow the jobs (feeding a run) until the aggregation job ends or :meth:`Runner.stop`;
+    the aggregation job's final status."""
+    from streaming.runner import _drain
 
     stream = runner.settings.stream
-    aggregation = jobs[-1]
+    filters, aggregation = jobs[:-1], jobs[-1]
     next_feed = next_periods = next_echo = next_end_check = time.monotonic()
-    draining = False
+    drain: threading.Thread | None = None  # a drain that fails (rare) is tried again
     while True:
-        for job in jobs:
-            if job.client is None or job.finished:
-                continue
-            status = _status(job.client)
-            if status == "FAILED":
-                cause = _failure(job.client)
-                _cancel(
-                    [j for j in jobs if j is not job and j.client is not None and not j.finished]
-                )
-                raise StreamError(f"the Flink job {job.name} failed: {cause}")
-            if status in ("FINISHED", "CANCELED"):
-                job.finished = status == "FINISHED"
-                if job.finished and job.name in FILTER_JOBS:
-                    job.finished_marker.touch()
-                    runner.echo(f"{job.name} finished")
-                elif job is not aggregation:
-                    _cancel([j for j in jobs if j.client is not None and not j.finished])
-                    return "CANCELED"
-        if aggregation.finished or _ended(aggregation):
+        status = _check(runner, jobs)
+        if status is not None:
             break
         now = time.monotonic()
         if runner._stop.is_set():
@@ -165,39 +149,57 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
         if runner.follow and now >= next_feed:
             if stream.source.live == "archive":  # else the tail comes from Kafka
                 runner.feed.publish()
-            runner._retire([j.own_checkpoints for j in jobs if j.name in FILTER_JOBS])
+            runner._retire([j.own_checkpoints for j in filters])
             next_feed = now + stream.feed_interval_seconds
         if runner.follow and now >= next_periods:
             runner._republish(saved)
             next_periods = now + stream.periods_interval_seconds
-        filters_done = all(j.finished for j in jobs if j.name in FILTER_JOBS)
-        if not runner.follow and filters_done and not draining and now >= next_end_check:
+        ended = all(j.finished for j in filters)
+        idle = drain is None or not drain.is_alive()
+        if not runner.follow and ended and idle and now >= next_end_check:
             next_end_check = now + END_CHECK_SECONDS
             if topics.read_to_end():
-                draining = True
                 runner.echo("every topic read to its end: draining the aggregation job")
                 target = aggregation.state.savepoints.absolute().as_uri()
-                threading.Thread(
+                drain = threading.Thread(
                     target=_drain, args=(aggregation.client, target), daemon=True
-                ).start()
+                )
+                drain.start()
         if now >= next_echo:
             runner.echo(progress_mod.line(runner._progress()))
             for job in jobs:
-                if job.client is not None and not job.finished:
+                if not job.finished:
                     runner._prune(job.state, job.client)
             next_echo = now + 5
         runner._stop.wait(0.5)
-    status = _status(aggregation.client)
-    if status == "FAILED":
-        raise StreamError(f"the Flink job aggregation failed: {_failure(aggregation.client)}")
     runner.echo(progress_mod.line(runner._progress()))
     return status
 
 
-def _ended(job: Job) -> bool:
-    from streaming.runner import _status
+def _check(runner: Runner, jobs: list[Job]) -> str | None:
+    """Look at each running job: a filter job that finished is marked so; a failed job fails
+    the command (the others are cancelled), as a filter job cancelled from outside ends it.
+    The aggregation job's status once it has ended, else None."""
+    from streaming.runner import StreamError, _failure, _status
 
-    return job.client is not None and _status(job.client) in ("FINISHED", "CANCELED")
+    for job in jobs:
+        if job.finished:
+            continue
+        status = _status(job.client)
+        if status == "FAILED":
+            cause = _failure(job.client)
+            _cancel([j for j in jobs if j is not job and not j.finished])
+            raise StreamError(f"the Flink job {job.name} failed: {cause}")
+        if job is jobs[-1] and status in ("FINISHED", "CANCELED"):
+            return status
+        if status == "FINISHED":
+            job.finished = True
+            job.finished_marker.touch()
+            runner.echo(f"{job.name} finished")
+        elif status == "CANCELED":
+            _cancel([j for j in jobs if not j.finished and j is not job])
+            return status
+    return None
 
 
 def _shutdown(runner: Runner, jobs: list[Job]) -> str:
@@ -208,7 +210,7 @@ def _shutdown(runner: Runner, jobs: list[Job]) -> str:
     runner.echo("stopping: taking a savepoint of each job")
     status = "STOPPED"
     for job in jobs:
-        if job.client is None or job.finished:
+        if job.finished:
             continue
         try:
             path = _stop_with_savepoint(job.client, job.state.savepoints.absolute().as_uri())
