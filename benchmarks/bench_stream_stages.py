@@ -73,6 +73,7 @@ def cut_build(stage: str) -> Any:
             return
         filter_events.build(t_env, tables, sink, plan)
         filter_activations.build(t_env, tables, sink, plan)
+        filter_activations.add_periods(t_env, "valid_activations", tables.periods, sink)
         outputs = ["filtered_events", "filtered_activations"]
         if stage == "changes":
             aggregation.per_user(t_env, {"filtered_events": "filtered_events",

@@ -286,6 +286,7 @@ def test_the_per_user_stage_and_its_activations_join_are_planned_without_mini_ba
     sink, plan = _explaining_sink(t_env, plans), _empty_plan()
     tables = SourceTables("raw_events", "raw_activations", "period_versions")
     filter_activations.build(t_env, tables, sink, plan)
+    filter_activations.add_periods(t_env, "valid_activations", tables.periods, sink)
     aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "filtered_activations"},
                       sink, plan, 2, settings.stream.series_flush_ms)  # fmt: skip
     per_user = plans["user_inputs"].split("== Optimized Physical Plan ==")[1]
