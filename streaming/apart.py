@@ -91,8 +91,6 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
     settings = runner.settings.stream
     assert settings.topics is not None and saved.generation is not None
     topics = topics_of(settings.topics, runner.mode, saved.generation, settings.parallelism)
-    if resumed_from is None:
-        topics.create()
     columns: dict[str, Any] = {}
     jobs, layouts = [], []
     for name, state in job_states(runner).items():
@@ -105,7 +103,9 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
         layouts.append(f"{name}:{pipeline.state_layout(env)}")
         jobs.append(Job(name, state, env, snapshot, finished))
     layout = hashlib.sha256("\n".join(layouts).encode()).hexdigest()[:16]
-    runner._check_layout(saved, layout, resumed_from)
+    runner._check_layout(saved, layout, resumed_from)  # a fresh start's plan names the topics
+    if resumed_from is None:
+        topics.create()  # after the plan: the next fresh start removes them
 
     started = time.monotonic()
     from streaming.runner import StreamError, _not_started

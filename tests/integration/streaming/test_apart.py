@@ -81,7 +81,8 @@ def test_a_replay_with_the_jobs_apart_equals_batch(prepared: Prepared, kafka_bro
     assert {t: n["records"] for t, n in report["topics"].items()} == {
         t: archived(home, t) for t in ("events", "activations")
     }  # fmt: skip
-    assert_stream_equals_batch(home, prepared.dates)
+    stream = assert_stream_equals_batch(home, prepared.dates)
+    assert report["rows_written"] >= len(stream)  # counted to the drain's last writes
     assert not topic_names(kafka_broker, "test-apart-replay"), (
         "a finished replay's topics are removed"
     )
