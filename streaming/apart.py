@@ -49,11 +49,16 @@ class Job:
 
     @property
     def finished_marker(self) -> Path:
-        return self.state.root / "finished"
+        return finished_marker(self.state)
 
     @property
     def own_checkpoints(self) -> Path:
         return self.state.checkpoints / str(self.client.get_job_id())
+
+
+def finished_marker(state: StreamState) -> Path:
+    """The file that says a job's bounded input ended (it is not started again)."""
+    return state.root / "finished"
 
 
 def job_states(runner: Runner) -> dict[str, StreamState]:
@@ -69,7 +74,7 @@ def resume_point(runner: Runner) -> Path | None:
         snapshot = state.latest_snapshot()
         if snapshot is not None:
             found.append(snapshot)
-        elif (state.root / "finished").exists():
+        elif finished_marker(state).exists():
             found.append(state.root)
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
@@ -87,6 +92,7 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
             cfg: PipelineConfig) -> dict[str, Any]:  # fmt: skip
     """Build the three jobs, start those not finished, and follow them; the final report."""
     from streaming import pipeline
+    from streaming.runner import StreamError, _not_started
 
     settings = runner.settings.stream
     assert settings.topics is not None and saved.generation is not None
@@ -94,7 +100,7 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
     columns: dict[str, Any] = {}
     jobs, layouts = [], []
     for name, state in job_states(runner).items():
-        finished = (state.root / "finished").exists()
+        finished = finished_marker(state).exists()
         snapshot = None if finished or resumed_from is None else state.latest_snapshot()
         job_cfg = replace(cfg, checkpoints=state.checkpoints,
                           restore=snapshot.absolute().as_uri() if snapshot else None)  # fmt: skip
@@ -108,8 +114,6 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
         topics.create()  # after the plan: the next fresh start removes them
 
     started = time.monotonic()
-    from streaming.runner import StreamError, _not_started
-
     for job in jobs:
         if job.finished:
             continue
@@ -147,9 +151,7 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
         if runner._stop.is_set():
             return _shutdown(runner, jobs)
         if runner.follow and now >= next_feed:
-            if stream.source.live == "archive":  # else the tail comes from Kafka
-                runner.feed.publish()
-            runner._retire([j.own_checkpoints for j in filters])
+            runner._feed_run([j.own_checkpoints for j in filters])
             next_feed = now + stream.feed_interval_seconds
         if runner.follow and now >= next_periods:
             runner._republish(saved)

@@ -34,7 +34,7 @@ from streaming.jobs import (
 from streaming.jobs.aggregation import KEY, SERIES_COLUMNS, SERIES_KEY, TOTAL_COLUMNS
 from streaming.plan import StreamPlan
 from streaming.sources import Source, SourceTables
-from streaming.topics import STREAMS, Topics
+from streaming.topics import Topics
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def build_apart(
     from which the aggregation job, built after them, declares its tables."""
     tables = source.register(t_env)
     if job == "aggregation":
-        read_topics(t_env, topics, {s: columns[s] for s in STREAMS})
+        read_topics(t_env, topics, columns)
         _aggregation(env, t_env, tables, local_sink(t_env), plan, cfg)
         return
     statements = t_env.create_statement_set()

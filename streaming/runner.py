@@ -392,9 +392,7 @@ class Runner:
             if self._stop.is_set():
                 return self._shutdown(client)
             if self.follow and now >= next_feed:
-                if stream.source.live == "archive":  # else the tail comes from Kafka
-                    self.feed.publish()
-                self._retire([self.state.checkpoints / str(client.get_job_id())])
+                self._feed_run([self.state.checkpoints / str(client.get_job_id())])
                 next_feed = now + stream.feed_interval_seconds
             if self.in_rounds and now >= next_feed:
                 self._pace_or_drain(client)
@@ -411,6 +409,13 @@ class Runner:
             raise StreamError(f"the Flink job failed: {_failure(client)}")
         self.echo(progress_mod.line(self._progress()))
         return status
+
+    def _feed_run(self, readers: list[Path]) -> None:
+        """A run's feeding step: publish the archive's new imports (unless the tail comes from
+        Kafka) and retire what the jobs reading the feed (``readers``) are past."""
+        if self.settings.stream.source.live == "archive":
+            self.feed.publish()
+        self._retire(readers)
 
     def _prune(self, state: StreamState, client: Any) -> None:
         """Once this job has a completed checkpoint, drop older jobs' checkpoints and savepoints
