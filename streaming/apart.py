@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streaming import job_client
 from streaming import progress as progress_mod
 from streaming.pipeline import JOBS_APART, PipelineConfig
 from streaming.topics import Topics, topics_of
@@ -92,7 +93,7 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
             cfg: PipelineConfig) -> dict[str, Any]:  # fmt: skip
     """Build the three jobs, start those not finished, and follow them; the final report."""
     from streaming import pipeline
-    from streaming.runner import StreamError, _not_started
+    from streaming.runner import StreamError
 
     settings = runner.settings.stream
     assert settings.topics is not None and saved.generation is not None
@@ -109,7 +110,7 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
         layouts.append(f"{name}:{pipeline.state_layout(env)}")
         jobs.append(Job(name, state, env, snapshot, finished))
     layout = hashlib.sha256("\n".join(layouts).encode()).hexdigest()[:16]
-    runner._check_layout(saved, layout, resumed_from)  # a fresh start's plan names the topics
+    runner.check_layout(saved, layout, resumed_from)  # a fresh start's plan names the topics
     if resumed_from is None:
         topics.create()  # after the plan: the next fresh start removes them
 
@@ -121,10 +122,10 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
             job.client = job.env.execute_async(f"udf stream {runner.mode} {job.name}")
         except Exception as exc:
             _cancel([j for j in jobs if j.client is not None])
-            raise StreamError(f"{job.name}: {_not_started(exc, job.snapshot)}") from None
+            raise StreamError(f"{job.name}: {job_client.not_started(exc, job.snapshot)}") from None
         runner.echo(f"started {job.name} ({'resumed' if job.snapshot else 'from the beginning'})")
     status = _watch(runner, saved, jobs, topics)
-    report = runner._progress()
+    report = runner.report()
     report.update(mode=runner.mode, status=status, seconds=round(time.monotonic() - started, 1),
                   resumed_from=str(resumed_from) if resumed_from else None,
                   kafka_topics=[topics.name(s) for s in sorted(columns)])  # fmt: skip
@@ -137,8 +138,6 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
 def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) -> str:
     """Follow the jobs (feeding a run) until the aggregation job ends or :meth:`Runner.stop`;
     the aggregation job's final status."""
-    from streaming.runner import _drain
-
     stream = runner.settings.stream
     filters, aggregation = jobs[:-1], jobs[-1]
     next_feed = next_periods = next_echo = next_end_check = time.monotonic()
@@ -148,13 +147,13 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
         if status is not None:
             break
         now = time.monotonic()
-        if runner._stop.is_set():
+        if runner.stopping.is_set():
             return _shutdown(runner, jobs)
         if runner.follow and now >= next_feed:
-            runner._feed_run([j.own_checkpoints for j in filters])
+            runner.feed_run([j.own_checkpoints for j in filters])
             next_feed = now + stream.feed_interval_seconds
         if runner.follow and now >= next_periods:
-            runner._republish(saved)
+            runner.republish(saved)
             next_periods = now + stream.periods_interval_seconds
         ended = all(j.finished for j in filters)
         idle = drain is None or not drain.is_alive()
@@ -164,17 +163,17 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
                 runner.echo("every topic read to its end: draining the aggregation job")
                 target = aggregation.state.savepoints.absolute().as_uri()
                 drain = threading.Thread(
-                    target=_drain, args=(aggregation.client, target), daemon=True
+                    target=job_client.drain, args=(aggregation.client, target), daemon=True
                 )
                 drain.start()
         if now >= next_echo:
-            runner.echo(progress_mod.line(runner._progress()))
+            runner.echo(progress_mod.line(runner.report()))
             for job in jobs:
                 if not job.finished:
-                    runner._prune(job.state, job.client)
+                    runner.prune(job.state, job.client)
             next_echo = now + 5
-        runner._stop.wait(0.5)
-    runner.echo(progress_mod.line(runner._progress()))
+        runner.stopping.wait(0.5)
+    runner.echo(progress_mod.line(runner.report()))
     return status
 
 
@@ -182,14 +181,14 @@ def _check(runner: Runner, jobs: list[Job]) -> str | None:
     """Look at each running job: a filter job that finished is marked so; a failed job fails
     the command (the others are cancelled), as a filter job cancelled from outside ends it.
     The aggregation job's status once it has ended, else None."""
-    from streaming.runner import StreamError, _failure, _status
+    from streaming.runner import StreamError
 
     for job in jobs:
         if job.finished:
             continue
-        status = _status(job.client)
+        status = job_client.status(job.client)
         if status == "FAILED":
-            cause = _failure(job.client)
+            cause = job_client.failure(job.client)
             _cancel([j for j in jobs if j is not job and not j.finished])
             raise StreamError(f"the Flink job {job.name} failed: {cause}")
         if job is jobs[-1] and status in ("FINISHED", "CANCELED"):
@@ -207,15 +206,15 @@ def _check(runner: Runner, jobs: list[Job]) -> str | None:
 def _shutdown(runner: Runner, jobs: list[Job]) -> str:
     """Stop the filter jobs, then the aggregation job, each with a savepoint (cancel if that
     fails): the next run resumes each from its own."""
-    from streaming.runner import _stop_with_savepoint
-
     runner.echo("stopping: taking a savepoint of each job")
     status = "STOPPED"
     for job in jobs:
         if job.finished:
             continue
         try:
-            path = _stop_with_savepoint(job.client, job.state.savepoints.absolute().as_uri())
+            path = job_client.stop_with_savepoint(
+                job.client, job.state.savepoints.absolute().as_uri()
+            )
             runner.echo(f"stopped {job.name}; savepoint {path}")
         except Exception as exc:  # the job may be failing already: cancel, checkpoints remain
             log.warning("stream.savepoint_failed", job=job.name, error=str(exc).splitlines()[0])

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from metadata.periods import DAY_MS
+from streaming import job_client
 from streaming import progress as progress_mod
 from streaming.pacing import TICK_SECONDS, Pacer
 from streaming.pipeline import PipelineConfig
@@ -110,7 +111,7 @@ class Runner:
     rate: float | None = None  # a paced replay: records/s (streaming.pacing)
     cluster: Any = None  # streaming.cluster.Cluster: submit there instead of a local cluster
     detach: bool = False  # with a cluster: return once the job is submitted
-    _stop: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.state = StreamState.of(self.home, self.mode)
@@ -149,7 +150,7 @@ class Runner:
                 and source.live == "archive")  # fmt: skip
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
 
     # -- preparing ------------------------------------------------------------------------------
 
@@ -178,7 +179,7 @@ class Runner:
             fed = self._pace(first=True) if self.paced else self.feed.publish()
         if fed is None and not self.follow:
             raise InputError(f"the archive {self.home.archive} holds no records: import data first")
-        # written once the job is built, with its state layout (_check_layout)
+        # written once the job is built, with its state layout (check_layout)
         generation = new_generation() if self.apart else None
         rate = self.rate if self.paced else None
         return SavedPlan(plan, self._max_days(periods), rate, generation=generation), None
@@ -214,10 +215,12 @@ class Runner:
         except Exception:  # saved by a version whose classes differ, or torn by hand
             saved = None
         if not isinstance(saved, SavedPlan):
-            raise StreamError(_other_version(snapshot, "its plan was saved by another version"))
+            raise StreamError(
+                job_client.other_version(snapshot, "its plan was saved by another version")
+            )
         return saved
 
-    def _check_layout(self, saved: SavedPlan, layout: str, snapshot: Path | None) -> None:
+    def check_layout(self, saved: SavedPlan, layout: str, snapshot: Path | None) -> None:
         """A fresh start records the built job's state layout with its plan; a resume goes on
         only from a checkpoint of a job with the same layout. Flink itself refuses a
         checkpoint only when an operator it holds state for is gone; one whose state is
@@ -227,7 +230,9 @@ class Runner:
             saved = replace(saved, layout=layout)
             self.state.plan_file.write_bytes(pickle.dumps(saved))
         elif saved.layout != layout:
-            raise StreamError(_other_version(snapshot, "its job's operators or state differ"))
+            raise StreamError(
+                job_client.other_version(snapshot, "its job's operators or state differ")
+            )
 
     def _make_aligner(self) -> None:
         if not self.aligned:
@@ -315,23 +320,23 @@ class Runner:
             return apart.execute(self, saved, snapshot, source, cfg)
         env, t_env = pipeline.environment(cfg)
         pipeline.build(env, t_env, source, saved.plan, cfg)
-        self._check_layout(saved, pipeline.state_layout(env), snapshot)
+        self.check_layout(saved, pipeline.state_layout(env), snapshot)
         started = time.monotonic()
         try:
             client = env.execute_async(f"udf stream {self.mode}")
         except Exception as exc:
-            raise StreamError(_not_started(exc, snapshot)) from None
+            raise StreamError(job_client.not_started(exc, snapshot)) from None
         self.echo(f"started {self.mode} ({'resumed' if snapshot else 'from the beginning'})")
         if self.cluster is not None:
             self._record_job(client, snapshot)
             if self.detach:
-                report = self._progress()
+                report = self.report()
                 report.update(mode=self.mode, status="SUBMITTED", seconds=0.0,
                               job_id=str(client.get_job_id()), rest_url=self.cluster.rest_url,
                               resumed_from=str(snapshot) if snapshot else None)  # fmt: skip
                 return report
         status = self._watch(client, saved)
-        report = self._progress()
+        report = self.report()
         report.update(mode=self.mode, status=status, seconds=round(time.monotonic() - started, 1),
                       resumed_from=str(snapshot) if snapshot else None)  # fmt: skip
         if self.mode == "replay" and status == "FINISHED":
@@ -385,39 +390,39 @@ class Runner:
         next_feed = next_periods = next_echo = time.monotonic()
         stream = self.settings.stream
         while True:
-            status = _status(client)
+            status = job_client.status(client)
             if status in ("FINISHED", "CANCELED", "FAILED"):
                 break
             now = time.monotonic()
-            if self._stop.is_set():
+            if self.stopping.is_set():
                 return self._shutdown(client)
             if self.follow and now >= next_feed:
-                self._feed_run([self.state.checkpoints / str(client.get_job_id())])
+                self.feed_run([self.state.checkpoints / str(client.get_job_id())])
                 next_feed = now + stream.feed_interval_seconds
             if self.in_rounds and now >= next_feed:
                 self._pace_or_drain(client)
                 next_feed = now + TICK_SECONDS
             if self.follow and now >= next_periods:
-                self._republish(saved)
+                self.republish(saved)
                 next_periods = now + stream.periods_interval_seconds
             if now >= next_echo:
-                self.echo(progress_mod.line(self._progress()))
-                self._prune(self.state, client)
+                self.echo(progress_mod.line(self.report()))
+                self.prune(self.state, client)
                 next_echo = now + 5
-            self._stop.wait(TICK_SECONDS if self.in_rounds else 0.5)
+            self.stopping.wait(TICK_SECONDS if self.in_rounds else 0.5)
         if status == "FAILED":
-            raise StreamError(f"the Flink job failed: {_failure(client)}")
-        self.echo(progress_mod.line(self._progress()))
+            raise StreamError(f"the Flink job failed: {job_client.failure(client)}")
+        self.echo(progress_mod.line(self.report()))
         return status
 
-    def _feed_run(self, readers: list[Path]) -> None:
+    def feed_run(self, readers: list[Path]) -> None:
         """A run's feeding step: publish the archive's new imports (unless the tail comes from
         Kafka) and retire what the jobs reading the feed (``readers``) are past."""
         if self.settings.stream.source.live == "archive":
             self.feed.publish()
         self._retire(readers)
 
-    def _prune(self, state: StreamState, client: Any) -> None:
+    def prune(self, state: StreamState, client: Any) -> None:
         """Once this job has a completed checkpoint, drop older jobs' checkpoints and savepoints
         in its ``state`` folder.
 
@@ -496,13 +501,13 @@ class Runner:
             self._draining = True
             self.echo("all fed and read: draining")
             target = self.state.savepoints.absolute().as_uri()
-            threading.Thread(target=_drain, args=(client, target), daemon=True).start()
+            threading.Thread(target=job_client.drain, args=(client, target), daemon=True).start()
 
-    def _progress(self) -> dict[str, Any]:
+    def report(self) -> dict[str, Any]:
         late = self.feed.late() if self.state.feed.exists() else {}
         return progress_mod.read(self.state.progress, late)
 
-    def _republish(self, saved: SavedPlan) -> None:
+    def republish(self, saved: SavedPlan) -> None:
         periods = current_periods(self.home, self.settings.window_ms)
         longest = max((_days(s, e) for (_, _, s), e in periods.items()), default=1)
         if longest > saved.max_days:
@@ -518,7 +523,7 @@ class Runner:
         """Stop a run with a savepoint (the next run resumes from it); cancel if that fails."""
         self.echo("stopping: taking a savepoint")
         try:
-            path = _stop_with_savepoint(client, self.state.savepoints.absolute().as_uri())
+            path = job_client.stop_with_savepoint(client, self.state.savepoints.absolute().as_uri())
             self.echo(f"stopped; savepoint {path}")
             return "STOPPED"
         except Exception as exc:  # the job may be failing already: cancel, checkpoints remain
@@ -529,71 +534,3 @@ class Runner:
 
 def _days(start: int, end: int) -> int:
     return (end - 1) // DAY_MS - start // DAY_MS + 1
-
-
-def _stop_with_savepoint(client: Any, target: str) -> str:
-    """``JobClient.stop_with_savepoint``: PyFlink 2.3's wrapper calls the Java method without
-    the savepoint format it now requires, so the Java client is called directly."""
-    from pyflink.java_gateway import get_gateway
-
-    formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
-    future = client._j_job_client.stopWithSavepoint(False, target, formats.CANONICAL)
-    return str(future.get())
-
-
-def _drain(client: Any, target: str) -> None:
-    """Stop with a savepoint after the end of event time (every timer fires, every key flushes)."""
-    from pyflink.java_gateway import get_gateway
-
-    formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
-    try:
-        client._j_job_client.stopWithSavepoint(True, target, formats.CANONICAL).get()
-    except Exception as exc:  # the job's status says what happened; the watcher reports it
-        log.warning("stream.drain_failed", error=str(exc).splitlines()[0])
-
-
-def _status(client: Any) -> str:
-    """The job's status; a local cluster shuts down with its job: then ask for the result."""
-    try:
-        return str(client.get_job_status().result()).split(".")[-1]
-    except Exception:
-        try:
-            client.get_job_execution_result().result()
-        except Exception:
-            return "FAILED"
-        return "FINISHED"
-
-
-def _not_started(exc: Exception, snapshot: Path | None) -> str:
-    """Why the job could not start, for a person: the innermost cause Flink gives, or, for a
-    checkpoint with the state of operators the pipeline no longer has (taken by an earlier
-    version whose state layout changed), what to do about it."""
-    cause = _innermost(exc)
-    if snapshot is not None and "Cannot map checkpoint/savepoint state" in cause:
-        return (
-            f"cannot resume from {snapshot.name} ({snapshot}): it holds the state of operators "
-            "this version of the pipeline does not have (it was taken by an earlier version); "
-            "start again with --fresh"
-        )
-    return f"the Flink job could not be started: {cause}"
-
-
-def _other_version(snapshot: Path, why: str) -> str:
-    return (
-        f"cannot resume from {snapshot.name} ({snapshot}): it was taken by another version of "
-        f"the pipeline ({why}: a new version of udf, or settings that change the job's "
-        "operators); start again with --fresh"
-    )
-
-
-def _innermost(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if "Caused by:" in line]
-    return lines[-1].removeprefix("Caused by:").strip() if lines else str(exc).splitlines()[0]
-
-
-def _failure(client: Any) -> str:
-    try:
-        client.get_job_execution_result().result()
-    except Exception as exc:
-        return _innermost(exc)
-    return "unknown cause"

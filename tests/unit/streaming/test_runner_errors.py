@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming.runner import _not_started
+from streaming.job_client import not_started
 
 # What PyFlink raised when `udf stream replay` resumed from a checkpoint of a version whose
 # series sink kept state (a378540) with the one that keeps it in `series-counts`, shortened.
@@ -20,7 +20,7 @@ Caused by: java.lang.IllegalStateException: Failed to rollback to checkpoint/sav
 
 
 def test_a_checkpoint_of_an_earlier_version_says_to_start_fresh() -> None:
-    message = _not_started(RuntimeError(UNMAPPED), Path("/h/stream/replay/checkpoints/x/chk-4"))
+    message = not_started(RuntimeError(UNMAPPED), Path("/h/stream/replay/checkpoints/x/chk-4"))
     assert message.startswith("cannot resume from chk-4 (/h/stream/replay/checkpoints/x/chk-4)")
     assert message.endswith("start again with --fresh")
     assert "\n" not in message
@@ -30,12 +30,12 @@ def test_any_other_start_failure_gives_flinks_innermost_cause() -> None:
     error = RuntimeError("Failed to execute job 'udf stream run'.\n"
                          "Caused by: java.io.IOException: outer\n"
                          "Caused by: java.net.ConnectException: Connection refused\n")  # fmt: skip
-    assert _not_started(error, None) == (
+    assert not_started(error, None) == (
         "the Flink job could not be started: java.net.ConnectException: Connection refused"
     )
     # without a checkpoint to resume from, an unmapped state is reported as it is
-    assert "--fresh" not in _not_started(RuntimeError(UNMAPPED), None)
-    assert _not_started(RuntimeError("no cause given"), None).endswith(": no cause given")
+    assert "--fresh" not in not_started(RuntimeError(UNMAPPED), None)
+    assert not_started(RuntimeError("no cause given"), None).endswith(": no cause given")
 
 
 @pytest.mark.parametrize(("rate", "cluster", "refused"), [
