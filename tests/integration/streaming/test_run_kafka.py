@@ -6,6 +6,10 @@ archive and carries on in Kafka at the archiver's offsets while the rest of the 
 is produced. Every record is read exactly once (the pipeline's counts against what was
 archived and produced), SIGTERM stops the run with a savepoint, and the stream's rows equal
 batch's over the same records (the prepared home's, computed by Spark from the same files).
+
+It runs twice: as one pipeline, and with ``stream.topics`` (issue 12's jobs apart), where the
+two filter jobs read the archive and the Kafka tail and the aggregation job reads only the
+intermediate topics on the same broker.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from streaming.pipeline import JOBS_APART
 from tests.support.kafka_brokers import Broker, produce
 from tests.support.streaming import (
     Prepared,
@@ -58,9 +63,11 @@ def settled(home: Home) -> bool:
     return progress(home, "run")["rows_written"] == before
 
 
+@pytest.mark.parametrize("jobs", ["one pipeline", "apart"])
 def test_run_with_a_kafka_tail_equals_batch(prepared: Prepared, kafka_broker: Broker, kafka_topic,
-                                            connector_jars: Path) -> None:  # fmt: skip
-    home = prepared.home("kafka-run")  # ramps, catalog, settings and batch's rows of the workload
+                                            connector_jars: Path, jobs: str) -> None:  # fmt: skip
+    name = "kafka-run" if jobs == "one pipeline" else "kafka-run-apart"
+    home = prepared.home(name)  # ramps, catalog, settings and batch's rows of the workload
     shutil.rmtree(home.archive)  # the archive is filled from Kafka instead
     (home.root / "cache").symlink_to(connector_jars)  # the connector's jars, fetched once
     names = {t: kafka_topic(t) for t in TOPICS}
@@ -76,6 +83,9 @@ def test_run_with_a_kafka_tail_equals_batch(prepared: Prepared, kafka_broker: Br
     settings = yaml.safe_load((home.root / "settings.yaml").read_text())
     settings["stream"]["source"] = {"live": "kafka",
                                     "kafka": {"bootstrap": kafka_broker.bootstrap, "topics": names}}  # fmt: skip
+    if jobs == "apart":  # the three jobs, joined by topics on the same broker
+        settings["stream"]["topics"] = {"bootstrap": kafka_broker.bootstrap, "prefix": f"test-{name}",
+                                        "replication_factor": 1}  # fmt: skip
     (home.root / "settings.yaml").write_text(yaml.safe_dump(settings))
 
     run = start_stream(home, "run")
@@ -87,7 +97,10 @@ def test_run_with_a_kafka_tail_equals_batch(prepared: Prepared, kafka_broker: Br
     wait_for(lambda: settled(home), 300, "the results to settle", run)
     os.kill(run.pid, signal.SIGTERM)
     out = finish(run, home, "run", timeout=300)
-    assert "stopped; savepoint" in out
+    if jobs == "apart":  # each job stopped with its own savepoint
+        assert all(f"stopped {job}; savepoint" in out for job in JOBS_APART)
+    else:
+        assert "stopped; savepoint" in out
     assert read(home) == expected  # nothing more, nothing twice
 
     assert_stream_equals_batch(home, prepared.dates)
