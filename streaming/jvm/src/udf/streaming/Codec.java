@@ -119,12 +119,12 @@ final class Codec {
         }
     }
 
-    private static final ThreadLocal<Interner> TEXTS = ThreadLocal.withInitial(Interner::new);
+    /** The texts read back, shared by the operator's threads (see {@link Interner}). */
+    private static final Interner TEXTS = new Interner();
 
     /** A byte array read front to back. */
     static final class Input {
         private final byte[] bytes;
-        private Interner texts; // the thread's, on the first text read
         private int at;
 
         Input(byte[] bytes) {
@@ -172,10 +172,7 @@ final class Codec {
 
         String readUTF() {
             int length = readInt();
-            if (texts == null) {
-                texts = TEXTS.get();
-            }
-            String text = texts.get(bytes, at, length);
+            String text = TEXTS.get(bytes, at, length);
             at += length;
             return text;
         }
@@ -183,13 +180,21 @@ final class Codec {
 
     /**
      * The strings last decoded, by their UTF-8 bytes: a direct-mapped cache of {@link #SLOTS}
-     * (a slot holds the last text that hashed to it), one per thread.
+     * (a slot holds the last text that hashed to it), shared by every thread of the JVM.
+     *
+     * <p>A slot holds one immutable {@link Entry}, bytes and text together, so a thread reads
+     * either the whole old entry or the whole new one (a reference is written at once, and an
+     * object's final fields are seen as its constructor set them); two threads that replace
+     * a slot at once leave one of their entries, both right. It was one cache per thread (a
+     * {@code ThreadLocal}): a Flink task thread holds many thread-locals, and their lookup
+     * took 5% of the operator's samples (docs/benchmarks.md, "2026-12-06 (afternoon)").
      */
     static final class Interner {
         static final int SLOTS = 4096;
 
-        private final byte[][] encoded = new byte[SLOTS][];
-        private final String[] decoded = new String[SLOTS];
+        private record Entry(byte[] encoded, String text) {}
+
+        private final Entry[] slots = new Entry[SLOTS];
 
         String get(byte[] bytes, int at, int length) {
             int hash = 1;
@@ -197,13 +202,13 @@ final class Codec {
                 hash = 31 * hash + bytes[i];
             }
             int slot = (hash ^ (hash >>> 16)) & (SLOTS - 1);
-            byte[] known = encoded[slot];
-            if (known != null && Arrays.equals(known, 0, known.length, bytes, at, at + length)) {
-                return decoded[slot];
+            Entry known = slots[slot];
+            if (known != null
+                    && Arrays.equals(known.encoded, 0, known.encoded.length, bytes, at, at + length)) {
+                return known.text;
             }
             String text = new String(bytes, at, length, StandardCharsets.UTF_8);
-            encoded[slot] = Arrays.copyOfRange(bytes, at, at + length);
-            decoded[slot] = text;
+            slots[slot] = new Entry(Arrays.copyOfRange(bytes, at, at + length), text);
             return text;
         }
     }
