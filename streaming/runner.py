@@ -47,6 +47,7 @@ from streaming.snapshot import PeriodSnapshots, current_periods
 from streaming.source import PartitionFeed, UnifiedSource
 from streaming.source.slices import AlignedFeed, TopicProgress
 from streaming.topics import new_generation, topics_of
+from udf.config.stream_topics import IntermediateTopics
 from udf.errors import ConnectorError, InputError, UdfError
 from udf.home import Home
 from udf.logging import get_logger
@@ -100,6 +101,7 @@ class SavedPlan:
     rate: float | None = None  # a paced replay's rate: its resume is paced too (same job graph)
     layout: str | None = None  # its job's state layout (streaming.pipeline.state_layout)
     generation: str | None = None  # the jobs apart: their topics' (streaming.topics)
+    topics: IntermediateTopics | None = None  # the settings those topics were made with
 
 
 @dataclass
@@ -182,7 +184,11 @@ class Runner:
         # written once the job is built, with its state layout (check_layout)
         generation = new_generation() if self.apart else None
         rate = self.rate if self.paced else None
-        return SavedPlan(plan, self._max_days(periods), rate, generation=generation), None
+        made_with = self.settings.stream.topics
+        saved = SavedPlan(
+            plan, self._max_days(periods), rate, generation=generation, topics=made_with
+        )
+        return saved, None
 
     @property
     def apart(self) -> bool:
@@ -197,17 +203,18 @@ class Runner:
         return self.state.latest_snapshot()
 
     def _delete_topics(self) -> None:
-        """Before a fresh start: remove the topics of the generation before, if any."""
-        topics = self.settings.stream.topics
-        if topics is None or not self.state.plan_file.exists():
+        """Before a fresh start: remove the topics of the generation before, if any, on the
+        broker they were made on (also when ``stream.topics`` was removed since)."""
+        if not self.state.plan_file.exists():
             return
         try:
-            generation = pickle.loads(self.state.plan_file.read_bytes()).generation
+            saved = pickle.loads(self.state.plan_file.read_bytes())
         except Exception:  # another version's plan: its topics are left alone
             return
-        if generation is not None:
-            stream = self.settings.stream
-            topics_of(topics, self.mode, generation, stream.parallelism).delete()
+        generation = getattr(saved, "generation", None)
+        made_with = getattr(saved, "topics", None) or self.settings.stream.topics
+        if generation is not None and made_with is not None:
+            topics_of(made_with, self.mode, generation, self.settings.stream.parallelism).delete()
 
     def _saved_plan(self, snapshot: Path) -> SavedPlan:
         try:

@@ -7,7 +7,8 @@
   jobs' checkpoints are removed, as if they had been killed before their first one: they
   start again from the beginning and send every record a second time, while the
   aggregation job resumes from its checkpoint past them. Nothing may be counted twice:
-  the rows still equal batch, and a SIGTERM stops each job with a savepoint.
+  the rows still equal batch, and a SIGTERM stops each job with a savepoint. With
+  ``stream.topics`` then removed, a fresh start removes the run's topics.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from streaming.runner import Runner
 from streaming.topics import Topics, topics_of
 from tests.support.kafka_brokers import Broker
 from tests.support.streaming import (
@@ -136,6 +138,16 @@ def test_a_run_apart_killed_resumes_each_job_and_copies_count_once(
     assert read() == expected  # the restarted filter jobs counted each record once
 
     assert_stream_equals_batch(home, prepared.dates)
+
+    # Back to one pipeline: a fresh start removes the run's topics, on the broker its saved
+    # plan names, though stream.topics is no longer set.
+    generation = f"{topics.settings.prefix}.run.{topics.generation}."
+    assert topic_names(kafka_broker, generation)
+    settings = yaml.safe_load((home.root / "settings.yaml").read_text())
+    del settings["stream"]["topics"]
+    (home.root / "settings.yaml").write_text(yaml.safe_dump(settings))
+    Runner(home, load_settings(home), "run").prepare(fresh=True)
+    assert topic_names(kafka_broker, generation) == set()
 
 
 def run_topics(home: Home) -> Topics:
