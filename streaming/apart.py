@@ -10,6 +10,9 @@ aggregation job reads as copies (the topics are at least once).
 * **Replay.** The filter jobs end with the feed. The aggregation job reads on until it has
   read every topic to its end (:meth:`streaming.topics.Topics.read_to_end`), then it is
   stopped with a drain (the end of event time: every key is flushed one last time).
+* **Paced replay** (``--rate``). The filter jobs follow the feed, which the runner releases
+  at the rate (:meth:`Runner.feed_round`); once everything is fed and counted by the
+  pipeline, each filter job is drained, and from there it ends as a replay does.
 * **Run.** All three run until :meth:`Runner.stop`; then the filter jobs are stopped with a
   savepoint each, then the aggregation job.
 """
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from streaming import job_client
 from streaming import progress as progress_mod
+from streaming.pacing import TICK_SECONDS
 from streaming.pipeline import JOBS_APART, PipelineConfig
 from streaming.topics import Topics, topics_of
 from udf.errors import InputError
@@ -84,9 +88,9 @@ def refuse_unsupported(runner: Runner) -> None:
     if runner.cluster is not None:
         raise InputError("stream.topics runs the jobs apart locally only: on a session cluster "
                          "they run as one pipeline (remove stream.topics for --cluster)")  # fmt: skip
-    if runner.in_rounds:
-        raise InputError("stream.topics runs the jobs apart for `udf stream run` and a replay "
-                         "without --rate and without stream.source.alignment")  # fmt: skip
+    if runner.aligned:
+        raise InputError("stream.topics runs the jobs apart for `udf stream run` and replays, "
+                         "but not with stream.source.alignment (an aligned replay)")  # fmt: skip
 
 
 def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source: Source,
@@ -142,6 +146,8 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
     filters, aggregation = jobs[:-1], jobs[-1]
     next_feed = next_periods = next_echo = next_end_check = time.monotonic()
     drain: threading.Thread | None = None  # a drain that fails (rare) is tried again
+    fed_and_read = False  # a paced replay: its filter jobs are drained then (and again if needed)
+    filter_drains: dict[str, threading.Thread] = {}
     while True:
         status = _check(runner, jobs)
         if status is not None:
@@ -155,26 +161,43 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
         if runner.follow and now >= next_periods:
             runner.republish(saved)
             next_periods = now + stream.periods_interval_seconds
+        if runner.paced and now >= next_feed:
+            fed_and_read = fed_and_read or runner.feed_round()
+            next_feed = now + TICK_SECONDS
+        if fed_and_read and now >= next_end_check:
+            for job in filters:
+                if not job.finished and not _alive(filter_drains.get(job.name)):
+                    if job.name not in filter_drains:
+                        runner.echo(f"all fed and read: draining {job.name}")
+                    filter_drains[job.name] = _drain(job)
         ended = all(j.finished for j in filters)
-        idle = drain is None or not drain.is_alive()
-        if not runner.follow and ended and idle and now >= next_end_check:
+        end_check = not runner.follow and ended and not _alive(drain) and now >= next_end_check
+        if end_check and topics.read_to_end():
+            runner.echo("every topic read to its end: draining the aggregation job")
+            drain = _drain(aggregation)
+        if now >= next_end_check:
             next_end_check = now + END_CHECK_SECONDS
-            if topics.read_to_end():
-                runner.echo("every topic read to its end: draining the aggregation job")
-                target = aggregation.state.savepoints.absolute().as_uri()
-                drain = threading.Thread(
-                    target=job_client.drain, args=(aggregation.client, target), daemon=True
-                )
-                drain.start()
         if now >= next_echo:
             runner.echo(progress_mod.line(runner.report()))
             for job in jobs:
                 if not job.finished:
                     runner.prune(job.state, job.client)
             next_echo = now + 5
-        runner.stopping.wait(0.5)
+        runner.stopping.wait(TICK_SECONDS if runner.paced else 0.5)
     runner.echo(progress_mod.line(runner.report()))
     return status
+
+
+def _drain(job: Job) -> threading.Thread:
+    """Drain ``job`` in a thread (it ends once its savepoint is taken)."""
+    target = job.state.savepoints.absolute().as_uri()
+    drain = threading.Thread(target=job_client.drain, args=(job.client, target), daemon=True)
+    drain.start()
+    return drain
+
+
+def _alive(thread: threading.Thread | None) -> bool:
+    return thread is not None and thread.is_alive()
 
 
 def _check(runner: Runner, jobs: list[Job]) -> str | None:

@@ -484,7 +484,16 @@ class Runner:
         return fed
 
     def _pace_or_drain(self, client: Any) -> None:
-        """A paced or aligned replay's tick: feed more, or once all is fed and read, drain.
+        """A paced or aligned replay's tick: feed more, or once all is fed and read, drain."""
+        if not self._draining and self.feed_round():
+            self._draining = True
+            self.echo("all fed and read: draining")
+            target = self.state.savepoints.absolute().as_uri()
+            threading.Thread(target=job_client.drain, args=(client, target), daemon=True).start()
+
+    def feed_round(self) -> bool:
+        """Feed what a paced or aligned replay allows now; whether all is fed and read (the
+        pipeline's progress counts every record fed), so that the job can be drained.
 
         The pace starts once the job has read its first record (the first round holds one):
         Flink takes 10-30 s to start, and a pace counted from before would burst.
@@ -498,17 +507,13 @@ class Runner:
             if self.pacer.started is None:
                 # (a resumed job reports nothing until it reads something new: pace at once)
                 if not self._resumed and not any(t.get("records", 0) for t in read.values()):
-                    return
+                    return False
                 self.pacer.allowance()  # starts its clock
             self._pace()
-        if not self._fed_all or self._draining:
-            return
+        if not self._fed_all:
+            return False
         fed = {t: sum(r.lines.get(t, 0) for r in self.feed.rounds()) for t in self.feed.topics}
-        if all(read.get(t, {}).get("records", 0) >= n for t, n in fed.items()):
-            self._draining = True
-            self.echo("all fed and read: draining")
-            target = self.state.savepoints.absolute().as_uri()
-            threading.Thread(target=job_client.drain, args=(client, target), daemon=True).start()
+        return all(read.get(t, {}).get("records", 0) >= n for t, n in fed.items())
 
     def report(self) -> dict[str, Any]:
         late = self.feed.late() if self.state.feed.exists() else {}

@@ -3,6 +3,8 @@
 * A replay runs the two filter jobs and the aggregation job as three Flink jobs; the
   aggregation job reads only the topics, so its rows equal batch's only if every record
   crossed them. The topics of the replay are removed once it has finished.
+* A paced replay (``--rate``) feeds the filter jobs at the rate; once all is fed and
+  counted they are drained, then the aggregation job as in a replay; the rows equal batch's.
 * A run is killed with SIGKILL once every job has a checkpoint. Before the rerun the filter
   jobs' checkpoints are removed, as if they had been killed before their first one: they
   start again from the beginning and send every record a second time, while the
@@ -88,6 +90,22 @@ def test_a_replay_with_the_jobs_apart_equals_batch(prepared: Prepared, kafka_bro
     assert not topic_names(kafka_broker, "test-apart-replay"), (
         "a finished replay's topics are removed"
     )
+
+
+def test_a_paced_replay_with_the_jobs_apart_equals_batch(prepared: Prepared, kafka_broker: Broker,
+                                                         connector_jars: Path) -> None:  # fmt: skip
+    home = apart_home(prepared, "apart-paced", kafka_broker, connector_jars)
+    records = sum(archived(home, t) for t in ("events", "activations"))
+    rate = 2000.0
+    started = time.monotonic()
+    out = finish(start_stream(home, "replay", "--rate", str(rate)), home, "replay", timeout=900)
+    assert time.monotonic() - started >= records / rate  # released at the rate, no faster
+    for job in JOBS[:2]:  # they follow the feed: drained once all was fed and counted
+        assert f"all fed and read: draining {job}" in out
+        assert f"{job} finished" in out
+    assert "every topic read to its end: draining the aggregation job" in out
+    assert_stream_equals_batch(home, prepared.dates)
+    assert not topic_names(kafka_broker, "test-apart-paced"), "a finished replay's topics are removed"
 
 
 def test_a_run_apart_killed_resumes_each_job_and_copies_count_once(

@@ -38,18 +38,19 @@ def test_any_other_start_failure_gives_flinks_innermost_cause() -> None:
     assert not_started(RuntimeError("no cause given"), None).endswith(": no cause given")
 
 
-@pytest.mark.parametrize(("rate", "cluster", "refused"), [
-    (100.0, None, "a replay without --rate"),
-    (None, object(), "on a session cluster they run as one pipeline"),
+@pytest.mark.parametrize(("source", "cluster", "refused"), [
+    ({"alignment": {"group": "udf"}}, None, "not with stream.source.alignment"),
+    ({}, object(), "on a session cluster they run as one pipeline"),
 ])  # fmt: skip
-def test_the_jobs_apart_refuse_what_they_do_not_run(tmp_path: Path, rate, cluster, refused) -> None:
+def test_the_jobs_apart_refuse_what_they_do_not_run(tmp_path: Path, source, cluster, refused) -> None:
     from streaming.runner import Runner
     from udf.errors import InputError
     from udf.home import Home
     from udf.settings import Settings
 
-    settings = Settings.model_validate({"stream": {"topics": {"bootstrap": "127.0.0.1:1"}}})
-    runner = Runner(Home.resolve(tmp_path).ensure(), settings, "replay", rate=rate, cluster=cluster)
+    topics = {"bootstrap": "127.0.0.1:1"}
+    settings = Settings.model_validate({"stream": {"topics": topics, "source": source}})
+    runner = Runner(Home.resolve(tmp_path).ensure(), settings, "replay", cluster=cluster)
     with pytest.raises(InputError, match=refused):
         runner.execute(fresh=True)
     assert not (tmp_path / "stream" / "replay").exists()  # refused before anything changed
