@@ -105,7 +105,9 @@ def test_a_paced_replay_with_the_jobs_apart_equals_batch(prepared: Prepared, kaf
         assert f"{job} finished" in out
     assert "every topic read to its end: draining the aggregation job" in out
     assert_stream_equals_batch(home, prepared.dates)
-    assert not topic_names(kafka_broker, "test-apart-paced"), "a finished replay's topics are removed"
+    assert not topic_names(kafka_broker, "test-apart-paced"), (
+        "a finished replay's topics are removed"
+    )
 
 
 def test_a_run_apart_killed_resumes_each_job_and_copies_count_once(

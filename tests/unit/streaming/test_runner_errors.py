@@ -42,7 +42,9 @@ def test_any_other_start_failure_gives_flinks_innermost_cause() -> None:
     ({"alignment": {"group": "udf"}}, None, "not with stream.source.alignment"),
     ({}, object(), "on a session cluster they run as one pipeline"),
 ])  # fmt: skip
-def test_the_jobs_apart_refuse_what_they_do_not_run(tmp_path: Path, source, cluster, refused) -> None:
+def test_the_jobs_apart_refuse_what_they_do_not_run(
+    tmp_path: Path, source, cluster, refused
+) -> None:
     from streaming.runner import Runner
     from udf.errors import InputError
     from udf.home import Home
