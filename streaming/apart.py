@@ -189,11 +189,7 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
 
 
 def _drain(job: Job) -> threading.Thread:
-    """Drain ``job`` in a thread (it ends once its savepoint is taken)."""
-    target = job.state.savepoints.absolute().as_uri()
-    drain = threading.Thread(target=job_client.drain, args=(job.client, target), daemon=True)
-    drain.start()
-    return drain
+    return job_client.drain_in_background(job.client, job.state.savepoints.absolute().as_uri())
 
 
 def _alive(thread: threading.Thread | None) -> bool:

@@ -8,6 +8,7 @@ and its result after.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,14 @@ def drain(client: Any, target: str) -> None:
         client._j_job_client.stopWithSavepoint(True, target, formats.CANONICAL).get()
     except Exception as exc:  # the job's status says what happened; the watcher reports it
         log.warning("stream.drain_failed", error=str(exc).splitlines()[0])
+
+
+def drain_in_background(client: Any, target: str) -> threading.Thread:
+    """:func:`drain` in a daemon thread (a drain waits for its savepoint); the thread, so that
+    a watcher can see it ended and try again while the job still runs."""
+    thread = threading.Thread(target=drain, args=(client, target), daemon=True)
+    thread.start()
+    return thread
 
 
 def not_started(exc: Exception, snapshot: Path | None) -> str:

@@ -184,10 +184,8 @@ class Runner:
         # written once the job is built, with its state layout (check_layout)
         generation = new_generation() if self.apart else None
         rate = self.rate if self.paced else None
-        made_with = self.settings.stream.topics
-        saved = SavedPlan(
-            plan, self._max_days(periods), rate, generation=generation, topics=made_with
-        )
+        topics = self.settings.stream.topics  # kept: the fresh start after removes them
+        saved = SavedPlan(plan, self._max_days(periods), rate, generation=generation, topics=topics)
         return saved, None
 
     @property
@@ -211,10 +209,12 @@ class Runner:
             saved = pickle.loads(self.state.plan_file.read_bytes())
         except Exception:  # another version's plan: its topics are left alone
             return
-        generation = getattr(saved, "generation", None)
-        made_with = getattr(saved, "topics", None) or self.settings.stream.topics
-        if generation is not None and made_with is not None:
-            topics_of(made_with, self.mode, generation, self.settings.stream.parallelism).delete()
+        if not isinstance(saved, SavedPlan) or saved.generation is None:
+            return
+        made_with = saved.topics or self.settings.stream.topics  # (plans saved before .topics)
+        if made_with is not None:
+            stream = self.settings.stream
+            topics_of(made_with, self.mode, saved.generation, stream.parallelism).delete()
 
     def _saved_plan(self, snapshot: Path) -> SavedPlan:
         try:
@@ -488,8 +488,7 @@ class Runner:
         if not self._draining and self.feed_round():
             self._draining = True
             self.echo("all fed and read: draining")
-            target = self.state.savepoints.absolute().as_uri()
-            threading.Thread(target=job_client.drain, args=(client, target), daemon=True).start()
+            job_client.drain_in_background(client, self.state.savepoints.absolute().as_uri())
 
     def feed_round(self) -> bool:
         """Feed what a paced or aligned replay allows now; whether all is fed and read (the
