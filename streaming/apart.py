@@ -85,12 +85,28 @@ def resume_point(runner: Runner) -> Path | None:
 
 
 def refuse_unsupported(runner: Runner) -> None:
-    if runner.cluster is not None:
-        raise InputError("stream.topics runs the jobs apart locally only: on a session cluster "
-                         "they run as one pipeline (remove stream.topics for --cluster)")  # fmt: skip
+    """Refuse what the jobs apart do not run, before anything changes; on a session cluster,
+    also when it has too few free slots for the three jobs (each of them takes
+    ``max(parallelism, sink_parallelism)`` slots: a job's operators share slots)."""
+    if runner.cluster is not None and runner.detach:
+        raise InputError("stream.topics runs the jobs apart on a session cluster while `udf "
+                         "stream` follows them, not with --detach (the supervisor follows one "
+                         "job per mode: remove stream.topics to detach the one pipeline)")  # fmt: skip
     if runner.aligned:
         raise InputError("stream.topics runs the jobs apart for `udf stream run` and replays, "
                          "but not with stream.source.alignment (an aligned replay)")  # fmt: skip
+    if runner.cluster is not None and runner.cluster.running("jobmanager"):
+        stream = runner.settings.stream
+        each = max(stream.parallelism, stream.sink_parallelism)
+        needed = len(JOBS_APART) * each
+        free = runner.cluster.status().get("slots_available")
+        if isinstance(free, int) and free < needed:
+            raise InputError(
+                f"the jobs apart need {needed} free task slots on the session cluster "
+                f"({len(JOBS_APART)} jobs of {each}), and {runner.cluster.rest_url} has "
+                f"{free}: raise flink.task_slots (then `udf flink down` and `up`), or lower "
+                "stream.parallelism"
+            )
 
 
 def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source: Source,

@@ -29,6 +29,7 @@ import yaml
 from click.testing import CliRunner
 
 from results.schema import ResultRow
+from tests.support.kafka_brokers import Broker
 from udf.cli import main
 from udf.home import Home
 
@@ -304,3 +305,24 @@ def assert_stream_equals_batch(home: Home, dates: Sequence[date]) -> dict[tuple,
     head = "\n".join(problems[:40])
     assert not problems, f"{len(problems)} difference(s):\n{head}"
     return stream
+
+
+def apart_home(
+    prepared: Prepared, name: str, broker: Broker, connector_jars: Path, **stream: Any
+) -> Home:
+    """A copy of the prepared home whose jobs run apart, joined by topics on ``broker``."""
+    home = prepared.home(name)
+    (home.root / "cache").symlink_to(connector_jars)  # the connector's jars, fetched once
+    settings = yaml.safe_load((home.root / "settings.yaml").read_text())
+    settings["stream"] |= stream
+    settings["stream"]["topics"] = {"bootstrap": broker.bootstrap, "prefix": f"test-{name}",
+                                    "replication_factor": 1}  # fmt: skip
+    (home.root / "settings.yaml").write_text(yaml.safe_dump(settings))
+    return home
+
+
+def topic_names(broker: Broker, prefix: str) -> set[str]:
+    from confluent_kafka.admin import AdminClient
+
+    listed = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+    return {t for t in listed.topics if t.startswith(prefix)}

@@ -31,6 +31,7 @@ from streaming.topics import Topics, topics_of
 from tests.support.kafka_brokers import Broker
 from tests.support.streaming import (
     Prepared,
+    apart_home,
     assert_stream_equals_batch,
     finish,
     kill_group,
@@ -38,6 +39,7 @@ from tests.support.streaming import (
     progress,
     rows_of,
     start_stream,
+    topic_names,
     wait_for,
 )
 from udf.home import Home
@@ -46,26 +48,6 @@ from udf.settings import load_settings
 pytestmark = [pytest.mark.flink, pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
 JOBS = ("filter_events", "filter_activations", "aggregation")
-
-
-def apart_home(
-    prepared: Prepared, name: str, broker: Broker, connector_jars: Path, **stream
-) -> Home:
-    home = prepared.home(name)
-    (home.root / "cache").symlink_to(connector_jars)  # the connector's jars, fetched once
-    settings = yaml.safe_load((home.root / "settings.yaml").read_text())
-    settings["stream"] |= stream
-    settings["stream"]["topics"] = {"bootstrap": broker.bootstrap, "prefix": f"test-{name}",
-                                    "replication_factor": 1}  # fmt: skip
-    (home.root / "settings.yaml").write_text(yaml.safe_dump(settings))
-    return home
-
-
-def topic_names(broker: Broker, prefix: str) -> set[str]:
-    from confluent_kafka.admin import AdminClient
-
-    listed = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
-    return {t for t in listed.topics if t.startswith(prefix)}
 
 
 def archived(home: Home, topic: str) -> int:

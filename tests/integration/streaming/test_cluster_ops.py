@@ -9,6 +9,9 @@
   (``udf_stream_upgrade``'s tasks) and redeployed from it; the rows then equal batch: nothing
   lost, nothing doubled. (A bounded replay of this small workload can finish while the stop
   is under way: the savepoint then fails, so the test uses the job that never finishes.)
+* **The jobs apart on the cluster** (issue 12). With ``stream.topics`` (tansu), ``udf stream
+  replay --cluster`` submits the two filter jobs and the aggregation job to the cluster,
+  follows them to the end, and the rows equal batch.
 
 The cluster is the session's (``flink_cluster``); each test has its own home (a copy of the
 prepared one) pointing at it through ``flink.dir`` and ``flink.rest_port``, and starts as the
@@ -17,6 +20,7 @@ supervisor DAG does, by reviving the TaskManager if an earlier test left it dead
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -27,12 +31,23 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.streaming import Prepared, assert_stream_equals_batch, rows_of
+from tests.support.kafka_brokers import Broker
+from tests.support.streaming import (
+    Prepared,
+    apart_home,
+    assert_stream_equals_batch,
+    finish,
+    rows_of,
+    start_stream,
+    topic_names,
+)
 from udf.home import Home
 
 pytestmark = [pytest.mark.flink, pytest.mark.spark, pytest.mark.slow]
 
-CLUSTER = {"task_slots": 2}
+JOBS_APART = ("filter_events", "filter_activations", "aggregation")
+
+CLUSTER = {"task_slots": 6}  # the jobs apart: three jobs of parallelism 2
 # the workload's ~25,000 events take >= 60 s at this rate: the replay still runs at the kill
 # (unthrottled it can read everything before its first checkpoint is seen, and a finished job
 # does not fail when its TaskManager dies)
@@ -204,3 +219,27 @@ def test_stop_with_savepoint_and_redeploy_equals_batch(
           seen=lambda: differences(batch, rows_of(home, "stream"))[:5])  # fmt: skip
     stop_with_savepoint(home, "run")  # nothing left running on the shared cluster
     assert_stream_equals_batch(home, prepared.dates)
+
+
+@pytest.mark.kafka
+def test_a_replay_with_the_jobs_apart_on_the_cluster_equals_batch(
+    prepared: Prepared, flink_cluster: dict[str, Any], kafka_broker: Broker, connector_jars: Path
+) -> None:
+    from streaming import supervisor
+    from streaming.cluster import Cluster
+
+    home = apart_home(prepared, "cluster-apart", kafka_broker, connector_jars)
+    settings = yaml.safe_load((home.root / "settings.yaml").read_text())
+    (home.root / "settings.yaml").write_text(yaml.safe_dump({**settings, "flink": flink_cluster}))
+    supervisor.revive(home)  # an earlier test may have left the TaskManager dead
+    before = {j["jid"] for j in Cluster.of(home).rest("/jobs/overview")["jobs"]}
+
+    process = start_stream(home, "replay", "--cluster", "--format", "json")
+    out = finish(process, home, "replay", timeout=900)
+    [report] = json.loads(out[out.index("\n[") :])
+    assert report["status"] == "FINISHED"
+    ran = {j["name"]: j["state"] for j in Cluster.of(home).rest("/jobs/overview")["jobs"]
+           if j["jid"] not in before}  # fmt: skip
+    assert ran == {f"udf stream replay {job}": "FINISHED" for job in JOBS_APART}
+    assert_stream_equals_batch(home, prepared.dates)
+    assert not topic_names(kafka_broker, "test-cluster-apart"), "a finished replay's topics go"

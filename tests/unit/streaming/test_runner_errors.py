@@ -38,12 +38,29 @@ def test_any_other_start_failure_gives_flinks_innermost_cause() -> None:
     assert not_started(RuntimeError("no cause given"), None).endswith(": no cause given")
 
 
-@pytest.mark.parametrize(("source", "cluster", "refused"), [
-    ({"alignment": {"group": "udf"}}, None, "not with stream.source.alignment"),
-    ({}, object(), "on a session cluster they run as one pipeline"),
+class FakeCluster:
+    """A session cluster as the refusal sees it: up, with ``free`` task slots."""
+
+    rest_url = "http://localhost:1"
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def running(self, role: str) -> bool:
+        return True
+
+    def status(self) -> dict[str, int]:
+        return {"slots_available": self.free}
+
+
+@pytest.mark.parametrize(("source", "cluster", "detach", "refused"), [
+    ({"alignment": {"group": "udf"}}, None, False, "not with stream.source.alignment"),
+    ({}, FakeCluster(6), True, "not with --detach"),
+    # parallelism 2: three jobs of two slots each
+    ({}, FakeCluster(5), False, "need 6 free task slots .* has 5: raise flink.task_slots"),
 ])  # fmt: skip
 def test_the_jobs_apart_refuse_what_they_do_not_run(
-    tmp_path: Path, source, cluster, refused
+    tmp_path: Path, source, cluster, detach, refused
 ) -> None:
     from streaming.runner import Runner
     from udf.errors import InputError
@@ -51,8 +68,10 @@ def test_the_jobs_apart_refuse_what_they_do_not_run(
     from udf.settings import Settings
 
     topics = {"bootstrap": "127.0.0.1:1"}
-    settings = Settings.model_validate({"stream": {"topics": topics, "source": source}})
-    runner = Runner(Home.resolve(tmp_path).ensure(), settings, "replay", cluster=cluster)
+    stream = {"topics": topics, "source": source, "parallelism": 2}
+    settings = Settings.model_validate({"stream": stream})
+    runner = Runner(Home.resolve(tmp_path).ensure(), settings, "replay", cluster=cluster,
+                    detach=detach)  # fmt: skip
     with pytest.raises(InputError, match=refused):
         runner.execute(fresh=True)
     assert not (tmp_path / "stream" / "replay").exists()  # refused before anything changed
