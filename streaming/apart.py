@@ -15,6 +15,10 @@ aggregation job reads as copies (the topics are at least once).
   pipeline, each filter job is drained, and from there it ends as a replay does.
 * **Run.** All three run until :meth:`Runner.stop`; then the filter jobs are stopped with a
   savepoint each, then the aggregation job.
+
+Locally the three jobs share the command's mini-cluster; with ``--cluster`` they are
+submitted to ``udf flink up``'s session cluster and followed from the command the same way
+(not detached: the supervisor follows one job per mode).
 """
 
 from __future__ import annotations
