@@ -10,9 +10,10 @@ aggregation job reads as copies (the topics are at least once).
 * **Replay.** The filter jobs end with the feed. The aggregation job reads on until it has
   read every topic to its end (:meth:`streaming.topics.Topics.read_to_end`), then it is
   stopped with a drain (the end of event time: every key is flushed one last time).
-* **Paced replay** (``--rate``). The filter jobs follow the feed, which the runner releases
-  at the rate (:meth:`Runner.feed_round`); once everything is fed and counted by the
-  pipeline, each filter job is drained, and from there it ends as a replay does.
+* **Paced or aligned replay** (``--rate``, ``stream.source.alignment``). The filter jobs
+  follow the feed, which the runner releases at the rate or slice by slice
+  (:meth:`Runner.feed_round`); once everything is fed and counted by the pipeline, each
+  filter job is drained, and from there it ends as a replay does.
 * **Run.** All three run until :meth:`Runner.stop`; then the filter jobs are stopped with a
   savepoint each, then the aggregation job.
 
@@ -96,9 +97,6 @@ def refuse_unsupported(runner: Runner) -> None:
         raise InputError("stream.topics runs the jobs apart on a session cluster while `udf "
                          "stream` follows them, not with --detach (the supervisor follows one "
                          "job per mode: remove stream.topics to detach the one pipeline)")  # fmt: skip
-    if runner.aligned:
-        raise InputError("stream.topics runs the jobs apart for `udf stream run` and replays, "
-                         "but not with stream.source.alignment (an aligned replay)")  # fmt: skip
     if runner.cluster is not None and runner.cluster.running("jobmanager"):
         stream = runner.settings.stream
         each = max(stream.parallelism, stream.sink_parallelism)
@@ -166,7 +164,7 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
     filters, aggregation = jobs[:-1], jobs[-1]
     next_feed = next_periods = next_echo = next_end_check = time.monotonic()
     drain: threading.Thread | None = None  # a drain that fails (rare) is tried again
-    fed_and_read = False  # a paced replay: its filter jobs are drained then (and again if needed)
+    fed_and_read = False  # fed in rounds: the filter jobs are drained then (and again if needed)
     filter_drains: dict[str, threading.Thread] = {}
     while True:
         status = _check(runner, jobs)
@@ -181,7 +179,7 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
         if runner.follow and now >= next_periods:
             runner.republish(saved)
             next_periods = now + stream.periods_interval_seconds
-        if runner.paced and now >= next_feed:
+        if runner.in_rounds and now >= next_feed:
             fed_and_read = fed_and_read or runner.feed_round()
             next_feed = now + TICK_SECONDS
         if fed_and_read and now >= next_end_check:
@@ -203,7 +201,7 @@ def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) ->
                 if not job.finished:
                     runner.prune(job.state, job.client)
             next_echo = now + 5
-        runner.stopping.wait(TICK_SECONDS if runner.paced else 0.5)
+        runner.stopping.wait(TICK_SECONDS if runner.in_rounds else 0.5)
     runner.echo(progress_mod.line(runner.report()))
     return status
 

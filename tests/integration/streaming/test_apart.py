@@ -5,6 +5,8 @@
   crossed them. The topics of the replay are removed once it has finished.
 * A paced replay (``--rate``) feeds the filter jobs at the rate; once all is fed and
   counted they are drained, then the aggregation job as in a replay; the rows equal batch's.
+* An aligned replay (``stream.source.alignment``) feeds them slice by slice: the two topics'
+  newest event times stay within the drift the whole time, and the rows equal batch's.
 * A run is killed with SIGKILL once every job has a checkpoint. Before the rerun the filter
   jobs' checkpoints are removed, as if they had been killed before their first one: they
   start again from the beginning and send every record a second time, while the
@@ -88,6 +90,43 @@ def test_a_paced_replay_with_the_jobs_apart_equals_batch(prepared: Prepared, kaf
     assert "every topic read to its end: draining the aggregation job" in out
     assert_stream_equals_batch(home, prepared.dates)
     assert not topic_names(kafka_broker, "test-apart-paced"), (
+        "a finished replay's topics are removed"
+    )
+
+
+def while_replaying(process, home: Home) -> tuple[list[int], int]:
+    """Every quarter second until ``process`` ends: how far the newest event time of one
+    topic is ahead of the other's in the pipeline's progress report (milliseconds); and the
+    most feed rounds seen published."""
+    leads, rounds = [], 0
+    published = home.root / "stream" / "replay" / "feed" / "_rounds"
+    while process.poll() is None:
+        rounds = max(rounds, len(list(published.glob("r*.json"))))
+        newest = [t.get("max_ts") for t in progress(home, "replay")["topics"].values()]
+        if len(newest) == 2 and None not in newest:
+            leads.append(abs(newest[0] - newest[1]))
+        time.sleep(0.25)
+    return leads, rounds
+
+
+def test_an_aligned_replay_with_the_jobs_apart_equals_batch(
+    prepared: Prepared, kafka_broker: Broker, connector_jars: Path
+) -> None:
+    drift_s = 6 * 3600  # slices of 3 hours over the workload's 7 days
+    home = apart_home(prepared, "apart-aligned", kafka_broker, connector_jars, monitor_seconds=0.5,
+                      source={"alignment": {"group": "udf", "max_drift_seconds": drift_s}})  # fmt: skip
+    process = start_stream(home, "replay")
+    leads, rounds = while_replaying(process, home)
+    out = finish(process, home, "replay", timeout=900)
+    assert rounds > 20  # a round per slice of 3 hours (56 in 7 days); unaligned, one round
+    for job in JOBS[:2]:  # fed slice by slice: drained once all was fed and counted
+        assert f"all fed and read: draining {job}" in out
+    assert "every topic read to its end: draining the aggregation job" in out
+    # the topics were read in lockstep: within the drift, plus the gap between a topic's
+    # records (4.9 hours at most in a run on 2026-12-06)
+    assert len(leads) > 10 and max(leads) <= 2 * drift_s * 1000, max(leads) / 3_600_000
+    assert_stream_equals_batch(home, prepared.dates)
+    assert not topic_names(kafka_broker, "test-apart-aligned"), (
         "a finished replay's topics are removed"
     )
 

@@ -54,7 +54,6 @@ class FakeCluster:
 
 
 @pytest.mark.parametrize(("source", "cluster", "detach", "refused"), [
-    ({"alignment": {"group": "udf"}}, None, False, "not with stream.source.alignment"),
     ({}, FakeCluster(6), True, "not with --detach"),
     # parallelism 2: three jobs of two slots each
     ({}, FakeCluster(5), False, "need 6 free task slots .* has 5: raise flink.task_slots"),
