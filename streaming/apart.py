@@ -101,7 +101,12 @@ def refuse_unsupported(runner: Runner) -> None:
         stream = runner.settings.stream
         each = max(stream.parallelism, stream.sink_parallelism)
         needed = len(JOBS_APART) * each
-        free = runner.cluster.status().get("slots_available")
+        status = runner.cluster.status()
+        free = status.get("slots_available")
+        if status.get("taskmanagers") == 0:
+            raise InputError(f"the session cluster at {runner.cluster.rest_url} has no "
+                             "TaskManager: `udf flink down` and `up` (or the supervisor DAG's "
+                             "revive_taskmanager) start one")  # fmt: skip
         if isinstance(free, int) and free < needed:
             raise InputError(
                 f"the jobs apart need {needed} free task slots on the session cluster "

@@ -54,6 +54,7 @@ SETTINGS = {
     },
 }  # fmt: skip
 UDF = str(Path(sys.executable).parent / "udf")
+JOBS_APART = ("filter_events", "filter_activations", "aggregation")  # with stream.topics
 INT_FIELDS = ("period_end", "exposed", "volume", "propensity", "n")
 FLOAT_FIELDS = (
     "sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy", "lift_abs", "lift_rel", "ci_low",

@@ -32,6 +32,7 @@ from streaming.runner import Runner
 from streaming.topics import Topics, topics_of
 from tests.support.kafka_brokers import Broker
 from tests.support.streaming import (
+    JOBS_APART,
     Prepared,
     apart_home,
     assert_stream_equals_batch,
@@ -48,8 +49,6 @@ from udf.home import Home
 from udf.settings import load_settings
 
 pytestmark = [pytest.mark.flink, pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
-
-JOBS = ("filter_events", "filter_activations", "aggregation")
 
 
 def archived(home: Home, topic: str) -> int:
@@ -84,7 +83,7 @@ def test_a_paced_replay_with_the_jobs_apart_equals_batch(prepared: Prepared, kaf
     started = time.monotonic()
     out = finish(start_stream(home, "replay", "--rate", str(rate)), home, "replay", timeout=900)
     assert time.monotonic() - started >= records / rate  # released at the rate, no faster
-    for job in JOBS[:2]:  # they follow the feed: drained once all was fed and counted
+    for job in JOBS_APART[:2]:  # they follow the feed: drained once all was fed and counted
         assert f"all fed and read: draining {job}" in out
         assert f"{job} finished" in out
     assert "every topic read to its end: draining the aggregation job" in out
@@ -119,7 +118,7 @@ def test_an_aligned_replay_with_the_jobs_apart_equals_batch(
     leads, rounds = while_replaying(process, home)
     out = finish(process, home, "replay", timeout=900)
     assert rounds > 20  # a round per slice of 3 hours (56 in 7 days); unaligned, one round
-    for job in JOBS[:2]:  # fed slice by slice: drained once all was fed and counted
+    for job in JOBS_APART[:2]:  # fed slice by slice: drained once all was fed and counted
         assert f"all fed and read: draining {job}" in out
     assert "every topic read to its end: draining the aggregation job" in out
     # the topics were read in lockstep: within the drift, plus the gap between a topic's
@@ -147,13 +146,13 @@ def test_a_run_apart_killed_resumes_each_job_and_copies_count_once(
     first = start_stream(home, "run")
     wait_for(
         lambda: read() == expected and rows_of(home, "stream")
-        and all(any(jobs.glob(f"{job}/checkpoints/*/chk-*/_metadata")) for job in JOBS),
+        and all(any(jobs.glob(f"{job}/checkpoints/*/chk-*/_metadata")) for job in JOBS_APART),
         900, "every record read, rows written and a checkpoint of every job", first,
     )  # fmt: skip
     corrupt = {t: n["corrupt"] for t, n in progress(home, "run")["topics"].items()}
     kill_group(first)
     assert first.returncode == -9
-    for job in JOBS[:2]:  # killed before their first checkpoint, as it were
+    for job in JOBS_APART[:2]:  # killed before their first checkpoint, as it were
         shutil.rmtree(jobs / job / "checkpoints")
 
     second = start_stream(home, "run")
@@ -174,7 +173,7 @@ def test_a_run_apart_killed_resumes_each_job_and_copies_count_once(
     wait_for(lambda: settled(home), 300, "the results to settle", second)
     os.kill(second.pid, signal.SIGTERM)
     out = finish(second, home, "run", timeout=300)
-    for job in JOBS:
+    for job in JOBS_APART:
         assert f"stopped {job}; savepoint" in out
     assert read() == expected  # the restarted filter jobs counted each record once
 

@@ -33,6 +33,7 @@ import yaml
 
 from tests.support.kafka_brokers import Broker
 from tests.support.streaming import (
+    JOBS_APART,
     Prepared,
     apart_home,
     assert_stream_equals_batch,
@@ -44,8 +45,6 @@ from tests.support.streaming import (
 from udf.home import Home
 
 pytestmark = [pytest.mark.flink, pytest.mark.spark, pytest.mark.slow]
-
-JOBS_APART = ("filter_events", "filter_activations", "aggregation")
 
 CLUSTER = {"task_slots": 6}  # the jobs apart: three jobs of parallelism 2
 # the workload's ~25,000 events take >= 60 s at this rate: the replay still runs at the kill

@@ -43,20 +43,22 @@ class FakeCluster:
 
     rest_url = "http://localhost:1"
 
-    def __init__(self, free: int) -> None:
+    def __init__(self, free: int, taskmanagers: int = 1) -> None:
         self.free = free
+        self.taskmanagers = taskmanagers
 
     def running(self, role: str) -> bool:
         return True
 
     def status(self) -> dict[str, int]:
-        return {"slots_available": self.free}
+        return {"slots_available": self.free, "taskmanagers": self.taskmanagers}
 
 
 @pytest.mark.parametrize(("source", "cluster", "detach", "refused"), [
     ({}, FakeCluster(6), True, "not with --detach"),
     # parallelism 2: three jobs of two slots each
     ({}, FakeCluster(5), False, "need 6 free task slots .* has 5: raise flink.task_slots"),
+    ({}, FakeCluster(0, taskmanagers=0), False, "has no TaskManager"),
 ])  # fmt: skip
 def test_the_jobs_apart_refuse_what_they_do_not_run(
     tmp_path: Path, source, cluster, detach, refused
