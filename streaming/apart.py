@@ -9,7 +9,8 @@ aggregation job reads as copies (the topics are at least once).
 
 * **Replay.** The filter jobs end with the feed. The aggregation job reads on until it has
   read every topic to its end (:meth:`streaming.topics.Topics.read_to_end`), then it is
-  stopped with a drain (the end of event time: every key is flushed one last time).
+  stopped with a drain (the end of event time: every key is flushed one last time). The end
+  is checked once more after the drain (:func:`finish_replay`).
 * **Paced or aligned replay** (``--rate``, ``stream.source.alignment``). The filter jobs
   follow the feed, which the runner releases at the rate or slice by slice
   (:meth:`Runner.feed_round`); once everything is fed and counted by the pipeline, each
@@ -157,9 +158,25 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
                   resumed_from=str(resumed_from) if resumed_from else None,
                   kafka_topics=[topics.name(s) for s in sorted(columns)])  # fmt: skip
     if runner.mode == "replay" and status == "FINISHED":
-        runner.finished_replay()
-        topics.delete()
+        finish_replay(runner, topics)
     return report
+
+
+def finish_replay(runner: Runner, topics: Topics) -> None:
+    """A replay whose aggregation job finished: once more, had it read every topic to its end
+    (committed offsets only move forward, and nothing is written after the filter jobs
+    ended)? Then its state and topics go; if a record shows up after the drain, the replay
+    fails and keeps them, rather than end with a record never counted."""
+    from streaming.runner import StreamError
+
+    if not topics.read_to_end():
+        raise StreamError(
+            "the aggregation job was drained before it had read every record of its topics "
+            f"({topics.settings.bootstrap} showed more afterwards); nothing was removed: "
+            "replay again with --fresh"
+        )
+    runner.finished_replay()
+    topics.delete()
 
 
 def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) -> str:

@@ -76,3 +76,39 @@ def test_the_jobs_apart_refuse_what_they_do_not_run(
     with pytest.raises(InputError, match=refused):
         runner.execute(fresh=True)
     assert not (tmp_path / "stream" / "replay").exists()  # refused before anything changed
+
+
+class EndOfTopics:
+    """Topics whose end check answers ``read_all``; records what the replay's end did."""
+
+    def __init__(self, read_all: bool) -> None:
+        self.read_all = read_all
+        self.deleted = False
+        self.settings = type("Settings", (), {"bootstrap": "broker:9092"})()
+
+    def read_to_end(self) -> bool:
+        return self.read_all
+
+    def delete(self) -> None:
+        self.deleted = True
+
+
+class EndOfReplay:
+    finished = False
+
+    def finished_replay(self) -> None:
+        self.finished = True
+
+
+@pytest.mark.parametrize("read_all", [True, False])
+def test_a_replay_apart_ends_only_once_every_topic_was_read(read_all: bool) -> None:
+    from streaming.apart import finish_replay
+    from streaming.runner import StreamError
+
+    runner, topics = EndOfReplay(), EndOfTopics(read_all)
+    if read_all:
+        finish_replay(runner, topics)
+    else:  # a record seen after the drain: the state and topics stay for a fresh replay
+        with pytest.raises(StreamError, match=r"before it had read every record.*--fresh"):
+            finish_replay(runner, topics)
+    assert runner.finished is topics.deleted is read_all
