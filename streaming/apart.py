@@ -103,11 +103,11 @@ def refuse_unsupported(runner: Runner) -> None:
         each = max(stream.parallelism, stream.sink_parallelism)
         needed = len(JOBS_APART) * each
         status = runner.cluster.status()
-        free = status.get("slots_available")
         if status.get("taskmanagers") == 0:
             raise InputError(f"the session cluster at {runner.cluster.rest_url} has no "
                              "TaskManager: `udf flink down` and `up` (or the supervisor DAG's "
                              "revive_taskmanager) start one")  # fmt: skip
+        free = status.get("slots_available")
         if isinstance(free, int) and free < needed:
             raise InputError(
                 f"the jobs apart need {needed} free task slots on the session cluster "

@@ -71,10 +71,15 @@ def flink_cluster(prepared: Prepared) -> Iterator[dict[str, Any]]:
 
 def cluster_home(prepared: Prepared, name: str, flink: dict[str, Any], **stream: Any) -> Home:
     """A copy of the prepared home on the session cluster (``stream``: more stream settings),
-    its TaskManager alive (the supervisor DAG's first task, ``revive_taskmanager``)."""
+    its TaskManager alive (:func:`on_cluster`)."""
+    return on_cluster(prepared.home(name), flink, **stream)
+
+
+def on_cluster(home: Home, flink: dict[str, Any], **stream: Any) -> Home:
+    """``home`` pointed at the session cluster (``stream``: more stream settings), its
+    TaskManager alive (the supervisor DAG's first task, ``revive_taskmanager``)."""
     from streaming import supervisor
 
-    home = prepared.home(name)
     settings = yaml.safe_load((home.root / "settings.yaml").read_text())
     settings["stream"] = {**settings.get("stream", {}), **stream}
     (home.root / "settings.yaml").write_text(yaml.safe_dump({**settings, "flink": flink}))
@@ -224,13 +229,10 @@ def test_stop_with_savepoint_and_redeploy_equals_batch(
 def test_a_replay_with_the_jobs_apart_on_the_cluster_equals_batch(
     prepared: Prepared, flink_cluster: dict[str, Any], kafka_broker: Broker, connector_jars: Path
 ) -> None:
-    from streaming import supervisor
     from streaming.cluster import Cluster
 
     home = apart_home(prepared, "cluster-apart", kafka_broker, connector_jars)
-    settings = yaml.safe_load((home.root / "settings.yaml").read_text())
-    (home.root / "settings.yaml").write_text(yaml.safe_dump({**settings, "flink": flink_cluster}))
-    supervisor.revive(home)  # an earlier test may have left the TaskManager dead
+    on_cluster(home, flink_cluster)  # (an earlier test may have left the TaskManager dead)
     before = {j["jid"] for j in Cluster.of(home).rest("/jobs/overview")["jobs"]}
 
     process = start_stream(home, "replay", "--cluster", "--format", "json")

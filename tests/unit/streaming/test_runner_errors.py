@@ -4,6 +4,7 @@ state has no operator in this one, says to start again with --fresh."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -54,14 +55,14 @@ class FakeCluster:
         return {"slots_available": self.free, "taskmanagers": self.taskmanagers}
 
 
-@pytest.mark.parametrize(("source", "cluster", "detach", "refused"), [
-    ({}, FakeCluster(6), True, "not with --detach"),
+@pytest.mark.parametrize(("cluster", "detach", "refused"), [
+    (FakeCluster(6), True, "not with --detach"),
     # parallelism 2: three jobs of two slots each
-    ({}, FakeCluster(5), False, "need 6 free task slots .* has 5: raise flink.task_slots"),
-    ({}, FakeCluster(0, taskmanagers=0), False, "has no TaskManager"),
+    (FakeCluster(5), False, "need 6 free task slots .* has 5: raise flink.task_slots"),
+    (FakeCluster(0, taskmanagers=0), False, "has no TaskManager"),
 ])  # fmt: skip
 def test_the_jobs_apart_refuse_what_they_do_not_run(
-    tmp_path: Path, source, cluster, detach, refused
+    tmp_path: Path, cluster, detach, refused
 ) -> None:
     from streaming.runner import Runner
     from udf.errors import InputError
@@ -69,7 +70,7 @@ def test_the_jobs_apart_refuse_what_they_do_not_run(
     from udf.settings import Settings
 
     topics = {"bootstrap": "127.0.0.1:1"}
-    stream = {"topics": topics, "source": source, "parallelism": 2}
+    stream = {"topics": topics, "parallelism": 2}
     settings = Settings.model_validate({"stream": stream})
     runner = Runner(Home.resolve(tmp_path).ensure(), settings, "replay", cluster=cluster,
                     detach=detach)  # fmt: skip
@@ -84,7 +85,7 @@ class EndOfTopics:
     def __init__(self, read_all: bool) -> None:
         self.read_all = read_all
         self.deleted = False
-        self.settings = type("Settings", (), {"bootstrap": "broker:9092"})()
+        self.settings = SimpleNamespace(bootstrap="broker:9092")
 
     def read_to_end(self) -> bool:
         return self.read_all
