@@ -117,7 +117,7 @@ def udf_stream_supervisor() -> None:
         from streaming import supervisor
 
         attempts = int(get_current_context()["params"]["max_attempts"])
-        return [supervisor.recover(_home(), r["mode"], attempts)
+        return [supervisor.recover(_home(), r["mode"], r["job"], attempts)
                 for r in reports if r["action"] == "restart"]  # fmt: skip
 
     @task(trigger_rule="all_done")

@@ -19,8 +19,9 @@ aggregation job reads as copies (the topics are at least once).
   savepoint each, then the aggregation job.
 
 Locally the three jobs share the command's mini-cluster; with ``--cluster`` they are
-submitted to ``udf flink up``'s session cluster and followed from the command the same way
-(not detached: the supervisor follows one job per mode).
+submitted to ``udf flink up``'s session cluster and followed from the command the same way,
+or, with ``--detach``, left to :mod:`streaming.supervisor`, which restarts each on its own
+(:attr:`Runner.jobs`: start only those) and drains a detached replay's aggregation job.
 """
 
 from __future__ import annotations
@@ -72,16 +73,17 @@ def finished_marker(state: StreamState) -> Path:
     return state.root / "finished"
 
 
-def job_states(runner: Runner) -> dict[str, StreamState]:
+def job_states(state: StreamState) -> dict[str, StreamState]:
+    """Each job's folder in the mode's ``state`` folder, by name."""
     from streaming.runner import StreamState
 
-    return {name: StreamState(runner.state.root / "jobs" / name) for name in JOBS_APART}
+    return {name: StreamState(state.root / "jobs" / name) for name in JOBS_APART}
 
 
-def resume_point(runner: Runner) -> Path | None:
+def resume_point(mode_state: StreamState) -> Path | None:
     """What a resume starts from: the newest snapshot of any job, or a finished job's folder."""
     found = []
-    for state in job_states(runner).values():
+    for state in job_states(mode_state).values():
         snapshot = state.latest_snapshot()
         if snapshot is not None:
             found.append(snapshot)
@@ -91,17 +93,14 @@ def resume_point(runner: Runner) -> Path | None:
 
 
 def refuse_unsupported(runner: Runner) -> None:
-    """Refuse what the jobs apart do not run, before anything changes; on a session cluster,
-    also when it has too few free slots for the three jobs (each of them takes
-    ``max(parallelism, sink_parallelism)`` slots: a job's operators share slots)."""
-    if runner.cluster is not None and runner.detach:
-        raise InputError("stream.topics runs the jobs apart on a session cluster while `udf "
-                         "stream` follows them, not with --detach (the supervisor follows one "
-                         "job per mode: remove stream.topics to detach the one pipeline)")  # fmt: skip
+    """Refuse, before anything changes, to start jobs apart on a session cluster with too few
+    free slots for them (each takes ``max(parallelism, sink_parallelism)`` slots: a job's
+    operators share slots) or with no TaskManager."""
     if runner.cluster is not None and runner.cluster.running("jobmanager"):
         stream = runner.settings.stream
         each = max(stream.parallelism, stream.sink_parallelism)
-        needed = len(JOBS_APART) * each
+        count = len(runner.jobs or JOBS_APART)
+        needed = count * each
         status = runner.cluster.status()
         if status.get("taskmanagers") == 0:
             raise InputError(f"the session cluster at {runner.cluster.rest_url} has no "
@@ -111,7 +110,7 @@ def refuse_unsupported(runner: Runner) -> None:
         if isinstance(free, int) and free < needed:
             raise InputError(
                 f"the jobs apart need {needed} free task slots on the session cluster "
-                f"({len(JOBS_APART)} jobs of {each}), and {runner.cluster.rest_url} has "
+                f"({count} jobs of {each}), and {runner.cluster.rest_url} has "
                 f"{free}: raise flink.task_slots (then `udf flink down` and `up`), or lower "
                 "stream.parallelism"
             )
@@ -125,10 +124,11 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
 
     settings = runner.settings.stream
     assert settings.topics is not None and saved.generation is not None
+    assert runner.jobs is None or runner.detach, "only some of the jobs: a supervisor's, detached"
     topics = topics_of(settings.topics, runner.mode, saved.generation, settings.parallelism)
     columns: dict[str, Any] = {}
     jobs, layouts = [], []
-    for name, state in job_states(runner).items():
+    for name, state in job_states(runner.state).items():
         finished = finished_marker(state).exists()
         snapshot = None if finished or resumed_from is None else state.latest_snapshot()
         job_cfg = replace(cfg, checkpoints=state.checkpoints,
@@ -144,7 +144,7 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
 
     started = time.monotonic()
     for job in jobs:
-        if job.finished:
+        if job.finished or (runner.jobs is not None and job.name not in runner.jobs):
             continue
         try:
             job.client = job.env.execute_async(f"udf stream {runner.mode} {job.name}")
@@ -152,6 +152,11 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
             _cancel([j for j in jobs if j.client is not None])
             raise StreamError(f"{job.name}: {job_client.not_started(exc, job.snapshot)}") from None
         runner.echo(f"started {job.name} ({'resumed' if job.snapshot else 'from the beginning'})")
+    if runner.cluster is not None:
+        submitted = {j.name: (j.client, j.snapshot) for j in jobs if j.client is not None}
+        runner.record_jobs(submitted)
+        if runner.detach:
+            return runner.submitted(submitted)
     status = _watch(runner, saved, jobs, topics)
     report = runner.report()
     report.update(mode=runner.mode, status=status, seconds=round(time.monotonic() - started, 1),
@@ -162,21 +167,22 @@ def execute(runner: Runner, saved: SavedPlan, resumed_from: Path | None, source:
     return report
 
 
-def finish_replay(runner: Runner, topics: Topics) -> None:
+def finish_replay(runner: Runner, topics: Topics | None) -> None:
     """A replay whose aggregation job finished: once more, had it read every topic to its end
     (committed offsets only move forward, and nothing is written after the filter jobs
     ended)? Then its state and topics go; if a record shows up after the drain, the replay
     fails and keeps them, rather than end with a record never counted."""
     from streaming.runner import StreamError
 
-    if not topics.read_to_end():
+    if topics is not None and not topics.read_to_end():
         raise StreamError(
             "the aggregation job was drained before it had read every record of its topics "
             f"({topics.settings.bootstrap} showed more afterwards); nothing was removed: "
             "replay again with --fresh"
         )
     runner.finished_replay()
-    topics.delete()
+    if topics is not None:
+        topics.delete()
 
 
 def _watch(runner: Runner, saved: SavedPlan, jobs: list[Job], topics: Topics) -> str:

@@ -150,6 +150,7 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
 
 FILTER_JOBS = {"filter_events": filter_events, "filter_activations": filter_activations}
 JOBS_APART = (*FILTER_JOBS, "aggregation")  # in the order they are built
+PIPELINE = "pipeline"  # the one pipeline's name among a mode's jobs (stream/<mode>.job.json)
 
 
 def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineConfig) -> None:

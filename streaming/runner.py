@@ -18,8 +18,9 @@ the checkpoints, the plan it was started with, the progress files and the dead l
   fed and read, the job is stopped with a drain (``stop-with-savepoint --drain``: the end of
   event time, so every key is flushed one last time) and cleaned up like a replay.
 * **On a session cluster** (``cluster``: ``udf flink up``) the job is submitted to that
-  cluster's REST API instead of a local one; its id is kept in ``stream/<mode>.job.json``; with ``detach``
-  the command returns once the job is submitted (``streaming.supervisor`` then watches it).
+  cluster's REST API instead of a local one; its id is kept in ``stream/<mode>.job.json``
+  (:meth:`Runner.record_jobs`); with ``detach`` the command returns once the job is
+  submitted (``streaming.supervisor`` then watches it).
 * **Run** feeds new imports every ``feed_interval_seconds`` and republishes the periods every
   ``periods_interval_seconds``, until :meth:`Runner.stop` (SIGTERM, Ctrl-C): the job is
   stopped with a savepoint that the next run resumes from.
@@ -41,12 +42,12 @@ from metadata.periods import DAY_MS
 from streaming import job_client
 from streaming import progress as progress_mod
 from streaming.pacing import TICK_SECONDS, Pacer
-from streaming.pipeline import PipelineConfig
+from streaming.pipeline import PIPELINE, PipelineConfig
 from streaming.plan import StreamPlan, load_plan
 from streaming.snapshot import PeriodSnapshots, current_periods
 from streaming.source import PartitionFeed, UnifiedSource
 from streaming.source.slices import AlignedFeed, TopicProgress
-from streaming.topics import new_generation, topics_of
+from streaming.topics import Topics, new_generation, topics_of
 from udf.config.stream_topics import IntermediateTopics
 from udf.errors import ConnectorError, InputError, UdfError
 from udf.home import Home
@@ -113,6 +114,7 @@ class Runner:
     rate: float | None = None  # a paced replay: records/s (streaming.pacing)
     cluster: Any = None  # streaming.cluster.Cluster: submit there instead of a local cluster
     detach: bool = False  # with a cluster: return once the job is submitted
+    jobs: tuple[str, ...] | None = None  # the jobs apart, detached: start only these (a recovery)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -197,24 +199,30 @@ class Runner:
         if self.apart:
             from streaming import apart
 
-            return apart.resume_point(self)
+            return apart.resume_point(self.state)
         return self.state.latest_snapshot()
 
     def _delete_topics(self) -> None:
-        """Before a fresh start: remove the topics of the generation before, if any, on the
-        broker they were made on (also when ``stream.topics`` was removed since)."""
+        """Before a fresh start: remove the topics of the generation before, if any."""
+        topics = self.saved_topics()
+        if topics is not None:
+            topics.delete()
+
+    def saved_topics(self) -> Topics | None:
+        """The topics of the jobs apart's saved plan, on the broker they were made on (also
+        when ``stream.topics`` was removed since); None without such a plan."""
         if not self.state.plan_file.exists():
-            return
+            return None
         try:
             saved = pickle.loads(self.state.plan_file.read_bytes())
         except Exception:  # another version's plan: its topics are left alone
-            return
+            return None
         if not isinstance(saved, SavedPlan) or saved.generation is None:
-            return
+            return None
         made_with = saved.topics or self.settings.stream.topics  # (plans saved before .topics)
-        if made_with is not None:
-            stream = self.settings.stream
-            topics_of(made_with, self.mode, saved.generation, stream.parallelism).delete()
+        if made_with is None:
+            return None
+        return topics_of(made_with, self.mode, saved.generation, self.settings.stream.parallelism)
 
     def _saved_plan(self, snapshot: Path) -> SavedPlan:
         try:
@@ -297,9 +305,13 @@ class Runner:
             from streaming import apart
 
             apart.refuse_unsupported(self)
+        if self.detach and self.in_rounds:
+            raise InputError("a paced or aligned replay is fed round by round by the command "
+                             "that runs it: it cannot --detach")  # fmt: skip
         cluster_conf = self._cluster_conf()  # before anything changes: is the cluster up?
         saved, snapshot = self.prepare(fresh)
-        shutil.rmtree(self.state.progress, ignore_errors=True)  # reports of an earlier process
+        if self.jobs is None:  # reports of an earlier process (not of jobs that run on)
+            shutil.rmtree(self.state.progress, ignore_errors=True)
         stream = self.settings.stream
         ttl = None
         if self.follow:
@@ -335,13 +347,9 @@ class Runner:
             raise StreamError(job_client.not_started(exc, snapshot)) from None
         self.echo(f"started {self.mode} ({'resumed' if snapshot else 'from the beginning'})")
         if self.cluster is not None:
-            self._record_job(client, snapshot)
+            self.record_jobs({PIPELINE: (client, snapshot)})
             if self.detach:
-                report = self.report()
-                report.update(mode=self.mode, status="SUBMITTED", seconds=0.0,
-                              job_id=str(client.get_job_id()), rest_url=self.cluster.rest_url,
-                              resumed_from=str(snapshot) if snapshot else None)  # fmt: skip
-                return report
+                return self.submitted({PIPELINE: (client, snapshot)})
         status = self._watch(client, saved)
         report = self.report()
         report.update(mode=self.mode, status=status, seconds=round(time.monotonic() - started, 1),
@@ -382,15 +390,33 @@ class Runner:
         port = str(self.cluster.settings.rest_port)
         return {"execution.target": "remote", "rest.address": "localhost", "rest.port": port}
 
-    def _record_job(self, client: Any, snapshot: Path | None) -> None:
+    def record_jobs(self, started: dict[str, tuple[Any, Path | None]]) -> None:
+        """Keep the ids of the jobs just submitted to the session cluster (by name: the one
+        pipeline's or the jobs apart's, each with the snapshot it resumed from) in
+        ``stream/<mode>.job.json``, where the supervisor finds them. Starting only some of
+        the jobs apart (``jobs``) keeps the others' entries."""
         import json
 
-        job = {"job_id": str(client.get_job_id()), "mode": self.mode,
-               "rest_url": self.cluster.rest_url, "submitted_at": time.time(),
-               "resumed_from": str(snapshot) if snapshot else None}  # fmt: skip
+        record: dict[str, Any] = {"jobs": {}}
+        if self.jobs is not None and self.state.job_file.exists():
+            record = json.loads(self.state.job_file.read_text())
+        record.update(mode=self.mode, rest_url=self.cluster.rest_url)
+        for name, (client, snapshot) in started.items():
+            record["jobs"][name] = {"job_id": str(client.get_job_id()), "submitted_at": time.time(),
+                                    "resumed_from": str(snapshot) if snapshot else None}  # fmt: skip
         tmp = self.state.job_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(job))
+        tmp.write_text(json.dumps(record))
         tmp.replace(self.state.job_file)
+
+    def submitted(self, started: dict[str, tuple[Any, Path | None]]) -> dict[str, Any]:
+        """A detached command's report: the jobs it submitted, by name."""
+        report = self.report()
+        jobs = {name: {"job_id": str(client.get_job_id()),
+                       "resumed_from": str(snapshot) if snapshot else None}
+                for name, (client, snapshot) in started.items()}  # fmt: skip
+        report.update(mode=self.mode, status="SUBMITTED", seconds=0.0, jobs=jobs,
+                      rest_url=self.cluster.rest_url)  # fmt: skip
+        return report
 
     def _watch(self, client: Any, saved: SavedPlan) -> str:
         """Follow the job (feeding a run) until it ends or :meth:`stop`; its final status."""

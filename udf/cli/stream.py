@@ -30,8 +30,6 @@ def _runner(
 
     if detach and not cluster:
         raise click.UsageError("--detach needs --cluster (a job on the session cluster)")
-    if detach and rate is not None:
-        raise click.UsageError("--rate cannot --detach: a paced replay is fed by this command")
     target = None
     if cluster:
         from streaming.cluster import Cluster
@@ -61,7 +59,8 @@ def _summary(report: dict[str, Any], fmt: str) -> None:
         emit([report], fmt)
         return
     if report["status"] == "SUBMITTED":
-        click.echo(f"submitted {report['job_id']} to {report['rest_url']}")
+        jobs = ", ".join(f"{name} {job['job_id']}" for name, job in report["jobs"].items())
+        click.echo(f"submitted {jobs} to {report['rest_url']}")
         return
     emit(rows, fmt, title=f"udf stream {report['mode']}: {report['status'].lower()}, "
          f"{report['rows_written']:,} rows written in {report['seconds']} s")  # fmt: skip

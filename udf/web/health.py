@@ -1,6 +1,7 @@
 """What the real-time health view shows: the streaming jobs on the session cluster.
 
-For each job the supervisor deployed (``stream/<mode>.job.json``, :mod:`streaming.supervisor`)
+For each job the supervisor deployed (``stream/<mode>.job.json``, :mod:`streaming.supervisor`:
+the one pipeline, or each of the jobs apart)
 its health as Flink's REST API reports it now (state, age of the last completed checkpoint,
 restarts, the latest exception, backpressure) and the pipeline's own progress line (records
 read, corrupt, late, rows written, lag). Called per request, never at import: the streaming
@@ -16,25 +17,24 @@ from udf.home import Home
 
 
 def stream_jobs(home: Home) -> list[dict[str, Any]]:
-    """One row per deployed job; ``state`` is ``unreachable`` when the cluster does not answer."""
+    """One row per deployed job (the one pipeline, or each of the jobs apart); ``state`` is
+    ``unreachable`` when the cluster does not answer."""
     from streaming import progress
     from streaming.cluster import Cluster
     from streaming.runner import StreamState
-    from streaming.supervisor import MODES, health, job_record
+    from streaming.supervisor import MODES, deployed, health
 
     jobs = []
     for mode in MODES:
-        record = job_record(home, mode)
-        if record is None:
-            continue
-        row: dict[str, Any] = {"mode": mode, "job_id": record.get("job_id", ""),
-                               "state": "unknown", "checkpoint_age_seconds": None,
-                               "restarts": None, "backpressure": None, "exceptions": [],
-                               "error": ""}  # fmt: skip
-        try:
-            row.update(health(Cluster.of(home), row["job_id"]))
-        except UdfError as exc:
-            row.update(state="unreachable", error=str(exc))
-        row["progress"] = progress.line(progress.read(StreamState.of(home, mode).progress))
-        jobs.append(row)
+        line = progress.line(progress.read(StreamState.of(home, mode).progress))
+        for name, entry in deployed(home, mode).items():
+            row: dict[str, Any] = {"mode": mode, "job": name, "job_id": entry["job_id"],
+                                   "state": "unknown", "checkpoint_age_seconds": None,
+                                   "restarts": None, "backpressure": None, "exceptions": [],
+                                   "error": "", "progress": line}  # fmt: skip
+            try:
+                row.update(health(Cluster.of(home), row["job_id"]))
+            except UdfError as exc:
+                row.update(state="unreachable", error=str(exc))
+            jobs.append(row)
     return jobs

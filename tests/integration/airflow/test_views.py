@@ -205,7 +205,10 @@ def test_realtime_view_shows_validation_reports_and_deployed_jobs(client, home):
     (home.root / "settings.yaml").write_text(f"flink:\n  rest_port: {port}\n")
     job = StreamState.of(home, "run").job_file
     job.parent.mkdir(parents=True, exist_ok=True)
-    job.write_text(json.dumps({"job_id": "a" * 32, "mode": "run", "submitted_at": 0}))
+    job.write_text(json.dumps({"mode": "run", "jobs": {
+        "filter_events": {"job_id": "a" * 32, "submitted_at": 0},
+        "aggregation": {"job_id": "b" * 32, "submitted_at": 0},
+    }}))  # fmt: skip
 
     page = client.get("/ui/realtime").text
     rows = table(page, "validation-table")[1:]
@@ -213,10 +216,11 @@ def test_realtime_view_shows_validation_reports_and_deployed_jobs(client, home):
         ("2026-01-03", "false"), ("2026-01-02", "true"),
     ]  # fmt: skip
     assert rows[0]["cells"][1:4] == ["VIOLATED", "3", "0.031"]
-    (run,) = table(page, "jobs-table")[1:]
+    run, aggregation = table(page, "jobs-table")[1:]  # the jobs apart: one row each
     assert run["attrs"] == {"data-mode": "run", "data-state": "unreachable"}
-    assert "a" * 32 in run["cells"] and f":{port}" in run["cells"][-1]
-    assert "events 0 read" in run["cells"][6]  # the pipeline's progress line
+    assert run["cells"][1:3] == ["filter_events", "a" * 32] and f":{port}" in run["cells"][-1]
+    assert aggregation["cells"][1:3] == ["aggregation", "b" * 32]
+    assert "events 0 read" in run["cells"][7]  # the pipeline's progress line
 
 
 def test_views_need_a_platform_home(monkeypatch):

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streaming.pipeline import PIPELINE
 from tests.support.kafka_brokers import Broker
 from tests.support.streaming import (
     JOBS_APART,
@@ -100,8 +101,9 @@ def until(
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {seen()}")
 
 
-def checkpointed(home: Home, mode: str = "replay") -> dict[str, Any] | None:
-    """The replay's job once it has a completed checkpoint and has written rows.
+def checkpointed(home: Home, mode: str = "replay", job: str = PIPELINE) -> dict[str, Any] | None:
+    """``job``'s entry in the job record once it has a completed checkpoint and rows were
+    written.
 
     Until then the supervisor runs every few seconds, as its DAG would: on a busy machine
     a job can fail before its first checkpoint (a TaskManager too starved to answer its
@@ -109,11 +111,12 @@ def checkpointed(home: Home, mode: str = "replay") -> dict[str, Any] | None:
     """
     from streaming import supervisor
 
-    job = supervisor.job_record(home, mode)
-    assert job is not None
-    own = home.root / "stream" / mode / "checkpoints" / job["job_id"]
-    if any(own.glob("chk-*/_metadata")) and rows_of(home, "stream"):
-        return job
+    entry = supervisor.deployed(home, mode)[job]
+    folder = home.root / "stream" / mode / ("" if job == PIPELINE else f"jobs/{job}")
+    if any((folder / "checkpoints" / entry["job_id"]).glob("chk-*/_metadata")) and rows_of(
+        home, "stream"
+    ):
+        return entry
     if mode == "replay" and time.monotonic() % 10 < 1:
         supervise(home)
     return None
@@ -126,7 +129,8 @@ def supervise(home: Home) -> tuple[list[dict], list[dict]]:
     supervisor.revive(home)  # revive_taskmanager
     supervisor.deploy(home, ("replay",))  # deploy
     reports = supervisor.check(home)  # check
-    outcomes = [supervisor.recover(home, r["mode"]) for r in reports if r["action"] == "restart"]
+    outcomes = [supervisor.recover(home, r["mode"], r["job"])
+                for r in reports if r["action"] == "restart"]  # fmt: skip
     for o in outcomes:  # wait_recovered: a reschedule-mode sensor's pokes
         if o["outcome"] == "resubmitted":
             until(lambda m=o["mode"]: supervisor.running(home, m), 300, f"{o['mode']} to run")
@@ -173,8 +177,9 @@ def test_taskmanager_sigkill_mid_replay_supervisor_recovers_and_equals_batch(
     assert reports[0]["exceptions"], "the failure's exception is reported"
     assert cluster.running("taskmanager") and cluster.pid("taskmanager") != victim  # revived
     (outcome,) = outcomes
-    assert outcome["outcome"] == "resubmitted" and outcome["job_id"] != first["job_id"], outcome
-    assert "/chk-" in outcome["resumed_from"]  # from the checkpoint, not from the beginning
+    (resubmitted,) = outcome["jobs"].values()
+    assert outcome["outcome"] == "resubmitted" and resubmitted["job_id"] != first["job_id"]
+    assert "/chk-" in resubmitted["resumed_from"]  # from the checkpoint, not the beginning
 
     until(lambda: finished(home), 900, "the resumed replay to finish")
     assert_stream_equals_batch(home, prepared.dates)
@@ -190,7 +195,9 @@ def stop_with_savepoint(home: Home, mode: str) -> str:
     for attempt in range(3):
         supervisor.trigger_upgrade(home, mode)
         try:
-            return str(until(lambda: supervisor.savepoint_status(home, mode), 300, "savepoint"))
+            (location,) = until(lambda: supervisor.savepoint_status(home, mode), 300,
+                                "savepoint").values()  # fmt: skip
+            return str(location)
         except supervisor.SupervisionError:
             if attempt == 2:
                 raise
@@ -207,13 +214,13 @@ def test_stop_with_savepoint_and_redeploy_equals_batch(
 
     home = cluster_home(prepared, "upgrade", flink_cluster)
     deployed = supervisor.deploy(home, ("run",))[0]
-    assert deployed["action"] == "submitted" and deployed["resumed_from"] is None
+    assert deployed["action"] == "submitted" and deployed["jobs"][PIPELINE]["resumed_from"] is None
     first = until(lambda: checkpointed(home, "run"), 600, "a checkpoint and the first rows")
 
     location = stop_with_savepoint(home, "run")
     assert Path(location.removeprefix("file:")).joinpath("_metadata").exists()
     assert supervisor.check(home)[0]["action"] == "stopped"
-    redeployed = supervisor.submit(home, "run")  # redeploy
+    redeployed = supervisor.submit(home, "run")["jobs"][PIPELINE]  # redeploy
     assert redeployed["job_id"] != first["job_id"]
     assert redeployed["resumed_from"] == location.removeprefix("file:").rstrip("/")
     until(lambda: supervisor.running(home, "run"), 300, "the redeployed job to run")
@@ -244,3 +251,45 @@ def test_a_replay_with_the_jobs_apart_on_the_cluster_equals_batch(
     assert ran == {f"udf stream replay {job}": "FINISHED" for job in JOBS_APART}
     assert_stream_equals_batch(home, prepared.dates)
     assert not topic_names(kafka_broker, "test-cluster-apart"), "a finished replay's topics go"
+
+
+@pytest.mark.kafka
+def test_the_supervisor_restarts_one_job_apart_and_drains_a_detached_replay(
+    prepared: Prepared, flink_cluster: dict[str, Any], kafka_broker: Broker, connector_jars: Path
+) -> None:
+    """The jobs apart deployed detached: the supervisor resubmits a failed job alone from its
+    checkpoint while the others run on, drains the aggregation job once the filter jobs have
+    finished and it has read its topics, then removes the replay's state and topics."""
+    from streaming import supervisor
+    from streaming.cluster import Cluster
+
+    limits = {"rate_limits": {"events": EVENTS_PER_SECOND}}  # still reading at the failure
+    home = apart_home(prepared, "detached", kafka_broker, connector_jars, source=limits)
+    on_cluster(home, flink_cluster)
+    reports, outcomes = supervise(home)  # its deploy submits the three jobs, detached
+    assert sorted(r["job"] for r in reports) == sorted(JOBS_APART) and outcomes == []
+    first = supervisor.deployed(home, "replay")
+    until(lambda: checkpointed(home, job="aggregation"), 600, "an aggregation checkpoint")
+
+    # the aggregation job ends without a savepoint (cancelled from outside): it fails
+    Cluster.of(home).rest(f"/jobs/{first['aggregation']['job_id']}?mode=cancel", "PATCH")
+    actions = lambda: {r["job"]: r["action"] for r in supervisor.check(home)}  # noqa: E731
+    until(lambda: actions()["aggregation"] == "restart", 120, "the cancel", seen=actions)
+    reports, outcomes = supervise(home)
+    (outcome,) = outcomes
+    assert outcome["job"] == "aggregation" and outcome["outcome"] == "resubmitted", outcome
+    assert "/chk-" in outcome["jobs"]["aggregation"]["resumed_from"]  # from its checkpoint
+    assert set(outcome["jobs"]) == {"aggregation"}, "the filter jobs were not resubmitted"
+    now = supervisor.deployed(home, "replay")
+    assert {n: now[n]["job_id"] for n in JOBS_APART if n != "aggregation"} == {
+        n: first[n]["job_id"] for n in JOBS_APART if n != "aggregation"
+    }  # fmt: skip
+    assert now["aggregation"]["job_id"] != first["aggregation"]["job_id"]
+
+    seen: list[dict[str, str]] = []  # the supervisor's checks, every second, as its DAG's would
+    until(lambda: seen.append(actions()) or set(seen[-1].values()) == {"finished"}, 900,
+          "the detached replay to end", seen=lambda: seen[-1])  # fmt: skip
+    assert any(s["aggregation"] == "draining" for s in seen), "the supervisor drained it"
+    assert_stream_equals_batch(home, prepared.dates)
+    assert not topic_names(kafka_broker, "test-detached"), "a finished replay's topics go"
+    assert not (home.root / "stream" / "replay" / "jobs").exists()

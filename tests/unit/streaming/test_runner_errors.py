@@ -55,14 +55,13 @@ class FakeCluster:
         return {"slots_available": self.free, "taskmanagers": self.taskmanagers}
 
 
-@pytest.mark.parametrize(("cluster", "detach", "refused"), [
-    (FakeCluster(6), True, "not with --detach"),
+@pytest.mark.parametrize(("cluster", "refused"), [
     # parallelism 2: three jobs of two slots each
-    (FakeCluster(5), False, "need 6 free task slots .* has 5: raise flink.task_slots"),
-    (FakeCluster(0, taskmanagers=0), False, "has no TaskManager"),
+    (FakeCluster(5), "need 6 free task slots .* has 5: raise flink.task_slots"),
+    (FakeCluster(0, taskmanagers=0), "has no TaskManager"),
 ])  # fmt: skip
-def test_the_jobs_apart_refuse_what_they_do_not_run(
-    tmp_path: Path, cluster, detach, refused
+def test_the_jobs_apart_refuse_a_cluster_that_cannot_run_them(
+    tmp_path: Path, cluster, refused
 ) -> None:
     from streaming.runner import Runner
     from udf.errors import InputError
@@ -73,10 +72,29 @@ def test_the_jobs_apart_refuse_what_they_do_not_run(
     stream = {"topics": topics, "parallelism": 2}
     settings = Settings.model_validate({"stream": stream})
     runner = Runner(Home.resolve(tmp_path).ensure(), settings, "replay", cluster=cluster,
-                    detach=detach)  # fmt: skip
+                    detach=True)  # fmt: skip
     with pytest.raises(InputError, match=refused):
         runner.execute(fresh=True)
     assert not (tmp_path / "stream" / "replay").exists()  # refused before anything changed
+
+
+@pytest.mark.parametrize("apart", [False, True])
+@pytest.mark.parametrize(("rate", "source"), [
+    (2000.0, {}), (None, {"alignment": {"max_drift_seconds": 3600}}),
+])  # fmt: skip
+def test_a_replay_fed_round_by_round_cannot_detach(tmp_path: Path, apart, rate, source) -> None:
+    """A paced or aligned replay is fed by the command that runs it: detached, nobody would."""
+    from streaming.runner import Runner
+    from udf.errors import InputError
+    from udf.home import Home
+    from udf.settings import Settings
+
+    stream = {"source": source, **({"topics": {"bootstrap": "127.0.0.1:1"}} if apart else {})}
+    runner = Runner(Home.resolve(tmp_path).ensure(), Settings.model_validate({"stream": stream}),
+                    "replay", rate=rate, cluster=FakeCluster(6), detach=True)  # fmt: skip
+    with pytest.raises(InputError, match=r"fed round by round .* cannot --detach"):
+        runner.execute(fresh=True)
+    assert not (tmp_path / "stream" / "replay").exists()
 
 
 class EndOfTopics:
