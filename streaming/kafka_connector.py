@@ -61,8 +61,9 @@ def kafka_connector_jars(cache: Path | None = None) -> list[str]:
     return [(folder / jar).resolve().as_uri() for jar in JARS]
 
 
-def default_cache() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Home.resolve().root / "cache")
+def default_cache(home: Home | None = None) -> Path:
+    """Where the jars are kept: ``$UDF_CONNECTOR_CACHE``, else the home's ``cache/``."""
+    return Path(os.environ.get(CACHE_ENV) or (home or Home.resolve()).root / "cache")
 
 
 def kafka_table_options(

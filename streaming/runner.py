@@ -322,9 +322,12 @@ class Runner:
                 "a paced replay (--rate) feeds the archive only: set stream.source.live to "
                 "'archive' for it"
             )
+        from streaming.kafka_connector import default_cache
+
         source = UnifiedSource.from_settings(
-            self.feed, stream, self.state.periods, self.follow or self.in_rounds
-        )
+            self.feed, stream, self.state.periods, self.follow or self.in_rounds,
+            jars_cache=default_cache(self.home),
+        )  # fmt: skip
         cfg = PipelineConfig(
             home=str(self.home.root), settings=self.settings,
             checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
@@ -365,7 +368,7 @@ class Runner:
             from streaming.kafka_connector import kafka_connector_jars
 
             try:
-                jars = kafka_connector_jars()
+                jars = kafka_connector_jars(source.jars_cache)
             except ConnectorError as exc:
                 raise ConnectorError(f"stream.topics is set, but {exc}") from exc
         return tuple(jars)

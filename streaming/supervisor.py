@@ -360,9 +360,9 @@ def running(home: Home, mode: str) -> bool:
             raise SupervisionError(f"the {mode} job {name} ({entry['job_id']}) is {state}")
         if state not in ("RUNNING", "FINISHED"):
             return False
-        if state == "RUNNING":  # running: is every task running (not just scheduled)?
-            vertices = cluster.rest(f"/jobs/{entry['job_id']}").get("vertices", [])
-            if any(v.get("status") != "RUNNING" for v in vertices):
+        if state == "RUNNING":  # is every task running, or done (a bounded source), not just
+            vertices = cluster.rest(f"/jobs/{entry['job_id']}").get("vertices", [])  # scheduled?
+            if any(v.get("status") not in ("RUNNING", "FINISHED") for v in vertices):
                 return False
     for name in jobs:
         _update_record(home, mode, name, recoveries=0)

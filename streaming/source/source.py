@@ -85,11 +85,14 @@ class UnifiedSource:
             )
 
     @classmethod
-    def from_settings(cls, feed: PartitionFeed, stream: Any, periods_dir: Path, follow: bool) -> UnifiedSource:
+    def from_settings(
+        cls, feed: PartitionFeed, stream: Any, periods_dir: Path, follow: bool,
+        jars_cache: Path | None = None,
+    ) -> UnifiedSource:  # fmt: skip
         """The pipeline's source from ``stream`` (:class:`udf.settings.StreamSettings`)."""
         s: SourceSettings = stream.source
         return cls(feed, TimestampExtractor.json_field(s.timestamp_field), s, periods_dir,
-                   follow, stream.monitor_seconds, stream.parallelism)  # fmt: skip
+                   follow, stream.monitor_seconds, stream.parallelism, jars_cache=jars_cache)  # fmt: skip
 
     @property
     def kafka_tail(self) -> bool:

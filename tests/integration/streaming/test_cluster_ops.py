@@ -11,7 +11,9 @@
   is under way: the savepoint then fails, so the test uses the job that never finishes.)
 * **The jobs apart on the cluster** (issue 12). With ``stream.topics`` (tansu), ``udf stream
   replay --cluster`` submits the two filter jobs and the aggregation job to the cluster,
-  follows them to the end, and the rows equal batch.
+  follows them to the end, and the rows equal batch. Deployed detached by the supervisor, a
+  failed job apart is resubmitted alone and the replay drained by its checks; an upgrade
+  stops and redeploys each job with its own savepoint.
 
 The cluster is the session's (``flink_cluster``); each test has its own home (a copy of the
 prepared one) pointing at it through ``flink.dir`` and ``flink.rest_port``, and starts as the
@@ -187,21 +189,20 @@ def test_taskmanager_sigkill_mid_replay_supervisor_recovers_and_equals_batch(
     assert not (state / "feed").exists() and not (state / "checkpoints").exists()
 
 
-def stop_with_savepoint(home: Home, mode: str) -> str:
+def stop_with_savepoints(home: Home, mode: str) -> dict[str, str]:
     """``udf_stream_upgrade``'s stop_with_savepoint and wait_savepoint (with the task's retry:
-    a savepoint can fail, e.g. a task's local snapshot, and the job then runs on)."""
+    a savepoint can fail, e.g. a task's local snapshot, and the job then runs on); each
+    job's savepoint by name."""
     from streaming import supervisor
 
     for attempt in range(3):
         supervisor.trigger_upgrade(home, mode)
         try:
-            (location,) = until(lambda: supervisor.savepoint_status(home, mode), 300,
-                                "savepoint").values()  # fmt: skip
-            return str(location)
+            return dict(until(lambda: supervisor.savepoint_status(home, mode), 300, "savepoints"))
         except supervisor.SupervisionError:
             if attempt == 2:
                 raise
-            until(lambda: supervisor.running(home, mode), 120, "the job to run on")
+            until(lambda: supervisor.running(home, mode), 120, "the jobs to run on")
     raise AssertionError("unreachable")
 
 
@@ -217,7 +218,7 @@ def test_stop_with_savepoint_and_redeploy_equals_batch(
     assert deployed["action"] == "submitted" and deployed["jobs"][PIPELINE]["resumed_from"] is None
     first = until(lambda: checkpointed(home, "run"), 600, "a checkpoint and the first rows")
 
-    location = stop_with_savepoint(home, "run")
+    location = stop_with_savepoints(home, "run")[PIPELINE]
     assert Path(location.removeprefix("file:")).joinpath("_metadata").exists()
     assert supervisor.check(home)[0]["action"] == "stopped"
     redeployed = supervisor.submit(home, "run")["jobs"][PIPELINE]  # redeploy
@@ -228,7 +229,7 @@ def test_stop_with_savepoint_and_redeploy_equals_batch(
     batch = rows_of(home, "batch")
     until(lambda: not differences(batch, rows_of(home, "stream")), 600, "stream rows = batch",
           seen=lambda: differences(batch, rows_of(home, "stream"))[:5])  # fmt: skip
-    stop_with_savepoint(home, "run")  # nothing left running on the shared cluster
+    stop_with_savepoints(home, "run")  # nothing left running on the shared cluster
     assert_stream_equals_batch(home, prepared.dates)
 
 
@@ -293,3 +294,36 @@ def test_the_supervisor_restarts_one_job_apart_and_drains_a_detached_replay(
     assert_stream_equals_batch(home, prepared.dates)
     assert not topic_names(kafka_broker, "test-detached"), "a finished replay's topics go"
     assert not (home.root / "stream" / "replay" / "jobs").exists()
+
+
+@pytest.mark.kafka
+def test_the_jobs_apart_deployed_detached_upgrade_with_a_savepoint_each(
+    prepared: Prepared, flink_cluster: dict[str, Any], kafka_broker: Broker, connector_jars: Path
+) -> None:
+    """``udf_stream_upgrade`` on the jobs apart: each job stopped with its own savepoint, each
+    redeployed from it; the rows then equal batch (the unbounded run, as above)."""
+    from streaming import supervisor
+    from tests.support.streaming import differences
+
+    home = apart_home(prepared, "upgrade-apart", kafka_broker, connector_jars)
+    on_cluster(home, flink_cluster)
+    deployed = supervisor.deploy(home, ("run",))[0]
+    assert deployed["action"] == "submitted" and sorted(deployed["jobs"]) == sorted(JOBS_APART)
+    until(lambda: checkpointed(home, "run", "aggregation"), 600, "a checkpoint and rows")
+
+    locations = stop_with_savepoints(home, "run")
+    assert sorted(locations) == sorted(JOBS_APART)
+    assert {r["job"]: r["action"] for r in supervisor.check(home)} == {
+        name: "stopped" for name in JOBS_APART
+    }  # fmt: skip
+    redeployed = supervisor.submit(home, "run")["jobs"]  # redeploy
+    assert {name: job["resumed_from"] for name, job in redeployed.items()} == {
+        name: path.removeprefix("file:").rstrip("/") for name, path in locations.items()
+    }  # fmt: skip
+    until(lambda: supervisor.running(home, "run"), 300, "the redeployed jobs to run")
+
+    batch = rows_of(home, "batch")
+    until(lambda: not differences(batch, rows_of(home, "stream")), 600, "stream rows = batch",
+          seen=lambda: differences(batch, rows_of(home, "stream"))[:5])  # fmt: skip
+    stop_with_savepoints(home, "run")  # nothing left running on the shared cluster
+    assert_stream_equals_batch(home, prepared.dates)
