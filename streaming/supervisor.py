@@ -56,9 +56,12 @@ def job_record(home: Home, mode: str) -> dict[str, Any] | None:
     """``stream/<mode>.job.json``: the jobs last submitted for ``mode`` (None: never)."""
     path = StreamState.of(home, mode).job_file
     try:
-        return dict(json.loads(path.read_text()))
+        record = dict(json.loads(path.read_text()))
     except FileNotFoundError:
         return None
+    if "jobs" not in record:  # written by an earlier version: the one pipeline's job
+        record = {"mode": mode, "jobs": {PIPELINE: record}}
+    return record
 
 
 def deployed(home: Home, mode: str) -> dict[str, dict[str, Any]]:

@@ -206,25 +206,43 @@ def stop_with_savepoints(home: Home, mode: str) -> dict[str, str]:
     raise AssertionError("unreachable")
 
 
-def test_stop_with_savepoint_and_redeploy_equals_batch(
-    prepared: Prepared, flink_cluster: dict[str, Any]
+@pytest.mark.parametrize(
+    "apart", [False, pytest.param(True, marks=pytest.mark.kafka)], ids=["one pipeline", "apart"]
+)
+def test_stop_with_savepoints_and_redeploy_equals_batch(
+    prepared: Prepared, flink_cluster: dict[str, Any], request: pytest.FixtureRequest, apart: bool
 ) -> None:
-    """On the unbounded ``run`` job (a replay may finish during the stop: a race)."""
+    """``udf_stream_upgrade`` on the unbounded ``run`` (a replay may finish during the stop: a
+    race): each job stopped with its own savepoint and redeployed from it (the jobs apart:
+    each of the three); the rows then equal batch."""
     from streaming import supervisor
     from tests.support.streaming import differences
 
-    home = cluster_home(prepared, "upgrade", flink_cluster)
+    if apart:
+        broker, jars = (request.getfixturevalue(f) for f in ("kafka_broker", "connector_jars"))
+        home = on_cluster(apart_home(prepared, "upgrade-apart", broker, jars), flink_cluster)
+    else:
+        home = cluster_home(prepared, "upgrade", flink_cluster)
+    names = sorted(JOBS_APART if apart else (PIPELINE,))
     deployed = supervisor.deploy(home, ("run",))[0]
-    assert deployed["action"] == "submitted" and deployed["jobs"][PIPELINE]["resumed_from"] is None
-    first = until(lambda: checkpointed(home, "run"), 600, "a checkpoint and the first rows")
+    assert deployed["action"] == "submitted" and sorted(deployed["jobs"]) == names
+    assert all(job["resumed_from"] is None for job in deployed["jobs"].values())
+    last = "aggregation" if apart else PIPELINE
+    first = until(lambda: checkpointed(home, "run", last), 600, "a checkpoint and the first rows")
 
-    location = stop_with_savepoints(home, "run")[PIPELINE]
-    assert Path(location.removeprefix("file:")).joinpath("_metadata").exists()
-    assert supervisor.check(home)[0]["action"] == "stopped"
-    redeployed = supervisor.submit(home, "run")["jobs"][PIPELINE]  # redeploy
-    assert redeployed["job_id"] != first["job_id"]
-    assert redeployed["resumed_from"] == location.removeprefix("file:").rstrip("/")
-    until(lambda: supervisor.running(home, "run"), 300, "the redeployed job to run")
+    locations = stop_with_savepoints(home, "run")
+    assert sorted(locations) == names
+    assert all(Path(p.removeprefix("file:")).joinpath("_metadata").exists()
+               for p in locations.values())  # fmt: skip
+    assert {r["job"]: r["action"] for r in supervisor.check(home)} == dict.fromkeys(
+        names, "stopped"
+    )
+    redeployed = supervisor.submit(home, "run")["jobs"]  # redeploy
+    assert redeployed[last]["job_id"] != first["job_id"]
+    assert {name: job["resumed_from"] for name, job in redeployed.items()} == {
+        name: path.removeprefix("file:").rstrip("/") for name, path in locations.items()
+    }  # fmt: skip
+    until(lambda: supervisor.running(home, "run"), 300, "the redeployed jobs to run")
 
     batch = rows_of(home, "batch")
     until(lambda: not differences(batch, rows_of(home, "stream")), 600, "stream rows = batch",
@@ -295,35 +313,3 @@ def test_the_supervisor_restarts_one_job_apart_and_drains_a_detached_replay(
     assert not topic_names(kafka_broker, "test-detached"), "a finished replay's topics go"
     assert not (home.root / "stream" / "replay" / "jobs").exists()
 
-
-@pytest.mark.kafka
-def test_the_jobs_apart_deployed_detached_upgrade_with_a_savepoint_each(
-    prepared: Prepared, flink_cluster: dict[str, Any], kafka_broker: Broker, connector_jars: Path
-) -> None:
-    """``udf_stream_upgrade`` on the jobs apart: each job stopped with its own savepoint, each
-    redeployed from it; the rows then equal batch (the unbounded run, as above)."""
-    from streaming import supervisor
-    from tests.support.streaming import differences
-
-    home = apart_home(prepared, "upgrade-apart", kafka_broker, connector_jars)
-    on_cluster(home, flink_cluster)
-    deployed = supervisor.deploy(home, ("run",))[0]
-    assert deployed["action"] == "submitted" and sorted(deployed["jobs"]) == sorted(JOBS_APART)
-    until(lambda: checkpointed(home, "run", "aggregation"), 600, "a checkpoint and rows")
-
-    locations = stop_with_savepoints(home, "run")
-    assert sorted(locations) == sorted(JOBS_APART)
-    assert {r["job"]: r["action"] for r in supervisor.check(home)} == {
-        name: "stopped" for name in JOBS_APART
-    }  # fmt: skip
-    redeployed = supervisor.submit(home, "run")["jobs"]  # redeploy
-    assert {name: job["resumed_from"] for name, job in redeployed.items()} == {
-        name: path.removeprefix("file:").rstrip("/") for name, path in locations.items()
-    }  # fmt: skip
-    until(lambda: supervisor.running(home, "run"), 300, "the redeployed jobs to run")
-
-    batch = rows_of(home, "batch")
-    until(lambda: not differences(batch, rows_of(home, "stream")), 600, "stream rows = batch",
-          seen=lambda: differences(batch, rows_of(home, "stream"))[:5])  # fmt: skip
-    stop_with_savepoints(home, "run")  # nothing left running on the shared cluster
-    assert_stream_equals_batch(home, prepared.dates)

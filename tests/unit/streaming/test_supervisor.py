@@ -87,3 +87,16 @@ def test_a_job_apart_past_its_attempts_is_unrecoverable(replay_apart) -> None:
     outcome = supervisor.recover(home, "replay", "aggregation", max_attempts=2)
     assert outcome["outcome"] == "unrecoverable" and outcome["job"] == "aggregation"
     assert len(calls) == 2
+
+
+def test_a_record_of_an_earlier_version_is_the_one_pipelines(tmp_path: Path) -> None:
+    from streaming import supervisor
+    from streaming.runner import StreamState
+
+    home = Home.resolve(tmp_path).ensure()
+    job_file = StreamState.of(home, "run").job_file
+    job_file.parent.mkdir(parents=True)
+    job_file.write_text(json.dumps({"job_id": "j", "mode": "run", "recoveries": 2}))
+    assert supervisor.deployed(home, "run") == {
+        "pipeline": {"job_id": "j", "mode": "run", "recoveries": 2}
+    }
