@@ -29,6 +29,7 @@ the checkpoints, the plan it was started with, the progress files and the dead l
 from __future__ import annotations
 
 import fcntl
+import os
 import pickle
 import shutil
 import threading
@@ -243,7 +244,10 @@ class Runner:
         grouped otherwise) it would read as if it were this job's."""
         if snapshot is None:
             saved = replace(saved, layout=layout)
-            self.state.plan_file.write_bytes(pickle.dumps(saved))
+            # owner-only: the topics' Kafka properties may hold credentials (sasl.*)
+            fd = os.open(self.state.plan_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as plan:
+                plan.write(pickle.dumps(saved))
         elif saved.layout != layout:
             raise StreamError(
                 job_client.other_version(snapshot, "its job's operators or state differ")

@@ -131,3 +131,20 @@ def test_a_replay_apart_ends_only_once_every_topic_was_read(read_all: bool) -> N
         with pytest.raises(StreamError, match=r"before it had read every record.*--fresh"):
             finish_replay(runner, topics)
     assert runner.finished is topics.deleted is read_all
+
+
+def test_the_saved_plan_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It keeps the settings of the jobs apart's topics, whose Kafka properties may hold
+    credentials."""
+    from streaming.runner import Runner, SavedPlan
+    from udf.home import Home
+    from udf.settings import Settings
+
+    topics = {"bootstrap": "127.0.0.1:1", "properties": {"sasl.password": "secret"}}
+    settings = Settings.model_validate({"stream": {"topics": topics}})
+    runner = Runner(Home.resolve(tmp_path).ensure(), settings, "run")
+    runner.state.root.mkdir(parents=True)
+    saved = SavedPlan(plan=None, max_days=1, generation="g", topics=settings.stream.topics)  # type: ignore[arg-type]
+    runner.check_layout(saved, "layout", None)
+    assert runner.state.plan_file.stat().st_mode & 0o777 == 0o600
+    assert runner.saved_topics() is not None  # and the runner reads it back
