@@ -308,7 +308,7 @@ def test_the_supervisor_resubmits_a_failed_job_apart_alone_from_its_checkpoint(
 ) -> None:
     """A detached replay apart whose aggregation job fails: ``recover`` resubmits it alone from
     its checkpoint while the filter jobs run on, and the replay then runs to its end. (Its
-    rows are not compared: see docs/streaming.md, "Jobs apart", on a stale row seen after
+    rows are not compared: see docs/streaming.md, "Jobs apart", on a wrong row seen after
     such a recovery.)"""
     from streaming import supervisor
     from streaming.cluster import Cluster
