@@ -73,6 +73,13 @@ def finished_marker(state: StreamState) -> Path:
     return state.root / "finished"
 
 
+def mark_finished(state: StreamState) -> None:
+    """Say that the job of ``state`` ended its bounded input: it is not started again."""
+    marker = finished_marker(state)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
 def job_states(state: StreamState) -> dict[str, StreamState]:
     """Each job's folder in the mode's ``state`` folder, by name."""
     from streaming.runner import StreamState
@@ -260,7 +267,7 @@ def _check(runner: Runner, jobs: list[Job]) -> str | None:
             return status
         if status == "FINISHED":
             job.finished = True
-            job.finished_marker.touch()
+            mark_finished(job.state)
             runner.echo(f"{job.name} finished")
         elif status == "CANCELED":
             _cancel([j for j in jobs if not j.finished and j is not job])

@@ -95,6 +95,14 @@ class StreamState:
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def write_job_record(self, record: dict[str, Any]) -> None:
+        """Replace ``job_file`` with ``record`` at once (a reader never sees half of it)."""
+        import json
+
+        tmp = self.job_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.job_file)
+
 
 @dataclass(frozen=True)
 class SavedPlan:
@@ -408,21 +416,15 @@ class Runner:
         if self.jobs is not None and self.state.job_file.exists():
             record = json.loads(self.state.job_file.read_text())
         record.update(mode=self.mode, rest_url=self.cluster.rest_url)
-        for name, (client, snapshot) in started.items():
-            record["jobs"][name] = {"job_id": str(client.get_job_id()), "submitted_at": time.time(),
-                                    "resumed_from": str(snapshot) if snapshot else None}  # fmt: skip
-        tmp = self.state.job_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record))
-        tmp.replace(self.state.job_file)
+        for name, entry in _job_entries(started).items():
+            record["jobs"][name] = {**entry, "submitted_at": time.time()}
+        self.state.write_job_record(record)
 
     def submitted(self, started: dict[str, tuple[Any, Path | None]]) -> dict[str, Any]:
         """A detached command's report: the jobs it submitted, by name."""
         report = self.report()
-        jobs = {name: {"job_id": str(client.get_job_id()),
-                       "resumed_from": str(snapshot) if snapshot else None}
-                for name, (client, snapshot) in started.items()}  # fmt: skip
-        report.update(mode=self.mode, status="SUBMITTED", seconds=0.0, jobs=jobs,
-                      rest_url=self.cluster.rest_url)  # fmt: skip
+        report.update(mode=self.mode, status="SUBMITTED", seconds=0.0,
+                      jobs=_job_entries(started), rest_url=self.cluster.rest_url)  # fmt: skip
         return report
 
     def _watch(self, client: Any, saved: SavedPlan) -> str:
@@ -574,6 +576,13 @@ class Runner:
             log.warning("stream.savepoint_failed", error=str(exc).splitlines()[0])
             client.cancel().result()
             return "CANCELED"
+
+
+def _job_entries(started: dict[str, tuple[Any, Path | None]]) -> dict[str, dict[str, Any]]:
+    """Each started job's id and the snapshot it resumed from, by name."""
+    return {name: {"job_id": str(client.get_job_id()),
+                   "resumed_from": str(snapshot) if snapshot else None}
+            for name, (client, snapshot) in started.items()}  # fmt: skip
 
 
 def _days(start: int, end: int) -> int:

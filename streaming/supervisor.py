@@ -73,15 +73,12 @@ def deployed(home: Home, mode: str) -> dict[str, dict[str, Any]]:
 
 def _update_record(home: Home, mode: str, job: str | None = None, **changes: Any) -> None:
     """Change the mode's record (``job`` None) or one job's entry in it."""
-    path = StreamState.of(home, mode).job_file
     record = job_record(home, mode) or {"mode": mode, "jobs": {}}
     if job is None:
         record.update(changes)
     else:
         record["jobs"][job] = {**record["jobs"].get(job, {}), **changes}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
+    StreamState.of(home, mode).write_job_record(record)
 
 
 def job_state(cluster: Cluster, job_id: str) -> str:
@@ -239,46 +236,46 @@ def _end_replay(home: Home, cluster: Cluster, record: dict[str, Any], reports: l
     from streaming.runner import Runner
     from udf.settings import load_settings
 
-    runner = Runner(home, load_settings(home), "replay")
+    def runner() -> Runner:  # only for the end (it loads the settings)
+        return Runner(home, load_settings(home), "replay")
+
     by_name = {r["job"]: r for r in reports}
     if PIPELINE in by_name:
         if by_name[PIPELINE]["action"] == "finished":
-            runner.finished_replay()
+            runner().finished_replay()
             _update_record(home, "replay", finalized=True)
         return
     filters = [r for r in reports if r["job"] != "aggregation"]
     for report in filters:
         if report["action"] == "finished":
-            marker = apart.finished_marker(_state_folder(home, "replay", report["job"]))
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-    aggregation, topics = by_name["aggregation"], runner.saved_topics()
+            apart.mark_finished(_state_folder(home, "replay", report["job"]))
+    aggregation = by_name["aggregation"]
     if aggregation["action"] == "finished":
-        apart.finish_replay(runner, topics)  # raises if a record came after the drain
+        ending = runner()
+        apart.finish_replay(ending, ending.saved_topics())  # raises if a record came after
         _update_record(home, "replay", finalized=True)
     elif aggregation["state"] == "RUNNING" and all(r["action"] == "finished" for r in filters):
         entry = record["jobs"]["aggregation"]
         trigger = entry.get("drain_trigger")
         if trigger and _stop_status(cluster, entry["job_id"], trigger) != "failed":
             aggregation["action"] = "draining"
-        elif topics is not None and topics.read_to_end():
-            _stop(home, cluster, "replay", "aggregation", drain=True)
+        elif (topics := runner().saved_topics()) is not None and topics.read_to_end():
+            _stop(home, cluster, "replay", "aggregation", entry["job_id"], drain=True)
             aggregation["action"] = "draining"
 
 
-def _stop(home: Home, cluster: Cluster, mode: str, job: str, drain: bool) -> str:
-    """Stop ``job`` with a savepoint into its folder (``drain``: after the end of event time);
-    the trigger, kept in its entry (``drain_trigger`` or ``savepoint_trigger``)."""
-    entry = deployed(home, mode)[job]
+def _stop(home: Home, cluster: Cluster, mode: str, job: str, job_id: str, drain: bool) -> str:
+    """Stop ``job`` (``job_id``) with a savepoint into its folder (``drain``: after the end of
+    event time); the trigger, kept in its entry (``drain_trigger`` or ``savepoint_trigger``)."""
     target = _state_folder(home, mode, job).savepoints.absolute()
     target.mkdir(parents=True, exist_ok=True)
     answer = cluster.rest(
-        f"/jobs/{entry['job_id']}/stop", "POST",
+        f"/jobs/{job_id}/stop", "POST",
         {"targetDirectory": target.as_uri(), "drain": drain, "formatType": "CANONICAL"},
     )  # fmt: skip
     trigger = str(answer["request-id"])
     _update_record(home, mode, job, **{"drain_trigger" if drain else "savepoint_trigger": trigger})
-    log.info("stream.stop_with_savepoint", mode=mode, job=job, job_id=entry["job_id"],
+    log.info("stream.stop_with_savepoint", mode=mode, job=job, job_id=job_id,
              trigger=trigger, drain=drain)  # fmt: skip
     return trigger
 
@@ -382,7 +379,7 @@ def trigger_upgrade(home: Home, mode: str) -> dict[str, Any]:
     if not jobs:
         raise SupervisionError(f"no {mode} job was deployed in {home.root}")
     cluster = Cluster.of(home)
-    triggers = {name: _stop(home, cluster, mode, name, drain=False)
+    triggers = {name: _stop(home, cluster, mode, name, entry["job_id"], drain=False)
                 for name, entry in jobs.items()
                 if job_state(cluster, entry["job_id"]) != "FINISHED"}  # fmt: skip
     return {"mode": mode, "triggers": triggers}
