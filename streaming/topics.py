@@ -86,6 +86,9 @@ class Topics:
         }
         if writing:
             options["sink.delivery-guarantee"] = "at-least-once"
+            if self.settings.writers is not None and stream not in CHANGELOGS:
+                # (a changelog's writer is its key's one subtask: the progress is grouped by topic)
+                options["sink.parallelism"] = str(self.settings.writers)
         else:
             options |= {"properties.group.id": self.group, "scan.startup.mode": "earliest-offset"}
         options |= {f"properties.{k}": v for k, v in self.settings.properties.items()}

@@ -316,10 +316,18 @@ def apart_home(
     (home.root / "cache").symlink_to(connector_jars)  # the connector's jars, fetched once
     settings = yaml.safe_load((home.root / "settings.yaml").read_text())
     settings["stream"] |= stream
-    settings["stream"]["topics"] = {"bootstrap": broker.bootstrap, "prefix": f"test-{name}",
-                                    "replication_factor": 1}  # fmt: skip
+    settings["stream"]["topics"] = topics_settings(broker, name)
     (home.root / "settings.yaml").write_text(yaml.safe_dump(settings))
     return home
+
+
+def topics_settings(broker: Broker, name: str) -> dict[str, Any]:
+    """``stream.topics`` for a test's topics on ``broker``: one writer per topic, because
+    tansu can show a later batch of a partition before an earlier one that another producer
+    is still appending, and a reader at the partition's end then skips the earlier
+    (tests/support/kafka_brokers.py)."""
+    return {"bootstrap": broker.bootstrap, "prefix": f"test-{name}", "replication_factor": 1,
+            "writers": 1}
 
 
 def topic_names(broker: Broker, prefix: str) -> set[str]:

@@ -307,9 +307,8 @@ def test_the_supervisor_resubmits_a_failed_job_apart_alone_from_its_checkpoint(
     prepared: Prepared, flink_cluster: dict[str, Any], kafka_broker: Broker, connector_jars: Path
 ) -> None:
     """A detached replay apart whose aggregation job fails: ``recover`` resubmits it alone from
-    its checkpoint while the filter jobs run on, and the replay then runs to its end. (Its
-    rows are not compared: see docs/streaming.md, "Jobs apart", on a wrong row seen after
-    such a recovery.)"""
+    its checkpoint while the filter jobs run on, the replay then runs to its end, and the
+    rows equal batch."""
     from streaming import supervisor
     from streaming.cluster import Cluster
 
@@ -336,4 +335,5 @@ def test_the_supervisor_resubmits_a_failed_job_apart_alone_from_its_checkpoint(
     }  # fmt: skip
     assert now["aggregation"]["job_id"] != first["aggregation"]["job_id"]
     replay_to_its_end(home)  # and leaves nothing running on the shared cluster
+    assert_stream_equals_batch(home, prepared.dates)
     assert not topic_names(kafka_broker, "test-recovered"), "a finished replay's topics go"

@@ -31,6 +31,7 @@ from tests.support.streaming import (
     finish,
     progress,
     start_stream,
+    topics_settings,
     wait_for,
 )
 from udf.archive.kafka_archiver import KafkaArchiver
@@ -84,8 +85,7 @@ def test_run_with_a_kafka_tail_equals_batch(prepared: Prepared, kafka_broker: Br
     settings["stream"]["source"] = {"live": "kafka",
                                     "kafka": {"bootstrap": kafka_broker.bootstrap, "topics": names}}  # fmt: skip
     if jobs == "apart":  # the three jobs, joined by topics on the same broker
-        settings["stream"]["topics"] = {"bootstrap": kafka_broker.bootstrap, "prefix": f"test-{name}",
-                                        "replication_factor": 1}  # fmt: skip
+        settings["stream"]["topics"] = topics_settings(kafka_broker, name)
     (home.root / "settings.yaml").write_text(yaml.safe_dump(settings))
 
     run = start_stream(home, "run")
