@@ -86,9 +86,9 @@ class Topics:
         }
         if writing:
             options["sink.delivery-guarantee"] = "at-least-once"
-            if self.settings.writers is not None and stream not in CHANGELOGS:
+            if self.settings.single_writer and stream not in CHANGELOGS:
                 # (a changelog's writer is its key's one subtask: the progress is grouped by topic)
-                options["sink.parallelism"] = str(self.settings.writers)
+                options["sink.parallelism"] = "1"
         else:
             options |= {"properties.group.id": self.group, "scan.startup.mode": "earliest-offset"}
         options |= {f"properties.{k}": v for k, v in self.settings.properties.items()}

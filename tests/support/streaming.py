@@ -327,7 +327,7 @@ def topics_settings(broker: Broker, name: str) -> dict[str, Any]:
     is still appending, and a reader at the partition's end then skips the earlier
     (tests/support/kafka_brokers.py)."""
     return {"bootstrap": broker.bootstrap, "prefix": f"test-{name}", "replication_factor": 1,
-            "writers": 1}
+            "single_writer": True}
 
 
 def topic_names(broker: Broker, prefix: str) -> set[str]:

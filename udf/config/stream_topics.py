@@ -8,7 +8,7 @@ With them the pipeline's jobs run apart, joined by Kafka topics as the seed's ar
         prefix: udf-stream          # topics <prefix>.<mode>.<generation>.<stream>
         partitions: 2               # default: stream.parallelism
         replication_factor: 3       # default: the broker's
-        writers: 1                  # subtasks writing each topic; default: stream.parallelism
+        single_writer: false        # true: one subtask writes each topic (see the docs)
         properties: {}              # more Kafka client settings (security.protocol, ...)
 
 Without them the jobs run as one Flink pipeline. :mod:`streaming.topics` and
@@ -34,12 +34,13 @@ class IntermediateTopics(StrictModel):
     prefix: str = "udf-stream"
     partitions: PositiveInt | None = None  # None: stream.parallelism
     replication_factor: PositiveInt | None = None  # None: the broker's default
-    # How many subtasks of a filter job write the events' and activations' topics (Flink's
-    # ``sink.parallelism``; a progress topic has one writer, its key's); None: the job's
-    # parallelism, each writer sending to every partition. 1 keeps one producer per
-    # partition, for a broker that mishandles several appending to one partition at once
-    # (tansu 0.6.0, the tests' broker: docs/streaming.md, "Jobs apart").
-    writers: PositiveInt | None = None
+    # One subtask of a filter job writes the events' and activations' topics (Flink's
+    # ``sink.parallelism`` 1; a progress topic has one writer already, its key's), for a
+    # broker that mishandles several producers appending to one partition at once (tansu
+    # 0.6.0, the tests' broker: docs/streaming.md, "Jobs apart"). False: every subtask
+    # writes, each to every partition. (Any other number of writers than the job's
+    # parallelism would deal a subtask's records round-robin, out of their order.)
+    single_writer: bool = False
     properties: dict[str, str] = Field(default_factory=dict)  # more Kafka client settings
 
     @field_validator("prefix")

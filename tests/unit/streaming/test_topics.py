@@ -32,7 +32,7 @@ def test_writers_send_at_least_once_keyed_by_user_and_changelogs_as_debezium() -
     assert events["properties.security.protocol"] == "SSL"
     assert "properties.group.id" not in events
     assert "sink.parallelism" not in events  # the job's: each writer sends to every partition
-    one = topics(writers=1)
+    one = topics(single_writer=True)
     assert one.table_options("filtered_events", writing=True)["sink.parallelism"] == "1"
     assert "sink.parallelism" not in one.table_options("progress_events", writing=True)
     progress = t.table_options("progress_events", writing=True)
@@ -46,7 +46,7 @@ def test_the_reader_starts_at_the_beginning_in_its_consumer_group() -> None:
     assert options["properties.group.id"] == t.group
     assert options["scan.startup.mode"] == "earliest-offset"
     assert "sink.delivery-guarantee" not in options
-    assert "sink.parallelism" not in topics(writers=1).table_options("valid_activations", writing=False)
+    assert "sink.parallelism" not in topics(single_writer=True).table_options("valid_activations", writing=False)
     ddl = t.ddl(
         "valid_activations", [("user_id", "BIGINT NOT NULL"), ("ts", "BIGINT")], writing=False
     )
