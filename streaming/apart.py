@@ -60,10 +60,6 @@ class Job:
     client: Any = None
 
     @property
-    def finished_marker(self) -> Path:
-        return finished_marker(self.state)
-
-    @property
     def own_checkpoints(self) -> Path:
         return self.state.checkpoints / str(self.client.get_job_id())
 
