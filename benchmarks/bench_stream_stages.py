@@ -1,12 +1,13 @@
 """Where the replay's time goes: the pipeline cut after successive stages, marginal rates.
 
     nice .venv/bin/python benchmarks/bench_stream_stages.py [--events 400000]
-        [--stages parse,filter,changes,totals,outputs,full]
+        [--stages read,parse,filter,changes,totals,outputs,full]
 
 Each stage is ``udf stream replay``'s job (same environment, source and settings) cut after
 that stage, its output into a blackhole sink; ``full`` is the whole pipeline with its two
 Python sinks. Stages, each including the ones before:
 
+- ``read``: the lines only, unchecked (both topics): the floor of any job over the archive;
 - ``parse``: the lines checked and typed (both topics);
 - ``filter``: + the periods join (the filtered topics);
 - ``changes``: + the per-user operator (de-duplication, spam cap, first trigger time, the
@@ -35,7 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-STAGES = ("parse", "filter", "changes", "totals", "outputs", "full")
+STAGES = ("read", "parse", "filter", "changes", "totals", "outputs", "full")
 
 
 def _blackhole(t_env: Any, statements: Any, name: str) -> None:
@@ -64,6 +65,12 @@ def cut_build(stage: str) -> Any:
         tables = source.register(t_env)
         sink = local_sink(t_env)
         statements = t_env.create_statement_set()
+        if stage == "read":
+            for topic, table in (("events", tables.events), ("activations", tables.activations)):
+                t_env.create_temporary_view(f"lines_{topic}", t_env.sql_query(f"SELECT line FROM {table}"))
+                _blackhole(t_env, statements, f"lines_{topic}")
+            statements.attach_as_datastream()
+            return
         if stage == "parse":
             sink("checked_events", filter_events.checked(t_env, tables, plan), changelog=False)
             sink("checked_activations", filter_activations.checked(t_env, tables), changelog=False)
