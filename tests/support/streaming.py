@@ -322,10 +322,8 @@ def apart_home(
 
 
 def topics_settings(broker: Broker, name: str) -> dict[str, Any]:
-    """``stream.topics`` for a test's topics on ``broker``: one writer per topic, because
-    tansu can show a later batch of a partition before an earlier one that another producer
-    is still appending, and a reader at the partition's end then skips the earlier
-    (tests/support/kafka_brokers.py)."""
+    """``stream.topics`` for a test's topics on ``broker``, one writer per topic (tansu can
+    lose records of a partition two producers append to: tests/support/kafka_brokers.py)."""
     return {"bootstrap": broker.bootstrap, "prefix": f"test-{name}", "replication_factor": 1,
             "single_writer": True}
 
