@@ -35,7 +35,7 @@ demo: env
 
 test: env
 	$(BIN)/ruff check .
-	$(BIN)/mypy udf metadata stats metric_types results streaming
+	$(BIN)/mypy udf metadata stats metric_types results streaming dags plugins
 # The tests run as pytest processes, one folder each, TEST_WORKERS (default 2) at a time,
 # longest folders first: tests/run_parallel.py. Unit tests keep a process of their own (they
 # run 3-4x slower in a process that has already run the engines' tests).
