@@ -35,6 +35,7 @@ demo: env
 
 test: env
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy udf metadata stats metric_types results streaming dags plugins
 # The tests run as pytest processes, one folder each, TEST_WORKERS (default 2) at a time,
 # longest folders first: tests/run_parallel.py. Unit tests keep a process of their own (they
@@ -47,6 +48,7 @@ endif
 
 lint: env
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check --preview --select AIR dags udf plugins
 
 clean-demo:

@@ -39,8 +39,14 @@ def consume_all(bootstrap: str, topic: str, partitions: int) -> tuple[float, int
     """Seconds, records and bytes of a plain consume loop from the beginning to every partition's end."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-baseline",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-baseline",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     records = size = 0
     done: set[int] = set()
@@ -62,7 +68,9 @@ def archive_all(bootstrap: str, topic: str, home: Path) -> tuple[float, int, int
     from udf.archive.kafka_client import KafkaSettings, TopicRoute
     from udf.home import Home
 
-    archiver = KafkaArchiver(Home(home), KafkaSettings(bootstrap, "bench-archiver"), [TopicRoute("events", topic)])
+    archiver = KafkaArchiver(
+        Home(home), KafkaSettings(bootstrap, "bench-archiver"), [TopicRoute("events", topic)]
+    )
     started = time.perf_counter()
     run = archiver.run(once=True)
     elapsed = time.perf_counter() - started
@@ -82,10 +90,24 @@ def main() -> None:
     try:
         workload = base / "workload"
         subprocess.run(
-            [UDF, "generate", "--out", str(workload), "--events", str(args.events),
-             "--users", str(max(10_000, args.events // 50)), "--corrupt-share", "0.01", "--format", "json"],
-            env=dict(os.environ, UDF_HOME=str(base / "gen")), check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                UDF,
+                "generate",
+                "--out",
+                str(workload),
+                "--events",
+                str(args.events),
+                "--users",
+                str(max(10_000, args.events // 50)),
+                "--corrupt-share",
+                "0.01",
+                "--format",
+                "json",
+            ],
+            env=dict(os.environ, UDF_HOME=str(base / "gen")),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         files = sorted((workload / "events").glob("*.jsonl"))
         values = [line.rstrip(b"\n") for f in files for line in f.open("rb") if line.strip()]
@@ -100,22 +122,32 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run(
             [UDF, "data", "import", "--topic", "events", *map(str, files)],
-            env=dict(os.environ, UDF_HOME=str(base / "import")), check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, UDF_HOME=str(base / "import")),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         import_s = time.perf_counter() - started
 
         print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-        print(f"broker: tansu, topic events with {args.partitions} partitions; "
-              f"{len(values):,} records ({corrupt:,} corrupt), {base_bytes / 2**20:,.0f} MiB, "
-              f"produced in {produce_s:.1f} s")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        )
+        print(
+            f"broker: tansu, topic events with {args.partitions} partitions; "
+            f"{len(values):,} records ({corrupt:,} corrupt), {base_bytes / 2**20:,.0f} MiB, "
+            f"produced in {produce_s:.1f} s"
+        )
         print(f"baseline plain consume loop: {base_s:.1f} s, {base_n / base_s:,.0f} records/s")
-        print(f"udf archiver (KafkaArchiver.run once): {arch_s:.1f} s, {base_n / arch_s:,.0f} records/s "
-              f"({records:,} archived, {corrupt:,} dead-lettered)")
+        print(
+            f"udf archiver (KafkaArchiver.run once): {arch_s:.1f} s, {base_n / arch_s:,.0f} records/s "
+            f"({records:,} archived, {corrupt:,} dead-lettered)"
+        )
         print(f"ratio archiver / consume loop: {arch_s / base_s:.1f}x the time")
-        print(f"context, udf data import of the same lines from files (a process): {import_s:.1f} s, "
-              f"{len(values) / import_s:,.0f} lines/s")
+        print(
+            f"context, udf data import of the same lines from files (a process): {import_s:.1f} s, "
+            f"{len(values) / import_s:,.0f} lines/s"
+        )
     finally:
         broker.stop()
         shutil.rmtree(base, ignore_errors=True)

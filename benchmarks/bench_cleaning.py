@@ -57,7 +57,9 @@ def main() -> None:
         for run in ("cold", "warm"):
             started = time.perf_counter()
             hours = {
-                topic: convert(home, topic, spam_cap=settings.spam_cap, ts_to=until, settings=settings)
+                topic: convert(
+                    home, topic, spam_cap=settings.spam_cap, ts_to=until, settings=settings
+                )
                 for topic in ("events", "activations")
             }
             figures.setdefault(cleaning, {})[run] = time.perf_counter() - started

@@ -291,8 +291,11 @@ def main() -> None:
     if scale.daily:  # the days before first, then the day's own hours: a daily run's share
         earlier, _, _ = converted(Day(day - timedelta(days=1)).end)
         conversion, hours, activations = converted(Day(day).end)
-        print(f"archive -> Parquet: the days before {earlier:.1f} s, the day's hours "
-              f"{conversion:.1f} s (cold, all at once: {earlier + conversion:.1f} s)", flush=True)
+        print(
+            f"archive -> Parquet: the days before {earlier:.1f} s, the day's hours "
+            f"{conversion:.1f} s (cold, all at once: {earlier + conversion:.1f} s)",
+            flush=True,
+        )
     else:
         conversion, hours, activations = converted(Day(day).end)
         print(f"archive -> Parquet (cold): {conversion:.1f} s", flush=True)

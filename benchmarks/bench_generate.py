@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
 def run_generate(args: list[str]) -> dict:
     """Run ``udf generate ARGS`` in a subprocess; wall time and that process's peak RSS."""
     cmd = [str(Path(sys.executable).with_name("udf")), "generate", *args, "--format", "json"]

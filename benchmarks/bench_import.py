@@ -76,9 +76,24 @@ def main() -> None:
         workload = base / "workload"
         users = max(10_000, args.events // 50)
         subprocess.run(
-            [UDF, "generate", "--out", str(workload), "--events", str(args.events),
-             "--users", str(users), "--corrupt-share", "0.01", "--format", "json"],
-            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                UDF,
+                "generate",
+                "--out",
+                str(workload),
+                "--events",
+                str(args.events),
+                "--users",
+                str(users),
+                "--corrupt-share",
+                "0.01",
+                "--format",
+                "json",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         files = sorted((workload / "events").glob("*.jsonl"))
         lines = sum(1 for f in files for _ in f.open("rb"))
@@ -87,11 +102,17 @@ def main() -> None:
         duck_s, duck_rows = duckdb_baseline(files, base / "duckdb")
 
         print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        )
         print(f"input: {len(files)} files, {lines:,} lines (1% corrupt), {size / 2**20:,.0f} MiB")
-        print(f"udf data import: {udf_s:.1f} s, {lines / udf_s:,.0f} lines/s, peak RSS {udf_rss} MiB (one core)")
-        print(f"baseline DuckDB read_json -> COPY PARTITION_BY (dt, hour): {duck_s:.1f} s, "
-              f"{lines / duck_s:,.0f} lines/s, {duck_rows:,} rows kept (all cores)")
+        print(
+            f"udf data import: {udf_s:.1f} s, {lines / udf_s:,.0f} lines/s, peak RSS {udf_rss} MiB (one core)"
+        )
+        print(
+            f"baseline DuckDB read_json -> COPY PARTITION_BY (dt, hour): {duck_s:.1f} s, "
+            f"{lines / duck_s:,.0f} lines/s, {duck_rows:,} rows kept (all cores)"
+        )
         print(f"ratio udf / DuckDB: {udf_s / duck_s:.1f}x")
     finally:
         shutil.rmtree(base, ignore_errors=True)

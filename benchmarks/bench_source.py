@@ -77,10 +77,24 @@ def main() -> None:
     try:
         workload = base / "workload"
         subprocess.run(
-            [UDF, "generate", "--out", str(workload), "--events", str(args.events),
-             "--users", str(max(10_000, args.events // 50)), "--corrupt-share", "0", "--format", "json"],
-            env=dict(os.environ, UDF_HOME=str(base / "gen")), check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                UDF,
+                "generate",
+                "--out",
+                str(workload),
+                "--events",
+                str(args.events),
+                "--users",
+                str(max(10_000, args.events // 50)),
+                "--corrupt-share",
+                "0",
+                "--format",
+                "json",
+            ],
+            env=dict(os.environ, UDF_HOME=str(base / "gen")),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         files = sorted((workload / "events").glob("*.jsonl"))
         values = [line.rstrip(b"\n") for f in files for line in f.open("rb") if line.strip()]
@@ -88,7 +102,9 @@ def main() -> None:
         ends = produce(broker.bootstrap, "events", values)
         home = Home(base / "home").ensure()
         route = TopicRoute("events", "events")
-        KafkaArchiver(home, KafkaSettings(broker.bootstrap, "bench-archiver"), [route]).run(once=True)
+        KafkaArchiver(home, KafkaSettings(broker.bootstrap, "bench-archiver"), [route]).run(
+            once=True
+        )
         feed = PartitionFeed(base / "feed", home.archive, topics=("events",))
         feed.prepare()
         feed.publish()
@@ -96,8 +112,11 @@ def main() -> None:
 
         kafka_env = table_env(args.parallelism, jars)
         options = kafka_table_options(broker.bootstrap, "events", group="bench-source", stop=ends)
-        kafka_env.execute_sql("CREATE TABLE live (line STRING) WITH ("
-                              + ", ".join(f"'{k}' = '{v}'" for k, v in options.items()) + ")")
+        kafka_env.execute_sql(
+            "CREATE TABLE live (line STRING) WITH ("
+            + ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
+            + ")"
+        )
         archive_env = table_env(args.parallelism, [])
         UnifiedSource(feed, TimestampExtractor.json_field("ts")).register_topics(archive_env)
         timed(archive_env, "raw_events")  # warm-up: the JVM's first job pays for class loading
@@ -111,17 +130,29 @@ def main() -> None:
         assert kafka_chars == archive_chars == chars, (kafka_chars, archive_chars, chars)
 
         print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-              f"load average {os.getloadavg()[0]:.1f}")
-        print(f"records: {len(values):,} events, {chars / 2**20:,.0f} MiB, topic with {args.partitions} "
-              f"partitions on tansu; Flink parallelism {args.parallelism}, batch execution")
-        print(f"runs (s): kafka {[round(r[0], 1) for r in runs['kafka']]}, "
-              f"archive {[round(r[0], 1) for r in runs['archive']]}")
-        print(f"baseline, Flink Kafka source: {kafka_s:.1f} s, {len(values) / kafka_s:,.0f} records/s")
-        print(f"unified source, archive replay: {archive_s:.1f} s, {len(values) / archive_s:,.0f} records/s")
-        print(f"ratio: the archive replay takes {archive_s / kafka_s:.2f}x the Kafka read's time "
-              f"({kafka_s / archive_s:.1f}x its throughput); without job start (difference): "
-              f"{kafka_s - archive_s:+.1f} s")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"records: {len(values):,} events, {chars / 2**20:,.0f} MiB, topic with {args.partitions} "
+            f"partitions on tansu; Flink parallelism {args.parallelism}, batch execution"
+        )
+        print(
+            f"runs (s): kafka {[round(r[0], 1) for r in runs['kafka']]}, "
+            f"archive {[round(r[0], 1) for r in runs['archive']]}"
+        )
+        print(
+            f"baseline, Flink Kafka source: {kafka_s:.1f} s, {len(values) / kafka_s:,.0f} records/s"
+        )
+        print(
+            f"unified source, archive replay: {archive_s:.1f} s, {len(values) / archive_s:,.0f} records/s"
+        )
+        print(
+            f"ratio: the archive replay takes {archive_s / kafka_s:.2f}x the Kafka read's time "
+            f"({kafka_s / archive_s:.1f}x its throughput); without job start (difference): "
+            f"{kafka_s - archive_s:+.1f} s"
+        )
     finally:
         broker.stop()
         shutil.rmtree(base, ignore_errors=True)

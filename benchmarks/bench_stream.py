@@ -201,7 +201,9 @@ def freshness(root: Path, rate: int, seconds: int) -> tuple[list[float], int]:
         deadline = time.monotonic() + 600
         while not counted or counted[-1][1] < rate:
             if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit(f"the run did not start:\n{(root / 'run.log').read_text()[-3000:]}")
+                raise SystemExit(
+                    f"the run did not start:\n{(root / 'run.log').read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         total = rate
         for k in range(1, seconds + 1):
@@ -244,7 +246,11 @@ def main() -> None:
     parser.add_argument("--live-rate", type=int, default=500)
     parser.add_argument("--skip-freshness", action="store_true")
     parser.add_argument(
-        "--compare", type=Path, action="append", default=[], metavar="SETTINGS_YAML",
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="SETTINGS_YAML",
         help="also replay with this settings.yaml (e.g. the settings before a change), "
         "alternating with the defaults at each size; repeatable",
     )
@@ -264,24 +270,33 @@ def main() -> None:
         for events, activations, base, piped in runs.values():
             records = events + activations
             print(f"{events:,} events + {activations:,} activations:")
-            print(f"  baseline Flink SQL join + GROUP BY count: {base:.1f} s, "
-                  f"{events / base:,.0f} events/s ({records / base:,.0f} records/s)")
+            print(
+                f"  baseline Flink SQL join + GROUP BY count: {base:.1f} s, "
+                f"{events / base:,.0f} events/s ({records / base:,.0f} records/s)"
+            )
             for name, t in piped.items():
                 label = "" if len(piped) == 1 else f", {name}"
-                print(f"  udf stream replay (whole pipeline{label}): {t:.1f} s, "
-                      f"{events / t:,.0f} events/s ({records / t:,.0f} records/s)")
+                print(
+                    f"  udf stream replay (whole pipeline{label}): {t:.1f} s, "
+                    f"{events / t:,.0f} events/s ({records / t:,.0f} records/s)"
+                )
         (e1, _, b1, p1), (e2, _, b2, p2) = runs.values()
         rates = ", ".join(
             f"pipeline{'' if len(p1) == 1 else f' ({name})'} {(e2 - e1) / (p2[name] - p1[name]):,.0f}"
-            " events/s" for name in p1
+            " events/s"
+            for name in p1
         )
-        print(f"marginal rate (the {e2 - e1:,} extra events over the time they added): "
-              f"baseline {(e2 - e1) / (b2 - b1):,.0f} events/s, {rates}")
+        print(
+            f"marginal rate (the {e2 - e1:,} extra events over the time they added): "
+            f"baseline {(e2 - e1) / (b2 - b1):,.0f} events/s, {rates}"
+        )
         if not args.skip_freshness:
             delays, lost = freshness(root, args.live_rate, args.live_seconds)
-            print(f"freshness at {args.live_rate} events/s for {args.live_seconds} s: "
-                  f"p50 {percentile(delays, 0.5):.1f} s, p99 {percentile(delays, 0.99):.1f} s, "
-                  f"max {max(delays):.1f} s over {len(delays)} batches ({lost} never seen)")
+            print(
+                f"freshness at {args.live_rate} events/s for {args.live_seconds} s: "
+                f"p50 {percentile(delays, 0.5):.1f} s, p99 {percentile(delays, 0.99):.1f} s, "
+                f"max {max(delays):.1f} s over {len(delays)} batches ({lost} never seen)"
+            )
         print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -67,7 +67,9 @@ def cut_build(stage: str) -> Any:
         statements = t_env.create_statement_set()
         if stage == "read":
             for topic, table in (("events", tables.events), ("activations", tables.activations)):
-                t_env.create_temporary_view(f"lines_{topic}", t_env.sql_query(f"SELECT line FROM {table}"))
+                t_env.create_temporary_view(
+                    f"lines_{topic}", t_env.sql_query(f"SELECT line FROM {table}")
+                )
                 _blackhole(t_env, statements, f"lines_{topic}")
             statements.attach_as_datastream()
             return

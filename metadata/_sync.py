@@ -253,10 +253,15 @@ def register_default_metrics(session: Session, event_types: Sequence[str]) -> li
     for event_type in sorted(set(event_types) - existing):
         session.add(
             MetricDefinition(
-                name=event_type, metric_type="aggregated",
+                name=event_type,
+                metric_type="aggregated",
                 params={"event_type": event_type, "statistic": "count", DEFAULT_MARK: True},
-                description=f"every {event_type} event (a default metric)", sla_hours=30.0,
-                sources=["events", "activations"], segments=[], enabled=True, source_file=None,
+                description=f"every {event_type} event (a default metric)",
+                sla_hours=30.0,
+                sources=["events", "activations"],
+                segments=[],
+                enabled=True,
+                source_file=None,
             )
         )
         added.append(event_type)

@@ -48,8 +48,14 @@ class ValidationMixin(StoreBase):
         with self._tx() as s:
             return [
                 ValidationReportInfo(
-                    r.id, r.day, r.passed, r.violations, r.threshold, r.max_difference,
-                    dict(r.report), r.created_at,
+                    r.id,
+                    r.day,
+                    r.passed,
+                    r.violations,
+                    r.threshold,
+                    r.max_difference,
+                    dict(r.report),
+                    r.created_at,
                 )
                 for r in s.scalars(query)
             ]

@@ -239,14 +239,18 @@ def _sqlite_connector(path: Path, read_only: bool) -> Callable[[], sqlite3.Conne
 
     def connect() -> sqlite3.Connection:
         if not read_only:
-            return sqlite3.connect(f"{target}?mode=rw", uri=True, timeout=30, check_same_thread=False)
+            return sqlite3.connect(
+                f"{target}?mode=rw", uri=True, timeout=30, check_same_thread=False
+            )
         conn = sqlite3.connect(f"{target}?mode=ro", uri=True, timeout=30, check_same_thread=False)
         try:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
             return conn
         except sqlite3.OperationalError:
             conn.close()
-            return sqlite3.connect(f"{target}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            return sqlite3.connect(
+                f"{target}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            )
 
     return connect
 

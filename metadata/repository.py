@@ -197,7 +197,9 @@ def _import_ramps(
             .options(selectinload(Experiment.groups).selectinload(ExperimentGroup.ramps))
         )
     }
-    counts: dict[str, Any] = dict.fromkeys(("experiments", "groups", "added", "updated", "unchanged"), 0)
+    counts: dict[str, Any] = dict.fromkeys(
+        ("experiments", "groups", "added", "updated", "unchanged"), 0
+    )
     groups: dict[tuple[str, str], ExperimentGroup] = {}
     for row in rows:
         exp = experiments.get(row.experiment)

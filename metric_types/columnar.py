@@ -155,7 +155,9 @@ def convert(
     settings = settings or load_settings(home)
     archive, columnar = settings.archive_location(home), settings.columnar_location(home)
     cleaning = cleaning_of(settings, archive, columnar)
-    hours = committed_view(home, [topic], ts_from=ts_from, ts_to=ts_to, archive=archive).hours(topic)
+    hours = committed_view(home, [topic], ts_from=ts_from, ts_to=ts_to, archive=archive).hours(
+        topic
+    )
     if cleaning == "spark":
         from metric_types.spark.cleaning import convert_on_spark
         from metric_types.spark.session import get_session

@@ -93,7 +93,9 @@ def compute(
     if not days:
         raise ValueError("compute needs at least one date")
     until = days[-1].end
-    event_hours = convert(home, "events", spam_cap=settings.spam_cap, ts_to=until, settings=settings)
+    event_hours = convert(
+        home, "events", spam_cap=settings.spam_cap, ts_to=until, settings=settings
+    )
     activation_hours = convert(
         home, "activations", spam_cap=settings.spam_cap, ts_to=until, settings=settings
     )
@@ -192,8 +194,10 @@ def compute_day(
     custom = CustomValues()
     quantiles: dict[tuple[Any, ...], dict[str, float]] = {}
     multiple: dict[tuple[str, str, int, int], int] = {}
-    reusing = partials is not None and kind.name == "aggregated" and not any(
-        m.is_custom for m in plan.metrics
+    reusing = (
+        partials is not None
+        and kind.name == "aggregated"
+        and not any(m.is_custom for m in plan.metrics)
     )
     exposed = None
     try:
@@ -231,7 +235,9 @@ def compute_day(
                 views = standard_views(users, counted)
 
                 def window_views(window_ms: int) -> dict[str, Any]:
-                    return standard_views(users, counted.where(F.col("ts") < F.col("t_u") + window_ms))
+                    return standard_views(
+                        users, counted.where(F.col("ts") < F.col("t_u") + window_ms)
+                    )
 
                 custom = custom_values(
                     spark, plan.metrics, views, custom_timeout_seconds, window_views
@@ -240,7 +246,9 @@ def compute_day(
                 columns = replace(columns, custom=kept)
             pre = None
             if columns.pre:
-                since = min(p.start - windows[p.experiment] for p in periods if p.experiment in windows)
+                since = min(
+                    p.start - windows[p.experiment] for p in periods if p.experiment in windows
+                )
                 before = read_events(spark, hours_between(event_hours, since, last), [])
                 pre = covariates(before, exposed, windows, columns)
             values = per_user(users, counted, columns, custom.frames, pre)
@@ -290,7 +298,9 @@ def _multiple_groups(users: Any) -> dict[tuple[str, str, int, int], int]:
     return {tuple(r[k] for k in keys): r["count"] for r in counted}  # type: ignore[misc]
 
 
-def _interval_counts(users: Any, intervals: Sequence[Any]) -> dict[tuple[str, int, int], dict[int, int]]:
+def _interval_counts(
+    users: Any, intervals: Sequence[Any]
+) -> dict[tuple[str, int, int], dict[int, int]]:
     """The slice's users per (experiment, period_start, day_in) and allocation interval."""
     from pyspark.sql import functions as F
 

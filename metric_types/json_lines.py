@@ -115,7 +115,9 @@ def _all_valid(table: pa.Table, topic: str) -> bool:
     if table.num_rows and not (bounds["min"] >= TS_MIN and bounds["max"] < TS_MAX):
         return False
     texts = [name for name, kind in REQUIRED[topic] if kind == "str"]
-    return not any(pc.any(pc.equal(pc.utf8_length(table.column(name)), 0)).as_py() for name in texts)
+    return not any(
+        pc.any(pc.equal(pc.utf8_length(table.column(name)), 0)).as_py() for name in texts
+    )
 
 
 def field_texts(line: bytes) -> dict[str, Any]:

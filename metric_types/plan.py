@@ -104,7 +104,9 @@ class BatchPlan:
         return out
 
 
-def metric_plan(info: MetricInfo, experiments: Sequence[str], segments: dict[str, tuple[str, ...]]) -> MetricPlan:
+def metric_plan(
+    info: MetricInfo, experiments: Sequence[str], segments: dict[str, tuple[str, ...]]
+) -> MetricPlan:
     params = info.params
     numerator = denominator = None
     window = round(params["window_hours"] * HOUR_MS) if params.get("window_hours") else 0
@@ -187,7 +189,10 @@ def resolve(
         controls=frozenset(controls),
         segment_fields={
             name: segment_fields[name]
-            for p in plans for _, names in p.segments for name in names if name in segment_fields
+            for p in plans
+            for _, names in p.segments
+            for name in names
+            if name in segment_fields
         },
         analysis={e.name: dict(e.analysis or {}) for e in chosen if e.name in wanted},
         ramps=tuple(sorted(ramps)),

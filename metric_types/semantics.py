@@ -241,7 +241,9 @@ def covariates(
     for (event_type, _), name in columns.total.items():
         if name in columns.pre:
             is_type = F.col("event_type") == event_type
-            aggs.append(F.sum(F.when(is_type, F.col("value")).otherwise(0.0)).alias(columns.pre[name]))
+            aggs.append(
+                F.sum(F.when(is_type, F.col("value")).otherwise(0.0)).alias(columns.pre[name])
+            )
     return joined.groupBy("exposure_id").agg(*aggs)
 
 
@@ -333,9 +335,11 @@ def with_segments(users: DataFrame, columns: Columns) -> DataFrame:
     for segment in columns.segments:
         value = F.col(columns.segment_column(segment))
         choices.append(F.struct(F.lit(segment).alias("segment"), value.alias("segment_value")))
-    return users.withColumn("_seg", F.explode(F.array(*choices))).select(
-        "*", "_seg.segment", "_seg.segment_value"
-    ).drop("_seg")
+    return (
+        users.withColumn("_seg", F.explode(F.array(*choices)))
+        .select("*", "_seg.segment", "_seg.segment_value")
+        .drop("_seg")
+    )
 
 
 def group_totals(users: DataFrame, columns: Columns) -> DataFrame:

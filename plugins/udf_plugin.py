@@ -227,4 +227,3 @@ class UdfPlugin(AirflowPlugin):
         {"name": "Range backfill", "href": f"/dags/{RANGE_BACKFILL_DAG}", "category": "UDF"},
         {"name": "Metric lifecycle (JSON)", "href": "/udf/status", "category": "UDF"},
     ]
-

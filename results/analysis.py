@@ -164,7 +164,10 @@ def sequential_columns(
     planned_end = look == spec.looks if spec.looks is not None else np.zeros(look.shape, bool)
     decisions = []
     for code, reject, lift, last in zip(
-        cmp.code.tolist(), result.reject.tolist(), plain(cmp.lift_abs), planned_end.tolist(),
+        cmp.code.tolist(),
+        result.reject.tolist(),
+        plain(cmp.lift_abs),
+        planned_end.tolist(),
         strict=True,
     ):
         if code == Code.PAST_LAST_LOOK:

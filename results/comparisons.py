@@ -36,7 +36,8 @@ def analysis_specs(
     from udf.config.catalog import AnalysisSpec
 
     return {
-        e: AnalysisSpec.model_validate(dict(analysis.get(e) or {})) for e in sorted(set(experiments))
+        e: AnalysisSpec.model_validate(dict(analysis.get(e) or {}))
+        for e in sorted(set(experiments))
     }
 
 

@@ -38,7 +38,9 @@ def z_of(alpha: float | np.ndarray) -> np.ndarray:
     return np.asarray(special.ndtri(1.0 - np.asarray(alpha, dtype=float) / 2.0))
 
 
-def ci_levels(n: np.ndarray | float, level: float, alpha: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ci_levels(
+    n: np.ndarray | float, level: float, alpha: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The levels ``(low, high)`` whose type-7 quantiles bound the interval."""
     n = np.asarray(n, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -80,7 +82,10 @@ def quantile_test(
     def codes(n: np.ndarray) -> np.ndarray:
         return first_match(n.shape, [(n < 2, Code.TOO_FEW_UNITS), (n == 0, Code.EMPTY_GROUP)])
 
-    q_c, q_t = np.asarray(control.quantile, dtype=float), np.asarray(treatment.quantile, dtype=float)
+    q_c, q_t = (
+        np.asarray(control.quantile, dtype=float),
+        np.asarray(treatment.quantile, dtype=float),
+    )
     return compare(
         diff=q_t - q_c, base_c=q_c, base_t=q_t, var_mean_c=se_c**2, var_mean_t=se_t**2,
         df=np.full(q_c.shape, np.inf), alpha=alpha, code=worst(codes(n_c), codes(n_t)),

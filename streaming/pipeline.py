@@ -166,8 +166,14 @@ def build(env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineC
 
 
 def build_apart(
-    job: str, env: Any, t_env: Any, source: Source, plan: StreamPlan, cfg: PipelineConfig,
-    topics: Topics, columns: dict[str, Any],
+    job: str,
+    env: Any,
+    t_env: Any,
+    source: Source,
+    plan: StreamPlan,
+    cfg: PipelineConfig,
+    topics: Topics,
+    columns: dict[str, Any],
 ) -> None:
     """Register one of the :data:`JOBS_APART` on ``env``/``t_env``, joined to the others by
     ``topics``. A filter job puts the columns of the streams it publishes into ``columns``,

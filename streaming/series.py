@@ -65,7 +65,9 @@ def cumulative(increments: dict[tuple[str, str, int], int]) -> list[SeriesPoint]
     points = []
     for event_type in types:
         volume = {b: n for (k, t, b), n in increments.items() if k == "volume" and t == event_type}
-        users = {b: n for (k, t, b), n in increments.items() if k == "propensity" and t == event_type}
+        users = {
+            b: n for (k, t, b), n in increments.items() if k == "propensity" and t == event_type
+        }
         totals = [0, 0, 0]
         for b in sorted({*exposed, *volume, *users}):
             totals[0] += exposed.get(b, 0)

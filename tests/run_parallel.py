@@ -99,8 +99,10 @@ def main() -> int:
                 failed.append(folder)
             say(f"\n===== [{clock(started)}] {folder}: {'passed' if ok else 'FAILED'} "
                 f"in {seconds:.0f} s =====\n{report}")  # fmt: skip
-    say(f"===== all folders in {time.monotonic() - started:.0f} s with {args.workers} workers: "
-        + ", ".join(f"{f} {s:.0f} s" for f, s in times.items()))
+    say(
+        f"===== all folders in {time.monotonic() - started:.0f} s with {args.workers} workers: "
+        + ", ".join(f"{f} {s:.0f} s" for f, s in times.items())
+    )
     if failed:
         say("FAILED folders: " + ", ".join(failed))
     return 1 if failed else 0

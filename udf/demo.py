@@ -199,7 +199,9 @@ def main() -> int:
     home = Home.resolve().ensure()
     print(f"platform home: {home.root}")
     try:
-        run(["generate", "--out", str(home.root / "workload"), "--force", "--corrupt-share", "0.01"])
+        run(
+            ["generate", "--out", str(home.root / "workload"), "--force", "--corrupt-share", "0.01"]
+        )
         for args in steps(home):
             run(args)
         run_pipeline(home)

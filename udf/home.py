@@ -42,7 +42,9 @@ class Home:
     def metadata_url(self) -> str:
         """The explicit URL, else ``$UDF_METADATA_URL`` (PostgreSQL, MySQL/MariaDB), else
         SQLite under the home."""
-        return self.metadata or os.environ.get("UDF_METADATA_URL") or f"sqlite:///{self.metadata_db}"
+        return (
+            self.metadata or os.environ.get("UDF_METADATA_URL") or f"sqlite:///{self.metadata_db}"
+        )
 
     def with_metadata(self, url: str | None) -> Home:
         """This home with its metadata store at ``url`` (unchanged when ``url`` is None)."""

@@ -99,7 +99,9 @@ class Location:
         if self.scheme in ("s3", "s3a"):
             # pyarrow 16 ignores AWS_ENDPOINT_URL: an S3-compatible store (MinIO) names it here
             endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-            return pafs.S3FileSystem(endpoint_override=endpoint), f"{self.netloc}{self.path}".rstrip("/")
+            return pafs.S3FileSystem(
+                endpoint_override=endpoint
+            ), f"{self.netloc}{self.path}".rstrip("/")
         fs, path = pafs.FileSystem.from_uri(f"{self.scheme}://{self.netloc}{self.path}")
         return fs, path.rstrip("/")
 
@@ -125,7 +127,9 @@ class Location:
             with fs.open_output_stream(target) as out:
                 out.write(data)
             return
-        tmp = posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp = posixpath.join(
+            posixpath.dirname(target), f".{posixpath.basename(target)}.{uuid.uuid4().hex[:12]}.tmp"
+        )
         try:
             with fs.open_output_stream(tmp) as out:
                 out.write(data)

@@ -31,7 +31,9 @@ class StructuredLogger:
         if not self._logger.isEnabledFor(level):
             return
         text = " ".join([event, *(f"{k}={_text(v)}" for k, v in fields.items())])
-        self._logger.log(level, text, extra={"udf_event": event, "udf_fields": fields}, stacklevel=3)
+        self._logger.log(
+            level, text, extra={"udf_event": event, "udf_fields": fields}, stacklevel=3
+        )
 
     def debug(self, event: str, **fields: Any) -> None:
         self._log(logging.DEBUG, event, fields)

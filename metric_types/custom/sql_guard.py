@@ -43,17 +43,47 @@ _QUERY_STARTS = {TokenType.SELECT, TokenType.WITH, TokenType.FROM, TokenType.L_P
 _NAME_TOKENS = {TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER}
 _LABEL_WORDS = {"DIRECTORY", "LOCAL", "DATA", "LAZY", "JAR", "FILE", "ARCHIVE", "VARIABLE"}
 _STATEMENT_NAMES = (
-    "Insert", "Update", "Delete", "Merge", "Copy", "Create", "Drop", "Alter", "TruncateTable",
-    "Set", "Use", "Cache", "Uncache", "LoadData", "Refresh", "Analyze", "Command", "Describe",
-    "Show", "Pragma", "Transaction", "Commit", "Rollback", "Grant", "Revoke", "Kill", "Into",
+    "Insert",
+    "Update",
+    "Delete",
+    "Merge",
+    "Copy",
+    "Create",
+    "Drop",
+    "Alter",
+    "TruncateTable",
+    "Set",
+    "Use",
+    "Cache",
+    "Uncache",
+    "LoadData",
+    "Refresh",
+    "Analyze",
+    "Command",
+    "Describe",
+    "Show",
+    "Pragma",
+    "Transaction",
+    "Commit",
+    "Rollback",
+    "Grant",
+    "Revoke",
+    "Kill",
+    "Into",
 )
 _STATEMENTS: tuple[type[exp.Expr], ...] = tuple(
     getattr(exp, name) for name in _STATEMENT_NAMES if hasattr(exp, name)
 )
 _SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
 _GENERATORS = {
-    "explode", "explode_outer", "posexplode", "posexplode_outer", "inline", "inline_outer",
-    "stack", "json_tuple",
+    "explode",
+    "explode_outer",
+    "posexplode",
+    "posexplode_outer",
+    "inline",
+    "inline_outer",
+    "stack",
+    "json_tuple",
 }
 _JAVA = "it runs arbitrary Java"
 _FILES = "it reveals the files behind the views"
@@ -67,8 +97,18 @@ FORBIDDEN_FUNCTIONS = {
 }
 # Table "databases" that Spark reads as a file format: parquet.`/path`, csv.`s3://...`.
 _FILE_FORMATS = {
-    "parquet", "orc", "json", "csv", "text", "avro", "binaryfile", "delta", "iceberg", "hudi",
-    "jdbc", "xml",
+    "parquet",
+    "orc",
+    "json",
+    "csv",
+    "text",
+    "avro",
+    "binaryfile",
+    "delta",
+    "iceberg",
+    "hudi",
+    "jdbc",
+    "xml",
 }
 
 
@@ -265,7 +305,9 @@ def _check_functions(root: exp.Expr) -> None:
             forbidden = sorted(names & FORBIDDEN_FUNCTIONS.keys())
             if forbidden:
                 name = forbidden[0]
-                raise CustomMetricError(f"custom SQL may not call {name}() ({FORBIDDEN_FUNCTIONS[name]})")
+                raise CustomMetricError(
+                    f"custom SQL may not call {name}() ({FORBIDDEN_FUNCTIONS[name]})"
+                )
 
 
 def _check_output(root: exp.Expr) -> None:

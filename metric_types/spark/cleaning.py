@@ -70,20 +70,28 @@ def convert_on_spark(
     :class:`HourFile` and whether it was rebuilt, oldest first."""
     fingerprints = {hour: fingerprint_of(topic, files, spam_cap, "spark") for hour, files in hours}
     with ThreadPoolExecutor(max_workers=8) as pool:  # stamps are small reads, slow on object stores
-        stamps = dict(zip(fingerprints, pool.map(lambda h: _stamp(out, h), fingerprints), strict=True))
+        stamps = dict(
+            zip(fingerprints, pool.map(lambda h: _stamp(out, h), fingerprints), strict=True)
+        )
     present = _present(out, [s["data"] for s in stamps.values() if s and s.get("data")])
     done: dict[int, tuple[HourFile, bool]] = {}
     stale = []
     for hour, files in hours:
         stored = stamps[hour]
         data = stored.get("data") if stored else None
-        if stored is not None and matches(stored, fingerprints[hour]) and (not data or data in present):
+        if (
+            stored is not None
+            and matches(stored, fingerprints[hour])
+            and (not data or data in present)
+        ):
             done[hour] = (_hour_file(topic, hour, out, stored), False)
         else:
             stale.append((hour, files))
     if stale:
         for hour, stamp in _clean(spark, topic, stale, out, spam_cap, fingerprints).items():
-            out.write_bytes(f"{hour_folder(hour)}/{FINGERPRINT}", json.dumps(stamp, sort_keys=True).encode())
+            out.write_bytes(
+                f"{hour_folder(hour)}/{FINGERPRINT}", json.dumps(stamp, sort_keys=True).encode()
+            )
             done[hour] = (_hour_file(topic, hour, out, stamp), True)
     return [done[hour] for hour, _ in hours]
 
@@ -94,7 +102,11 @@ def _present(out: Location, folders: list[str]) -> set[str]:
 
     fs, base = out.filesystem()
     infos = fs.get_file_info([f"{base}/{folder}" for folder in folders])
-    return {folder for folder, info in zip(folders, infos, strict=True) if info.type != FileType.NotFound}
+    return {
+        folder
+        for folder, info in zip(folders, infos, strict=True)
+        if info.type != FileType.NotFound
+    }
 
 
 def _stamp(out: Location, hour: int) -> dict[str, Any] | None:
@@ -141,7 +153,9 @@ def _clean(
         if topic == "events":
             aggregates.append(F.flatten(F.collect_set(F.map_keys("extras"))).alias("keys"))
         meta = {r["hour"]: r for r in parsed.groupBy("hour").agg(*aggregates).collect()}
-        fields = sorted({k for r in meta.values() for k in (r["keys"] if topic == "events" else ())})
+        fields = sorted(
+            {k for r in meta.values() for k in (r["keys"] if topic == "events" else ())}
+        )
         rows = parsed.where(F.col("line") >= 0).repartition("hour")
         kept = _capped(rows, spam_cap) if topic == "events" else rows
         columns = [F.col(c) for c in ("user_id", "event_type", "ts", "value")]
@@ -150,12 +164,16 @@ def _clean(
             columns = [F.col(c) for c in ("user_id", "experiment", "group", "ts")]
         run = f"{RUNS}/{uuid.uuid4().hex[:16]}"
         target = out.join(run).spark_uri
-        kept.select(*columns, "hour").write.partitionBy("hour").option("compression", "zstd").parquet(target)
+        kept.select(*columns, "hour").write.partitionBy("hour").option(
+            "compression", "zstd"
+        ).parquet(target)
     finally:
         parsed.unpersist()
     kinds: dict[int, list[str]] = {}
     if topic == "events":
-        found = spark.read.parquet(target).groupBy("hour").agg(F.collect_set("event_type").alias("k"))
+        found = (
+            spark.read.parquet(target).groupBy("hour").agg(F.collect_set("event_type").alias("k"))
+        )
         kinds = {r["hour"]: sorted(r["k"]) for r in found.collect()}
     written = set(kinds) if topic == "events" else _written_hours(spark, target)
     stamps = {}

@@ -151,7 +151,9 @@ def _start_jvm(conf: dict[str, str]) -> None:
     proc = getattr(gateway, "proc", None)
     if proc is not None:
         for stream in (proc.stdout, proc.stderr):
-            threading.Thread(target=_forward, args=(stream,), name="spark-jvm-log", daemon=True).start()
+            threading.Thread(
+                target=_forward, args=(stream,), name="spark-jvm-log", daemon=True
+            ).start()
     SparkContext._ensure_initialized(gateway=gateway)
 
 

@@ -128,7 +128,9 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         if clock is None or d > clock // DAY_MS:  # that day has not started in the data yet
             if not final:
                 timers = ctx.timer_service()
-                timers.register_processing_time_timer(timers.current_processing_time() + self.flush_ms)
+                timers.register_processing_time_timer(
+                    timers.current_processing_time() + self.flush_ms
+                )
             return
         if self.dirty.value() or self.written.value() != types:
             self._write(experiment, d, types)
@@ -138,7 +140,9 @@ class ResultsSink(KeyedBroadcastProcessFunction):
             return
         # at most twice a second, and at the end of the input whenever the count is not
         # reported yet (the last writes may come before it, their reports held back)
-        if time.monotonic() - self.last_progress >= 0.5 or (final and self.rows_written != self.reported_rows):
+        if time.monotonic() - self.last_progress >= 0.5 or (
+            final and self.rows_written != self.reported_rows
+        ):
             self.last_progress = time.monotonic()
             self._report(progress)
 

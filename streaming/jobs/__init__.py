@@ -18,7 +18,12 @@ from typing import Any, Protocol
 
 class Sink(Protocol):
     def __call__(
-        self, name: str, query: str, *, changelog: bool = True, one_reader: bool = False,
+        self,
+        name: str,
+        query: str,
+        *,
+        changelog: bool = True,
+        one_reader: bool = False,
         key: Sequence[str] = (),
     ) -> None:
         """Publish the result of ``query`` as stream ``name`` (``changelog``: it may update;
@@ -51,7 +56,11 @@ def local_sink(t_env: Any) -> Sink:
     from pyflink.table import ChangelogMode
 
     def publish(
-        name: str, query: str, *, changelog: bool = True, one_reader: bool = False,
+        name: str,
+        query: str,
+        *,
+        changelog: bool = True,
+        one_reader: bool = False,
         key: Sequence[str] = (),
     ) -> None:
         table = t_env.sql_query(query)
@@ -79,7 +88,11 @@ def topic_sink(t_env: Any, topics: Any, statements: Any, written: dict[str, Any]
     local = local_sink(t_env)
 
     def publish(
-        name: str, query: str, *, changelog: bool = True, one_reader: bool = False,
+        name: str,
+        query: str,
+        *,
+        changelog: bool = True,
+        one_reader: bool = False,
         key: Sequence[str] = (),
     ) -> None:
         if name not in STREAMS:

@@ -101,7 +101,9 @@ def user_inputs_query(events: str, activations: str, plan: StreamPlan) -> str:
     """Events and activations as one table for the per-user operator (an event has no
     ``experiment``); the segment fields travel as one array."""
     n = len(plan.segment_fields)
-    segs = f"ARRAY[{', '.join(f'seg_{i}' for i in range(n))}]" if n else "CAST(NULL AS ARRAY<STRING>)"
+    segs = (
+        f"ARRAY[{', '.join(f'seg_{i}' for i in range(n))}]" if n else "CAST(NULL AS ARRAY<STRING>)"
+    )
     none = {t: f"CAST(NULL AS {t})" for t in ("STRING", "BIGINT", "DOUBLE", "ARRAY<STRING>")}
     return (
         f"SELECT user_id, event_type, ts, `value`, {segs} AS segs, {none['STRING']} AS experiment, "
@@ -121,7 +123,9 @@ def user_changes(t_env: Any, inputs: Any, plan: StreamPlan, state_ttl_ms: int | 
 
     j_table = inputs._j_table
     user_type = j_table.getResolvedSchema().getColumnDataTypes().get(0)
-    key_type = get_gateway().jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo.of(user_type)
+    key_type = get_gateway().jvm.org.apache.flink.table.runtime.typeutils.ExternalTypeInfo.of(
+        user_type
+    )
     function = jvm.new_instance(t_env, "udf.streaming.UserEvents", str(plan.spam_cap),
                                 operator_plan(plan), str(state_ttl_ms or 0))  # fmt: skip
     keyed = t_env._j_tenv.toChangelogStream(j_table).keyBy(
@@ -148,8 +152,13 @@ def through_days(source: str, max_days: int) -> str:
 
 
 def build(
-    t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan, max_days: int,
-    series_batch_ms: int, state_ttl_ms: int | None = None,
+    t_env: Any,
+    source: Mapping[str, str],
+    sink: Sink,
+    plan: StreamPlan,
+    max_days: int,
+    series_batch_ms: int,
+    state_ttl_ms: int | None = None,
 ) -> None:
     """``source`` names ``filtered_events`` and ``filtered_activations``; ``max_days`` bounds the
     number of dates one period spans (the days a change is counted for); ``series_batch_ms``
@@ -177,7 +186,10 @@ def build(
 
 
 def per_user(
-    t_env: Any, source: Mapping[str, str], sink: Sink, plan: StreamPlan,
+    t_env: Any,
+    source: Mapping[str, str],
+    sink: Sink,
+    plan: StreamPlan,
     state_ttl_ms: int | None = None,
 ) -> None:
     """The per-user operator over the filtered topics: its changes summed per key and day

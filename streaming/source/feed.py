@@ -99,7 +99,9 @@ def _kafka_offsets(imports: Sequence[dict[str, Any]], topics: Sequence[str]) -> 
         done = out.setdefault(entry["topic"], {}).setdefault(kafka["topic"], {})
         for p, (_, end) in kafka["offsets"].items():
             done[int(p)] = max(done.get(int(p), 0), end)
-    return {t: {k: {int(p): o for p, o in v.items()} for k, v in by.items()} for t, by in out.items()}
+    return {
+        t: {k: {int(p): o for p, o in v.items()} for k, v in by.items()} for t, by in out.items()
+    }
 
 
 def _grew(now: dict[str, Offsets], before: dict[str, Offsets]) -> bool:

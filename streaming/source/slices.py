@@ -35,12 +35,16 @@ if TYPE_CHECKING:
 _BLOCK = 1 << 20
 
 
-def take_until(archive: Path, chunks: Sequence[Chunk], until: int, timestamp_field: str = "ts") -> list[Chunk]:
+def take_until(
+    archive: Path, chunks: Sequence[Chunk], until: int, timestamp_field: str = "ts"
+) -> list[Chunk]:
     """The parts of ``chunks`` before event time ``until``: whole hours before it, none from
     hours at or after it, and the hour holding it cut before its first line at or after it."""
     from streaming.feed import _hour_start
 
-    pattern = re.compile(rb'"' + re.escape(timestamp_field.encode()) + rb'"[ \t]*:[ \t]*(-?[0-9]{1,18})')
+    pattern = re.compile(
+        rb'"' + re.escape(timestamp_field.encode()) + rb'"[ \t]*:[ \t]*(-?[0-9]{1,18})'
+    )
     taken = []
     for c in chunks:
         hour = _hour_start(c.rel)
@@ -159,8 +163,11 @@ class AlignedFeed:
         if self._span is None:
             from streaming.feed import _hour_start, committed_sizes
 
-            hours = [_hour_start(rel) for t in self.feed.topics for rel in committed_sizes(self.feed.archive, t)]
+            hours = [
+                _hour_start(rel)
+                for t in self.feed.topics
+                for rel in committed_sizes(self.feed.archive, t)
+            ]
             if hours:
                 self._span = (min(hours), max(hours) + HOUR_MS)
         return self._span
-

@@ -104,7 +104,11 @@ class UnifiedSource:
         self.register_topics(t_env)
         if self.periods_dir is None:
             raise SourceError("the pipeline's source needs the periods folder")
-        options = {"connector": "filesystem", "path": self.periods_dir.absolute().as_uri(), "format": "json"}
+        options = {
+            "connector": "filesystem",
+            "path": self.periods_dir.absolute().as_uri(),
+            "format": "json",
+        }
         if self.follow:
             options["source.monitor-interval"] = self._interval()
         t_env.execute_sql(
@@ -161,7 +165,9 @@ class UnifiedSource:
                 "`udf archive kafka`, or set stream.source.live: archive"
             )
         stop = None if self.stop is None else dict(self.stop.get(kafka_topic, {}))
-        options = kafka_table_options(kafka.bootstrap, kafka_topic, group=kafka.group, start=start, stop=stop)
+        options = kafka_table_options(
+            kafka.bootstrap, kafka_topic, group=kafka.group, start=start, stop=stop
+        )
         if self.settings.alignment is not None:
             options |= kafka_alignment_options(self.settings.alignment)
         options |= {f"properties.{k}": v for k, v in kafka.properties.items()}

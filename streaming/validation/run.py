@@ -120,7 +120,9 @@ def recipients(store: MetadataStore, report: Report, settings: Settings) -> list
     return list(dict.fromkeys([*settings.validation.recipients, *owners]))
 
 
-def queue_emails(store: MetadataStore, report: Report, report_id: int, settings: Settings) -> list[int]:
+def queue_emails(
+    store: MetadataStore, report: Report, report_id: int, settings: Settings
+) -> list[int]:
     """One ``pending`` email per recipient in the ``notifications`` ledger (sent afterwards)."""
     from streaming.validation.report import subject_of
     from udf.framework.mail import compose

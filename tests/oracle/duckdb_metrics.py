@@ -174,7 +174,9 @@ def _metric_from_spec(m: Any) -> Metric:
             den_event_type=m.ratio.denominator.event_type,
             den_statistic=m.ratio.denominator.statistic, days=days, **common,
         )  # fmt: skip
-    return Metric(kind=m.statistic, event_type=m.event_type, statistic=m.statistic, days=days, **common)
+    return Metric(
+        kind=m.statistic, event_type=m.event_type, statistic=m.statistic, days=days, **common
+    )
 
 
 # ---------------------------------------------------------------------------- periods
@@ -270,7 +272,9 @@ class Oracle:
         files = sorted(str(p) for p in (self.archive / topic).glob("dt=*/hour=*/part-*.jsonl"))
         table = f"raw_{topic}"
         if not files:
-            self.con.execute(f"CREATE TABLE {table} (filename VARCHAR, line_no BIGINT, line VARCHAR)")
+            self.con.execute(
+                f"CREATE TABLE {table} (filename VARCHAR, line_no BIGINT, line VARCHAR)"
+            )
             return
         self.con.execute(
             f"""
@@ -359,7 +363,9 @@ class Oracle:
                 PARTITION BY user_id, ts // {HOUR_MS} ORDER BY ts, event_type) <= {self.spam_cap}
             """
         )
-        c.execute('CREATE TABLE periods (experiment VARCHAR, "group" VARCHAR, period_start BIGINT, period_end BIGINT)')
+        c.execute(
+            'CREATE TABLE periods (experiment VARCHAR, "group" VARCHAR, period_start BIGINT, period_end BIGINT)'
+        )
         rows = [(e, g, s, t) for (e, g), ps in self.periods.items() for s, t in ps]
         if rows:
             c.executemany("INSERT INTO periods VALUES (?, ?, ?, ?)", rows)
@@ -830,7 +836,10 @@ def welch_comparison(c: dict, t: dict, alpha: float, zero_mean_keeps_p: bool = F
 
 
 def cuped_comparison(
-    x_c: Sequence[float], pre_c: Sequence[float], x_t: Sequence[float], pre_t: Sequence[float],
+    x_c: Sequence[float],
+    pre_c: Sequence[float],
+    x_t: Sequence[float],
+    pre_t: Sequence[float],
     alpha: float,
 ) -> dict:
     """CUPED from the users' own values (docs/statistics.md): theta = cov(x, pre) / var(pre)

@@ -78,9 +78,18 @@ def start_tansu(log: Path) -> Broker:
         url = f"tcp://127.0.0.1:{port}"
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [str(tansu_binary()), "broker", "--listener-url", url,
-                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                stdout=out, stderr=subprocess.STDOUT,
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         if _listening(port, process):
             return Broker("tansu", f"127.0.0.1:{port}", process)
@@ -109,10 +118,15 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> dict[int, in
     """
     from confluent_kafka import Producer
 
-    producer = Producer({
-        "bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 20,
-        "enable.idempotence": False, "acks": "all",
-    })
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 20,
+            "enable.idempotence": False,
+            "acks": "all",
+        }
+    )
     counts: dict[int, int] = {}
     failures: list[str] = []
 

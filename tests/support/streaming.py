@@ -193,7 +193,12 @@ def cancel_job(result: Any) -> None:
     try:
         result.get_job_client().cancel().result()
     except Exception as exc:
-        gone = ("has already been shut down", "could not be found", "not running", "globally terminal")
+        gone = (
+            "has already been shut down",
+            "could not be found",
+            "not running",
+            "globally terminal",
+        )
         if not any(phrase in str(exc) for phrase in gone):
             raise
 
@@ -324,8 +329,12 @@ def apart_home(
 def topics_settings(broker: Broker, name: str) -> dict[str, Any]:
     """``stream.topics`` for a test's topics on ``broker``, one writer per topic (tansu can
     lose records of a partition two producers append to: tests/support/kafka_brokers.py)."""
-    return {"bootstrap": broker.bootstrap, "prefix": f"test-{name}", "replication_factor": 1,
-            "single_writer": True}
+    return {
+        "bootstrap": broker.bootstrap,
+        "prefix": f"test-{name}",
+        "replication_factor": 1,
+        "single_writer": True,
+    }
 
 
 def topic_names(broker: Broker, prefix: str) -> set[str]:

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_image_copies_every_package() -> None:
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"][
-        "targets"]["wheel"]["packages"]
+        "targets"
+    ]["wheel"]["packages"]
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     for package in packages:
         assert f"COPY {package} ./{package}" in dockerfile
@@ -27,7 +28,9 @@ def test_the_platform_image_has_a_jdk_and_builds_the_streams_java_functions() ->
     platform = dockerfile.split(" AS platform", 1)[1].split("\nFROM ", 1)[0]
     assert "openjdk-17-jdk-headless" in platform and "-jre-" not in platform
     code = platform.index("COPY streaming ./streaming")
-    assert platform.index("python -m streaming.jvm", code) > platform.index("uv sync --frozen --no-dev\n", code)
+    assert platform.index("python -m streaming.jvm", code) > platform.index(
+        "uv sync --frozen --no-dev\n", code
+    )
 
 
 def test_compose_file_is_valid_and_wires_the_metadata_url() -> None:
@@ -141,7 +144,9 @@ def test_compose_runs_airflow_spark_flink_kafka_and_a_relay_for_the_platform() -
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
             "http://airflow-api-server:8080/execution/"
         )
-        assert airflow["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        assert (
+            airflow["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        )
         # the platform's settings: the home, the stores, Spark and Kafka of this stack
         assert env["UDF_SPARK_MASTER"] == "spark://spark-master:7077"
         assert env["UDF_KAFKA_BOOTSTRAP"] == "kafka:9092"
@@ -163,7 +168,10 @@ def test_compose_runs_airflow_spark_flink_kafka_and_a_relay_for_the_platform() -
     assert flink["python"]["executable"] == "/opt/udf/.venv/bin/python"
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert "FROM platform AS flink" in dockerfile and "flink-connector-kafka-" in dockerfile
-    assert "kafka-clients-" in dockerfile and "UDF_FLINK_KAFKA_JARS=/opt/flink-connectors" in dockerfile
+    assert (
+        "kafka-clients-" in dockerfile
+        and "UDF_FLINK_KAFKA_JARS=/opt/flink-connectors" in dockerfile
+    )
     assert services["udf-stream"]["command"] == ["stream", "run"]
 
     kafka = services["kafka"]["environment"]

@@ -53,12 +53,16 @@ def test_control_files_are_written_whole_and_read_back(tmp_path: Path) -> None:
     assert where.read_bytes("a/b/_source.json") is None
     where.write_bytes("a/b/_source.json", b'{"x": 1}')
     assert where.read_bytes("a/b/_source.json") == b'{"x": 1}'
-    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["_source.json"]  # no temporary left
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == [
+        "_source.json"
+    ]  # no temporary left
 
 
 def test_settings_take_the_archive_uri_and_refuse_a_bad_one(tmp_path: Path) -> None:
     home = Home(tmp_path)
-    settings = load_settings(home, {"UDF_ARCHIVE_URI": "file:///srv/archive", "UDF_SPARK_CLEANING": "spark"})
+    settings = load_settings(
+        home, {"UDF_ARCHIVE_URI": "file:///srv/archive", "UDF_SPARK_CLEANING": "spark"}
+    )
     assert settings.archive_location(home).local_path == Path("/srv/archive")
     assert settings.columnar_location(home).local_path == tmp_path / "columnar"
     assert settings.spark.cleaning == "spark"
@@ -71,7 +75,9 @@ def test_auto_cleans_locally_only_for_a_local_spark_on_local_files(tmp_path: Pat
 
     def choice(**raw: object) -> str:
         settings = Settings.model_validate(raw)
-        return cleaning_of(settings, settings.archive_location(home), settings.columnar_location(home))
+        return cleaning_of(
+            settings, settings.archive_location(home), settings.columnar_location(home)
+        )
 
     assert choice() == "local"
     assert choice(spark={"master": "spark://master:7077"}) == "spark"

@@ -33,7 +33,9 @@ def test_every_reader_takes_them_from_the_vocabulary() -> None:
     from udf.settings import Settings
     from udf.workload.params import WorkloadParams
 
-    constraint = next(c for c in MetricRun.__table__.constraints if c.name in ("state", "ck_metric_runs_state"))
+    constraint = next(
+        c for c in MetricRun.__table__.constraints if c.name in ("state", "ck_metric_runs_state")
+    )
     assert "'not_selected'" in str(constraint.sqltext)
     assert {name: registry.get(name).name for name in registry.NAMES} == {
         "aggregated": "aggregated", "calendar_day": "calendar_day",

@@ -46,7 +46,9 @@ def inventory(home: Home) -> list[TopicInventory]:
         rows.append(
             TopicInventory(
                 topic=topic,
-                partitions=layout.settings(topic).partitions if (topic_dir / "_topic.json").exists() else None,
+                partitions=layout.settings(topic).partitions
+                if (topic_dir / "_topic.json").exists()
+                else None,
                 imports=len(mine),
                 records=sum(e["records"] for e in mine),
                 corrupt=sum(e["corrupt"] for e in mine),

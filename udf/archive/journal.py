@@ -111,13 +111,17 @@ class ArchiveWriter:
         targets = []
         for rel, segments in sorted(stage.segments.items()):
             final = topic_dir / rel
-            targets.append({
-                "rel": rel,
-                "size_before": final.stat().st_size if final.exists() else 0,
-                "segments": segments,
-            })
+            targets.append(
+                {
+                    "rel": rel,
+                    "size_before": final.stat().st_size if final.exists() else 0,
+                    "segments": segments,
+                }
+            )
         staged_size = _fsync_path(stage.data_path)
-        entry = report.as_dict() | dict(extra or {}) | {"imported_at": datetime.now(UTC).isoformat()}
+        entry = (
+            report.as_dict() | dict(extra or {}) | {"imported_at": datetime.now(UTC).isoformat()}
+        )
         if report.corrupt:
             dead = self.deadletter_path(report.topic, report.import_id)
             # Relative to the home, like every path the archive keeps: a moved home still works.
@@ -144,8 +148,13 @@ class ArchiveWriter:
             lost = _lost_staging(spec, stage, dead)
             if lost:
                 _roll_back(spec, topic_dir, dead)
-                log.error("import.rolled_back", source=entry["source"], import_id=import_id,
-                          reason=lost, action="import the source again")
+                log.error(
+                    "import.rolled_back",
+                    source=entry["source"],
+                    import_id=import_id,
+                    reason=lost,
+                    action="import the source again",
+                )
                 applied = False
             else:
                 finals = [topic_dir / target["rel"] for target in spec["targets"]]
@@ -199,7 +208,9 @@ def _roll_back(spec: dict[str, Any], topic_dir: Path, dead: Path | None) -> None
         dead.unlink(missing_ok=True)
 
 
-def _append_exactly(staged: IO[bytes], segments: list[list[int]], final: Path, size_before: int) -> None:
+def _append_exactly(
+    staged: IO[bytes], segments: list[list[int]], final: Path, size_before: int
+) -> None:
     """Make ``final`` its first ``size_before`` bytes followed by its ``segments`` of ``staged``.
 
     Idempotent. Not synced here: the caller syncs every target of an import at once

@@ -103,8 +103,12 @@ class Consumed(NamedTuple):
 
     @classmethod
     def of(cls, message: Message) -> Consumed:
-        return cls(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0),
-                   message.value() or b"")
+        return cls(
+            str(message.topic()),
+            int(message.partition() or 0),
+            int(message.offset() or 0),
+            message.value() or b"",
+        )
 
 
 class KafkaArchiver:
@@ -148,7 +152,9 @@ class KafkaArchiver:
         try:
             settings, totals = self._assign(consumer)
             run = ArchiveRun("", 0.0, list(totals.values()))
-            everything = {(r.kafka_topic, p) for r in self.routes for p in range(settings[r.topic].partitions)}
+            everything = {
+                (r.kafka_topic, p) for r in self.routes for p in range(settings[r.topic].partitions)
+            }
             eof: set[tuple[str, int]] = set()  # partitions consumed to their end, as of now
             pending: list[Consumed] = []
             batch_began = last_record = last_report = last_check = began
@@ -174,8 +180,11 @@ class KafkaArchiver:
                     idle=until_idle is not None and now - last_record >= until_idle,
                     out_of_time=max_seconds is not None and now - began >= max_seconds,
                 )
-                if pending and (run.stopped or len(pending) >= self.batch_records
-                                or now - batch_began >= self.batch_seconds):
+                if pending and (
+                    run.stopped
+                    or len(pending) >= self.batch_records
+                    or now - batch_began >= self.batch_seconds
+                ):
                     self._commit(consumer, pending, settings, totals)
                     pending = []
                 if now - last_check >= METADATA_CHECK_SECONDS:
@@ -188,8 +197,12 @@ class KafkaArchiver:
             run.seconds, run.lag = time.monotonic() - began, self._lag(consumer)
             if progress:
                 progress(run)
-            log.info("archiver.stopped", stopped=run.stopped, seconds=round(run.seconds, 3),
-                     records=sum(t.records for t in run.topics))
+            log.info(
+                "archiver.stopped",
+                stopped=run.stopped,
+                seconds=round(run.seconds, 3),
+                records=sum(t.records for t in run.topics),
+            )
             return run
         finally:
             consumer.close()
@@ -199,7 +212,9 @@ class KafkaArchiver:
 
     # -- start -------------------------------------------------------------------------------
 
-    def _assign(self, consumer: Consumer) -> tuple[dict[str, TopicSettings], dict[str, TopicTotals]]:
+    def _assign(
+        self, consumer: Consumer
+    ) -> tuple[dict[str, TopicSettings], dict[str, TopicTotals]]:
         """Check partition counts and assign every partition at the ledger's next offset."""
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
@@ -213,11 +228,18 @@ class KafkaArchiver:
                 archived = self.writer.ledger.kafka_offsets(route.topic, route.kafka_topic)
                 for p in range(count):
                     if p in archived:
-                        self._check_retention(consumer, route, p, archived[p], totals[route.kafka_topic])
-                    assignment.append(TopicPartition(route.kafka_topic, p, archived.get(p, default)))
+                        self._check_retention(
+                            consumer, route, p, archived[p], totals[route.kafka_topic]
+                        )
+                    assignment.append(
+                        TopicPartition(route.kafka_topic, p, archived.get(p, default))
+                    )
         consumer.assign(assignment)
-        log.info("archiver.assigned", partitions=len(assignment),
-                 topics=",".join(f"{r.topic}<-{r.kafka_topic}" for r in self.routes))
+        log.info(
+            "archiver.assigned",
+            partitions=len(assignment),
+            topics=",".join(f"{r.topic}<-{r.kafka_topic}" for r in self.routes),
+        )
         return settings, totals
 
     def _settings(self, route: TopicRoute, count: int) -> TopicSettings:
@@ -246,19 +268,34 @@ class KafkaArchiver:
                 )
 
     def _check_retention(
-        self, consumer: Consumer, route: TopicRoute, partition: int, archived: int, totals: TopicTotals
+        self,
+        consumer: Consumer,
+        route: TopicRoute,
+        partition: int,
+        archived: int,
+        totals: TopicTotals,
     ) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
         try:
-            low, _ = consumer.get_watermark_offsets(TopicPartition(route.kafka_topic, partition), timeout=10)
+            low, _ = consumer.get_watermark_offsets(
+                TopicPartition(route.kafka_topic, partition), timeout=10
+            )
         except KafkaException as exc:
-            raise ArchiveError(f"cannot read the offsets of {route.kafka_topic}[{partition}]: {error_text(exc)}") from None
+            raise ArchiveError(
+                f"cannot read the offsets of {route.kafka_topic}[{partition}]: {error_text(exc)}"
+            ) from None
         if low > archived:
             totals.lost += low - archived
-            log.error("archiver.lost_to_retention", topic=route.kafka_topic, partition=partition,
-                      first=archived, end=low, records=low - archived,
-                      action="Kafka deleted these before they were archived; lengthen its retention")
+            log.error(
+                "archiver.lost_to_retention",
+                topic=route.kafka_topic,
+                partition=partition,
+                first=archived,
+                end=low,
+                records=low - archived,
+                action="Kafka deleted these before they were archived; lengthen its retention",
+            )
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -267,7 +304,10 @@ class KafkaArchiver:
 
         if error.code() == KafkaError._PARTITION_EOF:
             eof.add((str(message.topic()), int(message.partition() or 0)))
-        elif error.fatal() or error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED):
+        elif error.fatal() or error.code() in (
+            KafkaError.UNKNOWN_TOPIC_OR_PART,
+            KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        ):
             raise ArchiveError(f"Kafka: {error.str()}")
         else:  # transient (a broker restarting, a timeout): librdkafka retries by itself
             log.warning("archiver.kafka_error", error=error.str())
@@ -290,7 +330,9 @@ class KafkaArchiver:
             for kafka_topic, batch in by_topic.items():
                 route = self._by_kafka[kafka_topic]
                 offsets = self._archive(route, batch, settings[route.topic], totals[kafka_topic])
-                committed += [TopicPartition(kafka_topic, p, end) for p, (_, end) in offsets.items()]
+                committed += [
+                    TopicPartition(kafka_topic, p, end) for p, (_, end) in offsets.items()
+                ]
         if committed:
             try:
                 consumer.commit(offsets=committed, asynchronous=False)
@@ -312,18 +354,29 @@ class KafkaArchiver:
         for p, o in zip(partitions, offsets, strict=True):
             first, _ = spans.get(p, (o, o))
             spans[p] = (first, o + 1)
-        report = ImportReport(source=f"kafka:{route.kafka_topic}", topic=route.topic, import_id=new_import_id())
+        report = ImportReport(
+            source=f"kafka:{route.kafka_topic}", topic=route.topic, import_id=new_import_id()
+        )
         stage = self.writer.stage(report, settings)
         journal = self.writer.layout.journal / f"{report.import_id}.json"
         try:
-            stage.add([r.value for r in fresh],
-                      lambda i: {"partition": partitions[i], "offset": offsets[i]},
-                      partitions=partitions, skip_blank=False)
+            stage.add(
+                [r.value for r in fresh],
+                lambda i: {"partition": partitions[i], "offset": offsets[i]},
+                partitions=partitions,
+                skip_blank=False,
+            )
             stage.close()
-            self.writer.commit(stage, {"kafka": {
-                "topic": route.kafka_topic, "misplaced": stage.misplaced,
-                "offsets": {str(p): list(span) for p, span in sorted(spans.items())},
-            }})
+            self.writer.commit(
+                stage,
+                {
+                    "kafka": {
+                        "topic": route.kafka_topic,
+                        "misplaced": stage.misplaced,
+                        "offsets": {str(p): list(span) for p, span in sorted(spans.items())},
+                    }
+                },
+            )
         except BaseException:
             if not journal.exists():  # not committed: nothing may remain
                 stage.discard()
@@ -333,16 +386,30 @@ class KafkaArchiver:
         totals.misplaced += stage.misplaced
         totals.batches += 1
         if stage.misplaced:
-            log.warning("archiver.misplaced", topic=route.kafka_topic, records=stage.misplaced,
-                        reason="the producer does not key records by user_id as an 8-byte long")
-        log.info("archiver.batch", topic=route.topic, kafka_topic=route.kafka_topic,
-                 records=report.records, corrupt=report.corrupt, import_id=report.import_id)
+            log.warning(
+                "archiver.misplaced",
+                topic=route.kafka_topic,
+                records=stage.misplaced,
+                reason="the producer does not key records by user_id as an 8-byte long",
+            )
+        log.info(
+            "archiver.batch",
+            topic=route.topic,
+            kafka_topic=route.kafka_topic,
+            records=report.records,
+            corrupt=report.corrupt,
+            import_id=report.import_id,
+        )
         return spans
 
 
 def _stop_reason(*, stopped: bool, caught_up: bool, idle: bool, out_of_time: bool) -> str:
-    for reason, holds in (("stopped", stopped), ("caught up", caught_up), ("idle", idle),
-                          ("time budget", out_of_time)):
+    for reason, holds in (
+        ("stopped", stopped),
+        ("caught up", caught_up),
+        ("idle", idle),
+        ("time budget", out_of_time),
+    ):
         if holds:
             return reason
     return ""

@@ -47,7 +47,9 @@ class TopicRoute:
         topic, _, kafka_topic = text.partition("=")
         topic, kafka_topic = topic.strip(), (kafka_topic.strip() or topic.strip())
         if topic not in TOPICS:
-            raise InputError(f"--topic {text!r}: the archive topic must be one of {', '.join(TOPICS)}")
+            raise InputError(
+                f"--topic {text!r}: the archive topic must be one of {', '.join(TOPICS)}"
+            )
         if not _KAFKA_TOPIC.fullmatch(kafka_topic):
             raise InputError(f"--topic {text!r}: {kafka_topic!r} is not a valid Kafka topic name")
         return cls(topic, kafka_topic)
@@ -88,7 +90,12 @@ class KafkaSettings:
         clash = sorted(set(self.config) & set(fixed))
         if clash:
             raise InputError(f"--kafka-config cannot set {', '.join(clash)} (use the options)")
-        return {"client.id": "udf-archiver", "auto.offset.reset": "earliest", **self.config, **fixed}
+        return {
+            "client.id": "udf-archiver",
+            "auto.offset.reset": "earliest",
+            **self.config,
+            **fixed,
+        }
 
     def consumer(self) -> Consumer:
         """A consumer with these settings.
@@ -103,8 +110,11 @@ class KafkaSettings:
         client_log = logging.getLogger("udf.kafka.client")
         verbosity = 7 if client_log.isEnabledFor(logging.DEBUG) else 2
         try:
-            return Consumer({"log_level": verbosity, **self.consumer_config()}, logger=client_log,
-                            error_cb=_ClientErrors())
+            return Consumer(
+                {"log_level": verbosity, **self.consumer_config()},
+                logger=client_log,
+                error_cb=_ClientErrors(),
+            )
         except (KafkaException, ValueError, TypeError) as exc:
             raise InputError(f"Kafka client settings: {error_text(exc)}") from None
 
@@ -200,8 +210,19 @@ def archive_lag(
                     if low < 0 or high < 0:
                         low, high = client.get_watermark_offsets(tp, timeout=TIMEOUT_S)
                 except KafkaException as exc:
-                    raise ArchiveError(f"cannot read the offsets of {route.kafka_topic}[{p}]: {error_text(exc)}") from None
-                rows.append(PartitionLag(route.topic, route.kafka_topic, p, archived.get(p), max(low, 0), max(high, 0)))
+                    raise ArchiveError(
+                        f"cannot read the offsets of {route.kafka_topic}[{p}]: {error_text(exc)}"
+                    ) from None
+                rows.append(
+                    PartitionLag(
+                        route.topic,
+                        route.kafka_topic,
+                        p,
+                        archived.get(p),
+                        max(low, 0),
+                        max(high, 0),
+                    )
+                )
     finally:
         if own:
             client.close()

@@ -65,8 +65,12 @@ def parse_for_archive(line: bytes, topic: str) -> tuple[dict[str, Any], bytes]:
 def _plain_event(obj: dict[str, Any]) -> bool:
     uid, kind, ts = obj.get("user_id"), obj.get("event_type"), obj.get("ts")
     return (
-        type(uid) is int and type(ts) is int and type(kind) is str and kind != ""
-        and TS_MIN <= ts < TS_MAX and INT64_MIN <= uid <= INT64_MAX
+        type(uid) is int
+        and type(ts) is int
+        and type(kind) is str
+        and kind != ""
+        and TS_MIN <= ts < TS_MAX
+        and INT64_MIN <= uid <= INT64_MAX
         and (len(obj) == 3 or _plain_extras(obj))
     )
 
@@ -74,8 +78,14 @@ def _plain_event(obj: dict[str, Any]) -> bool:
 def _plain_activation(obj: dict[str, Any]) -> bool:
     uid, exp, group, ts = obj.get("user_id"), obj.get("experiment"), obj.get("group"), obj.get("ts")
     return (
-        type(uid) is int and type(ts) is int and type(exp) is str and type(group) is str
-        and exp != "" and group != "" and TS_MIN <= ts < TS_MAX and INT64_MIN <= uid <= INT64_MAX
+        type(uid) is int
+        and type(ts) is int
+        and type(exp) is str
+        and type(group) is str
+        and exp != ""
+        and group != ""
+        and TS_MIN <= ts < TS_MAX
+        and INT64_MIN <= uid <= INT64_MAX
         and (len(obj) == 4 or _plain_extras(obj))
     )
 
@@ -87,7 +97,9 @@ def _plain_extras(obj: dict[str, Any]) -> bool:
 _FAST_PATH = {"events": _plain_event, "activations": _plain_activation}
 
 
-def _validate(obj: dict[str, Any], required: tuple[tuple[str, str], ...], line: bytes) -> dict[str, Any]:
+def _validate(
+    obj: dict[str, Any], required: tuple[tuple[str, str], ...], line: bytes
+) -> dict[str, Any]:
     """The slow path: find the exact reason a record is corrupt, or drop its null optional fields."""
     for name, kind in required:
         if name not in obj or obj[name] is None:
@@ -99,7 +111,8 @@ def _validate(obj: dict[str, Any], required: tuple[tuple[str, str], ...], line: 
             del clean[name]
         elif type(value) not in _SCALARS:
             raise Corrupt(
-                "wrong_type", f"field '{name}' must be a string or a number, not {_json_type(value)}"
+                "wrong_type",
+                f"field '{name}' must be a string or a number, not {_json_type(value)}",
             )
     if type(clean.get("value")) is str:
         raise Corrupt("wrong_type", "field 'value' must be a number, not a string")
@@ -122,7 +135,8 @@ def _check(name: str, value: Any, kind: str, line: bytes) -> None:
         raise Corrupt("out_of_range", f"field '{name}' does not fit in 64 bits")
     if kind == "ts" and not TS_MIN <= value < TS_MAX:
         raise Corrupt(
-            "out_of_range", f"field '{name}' is outside the accepted times, {RANGE_TEXT}, in epoch ms"
+            "out_of_range",
+            f"field '{name}' is outside the accepted times, {RANGE_TEXT}, in epoch ms",
         )
 
 

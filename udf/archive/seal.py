@@ -128,4 +128,3 @@ def seal(archive: Path, topic: str, through_ms: int, *, force: bool = False) -> 
         tmp.replace(path)
         fsync_dir(path.parent)
         return SealResult(topic, previous, through_ms, changed=True)
-

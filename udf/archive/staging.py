@@ -69,7 +69,9 @@ class Stage:
         self.dir = layout.staging / report.import_id
         self.data_path = self.dir / "data.bin"
         self.dead_path = self.dir / "deadletter.jsonl"
-        self.segments: dict[str, list[tuple[int, int]]] = {}  # target (relative) -> (offset, length)
+        self.segments: dict[
+            str, list[tuple[int, int]]
+        ] = {}  # target (relative) -> (offset, length)
         self.misplaced = 0  # records whose given partition is not their user's (see add)
         self._kinds: Counter[str] = Counter()
         self._hours: set[int] = set()
@@ -107,10 +109,18 @@ class Stage:
                 record, archived = parse_for_archive(line, topic)
             except Corrupt as bad:
                 self._kinds[bad.kind] += 1
-                self._dead.write(orjson.dumps({
-                    "source": report.source, **where(i), "kind": bad.kind, "reason": str(bad),
-                    "raw": line.rstrip(b"\r").decode("utf-8", "replace"),
-                }) + b"\n")
+                self._dead.write(
+                    orjson.dumps(
+                        {
+                            "source": report.source,
+                            **where(i),
+                            "kind": bad.kind,
+                            "reason": str(bad),
+                            "raw": line.rstrip(b"\r").decode("utf-8", "replace"),
+                        }
+                    )
+                    + b"\n"
+                )
                 continue
             if b"\n" in archived or b"\r" in archived:  # one record per line, whatever arrived
                 archived = bytes(memoryview(orjson.dumps(record)))
@@ -168,4 +178,3 @@ class Stage:
 
 def new_import_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-

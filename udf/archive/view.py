@@ -176,7 +176,9 @@ def _snapshot(
     caps: dict[str, int] = {}  # rel -> committed size
     hidden = []
     journals = fs.get_file_info(FileSelector(posixpath.join(base, JOURNAL), allow_not_found=True))
-    for journal in sorted(j.path for j in journals if j.type == FileType.File and j.path.endswith(".json")):
+    for journal in sorted(
+        j.path for j in journals if j.type == FileType.File and j.path.endswith(".json")
+    ):
         with fs.open_input_stream(journal) as stream:
             spec = orjson.loads(stream.read())  # written by rename: never torn
         entry = spec["entry"]

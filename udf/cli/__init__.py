@@ -123,8 +123,22 @@ def main(ctx: click.Context, home: str | None, log_level: str | None) -> None:
 
 # Each module defines ``command`` (a click command or group). Add new ones here.
 COMMAND_MODULES = (
-    "analyze", "archive", "backfill", "compute", "config", "data", "db", "experiments", "generate",
-    "power", "ramps", "results", "status", "stream", "validate", "flink",
+    "analyze",
+    "archive",
+    "backfill",
+    "compute",
+    "config",
+    "data",
+    "db",
+    "experiments",
+    "generate",
+    "power",
+    "ramps",
+    "results",
+    "status",
+    "stream",
+    "validate",
+    "flink",
 )
 
 

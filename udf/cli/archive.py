@@ -23,16 +23,26 @@ if TYPE_CHECKING:
 LAG_COLUMNS = ["topic", "kafka_topic", "partition", "archived", "earliest", "end", "lag", "lost"]
 
 bootstrap_option = click.option(
-    "--bootstrap", envvar="UDF_KAFKA_BOOTSTRAP", required=True, metavar="HOST:PORT[,...]",
+    "--bootstrap",
+    envvar="UDF_KAFKA_BOOTSTRAP",
+    required=True,
+    metavar="HOST:PORT[,...]",
     help="Kafka bootstrap servers (default: $UDF_KAFKA_BOOTSTRAP).",
 )
 topics_option = click.option(
-    "--topic", "topics", multiple=True, required=True, metavar="TOPIC[=KAFKA_TOPIC]",
+    "--topic",
+    "topics",
+    multiple=True,
+    required=True,
+    metavar="TOPIC[=KAFKA_TOPIC]",
     help="An archive topic (events, activations), from the Kafka topic of the same name or "
-         "the one after '='. Repeat for several.",
+    "the one after '='. Repeat for several.",
 )
 config_option = click.option(
-    "--kafka-config", "kafka_config", multiple=True, metavar="KEY=VALUE",
+    "--kafka-config",
+    "kafka_config",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Any other librdkafka client setting (security.protocol, sasl.*, ...). Repeatable.",
 )
 
@@ -45,19 +55,47 @@ def command() -> None:
 @command.command(name="kafka")
 @bootstrap_option
 @topics_option
-@click.option("--group", default=DEFAULT_GROUP, show_default=True,
-              help="Consumer group whose committed offsets Kafka's tools will show.")
+@click.option(
+    "--group",
+    default=DEFAULT_GROUP,
+    show_default=True,
+    help="Consumer group whose committed offsets Kafka's tools will show.",
+)
 @click.option("--once", is_flag=True, help="Stop when every partition is caught up.")
-@click.option("--until-idle", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
-              help="Stop when no record came for this long.")
-@click.option("--max-seconds", type=click.FloatRange(min=0), default=None,
-              help="Stop after this long (a time budget for scheduled runs).")
-@click.option("--start", type=click.Choice(["earliest", "latest"]), default="earliest",
-              show_default=True, help="Where a partition never archived before starts.")
-@click.option("--batch-records", type=click.IntRange(min=1), default=BATCH_RECORDS,
-              show_default=True, help="Commit a batch at this many records...")
-@click.option("--batch-seconds", type=click.FloatRange(min=0), default=BATCH_SECONDS,
-              show_default=True, help="...or this long after its first record.")
+@click.option(
+    "--until-idle",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Stop when no record came for this long.",
+)
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Stop after this long (a time budget for scheduled runs).",
+)
+@click.option(
+    "--start",
+    type=click.Choice(["earliest", "latest"]),
+    default="earliest",
+    show_default=True,
+    help="Where a partition never archived before starts.",
+)
+@click.option(
+    "--batch-records",
+    type=click.IntRange(min=1),
+    default=BATCH_RECORDS,
+    show_default=True,
+    help="Commit a batch at this many records...",
+)
+@click.option(
+    "--batch-seconds",
+    type=click.FloatRange(min=0),
+    default=BATCH_SECONDS,
+    show_default=True,
+    help="...or this long after its first record.",
+)
 @config_option
 @format_option
 @pass_home
@@ -84,8 +122,14 @@ def kafka(
     from udf.archive.kafka_client import KafkaSettings, parse_config, parse_routes
 
     settings = KafkaSettings(bootstrap, group, parse_config(kafka_config))
-    archiver = KafkaArchiver(home, settings, parse_routes(topics), batch_records=batch_records,
-                             batch_seconds=batch_seconds, start=start)
+    archiver = KafkaArchiver(
+        home,
+        settings,
+        parse_routes(topics),
+        batch_records=batch_records,
+        batch_seconds=batch_seconds,
+        start=start,
+    )
     show = sys.stderr.isatty() or os.environ.get("UDF_PROGRESS") == "1"
     err = console(err=True)
 
@@ -94,12 +138,17 @@ def kafka(
             err.print(_status_line(run), markup=False)
 
     with _stop_on_signals() as stop:
-        run = archiver.run(once=once, until_idle=until_idle, max_seconds=max_seconds, stop=stop,
-                           progress=progress)
+        run = archiver.run(
+            once=once, until_idle=until_idle, max_seconds=max_seconds, stop=stop, progress=progress
+        )
     if fmt == "json":
         emit([run.as_dict()], fmt)
         return
-    emit([t.__dict__ for t in run.topics], fmt, title=f"archived ({run.stopped} after {run.seconds:.1f} s)")
+    emit(
+        [t.__dict__ for t in run.topics],
+        fmt,
+        title=f"archived ({run.stopped} after {run.seconds:.1f} s)",
+    )
     emit([row.as_dict() for row in run.lag], fmt, title="lag", columns=LAG_COLUMNS)
 
 
@@ -109,7 +158,9 @@ def kafka(
 @config_option
 @format_option
 @pass_home
-def lag(home: Home, bootstrap: str, topics: tuple[str, ...], kafka_config: tuple[str, ...], fmt: str) -> None:
+def lag(
+    home: Home, bootstrap: str, topics: tuple[str, ...], kafka_config: tuple[str, ...], fmt: str
+) -> None:
     """Per partition: Kafka's end offset, the archive's next offset, and the lag between them."""
     from udf.archive.kafka_client import KafkaSettings, archive_lag, parse_config, parse_routes
 
@@ -118,8 +169,10 @@ def lag(home: Home, bootstrap: str, topics: tuple[str, ...], kafka_config: tuple
     emit(rows, fmt, title=f"archive lag behind {bootstrap}", columns=LAG_COLUMNS)
     if fmt != "json":
         lost = sum(r["lost"] for r in rows)
-        click.echo(f"total lag {sum(r['lag'] for r in rows):,} records"
-                   + (f"; {lost:,} lost to Kafka's retention before archiving" if lost else ""))
+        click.echo(
+            f"total lag {sum(r['lag'] for r in rows):,} records"
+            + (f"; {lost:,} lost to Kafka's retention before archiving" if lost else "")
+        )
 
 
 def _status_line(run: ArchiveRun) -> str:
@@ -135,7 +188,9 @@ def _status_line(run: ArchiveRun) -> str:
 def _stop_on_signals() -> Iterator[threading.Event]:
     """An event set by SIGTERM or SIGINT: the archiver finishes its batch and stops cleanly."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         yield stop
     finally:

@@ -245,4 +245,3 @@ def _batch_row(s: dict[str, Any]) -> dict[str, Any]:
 
 def _run_row(r: Any) -> dict[str, Any]:
     return {"metric": r.metric, "ds": r.ds.isoformat(), "state": r.state, "reason": r.reason}
-

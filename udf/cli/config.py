@@ -96,7 +96,12 @@ def _plan(loaded: Any, fmt: str) -> None:
 
 def _report(files: dict, fmt: str) -> None:
     rows = [
-        {"file": f, "metrics": len(c.metrics), "segments": len(c.segments), "experiments": len(c.experiments)}
+        {
+            "file": f,
+            "metrics": len(c.metrics),
+            "segments": len(c.segments),
+            "experiments": len(c.experiments),
+        }
         for f, c in files.items()
     ]
     if rows:

@@ -30,12 +30,18 @@ def command() -> None:
 
 @command.command(name="import")
 @click.option("--topic", required=True, type=click.Choice(TOPICS), help="Topic to append to.")
-@click.option("--partitions", type=click.IntRange(min=1), default=None,
-              help="Partition count, only when the topic is first created (default 8).")
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Partition count, only when the topic is first created (default 8).",
+)
 @click.argument("files", nargs=-1, required=True)
 @format_option
 @pass_home
-def import_(home: Home, topic: str, partitions: int | None, files: tuple[str, ...], fmt: str) -> None:
+def import_(
+    home: Home, topic: str, partitions: int | None, files: tuple[str, ...], fmt: str
+) -> None:
     """Append JSONL FILES (or - for stdin) to the archive; corrupt lines are dead-lettered.
 
     Each file is imported atomically; a file whose exact bytes were imported before is
@@ -45,10 +51,17 @@ def import_(home: Home, topic: str, partitions: int | None, files: tuple[str, ..
 
     importer = Importer(home.ensure())
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
-    show = (total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()) or os.environ.get("UDF_PROGRESS") == "1"
+    show = (total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()) or os.environ.get(
+        "UDF_PROGRESS"
+    ) == "1"
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=console(err=True), disable=not show,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console(err=True),
+        disable=not show,
     ) as bar:
         task = bar.add_task(f"importing {topic}", total=total or None)
         reports = importer.import_files(
@@ -90,8 +103,13 @@ def info(home: Home, fmt: str) -> None:
 
 @command.command(name="deadletters")
 @click.option("--topic", type=click.Choice(TOPICS), default=None)
-@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
-              help="How many of the newest dead letters to list (0: only the counts).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many of the newest dead letters to list (0: only the counts).",
+)
 @format_option
 @pass_home
 def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
@@ -111,8 +129,12 @@ def deadletters(home: Home, topic: str | None, limit: int, fmt: str) -> None:
     emit(summary, fmt, title="dead letters", columns=["topic", "kind", "lines"])
     if newest:
         rows = [letter | {"where": _where(letter)} for letter in newest]
-        emit(rows, fmt, title=f"newest {len(newest)}",
-             columns=["topic", "import_id", "source", "where", "reason", "raw"])
+        emit(
+            rows,
+            fmt,
+            title=f"newest {len(newest)}",
+            columns=["topic", "import_id", "source", "where", "reason", "raw"],
+        )
 
 
 def _where(letter: dict) -> str:
@@ -124,8 +146,13 @@ def _where(letter: dict) -> str:
 
 @command.command(name="seal")
 @click.option("--topic", required=True, type=click.Choice(TOPICS), help="Topic to declare closed.")
-@click.option("--through", "through", required=True, metavar="YYYY-MM-DD[THH]",
-              help="Last complete UTC day, or hour (e.g. 2026-01-03T05: hours up to 05:59).")
+@click.option(
+    "--through",
+    "through",
+    required=True,
+    metavar="YYYY-MM-DD[THH]",
+    help="Last complete UTC day, or hour (e.g. 2026-01-03T05: hours up to 05:59).",
+)
 @click.option("--force", is_flag=True, help="Allow moving the marker back (after a correction).")
 @format_option
 @pass_home

@@ -50,7 +50,11 @@ def downgrade(home: Home, revision: str, yes: bool) -> None:
     from metadata.db import safe_url
     from udf.errors import InputError
 
-    what = "drops every table and all metadata" if revision == "base" else "drops what later revisions added"
+    what = (
+        "drops every table and all metadata"
+        if revision == "base"
+        else "drops what later revisions added"
+    )
     question = f"Downgrading {safe_url(_url(home))} to {revision} {what}. Continue?"
     if not yes:
         if not _interactive():

@@ -91,7 +91,9 @@ def emit(
 WHOLE_WIDTH = 40
 
 
-def _records(out: Console, title: str | None, cols: Sequence[str], cells: Sequence[Sequence[str]]) -> None:
+def _records(
+    out: Console, title: str | None, cols: Sequence[str], cells: Sequence[Sequence[str]]
+) -> None:
     if title:
         out.print(title, style="italic")
     for n, line in enumerate(cells, 1):

@@ -30,7 +30,9 @@ def parse_allocation(text: str) -> tuple[float, float]:
     try:
         control, treatment = (float(part) for part in text.split("/"))
     except ValueError:
-        raise InputError(f"--allocation must be CONTROL/TREATMENT like 50/50, got {text!r}") from None
+        raise InputError(
+            f"--allocation must be CONTROL/TREATMENT like 50/50, got {text!r}"
+        ) from None
     if not (control > 0 and treatment > 0 and math.isfinite(control + treatment)):
         raise InputError(f"--allocation shares must be positive, got {text!r}")
     return control / (control + treatment), treatment / control
@@ -103,15 +105,32 @@ def report(
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Results up to this date (default: the latest).")  # fmt: skip
 @click.option("--sigma", type=float, default=None, help="Per-user standard deviation.")
-@click.option("--mean", "control_mean", type=float, default=None, help="Control mean (for --relative-effect and mde_rel).")
-@click.option("--users-per-day", type=float, default=None, help="Users exposed per day, all groups.")
-@click.option("--allocation", default=None, help="CONTROL/TREATMENT shares, e.g. 50/50 (default: observed, else 50/50).")
+@click.option(
+    "--mean",
+    "control_mean",
+    type=float,
+    default=None,
+    help="Control mean (for --relative-effect and mde_rel).",
+)
+@click.option(
+    "--users-per-day", type=float, default=None, help="Users exposed per day, all groups."
+)
+@click.option(
+    "--allocation",
+    default=None,
+    help="CONTROL/TREATMENT shares, e.g. 50/50 (default: observed, else 50/50).",
+)
 @click.option("--alpha", type=float, default=0.05, show_default=True)
 @click.option("--power", "power_", type=float, default=0.8, show_default=True)
 @click.option("--test", type=click.Choice(["z", "t"]), default="z", show_default=True)
 @click.option("--days", type=float, default=None, help="Planned duration: give the MDE after it.")
 @click.option("--effect", type=float, default=None, help="Absolute effect: give the days needed.")
-@click.option("--relative-effect", type=float, default=None, help="Effect relative to the control mean: the days needed.")
+@click.option(
+    "--relative-effect",
+    type=float,
+    default=None,
+    help="Effect relative to the control mean: the days needed.",
+)
 @format_option
 @pass_home
 def command(

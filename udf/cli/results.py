@@ -149,7 +149,9 @@ def _output_target(output: str) -> Path | None:
         return target  # a new file (or a dangling link's target)
     if stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return target
-    kind = "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
+    kind = (
+        "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
+    )
     raise InputError(f"--output {output} is {kind}: give a file path (or - for stdout)")
 
 

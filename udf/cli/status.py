@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from metadata.records import RunInfo
 
 
-
 @click.command(name="status")
 @click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
 @click.option("--metric-type", type=click.Choice(METRIC_TYPES), default=None)

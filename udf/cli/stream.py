@@ -18,7 +18,11 @@ def command() -> None:
 
 
 def _runner(
-    home: Home, mode: str, fmt: str, rate: float | None = None, cluster: bool = False,
+    home: Home,
+    mode: str,
+    fmt: str,
+    rate: float | None = None,
+    cluster: bool = False,
     detach: bool = False,
 ) -> Any:
     from streaming.runner import Runner
@@ -51,8 +55,12 @@ detach_option = click.option(
 
 def _summary(report: dict[str, Any], fmt: str) -> None:
     rows = [
-        {"topic": topic, "records": t["records"], "corrupt": t["corrupt"],
-         "late": report["late"].get(topic, 0)}
+        {
+            "topic": topic,
+            "records": t["records"],
+            "corrupt": t["corrupt"],
+            "late": report["late"].get(topic, 0),
+        }
         for topic, t in sorted(report["topics"].items())
     ]
     if fmt == "json":

@@ -102,7 +102,9 @@ class _EventMetric(_MetricBase):
         if (self.event_type is None) == (self.ratio is None):
             raise ValueError("give exactly one of 'event_type' or 'ratio'")
         if self.ratio is not None and (self.winsorize or self.quantile):
-            raise ValueError("'winsorize' and 'quantile' apply to count and sum metrics, not ratios")
+            raise ValueError(
+                "'winsorize' and 'quantile' apply to count and sum metrics, not ratios"
+            )
         if self.winsorize is not None and self.quantile is not None:
             raise ValueError("give at most one of 'winsorize' or 'quantile'")
         return self
@@ -182,7 +184,12 @@ class SegmentSpec(StrictModel):
 
 Correction = Literal["none", "bonferroni", "holm", "bh"]
 Sequential = Literal[
-    "none", "bonferroni_looks", "obrien_fleming", "pocock", "msprt", "confidence_sequence",
+    "none",
+    "bonferroni_looks",
+    "obrien_fleming",
+    "pocock",
+    "msprt",
+    "confidence_sequence",
     "gamblers_ruin",
 ]
 LOOKS_NEEDED = ("bonferroni_looks", "obrien_fleming", "pocock")
@@ -232,7 +239,9 @@ class AnalysisSpec(StrictModel):
     @model_validator(mode="after")
     def _looks_when_needed(self) -> AnalysisSpec:
         if self.sequential in LOOKS_NEEDED and self.looks is None:
-            raise ValueError(f"sequential method {self.sequential!r} needs 'looks' (the planned number)")
+            raise ValueError(
+                f"sequential method {self.sequential!r} needs 'looks' (the planned number)"
+            )
         if self.sequential not in LOOKS_NEEDED and self.looks is not None:
             raise ValueError(f"'looks' applies only to {', '.join(LOOKS_NEEDED)}")
         needs_total = self.sequential == "gamblers_ruin"

@@ -31,7 +31,9 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
     on libyaml's parser when PyYAML has it (a 1.5 MB catalog: about a fifth of the time)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -205,7 +207,10 @@ class _Names:
         return cls(
             [(i, m.name, list(m.segments)) for i, m in enumerate(catalog.metrics)],
             [(i, s.name) for i, s in enumerate(catalog.segments)],
-            [(i, e.experiment, list(e.metrics), list(e.segments)) for i, e in enumerate(catalog.experiments)],
+            [
+                (i, e.experiment, list(e.metrics), list(e.segments))
+                for i, e in enumerate(catalog.experiments)
+            ],
         )
 
     @classmethod
@@ -214,7 +219,11 @@ class _Names:
 
         def items(key: str) -> list[tuple[int, dict]]:
             found = raw.get(key) if isinstance(raw, dict) else None
-            return [(i, x) for i, x in enumerate(found) if isinstance(x, dict)] if isinstance(found, list) else []
+            return (
+                [(i, x) for i, x in enumerate(found) if isinstance(x, dict)]
+                if isinstance(found, list)
+                else []
+            )
 
         def names(value: Any) -> list[str]:
             return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
@@ -268,19 +277,28 @@ def _cross_file_issues(
     for file, names in entries:
         for i, metric, _ in names.metrics:
             if metric in metric_home:
-                issue(file, f"metrics[{i}] ({metric}).name",
-                      f"metric {metric!r} is already defined in {metric_home[metric]}")
+                issue(
+                    file,
+                    f"metrics[{i}] ({metric}).name",
+                    f"metric {metric!r} is already defined in {metric_home[metric]}",
+                )
             metric_home.setdefault(metric, file)
         for i, segment in names.segments:
             if segment in segment_home:
-                issue(file, f"segments[{i}] ({segment}).name",
-                      f"segment {segment!r} is already defined in {segment_home[segment]}")
+                issue(
+                    file,
+                    f"segments[{i}] ({segment}).name",
+                    f"segment {segment!r} is already defined in {segment_home[segment]}",
+                )
             segment_home.setdefault(segment, file)
         for i, experiment, _, _ in names.selections:
             if experiment in selected_in:
-                issue(file, f"experiments[{i}] ({experiment}).experiment",
-                      f"experiment {experiment!r} is already selected in "
-                      f"{selected_in[experiment]}: give each experiment one selection")
+                issue(
+                    file,
+                    f"experiments[{i}] ({experiment}).experiment",
+                    f"experiment {experiment!r} is already selected in "
+                    f"{selected_in[experiment]}: give each experiment one selection",
+                )
             selected_in.setdefault(experiment, file)
 
     def unknown(kind: str, name: str, homes: dict[str, str]) -> str | None:

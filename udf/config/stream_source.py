@@ -31,7 +31,9 @@ class KafkaTail(StrictModel):
     """Where the live tail is read: the cluster and the Kafka topic of each archive topic."""
 
     bootstrap: str
-    topics: dict[Topic, str] = Field(default_factory=dict)  # archive topic -> Kafka topic (same name)
+    topics: dict[Topic, str] = Field(
+        default_factory=dict
+    )  # archive topic -> Kafka topic (same name)
     group: str = "udf-stream"
     properties: dict[str, str] = Field(default_factory=dict)  # more Kafka client settings
 

@@ -32,18 +32,30 @@ def build_archiver_dag() -> DAG:
         max_active_runs=1,
         tags=["udf", "kafka", "archive"],
         params={
-            "topics": Param(["events", "activations"], type="array",
-                            description="Archive topics, each optionally '=<Kafka topic>'"),
-            "max_seconds": Param(MAX_SECONDS, type="number", minimum=1,
-                                 description="Stop after this long even if not caught up"),
+            "topics": Param(
+                ["events", "activations"],
+                type="array",
+                description="Archive topics, each optionally '=<Kafka topic>'",
+            ),
+            "max_seconds": Param(
+                MAX_SECONDS,
+                type="number",
+                minimum=1,
+                description="Stop after this long even if not caught up",
+            ),
         },
         default_args={"owner": "udf"},
         doc_md=__doc__,
         auto_register=False,
     )
     def archive_kafka() -> None:
-        @task(task_id="archive", multiple_outputs=False, retries=3, retry_delay=timedelta(minutes=1),
-              execution_timeout=timedelta(seconds=MAX_SECONDS * 2))
+        @task(
+            task_id="archive",
+            multiple_outputs=False,
+            retries=3,
+            retry_delay=timedelta(minutes=1),
+            execution_timeout=timedelta(seconds=MAX_SECONDS * 2),
+        )
         def archive() -> dict[str, Any]:
             params = get_current_context()["params"]
             return archive_topics(params["topics"], float(params["max_seconds"]))
@@ -60,5 +72,7 @@ def archive_topics(topics: Sequence[str], max_seconds: float) -> dict[str, Any]:
     from udf.framework.kafka_hook import UdfKafkaHook
     from udf.home import Home
 
-    archiver = KafkaArchiver(Home.resolve(), UdfKafkaHook().get_settings(), parse_routes(list(topics)))
+    archiver = KafkaArchiver(
+        Home.resolve(), UdfKafkaHook().get_settings(), parse_routes(list(topics))
+    )
     return archiver.run(once=True, max_seconds=max_seconds).as_dict()

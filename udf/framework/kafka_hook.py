@@ -49,9 +49,14 @@ class UdfKafkaHook(BaseHook):
             return KafkaSettings(bootstrap)
         bootstrap = config.pop("bootstrap.servers", None)
         if not bootstrap:
-            raise InputError(f"the Airflow connection {self.udf_kafka_conn_id!r} names no bootstrap.servers or host")
-        return KafkaSettings(str(bootstrap), str(config.pop("group.id", DEFAULT_GROUP)),
-                             {key: str(value) for key, value in config.items()})
+            raise InputError(
+                f"the Airflow connection {self.udf_kafka_conn_id!r} names no bootstrap.servers or host"
+            )
+        return KafkaSettings(
+            str(bootstrap),
+            str(config.pop("group.id", DEFAULT_GROUP)),
+            {key: str(value) for key, value in config.items()},
+        )
 
     def _config_from_connection(self) -> dict[str, Any] | None:
         try:

@@ -276,7 +276,10 @@ def _plan(
 
 def _idle(readiness: Readiness, metric: str, ds: date) -> tuple[str, str] | None:
     """``(state, reason)`` of a metric-day that is not computed now, else ``None``."""
-    for state, found in (("not_selected", readiness.not_selected), ("waiting_on_source", readiness.waiting)):
+    for state, found in (
+        ("not_selected", readiness.not_selected),
+        ("waiting_on_source", readiness.waiting),
+    ):
         if (metric, ds) in found:
             return state, found[(metric, ds)]
     return None

@@ -114,7 +114,10 @@ def _why_not_ready(
     ramps = [r.ramp_ts for e in candidates for g in e.groups for r in g.ramps]
     if ramps and min(ramps) >= end_ms:
         first = _fmt(ms_to_datetime(min(ramps)))
-        return "not_selected", f"its experiments start after {ds} ({_names(candidates)}; first ramp {first})"
+        return (
+            "not_selected",
+            f"its experiments start after {ds} ({_names(candidates)}; first ramp {first})",
+        )
     missing = []
     for source in metric.sources:
         closed = markers.get(source)
@@ -132,7 +135,10 @@ def _why_not_ready(
                 f"experiment {scope!r} is not in the metadata store (udf ramps import)"
             )
         if not candidates:
-            return "waiting_on_source", "no experiments in the metadata store yet (udf ramps import)"
+            return (
+                "waiting_on_source",
+                "no experiments in the metadata store yet (udf ramps import)",
+            )
         return "waiting_on_source", f"no ramp before {_fmt(end)} for {_names(candidates)}"
     return None, ""
 

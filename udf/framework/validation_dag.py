@@ -46,8 +46,12 @@ def build_validation_dag() -> DAG:
         max_active_runs=1,
         tags=["udf", "streaming", "validation"],
         params={
-            "date": Param(None, type=["null", "string"], format="date",
-                          description="The day to validate (empty: yesterday)"),
+            "date": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="The day to validate (empty: yesterday)",
+            ),
         },
         default_args={"owner": "udf", "retries": 2, "retry_delay": timedelta(minutes=2)},
         doc_md=__doc__,
@@ -65,7 +69,12 @@ def build_validation_dag() -> DAG:
         def check(day: str) -> dict[str, Any]:
             return validate_day(date.fromisoformat(day))
 
-        @task(task_id="send_emails", multiple_outputs=False, retries=5, retry_delay=timedelta(minutes=5))
+        @task(
+            task_id="send_emails",
+            multiple_outputs=False,
+            retries=5,
+            retry_delay=timedelta(minutes=5),
+        )
         def emails(summary: dict[str, Any]) -> dict[str, Any]:
             return send_emails(summary)
 

@@ -153,7 +153,9 @@ class Assigner:
         inside = (rel >= 0) & (rel < alloc[:, :, None])
         out = np.where(inside.any(axis=2), inside.argmax(axis=2), -1).astype(np.int8)
         if self.skew > 0 and len(self.experiments):  # the first experiment's SRM drill
-            u = (splitmix64(np.asarray(uids).astype(np.uint64) ^ np.uint64(0x5E5E)) >> np.uint64(11)).astype(float)
+            u = (
+                splitmix64(np.asarray(uids).astype(np.uint64) ^ np.uint64(0x5E5E)) >> np.uint64(11)
+            ).astype(float)
             moved = (out[:, 0] == 0) & (u / float(1 << 53) < self.skew)
             out[moved, 0] = 1
         return out

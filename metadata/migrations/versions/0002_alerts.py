@@ -85,7 +85,11 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.UniqueConstraint(
-            "group_id", "metric_id", "period_start", "segment", "segment_value",
+            "group_id",
+            "metric_id",
+            "period_start",
+            "segment",
+            "segment_value",
             name="uq_alert_states_key",
         ),
         sa.CheckConstraint("state IN ('ok', 'alerting')", name=op.f("ck_alert_states_state")),

@@ -54,9 +54,7 @@ class Deployment:
 
     def env(self) -> dict[str, str]:
         """Airflow's settings for every component and worker, plus the platform's."""
-        inherited = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "UDF_"))
-        }
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "UDF_"))}
         return {
             **inherited,
             "AIRFLOW_HOME": str(self.airflow_home),

@@ -30,9 +30,18 @@ def test_each_run_archives_until_caught_up_and_the_next_carries_on(
 ) -> None:
     name = kafka_topic("events")
     kafka_broker.create_topic(name, 2)
-    monkeypatch.setenv("AIRFLOW_CONN_UDF_KAFKA", json.dumps({
-        "conn_type": "kafka", "extra": {"bootstrap.servers": kafka_broker.bootstrap, "group.id": "airflow-archiver"},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_UDF_KAFKA",
+        json.dumps(
+            {
+                "conn_type": "kafka",
+                "extra": {
+                    "bootstrap.servers": kafka_broker.bootstrap,
+                    "group.id": "airflow-archiver",
+                },
+            }
+        ),
+    )
     conf = {"topics": [f"events={name}"], "max_seconds": 60}
     first, later = event_values(400, seed=41), event_values(150, seed=42)
 
@@ -44,7 +53,9 @@ def test_each_run_archives_until_caught_up_and_the_next_carries_on(
     produce(kafka_broker.bootstrap, name, later)
     run = harness.run_dag(airflow_session.dag("udf_archive_kafka"), conf=conf)
     assert run.state == "success"
-    assert archived_lines(home.archive, "events") == Counter(v for v in first + later if v not in CORRUPT)
+    assert archived_lines(home.archive, "events") == Counter(
+        v for v in first + later if v not in CORRUPT
+    )
     assert Counter(d["raw"].encode() for d in dead_letters(home.deadletter, "events")) == Counter(
         v for v in first + later if v in CORRUPT
     )

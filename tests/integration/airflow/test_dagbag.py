@@ -50,7 +50,9 @@ def test_shipped_configs_give_one_dag_per_metric_type(monkeypatch):
     pipelines = load_pipelines(SHIPPED_PIPELINES)
     assert pipelines.issues == []
     types = {yaml.safe_load(p.read_text())["metric_type"] for p in SHIPPED_PIPELINES.glob("*.yaml")}
-    assert set(dagbag.dags) == {f"udf_{t}" for t in types} | TOOLS | ARCHIVER | VALIDATION | STREAM_OPS
+    assert (
+        set(dagbag.dags) == {f"udf_{t}" for t in types} | TOOLS | ARCHIVER | VALIDATION | STREAM_OPS
+    )
     catalog = load_catalog([SHIPPED_CATALOG])
     assert catalog.issues == []
     used = {m.type for c in catalog.files.values() for m in c.metrics}
@@ -111,7 +113,9 @@ def test_parsing_imports_no_engine():
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
-    assert len(report["dags"]) == len(list(SHIPPED_PIPELINES.glob("*.yaml"))) + len(TOOLS | ARCHIVER | VALIDATION | STREAM_OPS)
+    assert len(report["dags"]) == len(list(SHIPPED_PIPELINES.glob("*.yaml"))) + len(
+        TOOLS | ARCHIVER | VALIDATION | STREAM_OPS
+    )
     assert not set(report["loaded"]) & set(HEAVY), report["loaded"]
 
 
@@ -126,7 +130,10 @@ def test_a_broken_pipeline_file_hides_no_other_dag(monkeypatch, tmp_path):
     )
     with pytest.warns(UserWarning, match="pipeline config left out"):
         dagbag = bag(monkeypatch, pipelines)
-    assert set(dagbag.dags) == {"udf_aggregated", "udf_custom"} | TOOLS | ARCHIVER | VALIDATION | STREAM_OPS
+    assert (
+        set(dagbag.dags)
+        == {"udf_aggregated", "udf_custom"} | TOOLS | ARCHIVER | VALIDATION | STREAM_OPS
+    )
     # udf_pipelines.py loads; the one import error is the errors file's, naming every issue
     assert [Path(f).name for f in dagbag.import_errors] == ["udf_config_errors.py"]
     error = dagbag.import_errors[str(DAGS / "udf_config_errors.py")]

@@ -134,7 +134,9 @@ def test_parallel_batches_succeed_on_their_first_try_and_equal_compute(deployed,
     # In parallel: every batch started before any of them ended.
     starts = [datetime.fromisoformat(t["start_date"]) for t in batches]
     ends = [datetime.fromisoformat(t["end_date"]) for t in batches]
-    assert max(starts) < min(ends), [(t["map_index"], t["start_date"], t["end_date"]) for t in batches]
+    assert max(starts) < min(ends), [
+        (t["map_index"], t["start_date"], t["end_date"]) for t in batches
+    ]
     # Spark's start-up banner is not logged as an error in a green task's log.
     for ti in batches:
         errors = [line for line in deployment.task_log(ti) if line.get("level") == "error"]
@@ -194,7 +196,9 @@ def test_a_backfill_of_a_paused_dag_from_its_start_date(deployed, monkeypatch):
     deployment.wait_for(complete, 1200, "the backfill to complete")
     print(f"udf_calendar_day backfill: {time.monotonic() - started:.0f} s")
     runs = deployment.ok("GET", "/api/v2/dags/udf_calendar_day/dagRuns?limit=100")["dag_runs"]
-    backfilled = sorted((r["logical_date"], r["state"]) for r in runs if r["run_type"] == "backfill")
+    backfilled = sorted(
+        (r["logical_date"], r["state"]) for r in runs if r["run_type"] == "backfill"
+    )
     assert backfilled == [
         ("2026-01-02T00:00:00Z", "success"),  # ends at noon: would plan 2026-01-01
         ("2026-01-02T12:00:00Z", "success"),  # ends at midnight: plans 2026-01-02
@@ -206,5 +210,7 @@ def test_a_backfill_of_a_paused_dag_from_its_start_date(deployed, monkeypatch):
     with MetadataStore.for_home(Home.resolve()) as store:
         runs_of_type = [r for r in store.runs() if r.metric_type == "calendar_day"]
     assert min(r.ds for r in runs_of_type) == date(2026, 1, 2)  # nothing before the start date
-    assert {(r.metric, r.ds): r.state for r in runs_of_type}[("daily_clicks", date(2026, 1, 2))] == "done"
+    assert {(r.metric, r.ds): r.state for r in runs_of_type}[
+        ("daily_clicks", date(2026, 1, 2))
+    ] == "done"
     assert mailbox.messages == []

@@ -68,9 +68,10 @@ def test_the_chart_library_is_served_from_the_package(client):
     assert "MIT License" in client.get("/static/uplot/LICENSE").text
     assert client.get("/static/../views.py").status_code == 404
     page = client.get("/ui/tracking").text
-    assert "/static/uplot/uPlot.iife.min.js" in page and "http" not in re.findall(
-        r'src="([^"]+)"', page
-    )[0]
+    assert (
+        "/static/uplot/uPlot.iife.min.js" in page
+        and "http" not in re.findall(r'src="([^"]+)"', page)[0]
+    )
 
 
 def test_tracking_shows_every_metric_day_with_owners_and_delays(client):

@@ -25,7 +25,9 @@ def _with_health(flushes):
     return out
 
 
-def test_a_failing_health_check_alerts_once_and_recovers_once(store, clock, smtp, webhook, settings) -> None:
+def test_a_failing_health_check_alerts_once_and_recovers_once(
+    store, clock, smtp, webhook, settings
+) -> None:
     set_up(store, catalog(clicks_alert={"direction": "any"}, ctr_alert={"direction": "any"}))
     reports = []
     for rows in _with_health(stream_looks(0.0)):

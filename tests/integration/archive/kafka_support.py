@@ -31,10 +31,15 @@ def event_values(n: int, corrupt_share: float = 0.01, seed: int = 1) -> list[byt
     """``n`` compact JSON events over 6 hours plus corrupt messages, shuffled together."""
     rng = random.Random(seed)
     values = [
-        json.dumps({
-            "user_id": rng.randrange(2_000), "event_type": rng.choice(["click", "search"]),
-            "ts": T0 + rng.randrange(6 * HOUR), **({"country": "de"} if rng.random() < 0.2 else {}),
-        }, separators=(",", ":")).encode()
+        json.dumps(
+            {
+                "user_id": rng.randrange(2_000),
+                "event_type": rng.choice(["click", "search"]),
+                "ts": T0 + rng.randrange(6 * HOUR),
+                **({"country": "de"} if rng.random() < 0.2 else {}),
+            },
+            separators=(",", ":"),
+        ).encode()
         for _ in range(n)
     ]
     values += [rng.choice(CORRUPT) for _ in range(round(n * corrupt_share))]
@@ -45,17 +50,29 @@ def event_values(n: int, corrupt_share: float = 0.01, seed: int = 1) -> list[byt
 def activation_values(n: int, seed: int = 2) -> list[bytes]:
     rng = random.Random(seed)
     return [
-        json.dumps({"user_id": rng.randrange(2_000), "experiment": "e1",
-                    "group": rng.choice(["control", "treatment"]), "ts": T0 + rng.randrange(6 * HOUR)},
-                   separators=(",", ":")).encode()
+        json.dumps(
+            {
+                "user_id": rng.randrange(2_000),
+                "experiment": "e1",
+                "group": rng.choice(["control", "treatment"]),
+                "ts": T0 + rng.randrange(6 * HOUR),
+            },
+            separators=(",", ":"),
+        ).encode()
         for _ in range(n)
     ]
 
 
 def read_topic(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, int, bytes]]:
     """Every record of ``topic`` as ``(partition, offset, value)``, read with a plain consumer."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-reader",
-                         "enable.partition.eof": True, "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "test-reader",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     out, done = [], set()
     while len(done) < partitions:
@@ -76,7 +93,10 @@ def hour_path(value: bytes, partition: int) -> str:
 
 def archived_files(archive: Path, topic: str) -> dict[str, list[bytes]]:
     root = archive / topic
-    return {str(f.relative_to(root)): f.read_bytes().splitlines() for f in sorted(root.rglob("part-*.jsonl"))}
+    return {
+        str(f.relative_to(root)): f.read_bytes().splitlines()
+        for f in sorted(root.rglob("part-*.jsonl"))
+    }
 
 
 def archived_lines(archive: Path, topic: str) -> Counter[bytes]:

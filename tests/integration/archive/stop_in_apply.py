@@ -42,7 +42,9 @@ def arm(point: str) -> None:
         real_append = journal_module._append_exactly
         calls = {"n": 0}
 
-        def append(staged: IO[bytes], segments: list[list[int]], final: Path, size_before: int) -> None:
+        def append(
+            staged: IO[bytes], segments: list[list[int]], final: Path, size_before: int
+        ) -> None:
             calls["n"] += 1
             if calls["n"] == int(number):
                 if name == "mid-target":

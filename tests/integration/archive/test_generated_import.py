@@ -27,14 +27,34 @@ def udf(*args: str) -> str:
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("workload")
-    udf("generate", "--out", str(out), "--force", "--events", "60000", "--users", "4000",
-        "--experiments", "6", "--days", "6", "--corrupt-share", "0.01", "--seed", "11")
+    udf(
+        "generate",
+        "--out",
+        str(out),
+        "--force",
+        "--events",
+        "60000",
+        "--users",
+        "4000",
+        "--experiments",
+        "6",
+        "--days",
+        "6",
+        "--corrupt-share",
+        "0.01",
+        "--seed",
+        "11",
+    )
     return out, json.loads((out / "manifest.json").read_text())
 
 
 def import_topic(home: Home, out: Path, topic: str) -> list[dict]:
     files = sorted(str(p) for p in (out / topic).glob("*.jsonl"))
-    return json.loads(udf("--home", str(home.root), "data", "import", "--topic", topic, *files, "--format", "json"))
+    return json.loads(
+        udf(
+            "--home", str(home.root), "data", "import", "--topic", topic, *files, "--format", "json"
+        )
+    )
 
 
 @pytest.mark.parametrize("topic", ["events", "activations"])
@@ -50,7 +70,8 @@ def test_every_valid_record_kept_every_corrupt_one_dead_lettered(
     for report in reports:
         rel = f"{topic}/{Path(report['source']).name}"
         assert (report["records"], report["corrupt"]) == (
-            expected["files"][rel]["valid"], expected["files"][rel]["corrupt"]
+            expected["files"][rel]["valid"],
+            expected["files"][rel]["corrupt"],
         ), rel
     archived = [
         json.loads(line)
@@ -67,16 +88,20 @@ def test_every_valid_record_kept_every_corrupt_one_dead_lettered(
     assert all(d["reason"] for d in dead)
     if topic == "activations":
         by_group = Counter((r["experiment"], r["group"]) for r in archived)
-        assert by_group == Counter({
-            (exp, group): n
-            for exp, groups in expected["by_experiment_group"].items()
-            for group, n in groups.items()
-        })
+        assert by_group == Counter(
+            {
+                (exp, group): n
+                for exp, groups in expected["by_experiment_group"].items()
+                for group, n in groups.items()
+            }
+        )
 
     again = import_topic(home, out, topic)
     assert all(r["duplicate_of"] for r in again)
-    assert sum(1 for f in ArchiveLayout(home.archive).data_files(topic)
-               for _ in f.open()) == expected["valid"]
+    assert (
+        sum(1 for f in ArchiveLayout(home.archive).data_files(topic) for _ in f.open())
+        == expected["valid"]
+    )
 
 
 def test_info_and_ramps_agree_with_the_manifest(home: Home, workload: tuple[Path, dict]) -> None:
@@ -85,11 +110,16 @@ def test_info_and_ramps_agree_with_the_manifest(home: Home, workload: tuple[Path
         import_topic(home, out, topic)
     udf("--home", str(home.root), "ramps", "import", str(out / "ramps.csv"))
 
-    info = {row["topic"]: row for row in json.loads(udf("--home", str(home.root), "data", "info", "--format", "json"))}
+    info = {
+        row["topic"]: row
+        for row in json.loads(udf("--home", str(home.root), "data", "info", "--format", "json"))
+    }
     for topic in ("events", "activations"):
         assert info[topic]["records"] == manifest["topics"][topic]["valid"]
         assert info[topic]["corrupt"] == manifest["topics"][topic]["corrupt"]
-    [letters] = json.loads(udf("--home", str(home.root), "data", "deadletters", "--limit", "3", "--format", "json"))
+    [letters] = json.loads(
+        udf("--home", str(home.root), "data", "deadletters", "--limit", "3", "--format", "json")
+    )
     for topic in ("events", "activations"):
         counted = sum(c["lines"] for c in letters["counts"] if c["topic"] == topic)
         assert counted == manifest["topics"][topic]["corrupt"]

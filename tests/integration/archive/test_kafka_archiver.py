@@ -41,18 +41,27 @@ pytestmark = pytest.mark.kafka
 
 
 def archiver(home: Home, broker: Broker, *routes: TopicRoute, **kwargs) -> KafkaArchiver:
-    return KafkaArchiver(home, KafkaSettings(broker.bootstrap, group="test-archiver"), routes, **kwargs)
+    return KafkaArchiver(
+        home, KafkaSettings(broker.bootstrap, group="test-archiver"), routes, **kwargs
+    )
 
 
-def test_partitions_order_and_dead_letters_match_kafka(home: Home, kafka_broker: Broker, kafka_topic) -> None:
+def test_partitions_order_and_dead_letters_match_kafka(
+    home: Home, kafka_broker: Broker, kafka_topic
+) -> None:
     events, activations = kafka_topic("events"), kafka_topic("activations")
     kafka_broker.create_topic(events, 4)
     kafka_broker.create_topic(activations, 2)
     produce(kafka_broker.bootstrap, events, event_values(3_000))
     produce(kafka_broker.bootstrap, activations, activation_values(500))
 
-    run = archiver(home, kafka_broker, TopicRoute("events", events), TopicRoute("activations", activations),
-                   batch_records=700).run(once=True, max_seconds=60)
+    run = archiver(
+        home,
+        kafka_broker,
+        TopicRoute("events", events),
+        TopicRoute("activations", activations),
+        batch_records=700,
+    ).run(once=True, max_seconds=60)
 
     assert run.stopped == "caught up"
     for topic, kafka_name, partitions in (("events", events, 4), ("activations", activations, 2)):
@@ -80,7 +89,9 @@ def test_partitions_order_and_dead_letters_match_kafka(home: Home, kafka_broker:
     newest = dead_letters(home.deadletter, "events")[-1]
     assert f"partition {newest['partition']} offset {newest['offset']}" in listed.output
 
-    again = archiver(home, kafka_broker, TopicRoute("events", events)).run(once=True, max_seconds=60)
+    again = archiver(home, kafka_broker, TopicRoute("events", events)).run(
+        once=True, max_seconds=60
+    )
     assert again.topics[0].records == 0 and again.stopped == "caught up"
 
 
@@ -95,11 +106,17 @@ def test_records_not_keyed_by_user_are_kept_where_they_arrived_and_counted(
     values = event_values(300, corrupt_share=0.0, seed=5)
     # where a user_id-keyed producer puts each record, as librdkafka reports it
     home_partition: dict[bytes, int] = {}
-    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap, "partitioner": "murmur2_random"})
+    producer = Producer(
+        {"bootstrap.servers": kafka_broker.bootstrap, "partitioner": "murmur2_random"}
+    )
     for value in values:
         key = json.loads(value)["user_id"].to_bytes(8, "big", signed=True)
-        producer.produce(keyed, value=value, key=key,
-                         on_delivery=lambda err, msg, v=value: home_partition.__setitem__(v, msg.partition()))
+        producer.produce(
+            keyed,
+            value=value,
+            key=key,
+            on_delivery=lambda err, msg, v=value: home_partition.__setitem__(v, msg.partition()),
+        )
     for value in values:  # the same records, all into partition 0
         producer.produce(pinned, value=value, partition=0)
     producer.flush(30)
@@ -107,7 +124,9 @@ def test_records_not_keyed_by_user_are_kept_where_they_arrived_and_counted(
     run = archiver(home, kafka_broker, TopicRoute("events", pinned)).run(once=True, max_seconds=60)
 
     assert run.topics[0].misplaced == sum(1 for v in values if home_partition[v] != 0) > 0
-    assert {path.split("/")[-1] for path in archived_files(home.archive, "events")} == {"part-0.jsonl"}
+    assert {path.split("/")[-1] for path in archived_files(home.archive, "events")} == {
+        "part-0.jsonl"
+    }
 
 
 def test_a_partition_count_unlike_the_archives_is_refused(
@@ -119,24 +138,41 @@ def test_a_partition_count_unlike_the_archives_is_refused(
     source.write_bytes(b"\n".join(event_values(10, corrupt_share=0.0)) + b"\n")
     Importer(home).import_files("events", [str(source)])  # the archive's default: 8 partitions
 
-    with pytest.raises(InputError, match=r"archive topic 'events' has 8 partitions but Kafka topic .* has 4"):
+    with pytest.raises(
+        InputError, match=r"archive topic 'events' has 8 partitions but Kafka topic .* has 4"
+    ):
         archiver(home, kafka_broker, TopicRoute("events", name)).run(once=True)
 
 
-def test_lag_per_partition_is_end_minus_archived(home: Home, kafka_mock: Broker, kafka_topic) -> None:
+def test_lag_per_partition_is_end_minus_archived(
+    home: Home, kafka_mock: Broker, kafka_topic
+) -> None:
     name = kafka_topic("events")
     kafka_mock.create_topic(name, 3)
     first = produce(kafka_mock.bootstrap, name, event_values(400, corrupt_share=0.0, seed=7))
     archiver(home, kafka_mock, TopicRoute("events", name)).run(once=True, max_seconds=60)
     more = produce(kafka_mock.bootstrap, name, event_values(250, corrupt_share=0.0, seed=8))
 
-    rows = archive_lag(home.archive, KafkaSettings(kafka_mock.bootstrap), [TopicRoute("events", name)])
+    rows = archive_lag(
+        home.archive, KafkaSettings(kafka_mock.bootstrap), [TopicRoute("events", name)]
+    )
 
     assert {(r.partition, r.archived, r.end, r.lag) for r in rows} == {
         (p, first.get(p, 0), first.get(p, 0) + more.get(p, 0), more.get(p, 0)) for p in range(3)
     }
-    result = CliRunner().invoke(main, ["archive", "lag", "--bootstrap", kafka_mock.bootstrap,
-                                       "--topic", f"events={name}", "--format", "json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "archive",
+            "lag",
+            "--bootstrap",
+            kafka_mock.bootstrap,
+            "--topic",
+            f"events={name}",
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert sum(r["lag"] for r in json.loads(result.output)) == 250
 
@@ -197,20 +233,38 @@ def test_a_crash_after_the_archive_commit_but_before_kafkas_neither_loses_nor_do
     )
 
 
-def test_the_service_stops_cleanly_on_sigterm(home: Home, kafka_broker: Broker, kafka_topic) -> None:
+def test_the_service_stops_cleanly_on_sigterm(
+    home: Home, kafka_broker: Broker, kafka_topic
+) -> None:
     name = kafka_topic("events")
     kafka_broker.create_topic(name, 2)
     produce(kafka_broker.bootstrap, name, event_values(500, corrupt_share=0.0, seed=10))
     service = subprocess.Popen(
-        [str(Path(sys.executable).with_name("udf")), "--home", str(home.root), "archive", "kafka",
-         "--bootstrap", kafka_broker.bootstrap, "--topic", f"events={name}", "--batch-seconds", "0.2",
-         "--format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(Path(sys.executable).with_name("udf")),
+            "--home",
+            str(home.root),
+            "archive",
+            "kafka",
+            "--bootstrap",
+            kafka_broker.bootstrap,
+            "--topic",
+            f"events={name}",
+            "--batch-seconds",
+            "0.2",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
         while sum(archived_lines(home.archive, "events").values()) < 500:
-            assert time.monotonic() < deadline and service.poll() is None, service.stderr and service.stderr.read()
+            assert time.monotonic() < deadline and service.poll() is None, (
+                service.stderr and service.stderr.read()
+            )
             time.sleep(0.2)
         service.send_signal(signal.SIGTERM)
         out, err = service.communicate(timeout=30)
@@ -227,21 +281,48 @@ def test_the_service_stops_cleanly_on_sigterm(home: Home, kafka_broker: Broker, 
 def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        return [tp.offset for tp in consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)]
+        return [
+            tp.offset
+            for tp in consumer.committed(
+                [TopicPartition(topic, p) for p in range(partitions)], timeout=10
+            )
+        ]
     finally:
         consumer.close()
 
 
-def test_two_archivers_on_one_archive_write_each_record_once(home: Home, kafka_broker: Broker, kafka_topic) -> None:
+def test_two_archivers_on_one_archive_write_each_record_once(
+    home: Home, kafka_broker: Broker, kafka_topic
+) -> None:
     name = kafka_topic("events")
     kafka_broker.create_topic(name, 3)
     values = event_values(6_000, seed=13)
     produce(kafka_broker.bootstrap, name, values)
-    command = [str(Path(sys.executable).with_name("udf")), "--home", str(home.root), "archive", "kafka",
-               "--bootstrap", kafka_broker.bootstrap, "--topic", f"events={name}", "--once",
-               "--batch-records", "500", "--format", "json"]
-    both = [subprocess.Popen([*command, "--group", f"archiver-{i}"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for i in range(2)]
+    command = [
+        str(Path(sys.executable).with_name("udf")),
+        "--home",
+        str(home.root),
+        "archive",
+        "kafka",
+        "--bootstrap",
+        kafka_broker.bootstrap,
+        "--topic",
+        f"events={name}",
+        "--once",
+        "--batch-records",
+        "500",
+        "--format",
+        "json",
+    ]
+    both = [
+        subprocess.Popen(
+            [*command, "--group", f"archiver-{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     reports = []
     for proc in both:
         out, err = proc.communicate(timeout=120)

@@ -39,9 +39,24 @@ BATCH = 1_000
 def archiver(home: Home, broker: Broker, routes: list[str], *extra: str) -> subprocess.Popen:
     topics = [arg for route in routes for arg in ("--topic", route)]
     return subprocess.Popen(
-        [str(Path(sys.executable).with_name("udf")), "--home", str(home.root), "archive", "kafka",
-         "--bootstrap", broker.bootstrap, *topics, "--batch-records", str(BATCH), "--format", "json", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(Path(sys.executable).with_name("udf")),
+            "--home",
+            str(home.root),
+            "archive",
+            "kafka",
+            "--bootstrap",
+            broker.bootstrap,
+            *topics,
+            "--batch-records",
+            str(BATCH),
+            "--format",
+            "json",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -50,14 +65,20 @@ def ledger_lines(home: Home) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def test_sigkill_twice_mid_topic_loses_and_doubles_nothing(home: Home, kafka_broker: Broker, kafka_topic) -> None:
+def test_sigkill_twice_mid_topic_loses_and_doubles_nothing(
+    home: Home, kafka_broker: Broker, kafka_topic
+) -> None:
     events, activations = kafka_topic("events"), kafka_topic("activations")
     kafka_broker.create_topic(events, 4)
     kafka_broker.create_topic(activations, 2)
-    produced = {"events": event_values(30_000, corrupt_share=0.01, seed=21),
-                "activations": activation_values(6_000, seed=22)}
-    ends = {"events": produce(kafka_broker.bootstrap, events, produced["events"]),
-            "activations": produce(kafka_broker.bootstrap, activations, produced["activations"])}
+    produced = {
+        "events": event_values(30_000, corrupt_share=0.01, seed=21),
+        "activations": activation_values(6_000, seed=22),
+    }
+    ends = {
+        "events": produce(kafka_broker.bootstrap, events, produced["events"]),
+        "activations": produce(kafka_broker.bootstrap, activations, produced["activations"]),
+    }
     routes = [f"events={events}", f"activations={activations}"]
     total = sum(len(v) for v in produced.values())
     rng = random.Random(3)
@@ -92,4 +113,6 @@ def test_sigkill_twice_mid_topic_loses_and_doubles_nothing(home: Home, kafka_bro
         assert dead == Counter(v for v in values if v in CORRUPT)
     for topic, name in (("events", events), ("activations", activations)):
         assert archived_offsets(home.archive, TopicRoute(topic, name)) == ends[topic]
-    assert not list((home.archive / "_journal").glob("*")) and not list((home.archive / "_staging").glob("*"))
+    assert not list((home.archive / "_journal").glob("*")) and not list(
+        (home.archive / "_staging").glob("*")
+    )

@@ -44,7 +44,9 @@ def udf(home: Path, *args: str) -> str:
 
 def data_files(home: Path) -> dict[str, bytes]:
     archive = home / "archive"
-    return {str(p.relative_to(archive)): p.read_bytes() for p in sorted(archive.rglob("part-*.jsonl"))}
+    return {
+        str(p.relative_to(archive)): p.read_bytes() for p in sorted(archive.rglob("part-*.jsonl"))
+    }
 
 
 def info(home: Path) -> list[dict]:
@@ -54,8 +56,10 @@ def info(home: Path) -> list[dict]:
 def dead_letters(home: Path) -> dict:
     """Counts by kind, and every dead letter (import ids differ between homes: left out)."""
     [shown] = json.loads(udf(home, "data", "deadletters", "--limit", "1000", "--format", "json"))
-    return {"counts": shown["counts"],
-            "letters": [{k: v for k, v in d.items() if k != "import_id"} for d in shown["newest"]]}
+    return {
+        "counts": shown["counts"],
+        "letters": [{k: v for k, v in d.items() if k != "import_id"} for d in shown["newest"]],
+    }
 
 
 def converted(home: Path) -> dict[str, list[dict]]:
@@ -99,8 +103,12 @@ def expected(homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
     """What the readers give after the uninterrupted import (read from a copy)."""
     after = tmp_path_factory.mktemp("expected") / "after"
     shutil.copytree(homes["after"], after)
-    return {"info": info(after), "tables": converted(after), "files": data_files(after),
-            "dead": dead_letters(after)}
+    return {
+        "info": info(after),
+        "tables": converted(after),
+        "files": data_files(after),
+        "dead": dead_letters(after),
+    }
 
 
 def start_import(home: Path, big: Path, point: str) -> subprocess.Popen:
@@ -158,7 +166,9 @@ def test_every_reader_sees_the_whole_import_after_a_kill(
             assert converted(home) == expected_tables
         assert data_files(home) == expected["files"], reader
         assert not list((home / "archive" / "_journal").glob("*.json"))
-    again = json.loads(udf(killed, "data", "import", "--topic", "events", str(homes["big"]), "--format", "json"))
+    again = json.loads(
+        udf(killed, "data", "import", "--topic", "events", str(homes["big"]), "--format", "json")
+    )
     assert again[0]["duplicate_of"] is not None  # recovered once, never doubled
 
 

@@ -24,7 +24,10 @@ def test_nine_good_files_load_and_the_broken_one_is_named(home: Home, tmp_path: 
     result = CliRunner().invoke(main, ["config", "load", str(catalog)])
 
     assert result.exit_code == 1
-    assert f"{catalog / 'team4.yaml'}: metrics[0] (metric_4).owners[0]: 'not-an-email' is not an email" in result.output
+    assert (
+        f"{catalog / 'team4.yaml'}: metrics[0] (metric_4).owners[0]: 'not-an-email' is not an email"
+        in result.output
+    )
     assert "loaded 9 file(s): metrics 9 added" in result.output
     stored = MetadataStore.for_home(home).metrics()
     assert sorted(m.name for m in stored) == [f"metric_{i}" for i in range(10) if i != 4]
@@ -41,6 +44,8 @@ def test_validate_only_reports(home: Home, tmp_path: Path) -> None:
 
 
 def test_data_import_errors_are_one_line(home: Home, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["data", "import", "--topic", "events", str(tmp_path / "missing.jsonl")])
+    result = CliRunner().invoke(
+        main, ["data", "import", "--topic", "events", str(tmp_path / "missing.jsonl")]
+    )
     assert result.exit_code == 1
     assert result.output.strip() == f"error: {tmp_path / 'missing.jsonl'}: no such file"

@@ -123,9 +123,7 @@ def test_a_metadata_database_restart_mid_run_is_retried_and_the_run_completes(
     monkeypatch.setenv("UDF_METADATA_URL", server.url)
     for var in ("UDF_RESULTS_URL", "UDF_RESULTS_STORE", "UDF_WINDOW_DAYS", "UDF_SPAM_CAP"):
         monkeypatch.delenv(var, raising=False)
-    (home.root / "settings.yaml").write_text(
-        "spark: {conf: {spark.sql.shuffle.partitions: '2'}}\n"
-    )
+    (home.root / "settings.yaml").write_text("spark: {conf: {spark.sql.shuffle.partitions: '2'}}\n")
     work = tmp_path / "workload"
     udf("generate", "--out", str(work), "--events", "3000", "--users", "300", "--experiments",
         "3", "--days", "5", "--start", DAYS[0].isoformat(), "--seed", "5", "--spammers", "0")  # fmt: skip
@@ -143,7 +141,9 @@ def test_a_metadata_database_restart_mid_run_is_retried_and_the_run_completes(
     run = compute(home, server.url)
     with MetadataStore(server.url) as store:
         deadline = time.monotonic() + 300
-        while sum(len(r.events) for r in store.runs(with_events=True)) == before:  # not yet in_progress
+        while (
+            sum(len(r.events) for r in store.runs(with_events=True)) == before
+        ):  # not yet in_progress
             assert run.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
     server.ctl("restart", "-m", "fast")  # every connection dropped, the server down meanwhile
@@ -156,7 +156,9 @@ def test_a_metadata_database_restart_mid_run_is_retried_and_the_run_completes(
         runs = [r for r in store.runs(with_events=True) if r.ds in DAYS]
     assert runs and {r.state for r in runs} == {"done"}
     assert all(r.events[-1].to_state == "done" for r in runs)
-    assert "terminating connection" in server.log.read_text() or "shut down" in server.log.read_text()
+    assert (
+        "terminating connection" in server.log.read_text() or "shut down" in server.log.read_text()
+    )
 
 
 def test_a_store_opened_while_the_server_restarts_waits_for_it(server: Server) -> None:

@@ -63,7 +63,9 @@ def run_read_only(home: Home, out: Path) -> dict[str, tuple[int, str, str]]:
     for name, args in READERS.items():
         command = shlex.join([str(UDF), "--home", str(home.root), *args])
         lines.append(f"{command} > {out}/{name}.out 2> {out}/{name}.err; echo $? > {out}/{name}.rc")
-    done = subprocess.run(["unshare", "-m", "sh", "-c", " && ".join(lines[:2]) + "; " + "; ".join(lines[2:])])
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", " && ".join(lines[:2]) + "; " + "; ".join(lines[2:])]
+    )
     assert done.returncode == 0, "the home was writable"
     return {
         name: (int((out / f"{name}.rc").read_text()), (out / f"{name}.out").read_text(),

@@ -101,8 +101,13 @@ def test_sync_catalog_upserts_and_replaces_owners(store) -> None:
     assert exp.analysis == AnalysisSpec().model_dump()  # the defaults: no correction
 
     # A changed analysis spec is a changed selection and is stored as given.
-    strict = AnalysisSpec(alpha=0.01, correction="holm", correct_over=["metric", "segment"],
-                          sequential="obrien_fleming", looks=5)
+    strict = AnalysisSpec(
+        alpha=0.01,
+        correction="holm",
+        correct_over=["metric", "segment"],
+        sequential="obrien_fleming",
+        looks=5,
+    )
     reconfigured = store.sync_catalog(
         metrics, segments, [selections[0].model_copy(update={"analysis": strict})]
     )

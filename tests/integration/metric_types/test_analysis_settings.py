@@ -95,7 +95,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         manifest = json.loads((out / "manifest.json").read_text())
         h = ("--home", str(home.root))
         for topic in ("activations", "events"):
-            udf(*h, "data", "import", "--topic", topic, *sorted(map(str, (out / topic).glob("*.jsonl"))))
+            udf(
+                *h,
+                "data",
+                "import",
+                "--topic",
+                topic,
+                *sorted(map(str, (out / topic).glob("*.jsonl"))),
+            )
         udf(*h, "ramps", "import", str(out / "ramps.csv"))
         (home.root / "settings.yaml").write_text(yaml.safe_dump({
             "window_days": WINDOW_DAYS,
@@ -228,7 +235,11 @@ def test_bayesian_columns_equal_the_posterior(env: Env) -> None:
         [c] = [r for r in env.rows if r.group == "control" and r.experiment == t.experiment
                and (r.date, r.metric, r.period_start, r.segment) == (t.date, t.metric,
                                                                       t.period_start, t.segment)]  # fmt: skip
-        base = delta_ratio(_stats(c), _stats(t)) if t.den_sum is not None else welch(_stats(c), _stats(t))  # type: ignore[arg-type]
+        base = (
+            delta_ratio(_stats(c), _stats(t))
+            if t.den_sum is not None
+            else welch(_stats(c), _stats(t))
+        )  # type: ignore[arg-type]
         post = posterior(base, relative=True)
         assert _same(t.prob_beat_control, _value(post.chance_to_win)), t.key()
         assert _same(t.expected_loss, _value(post.risk_treatment)), t.key()

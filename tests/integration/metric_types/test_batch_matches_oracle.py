@@ -74,7 +74,6 @@ SELECT experiment, `group`, period_start, user_id, events * 1.5 AS value FROM fi
 """
 
 
-
 def udf(*args: str) -> str:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -251,7 +250,9 @@ def test_the_workload_exercises_every_edge_case(env: Env) -> None:
     # the oracle's periods are the generator's (two independent derivations)
     for e in m["experiments"]:
         for g in e["groups"]:
-            assert oracle.periods[(e["experiment"], g)] == [(p["start"], p["end"]) for p in e["periods"]]
+            assert oracle.periods[(e["experiment"], g)] == [
+                (p["start"], p["end"]) for p in e["periods"]
+            ]
 
     # the dates hit what they are meant to: a re-ramped period, a period boundary
     def active(day: date) -> set[tuple[str, int]]:
@@ -282,7 +283,14 @@ def test_oracle_segment_rows_add_up(env: Env, metric_type: str) -> None:
     totals: dict[tuple, list[float]] = {}
     for r in rows:
         if r["segment"]:
-            k = (r["experiment"], r["group"], r["metric"], r["period_start"], r["day_in"], r["segment"])
+            k = (
+                r["experiment"],
+                r["group"],
+                r["metric"],
+                r["period_start"],
+                r["day_in"],
+                r["segment"],
+            )
             t = totals.setdefault(k, [0, 0, 0, 0.0])
             for i, f in enumerate(("n", "volume", "propensity", "sum")):
                 t[i] += r[f]
@@ -312,7 +320,9 @@ def test_cuped_is_exercised(env: Env, metric_type: str) -> None:
     adjusted comparisons, in both experiments that ask for it (two windows), at every look."""
     rows = [r for d in DATES for r in env.oracle_rows(metric_type, d)]
     cuped = [r for r in rows if r["pre_sum"] is not None]
-    asked = {e["experiment"] for e in env.catalog["experiments"] if "cuped" in e.get("analysis", {})}
+    asked = {
+        e["experiment"] for e in env.catalog["experiments"] if "cuped" in e.get("analysis", {})
+    }
     # the single-ramp experiment has CUPED on its aggregated count and sum metrics only
     assert {r["experiment"] for r in cuped} == (asked if metric_type == "aggregated" else
                                                   {env.catalog["experiments"][1]["experiment"]})  # fmt: skip
@@ -327,7 +337,6 @@ def test_batch_rows_are_batch_rows(env: Env) -> None:
     assert {r.date for r in rows} == {d.isoformat() for d in DATES}
 
 
-
 def test_conversion_windows_are_exercised(env: Env) -> None:
     """The windowed metrics above differ from their unwindowed twins where they should: the
     same users, fewer counted events; nothing on day 3 of a 40-hour window."""
@@ -337,9 +346,14 @@ def test_conversion_windows_are_exercised(env: Env) -> None:
                  r["segment_value"]): r
                 for r in env.oracle_rows(metric_type, day) if r["metric"] == metric}  # fmt: skip
 
-    windowed, full = by_key("aggregated", DATES[2], "clicks_30h"), by_key("aggregated", DATES[2], "clicks_by_country")
+    windowed, full = (
+        by_key("aggregated", DATES[2], "clicks_30h"),
+        by_key("aggregated", DATES[2], "clicks_by_country"),
+    )
     assert windowed.keys() <= full.keys() and len(windowed) > 10
-    assert all(w["n"] == full[k]["n"] and w["volume"] <= full[k]["volume"] for k, w in windowed.items())
+    assert all(
+        w["n"] == full[k]["n"] and w["volume"] <= full[k]["volume"] for k, w in windowed.items()
+    )
     assert any(w["volume"] < full[k]["volume"] for k, w in windowed.items())
     windowed = by_key("days_in", DATES[2], "searches_days_in_40h")
     full = by_key("days_in", DATES[2], "searches_days_in")
@@ -351,7 +365,11 @@ def test_conversion_windows_are_exercised(env: Env) -> None:
     for k, w in windowed.items():
         day_in = k[3]
         assert w["n"] == full[k]["n"]
-        assert (w["volume"] == full[k]["volume"]) if day_in == 1 else (w["volume"] <= full[k]["volume"])
+        assert (
+            (w["volume"] == full[k]["volume"])
+            if day_in == 1
+            else (w["volume"] <= full[k]["volume"])
+        )
         if day_in == 3:
             assert w["volume"] == 0
     assert any(w["volume"] < full[k]["volume"] for k, w in windowed.items() if k[3] == 2)

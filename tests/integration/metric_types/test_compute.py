@@ -50,7 +50,14 @@ def example(home: Home) -> Home:
 def _numbers(home: Home) -> dict[tuple, tuple]:
     rows = open_store(home, load_settings(home)).read(source="batch", metric_type="aggregated")
     return {
-        (r.group, r.metric, r.period_start): (r.exposed, r.volume, r.propensity, r.n, r.sum, r.sum_sq)
+        (r.group, r.metric, r.period_start): (
+            r.exposed,
+            r.volume,
+            r.propensity,
+            r.n,
+            r.sum,
+            r.sum_sq,
+        )
         for r in rows
         if r.segment == ""
     }

@@ -44,9 +44,18 @@ def template(tmp_path: Path) -> Path:
     files, home = tmp_path / "files", tmp_path / "template"
     udf(home, "generate", "--out", str(files), *WORKLOAD)
     for topic in ("events", "activations"):
-        udf(home, "data", "import", "--topic", topic, *map(str, sorted((files / topic).glob("*.jsonl"))))
+        udf(
+            home,
+            "data",
+            "import",
+            "--topic",
+            topic,
+            *map(str, sorted((files / topic).glob("*.jsonl"))),
+        )
     udf(home, "ramps", "import", str(files / "ramps.csv"))
-    experiments = sorted(line.split(",")[0] for line in (files / "ramps.csv").read_text().splitlines()[1:])
+    experiments = sorted(
+        line.split(",")[0] for line in (files / "ramps.csv").read_text().splitlines()[1:]
+    )
     lines = ["metrics:"]
     for name, event in METRICS.items():
         lines += [f"  - name: {name}", "    type: aggregated", f"    event_type: {event}"]

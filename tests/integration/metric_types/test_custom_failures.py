@@ -142,7 +142,9 @@ def test_counted_events_in_many_user_partitions_give_the_same_values(
     # One exposure per partition: custom code's counted events are joined by user_id into
     # many partitions (the views of a large slice); the example's numbers stay the same.
     monkeypatch.setattr(metric_types.semantics, "EXPOSURES_PER_PARTITION", 1)
-    distinct = f"SELECT {KEYS}, COUNT(DISTINCT event_type) AS value FROM counted_events GROUP BY {KEYS}"
+    distinct = (
+        f"SELECT {KEYS}, COUNT(DISTINCT event_type) AS value FROM counted_events GROUP BY {KEYS}"
+    )
     load_catalog(example, tmp_path, {"kinds": distinct})
     udf(example, "compute", "--metric-type", "custom", "--through", DAY)
     assert status(example)["kinds"]["state"] == "done"

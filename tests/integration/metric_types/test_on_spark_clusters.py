@@ -93,7 +93,9 @@ class Workload:
 def cli(*args: str, env: dict[str, str] | None = None) -> str:
     command = [str(Path(sys.executable).with_name("udf")), *args]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, (
+        f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    )
     return done.stdout
 
 
@@ -105,13 +107,17 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
     out = root / "workload"
     cli("generate", "--out", str(out), *GENERATE)
     for topic in ("activations", "events"):
-        cli(*h, "data", "import", "--topic", topic, *sorted(map(str, (out / topic).glob("*.jsonl"))))
+        cli(
+            *h, "data", "import", "--topic", topic, *sorted(map(str, (out / topic).glob("*.jsonl")))
+        )
     cli(*h, "ramps", "import", str(out / "ramps.csv"))
     (home.root / "settings.yaml").write_text(yaml.safe_dump({
         "window_days": WINDOW_DAYS, "spam_cap": SPAM_CAP,
         "spark": {"conf": {"spark.sql.shuffle.partitions": "4", "spark.executor.memory": "512m"}},
     }))  # fmt: skip
-    experiments = [e["experiment"] for e in json.loads((out / "manifest.json").read_text())["experiments"]]
+    experiments = [
+        e["experiment"] for e in json.loads((out / "manifest.json").read_text())["experiments"]
+    ]
     (root / "catalog.yaml").write_text(yaml.safe_dump(catalog_yaml(experiments, function=True)))
     cli(*h, "config", "load", str(root / "catalog.yaml"), env=_env(home, {}))
     oracle = Oracle(
@@ -169,9 +175,13 @@ def test_udf_compute_rows_equal_the_oracle(
             mine = [r for r in rows if (r.metric_type, r.date) == (metric_type, day.isoformat())]
             problems += differences(expected, [r for r in mine if r.metric != FUNCTION[0]])
             if metric_type == "custom":  # the Python function's rows are its SQL twin's
-                twin = [e | {"metric": FUNCTION[0]} for e in expected if e["metric"] == "event_kinds"]
+                twin = [
+                    e | {"metric": FUNCTION[0]} for e in expected if e["metric"] == "event_kinds"
+                ]
                 assert twin
-                problems += differences(twin, [r for r in function_rows if r.date == day.isoformat()])
+                problems += differences(
+                    twin, [r for r in function_rows if r.date == day.isoformat()]
+                )
     assert not problems, f"{engine}: " + report(problems)
     assert any(r.cuped_p_value is not None for r in rows)  # CUPED ran
     assert any(r.segment for r in rows)  # and segments

@@ -52,7 +52,10 @@ def oracle(home: Home) -> Oracle:
 def test_periods_of_the_example() -> None:
     ramps = read_ramps_csv(CONTRACT_EXAMPLES / "ramps.csv")
     for group in ("control", "treatment"):
-        assert derive_periods(ramps[("exp", group)], W) == [(P1, T0 + 4 * DAY_MS), (P2, T0 + 8 * DAY_MS)]
+        assert derive_periods(ramps[("exp", group)], W) == [
+            (P1, T0 + 4 * DAY_MS),
+            (P2, T0 + 8 * DAY_MS),
+        ]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +67,12 @@ def test_worked_example_table(oracle: Oracle, day: date, period: int) -> None:
     rows = oracle.rows("aggregated", day)
     got = {
         (r["group"], r["metric"], r["period_start"]): (
-            r["exposed"], r["volume"], r["propensity"], r["n"], r["sum"], r["sum_sq"]
+            r["exposed"],
+            r["volume"],
+            r["propensity"],
+            r["n"],
+            r["sum"],
+            r["sum_sq"],
         )
         for r in rows
     }
@@ -73,7 +81,10 @@ def test_worked_example_table(oracle: Oracle, day: date, period: int) -> None:
     assert got == expected
     for r in rows:
         assert (r["experiment"], r["metric_type"], r["date"], r["day_in"]) == (
-            "exp", "aggregated", day.isoformat(), 0
+            "exp",
+            "aggregated",
+            day.isoformat(),
+            0,
         )
         assert (r["segment"], r["segment_value"]) == ("", "")
         assert r["period_end"] == period + (4 if period == P1 else 3) * DAY_MS

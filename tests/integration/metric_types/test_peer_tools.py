@@ -106,7 +106,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         [experiment] = [e["experiment"] for e in manifest["experiments"]]
         h = ("--home", str(home.root))
         for topic in ("activations", "events"):
-            udf(*h, "data", "import", "--topic", topic, *sorted(str(p) for p in (out / topic).glob("*.jsonl")))
+            udf(
+                *h,
+                "data",
+                "import",
+                "--topic",
+                topic,
+                *sorted(str(p) for p in (out / topic).glob("*.jsonl")),
+            )
         udf(*h, "ramps", "import", str(out / "ramps.csv"))
         (home.root / "settings.yaml").write_text(yaml.safe_dump(
             {"window_days": 3, "spam_cap": 1000,
@@ -167,7 +174,9 @@ def test_users_put_in_two_groups_are_counted_and_excluded_on_request(env: Env) -
 def test_udf_status_health_lists_the_period(env: Env) -> None:
     out = udf("--home", str(env.home.root), "status", "--health", "--format", "json")
     cells = json.loads(out)
-    [cell] = [c for c in cells if c["experiment"] == env.experiment and c["date"] == DAY.isoformat()]
+    [cell] = [
+        c for c in cells if c["experiment"] == env.experiment and c["date"] == DAY.isoformat()
+    ]
     assert "srm" in cell["health"] and "multiple_groups" in cell["health"]
     assert cell["srm_p_value"] < 1e-6 and cell["multiple_groups"] > 0
 
@@ -176,7 +185,9 @@ def test_udf_status_health_lists_the_period(env: Env) -> None:
 
 
 @pytest.mark.parametrize(("metric", "percentile"), [("clicks_capped", 90), ("latency_capped", 99)])
-def test_winsorized_rows_equal_numpy_on_the_raw_values(env: Env, metric: str, percentile: float) -> None:
+def test_winsorized_rows_equal_numpy_on_the_raw_values(
+    env: Env, metric: str, percentile: float
+) -> None:
     values = _values(env, metric)
     cap = np.percentile(np.concatenate(list(values.values())), percentile)
     rows = _overall(env.rows, metric)
@@ -194,7 +205,9 @@ def test_winsorized_rows_equal_numpy_on_the_raw_values(env: Env, metric: str, pe
     t, c = capped["treatment"], capped["control"]
     se = math.sqrt(t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c))
     sigma = se / math.sqrt(1 / len(c) + 1 / len(t))
-    power = NormalIndPower().power(rows["treatment"].mde / sigma, len(c), 0.05, ratio=len(t) / len(c))
+    power = NormalIndPower().power(
+        rows["treatment"].mde / sigma, len(c), 0.05, ratio=len(t) / len(c)
+    )
     assert math.isclose(power, 0.8, rel_tol=1e-7)
     assert math.isclose(rows["treatment"].mde_rel, rows["treatment"].mde / c.mean(), rel_tol=1e-9)
 
@@ -231,7 +244,10 @@ def test_quantile_rows_equal_numpy_on_the_raw_values(env: Env, metric: str, leve
         assert math.isclose(r.quantile_low, low, rel_tol=1e-12, abs_tol=1e-12)
         assert math.isclose(r.quantile_high, high, rel_tol=1e-12, abs_tol=1e-12)
         se[group] = (high - low) / (2 * z)
-    qc, qt = np.percentile(values["control"], 100 * level), np.percentile(values["treatment"], 100 * level)
+    qc, qt = (
+        np.percentile(values["control"], 100 * level),
+        np.percentile(values["treatment"], 100 * level),
+    )
     t = rows["treatment"]
     assert math.isclose(t.lift_abs, qt - qc, rel_tol=1e-9, abs_tol=1e-12)
     half = z * math.hypot(se["control"], se["treatment"])

@@ -112,7 +112,9 @@ def _dirty(archive: Path) -> None:
     ts = json.loads(tailed.read_bytes().split(b"\n", 1)[0])["ts"]
     with tailed.open("ab") as fh:
         for k in range(3):
-            fh.write(json.dumps({"user_id": GHOST, "event_type": "click", "ts": ts + k}).encode() + b"\n")
+            fh.write(
+                json.dumps({"user_id": GHOST, "event_type": "click", "ts": ts + k}).encode() + b"\n"
+            )
         fh.write(b'{"user_id": 777000000001, "event_type": "cli')
 
 
@@ -151,7 +153,9 @@ def test_the_two_cleanings_give_identical_rows(env: Env, cleaned: dict) -> None:
         assert local and local == spark, topic
         assert local_meta == spark_meta, topic
     # the Spark cleaning wrote its own copy, in folders of its runs
-    assert all("/columnar-spark/events/runs/" in h.path for h in cleaned["spark"]["events"] if h.path)
+    assert all(
+        "/columnar-spark/events/runs/" in h.path for h in cleaned["spark"]["events"] if h.path
+    )
 
 
 def test_the_rows_are_the_workloads_clean_events(env: Env, cleaned: dict) -> None:

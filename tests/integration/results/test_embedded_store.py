@@ -143,7 +143,10 @@ def test_a_version_1_store_is_migrated_when_opened(fresh_url: str) -> None:
     with EmbeddedResultsStore(fresh_url) as store:
         [old] = store.read()
         # the old values kept; the new columns at their defaults; the row follows this version
-        assert {k: v for k, v in old.to_dict().items() if k in V1_COLUMNS} == {**row, "schema_version": 3}
+        assert {k: v for k, v in old.to_dict().items() if k in V1_COLUMNS} == {
+            **row,
+            "schema_version": 3,
+        }
         assert (old.look, old.seq_decision, old.pre_sum, old.cuped_p_value) == (0, "", None, None)
         assert (old.multiple_groups, old.health, old.mde, old.cap) == (0, "", None, None)
         new = treatment(metric="search", look=3, seq_decision="continue", seq_p_value=0.5)

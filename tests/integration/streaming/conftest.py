@@ -50,8 +50,6 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, workload: Path) -> Iterat
         yield Prepared(root, template.root, workload, manifest, dates)
 
 
-
-
 @pytest.fixture(scope="session")
 def replayed(prepared: Prepared) -> Replayed:
     """The prepared home after one whole ``udf stream replay`` (its own process): the stream

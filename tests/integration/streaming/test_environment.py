@@ -71,7 +71,8 @@ def test_the_local_jvm_gets_the_settings_options_unless_jvm_args_are_set(tmp_pat
     # compilers' thresholds scaled by 4 (the JVM's own scale is 1).
     assert _collectors(tmp_path / "a", "") == "PS MarkSweep,PS Scavenge;4.0"
     assert _collectors(tmp_path / "b", "stream:\n  jvm_options: -XX:+UseSerialGC\n") == (
-        "Copy,MarkSweepCompact;1.0")
+        "Copy,MarkSweepCompact;1.0"
+    )
     # JVM_ARGS in the environment wins over the setting.
     collectors, scaling = _collectors(tmp_path / "c", "", jvm_args="-XX:+UseG1GC").split(";")
     assert collectors.startswith("G1 ") and scaling == "1.0"
@@ -213,7 +214,9 @@ def test_a_stream_published_with_its_key_reaches_python_as_upserts(tmp_path: Pat
     sink("plain", "SELECT k, SUM(x) AS s FROM v GROUP BY k")
     keyed = list(upserts(t_env, "keyed", ("k", "s"), ("k",)).execute_and_collect())
     assert [r.get_row_kind() for r in keyed if r[0] == "a"] == [
-        RowKind.INSERT, RowKind.UPDATE_AFTER, RowKind.UPDATE_AFTER
+        RowKind.INSERT,
+        RowKind.UPDATE_AFTER,
+        RowKind.UPDATE_AFTER,
     ]
     assert {r[0]: r[1] for r in keyed} == {"a": 8, "b": 7}
     changelog = t_env.to_changelog_stream(t_env.from_path("plain")).execute_and_collect()

@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.flink, pytest.mark.kafka]
 CACHE = Path(__file__).resolve().parents[3] / ".tools" / "cache"  # kept between runs
 
 
-def test_flink_reads_from_where_the_archive_ends(home: Home, kafka_broker: Broker, kafka_topic) -> None:
+def test_flink_reads_from_where_the_archive_ends(
+    home: Home, kafka_broker: Broker, kafka_topic
+) -> None:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     from streaming.kafka_connector import kafka_connector_jars, kafka_table_options
@@ -34,7 +36,9 @@ def test_flink_reads_from_where_the_archive_ends(home: Home, kafka_broker: Broke
     first = event_values(300, corrupt_share=0.0, seed=31)
     ends = produce(kafka_broker.bootstrap, name, first)
     route = TopicRoute("events", name)
-    KafkaArchiver(home, KafkaSettings(kafka_broker.bootstrap), [route]).run(once=True, max_seconds=60)
+    KafkaArchiver(home, KafkaSettings(kafka_broker.bootstrap), [route]).run(
+        once=True, max_seconds=60
+    )
     later = event_values(200, corrupt_share=0.0, seed=32)
     more = produce(kafka_broker.bootstrap, name, later)
     start = archived_offsets(home.archive, route)
@@ -43,16 +47,20 @@ def test_flink_reads_from_where_the_archive_ends(home: Home, kafka_broker: Broke
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     env.get_config().set("pipeline.jars", ";".join(kafka_connector_jars(CACHE)))
     env.get_config().set("parallelism.default", "1")
-    options = kafka_table_options(kafka_broker.bootstrap, name, group="flink-test", start=start, stop=stop)
+    options = kafka_table_options(
+        kafka_broker.bootstrap, name, group="flink-test", start=start, stop=stop
+    )
     env.execute_sql(
         "CREATE TABLE live (`value` STRING, `partition` INT METADATA VIRTUAL, "
         "`offset` BIGINT METADATA VIRTUAL) WITH ("
-        + ", ".join(f"'{k}' = '{v}'" for k, v in options.items()) + ")"
+        + ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
+        + ")"
     )
     with env.execute_sql("SELECT `partition`, `offset`, `value` FROM live").collect() as rows:
         read = [(row[0], row[1], row[2].encode()) for row in rows]
 
     assert Counter(v for _, _, v in read) == Counter(later)
     assert all(offset >= start.get(p, 0) for p, offset, _ in read)
-    assert archived_lines(home.archive, "events") + Counter(v for _, _, v in read) == Counter(first + later)
-
+    assert archived_lines(home.archive, "events") + Counter(v for _, _, v in read) == Counter(
+        first + later
+    )

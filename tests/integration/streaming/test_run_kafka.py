@@ -46,7 +46,10 @@ def workload_lines(workload: Path, topic: str) -> tuple[list[bytes], list[bytes]
     """The topic's records in file order, split into the first half of its files and the rest."""
     files = sorted((workload / topic).glob("*.jsonl"))
     half = len(files) // 2
-    lines = [[line for f in part for line in f.read_bytes().split(b"\n")[:-1]] for part in (files[:half], files[half:])]
+    lines = [
+        [line for f in part for line in f.read_bytes().split(b"\n")[:-1]]
+        for part in (files[:half], files[half:])
+    ]
     return lines[0], lines[1]
 
 
@@ -78,7 +81,9 @@ def test_run_with_a_kafka_tail_equals_batch(prepared: Prepared, kafka_broker: Br
         history[topic], tail[topic] = workload_lines(prepared.workload, topic)
         produce(kafka_broker.bootstrap, name, history[topic])
     routes = [TopicRoute(t, n) for t, n in names.items()]
-    KafkaArchiver(home, KafkaSettings(kafka_broker.bootstrap), routes).run(once=True, max_seconds=120)
+    KafkaArchiver(home, KafkaSettings(kafka_broker.bootstrap), routes).run(
+        once=True, max_seconds=120
+    )
     archived = {t: archived_lines(home, t) for t in TOPICS}  # valid ones: the archiver dead-letters
     assert all(archived.values())
     settings = yaml.safe_load((home.root / "settings.yaml").read_text())

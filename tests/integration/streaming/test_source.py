@@ -45,7 +45,9 @@ def events(first: int, n: int, step_ms: int = MINUTE) -> list[bytes]:
 def ms(text: str | None) -> int | None:
     if text is None:
         return None
-    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC).timestamp() * 1000)
+    return int(
+        datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC).timestamp() * 1000
+    )
 
 
 def ts_of(value: bytes | str) -> int:
@@ -59,7 +61,9 @@ class CaptureWatermark(ProcessFunction):  # type: ignore[misc]
         yield value[0], ctx.timer_service().current_watermark()
 
 
-def produce_slowly(bootstrap: str, name: str, values: list[bytes], every_s: float) -> threading.Thread:
+def produce_slowly(
+    bootstrap: str, name: str, values: list[bytes], every_s: float
+) -> threading.Thread:
     """Produce ``values`` one at a time, ``every_s`` apart, in a thread: a live topic."""
 
     def run() -> None:
@@ -90,7 +94,9 @@ def test_switch_from_archive_to_kafka(home: Home, kafka_broker: Broker, kafka_to
     first = produce(kafka_broker.bootstrap, name, history)
     assert first == {p: n for p, n in counts(history, 3).items() if n}
     route = TopicRoute("events", name)
-    KafkaArchiver(home, KafkaSettings(kafka_broker.bootstrap), [route]).run(once=True, max_seconds=60)
+    KafkaArchiver(home, KafkaSettings(kafka_broker.bootstrap), [route]).run(
+        once=True, max_seconds=60
+    )
     feed = PartitionFeed(tmp_path / "feed", home.archive, topics=("events",))
     feed.prepare()
     assert feed.publish() is not None
@@ -105,7 +111,8 @@ def test_switch_from_archive_to_kafka(home: Home, kafka_broker: Broker, kafka_to
     flink = stream_env(source.jars())
     source.register_topics(flink.t_env)
     watermarks = flink.t_env.to_data_stream(flink.t_env.from_path("raw_events")).process(
-        CaptureWatermark(), output_type=Types.TUPLE([Types.STRING(), Types.LONG()]))
+        CaptureWatermark(), output_type=Types.TUPLE([Types.STRING(), Types.LONG()])
+    )
     read: list[tuple[str, int | None]] = []
     with watermarks.execute_and_collect() as rows:
         for line, wm in rows:
@@ -114,11 +121,15 @@ def test_switch_from_archive_to_kafka(home: Home, kafka_broker: Broker, kafka_to
             read.append((line, None if wm <= -(2**62) else wm))
     producer.join()
 
-    assert Counter(line.encode() for line, _ in read) == Counter(history + tail)  # none lost, none twice
+    assert Counter(line.encode() for line, _ in read) == Counter(
+        history + tail
+    )  # none lost, none twice
     marks = [wm for _, wm in read if wm is not None]
     assert marks == sorted(marks), "a watermark went backwards"
     last_archived = max(ts_of(v) for v in history)
-    assert marks and marks[-1] > last_archived, "the watermark did not move on from the archive into the tail"
+    assert marks and marks[-1] > last_archived, (
+        "the watermark did not move on from the archive into the tail"
+    )
     tail_set = set(tail)
     for line, wm in read:  # a record of the tail is never behind the watermark: nothing late
         if line.encode() in tail_set and wm is not None:
@@ -138,7 +149,9 @@ def test_rate_limit_is_honoured(home: Home, table_env, tmp_path: Path) -> None:
     feed.publish()
     settings = SourceSettings(rate_limits={"events": 100.0})
     UnifiedSource(feed, TimestampExtractor.json_field("ts"), settings).register_topics(table_env)
-    table_env.create_temporary_function("stamp", udf(lambda line: time.time(), result_type=DataTypes.DOUBLE()))
+    table_env.create_temporary_function(
+        "stamp", udf(lambda line: time.time(), result_type=DataTypes.DOUBLE())
+    )
     with table_env.execute_sql("SELECT stamp(line) FROM raw_events").collect() as rows:
         stamps = sorted(row[0] for row in rows)
 
@@ -191,11 +204,15 @@ def test_alignment_keeps_topics_within_the_drift(kafka_broker: Broker, kafka_top
         kafka_broker.create_topic(act, 1)
         produce(kafka_broker.bootstrap, ev, backlog[:1])
         produce(kafka_broker.bootstrap, act, activations[:1])
-        feed = PartitionFeed(tmp_path / f"feed-{aligned}", home.archive, partitions={"events": 1, "activations": 1})
+        feed = PartitionFeed(
+            tmp_path / f"feed-{aligned}", home.archive, partitions={"events": 1, "activations": 1}
+        )
         feed.prepare()
         settings = SourceSettings(
             live="kafka",
-            kafka=KafkaTail(bootstrap=kafka_broker.bootstrap, topics={"events": ev, "activations": act}),
+            kafka=KafkaTail(
+                bootstrap=kafka_broker.bootstrap, topics={"events": ev, "activations": act}
+            ),
             alignment=Alignment(group="test", max_drift_seconds=drift / 1000) if aligned else None,
         )  # the defaults only: update interval 0.1 s, watermarks every 200 ms, Kafka's fetch sizes
         env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
@@ -225,7 +242,9 @@ def test_alignment_keeps_topics_within_the_drift(kafka_broker: Broker, kafka_top
                         # intervals), then the backlog at once and the activations live.
                         time.sleep(0.5)
                         producers = [
-                            threading.Thread(target=produce, args=(kafka_broker.bootstrap, ev, backlog[1:])),
+                            threading.Thread(
+                                target=produce, args=(kafka_broker.bootstrap, ev, backlog[1:])
+                            ),
                             produce_slowly(kafka_broker.bootstrap, act, activations[1:], 0.5),
                         ]
                         producers[0].start()
@@ -249,7 +268,9 @@ def test_alignment_keeps_topics_within_the_drift(kafka_broker: Broker, kafka_top
     assert results[False] > 2 * results[True], results
 
 
-def test_record_imported_late_into_an_hour_already_read(home: Home, table_env, tmp_path: Path) -> None:
+def test_record_imported_late_into_an_hour_already_read(
+    home: Home, table_env, tmp_path: Path
+) -> None:
     """A following source has read four hours; a record imported into the first hour after
     that is read too, once (the tail from the archive's new imports)."""
     data = tmp_path / "events.jsonl"
@@ -262,7 +283,9 @@ def test_record_imported_late_into_an_hour_already_read(home: Home, table_env, t
     source = UnifiedSource(feed, TimestampExtractor.json_field("ts"), SourceSettings(), follow=True,
                            monitor_seconds=0.5)  # fmt: skip
     source.register_topics(table_env)
-    late = json.dumps({"user_id": 5, "event_type": "late", "ts": T0 + 5 * MINUTE}, separators=(",", ":")).encode()
+    late = json.dumps(
+        {"user_id": 5, "event_type": "late", "ts": T0 + 5 * MINUTE}, separators=(",", ":")
+    ).encode()
     result = table_env.execute_sql("SELECT line FROM raw_events")
     watchdog = threading.Timer(90, lambda: cancel_job(result))
     watchdog.start()
@@ -304,16 +327,23 @@ def test_source_metrics_count_records_and_unreadable_ones(home: Home, kafka_brok
     history: list[bytes] = []  # an empty archive: the tail reads the topic from its start
     feed = PartitionFeed(tmp_path / "feed", home.archive, topics=("events",))
     feed.prepare()
-    unreadable = [b"not json", b'{"user_id":3,"event_type":"click"}',  # no time at all
-                  b'{"user_id":4,"event_type":"click","ts":"soon"}']  # a time that is no number
-    readable_but_corrupt = [b'{"event_type":"click","ts":1767225600000}']  # no user: parse's business
+    unreadable = [
+        b"not json",
+        b'{"user_id":3,"event_type":"click"}',  # no time at all
+        b'{"user_id":4,"event_type":"click","ts":"soon"}',
+    ]  # a time that is no number
+    readable_but_corrupt = [
+        b'{"event_type":"click","ts":1767225600000}'
+    ]  # no user: parse's business
     tail = [*events(0, 100), *unreadable, *readable_but_corrupt]
     produce(kafka_broker.bootstrap, name, tail)
 
     port = free_port()
     conf = Configuration()
     conf.set_string("rest.port", str(port))
-    env = TableEnvironment.create(EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build())
+    env = TableEnvironment.create(
+        EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
+    )
     env.get_config().set("parallelism.default", "1")
     env.get_config().set("rest.port", str(port))
     settings = SourceSettings(live="kafka", metrics=True,

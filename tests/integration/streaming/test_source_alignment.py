@@ -52,7 +52,10 @@ def worst_lead(read: list[tuple[str, int | None, int | None]]) -> int:
 def test_aligned_history_keeps_watermarks_within_the_drift(home: Home, table_env, tmp_path: Path,
                                                            aligned: bool) -> None:  # fmt: skip
     drift = 10 * MINUTE
-    data = {"events": records("events", EVENT_GAP), "activations": records("activations", ACTIVATION_GAP)}
+    data = {
+        "events": records("events", EVENT_GAP),
+        "activations": records("activations", ACTIVATION_GAP),
+    }
     for topic, values in data.items():
         (tmp_path / f"{topic}.jsonl").write_bytes(b"\n".join(values) + b"\n")
         Importer(home).import_files(topic, [str(tmp_path / f"{topic}.jsonl")], partitions=2)
@@ -85,7 +88,11 @@ def test_aligned_history_keeps_watermarks_within_the_drift(home: Home, table_env
     try:
         with result.collect() as rows:
             for row in rows:
-                topic, wm, ts = "events" if row[0] == "e" else "activations", ms(row[2]), ts_of(row[3])
+                topic, wm, ts = (
+                    "events" if row[0] == "e" else "activations",
+                    ms(row[2]),
+                    ts_of(row[3]),
+                )
                 seen = progress.get(topic, TopicProgress())
                 progress[topic] = TopicProgress(seen.records + 1, max(seen.max_ts or ts, ts), wm)
                 read.append((row[0], ms(row[1]), wm))

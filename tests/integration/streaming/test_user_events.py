@@ -108,7 +108,7 @@ def run(stream_env: Any, inputs: list[tuple]) -> Outcome:
                 event_types[name] += stats[0]
             elif kind.startswith("series_"):
                 assert (experiment, grp, start, end) == ("exp", "g", P0, end)
-                series[(kind[len("series_"):], name, d)] += stats[0]
+                series[(kind[len("series_") :], name, d)] += stats[0]
             else:
                 assert (experiment, grp, start) == ("exp", "g", P0)
                 total = changes[(segment, sv, kind, name, end, d)]
@@ -176,7 +176,9 @@ def assert_outcome(got: Outcome, want: Outcome) -> None:
 
     assert got.kinds <= {RowKind.INSERT}, got.kinds  # changes only add up
     assert set(got.totals) == set(want.totals), (
-        sorted(set(got.totals) - set(want.totals)), sorted(set(want.totals) - set(got.totals)))
+        sorted(set(got.totals) - set(want.totals)),
+        sorted(set(want.totals) - set(got.totals)),
+    )
     for key, stats in want.totals.items():
         assert got.totals[key] == pytest.approx(stats, rel=1e-12, abs=1e-9), key
     assert got.series == want.series
@@ -208,7 +210,9 @@ def test_the_cap_keeps_the_hours_first_events_by_time_then_type(stream_env: Any)
                                       Counted("z", T0 + H)]))  # fmt: skip
 
 
-def test_events_before_their_activation_and_an_earlier_activation_arriving_late(stream_env: Any) -> None:
+def test_events_before_their_activation_and_an_earlier_activation_arriving_late(
+    stream_env: Any,
+) -> None:
     got = run(stream_env, [
         event(1, "e", T0 + 10),
         event(1, "e", T0 + 2 * H),
@@ -250,7 +254,9 @@ def test_a_displaced_first_event_gives_way_to_the_next_of_its_type(stream_env: A
                                       Counted("c", T0 + 3)]))  # fmt: skip
 
 
-def test_values_through_each_day_with_late_events_and_a_segment_value_found_later(stream_env: Any) -> None:
+def test_values_through_each_day_with_late_events_and_a_segment_value_found_later(
+    stream_env: Any,
+) -> None:
     # Exposed on the period's first day, events over three days arriving out of order: the
     # segment value comes from the first event by time that has the field, from its day on.
     got = run(stream_env, [

@@ -124,7 +124,12 @@ def test_validation_catches_a_stream_row_that_decreases(replayed: Replayed, scen
     assert code == 1 and not report["passed"]
     [v] = report["violations"]
     assert (v["rule"], v["scenario"], v["experiment"], v["metric"], v["field"]) == (
-        "never_decreases", scenario, victim.experiment, victim.metric, "volume")
+        "never_decreases",
+        scenario,
+        victim.experiment,
+        victim.metric,
+        "volume",
+    )
     assert v["stream"] == today[same(victim)].volume and v["expected"] == v["stream"] + 7
     assert "went down" in v["message"] and victim.group in v["message"]
     assert checks(report)["agrees_with_batch", scenario]["violations"] == 0
@@ -165,7 +170,8 @@ def test_validation_catches_a_period_that_does_not_reset(replayed: Replayed) -> 
     assert by["never_decreases", "reramp_after"]["violations"] == 0  # still growing
     found = [v for v in report["violations"] if v["rule"] == "resets_after_reramp"]
     assert {(v["experiment"], v["group"], v["period_start"]) for v in found} == {
-        (experiment, group, second)}
+        (experiment, group, second)
+    }
     assert all("did not start from zero" in v["message"] for v in found)
     for scenario in ("single", "reramp_in"):
         assert by["agrees_with_batch", scenario]["violations"] == 0
@@ -187,8 +193,15 @@ def test_validation_catches_a_3_percent_discrepancy(replayed: Replayed, scenario
     [v] = [v for v in report["violations"] if v["rule"] == "agrees_with_batch"]
     assert checks(report)["never_decreases", scenario]["violations"] == 0
     assert (v["rule"], v["scenario"], v["experiment"], v["metric"], v["field"]) == (
-        "agrees_with_batch", scenario, victim.experiment, victim.metric, "volume")
+        "agrees_with_batch",
+        scenario,
+        victim.experiment,
+        victim.metric,
+        "volume",
+    )
     assert v["expected"] == victim.volume and 0.025 < v["difference"] < 0.035
     assert report["max_difference"] == v["difference"]  # the largest difference is reported
-    assert "volume" in report["max_difference_at"] and victim.experiment in report["max_difference_at"]
+    assert (
+        "volume" in report["max_difference_at"] and victim.experiment in report["max_difference_at"]
+    )
     assert f"{v['difference']:.2%}" in v["message"] and "> 2.00%" in v["message"]

@@ -30,7 +30,9 @@ CORRUPT_SAMPLES = [
 ]
 
 
-def make_events(n_valid: int, corrupt_share: float, seed: int = 1) -> tuple[list[str], list[dict], list[str]]:
+def make_events(
+    n_valid: int, corrupt_share: float, seed: int = 1
+) -> tuple[list[str], list[dict], list[str]]:
     """Lines in file order, the valid records, and the corrupt lines, shuffled together."""
     rng = random.Random(seed)
     valid = [
@@ -90,10 +92,13 @@ def test_one_percent_corrupt_keeps_every_valid_record(home: Home, tmp_path: Path
     assert [lines[d["line"] - 1] for d in dead] == corrupt  # line numbers point at the lines
 
 
-def test_records_land_in_their_hour_and_partition_in_arrival_order(home: Home, tmp_path: Path) -> None:
+def test_records_land_in_their_hour_and_partition_in_arrival_order(
+    home: Home, tmp_path: Path
+) -> None:
     lines, valid, _ = make_events(3_000, 0.0, seed=2)
     Importer(home).import_files("events", [str(write_lines(tmp_path / "e.jsonl", lines))])
     layout = ArchiveLayout(home.archive)
+
     def target(r: dict) -> Path:
         return layout.part_file("events", r["ts"] // HOUR_MS, partition_of(r["user_id"], 8))
 
@@ -139,7 +144,9 @@ def test_stdin_blank_lines_and_crlf(home: Home, monkeypatch: pytest.MonkeyPatch)
     assert report.source == "<stdin>"
 
 
-def test_crash_before_commit_leaves_nothing(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_before_commit_leaves_nothing(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lines, _, _ = make_events(1_000, 0.01, seed=6)
     source = write_lines(tmp_path / "e.jsonl", lines)
     importer = Importer(home)
@@ -188,7 +195,9 @@ def test_crash_while_writing_the_journal_leaves_nothing(
     assert sum(b.count(b"\n") for b in archive_bytes(home).values()) == len(valid)
 
 
-def test_crash_mid_apply_is_rolled_forward_exactly_once(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_apply_is_rolled_forward_exactly_once(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import udf.archive.journal as journal_module
 
     lines, valid, _ = make_events(3_000, 0.01, seed=7)
@@ -227,7 +236,9 @@ def test_torn_ledger_line_is_repaired(home: Home, tmp_path: Path) -> None:
     importer.import_files("events", [str(write_lines(tmp_path / "a.jsonl", make_events(10, 0)[0]))])
     with importer.ledger.path.open("ab") as fh:
         fh.write(b'{"id": "torn')
-    importer.import_files("events", [str(write_lines(tmp_path / "b.jsonl", make_events(10, 0, seed=9)[0]))])
+    importer.import_files(
+        "events", [str(write_lines(tmp_path / "b.jsonl", make_events(10, 0, seed=9)[0]))]
+    )
     assert len(list(importer.ledger.entries())) == 2
     assert all(line.startswith(b"{") for line in importer.ledger.path.read_bytes().splitlines())
 
@@ -319,14 +330,18 @@ def test_a_pipe_is_imported_like_a_file(home: Home, tmp_path: Path) -> None:
     fifo = tmp_path / "events.pipe"
     os.mkfifo(fifo)
     lines, valid, _ = make_events(300, 0.0, seed=13)
-    writer = threading.Thread(target=lambda: fifo.write_text("".join(line + "\n" for line in lines)))
+    writer = threading.Thread(
+        target=lambda: fifo.write_text("".join(line + "\n" for line in lines))
+    )
     writer.start()
     [report] = Importer(home).import_files("events", [str(fifo)])
     writer.join()
     assert report.records == len(valid) == 300
 
 
-def test_a_moved_home_recovers_into_itself(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_moved_home_recovers_into_itself(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The ledger and journals kept absolute paths: a home moved after a crash recovered its
     # dead letters into the old place (re-creating it). Paths are now relative to the home.
     lines, valid, corrupt = make_events(500, 0.02, seed=14)
@@ -346,5 +361,7 @@ def test_a_moved_home_recovers_into_itself(home: Home, tmp_path: Path, monkeypat
 
 def test_a_directory_is_named_as_one(home: Home, tmp_path: Path) -> None:
     # It was reported as "no such file".
-    with pytest.raises(InputError, match=r"is a directory: name the files to import \(for example .*\*\.jsonl\)"):
+    with pytest.raises(
+        InputError, match=r"is a directory: name the files to import \(for example .*\*\.jsonl\)"
+    ):
         Importer(home).import_files("events", [str(tmp_path)])

@@ -18,7 +18,8 @@ from udf.errors import InputError
 
 def test_routes() -> None:
     assert parse_routes(["events", "activations=prod.activations"]) == [
-        TopicRoute("events", "events"), TopicRoute("activations", "prod.activations")
+        TopicRoute("events", "events"),
+        TopicRoute("activations", "prod.activations"),
     ]
     with pytest.raises(InputError, match="must be one of events, activations"):
         TopicRoute.parse("clicks")
@@ -41,7 +42,13 @@ def test_settings_the_guarantees_rest_on_cannot_be_overridden() -> None:
 
 @pytest.mark.parametrize(
     ("archived", "earliest", "end", "lag", "lost"),
-    [(None, 0, 120, 120, 0), (100, 0, 120, 20, 0), (120, 0, 120, 0, 0), (50, 80, 120, 40, 30), (None, 80, 120, 40, 0)],
+    [
+        (None, 0, 120, 120, 0),
+        (100, 0, 120, 20, 0),
+        (120, 0, 120, 0, 0),
+        (50, 80, 120, 40, 30),
+        (None, 80, 120, 40, 0),
+    ],
 )
 def test_lag_and_records_lost_to_retention(archived, earliest, end, lag, lost) -> None:
     row = PartitionLag("events", "events", 0, archived, earliest, end)
@@ -49,8 +56,10 @@ def test_lag_and_records_lost_to_retention(archived, earliest, end, lag, lost) -
 
 
 def test_cli_errors_are_one_line(tmp_path) -> None:
-    result = CliRunner().invoke(main, ["--home", str(tmp_path), "archive", "kafka", "--bootstrap", "h:1",
-                                       "--topic", "clicks"])
+    result = CliRunner().invoke(
+        main,
+        ["--home", str(tmp_path), "archive", "kafka", "--bootstrap", "h:1", "--topic", "clicks"],
+    )
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         "error: --topic 'clicks': the archive topic must be one of events, activations"

@@ -21,10 +21,12 @@ def test_murmur2_matches_kafka(key: bytes, expected: int) -> None:
 
 def test_vectorised_partitioner_equals_reference() -> None:
     rng = np.random.default_rng(7)
-    ids = np.concatenate([
-        rng.integers(-(2**63), 2**63 - 1, size=2000, dtype=np.int64),
-        np.array([0, 1, -1, 2**63 - 1, -(2**63)], dtype=np.int64),
-    ])
+    ids = np.concatenate(
+        [
+            rng.integers(-(2**63), 2**63 - 1, size=2000, dtype=np.int64),
+            np.array([0, 1, -1, 2**63 - 1, -(2**63)], dtype=np.int64),
+        ]
+    )
     for partitions in (1, 3, 8, 16):
         expected = [partition_of(int(i), partitions) for i in ids]
         assert partitions_of(ids, partitions).tolist() == expected

@@ -37,10 +37,24 @@ def test_bad_log_level_is_a_usage_error(args: list[str], env: dict[str, str] | N
     assert "log level" in result.output.lower() or "loud" in result.output
 
 
-def test_generate_into_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home) -> None:
+def test_generate_into_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home
+) -> None:
     out = tmp_path / "here"
     out.mkdir()
     monkeypatch.chdir(out)
-    result = run("generate", "--out", ".", "--events", "2000", "--users", "200", "--spammers", "0", "--format", "json")
+    result = run(
+        "generate",
+        "--out",
+        ".",
+        "--events",
+        "2000",
+        "--users",
+        "200",
+        "--spammers",
+        "0",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     assert (out / "manifest.json").exists() and (out / "ramps.csv").exists()

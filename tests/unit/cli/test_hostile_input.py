@@ -43,7 +43,9 @@ def test_a_damaged_metadata_page_is_one_line(home: Home) -> None:
     # A damaged page of the experiments table gave a 96-line SQLAlchemy traceback.
     assert run("ramps", "import", str(CONTRACT_EXAMPLES / "ramps.csv")).exit_code == 0
     with sqlite3.connect(home.metadata_db) as db:
-        [root] = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'experiments'").fetchone()
+        [root] = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'experiments'"
+        ).fetchone()
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
     with home.metadata_db.open("r+b") as fh:
         fh.seek((root - 1) * page_size)
@@ -76,7 +78,10 @@ def test_a_senseless_window_is_a_usage_error(home: Home, days: str) -> None:
     assert run("ramps", "import", str(CONTRACT_EXAMPLES / "ramps.csv")).exit_code == 0
     result = run("experiments", "list", "--window-days", days)
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "Invalid value for '--window-days': the aggregation window must be from 1 hour" in result.stderr
+    assert (
+        "Invalid value for '--window-days': the aggregation window must be from 1 hour"
+        in result.stderr
+    )
     assert run("experiments", "list", "--window-days", "0.5").exit_code == 0
 
 
@@ -102,7 +107,9 @@ def test_a_senseless_window_setting_is_a_config_error(home: Home) -> None:
         ("2026-01-05", "2026-01-01", "--to 2026-01-01 is before --from 2026-01-05"),
     ],
 )  # fmt: skip
-def test_a_backfill_range_that_cannot_be_meant_is_refused(home: Home, first: str, last: str, reason: str) -> None:
+def test_a_backfill_range_that_cannot_be_meant_is_refused(
+    home: Home, first: str, last: str, reason: str
+) -> None:
     # `--from 2026-01-01 --to 9999-12-31` ran for over 10 minutes and wrote 31,977 runs.
     result = run("backfill", "--metric-type", "aggregated", "--from", first, "--to", last)
     assert one_error_line(result).startswith(f"error: {reason}")
@@ -124,7 +131,11 @@ def test_times_outside_the_accepted_range_are_dead_lettered(home: Home, tmp_path
     result = run("data", "import", "--topic", "events", str(source), "--format", "json")
     assert result.exit_code == 0, result.output
     [report] = json.loads(result.stdout)
-    assert (report["records"], report["corrupt"], report["corrupt_by_kind"]) == (1, 2, {"out_of_range": 2})
+    assert (report["records"], report["corrupt"], report["corrupt_by_kind"]) == (
+        1,
+        2,
+        {"out_of_range": 2},
+    )
     assert sorted(p.name for p in (home.archive / "events").glob("dt=*")) == ["dt=2026-01-01"]
 
 
@@ -144,11 +155,14 @@ def test_a_falling_ramp_is_refused_and_nothing_is_imported(home: Home, tmp_path:
     with MetadataStore.for_home(home) as store:
         [exp] = store.experiments()
     assert {g.name: [r.allocation for r in g.ramps] for g in exp.groups} == {
-        "control": [50.0], "treatment": [50.0]
+        "control": [50.0],
+        "treatment": [50.0],
     }  # the control's good row of the refused file was not written either
 
 
-def test_an_experiment_without_a_control_group_is_imported_with_a_warning(home: Home, tmp_path: Path) -> None:
+def test_an_experiment_without_a_control_group_is_imported_with_a_warning(
+    home: Home, tmp_path: Path
+) -> None:
     # It was accepted silently, and its groups were never compared.
     path = tmp_path / "ramps.csv"
     path.write_text(HEADER + f"e,a,{T0},50\ne,b,{T0},50\n")
@@ -185,7 +199,9 @@ def test_validating_an_empty_folder_says_so(tmp_path: Path) -> None:
         (["experiments", "list", "--window-days", "nan"], 2, None),
     ],
 )  # fmt: skip
-def test_errors_are_json_under_format_json(home: Home, args: list[str], code: int, error: dict | None) -> None:
+def test_errors_are_json_under_format_json(
+    home: Home, args: list[str], code: int, error: dict | None
+) -> None:
     # --format json printed errors as text.
     result = run(*args, "--format", "json")
     assert result.exit_code == code
@@ -195,11 +211,15 @@ def test_errors_are_json_under_format_json(home: Home, args: list[str], code: in
     if error is not None:
         assert printed["error"] == error
     else:
-        assert printed["error"]["type"] == "usage" and "--window-days" in printed["error"]["message"]
+        assert (
+            printed["error"]["type"] == "usage" and "--window-days" in printed["error"]["message"]
+        )
 
 
 def test_config_errors_are_json_with_every_issue(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("metrics:\n  - name: m\n    type: aggregated\n    colour: red\n")
+    (tmp_path / "a.yaml").write_text(
+        "metrics:\n  - name: m\n    type: aggregated\n    colour: red\n"
+    )
     (tmp_path / "b.yaml").write_text("experiments:\n  - experiment: e\n    metrics: [m]\n")
     result = run("config", "validate", str(tmp_path), "--format", "json")
     assert result.exit_code == 1
@@ -207,7 +227,11 @@ def test_config_errors_are_json_with_every_issue(tmp_path: Path) -> None:
     assert error["type"] == "config" and error["message"] == "2 config errors"
     assert [(Path(i["file"]).name, i["field"], i["message"]) for i in error["issues"]] == [
         ("a.yaml", "metrics[0] (m).colour", "unknown key"),
-        ("b.yaml", "experiments[0] (e).metrics[0]", f"metric 'm' is defined in {tmp_path / 'a.yaml'}, which has errors"),
+        (
+            "b.yaml",
+            "experiments[0] (e).metrics[0]",
+            f"metric 'm' is defined in {tmp_path / 'a.yaml'}, which has errors",
+        ),
     ]
 
 
@@ -237,10 +261,16 @@ def test_downgrading_asks_first(home: Home, monkeypatch: pytest.MonkeyPatch) -> 
     # `udf db downgrade base` dropped every table without asking.
     assert run("ramps", "import", str(CONTRACT_EXAMPLES / "ramps.csv")).exit_code == 0
     line = one_error_line(run("db", "downgrade", "base"))  # no terminal to ask on
-    assert line == "error: downgrading to base drops every table and all metadata: pass --yes to confirm"
+    assert (
+        line
+        == "error: downgrading to base drops every table and all metadata: pass --yes to confirm"
+    )
     monkeypatch.setattr("udf.cli.db._interactive", lambda: True)
     declined = run("db", "downgrade", "base", input="n\n")
-    assert declined.exit_code == 1 and "drops every table and all metadata. Continue?" in declined.output
+    assert (
+        declined.exit_code == 1
+        and "drops every table and all metadata. Continue?" in declined.output
+    )
     with MetadataStore.for_home(home) as store:
         assert [e.name for e in store.experiments()] == ["exp"]  # still there
     assert run("db", "downgrade", "base", input="y\n").exit_code == 0

@@ -178,7 +178,9 @@ def test_export_streams_to_a_fifo(stored: list[ResultRow], tmp_path: Path) -> No
     fifo = tmp_path / "results.pipe"
     os.mkfifo(fifo)
     received: list[str] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_text(encoding="utf-8")), daemon=True)
+    reader = threading.Thread(
+        target=lambda: received.append(fifo.read_text(encoding="utf-8")), daemon=True
+    )
     reader.start()
     result = run("results", "export", "--source", "stream", "--output", str(fifo))
     reader.join(timeout=60)
@@ -186,7 +188,9 @@ def test_export_streams_to_a_fifo(stored: list[ResultRow], tmp_path: Path) -> No
     assert not reader.is_alive()  # the reader got its data and the end of it
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     lines = received[0].splitlines()
-    assert [json.loads(line) for line in lines] == [r.to_dict() for r in stored if r.source == "stream"]
+    assert [json.loads(line) for line in lines] == [
+        r.to_dict() for r in stored if r.source == "stream"
+    ]
 
 
 def test_export_streams_to_a_device(stored: list[ResultRow], tmp_path: Path) -> None:
@@ -207,7 +211,10 @@ def test_export_refuses_a_directory_or_a_socket(stored: list[ResultRow], tmp_pat
 
     refused = run("results", "export", "--source", "batch", "--output", str(tmp_path))
     assert refused.exit_code == 1
-    assert refused.stderr == f"error: --output {tmp_path} is a directory: give a file path (or - for stdout)\n"
+    assert (
+        refused.stderr
+        == f"error: --output {tmp_path} is a directory: give a file path (or - for stdout)\n"
+    )
     path = tmp_path / "s.sock"
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(path))

@@ -279,7 +279,9 @@ class FakeAirflow(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         FakeAirflow.requests.append(("GET", self.path, {}, self.headers.get("Authorization")))
         if self.path.startswith("/api/v2/dags/") and self._authorised():
-            self._answer(200, {"dag_id": self.path.rsplit("/", 1)[1], "is_paused": FakeAirflow.paused})
+            self._answer(
+                200, {"dag_id": self.path.rsplit("/", 1)[1], "is_paused": FakeAirflow.paused}
+            )
         else:
             self._answer(403, {"detail": "simple_auth_manager_all_admins is off"})
 
@@ -288,7 +290,9 @@ class FakeAirflow(BaseHTTPRequestHandler):
         FakeAirflow.requests.append(("PATCH", self.path, body, self.headers.get("Authorization")))
         if self.path.startswith("/api/v2/dags/") and self._authorised():
             FakeAirflow.paused = body["is_paused"]
-            self._answer(200, {"dag_id": self.path.rsplit("/", 1)[1], "is_paused": FakeAirflow.paused})
+            self._answer(
+                200, {"dag_id": self.path.rsplit("/", 1)[1], "is_paused": FakeAirflow.paused}
+            )
         else:
             self._answer(403, {"detail": "Forbidden"})
 

@@ -39,14 +39,23 @@ metrics:
 
     issues = {(Path(i.file).name, i.field): i.message for i in loaded.issues}
     assert issues == {
-        ("a.yaml", "metrics[1] (clicks).owners[0]"): issues[("a.yaml", "metrics[1] (clicks).owners[0]")],
-        ("a.yaml", "metrics[2] (bad_metric).sql"):
-            "custom SQL may read only the views exposures, counted_events; it reads 'users'",
-        ("a.yaml", "metrics[3] (dropper).sql"): "custom SQL must be one read-only SELECT; found DROP TABLE",
-        ("a.yaml", "metrics[4] (by_function).function"):
-            "custom function must be named 'package.module:function'; got 'team_metrics.sessions.deep'",
+        ("a.yaml", "metrics[1] (clicks).owners[0]"): issues[
+            ("a.yaml", "metrics[1] (clicks).owners[0]")
+        ],
+        (
+            "a.yaml",
+            "metrics[2] (bad_metric).sql",
+        ): "custom SQL may read only the views exposures, counted_events; it reads 'users'",
+        (
+            "a.yaml",
+            "metrics[3] (dropper).sql",
+        ): "custom SQL must be one read-only SELECT; found DROP TABLE",
+        (
+            "a.yaml",
+            "metrics[4] (by_function).function",
+        ): "custom function must be named 'package.module:function'; got 'team_metrics.sessions.deep'",
         ("b.yaml", "experiments[0] (e).metrics[0]"):  # a.yaml is rejected whole
-            f"metric 'good' is defined in {tmp_path / 'a.yaml'}, which has errors",
+        f"metric 'good' is defined in {tmp_path / 'a.yaml'}, which has errors",
     }
     assert "not an email" in issues[("a.yaml", "metrics[1] (clicks).owners[0]")]
     assert loaded.files == {}

@@ -32,7 +32,9 @@ def ten_files(tmp_path: Path) -> Path:
 
 def test_one_broken_file_of_ten(ten_files: Path) -> None:
     broken = ten_files / "m07.yaml"
-    broken.write_text(metric_file(7).replace("event_type: event_7", "event_type: event_7\n    colour: red"))
+    broken.write_text(
+        metric_file(7).replace("event_type: event_7", "event_type: event_7\n    colour: red")
+    )
 
     loaded = load_catalog([ten_files])
 
@@ -45,7 +47,9 @@ def test_one_broken_file_of_ten(ten_files: Path) -> None:
     assert issue.file == str(broken)
     assert issue.field == "metrics[0] (metric_7).colour"
     assert issue.message == "unknown key"
-    with pytest.raises(ConfigError, match=r"m07.yaml: metrics\[0\] \(metric_7\).colour: unknown key"):
+    with pytest.raises(
+        ConfigError, match=r"m07.yaml: metrics\[0\] \(metric_7\).colour: unknown key"
+    ):
         loaded.raise_for_issues()
 
 
@@ -119,8 +123,10 @@ experiments:
     assert isinstance(clicks, AggregatedMetric) and isinstance(by_day, DaysInMetric)
     assert by_day.params() == {
         "statistic": "count",
-        "ratio": {"numerator": {"event_type": "click", "statistic": "count"},
-                  "denominator": {"event_type": "impression", "statistic": "count"}},
+        "ratio": {
+            "numerator": {"event_type": "click", "statistic": "count"},
+            "denominator": {"event_type": "impression", "statistic": "count"},
+        },
         "days": [1, 7],
     }
     assert clicks.sla_hours == 30.0 and clicks.sources == ["events", "activations"]
@@ -129,7 +135,9 @@ experiments:
 def test_cross_file_duplicates_and_unknown_references(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(metric_file(1))
     (tmp_path / "b.yaml").write_text(metric_file(1))  # the same metric name again
-    (tmp_path / "c.yaml").write_text("experiments:\n  - experiment: e\n    metrics: [metric_1, nope]\n")
+    (tmp_path / "c.yaml").write_text(
+        "experiments:\n  - experiment: e\n    metrics: [metric_1, nope]\n"
+    )
     loaded = load_catalog([tmp_path])
     assert list(loaded.files) == [str(tmp_path / "a.yaml")]
     by_file = {Path(i.file).name: i for i in loaded.issues}
@@ -139,7 +147,9 @@ def test_cross_file_duplicates_and_unknown_references(tmp_path: Path) -> None:
 
 
 def test_strict_types_are_not_coerced(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("metrics:\n  - name: m\n    type: aggregated\n    event_type: click\n    sla_hours: '30'\n")
+    (tmp_path / "a.yaml").write_text(
+        "metrics:\n  - name: m\n    type: aggregated\n    event_type: click\n    sla_hours: '30'\n"
+    )
     [issue] = load_catalog([tmp_path]).issues
     assert issue.field == "metrics[0] (m).sla_hours"
 
@@ -168,8 +178,12 @@ experiments:
     assert "needs 'looks'" in found[("a.yaml", "experiments[1] (e2).analysis")]
     assert "'bh'" in found[("a.yaml", "experiments[2] (e3).analysis.correction")]
 
-    (tmp_path / "a.yaml").write_text((tmp_path / "a.yaml").read_text().split("  - experiment: e2")[0])
-    (tmp_path / "b.yaml").write_text("experiments:\n  - experiment: 0a1b2c\n    metrics: [metric_1]\n")
+    (tmp_path / "a.yaml").write_text(
+        (tmp_path / "a.yaml").read_text().split("  - experiment: e2")[0]
+    )
+    (tmp_path / "b.yaml").write_text(
+        "experiments:\n  - experiment: 0a1b2c\n    metrics: [metric_1]\n"
+    )
     [issue] = load_catalog([tmp_path]).issues
     assert (Path(issue.file).name, issue.field) == ("b.yaml", "experiments[0] (0a1b2c).experiment")
     assert "already selected in" in issue.message
@@ -218,7 +232,9 @@ def test_rejecting_a_file_rejects_what_depends_on_it_and_nothing_else(tmp_path: 
     assert list(loaded.files) == [str(tmp_path / "c.yaml")]
     messages = {Path(i.file).name: i.message for i in loaded.issues}
     assert messages["a.yaml"] == "unknown segment 'nope'"
-    assert messages["b.yaml"] == f"metric 'm1' is defined in {tmp_path / 'a.yaml'}, which has errors"
+    assert (
+        messages["b.yaml"] == f"metric 'm1' is defined in {tmp_path / 'a.yaml'}, which has errors"
+    )
 
 
 def test_an_impossible_date_is_an_issue_of_its_file(tmp_path: Path) -> None:
@@ -248,10 +264,16 @@ def test_errors_across_files_come_with_each_files_own(tmp_path: Path) -> None:
     found = {(Path(i.file).name, i.field): i.message for i in loaded.issues}
     assert found == {
         ("b.yaml", "metrics[0] (metric_1).colour"): "unknown key",
-        ("b.yaml", "metrics[0] (metric_1).name"): f"metric 'metric_1' is already defined in {tmp_path / 'a.yaml'}",
+        (
+            "b.yaml",
+            "metrics[0] (metric_1).name",
+        ): f"metric 'metric_1' is already defined in {tmp_path / 'a.yaml'}",
         ("b.yaml", "experiments[0] (e).metrics[1]"): "unknown metric 'nope'",
         ("c.yaml", "metrics[0] (m3).sla_hours"): found[("c.yaml", "metrics[0] (m3).sla_hours")],
-        ("d.yaml", "experiments[0] (f).metrics[0]"): f"metric 'm3' is defined in {tmp_path / 'c.yaml'}, which has errors",
+        (
+            "d.yaml",
+            "experiments[0] (f).metrics[0]",
+        ): f"metric 'm3' is defined in {tmp_path / 'c.yaml'}, which has errors",
     }
     assert list(loaded.files) == [str(tmp_path / "a.yaml")]
     assert len(loaded.issues) == len(found)  # each once
@@ -263,4 +285,7 @@ def test_a_folder_without_catalog_files_says_so(tmp_path: Path) -> None:
     (tmp_path / "empty" / "notes.txt").write_text("not a catalog")
     loaded = load_catalog([tmp_path / "empty"])
     [issue] = loaded.issues
-    assert (issue.file, issue.message) == (str(tmp_path / "empty"), "no catalog files (*.yaml, *.yml) in this directory")
+    assert (issue.file, issue.message) == (
+        str(tmp_path / "empty"),
+        "no catalog files (*.yaml, *.yml) in this directory",
+    )

@@ -324,9 +324,7 @@ def test_unselected_metrics_are_recorded_once_and_never_batched_skipped_or_late(
     assert states(store)["orphan"] == ("queued", f"inputs ready (was not_selected: {why})")
 
 
-def test_no_day_before_the_start_date_or_the_requested_range_is_planned(
-    home, ready, clock
-) -> None:
+def test_no_day_before_the_start_date_or_the_requested_range_is_planned(home, ready, clock) -> None:
     start = DS - timedelta(days=1)
     pipeline = spec(backfill_days=3, start_date=str(start))
     assert plan_run(home, pipeline, start - timedelta(days=1), store=ready, now=clock.now) == []

@@ -59,7 +59,9 @@ def test_experiment_metadata_is_an_input_too(home, store) -> None:
         none.waiting[("click", DS)] == "no experiments in the metadata store yet (udf ramps import)"
     )
     store.sync_catalog([], [], [ExperimentSelection(experiment="later", metrics=["click"])])
-    unramped = check_readiness(home, store.metrics(), [DS], experiments=store.experiments(), now=AFTER)
+    unramped = check_readiness(
+        home, store.metrics(), [DS], experiments=store.experiments(), now=AFTER
+    )
     assert unramped.waiting[("click", DS)] == "no ramp before 2026-01-06T00:00Z for later"
     add_experiment(store, "early")
     scoped = check_readiness(
@@ -101,7 +103,10 @@ def test_days_before_the_selecting_experiments_start_are_not_selected(home, stor
     seal_through(home, DS)
     found = check_readiness(home, store.metrics(), [DS], experiments=store.experiments(), now=AFTER)
     assert found.not_selected == {
-        ("click", DS): "its experiments start after 2026-01-05 (later; first ramp 2026-01-11T03:00Z)"
+        (
+            "click",
+            DS,
+        ): "its experiments start after 2026-01-05 (later; first ramp 2026-01-11T03:00Z)"
     }
     add_experiment(store, "early", ramp=T0, metrics=["click"])  # one that runs on DS
     assert check_readiness(

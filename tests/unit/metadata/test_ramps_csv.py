@@ -62,7 +62,10 @@ def test_bad_header(text: str, message: str) -> None:
         ("e,control,1767225600001,5,extra", "line 3: expected 4 fields"),
         (",control,1767225600001,5", "line 3: experiment '' must be"),
         ("e,a b,1767225600001,5", "line 3: group 'a b' must be"),
-        ("e,control,1767225600002,6", "line 3: e/control at 1767225600002 has allocation 6, but line 2 says 5"),
+        (
+            "e,control,1767225600002,6",
+            "line 3: e/control at 1767225600002 has allocation 6, but line 2 says 5",
+        ),
     ],
 )
 def test_bad_row_names_its_line(row: str, message: str) -> None:
@@ -74,7 +77,12 @@ def test_bad_row_names_its_line(row: str, message: str) -> None:
 
 
 def test_every_bad_row_is_reported_at_once() -> None:
-    lines = [HEADER, "e,control,x,5\n", "e,control,1767225600001,5\n", "e,control,1767225600002,0\n"]
+    lines = [
+        HEADER,
+        "e,control,x,5\n",
+        "e,control,1767225600001,5\n",
+        "e,control,1767225600002,0\n",
+    ]
     with pytest.raises(InputError) as info:
         parse_ramps(lines, "r.csv")
     assert "2 bad rows" in str(info.value)

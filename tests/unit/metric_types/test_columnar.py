@@ -94,7 +94,10 @@ def test_a_new_cap_rebuilds_and_hours_outside_the_range_are_skipped(home: Home) 
     lines = [{"user_id": 1, "event_type": "e", "ts": T0 + i} for i in range(5)]
     lines.append({"user_id": 1, "event_type": "e", "ts": T0 + 3 * HOUR})
     _import(home, lines, "a.jsonl")
-    assert [pq.read_metadata(h.path).num_rows for h in convert(home, "events", spam_cap=10)] == [5, 1]
+    assert [pq.read_metadata(h.path).num_rows for h in convert(home, "events", spam_cap=10)] == [
+        5,
+        1,
+    ]
     capped = convert(home, "events", spam_cap=2, ts_to=T0 + HOUR)
     assert [pq.read_metadata(h.path).num_rows for h in capped] == [2]
 
@@ -102,7 +105,10 @@ def test_a_new_cap_rebuilds_and_hours_outside_the_range_are_skipped(home: Home) 
 def test_no_temporary_files_are_left(home: Home) -> None:
     _import(home, [{"user_id": 1, "event_type": "e", "ts": T0}], "a.jsonl")
     [hour] = convert(home, "events", spam_cap=10)
-    assert sorted(p.name for p in Path(hour.path).parent.iterdir()) == ["_source.json", "data.parquet"]
+    assert sorted(p.name for p in Path(hour.path).parent.iterdir()) == [
+        "_source.json",
+        "data.parquet",
+    ]
 
 
 def test_a_torn_line_is_counted_named_and_the_rest_is_computed(home: Home, caplog) -> None:
@@ -120,7 +126,8 @@ def test_a_torn_line_is_counted_named_and_the_rest_is_computed(home: Home, caplo
         [hour] = convert(home, "events", spam_cap=10)
     assert hour.corrupt == 2
     assert [(r["event_type"], r["ts"] - T0) for r in pq.read_table(hour.path).to_pylist()] == [
-        ("click", 1), ("view", 2)
+        ("click", 1),
+        ("view", 2),
     ]
     named = [r.getMessage() for r in caplog.records if "archive.corrupt_line" in r.getMessage()]
     assert len(named) == 2
@@ -130,7 +137,9 @@ def test_a_torn_line_is_counted_named_and_the_rest_is_computed(home: Home, caplo
     with caplog.at_level("WARNING"):
         [cached] = convert(home, "events", spam_cap=10)  # from the cache: still counted
     assert cached.corrupt == 2
-    assert any("archive.corrupt " in r.getMessage() and "lines=2" in r.getMessage() for r in caplog.records)
+    assert any(
+        "archive.corrupt " in r.getMessage() and "lines=2" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_a_half_applied_import_is_not_converted(home: Home) -> None:
@@ -144,10 +153,18 @@ def test_a_half_applied_import_is_not_converted(home: Home) -> None:
     journal = home.archive / "_journal" / "20260101T000000-deadbeef.json"
     journal.parent.mkdir(exist_ok=True)
     rel = str(part.relative_to(home.archive / "events"))
-    journal.write_text(json.dumps({
-        "entry": {"import_id": "20260101T000000-deadbeef", "topic": "events", "source": "b.jsonl"},
-        "targets": [{"rel": rel, "size_before": committed, "staged_size": 999}],
-    }))
+    journal.write_text(
+        json.dumps(
+            {
+                "entry": {
+                    "import_id": "20260101T000000-deadbeef",
+                    "topic": "events",
+                    "source": "b.jsonl",
+                },
+                "targets": [{"rel": rel, "size_before": committed, "staged_size": 999}],
+            }
+        )
+    )
     with part.open("ab") as fh:
         fh.write(b'{"user_id": 2, "event_type": "click", "ts": 1767225600005}\n{"user_id": 3, "ev')
 

@@ -28,7 +28,9 @@ for cap in range(1000, 1010):
 """
 
 
-def test_processes_converting_the_same_hours_at_once_all_succeed(home: Home, tmp_path: Path) -> None:
+def test_processes_converting_the_same_hours_at_once_all_succeed(
+    home: Home, tmp_path: Path
+) -> None:
     source = tmp_path / "events.jsonl"
     source.write_text(
         "".join(
@@ -39,7 +41,9 @@ def test_processes_converting_the_same_hours_at_once_all_succeed(home: Home, tmp
     Importer(home).import_files("events", [str(source)])
     command = [sys.executable, "-c", CONVERT, str(home.root)]
     workers = [
-        subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     errors = [w.communicate(timeout=300)[1] for w in workers]

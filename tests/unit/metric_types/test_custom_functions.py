@@ -38,19 +38,26 @@ def test_loads_a_function_and_a_nested_attribute(user_package: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["team_metrics.sessions", "team_metrics.sessions.deep_sessions", ":f", "m:", "a b:c", "m:f:g"]
+    "path",
+    ["team_metrics.sessions", "team_metrics.sessions.deep_sessions", ":f", "m:", "a b:c", "m:f:g"],
 )
 def test_bad_format(path: str) -> None:
     with pytest.raises(CustomMetricError) as refused:
         split_path(path)
-    assert str(refused.value) == f"custom function must be named 'package.module:function'; got {path!r}"
+    assert (
+        str(refused.value)
+        == f"custom function must be named 'package.module:function'; got {path!r}"
+    )
 
 
 @pytest.mark.parametrize(
     ("suffix", "reason"),
     [
         ("nope:f", "module 'team_metrics.nope' not found"),
-        ("broken:f", "importing 'team_metrics.broken' failed: No module named 'no_such_dependency_xyz'"),
+        (
+            "broken:f",
+            "importing 'team_metrics.broken' failed: No module named 'no_such_dependency_xyz'",
+        ),
         ("failing:f", "importing 'team_metrics.failing' failed: RuntimeError: bad config"),
         ("sessions:missing", "module 'team_metrics.sessions' has no attribute 'missing'"),
     ],
@@ -70,7 +77,10 @@ def test_a_missing_top_level_package() -> None:
 def test_not_callable(user_package: str) -> None:
     with pytest.raises(CustomMetricError) as refused:
         load_function(f"{user_package}.sessions:LIMIT")
-    assert str(refused.value) == "custom function 'team_metrics.sessions:LIMIT' is not callable (it is a int)"
+    assert (
+        str(refused.value)
+        == "custom function 'team_metrics.sessions:LIMIT' is not callable (it is a int)"
+    )
 
 
 def test_result_columns() -> None:

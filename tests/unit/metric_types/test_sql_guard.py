@@ -11,7 +11,9 @@ OUT = "SELECT experiment, `group`, period_start, user_id"
 BY_USER = "GROUP BY experiment, `group`, period_start, user_id"
 ONE_SELECT = "custom SQL must be one read-only SELECT; found "
 READS_ONLY = "custom SQL may read only the views exposures, counted_events"
-COLUMNS = "custom SQL must return exactly the columns experiment, group, period_start, user_id, value; "
+COLUMNS = (
+    "custom SQL must return exactly the columns experiment, group, period_start, user_id, value; "
+)
 
 ACCEPTED = {
     "per_user_count": f"{OUT}, count(*) AS value FROM counted_events WHERE event_type = 'click' {BY_USER}",
@@ -70,10 +72,12 @@ REFUSED = {
     "drop_table": ("DROP TABLE exposures", ONE_SELECT + "DROP TABLE"),
     "delete": ("DELETE FROM counted_events WHERE 1 = 1", ONE_SELECT + "DELETE FROM"),
     "create_temp_view": (
-        "CREATE TEMP VIEW exposures AS SELECT 1 AS user_id", ONE_SELECT + "CREATE TEMP VIEW"
+        "CREATE TEMP VIEW exposures AS SELECT 1 AS user_id",
+        ONE_SELECT + "CREATE TEMP VIEW",
     ),
     "create_function": (
-        "CREATE TEMPORARY FUNCTION f AS 'com.example.Evil'", ONE_SELECT + "CREATE TEMPORARY FUNCTION"
+        "CREATE TEMPORARY FUNCTION f AS 'com.example.Evil'",
+        ONE_SELECT + "CREATE TEMPORARY FUNCTION",
     ),
     "select_then_drop": (
         f"{OUT}, 1 AS value FROM exposures; DROP TABLE x",
@@ -85,13 +89,17 @@ REFUSED = {
     "use_database": ("USE other_db", ONE_SELECT + "USE"),
     "values_only": ("VALUES (1, 2)", ONE_SELECT + "VALUES"),
     "drop_in_cte": (
-        f"WITH d AS (DROP TABLE x) {OUT}, 1 AS value FROM d", ONE_SELECT + "DROP TABLE inside it"
+        f"WITH d AS (DROP TABLE x) {OUT}, 1 AS value FROM d",
+        ONE_SELECT + "DROP TABLE inside it",
     ),
     "insert_in_cte": (
         f"WITH d AS (INSERT INTO t SELECT 1) {OUT}, 1 AS value FROM d",
         ONE_SELECT + "INSERT INTO inside it",
     ),
-    "select_into": (f"{OUT}, 1 AS value INTO t FROM exposures", ONE_SELECT + "SELECT ... INTO inside it"),
+    "select_into": (
+        f"{OUT}, 1 AS value INTO t FROM exposures",
+        ONE_SELECT + "SELECT ... INTO inside it",
+    ),
     "another_table": (f"{OUT}, 1 AS value FROM users", READS_ONLY + "; it reads 'users'"),
     "another_table_in_subquery": (
         f"{OUT}, 1 AS value FROM exposures WHERE user_id IN (SELECT user_id FROM staff)",
@@ -109,7 +117,10 @@ REFUSED = {
         f"{OUT}, 1 AS value FROM spark_catalog.default.exposures",
         READS_ONLY + ", without a database or catalog; it reads 'spark_catalog.default.exposures'",
     ),
-    "parquet_path": (f"{OUT}, 1 AS value FROM parquet.`/tmp/x`", "custom SQL reads a file path (parquet.`/tmp/x`)"),
+    "parquet_path": (
+        f"{OUT}, 1 AS value FROM parquet.`/tmp/x`",
+        "custom SQL reads a file path (parquet.`/tmp/x`)",
+    ),
     "csv_path_in_join": (
         f"{OUT}, 1 AS value FROM exposures JOIN csv.`s3://bucket/users.csv` USING (user_id)",
         "custom SQL reads a file path (csv.`s3://bucket/users.csv`)",
@@ -159,9 +170,18 @@ REFUSED = {
         "custom SQL must list its output columns (experiment, group, period_start, user_id, value); it selects e.*",
     ),
     "missing_value": (f"{OUT} FROM exposures", COLUMNS + "it lacks value"),
-    "misnamed_value": (f"{OUT}, 1 AS v FROM exposures", COLUMNS + "it lacks value; it also returns 'v'"),
-    "extra_column": (f"{OUT}, 1 AS value, exposure_ts FROM exposures", COLUMNS + "it also returns 'exposure_ts'"),
-    "duplicate_column": (f"{OUT}, 1 AS value, user_id FROM exposures", COLUMNS + "it returns 'user_id' more than once"),
+    "misnamed_value": (
+        f"{OUT}, 1 AS v FROM exposures",
+        COLUMNS + "it lacks value; it also returns 'v'",
+    ),
+    "extra_column": (
+        f"{OUT}, 1 AS value, exposure_ts FROM exposures",
+        COLUMNS + "it also returns 'exposure_ts'",
+    ),
+    "duplicate_column": (
+        f"{OUT}, 1 AS value, user_id FROM exposures",
+        COLUMNS + "it returns 'user_id' more than once",
+    ),
     "unnamed_column": (
         f"{OUT}, count(*) FROM counted_events {BY_USER}",
         "custom SQL must name every output column with AS; COUNT(*) has no name",

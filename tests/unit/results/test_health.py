@@ -41,7 +41,9 @@ def _rows(n_c: int, n_t: int, **more) -> list:
 
 
 def test_srm_is_the_chi_square_against_the_allocation_and_flags_every_row() -> None:
-    intervals = allocation_intervals([("exp", "control", START, 50.0), ("exp", "treatment", START, 50.0)])
+    intervals = allocation_intervals(
+        [("exp", "control", START, 50.0), ("exp", "treatment", START, 50.0)]
+    )
     cell = ("exp", START, 0)
     rows = health_rows(_rows(440, 560), {cell: {0: 1000}}, intervals,
                        {("exp", START): ["control", "treatment"]}, {"exp": 0.001})  # fmt: skip
@@ -65,7 +67,9 @@ def test_the_mde_is_where_statsmodels_gives_the_configured_power() -> None:
     c, t = rng.exponential(2.0, 700), rng.exponential(2.2, 900)
     rows = [make_row(group=g, n=len(x), exposed=len(x), sum=float(x.sum()), sum_sq=float((x * x).sum()))
             for g, x in (("control", c), ("treatment", t))]  # fmt: skip
-    [_, out] = compare_groups(rows, frozenset({("exp", "control")}), {"exp": {"power": 0.9, "alpha": 0.1}})
+    [_, out] = compare_groups(
+        rows, frozenset({("exp", "control")}), {"exp": {"power": 0.9, "alpha": 0.1}}
+    )
     se = math.sqrt(c.var(ddof=1) / len(c) + t.var(ddof=1) / len(t))
     sigma = se / math.sqrt(1 / len(c) + 1 / len(t))
     power = NormalIndPower().power(out.mde / sigma, len(c), 0.1, ratio=len(t) / len(c))

@@ -34,7 +34,9 @@ def cases(seed: int, count: int):
                float(rng.uniform(0.5, 0.97)))  # fmt: skip
 
 
-def reference_mde(test: str, n: float, ratio: float, alpha: float, target: float, guess: float) -> float:
+def reference_mde(
+    test: str, n: float, ratio: float, alpha: float, target: float, guess: float
+) -> float:
     ref = REFERENCE[test]
     return brentq(lambda d: ref.power(d, n, alpha, ratio=ratio) - target, 0.9 * guess, 1.1 * guess,
                   xtol=1e-15, rtol=1e-14)  # fmt: skip

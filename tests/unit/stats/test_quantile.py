@@ -40,7 +40,9 @@ def test_the_comparison_is_a_z_test_on_the_interval_widths() -> None:
     assert math.isclose(got["ci_low"], diff - z * se, rel_tol=1e-12)
     assert math.isclose(got["p_value"], 2 * sps.norm.sf(abs(diff) / se), rel_tol=1e-9)
     ratio = np.median(b) / np.median(a)
-    rel_se = math.sqrt(se_t**2 / np.median(a) ** 2 + se_c**2 * np.median(b) ** 2 / np.median(a) ** 4)
+    rel_se = math.sqrt(
+        se_t**2 / np.median(a) ** 2 + se_c**2 * np.median(b) ** 2 / np.median(a) ** 4
+    )
     assert math.isclose(got["lift_rel"], ratio - 1, rel_tol=1e-12)
     assert math.isclose(got["rel_ci_high"], ratio - 1 + z * rel_se, rel_tol=1e-9)
 

@@ -94,10 +94,10 @@ def test_a_paced_feed_takes_the_time_the_rate_says_in_event_time_order(
     acts = _lines(feed, tuple(n for r in rounds for n in r.files if n.startswith("activations/")))
     assert len(events) == 900 and len(acts) == 90
     assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
-    first_hour_2 = next(i for i, r in enumerate(rounds) if any("hour=02" in c.rel for c in r.chunks))
-    assert all(
-        c.rel.split("/")[1] <= "hour=01" for r in rounds[:first_hour_2] for c in r.chunks
+    first_hour_2 = next(
+        i for i, r in enumerate(rounds) if any("hour=02" in c.rel for c in r.chunks)
     )
+    assert all(c.rel.split("/")[1] <= "hour=01" for r in rounds[:first_hour_2] for c in r.chunks)
     assert feed.publish(limit=10) is None  # nothing left
 
 

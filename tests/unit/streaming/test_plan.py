@@ -45,7 +45,9 @@ def test_segments_pairs_and_controls_come_from_the_catalog(home: Home, tmp_path:
     }  # fmt: skip
     (tmp_path / "catalog").mkdir()
     (tmp_path / "catalog" / "c.yaml").write_text(yaml.safe_dump(catalog))
-    result = CliRunner().invoke(main, ["--home", str(home.root), "config", "load", str(tmp_path / "catalog")])
+    result = CliRunner().invoke(
+        main, ["--home", str(home.root), "config", "load", str(tmp_path / "catalog")]
+    )
     assert result.exit_code == 0, result.output
 
     plan = load_plan(home, load_settings(home, {}))

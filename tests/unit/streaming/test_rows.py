@@ -56,9 +56,21 @@ def test_count_ratio_and_sum_metrics_pick_their_totals() -> None:
     assert (click.exposed, click.n, click.volume, click.propensity) == (3, 3, 4, 2)
     assert (click.sum, click.sum_sq, click.den_sum) == (4.0, 10.0, None)
     ctr = rows[("ctr", "control", "", "")]
-    assert (ctr.sum, ctr.sum_sq, ctr.den_sum, ctr.den_sum_sq, ctr.sum_xy) == (4.0, 10.0, 6.0, 14.0, 11.0)
+    assert (ctr.sum, ctr.sum_sq, ctr.den_sum, ctr.den_sum_sq, ctr.sum_xy) == (
+        4.0,
+        10.0,
+        6.0,
+        14.0,
+        11.0,
+    )
     latency = rows[("latency", "control", "", "")]  # no latency events: zeros, n = exposed
-    assert (latency.n, latency.volume, latency.propensity, latency.sum, latency.sum_sq) == (3, 0, 0, 0.0, 0.0)
+    assert (latency.n, latency.volume, latency.propensity, latency.sum, latency.sum_sq) == (
+        3,
+        0,
+        0,
+        0.0,
+        0.0,
+    )
     treated = rows[("ctr", "treatment", "", "")]
     assert (treated.n, treated.sum, treated.den_sum, treated.sum_xy) == (2, 0.0, 0.0, 0.0)
     assert {r.source for r in rows.values()} == {"stream"}

@@ -23,7 +23,11 @@ def _import(home: Home, tmp_path: Path, topic: str, minutes: range) -> list[byte
 
 
 def _fed(feed: PartitionFeed, topic: str) -> list[bytes]:
-    return [line for f in sorted((feed.root / topic).rglob("*.jsonl")) for line in f.read_bytes().splitlines()]
+    return [
+        line
+        for f in sorted((feed.root / topic).rglob("*.jsonl"))
+        for line in f.read_bytes().splitlines()
+    ]
 
 
 def test_slices_cut_history_at_their_end_in_every_topic(home: Home, tmp_path: Path) -> None:
@@ -50,7 +54,9 @@ def test_slices_cut_history_at_their_end_in_every_topic(home: Home, tmp_path: Pa
     assert _fed(feed, "events") == events[:30]
 
 
-def test_a_topic_that_read_everything_published_holds_nothing_back(home: Home, tmp_path: Path) -> None:
+def test_a_topic_that_read_everything_published_holds_nothing_back(
+    home: Home, tmp_path: Path
+) -> None:
     _import(home, tmp_path, "events", range(0, 90, 1))
     _import(home, tmp_path, "activations", range(0, 5))  # only in the first slice
     feed = PartitionFeed(tmp_path / "feed", home.archive)
@@ -66,7 +72,9 @@ def test_a_topic_that_read_everything_published_holds_nothing_back(home: Home, t
     while not aligner.done:  # everything read as soon as it is fed: the slices run to the end
         fed = {r.number: r.lines for r in feed.rounds()}
         total = sum(n.get("events", 0) for n in fed.values())
-        progress["events"] = TopicProgress(total, T0 + (total - 1) * MINUTE, T0 + (total - 1) * MINUTE)
+        progress["events"] = TopicProgress(
+            total, T0 + (total - 1) * MINUTE, T0 + (total - 1) * MINUTE
+        )
         aligner.step()
         steps += 1
     assert len(_fed(feed, "events")) == 90 and steps <= 10

@@ -21,7 +21,9 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
 
 
 def _events(home: Home, tmp_path: Path, name: str, users: range, ts: int) -> list[bytes]:
-    lines = [json.dumps({"user_id": u, "event_type": "click", "ts": ts + u}).encode() for u in users]
+    lines = [
+        json.dumps({"user_id": u, "event_type": "click", "ts": ts + u}).encode() for u in users
+    ]
     (tmp_path / name).write_bytes(b"\n".join(lines) + b"\n")
     Importer(home).import_files("events", [str(tmp_path / name)], partitions=4)
     return lines
@@ -40,12 +42,16 @@ def test_settings_forbid_unknown_keys_and_kafka_without_a_cluster(home: Home) ->
     with pytest.raises(ConfigError) as caught:
         load_settings(home)
     text = str(caught.value)
-    assert "stream.source.rate_limit: unknown key" in text and "out_of_orderness_seconds" in text  # at once
+    assert (
+        "stream.source.rate_limit: unknown key" in text and "out_of_orderness_seconds" in text
+    )  # at once
     (home.root / "settings.yaml").write_text("stream:\n  source:\n    live: kafka\n")
     with pytest.raises(ConfigError, match="live: kafka needs kafka"):
         load_settings(home)
     assert Settings().stream.source == SourceSettings()
-    assert SourceSettings.model_validate({"rate_limits": {"events": 50.0}}).rate_limits == {"events": 50.0}
+    assert SourceSettings.model_validate({"rate_limits": {"events": 50.0}}).rate_limits == {
+        "events": 50.0
+    }
     with pytest.raises(ValueError, match="rate_limits"):
         SourceSettings.model_validate({"rate_limits": {"clicks": 50.0}})
     (home.root / "settings.yaml").write_text("stream:\n  source:\n    metrics: true\n")
@@ -63,25 +69,39 @@ def test_asking_for_kafka_without_a_connector_is_a_clear_error(
     monkeypatch.delenv(connector.JARS_ENV, raising=False)
     offline = [sys.executable, "-c", "import sys; sys.exit('ERROR: no network')"]
     monkeypatch.setattr(connector, "_clients", lambda spec, dest: iter([("pip", offline, False)]))
-    settings = SourceSettings.model_validate({"live": "kafka", "kafka": {"bootstrap": "localhost:9092"}})
+    settings = SourceSettings.model_validate(
+        {"live": "kafka", "kafka": {"bootstrap": "localhost:9092"}}
+    )
     source = UnifiedSource(PartitionFeed(tmp_path / "feed", home.archive), TimestampExtractor.json_field("ts"),
                            settings, follow=True, jars_cache=tmp_path / "cache")  # fmt: skip
-    with pytest.raises(ConnectorError, match=r"stream.source.live is kafka, but the Flink Kafka connector is not available"):
+    with pytest.raises(
+        ConnectorError,
+        match=r"stream.source.live is kafka, but the Flink Kafka connector is not available",
+    ):
         source.jars()
-    assert UnifiedSource(source.feed, source.timestamp).jars() == []  # the archive's tail needs none
+    assert (
+        UnifiedSource(source.feed, source.timestamp).jars() == []
+    )  # the archive's tail needs none
 
 
 def test_feed_folders_are_partitions_and_each_holds_its_users(home: Home, tmp_path: Path) -> None:
     first = _events(home, tmp_path, "a.jsonl", range(0, 40), T0)
     feed = PartitionFeed(tmp_path / "feed", home.archive, topics=("events",))
     feed.prepare()
-    assert sorted(p.name for p in feed.topic_dir("events").iterdir()) == ["p=0", "p=1", "p=2", "p=3"]
+    assert sorted(p.name for p in feed.topic_dir("events").iterdir()) == [
+        "p=0",
+        "p=1",
+        "p=2",
+        "p=3",
+    ]
     feed.publish()
     late = _events(home, tmp_path, "b.jsonl", range(40, 50), T0)  # into the same hour, later
     assert feed.publish() is not None
     seen: list[bytes] = []
     for p in range(4):
-        lines = b"".join(f.read_bytes() for f in sorted(feed.topic_dir("events").glob(f"p={p}/r*.jsonl")))
+        lines = b"".join(
+            f.read_bytes() for f in sorted(feed.topic_dir("events").glob(f"p={p}/r*.jsonl"))
+        )
         for line in lines.splitlines():
             assert partition_of(json.loads(line)["user_id"], 4) == p
             seen.append(line)
@@ -89,7 +109,9 @@ def test_feed_folders_are_partitions_and_each_holds_its_users(home: Home, tmp_pa
     assert feed.handover() == {}  # imported from files: no Kafka offsets
 
 
-def test_handover_offsets_come_from_the_ledger_entries_of_the_round(home: Home, tmp_path: Path) -> None:
+def test_handover_offsets_come_from_the_ledger_entries_of_the_round(
+    home: Home, tmp_path: Path
+) -> None:
     feed = PartitionFeed(tmp_path / "feed", home.archive, topics=("events",))
     feed.prepare()
     rounds = feed.rounds_dir

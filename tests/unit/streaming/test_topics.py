@@ -46,7 +46,9 @@ def test_the_reader_starts_at_the_beginning_in_its_consumer_group() -> None:
     assert options["properties.group.id"] == t.group
     assert options["scan.startup.mode"] == "earliest-offset"
     assert "sink.delivery-guarantee" not in options
-    assert "sink.parallelism" not in topics(single_writer=True).table_options("valid_activations", writing=False)
+    assert "sink.parallelism" not in topics(single_writer=True).table_options(
+        "valid_activations", writing=False
+    )
     ddl = t.ddl(
         "valid_activations", [("user_id", "BIGINT NOT NULL"), ("ts", "BIGINT")], writing=False
     )

@@ -55,7 +55,12 @@ def test_a_decrease_is_caught() -> None:
     report = run(stream, [row("1970-01-07", "batch", 12, 25)], "reramp_in")
     [v] = report.violations
     assert (v.rule, v.scenario, v.field, v.stream, v.expected) == (
-        "never_decreases", "reramp_in", "volume", 25, 26)
+        "never_decreases",
+        "reramp_in",
+        "volume",
+        25,
+        26,
+    )
     assert "went down from 26 on 1970-01-06 to 25 on 1970-01-07" in v.message
 
 
