@@ -19,6 +19,11 @@ from typing import Any
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _HANDLER_NAME = "udf-cli"
+# Libraries' loggers held to a higher level on the command line: what they say is about them,
+# not about the user's work. PyFlink imports Apache Beam, which warns on every stream command
+# that it cannot load its Google Cloud Storage filesystem (google-cloud-storage is not
+# installed; nothing here reads gs:// paths).
+QUIET = {"apache_beam.io.filesystems": "ERROR"}
 
 
 class StructuredLogger:
@@ -80,6 +85,8 @@ def configure(level: str | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level_name)
+    for name, floor in QUIET.items():
+        logging.getLogger(name).setLevel(floor)
 
 
 def _text(value: Any) -> str:
