@@ -62,7 +62,7 @@ def emit(
         return
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     cells = [[_cell(row.get(col)) for col in cols] for row in rows]
-    table = Table(title=title, title_justify="left")
+    table = Table()
     needed = len(cols) * 3 + 1  # borders and padding
     for i, col in enumerate(cols):
         values = [line[i] for line in cells]
@@ -81,8 +81,10 @@ def emit(
     for line in cells:
         table.add_row(*line)
     out = console()
+    if title:  # a line of its own: as a table's caption, it would wrap to the table's width
+        out.print(title, style="italic", markup=False)
     if out.is_terminal and rows and needed > out.width:
-        _records(out, title, cols, cells)
+        _records(out, cols, cells)
     else:
         out.print(table)
 
@@ -91,11 +93,7 @@ def emit(
 WHOLE_WIDTH = 40
 
 
-def _records(
-    out: Console, title: str | None, cols: Sequence[str], cells: Sequence[Sequence[str]]
-) -> None:
-    if title:
-        out.print(title, style="italic")
+def _records(out: Console, cols: Sequence[str], cells: Sequence[Sequence[str]]) -> None:
     for n, line in enumerate(cells, 1):
         out.rule(f"record {n}", align="left", characters="-")
         grid = Table.grid(padding=(0, 2))

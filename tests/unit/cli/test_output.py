@@ -49,3 +49,13 @@ def test_on_a_terminal_cells_wrap_or_records_and_nothing_is_cut(
         assert all(word in words for word in row["reason"].split())
     if width == 60:  # the table cannot fit: one record per block, every column named
         assert out.count("record ") == 2 and re.search(r"^reason +custom metric", out, re.M)
+
+
+def test_a_title_wider_than_its_table_is_one_line_above_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    title = "udf stream replay: finished, 1,020 rows written in 20.6 s [per topic]"
+    emit([{"topic": "events", "late": 0}], "table", title=title)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].strip() == title  # whole, and as written (brackets are not markup)
+    assert lines[1].startswith("┏")  # the table follows
