@@ -138,13 +138,19 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     else:
         env = StreamExecutionEnvironment.get_execution_environment(conf)
     t_env = StreamTableEnvironment.create(env)
-    table = t_env.get_config()
-    table.set("table.exec.mini-batch.enabled", "true")
     latency = s.mini_batch_latency_ms if cfg.follow else s.replay_mini_batch_latency_ms
-    table.set("table.exec.mini-batch.allow-latency", f"{latency}ms")
-    table.set("table.exec.mini-batch.size", str(s.mini_batch_size))
+    table = {
+        "table.exec.mini-batch.enabled": "true",
+        "table.exec.mini-batch.allow-latency": f"{latency}ms",
+        "table.exec.mini-batch.size": str(s.mini_batch_size),
+    }
     if cfg.state_ttl_ms:
-        table.set("table.exec.state.ttl", f"{cfg.state_ttl_ms}ms")
+        table["table.exec.state.ttl"] = f"{cfg.state_ttl_ms}ms"
+    for key, value in table.items():
+        # The table configuration is read before the job's: a key flink_conf sets is left
+        # out of it, so that flink_conf has the last word here too.
+        if key not in s.flink_conf:
+            t_env.get_config().set(key, value)
     return env, t_env
 
 

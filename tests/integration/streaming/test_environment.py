@@ -187,6 +187,21 @@ def test_the_series_is_planned_with_mini_batches_of_its_flush_interval(tmp_path:
     assert table["table.exec.mini-batch.size"] == str(settings.stream.mini_batch_size)
 
 
+def test_the_users_mini_batch_options_in_flink_conf_win_over_the_settings(tmp_path: Path) -> None:
+    """``table.exec.*`` options in ``stream.flink_conf`` reach the SQL stages, as any other Flink
+    option does, though the settings' mini-batch options set the same keys."""
+    plans, t_env, _ = _aggregation_plans(
+        tmp_path,
+        "stream:\n  replay_mini_batch_latency_ms: 1234\n"
+        "  flink_conf: {table.exec.mini-batch.allow-latency: 250ms, table.exec.mini-batch.size: '77'}\n",
+    )
+    assert "MiniBatchAssigner(interval=[250ms]" in plans["changes"]
+    assert "1234ms" not in plans["changes"] + plans["totals"]
+    config = t_env.get_config()
+    assert config.get("table.exec.mini-batch.size", None) == "77"
+    assert config.get("table.exec.mini-batch.enabled", None) == "true"  # the setting's default
+
+
 def test_a_users_aggregation_phases_reach_the_sums_after_the_operator(tmp_path: Path) -> None:
     """``table.optimizer.agg-phase-strategy`` in ``stream.flink_conf`` is kept for the sums
     that are otherwise planned in one phase (the test above): two phases, a local sum."""
