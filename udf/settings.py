@@ -10,7 +10,7 @@ cap of 1,000 events per user and hour (the contract §3)::
     spark:
       master: local[*]            # or spark://host:7077, yarn, k8s://...
       remote: null                # a Spark Connect endpoint (sc://host:15002) instead
-      conf: {spark.driver.memory: 4g}
+      conf: {spark.driver.memory: 4g}  # engine options (also flink.conf, stream.flink_conf): 4, true as "4", "true"
       cleaning: auto              # local | spark: where de-duplication and the spam cap run
     archive:                      # where batch reads the archive (docs/deployment.md)
       uri: null                   # default <home>/archive; or file://, hdfs://, s3a:// URIs
@@ -65,7 +65,7 @@ from pydantic import (
 
 from udf.config.alerts import AlertSettings
 from udf.config.loader import FileProblem, issues_from_validation, read_yaml
-from udf.config.models import Email, StrictModel
+from udf.config.models import Email, EngineOptions, StrictModel
 from udf.config.stream_source import SourceSettings
 from udf.config.stream_topics import IntermediateTopics
 from udf.errors import ConfigError, ConfigIssue, InputError
@@ -79,7 +79,7 @@ SETTINGS_FILE = "settings.yaml"
 class SparkSettings(StrictModel):
     master: str = "local[*]"
     remote: str | None = None
-    conf: dict[str, str] = Field(default_factory=dict)
+    conf: EngineOptions = Field(default_factory=dict)
     # Where de-duplication and the spam cap run (metric_types.columnar.cleaning_of): local
     # pyarrow threads on the driver, or Spark; auto: local for local[*] on a local archive.
     cleaning: Literal["auto", "local", "spark"] = "auto"
@@ -153,7 +153,7 @@ class StreamSettings(StrictModel):
     python_mode: Literal["thread", "process"] = "thread"
     restart_attempts: int = Field(default=3, ge=0)  # before a failing job fails the command
     rows_hook: str | None = None  # "module:function" called with each write's compared rows
-    flink_conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
+    flink_conf: EngineOptions = Field(default_factory=dict)  # any Flink option, last word
     source: SourceSettings = Field(default_factory=SourceSettings)  # streaming.source
     topics: IntermediateTopics | None = None  # the jobs apart, joined by Kafka (streaming.topics)
 
@@ -197,7 +197,7 @@ class FlinkSettings(StrictModel):
     taskmanager_memory: str = "2048m"  # taskmanager.memory.process.size
     heartbeat_timeout_seconds: PositiveFloat = 60.0  # an unresponsive TaskManager is lost after
     start_timeout_seconds: PositiveFloat = 120.0  # `udf flink up` waits this long for REST
-    conf: dict[str, str] = Field(default_factory=dict)  # any Flink option, last word
+    conf: EngineOptions = Field(default_factory=dict)  # any Flink option, last word
 
 
 class Settings(StrictModel):

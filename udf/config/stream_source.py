@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, model_validator
 
-from udf.config.models import StrictModel
+from udf.config.models import EngineOptions, StrictModel
 
 Topic = Literal["events", "activations"]
 
@@ -35,7 +35,7 @@ class KafkaTail(StrictModel):
         default_factory=dict
     )  # archive topic -> Kafka topic (same name)
     group: str = "udf-stream"
-    properties: dict[str, str] = Field(default_factory=dict)  # more Kafka client settings
+    properties: EngineOptions = Field(default_factory=dict)  # more Kafka client settings
 
     def kafka_topic(self, topic: str) -> str:
         return self.topics.get(topic, topic)  # type: ignore[call-overload]

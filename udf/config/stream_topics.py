@@ -21,7 +21,7 @@ import re
 
 from pydantic import Field, PositiveInt, field_validator
 
-from udf.config.models import StrictModel
+from udf.config.models import EngineOptions, StrictModel
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -41,7 +41,7 @@ class IntermediateTopics(StrictModel):
     # writes, each to every partition. (Any other number of writers than the job's
     # parallelism would deal a subtask's records round-robin, out of their order.)
     single_writer: bool = False
-    properties: dict[str, str] = Field(default_factory=dict)  # more Kafka client settings
+    properties: EngineOptions = Field(default_factory=dict)  # more Kafka client settings
 
     @field_validator("prefix")
     @classmethod
