@@ -15,12 +15,13 @@ from udf.cli import pass_home
 from udf.cli.output import emit, format_option
 from udf.errors import InputError
 from udf.home import Home
-from udf.vocabulary import DEFAULT_WINDOW_DAYS
 
 
-def _window(ctx: click.Context, param: click.Parameter, days: float) -> float:
+def _window(ctx: click.Context, param: click.Parameter, days: float | None) -> float | None:
     from metadata.periods import window_ms
 
+    if days is None:
+        return None
     try:
         window_ms(days)
     except ValueError as exc:
@@ -31,10 +32,10 @@ def _window(ctx: click.Context, param: click.Parameter, days: float) -> float:
 window_option = click.option(
     "--window-days",
     type=float,
-    default=float(DEFAULT_WINDOW_DAYS),
-    show_default=True,
+    default=None,
     callback=_window,
-    help="Aggregation window W in days (the contract §3), from 1 hour (0.0417) to 3650.",
+    help="Aggregation window W in days (the contract §3), from 1 hour (0.0417) to 3650 "
+    "[default: the home's window_days, which batch and stream use].",
 )
 
 
@@ -47,13 +48,14 @@ def command() -> None:
 @window_option
 @format_option
 @pass_home
-def list_(home: Home, window_days: float, fmt: str) -> None:
+def list_(home: Home, window_days: float | None, fmt: str) -> None:
     """Every experiment with its groups, ramps and the aggregation periods they imply."""
     from metadata.repository import MetadataStore
 
+    days = _window_of(home, window_days)
     with MetadataStore.for_home(home.ensure()) as store:
         experiments = store.experiments()
-    _emit([_describe(e, window_days) for e in experiments], fmt)
+    _emit([_describe(e, days) for e in experiments], fmt)
 
 
 @command.command(name="show")
@@ -61,15 +63,26 @@ def list_(home: Home, window_days: float, fmt: str) -> None:
 @window_option
 @format_option
 @pass_home
-def show(home: Home, name: str, window_days: float, fmt: str) -> None:
+def show(home: Home, name: str, window_days: float | None, fmt: str) -> None:
     """One experiment NAME with its groups, ramps, periods and selected metrics."""
     from metadata.repository import MetadataStore
 
+    days = _window_of(home, window_days)
     with MetadataStore.for_home(home.ensure()) as store:
         experiment = store.experiment(name)
     if experiment is None:
         raise InputError(f"no experiment named {name!r}; import its ramps first")
-    _emit([_describe(experiment, window_days)], fmt)
+    _emit([_describe(experiment, days)], fmt)
+
+
+def _window_of(home: Home, window_days: float | None) -> float:
+    """``--window-days``, else the home's ``window_days`` (settings.yaml, ``UDF_WINDOW_DAYS``):
+    the periods shown are then the ones batch and stream compute."""
+    if window_days is not None:
+        return window_days
+    from udf.settings import load_settings
+
+    return load_settings(home).window_days
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

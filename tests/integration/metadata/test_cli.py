@@ -47,6 +47,11 @@ def test_import_contract_example_and_list_periods(home) -> None:
 
     wider = json.loads(udf("experiments", "list", "--format", "json", "--window-days", "5").stdout)
     assert len(wider[0]["groups"][0]["periods"]) == 1  # T0+5d is before T0+1d+5d
+    # without the option, the home's window: the periods batch and stream compute
+    (home.root / "settings.yaml").write_text("window_days: 5\n")
+    homes = json.loads(udf("experiments", "list", "--format", "json").stdout)
+    assert homes[0]["groups"][0]["periods"] == wider[0]["groups"][0]["periods"]
+    (home.root / "settings.yaml").unlink()
 
     table = udf("experiments", "list")
     assert table.exit_code == 0 and "2026-01-05" in table.stdout
