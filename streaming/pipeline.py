@@ -130,7 +130,10 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     options.update(s.flink_conf)
     for key, value in options.items():
         conf.set_string(key, value)
-    if cfg.cluster_conf:  # a remote session cluster: get_execution_environment forces local
+    if options.get("execution.target", "local") != "local":
+        # --cluster, or execution.target in flink_conf (the docker stack's): submitted there.
+        # get_execution_environment would make a local environment, target "local" whatever
+        # the configuration says.
         from pyflink.java_gateway import get_gateway
 
         jvm_env = get_gateway().jvm.org.apache.flink.streaming.api.environment

@@ -199,6 +199,14 @@ class FlinkSettings(StrictModel):
     start_timeout_seconds: PositiveFloat = 120.0  # `udf flink up` waits this long for REST
     conf: EngineOptions = Field(default_factory=dict)  # any Flink option, last word
 
+    @field_validator("conf")
+    @classmethod
+    def _port_in_one_place(cls, conf: dict[str, str]) -> dict[str, str]:
+        # the commands and the supervisor reach the cluster at rest_port
+        if "rest.port" in conf:
+            raise ValueError("set the REST port with flink.rest_port, not rest.port")
+        return conf
+
 
 class Settings(StrictModel):
     window_days: PositiveFloat = DEFAULT_WINDOW_DAYS

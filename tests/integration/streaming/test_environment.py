@@ -136,6 +136,24 @@ def test_stream_settings_reach_the_job_configuration(tmp_path: Path) -> None:
     assert table["table.exec.mini-batch.allow-latency"] == "1234ms"
 
 
+def test_a_remote_target_in_flink_conf_is_kept(tmp_path: Path) -> None:
+    """``execution.target: remote`` in ``stream.flink_conf`` (the docker stack's settings) makes
+    an environment that submits to that cluster: Flink's ``get_execution_environment`` would
+    make a local one, its target ``local`` whatever the configuration said."""
+    env, _, _ = _environment(
+        tmp_path,
+        "stream:\n  flink_conf: {execution.target: remote, rest.address: flink, rest.port: 8081}\n",
+    )
+    java = env._j_stream_execution_environment
+    conf = dict(java.getConfiguration().toMap())
+    assert conf["execution.target"] == "remote" and conf["rest.address"] == "flink"
+    assert java.getClass().getSimpleName() == "StreamExecutionEnvironment"  # not Local...
+    local, _, _ = _environment(tmp_path / "local", "")
+    assert local._j_stream_execution_environment.getClass().getSimpleName() == (
+        "LocalStreamEnvironment"
+    )
+
+
 def test_rocksdbs_memtables_get_bloom_filters_unless_the_user_names_a_factory(
     tmp_path: Path,
 ) -> None:

@@ -55,3 +55,11 @@ def test_an_option_that_is_not_a_scalar_is_refused_with_its_file_and_field(
     assert "2 config errors" in text
     assert "settings.yaml: stream.flink_conf.pipeline.jars: Input should be a valid string" in text
     assert "settings.yaml: spark.conf.x: Input should be a valid string" in text
+
+
+def test_a_rest_port_in_flink_conf_is_refused_for_flink_rest_port(tmp_path: Path) -> None:
+    """The commands and the supervisor reach ``udf flink up``'s cluster at ``flink.rest_port``:
+    a ``rest.port`` in ``flink.conf`` would move the cluster away from them."""
+    with pytest.raises(ConfigError) as caught:
+        _settings(tmp_path, "flink:\n  conf: {rest.port: 9081}\n")
+    assert "flink.conf: set the REST port with flink.rest_port, not rest.port" in str(caught.value)
