@@ -9,6 +9,8 @@
   (``udf_stream_upgrade``'s tasks) and redeployed from it; the rows then equal batch: nothing
   lost, nothing doubled. (A bounded replay of this small workload can finish while the stop
   is under way: the savepoint then fails, so the test uses the job that never finishes.)
+* **A remote target.** With ``execution.target: remote`` in ``stream.flink_conf`` (the docker
+  stack's settings), ``udf stream replay`` without ``--cluster`` runs its job on that cluster.
 * **The jobs apart on the cluster** (issue 12). With ``stream.topics`` (tansu), ``udf stream
   replay --cluster`` submits the two filter jobs and the aggregation job to the cluster,
   follows them to the end, and the rows equal batch. Deployed detached by the supervisor, a
@@ -270,6 +272,23 @@ def test_a_replay_with_the_jobs_apart_on_the_cluster_equals_batch(
     assert ran == {f"udf stream replay {job}": "FINISHED" for job in JOBS_APART}
     assert_stream_equals_batch(home, prepared.dates)
     assert not topic_names(kafka_broker, "test-cluster-apart"), "a finished replay's topics go"
+
+
+def test_a_replay_with_a_remote_target_runs_on_that_cluster_and_equals_batch(
+    prepared: Prepared, flink_cluster: dict[str, Any]
+) -> None:
+    """``stream.flink_conf`` with ``execution.target: remote`` (the docker stack's settings) and
+    no ``--cluster``: the command submits its job to that JobManager and follows it there."""
+    from streaming.cluster import Cluster
+
+    remote = {"execution.target": "remote", "rest.address": "localhost",
+              "rest.port": str(flink_cluster["rest_port"])}  # fmt: skip
+    home = cluster_home(prepared, "remote-target", flink_cluster, flink_conf=remote)
+    before = {j["jid"] for j in Cluster.of(home).rest("/jobs/overview")["jobs"]}
+    out = finish(start_stream(home, "replay"), home, "replay", timeout=900)
+    ran = [j for j in Cluster.of(home).rest("/jobs/overview")["jobs"] if j["jid"] not in before]
+    assert [(j["name"], j["state"]) for j in ran] == [("udf stream replay", "FINISHED")], out
+    assert_stream_equals_batch(home, prepared.dates)
 
 
 def replay_to_its_end(home: Home) -> list[dict[str, str]]:
