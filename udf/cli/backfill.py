@@ -108,6 +108,10 @@ def command(
         )
     elif unpause:
         raise InputError("--unpause needs --server (in-process backfills have no DAG to pause)")
+    elif max_active_runs is not None:
+        raise InputError(
+            "--max-active-runs needs --server (in-process backfills run one batch at a time)"
+        )
     else:
         _in_process(home, spec, first, last, conf, fmt)
 

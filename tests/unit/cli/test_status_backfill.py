@@ -194,6 +194,12 @@ def test_backfill_refuses_unknown_metrics_and_bad_ranges(home, ready_home, fake_
         "backfill", "--metric-type", "aggregated", "--from", str(DS), "--to", "2026-01-01"
     )
     assert backwards.exit_code == 1 and "before" in backwards.output
+    # Airflow-only options are refused in-process rather than ignored (and nothing computed)
+    for option in (["--unpause"], ["--max-active-runs", "2"]):
+        refused = run("backfill", "--metric-type", "aggregated", "--from", str(DS), "--to",
+                      str(DS), *option)  # fmt: skip
+        assert refused.exit_code == 1 and f"{option[0]} needs --server" in refused.output
+    assert fake_compute == []
 
 
 def test_an_unselected_metric_costs_no_compute_no_email_and_status_says_why(
