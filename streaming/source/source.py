@@ -214,7 +214,8 @@ class UnifiedSource:
         config.set("pipeline.jars", ";".join(self.jars()))
         if self.settings.alignment is not None:
             for key, value in JOB_OPTIONS.items():
-                config.set(key, value)
+                if config.get(key, None) is None:  # stream.flink_conf has the last word
+                    config.set(key, value)
 
 
 def _with(options: Mapping[str, str]) -> str:
