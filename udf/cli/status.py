@@ -86,6 +86,16 @@ def command(
     """Show each metric-day's lifecycle state, when it changed and why."""
     from metadata.repository import MetadataStore
 
+    given = {"--metric": metrics, "--metric-type": metric_type, "--date": day, "--from": ds_from,
+             "--to": ds_to, "--state": states, "--experiment": scope, "--history": history}  # fmt: skip
+    _check_view(
+        {"--health": health, "--validation": validation, "--alerts": alerts,
+         "--notifications": notifications},
+        {option for option, value in given.items() if value not in (None, (), False)},
+    )  # fmt: skip
+    if day and (ds_from or ds_to):
+        raise InputError("give --date, or --from/--to, not both")
+
     if health:
         first = _date(day or ds_from, "--date" if day else "--from")
         last = _date(day or ds_to, "--date" if day else "--to")
@@ -139,8 +149,6 @@ def command(
         )
         return
 
-    if day and (ds_from or ds_to):
-        raise InputError("give --date, or --from/--to, not both")
     first, last = (
         (_date(day, "--date"),) * 2
         if day
@@ -306,3 +314,21 @@ def show_health(
     bad = sum(1 for c in cells if c["health"])
     emit(cells, fmt, title=f"{len(cells)} experiment period(s), {bad} with a failed check",
          columns=HEALTH_COLUMNS)  # fmt: skip
+
+
+# The options each view other than the lifecycle reads: any other filter given with it is
+# refused rather than ignored.
+VIEW_OPTIONS = {
+    "--health": {"--experiment", "--metric-type", "--date", "--from", "--to"},
+    "--validation": {"--date"},
+    "--alerts": {"--experiment", "--history"},
+    "--notifications": set(),
+}
+
+
+def _check_view(views: dict[str, bool], given: set[str]) -> None:
+    chosen = [view for view, on in views.items() if on]
+    if len(chosen) > 1:
+        raise InputError(f"{' and '.join(chosen)} are different views: give one")
+    if chosen and (ignored := sorted(given - VIEW_OPTIONS[chosen[0]])):
+        raise InputError(f"{', '.join(ignored)} does not apply to {chosen[0]}")

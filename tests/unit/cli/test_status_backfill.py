@@ -451,3 +451,20 @@ def test_a_paused_dag_is_refused_unless_unpause_is_asked_for(home, airflow) -> N
                        ("PATCH", "/api/v2/dags/udf_aggregated"), ("POST", "/api/v2/backfills")]  # fmt: skip
     assert FakeAirflow.paused is False
     assert run("backfill", *args[1:7], "--unpause").exit_code == 1  # needs --server
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--health", "--metric", "click"], "--metric does not apply to --health"),
+        (["--validation", "--from", "2026-01-01"], "--from does not apply to --validation"),
+        (["--alerts", "--state", "done", "--date", "2026-01-01"],
+         "--date, --state does not apply to --alerts"),
+        (["--notifications", "--experiment", ""], "--experiment does not apply to --notifications"),
+        (["--health", "--alerts"], "--health and --alerts are different views"),
+        (["--health", "--date", "2026-01-02", "--from", "2026-01-01"], "not both"),
+    ],
+)  # fmt: skip
+def test_status_refuses_filters_its_view_would_ignore(home, args: list[str], message: str) -> None:
+    result = run("status", *args)
+    assert result.exit_code == 1 and message in result.output, result.output
