@@ -52,6 +52,9 @@ class PipelineConfig:
     on_rows: str | None = None
     cluster_conf: dict[str, str] | None = None  # submit to a session cluster (streaming.cluster)
     jars: tuple[str, ...] = ()  # e.g. the Kafka connector's, for a unified source's live tail
+    # The metadata store the sinks write to, as the submitting command resolved it (an
+    # Airflow task's connection, $UDF_METADATA_URL): not a TaskManager's own environment.
+    metadata_url: str | None = None
 
 
 def share_python_path() -> None:
@@ -243,7 +246,9 @@ def _aggregation(
         key_by(t_env, totals, ("experiment", "d"))
         .connect(t_env.to_changelog_stream(progress).broadcast(PROGRESS))
         .process(
-            ResultsSink(cfg.home, settings, plan, flush_ms, str(cfg.progress), cfg.on_rows),
+            ResultsSink(
+                cfg.home, settings, plan, flush_ms, str(cfg.progress), cfg.on_rows, cfg.metadata_url
+            ),
             output_type=Types.BOOLEAN(),
         )
         .name("results sink")

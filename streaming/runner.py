@@ -347,6 +347,7 @@ class Runner:
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
             follow=self.follow or self.in_rounds, state_ttl_ms=ttl, on_rows=stream.rows_hook,
             cluster_conf=cluster_conf, jars=self._jars(source),
+            metadata_url=self.home.metadata_url,
         )  # fmt: skip
         if self.apart:
             from streaming import apart

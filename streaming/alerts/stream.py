@@ -44,6 +44,7 @@ from udf.logging import get_logger
 if TYPE_CHECKING:
     from metadata.records import AlertLook
     from udf.config.alerts import AlertSettings
+    from udf.home import Home
 
 log = get_logger(__name__)
 
@@ -80,7 +81,7 @@ def hold_alerts(looks: list[AlertLook], alerting: set[Any]) -> list[AlertLook]:
 class StreamAlerts:
     """Evaluates the alerts of the looks one results sink writes (one per sink subtask)."""
 
-    def __init__(self, home: str, settings: AlertSettings):
+    def __init__(self, home: Home, settings: AlertSettings):
         self.home = home
         self.settings = settings
         self.watched: frozenset[str] = frozenset()
@@ -92,9 +93,8 @@ class StreamAlerts:
         if time.monotonic() - self.read_at >= REFRESH_SECONDS:
             from metadata.repository import MetadataStore
             from streaming.alerts.rules import plan_alerts
-            from udf.home import Home
 
-            with MetadataStore.for_home(Home.resolve(self.home)) as store:
+            with MetadataStore.for_home(self.home) as store:
                 plan = plan_alerts(store.experiments(), store.metrics(), self.settings)
             self.watched = frozenset(e for e, _ in plan.watches)
             self.read_at = time.monotonic()
@@ -109,9 +109,8 @@ class StreamAlerts:
                 return
             from metadata.repository import MetadataStore
             from streaming.alerts.evaluate import evaluate_alerts
-            from udf.home import Home
 
-            with MetadataStore.for_home(Home.resolve(self.home)) as store:
+            with MetadataStore.for_home(self.home) as store:
                 states = store.alert_states(experiment=experiment, state="alerting")
                 alerting = {s.key for s in states}
                 report = evaluate_alerts(

@@ -61,8 +61,10 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         flush_ms: int,
         progress_dir: str,
         on_rows: str | None = None,
+        metadata_url: str | None = None,
     ):
         self.home = home
+        self.metadata_url = metadata_url  # the submitter's (PipelineConfig.metadata_url)
         self.settings = settings
         self.plan = plan
         self.flush_ms = flush_ms
@@ -79,7 +81,8 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         )
         self.dirty = runtime_context.get_state(ValueStateDescriptor("dirty", Types.BOOLEAN()))
         self.written = runtime_context.get_state(ValueStateDescriptor("written", pickled))
-        self.store = open_store(Home.resolve(self.home), self.settings)
+        self.platform = Home.resolve(self.home).with_metadata(self.metadata_url)
+        self.store = open_store(self.platform, self.settings)
         self.subtask = _subtask(runtime_context)
         self.rows_written = 0
         self.last_progress = 0.0
@@ -89,7 +92,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         from streaming.alerts.stream import StreamAlerts
 
         self.analysis = realtime_analysis(self.plan.analysis)
-        self.alerts = StreamAlerts(self.home, self.settings.alerts)
+        self.alerts = StreamAlerts(self.platform, self.settings.alerts)
         self.hook: RowsHook | None = None
         if self.on_rows:
             module, _, name = self.on_rows.partition(":")
@@ -172,9 +175,8 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         if not event_types:
             return
         from metadata.repository import MetadataStore
-        from udf.home import Home
 
-        with MetadataStore.for_home(Home.resolve(self.home)) as store:
+        with MetadataStore.for_home(self.platform) as store:
             store.register_default_metrics(sorted(event_types))
         self.registered |= event_types
 

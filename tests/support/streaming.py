@@ -161,12 +161,15 @@ def stream_env(home: Home) -> dict[str, str]:
     return env
 
 
-def start_stream(home: Home, *args: str) -> subprocess.Popen[str]:
-    """``udf stream ARGS`` in a new process group (the JVM it starts is in the group too)."""
+def start_stream(
+    home: Home, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``udf stream ARGS`` in a new process group (the JVM it starts is in the group too), with
+    ``env`` added to its environment."""
     log = (home.root.parent / f"{home.root.name}-{args[0]}.log").open("a")
     return subprocess.Popen(
-        [UDF, "stream", *args], env=stream_env(home), stdout=log, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        [UDF, "stream", *args], env=stream_env(home) | (env or {}), stdout=log,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
 
 

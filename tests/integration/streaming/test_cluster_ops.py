@@ -278,17 +278,25 @@ def test_a_replay_with_a_remote_target_runs_on_that_cluster_and_equals_batch(
     prepared: Prepared, flink_cluster: dict[str, Any]
 ) -> None:
     """``stream.flink_conf`` with ``execution.target: remote`` (the docker stack's settings) and
-    no ``--cluster``: the command submits its job to that JobManager and follows it there."""
+    no ``--cluster``: the command submits its job to that JobManager and follows it there.
+
+    The home's metadata store is named only by the command's ``$UDF_METADATA_URL``, which the
+    TaskManager (started without it) does not have: the sinks use the command's store, and
+    make no ``metadata.db`` in the home (as SQLite would on opening the home's default)."""
     from streaming.cluster import Cluster
 
     remote = {"execution.target": "remote", "rest.address": "localhost",
               "rest.port": str(flink_cluster["rest_port"])}  # fmt: skip
     home = cluster_home(prepared, "remote-target", flink_cluster, flink_conf=remote)
+    elsewhere = home.root.parent / "remote-target-metadata.db"
+    (home.root / "metadata.db").rename(elsewhere)
     before = {j["jid"] for j in Cluster.of(home).rest("/jobs/overview")["jobs"]}
-    out = finish(start_stream(home, "replay"), home, "replay", timeout=900)
+    process = start_stream(home, "replay", env={"UDF_METADATA_URL": f"sqlite:///{elsewhere}"})
+    out = finish(process, home, "replay", timeout=900)
     ran = [j for j in Cluster.of(home).rest("/jobs/overview")["jobs"] if j["jid"] not in before]
     assert [(j["name"], j["state"]) for j in ran] == [("udf stream replay", "FINISHED")], out
     assert_stream_equals_batch(home, prepared.dates)
+    assert not (home.root / "metadata.db").exists(), "the sinks used the command's store"
 
 
 def replay_to_its_end(home: Home) -> list[dict[str, str]]:
