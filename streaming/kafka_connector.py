@@ -163,57 +163,19 @@ def _fetch(folder: Path) -> None:
 
 def _clients(spec: str, dest: Path) -> Iterator[tuple[str, list[str], bool]]:
     """(name, command, whether it unpacks the wheel) for each download client found."""
+    download = ["download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+                "--dest", str(dest), spec]  # fmt: skip
     if importlib.util.find_spec("pip") is not None:
-        yield (
-            "pip",
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--disable-pip-version-check",
-                "--dest",
-                str(dest),
-                spec,
-            ],
-            False,
-        )
+        yield "pip", [sys.executable, "-m", "pip", *download], False
     for uv in _uv_candidates():
-        yield (
-            "uv",
-            [
-                uv,
-                "pip",
-                "install",
-                "--no-deps",
-                "--target",
-                str(dest),
-                "--python",
-                sys.executable,
-                spec,
-            ],
-            True,
-        )
+        install = [uv, "pip", "install", "--no-deps", "--target", str(dest),
+                   "--python", sys.executable, spec]  # fmt: skip
+        yield "uv", install, True
         break
     for pip in ("pip3", "pip"):
         found = shutil.which(pip)
         if found:
-            yield (
-                pip,
-                [
-                    found,
-                    "download",
-                    "--no-deps",
-                    "--only-binary=:all:",
-                    "--disable-pip-version-check",
-                    "--dest",
-                    str(dest),
-                    spec,
-                ],
-                False,
-            )
+            yield pip, [found, *download], False
             break
 
 
