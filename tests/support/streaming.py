@@ -11,6 +11,7 @@ and runs the stream there, in a process of its own.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -187,6 +188,14 @@ def finish(process: subprocess.Popen[str], home: Home, command: str, timeout: fl
     out = output_of(home, command)
     assert process.returncode == 0, out
     return out
+
+
+def json_report(out: str) -> dict[str, Any]:
+    """The one report ``udf stream ... --format json`` printed: the JSON array that makes the
+    output's last lines (log lines, on stderr, may come before it)."""
+    start = 0 if out.startswith("[") else out.index("\n[") + 1
+    [report] = json.loads(out[start:])
+    return report
 
 
 def cancel_job(result: Any) -> None:

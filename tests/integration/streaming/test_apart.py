@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import shutil
@@ -37,6 +36,7 @@ from tests.support.streaming import (
     apart_home,
     assert_stream_equals_batch,
     finish,
+    json_report,
     kill_group,
     output_of,
     progress,
@@ -59,7 +59,7 @@ def test_a_replay_with_the_jobs_apart_equals_batch(prepared: Prepared, kafka_bro
                                                    connector_jars: Path) -> None:  # fmt: skip
     home = apart_home(prepared, "apart-replay", kafka_broker, connector_jars)
     out = finish(start_stream(home, "replay", "--format", "json"), home, "replay", timeout=900)
-    [report] = json.loads(out[out.index("\n[") :])
+    report = json_report(out)
     assert report["status"] == "FINISHED"
     crossing = report["kafka_topics"]
     assert {t.rsplit(".", 1)[1] for t in crossing} == {

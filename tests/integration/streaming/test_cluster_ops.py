@@ -24,7 +24,6 @@ supervisor DAG does, by reviving the TaskManager if an earlier test left it dead
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -43,6 +42,7 @@ from tests.support.streaming import (
     apart_home,
     assert_stream_equals_batch,
     finish,
+    json_report,
     rows_of,
     start_stream,
     topic_names,
@@ -265,7 +265,7 @@ def test_a_replay_with_the_jobs_apart_on_the_cluster_equals_batch(
 
     process = start_stream(home, "replay", "--cluster", "--format", "json")
     out = finish(process, home, "replay", timeout=900)
-    [report] = json.loads(out[out.index("\n[") :])
+    report = json_report(out)
     assert report["status"] == "FINISHED"
     ran = {j["name"]: j["state"] for j in Cluster.of(home).rest("/jobs/overview")["jobs"]
            if j["jid"] not in before}  # fmt: skip
