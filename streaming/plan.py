@@ -65,6 +65,15 @@ class StreamPlan:
     def segment_fields(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(s.field for s in self.segments))
 
+    @property
+    def excluding(self) -> tuple[str, ...]:
+        """The experiments that leave out users exposed to two of their groups
+        (``analysis.multiple_groups: exclude``)."""
+        from results.comparisons import analysis_specs
+
+        specs = analysis_specs(self.analysis.keys(), self.analysis)
+        return tuple(e for e, spec in specs.items() if spec.multiple_groups == "exclude")
+
     def pair_of(self, metric: MetricPlan) -> PairSpec | None:
         for pair in self.pairs:
             if (pair.numerator, pair.denominator) == (metric.numerator, metric.denominator):

@@ -2,7 +2,8 @@
 
 The aggregation job emits, per group, period, date and segment value, the users exposed
 (``exposed``), per event type the events, users with one, sum of squared counts, sum and sum
-of squares of ``value`` (``type``), and per ratio pair the sum of ``x * y`` (``pair``).
+of squares of ``value`` (``type``), per ratio pair the sum of ``x * y`` (``pair``), and
+per whole group its users also exposed to another group (``multi``: ``multiple_groups``).
 :func:`result_rows` picks from them what each metric needs, exactly as
 ``metric_types.compute._row`` picks from batch's group totals; a type without events in a
 group is zero there, as for an exposed user without events. Comparisons are added by
@@ -56,6 +57,7 @@ def result_rows(
             if segment and segment not in segments:
                 continue
             n = totals[(*slot, "exposed", "")][0]
+            multi = totals.get((grp, start, end, "", "", "multi", ""), _ZERO)[0]
             num = totals.get((*slot, "type", m.numerator.event_type), _ZERO)
             s, ss = _sums(num, m.numerator)
             extra: dict[str, Any] = {}
@@ -69,7 +71,8 @@ def result_rows(
                 period_start=start, period_end=end, date=day, day_in=0, look=look_of(day, start),
                 segment=segment,
                 segment_value=value, exposed=n, volume=int(num[0]), propensity=int(num[1]),
-                n=n, sum=s, sum_sq=ss, **extra, source="stream", computed_at=computed_at,
+                n=n, sum=s, sum_sq=ss, **extra, multiple_groups=multi, source="stream",
+                computed_at=computed_at,
             )  # fmt: skip
             out.append(row)
     return out

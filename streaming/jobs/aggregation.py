@@ -21,6 +21,11 @@ The seed's operators (docs/streaming.md maps each one):
     sum of ``value``, ``users`` 1 once the user has an event of the type, ratio pairs'
     ``x * y``, each overall and under the user's segment value of the day), kept as counts
     per day (counts restart at each period: the period is part of every key);
+  * **users in two groups**, batch's ``multi`` flag day by day (``OtherGroups.java``): on a
+    day the user is also exposed to another group of the experiment in its slice, the
+    exposure counts under ``multi``, and an experiment with ``analysis.multiple_groups:
+    exclude`` leaves its values out that day; a new or moved exposure re-counts the user's
+    other exposures of the experiment;
 
   it emits, insert-only, every *change* of a user's values: the values after an input
   minus those before, as day-to-day increments (``Contributions.java``);
@@ -39,7 +44,8 @@ Three outputs:
   users, cnt_sq, vsum, vsq, nonzero)``: group totals through day ``d``; ``kind`` is
   ``exposed`` (``cnt`` users), ``type`` (``name`` an event type: events, users with one, sum
   of squared counts, sum and sum of squares of ``value``) or ``pair`` (``name`` a ratio pair:
-  ``vsum`` = sum of ``x * y``); ``nonzero`` is the number of users whose ``vsum`` term is not
+  ``vsum`` = sum of ``x * y``) or ``multi`` (``cnt`` users also exposed to another group of
+  the experiment, counted before any exclusion, whole groups only); ``nonzero`` is the number of users whose ``vsum`` term is not
   zero (when it is 0 the sums are exactly 0, whatever round-off the additions and
   take-backs left: :mod:`streaming.rows`);
 * ``series``, ``(experiment, grp, period_start, kind, name, bucket, n)``: ``n`` exposures
@@ -63,7 +69,12 @@ DAY_MS = 86_400_000
 KEY = ("experiment", "grp", "period_start", "period_end", "d", "segment", "sv", "kind", "name")
 STATS = ("cnt", "users", "cnt_sq", "vsum", "vsq", "nonzero")
 TOTAL_COLUMNS = (*KEY, *STATS)
-TOTAL_KINDS = ("exposed", "type", "pair")  # the rest: event_type and series_* (UserEvents.java)
+TOTAL_KINDS = (
+    "exposed",
+    "type",
+    "pair",
+    "multi",
+)  # the rest: event_type, series_* (UserEvents.java)
 EVENT_TYPE = "event_type"
 SERIES_PREFIX = "series_"  # the series' kinds: series_exposed, _volume, _propensity
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
@@ -80,7 +91,8 @@ def _one_phase(t_env: Any) -> dict[str, str]:
 
 
 def operator_plan(plan: StreamPlan) -> str:
-    """The segments and ratio pairs in the per-user operator's terms (``OperatorPlan.java``)."""
+    """The segments, the ratio pairs and the experiments that exclude users in two groups, in
+    the per-user operator's terms (``OperatorPlan.java``)."""
     lines: list[tuple[str, ...]] = [("F", str(len(plan.segment_fields)))]
     lines += [
         ("S", s.name, str(plan.segment_fields.index(s.field)), *s.experiments)
@@ -91,6 +103,8 @@ def operator_plan(plan: StreamPlan) -> str:
          p.denominator.statistic, *p.experiments)
         for p in plan.pairs
     ]  # fmt: skip
+    if plan.excluding:
+        lines.append(("X", *plan.excluding))
     for line in lines:
         if any("\t" in f or "\n" in f for f in line):
             raise ValueError(f"a name holds a tab or a line break: {line!r}")

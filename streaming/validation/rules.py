@@ -5,7 +5,9 @@
    metric, period) on ``D - 1``. Rows of one segment value are not checked: a user's value
    is the one on their first counted event that has the field (metrics.md §7), so a user
    without one yesterday moves from ``""`` to a value today, and a value's counts may
-   legitimately go down.
+   legitimately go down. Nor are rows with users in two groups (``multiple_groups``) of an
+   experiment that leaves such users out (``analysis.multiple_groups: exclude``): a user
+   exposed to a second group today is left out from today on, with their counts.
 2. ``resets_after_reramp``: a re-ramp after the window opens a new period whose counts start
    from zero: a stream row of any period after a group's first holds no more than the batch,
    which counts that period from zero, gives for it (within the threshold). A first period
@@ -21,7 +23,7 @@ the day from the archive.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -185,13 +187,15 @@ def validate(
     first_periods: Mapping[tuple[str, str], int],
     threshold: float,
     keep: int = 50,
+    excluding: Collection[str] = (),
 ) -> Report:
     """Check the three rules on ``day``'s rows.
 
     ``stream`` holds the stream rows of ``day`` and of the day before (rule 1), ``batch``
     the batch rows of ``day``; ``scenarios`` maps each experiment to its scenario and
-    ``first_periods`` each (experiment, group) to its first period's start. Only the first
-    ``keep`` violations are listed; all are counted.
+    ``first_periods`` each (experiment, group) to its first period's start; ``excluding``
+    names the experiments that leave out users in two groups. Only the first ``keep``
+    violations are listed; all are counted.
     """
     today, before = day.isoformat(), (day - timedelta(days=1)).isoformat()
     checker = _Checker(day, threshold, scenarios, keep)
@@ -204,6 +208,8 @@ def validate(
         old = previous.get(key)
         if old is None or row.segment != "":
             continue
+        if row.experiment in excluding and row.multiple_groups > 0:
+            continue  # users who saw a second group today left with their counts
         check = checker.check("never_decreases", row)
         for name in COUNTS:
             a, b = getattr(old, name), getattr(row, name)

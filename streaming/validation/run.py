@@ -52,6 +52,7 @@ def recompute_batch(home: Home, day: date, settings: Settings) -> dict:
 
 def check(home: Home, day: date, settings: Settings, store: MetadataStore) -> Report:
     """Read the stream and batch rows and check the rules (no batch recompute here)."""
+    from results.comparisons import analysis_specs
     from results.stores import open_store
 
     with open_store(home, settings) as results:
@@ -63,7 +64,11 @@ def check(home: Home, day: date, settings: Settings, store: MetadataStore) -> Re
     window, through = settings.window_ms, end_of(day)
     scenarios: dict[str, str] = {}
     ramps: dict[tuple[str, str], list[int]] = {}
-    for e in store.experiments():
+    experiments = store.experiments()
+    specs = analysis_specs(
+        [e.name for e in experiments], {e.name: e.analysis or {} for e in experiments}
+    )
+    for e in experiments:
         groups = [[r.ramp_ts for r in g.ramps if r.ramp_ts < through] for g in e.groups]
         scenarios[e.name] = scenario_of(groups, window, through)
         for g, ts in zip(e.groups, groups, strict=True):
@@ -73,6 +78,7 @@ def check(home: Home, day: date, settings: Settings, store: MetadataStore) -> Re
         first_periods=first_period_starts(ramps, window),
         threshold=settings.validation.max_difference,
         keep=settings.validation.listed_violations,
+        excluding={e for e, spec in specs.items() if spec.multiple_groups == "exclude"},
     )  # fmt: skip
 
 

@@ -115,7 +115,8 @@ _D = WorkloadParams()
     type=float,
     default=_D.cross_group_share,
     show_default=True,
-    help="Share of the first experiment's triggers sent to another group (users in two groups).",
+    help="Share of the triggers of each scenario's first experiment sent to another group "
+    "(users in two groups).",
 )
 @click.option("--force", is_flag=True, help="Replace the content of a non-empty --out.")
 @format_option

@@ -32,7 +32,7 @@ from udf.workload.hashing import countries, platforms, user_ids
 from udf.workload.manifest import MANIFEST_VERSION, write_manifest
 from udf.workload.params import DAY_MS, HOUR_MS, WorkloadParams
 from udf.workload.population import Population, diurnal_weights
-from udf.workload.scenario import Assigner, Experiment, build_experiments, ramps_csv
+from udf.workload.scenario import SCENARIOS, Assigner, Experiment, build_experiments, ramps_csv
 from udf.workload.writer import TopicWriter
 
 log = get_logger(__name__)
@@ -225,10 +225,10 @@ class _Generator:
         ok = pick[rows, exp] >= 0 if len(trig) else np.empty(0, bool)
         a_user, a_ts, exp = a_user[ok], a_ts[ok], exp[ok]
         grp = groups[rows[ok], exp]
-        if self.p.cross_group_share > 0 and len(grp):  # the first experiment's two-group drill
-            flip = (exp == 0) & (rng.random(len(grp)) < self.p.cross_group_share)
-            size = len(self.experiments[0].groups)
-            grp = np.where(flip, (grp + 1) % size, grp).astype(grp.dtype)
+        if self.p.cross_group_share > 0 and len(grp):  # each scenario's first: two groups
+            flip = (exp < len(SCENARIOS)) & (rng.random(len(grp)) < self.p.cross_group_share)
+            sizes = np.array([len(e.groups) for e in self.experiments])
+            grp = np.where(flip, (grp + 1) % sizes[exp], grp).astype(grp.dtype)
         # Two triggers of one user may land on the same ms: keep one, so copies are exact.
         key = (a_user << 32) | (exp.astype(np.int64) << 22) | (a_ts - s0)
         first = np.sort(np.unique(key, return_index=True)[1])

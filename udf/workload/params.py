@@ -43,8 +43,8 @@ class WorkloadParams:
     """Health-check drills: share of the first experiment's control users put in its first
     treatment instead (0.1 turns a configured 50/50 into 45/55: a sample-ratio mismatch)."""
     cross_group_share: float = 0.0
-    """Share of the first experiment's triggers sent to the next group instead of the
-    user's own, so some users are exposed to two groups."""
+    """Share of the triggers of the first experiment of each scenario (the first three) sent
+    to the next group instead of the user's own, so some users are exposed to two groups."""
     chunk_records: int = 200_000
     """Upper bound on the records generated per time slice (bounds the working set)."""
 

@@ -9,8 +9,9 @@ Scenarios are spread evenly over experiments in the order ``single``, ``reramp_i
 - ``reramp_after``: a second ramp at or after ``r1 + W`` (the first such experiment exactly at
   ``r1 + W``, the boundary; the others 1-24 h later), which opens a new period.
 
-All groups of an experiment ramp together to the same allocation (the ``skew`` and
-``cross_group_share`` drills break that on purpose for the first experiment). User ``u`` is in group
+All groups of an experiment ramp together to the same allocation (the ``skew`` drill breaks
+that on purpose for the first experiment, ``cross_group_share`` for the first of each
+scenario). User ``u`` is in group
 ``g`` at time ``t`` when its bucket ``b(u, e)`` lies in ``[offset_g, offset_g + alloc(t))``:
 with one treatment the offsets are control 0, treatment 50; with two they are 0, 33, 66.
 Triggers start :data:`PRELAUNCH_MS` before the launch (stale configs, QA), so some activations

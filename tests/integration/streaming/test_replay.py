@@ -51,6 +51,12 @@ def test_replay_rows_equal_batch(prepared: Prepared, replayed: Replayed) -> None
     assert "search_kinds" not in metrics  # custom SQL metrics are batch-only
     assert {r.segment for r in rows} == {"", "country", "platform"}
     assert any(r.p_value is not None for r in rows)
+    # users in two groups: counted in both kinds of experiment, left out where it says so
+    analysis = {e["experiment"]: e.get("analysis", {})
+                for e in catalog_yaml(prepared.manifest)["experiments"]}  # fmt: skip
+    counted = {r.experiment for r in rows if r.multiple_groups > 0}
+    assert any(analysis.get(e, {}).get("multiple_groups") == "exclude" for e in counted)
+    assert any(analysis.get(e, {}).get("multiple_groups") != "exclude" for e in counted)
 
     assert_sequential_columns(stream, rows_of(home, "batch"), _alphas(prepared.manifest))
 

@@ -24,10 +24,10 @@ def row(day: str, source: str, exposed: int, volume: int, start: int = P1, **mor
     )  # fmt: skip
 
 
-def run(stream, batch, scenario="single", first=P1):
+def run(stream, batch, scenario="single", first=P1, excluding=()):
     return validate(
         date(1970, 1, 7), stream, batch, scenarios={"e": scenario},
-        first_periods={("e", "treatment"): first}, threshold=0.02,
+        first_periods={("e", "treatment"): first}, threshold=0.02, excluding=excluding,
     )  # fmt: skip
 
 
@@ -62,6 +62,16 @@ def test_a_decrease_is_caught() -> None:
         26,
     )
     assert "went down from 26 on 1970-01-06 to 25 on 1970-01-07" in v.message
+
+
+def test_a_decrease_from_users_left_out_for_a_second_group_is_not_a_violation() -> None:
+    yesterday = row("1970-01-06", "stream", 10, 26)
+    today = replace(row("1970-01-07", "stream", 9, 25), multiple_groups=1)
+    batch = [replace(row("1970-01-07", "batch", 9, 25), multiple_groups=1)]
+    assert run([yesterday, today], batch, excluding={"e"}).passed
+    # kept in both groups, or no user in two groups: the same decrease is caught
+    assert not run([yesterday, today], batch).passed
+    assert not run([yesterday, replace(today, multiple_groups=0)], batch, excluding={"e"}).passed
 
 
 def test_a_period_carried_over_a_reramp_is_caught() -> None:

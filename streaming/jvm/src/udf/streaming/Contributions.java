@@ -30,12 +30,17 @@ import org.apache.flink.table.data.RowData;
  * with both types' events, {@code vsum = x·y}; and each again under each segment of the
  * experiment, with the user's segment value of that day ({@code ""} before the day of the
  * first counted event that has the segment's field).
+ *
+ * <p>On a day the user is also in another group of the experiment ({@link OtherGroups}), the
+ * exposure counts once more under {@code multi} (the group's users in two groups, whole
+ * groups only), and when the experiment excludes such users ({@code analysis.multiple_groups:
+ * exclude}) all its other values are 0 that day.
  */
 final class Contributions {
 
     static final long DAY_MS = 86_400_000L;
     static final long BUCKET_MS = 900_000L; // the series' 15 minutes
-    static final String EXPOSED = "exposed", TYPE = "type", PAIR = "pair";
+    static final String EXPOSED = "exposed", TYPE = "type", PAIR = "pair", MULTI = "multi";
     static final String EVENT_TYPE = "event_type", SERIES = "series_";
 
     /** The first counted event with a segment's field: its order key and the field's value. */
@@ -110,11 +115,12 @@ final class Contributions {
      * Add {@code sign} times the exposure's values of {@code types} (and of the pairs that use
      * one of them; and {@code exposed} when asked), as day-to-day increments from the day of
      * {@code tu}. {@code profiles} holds the exposure's profile of each type it has events of
-     * (and of the pairs' other types).
+     * (and of the pairs' other types); {@code others} the days the user is in another group.
      */
     void add(long tu, SegmentFirst[] firsts, Map<String, Profile> profiles,
-            Collection<String> types, boolean exposed, int sign) {
+            Collection<String> types, boolean exposed, OtherGroups others, int sign) {
         String experiment = exposure.experiment();
+        boolean excludes = plan.excludes(experiment);
         List<OperatorPlan.Segment> segments = plan.segmentsOf(experiment);
         List<OperatorPlan.Pair> pairs = new ArrayList<>();
         for (OperatorPlan.Pair pair : plan.pairsOf(experiment)) {
@@ -139,6 +145,9 @@ final class Contributions {
                 days.add(first.ts() / DAY_MS);
             }
         }
+        if (!days.isEmpty() && (exposed || excludes)) { // the exposure's days: rows have no others
+            others.addChanges(days, tu / DAY_MS, (exposure.end() - 1) / DAY_MS);
+        }
         String[] values = new String[segments.size()];
         Map<Slot, Stat> before = Map.of();
         for (long day : days) {
@@ -147,24 +156,12 @@ final class Contributions {
                 values[i] = first != null && first.ts() / DAY_MS <= day ? first.value() : "";
             }
             Map<Slot, Stat> now = new HashMap<>();
-            if (exposed) {
-                put(now, segments, values, EXPOSED, "", ONE);
+            boolean multi = others.on(day);
+            if (exposed && multi) {
+                now.put(new Slot("", "", MULTI, ""), ONE);
             }
-            for (String type : types) {
-                Profile p = profiles.get(type);
-                long c = p == null ? 0 : p.countThrough(day);
-                if (c > 0) {
-                    double v = p.sumThrough(day);
-                    put(now, segments, values, TYPE, type, new Stat(c, 1, c * c, v, v * v));
-                }
-            }
-            for (OperatorPlan.Pair pair : pairs) {
-                Profile x = profiles.get(pair.numerator());
-                Profile y = profiles.get(pair.denominator());
-                if (x != null && y != null && x.countThrough(day) > 0 && y.countThrough(day) > 0) {
-                    double xy = value(x, day, pair.numeratorSum()) * value(y, day, pair.denominatorSum());
-                    put(now, segments, values, PAIR, pair.id(), new Stat(0, 0, 0, xy, 0.0));
-                }
+            if (!(multi && excludes)) { // else left out that day, but for the multi count
+                values(now, segments, values, profiles, types, pairs, exposed, day);
             }
             for (Map.Entry<Slot, Stat> e : now.entrySet()) {
                 change(e.getKey(), day, e.getValue(), sign);
@@ -179,6 +176,31 @@ final class Contributions {
                 }
             }
             before = now;
+        }
+    }
+
+    /** The exposure's values through {@code day} into {@code now}, under each segment value. */
+    private void values(Map<Slot, Stat> now, List<OperatorPlan.Segment> segments, String[] values,
+            Map<String, Profile> profiles, Collection<String> types, List<OperatorPlan.Pair> pairs,
+            boolean exposed, long day) {
+        if (exposed) {
+            put(now, segments, values, EXPOSED, "", ONE);
+        }
+        for (String type : types) {
+            Profile p = profiles.get(type);
+            long c = p == null ? 0 : p.countThrough(day);
+            if (c > 0) {
+                double v = p.sumThrough(day);
+                put(now, segments, values, TYPE, type, new Stat(c, 1, c * c, v, v * v));
+            }
+        }
+        for (OperatorPlan.Pair pair : pairs) {
+            Profile x = profiles.get(pair.numerator());
+            Profile y = profiles.get(pair.denominator());
+            if (x != null && y != null && x.countThrough(day) > 0 && y.countThrough(day) > 0) {
+                double xy = value(x, day, pair.numeratorSum()) * value(y, day, pair.denominatorSum());
+                put(now, segments, values, PAIR, pair.id(), new Stat(0, 0, 0, xy, 0.0));
+            }
         }
     }
 

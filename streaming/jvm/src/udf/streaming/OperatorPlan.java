@@ -14,7 +14,9 @@ import java.util.Set;
  * separated by tabs; {@code F <fields>} the number of segment fields an event carries, {@code
  * S <name> <field> <experiments...>} a segment and the index of its field, {@code P <id>
  * <numerator type> <statistic> <denominator type> <statistic> <experiments...>} a ratio pair
- * whose statistics are {@code count} or {@code sum}.
+ * whose statistics are {@code count} or {@code sum}; {@code X <experiments...>} the
+ * experiments that leave out users exposed to two of their groups ({@code
+ * analysis.multiple_groups: exclude}).
  */
 final class OperatorPlan {
 
@@ -31,6 +33,7 @@ final class OperatorPlan {
     final int fields;
     final List<Segment> segments = new ArrayList<>();
     final List<Pair> pairs = new ArrayList<>();
+    private final Set<String> excluding = new java.util.HashSet<>();
     private final Map<String, List<Segment>> segmentsOf = new HashMap<>();
     private final Map<String, List<Pair>> pairsOf = new HashMap<>();
 
@@ -59,10 +62,16 @@ final class OperatorPlan {
                         new Segment(f[1], Integer.parseInt(f[2]), rest(f, 3)));
                 case "P" -> plan.pairs.add(new Pair(f[1], f[2], f[3].equals("sum"), f[4],
                         f[5].equals("sum"), rest(f, 6)));
+                case "X" -> plan.excluding.addAll(rest(f, 1));
                 default -> throw new IllegalArgumentException("unknown plan line: " + String.join(" ", f));
             }
         }
         return plan;
+    }
+
+    /** Whether {@code experiment} leaves out users exposed to two of its groups. */
+    boolean excludes(String experiment) {
+        return excluding.contains(experiment);
     }
 
     List<Segment> segmentsOf(String experiment) {

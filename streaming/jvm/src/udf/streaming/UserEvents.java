@@ -385,7 +385,8 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
             Collection<String> scope = wide ? userTypes(state, event.type()) : List.of(event.type());
             Map<String, Profile> profiles = profiles(state, x, scope);
             Profile profile = profiles.computeIfAbsent(event.type(), t -> new Profile());
-            out.add(x.tu(), x.firsts(), profiles, scope, wide, -1);
+            OtherGroups others = OtherGroups.of(exposures, x);
+            out.add(x.tu(), x.firsts(), profiles, scope, wide, others, -1);
             long first = profile.first;
             profile.add(event.ts() / DAY_MS, sign, event.valueOrZero());
             if (sign > 0 && event.ts() < first) {
@@ -398,7 +399,7 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
                     }
                 }
             }
-            out.add(x.tu(), after, profiles, scope, wide, 1);
+            out.add(x.tu(), after, profiles, scope, wide, others, 1);
             propensity(out, event.type(), first, profile.first);
             state.setProfile(x, event.type(), profile);
             if (wide) {
@@ -565,9 +566,10 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
             types.add(event.type());
         }
         Map<String, Profile> was = Map.of();
+        List<Exposure> previously = List.copyOf(exposures);
         if (old != null) {
             was = profiles(state, old, types);
-            out.add(before, old.firsts(), was, types, true, -1);
+            out.add(before, old.firsts(), was, types, true, OtherGroups.of(exposures, old), -1);
             out.series("exposed", "", before, -1);
         }
         long lo = Math.min(before == null ? end : before, after == null ? end : after);
@@ -601,10 +603,34 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
         if (after != null) {
             exposures.add(x);
             out.series("exposed", "", after, 1);
-            out.add(after, firsts, profiles, types, true, 1);
+            out.add(after, firsts, profiles, types, true, OtherGroups.of(exposures, x), 1);
         }
         state.setExposures(exposures);
         out.emit(texts, this::collect);
+        regrouped(state, previously, exposures, x, types);
+    }
+
+    /**
+     * The user's other exposures of {@code x}'s experiment whose days in another group changed
+     * with {@code x} (from {@code previously} to {@code exposures}): their values are taken back
+     * and added again with the new days ({@link OtherGroups}).
+     */
+    private void regrouped(State state, List<Exposure> previously, List<Exposure> exposures,
+            Exposure x, Set<String> types) throws Exception {
+        for (Exposure y : exposures) {
+            if (y == x || !y.experiment().equals(x.experiment()) || y.grp().equals(x.grp())) {
+                continue;
+            }
+            OtherGroups was = OtherGroups.of(previously, y);
+            OtherGroups now = OtherGroups.of(exposures, y);
+            if (!was.equals(now)) {
+                Contributions out = new Contributions(plan, y);
+                Map<String, Profile> profiles = profiles(state, y, types);
+                out.add(y.tu(), y.firsts(), profiles, types, true, was, -1);
+                out.add(y.tu(), y.firsts(), profiles, types, true, now, 1);
+                out.emit(texts, this::collect);
+            }
+        }
     }
 
     // -- keys and hours --------------------------------------------------------------------
