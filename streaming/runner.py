@@ -45,7 +45,7 @@ from streaming import progress as progress_mod
 from streaming.pacing import TICK_SECONDS, Pacer
 from streaming.pipeline import PIPELINE, PipelineConfig
 from streaming.plan import StreamPlan, load_plan
-from streaming.snapshot import PeriodSnapshots, current_periods
+from streaming.snapshot import PeriodSnapshots, current_pieces, period_ends
 from streaming.source import PartitionFeed, UnifiedSource
 from streaming.source.slices import AlignedFeed, TopicProgress
 from streaming.topics import Topics, new_generation, topics_of
@@ -182,8 +182,9 @@ class Runner:
         self.state.clear()
         self.state.root.mkdir(parents=True)
         plan = load_plan(self.home, self.settings)
-        periods = current_periods(self.home, self.settings.window_ms)
-        self.snapshots.publish(periods)
+        pieces = current_pieces(self.home, self.settings.window_ms)
+        periods = period_ends(pieces)
+        self.snapshots.publish(pieces)
         self.feed.prepare()
         self._make_aligner()
         if self.aligner is not None:
@@ -555,14 +556,14 @@ class Runner:
         return progress_mod.read(self.state.progress, late)
 
     def republish(self, saved: SavedPlan) -> None:
-        periods = current_periods(self.home, self.settings.window_ms)
-        longest = max((_days(s, e) for (_, _, s), e in periods.items()), default=1)
+        pieces = current_pieces(self.home, self.settings.window_ms)
+        longest = max((_days(s, e) for (_, _, s), e in period_ends(pieces).items()), default=1)
         if longest > saved.max_days:
             raise StreamError(
                 f"a period now spans {longest} days, more than this run was started with "
                 f"({saved.max_days}): restart it with --fresh"
             )
-        version = self.snapshots.publish(periods)
+        version = self.snapshots.publish(pieces)
         if version is not None:
             self.echo(f"published periods version {version}")
 

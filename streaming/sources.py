@@ -16,7 +16,13 @@ from typing import Any, Protocol
 class SourceTables:
     events: str
     activations: str
-    periods: str  # experiment, grp, period_start, period_end, version, alive
+    periods: str  # PERIOD_VERSIONS: the snapshot's pieces of periods (streaming.snapshot)
+
+
+PERIOD_VERSIONS = (
+    "experiment STRING, grp STRING, period_start BIGINT, interval_start BIGINT, "
+    "period_end BIGINT, lo BIGINT, hi BIGINT, version BIGINT, alive BOOLEAN"
+)
 
 
 class Source(Protocol):

@@ -8,7 +8,8 @@ Keyed by (experiment, day). Keyed state holds the latest group totals of the key
 removes one, a +I/+U sets it). A key with changes is flushed by a processing-time timer
 every ``flush_ms``, and every key once more at the end of a bounded input (an event-time
 timer at the end of time fires only then). A flush builds the key's rows
-(:func:`streaming.rows.result_rows`), compares them (:func:`results.comparisons.compare_groups`)
+(:func:`streaming.rows.result_rows`), adds the health checks (:mod:`streaming.health`),
+compares them (:func:`results.comparisons.compare_groups`)
 and *replaces* the key's slice in the results store in one transaction: idempotent, so a
 restart from a checkpoint rewrites, never adds; and rows that stopped existing (a segment
 value nobody has any more) disappear.
@@ -41,6 +42,7 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedBroadcastProcessFunction, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from streaming.health import HealthChecks
 from streaming.plan import METRIC_TYPE, StreamPlan
 from streaming.rows import day_of, result_rows
 
@@ -83,6 +85,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         self.written = runtime_context.get_state(ValueStateDescriptor("written", pickled))
         self.platform = Home.resolve(self.home).with_metadata(self.metadata_url)
         self.store = open_store(self.platform, self.settings)
+        self.health = HealthChecks(self.platform, self.settings.window_ms, self.plan.analysis)
         self.subtask = _subtask(runtime_context)
         self.rows_written = 0
         self.last_progress = 0.0
@@ -160,6 +163,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         computed_at = int(time.time() * 1000)
         totals = {tuple(json.loads(k)): v for k, v in self.totals.items()}
         rows = result_rows(experiment, d, totals, self.plan, metrics, computed_at)
+        rows = self.health.rows(experiment, d, totals, rows)
         rows = compare_groups(rows, self.plan.controls, self.analysis)
         names = tuple(sorted({m.name for m in metrics}))
         day = day_of(d)

@@ -43,11 +43,13 @@ Three outputs:
 * ``totals``, ``(experiment, grp, period_start, period_end, d, segment, sv, kind, name, cnt,
   users, cnt_sq, vsum, vsq, nonzero)``: group totals through day ``d``; ``kind`` is
   ``exposed`` (``cnt`` users), ``type`` (``name`` an event type: events, users with one, sum
-  of squared counts, sum and sum of squares of ``value``) or ``pair`` (``name`` a ratio pair:
-  ``vsum`` = sum of ``x * y``) or ``multi`` (``cnt`` users also exposed to another group of
-  the experiment, counted before any exclusion, whole groups only); ``nonzero`` is the number of users whose ``vsum`` term is not
-  zero (when it is 0 the sums are exactly 0, whatever round-off the additions and
-  take-backs left: :mod:`streaming.rows`);
+  of squared counts, sum and sum of squares of ``value``), ``pair`` (``name`` a ratio pair:
+  ``vsum`` = sum of ``x * y``), ``multi`` (``cnt`` users also exposed to another group of
+  the experiment, counted before any exclusion) or ``interval`` (``cnt`` users whose ``t_u``
+  fell in the allocation interval starting at ``name``: the SRM check's,
+  :mod:`streaming.health`), the last two for whole groups only; ``nonzero`` is the number of
+  users whose ``vsum`` term is not zero (when it is 0 the sums are exactly 0, whatever
+  round-off the additions and take-backs left: :mod:`streaming.rows`);
 * ``series``, ``(experiment, grp, period_start, kind, name, bucket, n)``: ``n`` exposures
   (``kind = series_exposed``), events (``series_volume``) or first events
   (``series_propensity``) of type ``name`` in 15-minute ``bucket``, published as upserts by
@@ -69,12 +71,8 @@ DAY_MS = 86_400_000
 KEY = ("experiment", "grp", "period_start", "period_end", "d", "segment", "sv", "kind", "name")
 STATS = ("cnt", "users", "cnt_sq", "vsum", "vsq", "nonzero")
 TOTAL_COLUMNS = (*KEY, *STATS)
-TOTAL_KINDS = (
-    "exposed",
-    "type",
-    "pair",
-    "multi",
-)  # the rest: event_type, series_* (UserEvents.java)
+# (the rest: event_type, series_*: UserEvents.java)
+TOTAL_KINDS = ("exposed", "type", "pair", "multi", "interval")
 EVENT_TYPE = "event_type"
 SERIES_PREFIX = "series_"  # the series' kinds: series_exposed, _volume, _propensity
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
@@ -122,9 +120,10 @@ def user_inputs_query(events: str, activations: str, plan: StreamPlan) -> str:
     return (
         f"SELECT user_id, event_type, ts, `value`, {segs} AS segs, {none['STRING']} AS experiment, "
         f"{none['STRING']} AS grp, {none['BIGINT']} AS period_start, "
-        f"{none['BIGINT']} AS period_end FROM {events} UNION ALL "
-        f"SELECT user_id, {none['STRING']}, ts, {none['DOUBLE']}, {none['ARRAY<STRING>']}, "
-        f"experiment, grp, period_start, period_end FROM {activations}"
+        f"{none['BIGINT']} AS period_end, {none['BIGINT']} AS interval_start FROM {events} "
+        f"UNION ALL SELECT user_id, {none['STRING']}, ts, {none['DOUBLE']}, "
+        f"{none['ARRAY<STRING>']}, experiment, grp, period_start, period_end, interval_start "
+        f"FROM {activations}"
     )
 
 

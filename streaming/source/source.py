@@ -41,7 +41,7 @@ from streaming.kafka_connector import kafka_connector_jars, kafka_table_options
 from streaming.parse import lit
 from streaming.source.alignment import JOB_OPTIONS, kafka_alignment_options
 from streaming.source.feed import PartitionFeed
-from streaming.sources import SourceTables
+from streaming.sources import PERIOD_VERSIONS, SourceTables
 from udf.archive.layout import ArchiveLayout
 from udf.config.stream_source import SourceSettings
 from udf.errors import ConnectorError, InputError
@@ -112,9 +112,7 @@ class UnifiedSource:
         if self.follow:
             options["source.monitor-interval"] = self._interval()
         t_env.execute_sql(
-            "CREATE TEMPORARY TABLE period_versions (experiment STRING, grp STRING, "
-            "period_start BIGINT, period_end BIGINT, version BIGINT, alive BOOLEAN) "
-            f"WITH ({_with(options)})"
+            f"CREATE TEMPORARY TABLE period_versions ({PERIOD_VERSIONS}) WITH ({_with(options)})"
         )
         return SourceTables("raw_events", "raw_activations", "period_versions")
 

@@ -308,15 +308,14 @@ def test_the_per_user_stage_and_its_activations_join_are_planned_without_mini_ba
     changes, so it emitted only at checkpoints (a run's freshness was the checkpoint
     interval). The inputs are planned without them; the sums after the operator keep theirs."""
     from streaming.jobs import aggregation, filter_activations
-    from streaming.sources import SourceTables
+    from streaming.sources import PERIOD_VERSIONS, SourceTables
 
     _, t_env, settings = _environment(tmp_path, "stream:\n  replay_mini_batch_latency_ms: 1234\n")
     t_env.execute_sql("CREATE TEMPORARY TABLE fe (user_id BIGINT, event_type STRING, ts BIGINT, "
                       "`value` DOUBLE, segs ARRAY<STRING>) WITH ('connector' = 'datagen')")  # fmt: skip
     t_env.execute_sql("CREATE TEMPORARY TABLE raw_activations (line STRING, p INT, ts TIMESTAMP_LTZ(3), "
                       "WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen')")  # fmt: skip
-    t_env.execute_sql("CREATE TEMPORARY TABLE period_versions (experiment STRING, grp STRING, "
-                      "period_start BIGINT, period_end BIGINT, version BIGINT, alive BOOLEAN) "
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE period_versions ({PERIOD_VERSIONS}) "
                       "WITH ('connector' = 'datagen')")  # fmt: skip
     plans: dict[str, str] = {}
     sink, plan = _explaining_sink(t_env, plans), _empty_plan()

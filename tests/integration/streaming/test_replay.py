@@ -1,9 +1,10 @@
 """Issue 12's acceptance: ``udf stream replay`` writes exactly the batch's aggregated rows.
 
 For every (experiment, group, metric, period, date, segment) of the workload's dates: the
-same keys, equal counts, sums to 1e-9, equal status and comparison columns (lifts,
-intervals, p-values, corrected p-values), for default metrics (one per event type) and the
-catalog's count, sum and ratio metrics with segments and corrections.
+same keys, equal counts, sums to 1e-9, equal status, comparison columns (lifts, intervals,
+p-values, corrected p-values) and health checks (SRM, users in two groups, with and without
+their exclusion), for default metrics (one per event type) and the catalog's count, sum and
+ratio metrics with segments and corrections.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def test_replay_rows_equal_batch(prepared: Prepared, replayed: Replayed) -> None
     counted = {r.experiment for r in rows if r.multiple_groups > 0}
     assert any(analysis.get(e, {}).get("multiple_groups") == "exclude" for e in counted)
     assert any(analysis.get(e, {}).get("multiple_groups") != "exclude" for e in counted)
+    # the health checks: SRM against uneven ramps (tests.support.streaming.uneven_ramps)
+    assert all(r.srm_p_value is not None for r in rows)
+    assert {"srm", "multiple_groups"} <= {flag for r in rows for flag in r.health.split(",")}
 
     assert_sequential_columns(stream, rows_of(home, "batch"), _alphas(prepared.manifest))
 

@@ -34,13 +34,16 @@ import org.apache.flink.table.data.RowData;
  * <p>On a day the user is also in another group of the experiment ({@link OtherGroups}), the
  * exposure counts once more under {@code multi} (the group's users in two groups, whole
  * groups only), and when the experiment excludes such users ({@code analysis.multiple_groups:
- * exclude}) all its other values are 0 that day.
+ * exclude}) all its other values are 0 that day. Each exposure the group counts also counts
+ * under {@code interval}, named by the start of the allocation interval its {@code tu} fell
+ * in (the SRM check's expected counts: {@code streaming.health}).
  */
 final class Contributions {
 
     static final long DAY_MS = 86_400_000L;
     static final long BUCKET_MS = 900_000L; // the series' 15 minutes
     static final String EXPOSED = "exposed", TYPE = "type", PAIR = "pair", MULTI = "multi";
+    static final String INTERVAL = "interval";
     static final String EVENT_TYPE = "event_type", SERIES = "series_";
 
     /** The first counted event with a segment's field: its order key and the field's value. */
@@ -112,13 +115,16 @@ final class Contributions {
     }
 
     /**
-     * Add {@code sign} times the exposure's values of {@code types} (and of the pairs that use
-     * one of them; and {@code exposed} when asked), as day-to-day increments from the day of
+     * Add {@code sign} times the values of {@code types} (and of the pairs that use one of
+     * them; and {@code exposed} when asked) that the exposure has in the state {@code x} (its
+     * {@code tu}, interval and segment firsts), as day-to-day increments from the day of
      * {@code tu}. {@code profiles} holds the exposure's profile of each type it has events of
      * (and of the pairs' other types); {@code others} the days the user is in another group.
      */
-    void add(long tu, SegmentFirst[] firsts, Map<String, Profile> profiles,
-            Collection<String> types, boolean exposed, OtherGroups others, int sign) {
+    void add(Exposure x, Map<String, Profile> profiles, Collection<String> types, boolean exposed,
+            OtherGroups others, int sign) {
+        long tu = x.tu();
+        SegmentFirst[] firsts = x.firsts();
         String experiment = exposure.experiment();
         boolean excludes = plan.excludes(experiment);
         List<OperatorPlan.Segment> segments = plan.segmentsOf(experiment);
@@ -161,7 +167,11 @@ final class Contributions {
                 now.put(new Slot("", "", MULTI, ""), ONE);
             }
             if (!(multi && excludes)) { // else left out that day, but for the multi count
-                values(now, segments, values, profiles, types, pairs, exposed, day);
+                values(now, segments, values, profiles, types, pairs, day);
+                if (exposed) { // the group's users per allocation interval: whole groups only
+                    now.put(new Slot("", "", INTERVAL, Long.toString(x.interval())), ONE);
+                    put(now, segments, values, EXPOSED, "", ONE);
+                }
             }
             for (Map.Entry<Slot, Stat> e : now.entrySet()) {
                 change(e.getKey(), day, e.getValue(), sign);
@@ -179,13 +189,10 @@ final class Contributions {
         }
     }
 
-    /** The exposure's values through {@code day} into {@code now}, under each segment value. */
+    /** The exposure's counted values through {@code day} into {@code now}, under each segment value. */
     private void values(Map<Slot, Stat> now, List<OperatorPlan.Segment> segments, String[] values,
             Map<String, Profile> profiles, Collection<String> types, List<OperatorPlan.Pair> pairs,
-            boolean exposed, long day) {
-        if (exposed) {
-            put(now, segments, values, EXPOSED, "", ONE);
-        }
+            long day) {
         for (String type : types) {
             Profile p = profiles.get(type);
             long c = p == null ? 0 : p.countThrough(day);

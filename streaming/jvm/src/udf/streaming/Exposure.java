@@ -6,15 +6,17 @@ import java.util.List;
 import udf.streaming.Contributions.SegmentFirst;
 
 /**
- * One exposure of a user: (experiment, group, period), its first trigger time {@code tu} and,
- * per segment field, the first counted event in it that has the field ({@code null}: none);
- * and its {@code key} in state keys, made once (an event looks up its profiles by it).
+ * One exposure of a user: (experiment, group, period), its first trigger time {@code tu}, the
+ * start of the allocation interval {@code tu} fell in ({@code interval}, for the SRM check)
+ * and, per segment field, the first counted event in it that has the field ({@code null}:
+ * none); and its {@code key} in state keys, made once (an event looks up its profiles by it).
  */
-record Exposure(String experiment, String grp, long start, long end, long tu, SegmentFirst[] firsts,
-        String key) {
+record Exposure(String experiment, String grp, long start, long end, long tu, long interval,
+        SegmentFirst[] firsts, String key) {
 
-    Exposure(String experiment, String grp, long start, long end, long tu, SegmentFirst[] firsts) {
-        this(experiment, grp, start, end, tu, firsts, key(experiment, grp, start, end));
+    Exposure(String experiment, String grp, long start, long end, long tu, long interval,
+            SegmentFirst[] firsts) {
+        this(experiment, grp, start, end, tu, interval, firsts, key(experiment, grp, start, end));
     }
 
     /** The key of an exposure in state keys (names hold no NUL). */
@@ -26,8 +28,8 @@ record Exposure(String experiment, String grp, long start, long end, long tu, Se
         return tu <= ts && ts < end;
     }
 
-    Exposure with(long tu, SegmentFirst[] firsts) {
-        return new Exposure(experiment, grp, start, end, tu, firsts, key);
+    Exposure with(SegmentFirst[] firsts) {
+        return new Exposure(experiment, grp, start, end, tu, interval, firsts, key);
     }
 
     static byte[] encode(List<Exposure> list) {
@@ -39,6 +41,7 @@ record Exposure(String experiment, String grp, long start, long end, long tu, Se
                 out.writeLong(x.start);
                 out.writeLong(x.end);
                 out.writeLong(x.tu);
+                out.writeLong(x.interval);
                 out.writeInt(x.firsts.length);
                 for (SegmentFirst f : x.firsts) {
                     writeFirst(out, f);
@@ -60,11 +63,12 @@ record Exposure(String experiment, String grp, long start, long end, long tu, Se
                 long start = in.readLong();
                 long end = in.readLong();
                 long tu = in.readLong();
+                long interval = in.readLong();
                 SegmentFirst[] firsts = new SegmentFirst[in.readInt()];
                 for (int f = 0; f < firsts.length; f++) {
                     firsts[f] = readFirst(in);
                 }
-                list.add(new Exposure(experiment, grp, start, end, tu, firsts));
+                list.add(new Exposure(experiment, grp, start, end, tu, interval, firsts));
             }
             return list;
         });

@@ -43,10 +43,10 @@ import udf.streaming.Contributions.SegmentFirst;
  * (docs/streaming.md, "The per-user operator").
  *
  * <p>Its input is a user's valid events (insert-only) and filtered activations (a changelog:
- * a re-ramp that moves a period's end retracts the activations of the old period), as rows
- * of {@code (user_id, event_type, ts, value, segs, experiment, grp, period_start,
- * period_end)} ({@code aggregation.user_inputs_query}; an event has no experiment), keyed by
- * {@link User}. It does, per user, exactly what batch does (docs/metrics.md §1-5):
+ * a re-ramp that moves a period's end or splits an allocation interval retracts the
+ * activations it changes), as rows of {@code (user_id, event_type, ts, value, segs,
+ * experiment, grp, period_start, period_end, interval_start)} ({@code
+ * aggregation.user_inputs_query}; an event has no experiment), keyed by {@link User}. It does, per user, exactly what batch does (docs/metrics.md §1-5):
  *
  * <ul>
  *   <li><b>de-duplication</b>: equal {@code (event_type, ts)} are one event, the first to
@@ -60,22 +60,28 @@ import udf.streaming.Contributions.SegmentFirst;
  *       end}, whichever side arrives first (the seed's co-process join with an event buffer,
  *       without a time limit);
  *   <li><b>the user's values</b> per exposure and day, overall and per segment value, and
- *       their changes ({@link Contributions}).
+ *       their changes ({@link Contributions});
+ *   <li><b>users in two groups</b>: the days the user is also in another group of the
+ *       experiment ({@link OtherGroups}), counted under {@code multi} and left out where the
+ *       experiment excludes such users; a new or moved exposure re-counts the user's
+ *       exposures of the other groups.
  * </ul>
  *
  * <p>Output, insert-only, {@link #OUTPUT}: {@code (experiment, grp, period_start, period_end,
  * d, segment, sv, kind, name, cnt, users, cnt_sq, vsum, vsq, nonzero)}, a change to add to a
- * group's totals: {@code kind} {@code exposed}, {@code type} or {@code pair} a change of the
- * user's values from day {@code d} on; {@code series_exposed}, {@code series_volume} or
+ * group's totals: {@code kind} {@code exposed}, {@code type}, {@code pair}, {@code multi}
+ * or {@code interval} a change of the user's values from day {@code d} on ({@link
+ * Contributions}); {@code series_exposed}, {@code series_volume} or
  * {@code series_propensity} a change of {@code cnt} exposures, counted events or first events
  * of a type in 15-minute bucket {@code d}; {@code event_type} (no exposure) a change of the
  * number of users with counted events of type {@code name}: +1 with a user's first, -1 when a
  * displacement takes back the last (one row per user and type, not one per event).
  *
  * <p>State, per user: {@code user}, a small value read when an input needs it and written
- * only when it changes: its {@code exposures} ({@link Exposure}: each with its {@code t_u}
- * and segment firsts) and the {@code types} it has counted events of; {@code activations}
- * (per exposure, one entry: its activation times with their multiplicities), {@code hours}
+ * only when it changes: its {@code exposures} ({@link Exposure}: each with its {@code t_u},
+ * the interval of {@code t_u} and segment firsts) and the {@code types} it has counted
+ * events of; {@code activations} (per exposure, one entry: its activations, each a time and
+ * an interval, with their multiplicities), {@code hours}
  * (per clock hour, its counted {@link Event}s in the cap's order: the hour is what the cap
  * and a displacement read, and most hours hold one or two events) and {@code profiles} (per
  * type, the user's counted events of it per day in each exposure: {@link Profile}; one entry
@@ -108,7 +114,7 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
     // Field positions of the input (rows are position-based), as aggregation.user_inputs_query
     // makes it, ``user_id`` first.
     static final int IN_USER = 0, IN_TYPE = 1, IN_TS = 2, IN_VALUE = 3, IN_SEGS = 4,
-            IN_EXPERIMENT = 5, IN_GRP = 6, IN_START = 7, IN_END = 8;
+            IN_EXPERIMENT = 5, IN_GRP = 6, IN_START = 7, IN_END = 8, IN_INTERVAL = 9;
 
     private final int cap;
     private final String planText;
@@ -386,7 +392,7 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
             Map<String, Profile> profiles = profiles(state, x, scope);
             Profile profile = profiles.computeIfAbsent(event.type(), t -> new Profile());
             OtherGroups others = OtherGroups.of(exposures, x);
-            out.add(x.tu(), x.firsts(), profiles, scope, wide, others, -1);
+            out.add(x, profiles, scope, wide, others, -1);
             long first = profile.first;
             profile.add(event.ts() / DAY_MS, sign, event.valueOrZero());
             if (sign > 0 && event.ts() < first) {
@@ -399,11 +405,11 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
                     }
                 }
             }
-            out.add(x.tu(), after, profiles, scope, wide, others, 1);
+            out.add(x.with(after), profiles, scope, wide, others, 1);
             propensity(out, event.type(), first, profile.first);
             state.setProfile(x, event.type(), profile);
             if (wide) {
-                exposures.set(i, x.with(x.tu(), after));
+                exposures.set(i, x.with(after));
                 changed = true;
             }
             out.emit(texts, this::collect);
@@ -525,8 +531,8 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
         long start = input.<Long>getFieldAs(IN_START);
         long end = input.<Long>getFieldAs(IN_END);
         String exposureKey = Exposure.key(experiment, grp, start, end);
-        TreeMap<Long, Integer> times = decodeTimes(state.activations.get(exposureKey));
-        long ts = input.<Long>getFieldAs(IN_TS);
+        TreeMap<At, Integer> times = decodeTimes(state.activations.get(exposureKey));
+        At ts = new At(input.<Long>getFieldAs(IN_TS), input.<Long>getFieldAs(IN_INTERVAL));
         Integer n = times.get(ts);
         if (n == null && !adds) {
             return; // the retraction of an activation never added: nothing holds it
@@ -550,15 +556,18 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
             }
         }
         Exposure old = at < 0 ? null : exposures.get(at);
-        Long before = old == null ? null : old.tu();
-        Long after = times.isEmpty() ? null : times.firstKey(); // the earliest activation left
-        if (before != null && before.equals(after)) {
+        At first = times.isEmpty() ? null : times.firstKey(); // the earliest activation left
+        if (old != null && first != null && old.tu() == first.ts()
+                && old.interval() == first.interval()) {
             return;
         }
+        Long before = old == null ? null : old.tu();
+        Long after = first == null ? null : first.ts();
         // The exposure's values are taken back whole and added again from its counted events
         // in [t_u, end); the series' events between the two t_u are added or taken back.
         SegmentFirst[] firsts = new SegmentFirst[plan.fields]; // found below
-        Exposure x = new Exposure(experiment, grp, start, end, after == null ? end : after, firsts);
+        Exposure x = new Exposure(experiment, grp, start, end, after == null ? end : after,
+                first == null ? 0 : first.interval(), firsts);
         Contributions out = new Contributions(plan, x);
         List<Event> events = state.counted();
         Set<String> types = new LinkedHashSet<>();
@@ -569,7 +578,7 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
         List<Exposure> previously = List.copyOf(exposures);
         if (old != null) {
             was = profiles(state, old, types);
-            out.add(before, old.firsts(), was, types, true, OtherGroups.of(exposures, old), -1);
+            out.add(old, was, types, true, OtherGroups.of(exposures, old), -1);
             out.series("exposed", "", before, -1);
         }
         long lo = Math.min(before == null ? end : before, after == null ? end : after);
@@ -603,7 +612,7 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
         if (after != null) {
             exposures.add(x);
             out.series("exposed", "", after, 1);
-            out.add(after, firsts, profiles, types, true, OtherGroups.of(exposures, x), 1);
+            out.add(x, profiles, types, true, OtherGroups.of(exposures, x), 1);
         }
         state.setExposures(exposures);
         out.emit(texts, this::collect);
@@ -626,8 +635,8 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
             if (!was.equals(now)) {
                 Contributions out = new Contributions(plan, y);
                 Map<String, Profile> profiles = profiles(state, y, types);
-                out.add(y.tu(), y.firsts(), profiles, types, true, was, -1);
-                out.add(y.tu(), y.firsts(), profiles, types, true, now, 1);
+                out.add(y, profiles, types, true, was, -1);
+                out.add(y, profiles, types, true, now, 1);
                 out.emit(texts, this::collect);
             }
         }
@@ -635,13 +644,26 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
 
     // -- keys and hours --------------------------------------------------------------------
 
-    /** An exposure's activation times and how many of each are held (a retraction takes one back). */
-    private static TreeMap<Long, Integer> decodeTimes(byte[] data) {
-        TreeMap<Long, Integer> times = new TreeMap<>();
+    /** An activation's time and the start of the allocation interval it fell in. */
+    record At(long ts, long interval) implements Comparable<At> {
+
+        @Override
+        public int compareTo(At o) {
+            int c = Long.compare(ts, o.ts);
+            return c != 0 ? c : Long.compare(interval, o.interval);
+        }
+    }
+
+    /**
+     * An exposure's activations and how many of each are held (a retraction takes one back;
+     * a split interval re-sends an activation with its new interval, both held for a moment).
+     */
+    private static TreeMap<At, Integer> decodeTimes(byte[] data) {
+        TreeMap<At, Integer> times = new TreeMap<>();
         if (data != null) {
             Codec.decode(data, in -> {
                 for (int n = in.readInt(); n > 0; n--) {
-                    times.put(in.readLong(), in.readInt());
+                    times.put(new At(in.readLong(), in.readLong()), in.readInt());
                 }
                 return times;
             });
@@ -649,11 +671,12 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
         return times;
     }
 
-    private static byte[] encodeTimes(TreeMap<Long, Integer> times) {
+    private static byte[] encodeTimes(TreeMap<At, Integer> times) {
         return Codec.encode(out -> {
             out.writeInt(times.size());
             times.forEach((t, n) -> {
-                out.writeLong(t);
+                out.writeLong(t.ts());
+                out.writeLong(t.interval());
                 out.writeInt(n);
             });
         });

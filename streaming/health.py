@@ -1,0 +1,90 @@
+"""The health checks of the stream's rows: what batch writes in ``srm_p_value`` and ``health``.
+
+Batch checks each experiment period of a date (docs/metrics.md §14, :mod:`results.health`):
+the users of each group against the allocation the ramps configured (SRM), users in two
+groups, and groups without users. The stream computes the same from its group totals,
+with the same function (:func:`results.health.health_rows`):
+
+- the users of each group: the rows' ``exposed``, and ``multiple_groups``;
+- the cell's users per allocation interval of their ``t_u``: the per-user operator counts
+  each exposure under ``interval``, named by the start of the interval it fell in (the
+  snapshot's pieces bring it with each activation: :mod:`streaming.snapshot`);
+- the allocation intervals and the groups of each period on the date: from the metadata
+  store's ramps, as batch reads them, read again when the totals name an interval not known
+  yet (a ramp during a run) and at least every :data:`RELOAD_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from metadata.periods import DAY_MS
+from results.schema import ResultRow
+
+RELOAD_SECONDS = 60.0
+INTERVAL = "interval"  # the operator's kind (Contributions.java)
+
+
+class HealthChecks:
+    """The checks of one metadata store's experiments, at the stream's pace."""
+
+    def __init__(self, platform: Any, window_ms: int, analysis: Mapping[str, Mapping[str, Any]]):
+        from results.comparisons import analysis_specs
+
+        self.platform = platform
+        self.window_ms = window_ms
+        specs = analysis_specs(analysis.keys(), analysis)
+        self.srm_alpha = {e: spec.srm_alpha for e, spec in specs.items()}
+        self.loaded_at = -RELOAD_SECONDS
+        self._load()
+
+    def _load(self) -> None:
+        from metadata.repository import MetadataStore
+        from results.health import allocation_intervals
+
+        with MetadataStore.for_home(self.platform) as store:
+            experiments = store.experiments()
+        self.intervals = allocation_intervals(
+            (e.name, g.name, r.ramp_ts, r.allocation) for e in experiments for g in e.groups
+            for r in g.ramps
+        )  # fmt: skip
+        self.index = {(i.experiment, i.start): i.index for i in self.intervals}
+        self.periods = [
+            (e.name, g.name, p.start, p.end)
+            for e in experiments for g in e.groups for p in g.periods(self.window_ms)
+        ]  # fmt: skip
+        self.loaded_at = time.monotonic()
+
+    def rows(
+        self,
+        experiment: str,
+        d: int,
+        totals: Mapping[tuple[Any, ...], Sequence[Any]],
+        rows: Sequence[ResultRow],
+    ) -> list[ResultRow]:
+        """``rows`` (the experiment's rows of day ``d``) with ``srm_p_value`` and ``health``;
+        ``totals`` are the group totals they were made from (:mod:`streaming.rows`)."""
+        from results.health import health_rows
+
+        users: dict[tuple[int, int], int] = {}  # (period start, interval start): every group's
+        for (_, start, _, _, _, kind, name), v in totals.items():
+            if kind == INTERVAL and v[0]:
+                key = (int(start), int(name))
+                users[key] = users.get(key, 0) + v[0]
+        stale = time.monotonic() - self.loaded_at >= RELOAD_SECONDS
+        if stale or any((experiment, cut) not in self.index for _, cut in users):
+            self._load()
+        counts: dict[tuple[str, int, int], dict[int, int]] = {}
+        for (start, cut), n in users.items():
+            index = self.index.get((experiment, cut))
+            if index is not None:  # (a ramp the store no longer has: no expectation from it)
+                cell = counts.setdefault((experiment, start, 0), {})
+                cell[index] = cell.get(index, 0) + n
+        day_start, day_end = d * DAY_MS, (d + 1) * DAY_MS
+        period_groups: dict[tuple[str, int], list[str]] = {}
+        for e, g, start, end in self.periods:
+            if e == experiment and start < day_end and end > day_start:
+                period_groups.setdefault((e, start), []).append(g)
+        return health_rows(rows, counts, self.intervals, period_groups, self.srm_alpha)
