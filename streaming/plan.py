@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from metadata.periods import DAY_MS
 from metric_types.plan import MetricPlan, Value, resolve
 
 METRIC_TYPE = "aggregated"
@@ -73,6 +74,14 @@ class StreamPlan:
 
         specs = analysis_specs(self.analysis.keys(), self.analysis)
         return tuple(e for e, spec in specs.items() if spec.multiple_groups == "exclude")
+
+    @property
+    def pre_windows(self) -> dict[str, int]:
+        """The CUPED covariate's window (ms) of each experiment that asks for CUPED."""
+        from results.comparisons import analysis_specs
+
+        specs = analysis_specs(self.analysis.keys(), self.analysis)
+        return {e: s.cuped.pre_days * DAY_MS for e, s in specs.items() if s.cuped is not None}
 
     def pair_of(self, metric: MetricPlan) -> PairSpec | None:
         for pair in self.pairs:

@@ -3,7 +3,8 @@
 The aggregation job emits, per group, period, date and segment value, the users exposed
 (``exposed``), per event type the events, users with one, sum of squared counts, sum and sum
 of squares of ``value`` (``type``), per ratio pair the sum of ``x * y`` (``pair``), and
-per whole group its users also exposed to another group (``multi``: ``multiple_groups``).
+per whole group its users also exposed to another group (``multi``: ``multiple_groups``),
+and in experiments with CUPED the covariate's sums (``pre``, ``pre_xy``).
 :func:`result_rows` picks from them what each metric needs, exactly as
 ``metric_types.compute._row`` picks from batch's group totals; a type without events in a
 group is zero there, as for an exposed user without events. Comparisons are added by
@@ -46,6 +47,7 @@ def result_rows(
     """The rows (without comparisons) of every metric of ``experiment`` through day ``d``."""
     day = day_of(d).isoformat()
     slots = sorted({k[:5] for k, v in totals.items() if k[5] == "exposed" and v[0] > 0})
+    cuped = experiment in plan.pre_windows
     out = []
     for m in metrics:
         if m.numerator is None:
@@ -61,6 +63,8 @@ def result_rows(
             num = totals.get((*slot, "type", m.numerator.event_type), _ZERO)
             s, ss = _sums(num, m.numerator)
             extra: dict[str, Any] = {}
+            if cuped and m.has_covariate:
+                extra = _covariate(totals, slot, m.numerator)
             if m.denominator is not None and pair is not None:
                 den = totals.get((*slot, "type", m.denominator.event_type), _ZERO)
                 ds, dss = _sums(den, m.denominator)
@@ -76,6 +80,15 @@ def result_rows(
             )  # fmt: skip
             out.append(row)
     return out
+
+
+def _covariate(totals: Mapping[TotalKey, Totals], slot: tuple, value: Value) -> dict[str, float]:
+    """The CUPED covariate's sums of a count or sum metric (docs/metrics.md §8.4)."""
+    pre = _exact(totals.get((*slot, "pre", value.event_type), _ZERO))
+    xy = _exact(totals.get((*slot, "pre_xy", value.event_type), _ZERO))
+    if value.statistic == "sum":
+        return {"pre_sum": float(pre[3]), "pre_sum_sq": float(pre[4]), "pre_sum_xy": float(xy[3])}
+    return {"pre_sum": float(pre[0]), "pre_sum_sq": float(pre[2]), "pre_sum_xy": float(xy[0])}
 
 
 def _exact(t: Totals) -> Totals:

@@ -47,7 +47,10 @@ Three outputs:
   ``vsum`` = sum of ``x * y``), ``multi`` (``cnt`` users also exposed to another group of
   the experiment, counted before any exclusion) or ``interval`` (``cnt`` users whose ``t_u``
   fell in the allocation interval starting at ``name``: the SRM check's,
-  :mod:`streaming.health`), the last two for whole groups only; ``nonzero`` is the number of
+  :mod:`streaming.health`), the last two for whole groups only, or ``pre`` and ``pre_xy``
+  (``name`` an event type: the CUPED covariate's count, squared count, sum and squared sum,
+  and its products with the user's events' count and sum: ``Contributions.java``);
+  ``nonzero`` is the number of
   users whose ``vsum`` term is not zero (when it is 0 the sums are exactly 0, whatever
   round-off the additions and take-backs left: :mod:`streaming.rows`);
 * ``series``, ``(experiment, grp, period_start, kind, name, bucket, n)``: ``n`` exposures
@@ -72,7 +75,7 @@ KEY = ("experiment", "grp", "period_start", "period_end", "d", "segment", "sv", 
 STATS = ("cnt", "users", "cnt_sq", "vsum", "vsq", "nonzero")
 TOTAL_COLUMNS = (*KEY, *STATS)
 # (the rest: event_type, series_*: UserEvents.java)
-TOTAL_KINDS = ("exposed", "type", "pair", "multi", "interval")
+TOTAL_KINDS = ("exposed", "type", "pair", "multi", "interval", "pre", "pre_xy")
 EVENT_TYPE = "event_type"
 SERIES_PREFIX = "series_"  # the series' kinds: series_exposed, _volume, _propensity
 SERIES_COLUMNS = ("experiment", "grp", "period_start", "kind", "name", "bucket", "n")
@@ -89,8 +92,8 @@ def _one_phase(t_env: Any) -> dict[str, str]:
 
 
 def operator_plan(plan: StreamPlan) -> str:
-    """The segments, the ratio pairs and the experiments that exclude users in two groups, in
-    the per-user operator's terms (``OperatorPlan.java``)."""
+    """The segments, the ratio pairs, the experiments that exclude users in two groups and
+    those with CUPED, in the per-user operator's terms (``OperatorPlan.java``)."""
     lines: list[tuple[str, ...]] = [("F", str(len(plan.segment_fields)))]
     lines += [
         ("S", s.name, str(plan.segment_fields.index(s.field)), *s.experiments)
@@ -103,6 +106,7 @@ def operator_plan(plan: StreamPlan) -> str:
     ]  # fmt: skip
     if plan.excluding:
         lines.append(("X", *plan.excluding))
+    lines += [("C", e, str(ms)) for e, ms in sorted(plan.pre_windows.items())]
     for line in lines:
         if any("\t" in f or "\n" in f for f in line):
             raise ValueError(f"a name holds a tab or a line break: {line!r}")

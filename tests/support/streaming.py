@@ -61,6 +61,9 @@ INT_FIELDS = ("period_end", "exposed", "volume", "propensity", "n", "multiple_gr
 FLOAT_FIELDS = (
     "sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy", "lift_abs", "lift_rel", "ci_low",
     "ci_high", "rel_ci_low", "rel_ci_high", "p_value", "p_value_adjusted", "srm_p_value",
+    "pre_sum", "pre_sum_sq", "pre_sum_xy", "cuped_lift_abs", "cuped_lift_rel", "cuped_ci_low",
+    "cuped_ci_high", "cuped_rel_ci_low", "cuped_rel_ci_high", "cuped_p_value",
+    "variance_reduction",
 )  # fmt: skip
 
 
@@ -71,8 +74,8 @@ def udf(*args: str) -> str:
 
 
 def catalog_yaml(manifest: dict) -> dict:
-    """Aggregated metrics of every kind, two experiments with segments and corrections, and
-    two that leave out users in two groups (the generator puts some in the first experiment
+    """Aggregated metrics of every kind, two experiments with segments and corrections (one
+    with CUPED), and two that leave out users in two groups (the generator puts some in the first experiment
     of each scenario: ``--cross-group-share``)."""
     by: dict[str, list[str]] = {}
     for e in manifest["experiments"]:
@@ -102,7 +105,7 @@ def catalog_yaml(manifest: dict) -> dict:
              "analysis": {"correction": "holm", "multiple_groups": "exclude"}},
             {"experiment": by["reramp_in"][0], "metrics": everything,
              "analysis": {"correction": "bh", "correct_over": ["metric", "group", "segment"],
-                          "alpha": 0.1}},
+                          "alpha": 0.1, "cuped": {"pre_days": 1}}},
             {"experiment": by["single"][0], "metrics": ["latency_total", "ctr"],
              "analysis": {"multiple_groups": "exclude"}},
         ],

@@ -61,6 +61,12 @@ def test_replay_rows_equal_batch(prepared: Prepared, replayed: Replayed) -> None
     # the health checks: SRM against uneven ramps (tests.support.streaming.uneven_ramps)
     assert all(r.srm_p_value is not None for r in rows)
     assert {"srm", "multiple_groups"} <= {flag for r in rows for flag in r.health.split(",")}
+    # CUPED: the covariate's sums of count and sum metrics, and the adjusted comparisons
+    cuped = [r for r in rows if r.pre_sum is not None]
+    assert {r.experiment for r in cuped} == {e for e, a in analysis.items() if "cuped" in a}
+    assert {"clicks_by_country", "latency_total", "click"} <= {r.metric for r in cuped}
+    assert any(r.pre_sum > 0 and r.pre_sum_xy > 0 for r in cuped)
+    assert any(r.cuped_p_value is not None and r.variance_reduction for r in cuped)
 
     assert_sequential_columns(stream, rows_of(home, "batch"), _alphas(prepared.manifest))
 

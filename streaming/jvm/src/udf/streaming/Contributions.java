@@ -36,14 +36,19 @@ import org.apache.flink.table.data.RowData;
  * groups only), and when the experiment excludes such users ({@code analysis.multiple_groups:
  * exclude}) all its other values are 0 that day. Each exposure the group counts also counts
  * under {@code interval}, named by the start of the allocation interval its {@code tu} fell
- * in (the SRM check's expected counts: {@code streaming.health}).
+ * in (the SRM check's expected counts: {@code streaming.health}). In an experiment with
+ * CUPED, each type whose covariate {@code p} (count {@code pc}, sum of value {@code pv}) is
+ * not 0 counts under {@code pre}, {@code (cnt, cnt_sq, vsum, vsq) = (pc, pc², pv, pv²)}, and
+ * with its events through the day under {@code pre_xy}, {@code (cnt, vsum) = (C·pc, V·pv)}:
+ * a count metric's {@code pre_sum}, {@code pre_sum_sq} and {@code pre_sum_xy} from the
+ * counts, a sum metric's from the sums (docs/metrics.md §8.4).
  */
 final class Contributions {
 
     static final long DAY_MS = 86_400_000L;
     static final long BUCKET_MS = 900_000L; // the series' 15 minutes
     static final String EXPOSED = "exposed", TYPE = "type", PAIR = "pair", MULTI = "multi";
-    static final String INTERVAL = "interval";
+    static final String INTERVAL = "interval", PRE = "pre", PRE_XY = "pre_xy";
     static final String EVENT_TYPE = "event_type", SERIES = "series_";
 
     /** The first counted event with a segment's field: its order key and the field's value. */
@@ -151,6 +156,15 @@ final class Contributions {
                 days.add(first.ts() / DAY_MS);
             }
         }
+        if (plan.preWindow(experiment) > 0) { // the covariate counts from the first day on
+            for (String type : types) {
+                Profile p = profiles.get(type);
+                if (p != null && p.preCount != 0) {
+                    days.add(tu / DAY_MS);
+                    break;
+                }
+            }
+        }
         if (!days.isEmpty() && (exposed || excludes)) { // the exposure's days: rows have no others
             others.addChanges(days, tu / DAY_MS, (exposure.end() - 1) / DAY_MS);
         }
@@ -193,12 +207,21 @@ final class Contributions {
     private void values(Map<Slot, Stat> now, List<OperatorPlan.Segment> segments, String[] values,
             Map<String, Profile> profiles, Collection<String> types, List<OperatorPlan.Pair> pairs,
             long day) {
+        boolean covariate = plan.preWindow(exposure.experiment()) > 0;
         for (String type : types) {
             Profile p = profiles.get(type);
             long c = p == null ? 0 : p.countThrough(day);
+            double v = c > 0 ? p.sumThrough(day) : 0.0;
             if (c > 0) {
-                double v = p.sumThrough(day);
                 put(now, segments, values, TYPE, type, new Stat(c, 1, c * c, v, v * v));
+            }
+            if (covariate && p != null && p.preCount != 0) {
+                long pc = p.preCount;
+                double pv = p.preSum;
+                put(now, segments, values, PRE, type, new Stat(pc, 0, pc * pc, pv, pv * pv));
+                if (c > 0) {
+                    put(now, segments, values, PRE_XY, type, new Stat(c * pc, 0, 0, v * pv, 0.0));
+                }
             }
         }
         for (OperatorPlan.Pair pair : pairs) {

@@ -16,7 +16,8 @@ import java.util.Set;
  * <numerator type> <statistic> <denominator type> <statistic> <experiments...>} a ratio pair
  * whose statistics are {@code count} or {@code sum}; {@code X <experiments...>} the
  * experiments that leave out users exposed to two of their groups ({@code
- * analysis.multiple_groups: exclude}).
+ * analysis.multiple_groups: exclude}); {@code C <experiment> <ms>} an experiment with CUPED
+ * and its covariate's window.
  */
 final class OperatorPlan {
 
@@ -34,6 +35,7 @@ final class OperatorPlan {
     final List<Segment> segments = new ArrayList<>();
     final List<Pair> pairs = new ArrayList<>();
     private final Set<String> excluding = new java.util.HashSet<>();
+    private final Map<String, Long> preWindows = new HashMap<>();
     private final Map<String, List<Segment>> segmentsOf = new HashMap<>();
     private final Map<String, List<Pair>> pairsOf = new HashMap<>();
 
@@ -63,6 +65,7 @@ final class OperatorPlan {
                 case "P" -> plan.pairs.add(new Pair(f[1], f[2], f[3].equals("sum"), f[4],
                         f[5].equals("sum"), rest(f, 6)));
                 case "X" -> plan.excluding.addAll(rest(f, 1));
+                case "C" -> plan.preWindows.put(f[1], Long.parseLong(f[2]));
                 default -> throw new IllegalArgumentException("unknown plan line: " + String.join(" ", f));
             }
         }
@@ -72,6 +75,11 @@ final class OperatorPlan {
     /** Whether {@code experiment} leaves out users exposed to two of its groups. */
     boolean excludes(String experiment) {
         return excluding.contains(experiment);
+    }
+
+    /** The window of {@code experiment}'s CUPED covariate in milliseconds; 0 without CUPED. */
+    long preWindow(String experiment) {
+        return preWindows.getOrDefault(experiment, 0L);
     }
 
     List<Segment> segmentsOf(String experiment) {

@@ -8,8 +8,10 @@ import java.util.Map;
 /**
  * One exposure's counted events of one type: per day (days since the epoch, ascending) their
  * number and the sum of their {@code value}, and the first one's time (for the series'
- * propensity). The per-user operator keeps the profiles of one type, of every exposure, in one
- * state entry.
+ * propensity); and, for an experiment with CUPED, the covariate: the number and the sum of
+ * {@code value} of the user's counted events of the type in {@code [t_u - P, t_u)}
+ * (docs/metrics.md §8.4). The per-user operator keeps the profiles of one type, of every
+ * exposure, in one state entry.
  */
 final class Profile {
 
@@ -30,6 +32,8 @@ final class Profile {
 
     long first = NONE;
     final List<Day> days = new ArrayList<>(4);
+    long preCount;
+    double preSum;
 
     /** Profiles by exposure key, as the operator keeps those of one type: in one entry. */
     static Map<String, Profile> decodeAll(byte[] data) {
@@ -62,6 +66,8 @@ final class Profile {
         for (int i = 0; i < n; i++) {
             p.days.add(new Day(in.readLong(), in.readLong(), in.readDouble()));
         }
+        p.preCount = in.readLong();
+        p.preSum = in.readDouble();
         return p;
     }
 
@@ -73,10 +79,18 @@ final class Profile {
             out.writeLong(d.count);
             out.writeDouble(d.sum);
         }
+        out.writeLong(preCount);
+        out.writeDouble(preSum);
     }
 
     boolean isEmpty() {
-        return days.isEmpty();
+        return days.isEmpty() && preCount == 0;
+    }
+
+    /** Add ({@code sign} 1) or take away (-1) an event of the covariate's window. */
+    void addPre(int sign, double value) {
+        preCount += sign;
+        preSum = preCount == 0 ? 0.0 : preSum + sign * value; // none left: exactly 0
     }
 
     /** Add ({@code sign} 1) or take away (-1) an event of {@code day}; a day left without events goes. */

@@ -379,6 +379,9 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
         for (int i = 0; i < exposures.size(); i++) {
             Exposure x = exposures.get(i);
             if (!x.holds(event.ts())) {
+                if (precedes(x, event.ts())) {
+                    covariate(state, exposures, x, event, sign);
+                }
                 continue;
             }
             Contributions out = new Contributions(plan, x);
@@ -418,6 +421,27 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
             state.setExposures(exposures);
         }
         countType(state, event.type(), sign);
+    }
+
+    /** Whether {@code ts} is in {@code x}'s CUPED covariate window, {@code [t_u - P, t_u)}. */
+    private boolean precedes(Exposure x, long ts) {
+        long window = plan.preWindow(x.experiment());
+        return window > 0 && x.tu() - window <= ts && ts < x.tu();
+    }
+
+    /** Add (or take back: {@code sign} -1) {@code event} in {@code x}'s covariate. */
+    private void covariate(State state, List<Exposure> exposures, Exposure x, Event event,
+            int sign) throws Exception {
+        Contributions out = new Contributions(plan, x);
+        List<String> scope = List.of(event.type());
+        Map<String, Profile> profiles = profiles(state, x, scope);
+        Profile profile = profiles.computeIfAbsent(event.type(), t -> new Profile());
+        OtherGroups others = OtherGroups.of(exposures, x);
+        out.add(x, profiles, scope, false, others, -1);
+        profile.addPre(sign, event.valueOrZero());
+        out.add(x, profiles, scope, false, others, 1);
+        state.setProfile(x, event.type(), profile);
+        out.emit(texts, this::collect);
     }
 
     /**
@@ -596,6 +620,9 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
                 for (int f = 0; f < firsts.length; f++) {
                     firsts[f] = earlier(firsts[f], event, f, x.tu(), end);
                 }
+            } else if (after != null && precedes(x, event.ts())) {
+                profiles.computeIfAbsent(event.type(), t -> new Profile())
+                        .addPre(1, event.valueOrZero());
             }
         }
         for (String type : types) {
