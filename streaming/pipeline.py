@@ -29,17 +29,21 @@ from streaming.jobs import (
     local_sink,
     read_topics,
     topic_sink,
+    unset_only,
     upsert_stream,
 )
 from streaming.jobs.aggregation import KEY, SERIES_COLUMNS, SERIES_KEY, TOTAL_COLUMNS
 from streaming.plan import StreamPlan
 from streaming.sources import Source, SourceTables
 from streaming.topics import Topics
+from udf.home import Home
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    home: str
+    # The home, with the metadata store the sinks write to as the submitting command resolved
+    # it (an Airflow task's connection, $UDF_METADATA_URL): not a TaskManager's environment.
+    home: Home
     settings: Any  # udf.settings.Settings
     checkpoints: Path
     deadletters: Path
@@ -52,9 +56,6 @@ class PipelineConfig:
     on_rows: str | None = None
     cluster_conf: dict[str, str] | None = None  # submit to a session cluster (streaming.cluster)
     jars: tuple[str, ...] = ()  # e.g. the Kafka connector's, for a unified source's live tail
-    # The metadata store the sinks write to, as the submitting command resolved it (an
-    # Airflow task's connection, $UDF_METADATA_URL): not a TaskManager's own environment.
-    metadata_url: str | None = None
 
 
 def share_python_path() -> None:
@@ -152,11 +153,8 @@ def environment(cfg: PipelineConfig) -> tuple[Any, Any]:
     }
     if cfg.state_ttl_ms:
         table["table.exec.state.ttl"] = f"{cfg.state_ttl_ms}ms"
-    for key, value in table.items():
-        # The table configuration is read before the job's: a key flink_conf sets is left
-        # out of it, so that flink_conf has the last word here too.
-        if key not in s.flink_conf:
-            t_env.get_config().set(key, value)
+    for key, value in unset_only(t_env.get_config(), table).items():
+        t_env.get_config().set(key, value)
     return env, t_env
 
 
@@ -246,9 +244,7 @@ def _aggregation(
         key_by(t_env, totals, ("experiment", "d"))
         .connect(t_env.to_changelog_stream(progress).broadcast(PROGRESS))
         .process(
-            ResultsSink(
-                cfg.home, settings, plan, flush_ms, str(cfg.progress), cfg.on_rows, cfg.metadata_url
-            ),
+            ResultsSink(cfg.home, settings, plan, flush_ms, str(cfg.progress), cfg.on_rows),
             output_type=Types.BOOLEAN(),
         )
         .name("results sink")

@@ -342,13 +342,12 @@ class Runner:
             jars_cache=default_cache(self.home),
         )  # fmt: skip
         cfg = PipelineConfig(
-            home=str(self.home.root), settings=self.settings,
+            home=self.home.with_metadata(self.home.metadata_url), settings=self.settings,
             checkpoints=self.state.checkpoints, deadletters=self.state.deadletters,
             progress=self.state.progress, series_url=self.settings.results_url(self.home),
             max_days=saved.max_days, restore=snapshot.absolute().as_uri() if snapshot else None,
             follow=self.follow or self.in_rounds, state_ttl_ms=ttl, on_rows=stream.rows_hook,
             cluster_conf=cluster_conf, jars=self._jars(source),
-            metadata_url=self.home.metadata_url,
         )  # fmt: skip
         if self.apart:
             from streaming import apart

@@ -23,7 +23,7 @@ A function's own code is shipped to a cluster's Python workers first
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -237,9 +237,14 @@ class Planner:
     planning never replaces the views of a computation in the same process.
     """
 
-    def __init__(self, spark: SparkSession) -> None:
+    def __init__(self, spark: SparkSession, conf: Mapping[str, str] | None = None) -> None:
+        """``conf``: Spark options (``spark.conf``); its SQL options (``spark.sql.*``) apply
+        to the planning session, whatever the session it comes from was started with."""
         new_session = getattr(spark, "newSession", None)  # Spark Connect has none
         self.session = new_session() if new_session is not None else spark
+        for key, value in (conf or {}).items():
+            if key.startswith("spark.sql.") and self.session.conf.get(key, None) != value:
+                self.session.conf.set(key, value)
         for name in VIEW_COLUMNS:
             self.session.createDataFrame([], view_schema(name)).createOrReplaceTempView(name)
 

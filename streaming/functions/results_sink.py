@@ -45,6 +45,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from streaming.health import HealthChecks
 from streaming.plan import METRIC_TYPE, StreamPlan
 from streaming.rows import day_of, result_rows
+from udf.home import Home
 
 END_OF_INPUT = 2**63 - 2  # fires only when a bounded input ends (the final watermark)
 DAY_MS = 86_400_000
@@ -57,16 +58,14 @@ RowsHook = Callable[[str, str, Sequence[Any]], None]
 class ResultsSink(KeyedBroadcastProcessFunction):
     def __init__(
         self,
-        home: str,
+        home: Home,
         settings: Any,
         plan: StreamPlan,
         flush_ms: int,
         progress_dir: str,
         on_rows: str | None = None,
-        metadata_url: str | None = None,
     ):
-        self.home = home
-        self.metadata_url = metadata_url  # the submitter's (PipelineConfig.metadata_url)
+        self.home = home  # with the submitter's metadata store (PipelineConfig.home)
         self.settings = settings
         self.plan = plan
         self.flush_ms = flush_ms
@@ -75,7 +74,6 @@ class ResultsSink(KeyedBroadcastProcessFunction):
 
     def open(self, runtime_context: Any) -> None:
         from results.stores import open_store
-        from udf.home import Home
 
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.totals = runtime_context.get_map_state(
@@ -83,9 +81,8 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         )
         self.dirty = runtime_context.get_state(ValueStateDescriptor("dirty", Types.BOOLEAN()))
         self.written = runtime_context.get_state(ValueStateDescriptor("written", pickled))
-        self.platform = Home.resolve(self.home).with_metadata(self.metadata_url)
-        self.store = open_store(self.platform, self.settings)
-        self.health = HealthChecks(self.platform, self.settings.window_ms, self.plan.analysis)
+        self.store = open_store(self.home, self.settings)
+        self.health = HealthChecks(self.home, self.settings.window_ms, self.plan.analysis)
         self.subtask = _subtask(runtime_context)
         self.rows_written = 0
         self.last_progress = 0.0
@@ -95,7 +92,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         from streaming.alerts.stream import StreamAlerts
 
         self.analysis = realtime_analysis(self.plan.analysis)
-        self.alerts = StreamAlerts(self.platform, self.settings.alerts)
+        self.alerts = StreamAlerts(self.home, self.settings.alerts)
         self.hook: RowsHook | None = None
         if self.on_rows:
             module, _, name = self.on_rows.partition(":")
@@ -180,7 +177,7 @@ class ResultsSink(KeyedBroadcastProcessFunction):
             return
         from metadata.repository import MetadataStore
 
-        with MetadataStore.for_home(self.platform) as store:
+        with MetadataStore.for_home(self.home) as store:
             store.register_default_metrics(sorted(event_types))
         self.registered |= event_types
 

@@ -152,6 +152,13 @@ def _keyed(key: Sequence[str]) -> Any:
     return Schema.new_builder().primary_key(*key).build()
 
 
+def unset_only(config: Any, options: dict[str, str]) -> dict[str, str]:
+    """Those of ``options`` that the table configuration ``config`` does not hold: the
+    pipeline's defaults yield to ``stream.flink_conf``, which is in the configuration first
+    (the table configuration reads the job's)."""
+    return {key: value for key, value in options.items() if config.get(key, None) is None}
+
+
 @contextmanager
 def planned_with(t_env: Any, options: dict[str, str]) -> Iterator[None]:
     """Plan the streams published inside with these table ``options`` (the rest keep theirs).

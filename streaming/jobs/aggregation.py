@@ -65,7 +65,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streaming import jvm
-from streaming.jobs import Sink, planned_with, with_mini_batches
+from streaming.jobs import Sink, planned_with, unset_only, with_mini_batches
 from streaming.parse import lit
 from streaming.plan import StreamPlan
 from udf.errors import EngineError
@@ -88,7 +88,7 @@ def _one_phase(t_env: Any) -> dict[str, str]:
     """How the sums after the operator's own (``PreSums.java``) are planned: in one phase, no
     second local sum of its sums; unless ``stream.flink_conf`` sets the strategy, which is
     then kept."""
-    return {} if t_env.get_config().get(AGG_PHASES, None) is not None else {AGG_PHASES: "ONE_PHASE"}
+    return unset_only(t_env.get_config(), {AGG_PHASES: "ONE_PHASE"})
 
 
 def operator_plan(plan: StreamPlan) -> str:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from streaming import jvm
+from streaming.jobs import unset_only
 from streaming.kafka_connector import kafka_connector_jars, kafka_table_options
 from streaming.parse import lit
 from streaming.source.alignment import JOB_OPTIONS, kafka_alignment_options
@@ -211,9 +212,8 @@ class UnifiedSource:
         config = t_env.get_config()
         config.set("pipeline.jars", ";".join(self.jars()))
         if self.settings.alignment is not None:
-            for key, value in JOB_OPTIONS.items():
-                if config.get(key, None) is None:  # stream.flink_conf has the last word
-                    config.set(key, value)
+            for key, value in unset_only(config, JOB_OPTIONS).items():
+                config.set(key, value)
 
 
 def _with(options: Mapping[str, str]) -> str:

@@ -27,17 +27,19 @@ def command() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @plan_option
 @format_option
-def validate(paths: tuple[str, ...], plan: bool, fmt: str) -> None:
+@pass_home
+def validate(home: Home, paths: tuple[str, ...], plan: bool, fmt: str) -> None:
     """Check catalog files or directories; report every error with its file and field.
 
     With --plan, Spark also plans each custom SQL against empty views, catching what it
-    cannot resolve (a function, a column, a value that is not a number) before compute does.
+    cannot resolve (a function, a column, a value that is not a number) before compute does,
+    on a session of the home's ``spark`` settings.
     """
     from udf.config.loader import load_catalog
 
     loaded = load_catalog(paths)
     if plan:
-        _plan(loaded, fmt)
+        _plan(home, loaded, fmt)
     _report(loaded.files, fmt)
     loaded.raise_for_issues()
 
@@ -57,7 +59,7 @@ def load(home: Home, paths: tuple[str, ...], plan: bool, fmt: str) -> None:
 
     loaded = load_catalog(paths)
     if plan:
-        _plan(loaded, fmt)
+        _plan(home, loaded, fmt)
     metrics, segments, selections, source_files = [], [], [], {}
     for file, catalog in loaded.files.items():
         metrics.extend(catalog.metrics)
@@ -79,16 +81,20 @@ def load(home: Home, paths: tuple[str, ...], plan: bool, fmt: str) -> None:
         raise ConfigError(loaded.issues)
 
 
-def _plan(loaded: Any, fmt: str) -> None:
-    """Plan the valid files' custom SQL; a file with a query Spark refuses is rejected whole."""
+def _plan(home: Home, loaded: Any, fmt: str) -> None:
+    """Plan the valid files' custom SQL on a session of the home's Spark settings; a file
+    with a query Spark refuses is rejected whole."""
     from rich.progress import Progress
 
     from udf.config.planning import custom_sql_count, plan_custom_sql
+    from udf.settings import load_settings
+
+    spark = load_settings(home).spark if custom_sql_count(loaded.files) else None
 
     total = custom_sql_count(loaded.files)
     with Progress(console=console(err=True), transient=True, disable=fmt == "json") as bar:
         task = bar.add_task("planning custom SQL", total=total)
-        issues = plan_custom_sql(loaded.files, progress=lambda: bar.advance(task))
+        issues = plan_custom_sql(loaded.files, progress=lambda: bar.advance(task), spark=spark)
     for issue in issues:
         loaded.files.pop(issue.file, None)
     loaded.issues.extend(issues)

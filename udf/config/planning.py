@@ -11,9 +11,13 @@ time, per metric, before the batch's shared pass (:mod:`metric_types.custom.runn
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from udf.config.catalog import CatalogFile, CustomMetric
 from udf.errors import ConfigIssue, CustomMetricError
+
+if TYPE_CHECKING:
+    from udf.settings import SparkSettings
 
 
 def custom_sql_count(files: Mapping[str, CatalogFile]) -> int:
@@ -21,16 +25,20 @@ def custom_sql_count(files: Mapping[str, CatalogFile]) -> int:
 
 
 def plan_custom_sql(
-    files: Mapping[str, CatalogFile], progress: Callable[[], None] | None = None
+    files: Mapping[str, CatalogFile],
+    progress: Callable[[], None] | None = None,
+    spark: SparkSettings | None = None,
 ) -> list[ConfigIssue]:
-    """An issue (file, field, Spark's reason) for each custom SQL Spark cannot plan."""
+    """An issue (file, field, Spark's reason) for each custom SQL Spark cannot plan, on a
+    session of the ``spark`` settings (the home's: its ``spark.conf`` changes what an analysis
+    accepts, ANSI mode for one)."""
     found = list(_custom_sql(files))
     if not found:
         return []
     from metric_types.custom.runner import Planner
     from metric_types.spark.session import get_session
 
-    planner = Planner(get_session())
+    planner = Planner(get_session(spark), spark.conf if spark is not None else None)
     issues = []
     for file, field, sql in found:
         try:

@@ -236,3 +236,19 @@ def test_validate_plan_catches_what_parsing_cannot(tmp_path: Path) -> None:
         f"  {path}: metrics[2] (text_value).sql: custom SQL must return value as a number, "
         "not string",
     ]
+
+
+def test_validate_plan_applies_the_homes_spark_sql_options(home: Home, tmp_path: Path) -> None:
+    """``--plan`` plans with the home's ``spark.conf``: with case-sensitive analysis, a
+    column named in another case no longer resolves (it does with the defaults), though the
+    process's session was started without the option."""
+    sql = f"SELECT {KEYS}, LENGTH(USER_ID) AS value FROM exposures"
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump({"metrics": [{"name": "loud", "type": "custom", "sql": sql}]}))
+    default = CliRunner().invoke(main, ["config", "validate", "--plan", str(path)])
+    assert default.exit_code == 0, default.output
+    settings = {"spark": {"conf": {"spark.sql.caseSensitive": "true"}}}
+    (home.root / "settings.yaml").write_text(yaml.safe_dump(settings))
+    strict = CliRunner().invoke(main, ["config", "validate", "--plan", str(path)])
+    assert strict.exit_code == 1
+    assert "`USER_ID` cannot be resolved" in strict.output

@@ -26,7 +26,7 @@ def _environment(tmp_path: Path, settings_yaml: str) -> tuple[Any, Any, Any]:
     (home.root / "settings.yaml").write_text(settings_yaml)
     settings = load_settings(home, {})
     cfg = PipelineConfig(
-        home=str(home.root), settings=settings, checkpoints=tmp_path / "checkpoints",
+        home=home, settings=settings, checkpoints=tmp_path / "checkpoints",
         deadletters=tmp_path / "dead", progress=tmp_path / "progress",
         series_url=settings.results_url(home), max_days=2,
     )  # fmt: skip
@@ -104,7 +104,7 @@ def _aggregation_plans(tmp_path: Path, settings_yaml: str) -> tuple[dict[str, st
     t_env.execute_sql("CREATE TEMPORARY TABLE fe (user_id BIGINT, event_type STRING, ts BIGINT, "
                       "`value` DOUBLE) WITH ('connector' = 'datagen')")  # fmt: skip
     t_env.execute_sql("CREATE TEMPORARY TABLE fa (user_id BIGINT, experiment STRING, grp STRING, "
-                      "ts BIGINT, period_start BIGINT, period_end BIGINT) "
+                      "ts BIGINT, period_start BIGINT, period_end BIGINT, interval_start BIGINT) "
                       "WITH ('connector' = 'datagen')")  # fmt: skip
     plans: dict[str, str] = {}
     aggregation.build(t_env, {"filtered_events": "fe", "filtered_activations": "fa"},

@@ -27,26 +27,28 @@ T0 = 1_704_067_200_000  # 2024-01-01 00:00Z: a clock hour's and a day's start
 P0, P1 = T0 - DAY, T0 + 2 * DAY  # a period around it: three days
 CAP = 2
 COLUMNS = ("user_id", "event_type", "ts", "value", "segs", "experiment", "grp",
-           "period_start", "period_end")  # fmt: skip
+           "period_start", "period_end", "interval_start")  # fmt: skip
 # One segment (the events' first segment field) and three ratio pairs, for experiment "exp".
 PAIRS = {"p0": ("click", "count", "view", "sum"), "p1": ("a", "sum", "b", "count"),
          "p2": ("a", "count", "c", "count")}  # fmt: skip
 
 
 def event(user: int, event_type: str, ts: int, value: float = 1.0, seg: str | None = None) -> tuple:
-    return ("+I", (user, event_type, ts, value, [seg], None, None, None, None))
+    return ("+I", (user, event_type, ts, value, [seg], None, None, None, None, None))
 
 
-def activation(user: int, ts: int, kind: str = "+I", end: int = P1) -> tuple:
-    return (kind, (user, None, ts, None, None, "exp", "g", P0, end))
+def activation(user: int, ts: int, kind: str = "+I", end: int = P1, interval: int = P0) -> tuple:
+    """An activation of the period ``[P0, end)``, in the allocation interval from ``interval``."""
+    return (kind, (user, None, ts, None, None, "exp", "g", P0, end, interval))
 
 
-def plan() -> Any:
+def plan(analysis: dict | None = None) -> Any:
     from metric_types.plan import Value
     from streaming.plan import PairSpec, SegmentSpec, StreamPlan
 
     return StreamPlan(
-        metrics=(), controls=frozenset(), analysis={}, experiment_segments={"exp": ("seg",)},
+        metrics=(), controls=frozenset(), analysis=analysis or {},
+        experiment_segments={"exp": ("seg",)},
         taken_names=frozenset(), spam_cap=CAP,
         segments=(SegmentSpec("seg", "country", "seg_0", ("exp",)),),
         pairs=tuple(PairSpec(i, Value(n, ns), Value(d, ds), ("exp",))
@@ -54,13 +56,13 @@ def plan() -> Any:
     )  # fmt: skip
 
 
-def changes_of(t_env: Any, state_ttl_ms: int | None = None) -> Any:
+def changes_of(t_env: Any, state_ttl_ms: int | None = None, analysis: dict | None = None) -> Any:
     """The operator's changes over the view ``user_inputs``, as a table."""
     from pyflink.table import Table
 
     from streaming.jobs.aggregation import user_changes
 
-    stream = user_changes(t_env, t_env.from_path("user_inputs"), plan(), state_ttl_ms)
+    stream = user_changes(t_env, t_env.from_path("user_inputs"), plan(analysis), state_ttl_ms)
     return Table(t_env._j_tenv.fromDataStream(stream), t_env)
 
 
@@ -72,9 +74,10 @@ class Outcome:
     kinds: set  # the row kinds of the operator's output
 
 
-def run(stream_env: Any, inputs: list[tuple]) -> Outcome:
+def run(stream_env: Any, inputs: list[tuple], analysis: dict | None = None) -> Outcome:
     """The operator's changes over ``inputs`` in this order (one subtask, so the order holds),
-    summed up: totals through each day of the period, series per bucket, event types."""
+    summed up: totals through each day of the period, series per bucket, event types; with
+    the experiment's ``analysis`` settings."""
     from pyflink.common import Row
     from pyflink.common.typeinfo import Types
     from pyflink.common.types import RowKind
@@ -92,7 +95,7 @@ def run(stream_env: Any, inputs: list[tuple]) -> Outcome:
         list(COLUMNS),
         [Types.LONG(), Types.STRING(), Types.LONG(), Types.DOUBLE(),
          Types.BASIC_ARRAY(Types.STRING()), Types.STRING(), Types.STRING(), Types.LONG(),
-         Types.LONG()],
+         Types.LONG(), Types.LONG()],
     )  # fmt: skip
     t_env.create_temporary_view("user_inputs", t_env.from_changelog_stream(
         env.from_collection(rows, type_info=types)))  # fmt: skip
@@ -100,7 +103,7 @@ def run(stream_env: Any, inputs: list[tuple]) -> Outcome:
     series: Counter = Counter()
     event_types: Counter = Counter()
     row_kinds = set()
-    with changes_of(t_env).execute().collect() as out:
+    with changes_of(t_env, analysis=analysis).execute().collect() as out:
         for r in out:
             row_kinds.add(r.get_row_kind())
             experiment, grp, start, end, d, segment, sv, kind, name, *stats = r
@@ -134,9 +137,17 @@ class Counted:
     seg: str | None = None
 
 
-def expected(t_u: int, counted: list[Counted], end: int = P1) -> Outcome:
-    """What one user exposed at ``t_u`` with these counted events adds to the totals: the
-    user's values through each day of the period (docs/metrics.md §5, §7), and the series."""
+def expected(
+    t_u: int,
+    counted: list[Counted],
+    end: int = P1,
+    interval: int = P0,
+    before: list[Counted] | None = None,
+) -> Outcome:
+    """What one user exposed at ``t_u`` (in the allocation interval from ``interval``) with
+    these counted events adds to the totals: the user's values through each day of the
+    period (docs/metrics.md §5, §7), and the series; with ``before``, the events of the
+    CUPED covariate's window (§8.4), for an experiment with CUPED."""
     totals: dict[tuple, tuple] = {}
     # by (ts, type): Python compares text by code point, as batch does
     first_seg = min(((c.ts, c.event_type, c.seg) for c in counted if c.seg is not None),
@@ -149,6 +160,7 @@ def expected(t_u: int, counted: list[Counted], end: int = P1) -> Outcome:
     for day in range(t_u // DAY, (end - 1) // DAY + 1):
         sv = first_seg[2] if first_seg is not None and first_seg[0] // DAY <= day else ""
         put(("exposed", ""), (1, 0, 0, 0.0, 0.0, 0), sv, day)
+        totals[("", "", "interval", str(interval), end, day)] = (1, 0, 0, 0.0, 0.0, 0)
         through = [c for c in counted if c.ts // DAY <= day]
         by_type: dict[str, tuple[int, float]] = {}
         for c in through:
@@ -161,6 +173,15 @@ def expected(t_u: int, counted: list[Counted], end: int = P1) -> Outcome:
                 x = by_type[num][1] if ns == "sum" else by_type[num][0]
                 y = by_type[den][1] if ds == "sum" else by_type[den][0]
                 put(("pair", pid), (0, 0, 0, x * y, 0.0, int(x * y != 0)), sv, day)
+        covariates: dict[str, tuple[int, float]] = {}
+        for c in before if before is not None else []:
+            n, v = covariates.get(c.event_type, (0, 0.0))
+            covariates[c.event_type] = (n + 1, v + c.value)
+        for t, (pc, pv) in covariates.items():
+            put(("pre", t), (pc, 0, pc * pc, pv, pv * pv, int(pv != 0)), sv, day)
+            if t in by_type:
+                n, v = by_type[t]
+                put(("pre_xy", t), (n * pc, 0, 0, v * pv, 0.0, int(v * pv != 0)), sv, day)
     series: Counter = Counter({("exposed", "", t_u // BUCKET): 1})
     firsts: dict[str, int] = {}
     for c in counted:
@@ -168,7 +189,8 @@ def expected(t_u: int, counted: list[Counted], end: int = P1) -> Outcome:
         firsts[c.event_type] = min(firsts.get(c.event_type, c.ts), c.ts)
     for t, ts in firsts.items():
         series[("propensity", t, ts // BUCKET)] += 1
-    return Outcome(totals, series, {c.event_type for c in counted}, set())
+    types = {c.event_type for c in counted}
+    return Outcome(totals, series, types | {c.event_type for c in before or []}, set())
 
 
 def assert_outcome(got: Outcome, want: Outcome) -> None:
@@ -289,6 +311,55 @@ def test_an_earlier_activation_moves_the_exposure_to_an_earlier_day(stream_env: 
                                       Counted("c", P0 + 5, 1.0, "s0"), Counted("a", T0 + 8)]))  # fmt: skip
 
 
+def test_a_split_interval_moves_the_exposure_to_the_new_one(stream_env: Any) -> None:
+    # A ramp at T0 + 1h cuts the interval from P0: the join re-sends the activations after
+    # it with the new interval (its -U/+U of the piece), in either order.
+    split = T0 + H
+    got = run(stream_env, [
+        activation(1, T0 + 2 * H),
+        event(1, "e", T0 + 3 * H),
+        activation(1, T0 + 2 * H, kind="+U", interval=split),
+        activation(1, T0 + 2 * H, kind="-U"),
+        activation(2, T0 + 2 * H, interval=split),  # a second user, after the ramp
+        activation(2, T0 + 2 * H, kind="-U", interval=split),  # a retraction: gone
+    ])  # fmt: skip
+    assert_outcome(got, expected(T0 + 2 * H, [Counted("e", T0 + 3 * H)], interval=split))
+
+
+CUPED = {"exp": {"cuped": {"pre_days": 1}}}  # the covariate: the day before t_u
+
+
+def test_the_covariate_counts_the_users_events_of_the_day_before_exposure(
+    stream_env: Any,
+) -> None:
+    t_u = T0 + 6 * H
+    got = run(stream_env, [
+        event(1, "a", t_u - DAY - 1, value=9.0),  # before the window: not in it
+        event(1, "a", t_u - DAY, value=2.0, seg="w"),  # its first ms: in it
+        event(1, "b", t_u - H, value=3.0),
+        activation(1, t_u),  # computes the covariate from the events it holds
+        event(1, "a", t_u - 2 * H, value=0.5),  # late, inside the window: changes it
+        event(1, "a", t_u + H, value=4.0),  # inside the exposure: counted, not covariate
+        event(1, "b", t_u - 1, value=1.0),  # the window's last ms
+    ], analysis=CUPED)  # fmt: skip
+    assert_outcome(got, expected(t_u, [Counted("a", t_u + H, 4.0)], before=[
+        Counted("a", t_u - DAY, 2.0), Counted("b", t_u - H, 3.0), Counted("a", t_u - 2 * H, 0.5),
+        Counted("b", t_u - 1, 1.0)]))  # fmt: skip
+    assert ("", "", "pre_xy", "a", P1, t_u // DAY) in got.totals  # 1 event x 2 before
+
+
+def test_a_covariate_event_the_cap_displaces_is_taken_back(stream_env: Any) -> None:
+    t_u = T0 + 6 * H
+    got = run(stream_env, [
+        activation(1, t_u),
+        event(1, "b", T0 + 5, value=3.0),
+        event(1, "c", T0 + 7, value=5.0),  # the hour is full (cap 2)
+        event(1, "a", T0 + 1, value=2.0),  # late, first: displaces (T0 + 7, "c")
+    ], analysis=CUPED)  # fmt: skip
+    assert_outcome(got, expected(t_u, [], before=[Counted("b", T0 + 5, 3.0),
+                                                  Counted("a", T0 + 1, 2.0)]))  # fmt: skip
+
+
 def event_type_changes(flink: Any, state_ttl_ms: int | None) -> int:
     """The ``event_type`` changes of two copies of one event, a second apart (a paced source),
     in ``flink``'s table environment: the second is a copy of the first as long as the user's
@@ -304,7 +375,7 @@ def event_type_changes(flink: Any, state_ttl_ms: int | None) -> int:
         f"'click' AS event_type, CAST({T0} AS BIGINT) AS ts, CAST(1.0 AS DOUBLE) AS `value`, "
         "ARRAY[CAST(NULL AS STRING)] AS segs, CAST(NULL AS STRING) AS experiment, "
         "CAST(NULL AS STRING) AS grp, CAST(NULL AS BIGINT) AS period_start, "
-        "CAST(NULL AS BIGINT) AS period_end FROM ticks"
+        "CAST(NULL AS BIGINT) AS period_end, CAST(NULL AS BIGINT) AS interval_start FROM ticks"
     )
     with changes_of(t_env, state_ttl_ms).execute().collect() as out:
         return sum(r[9] for r in out if r[7] == "event_type")

@@ -113,10 +113,14 @@ final class Contributions {
     private final OperatorPlan plan;
     private final Exposure exposure; // its experiment, group and period
     private final Map<Key, Stat> changes = new LinkedHashMap<>();
+    private final boolean excludes; // the experiment leaves out users in two groups
+    private final boolean covariate; // the experiment has CUPED
 
     Contributions(OperatorPlan plan, Exposure exposure) {
         this.plan = plan;
         this.exposure = exposure;
+        this.excludes = plan.excludes(exposure.experiment());
+        this.covariate = plan.preWindow(exposure.experiment()) > 0;
     }
 
     /**
@@ -131,7 +135,6 @@ final class Contributions {
         long tu = x.tu();
         SegmentFirst[] firsts = x.firsts();
         String experiment = exposure.experiment();
-        boolean excludes = plan.excludes(experiment);
         List<OperatorPlan.Segment> segments = plan.segmentsOf(experiment);
         List<OperatorPlan.Pair> pairs = new ArrayList<>();
         for (OperatorPlan.Pair pair : plan.pairsOf(experiment)) {
@@ -156,7 +159,7 @@ final class Contributions {
                 days.add(first.ts() / DAY_MS);
             }
         }
-        if (plan.preWindow(experiment) > 0) { // the covariate counts from the first day on
+        if (covariate) { // the covariate counts from the first day on
             for (String type : types) {
                 Profile p = profiles.get(type);
                 if (p != null && p.preCount != 0) {
@@ -207,7 +210,6 @@ final class Contributions {
     private void values(Map<Slot, Stat> now, List<OperatorPlan.Segment> segments, String[] values,
             Map<String, Profile> profiles, Collection<String> types, List<OperatorPlan.Pair> pairs,
             long day) {
-        boolean covariate = plan.preWindow(exposure.experiment()) > 0;
         for (String type : types) {
             Profile p = profiles.get(type);
             long c = p == null ? 0 : p.countThrough(day);
