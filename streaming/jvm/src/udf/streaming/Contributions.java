@@ -206,7 +206,7 @@ final class Contributions {
         }
     }
 
-    /** The exposure's counted values through {@code day} into {@code now}, under each segment value. */
+    /** The exposure's counted values through {@code day} into {@code now}, per segment value. */
     private void values(Map<Slot, Stat> now, List<OperatorPlan.Segment> segments, String[] values,
             Map<String, Profile> profiles, Collection<String> types, List<OperatorPlan.Pair> pairs,
             long day) {

@@ -30,7 +30,7 @@ final class OtherGroups {
         this.to = to;
     }
 
-    /** The days {@code x}'s user is in another group of {@code x}'s experiment, in {@code exposures}. */
+    /** The days {@code x}'s user, with {@code exposures}, is in another group of its experiment. */
     static OtherGroups of(List<Exposure> exposures, Exposure x) {
         List<long[]> ranges = null;
         for (Exposure y : exposures) {
@@ -38,7 +38,8 @@ final class OtherGroups {
                 if (ranges == null) {
                     ranges = new ArrayList<>(2);
                 }
-                ranges.add(new long[] {y.tu() / Contributions.DAY_MS, (y.end() - 1) / Contributions.DAY_MS});
+                long day = Contributions.DAY_MS;
+                ranges.add(new long[] {y.tu() / day, (y.end() - 1) / day});
             }
         }
         if (ranges == null) {

@@ -46,7 +46,8 @@ import udf.streaming.Contributions.SegmentFirst;
  * a re-ramp that moves a period's end or splits an allocation interval retracts the
  * activations it changes), as rows of {@code (user_id, event_type, ts, value, segs,
  * experiment, grp, period_start, period_end, interval_start)} ({@code
- * aggregation.user_inputs_query}; an event has no experiment), keyed by {@link User}. It does, per user, exactly what batch does (docs/metrics.md §1-5):
+ * aggregation.user_inputs_query}; an event has no experiment), keyed by {@link User}. It
+ * does, per user, exactly what batch does (docs/metrics.md §1-5, §8.4, §14):
  *
  * <ul>
  *   <li><b>de-duplication</b>: equal {@code (event_type, ts)} are one event, the first to
@@ -556,16 +557,16 @@ public class UserEvents extends KeyedProcessFunction<Object, Row, RowData> {
         long end = input.<Long>getFieldAs(IN_END);
         String exposureKey = Exposure.key(experiment, grp, start, end);
         TreeMap<At, Integer> times = decodeTimes(state.activations.get(exposureKey));
-        At ts = new At(input.<Long>getFieldAs(IN_TS), input.<Long>getFieldAs(IN_INTERVAL));
-        Integer n = times.get(ts);
+        At activation = new At(input.<Long>getFieldAs(IN_TS), input.<Long>getFieldAs(IN_INTERVAL));
+        Integer n = times.get(activation);
         if (n == null && !adds) {
             return; // the retraction of an activation never added: nothing holds it
         }
         int now = (n == null ? 0 : n) + (adds ? 1 : -1);
         if (now <= 0) {
-            times.remove(ts);
+            times.remove(activation);
         } else {
-            times.put(ts, now);
+            times.put(activation, now);
         }
         if (times.isEmpty()) {
             state.activations.remove(exposureKey);
