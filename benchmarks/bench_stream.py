@@ -240,6 +240,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    from udf.logging import configure
+
+    configure()  # as the CLI: warnings only, and Beam's import warning silenced
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=400_000, help="also run with a quarter")
     parser.add_argument("--live-seconds", type=int, default=60)

@@ -7,7 +7,8 @@ ledger, recipients and retries): ``alerting`` while a check fails at the latest 
 ``ok`` once they all pass. It rides on the key of the experiment's first watched metric
 and first treatment group, under the segment name :data:`HEALTH_SEGMENT`, which no
 configured segment can take (segment names are identifiers), so it never mixes with a
-metric's own state. Rows without health checks (stream rows) leave the state as it was.
+metric's own state. Stream rows carry the same checks but leave the state as it was: a
+stream look at today's partial data and batch's at yesterday's would flip it twice a day.
 """
 
 from __future__ import annotations

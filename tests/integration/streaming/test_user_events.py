@@ -37,9 +37,18 @@ def event(user: int, event_type: str, ts: int, value: float = 1.0, seg: str | No
     return ("+I", (user, event_type, ts, value, [seg], None, None, None, None, None))
 
 
-def activation(user: int, ts: int, kind: str = "+I", end: int = P1, interval: int = P0) -> tuple:
-    """An activation of the period ``[P0, end)``, in the allocation interval from ``interval``."""
-    return (kind, (user, None, ts, None, None, "exp", "g", P0, end, interval))
+def activation(
+    user: int,
+    ts: int,
+    kind: str = "+I",
+    end: int = P1,
+    interval: int = P0,
+    grp: str = "g",
+    start: int = P0,
+) -> tuple:
+    """An activation of group ``grp``'s period ``[start, end)``, in the allocation interval
+    from ``interval``."""
+    return (kind, (user, None, ts, None, None, "exp", grp, start, end, interval))
 
 
 def plan(analysis: dict | None = None) -> Any:
@@ -74,10 +83,9 @@ class Outcome:
     kinds: set  # the row kinds of the operator's output
 
 
-def run(stream_env: Any, inputs: list[tuple], analysis: dict | None = None) -> Outcome:
+def changes(stream_env: Any, inputs: list[tuple], analysis: dict | None = None) -> list:
     """The operator's changes over ``inputs`` in this order (one subtask, so the order holds),
-    summed up: totals through each day of the period, series per bucket, event types; with
-    the experiment's ``analysis`` settings."""
+    with the experiment's ``analysis`` settings."""
     from pyflink.common import Row
     from pyflink.common.typeinfo import Types
     from pyflink.common.types import RowKind
@@ -99,34 +107,51 @@ def run(stream_env: Any, inputs: list[tuple], analysis: dict | None = None) -> O
     )  # fmt: skip
     t_env.create_temporary_view("user_inputs", t_env.from_changelog_stream(
         env.from_collection(rows, type_info=types)))  # fmt: skip
-    changes: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
-    series: Counter = Counter()
-    event_types: Counter = Counter()
-    row_kinds = set()
     with changes_of(t_env, analysis=analysis).execute().collect() as out:
-        for r in out:
-            row_kinds.add(r.get_row_kind())
-            experiment, grp, start, end, d, segment, sv, kind, name, *stats = r
-            if kind == "event_type":
-                event_types[name] += stats[0]
-            elif kind.startswith("series_"):
-                assert (experiment, grp, start, end) == ("exp", "g", P0, end)
-                series[(kind[len("series_") :], name, d)] += stats[0]
-            else:
-                assert (experiment, grp, start) == ("exp", "g", P0)
-                total = changes[(segment, sv, kind, name, end, d)]
-                for i, s in enumerate(stats):
-                    total[i] += s
+        return list(out)
+
+
+def through_days(rows: list) -> dict[tuple, tuple]:
+    """The totals' changes (``rows``) summed per key and day, and run through each day of
+    their period: ``(grp, period_start, period_end, segment, sv, kind, name, day) -> stats``."""
+    summed: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
+    for r in rows:
+        experiment, grp, start, end, d, segment, sv, kind, name, *stats = r
+        if kind == "event_type" or kind.startswith("series_"):
+            continue
+        assert experiment == "exp"
+        total = summed[(grp, start, end, segment, sv, kind, name, d)]
+        for i, s in enumerate(stats):
+            total[i] += s
     totals: dict[tuple, tuple] = {}
-    for (segment, sv, kind, name, end, _), _v in list(changes.items()):
-        key = (segment, sv, kind, name, end)
+    for key in {k[:-1] for k in summed}:
         running = [0, 0, 0, 0.0, 0.0, 0]
-        for day in range(P0 // DAY, (end - 1) // DAY + 1):
-            for i, s in enumerate(changes.get((*key, day), (0, 0, 0, 0.0, 0.0, 0))):
+        for day in range(key[1] // DAY, (key[2] - 1) // DAY + 1):
+            for i, s in enumerate(summed.get((*key, day), (0, 0, 0, 0.0, 0.0, 0))):
                 running[i] += s
             if any(running):
                 totals[(*key, day)] = tuple(running)
-    return Outcome(totals, +series, set(+event_types), row_kinds)
+    return totals
+
+
+def run(stream_env: Any, inputs: list[tuple], analysis: dict | None = None) -> Outcome:
+    """The operator's changes over ``inputs``, summed up: totals through each day of the
+    period, series per bucket, event types (one group and period: ``g`` from ``P0``)."""
+    out = changes(stream_env, inputs, analysis)
+    series: Counter = Counter()
+    event_types: Counter = Counter()
+    for r in out:
+        experiment, grp, start, end, d, _, _, kind, name, *stats = r
+        if kind == "event_type":
+            event_types[name] += stats[0]
+        elif kind.startswith("series_"):
+            assert (experiment, grp, start, end) == ("exp", "g", P0, end)
+            series[(kind[len("series_") :], name, d)] += stats[0]
+    totals = {}
+    for (grp, start, end, *key, day), stats in through_days(out).items():
+        assert (grp, start) == ("g", P0)
+        totals[(*key, end, day)] = stats  # (segment, sv, kind, name, end, day)
+    return Outcome(totals, +series, set(+event_types), {r.get_row_kind() for r in out})
 
 
 @dataclass(frozen=True)
@@ -324,6 +349,33 @@ def test_a_split_interval_moves_the_exposure_to_the_new_one(stream_env: Any) -> 
         activation(2, T0 + 2 * H, kind="-U", interval=split),  # a retraction: gone
     ])  # fmt: skip
     assert_outcome(got, expected(T0 + 2 * H, [Counted("e", T0 + 3 * H)], interval=split))
+
+
+@pytest.mark.parametrize("multiple_groups", ["keep", "exclude"])
+def test_a_user_in_two_groups_on_a_day_counts_in_multi_and_is_left_out_that_day(
+    stream_env: Any, multiple_groups: str
+) -> None:
+    # Group g's period covers the three days D0-D2; group h's period only D1 (docs/metrics.md
+    # §14): the user is in two groups on D1 alone, and with "exclude" left out of both that
+    # day, then back in g on D2 with every event through it.
+    d0, d1, d2 = P0 // DAY, P0 // DAY + 1, P0 // DAY + 2
+    h_end = T0 + DAY
+    got = through_days(changes(stream_env, [
+        event(1, "e", P0 + 2 * H),
+        activation(1, T0 + H, grp="h", start=T0, end=h_end),  # h first: g's arrives later
+        event(1, "e", T0 + 2 * H),
+        activation(1, P0 + H),
+        event(1, "e", T0 + DAY + 5),
+    ], {"exp": {"multiple_groups": multiple_groups}}))  # fmt: skip
+    counts = {(grp, kind, day): stats[0] for (grp, _, _, segment, _, kind, _, day), stats
+              in got.items() if segment == "" and kind in ("exposed", "multi", "type")}  # fmt: skip
+    kept = multiple_groups == "keep"
+    want = {("g", "exposed", d0): 1, ("g", "type", d0): 1, ("g", "multi", d1): 1,
+            ("g", "exposed", d2): 1, ("g", "type", d2): 3, ("h", "multi", d1): 1}  # fmt: skip
+    if kept:
+        want |= {("g", "exposed", d1): 1, ("g", "type", d1): 2, ("h", "exposed", d1): 1,
+                 ("h", "type", d1): 1}  # fmt: skip
+    assert counts == want
 
 
 CUPED = {"exp": {"cuped": {"pre_days": 1}}}  # the covariate: the day before t_u
