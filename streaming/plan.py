@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from metadata.periods import DAY_MS
@@ -66,22 +67,23 @@ class StreamPlan:
     def segment_fields(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(s.field for s in self.segments))
 
-    @property
+    @cached_property
+    def specs(self) -> dict[str, Any]:
+        """Each experiment's analysis settings as the catalog model (``AnalysisSpec``)."""
+        from results.comparisons import analysis_specs
+
+        return analysis_specs(self.analysis.keys(), self.analysis)
+
+    @cached_property
     def excluding(self) -> tuple[str, ...]:
         """The experiments that leave out users exposed to two of their groups
         (``analysis.multiple_groups: exclude``)."""
-        from results.comparisons import analysis_specs
+        return tuple(e for e, spec in self.specs.items() if spec.multiple_groups == "exclude")
 
-        specs = analysis_specs(self.analysis.keys(), self.analysis)
-        return tuple(e for e, spec in specs.items() if spec.multiple_groups == "exclude")
-
-    @property
+    @cached_property
     def pre_windows(self) -> dict[str, int]:
         """The CUPED covariate's window (ms) of each experiment that asks for CUPED."""
-        from results.comparisons import analysis_specs
-
-        specs = analysis_specs(self.analysis.keys(), self.analysis)
-        return {e: s.cuped.pre_days * DAY_MS for e, s in specs.items() if s.cuped is not None}
+        return {e: s.cuped.pre_days * DAY_MS for e, s in self.specs.items() if s.cuped is not None}
 
     def pair_of(self, metric: MetricPlan) -> PairSpec | None:
         for pair in self.pairs:
