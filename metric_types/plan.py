@@ -9,15 +9,18 @@ select them. A metric is broken down by its own segments plus its experiment's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metadata.periods import DAY_MS
 from metadata.records import ExperimentInfo, MetricInfo, SegmentInfo
 from metric_types.base import PeriodRow
 from udf.errors import InputError
+
+if TYPE_CHECKING:
+    from udf.config.catalog import AnalysisSpec
 
 HOUR_MS = 3_600_000
 
@@ -94,14 +97,14 @@ class BatchPlan:
 
     def cuped_windows(self) -> dict[str, int]:
         """The pre-exposure window (ms) of each experiment whose analysis asks for CUPED."""
-        from udf.config.catalog import AnalysisSpec
+        from results.comparisons import analysis_specs
 
-        out = {}
-        for experiment in self.experiments:
-            spec = AnalysisSpec.model_validate(dict(self.analysis.get(experiment) or {}))
-            if spec.cuped is not None:
-                out[experiment] = spec.cuped.pre_days * DAY_MS
-        return out
+        return cuped_windows(analysis_specs(self.experiments, self.analysis))
+
+
+def cuped_windows(specs: Mapping[str, AnalysisSpec]) -> dict[str, int]:
+    """The CUPED covariate's window (ms) of each experiment of ``specs`` that asks for it."""
+    return {e: s.cuped.pre_days * DAY_MS for e, s in specs.items() if s.cuped is not None}
 
 
 def metric_plan(

@@ -59,6 +59,17 @@ def allocation_intervals(ramps: Iterable[tuple[str, str, int, float]]) -> list[I
     return out
 
 
+def experiment_intervals(experiments: Iterable[Any]) -> dict[str, list[Interval]]:
+    """Each experiment's allocation intervals, from the ramps of the metadata store's
+    ``ExperimentInfo`` records (:func:`allocation_intervals`)."""
+    ramps = ((e.name, g.name, r.ramp_ts, r.allocation) for e in experiments for g in e.groups
+             for r in g.ramps)  # fmt: skip
+    out: dict[str, list[Interval]] = {}
+    for interval in allocation_intervals(ramps):
+        out.setdefault(interval.experiment, []).append(interval)
+    return out
+
+
 def expected_counts(
     counts: Mapping[int, int], intervals: Sequence[Interval], groups: Sequence[str]
 ) -> dict[str, float]:

@@ -30,31 +30,26 @@ INTERVAL = "interval"  # the operator's kind (Contributions.java)
 class HealthChecks:
     """The checks of one metadata store's experiments, at the stream's pace."""
 
-    def __init__(self, platform: Any, window_ms: int, analysis: Mapping[str, Mapping[str, Any]]):
-        from results.comparisons import analysis_specs
-
+    def __init__(self, platform: Any, window_ms: int, srm_alpha: Mapping[str, float]):
+        """``srm_alpha``: each experiment's ``analysis.srm_alpha`` (``StreamPlan.specs``)."""
         self.platform = platform
         self.window_ms = window_ms
-        specs = analysis_specs(analysis.keys(), analysis)
-        self.srm_alpha = {e: spec.srm_alpha for e, spec in specs.items()}
-        self.loaded_at = -RELOAD_SECONDS
+        self.srm_alpha = srm_alpha
         self._load()
 
     def _load(self) -> None:
         from metadata.repository import MetadataStore
-        from results.health import allocation_intervals
+        from results.health import experiment_intervals
 
         with MetadataStore.for_home(self.platform) as store:
             experiments = store.experiments()
-        self.intervals = allocation_intervals(
-            (e.name, g.name, r.ramp_ts, r.allocation) for e in experiments for g in e.groups
-            for r in g.ramps
-        )  # fmt: skip
-        self.index = {(i.experiment, i.start): i.index for i in self.intervals}
-        self.periods = [
-            (e.name, g.name, p.start, p.end)
-            for e in experiments for g in e.groups for p in g.periods(self.window_ms)
-        ]  # fmt: skip
+        self.intervals = experiment_intervals(experiments)
+        self.index = {(i.experiment, i.start): i.index for own in self.intervals.values()
+                      for i in own}  # fmt: skip
+        self.periods = {  # experiment -> (group, start, end) of each period
+            e.name: [(g.name, p.start, p.end) for g in e.groups for p in g.periods(self.window_ms)]
+            for e in experiments
+        }
         self.loaded_at = time.monotonic()
 
     def rows(
@@ -84,7 +79,8 @@ class HealthChecks:
                 cell[index] = cell.get(index, 0) + n
         day_start, day_end = d * DAY_MS, (d + 1) * DAY_MS
         period_groups: dict[tuple[str, int], list[str]] = {}
-        for e, g, start, end in self.periods:
-            if e == experiment and start < day_end and end > day_start:
-                period_groups.setdefault((e, start), []).append(g)
-        return health_rows(rows, counts, self.intervals, period_groups, self.srm_alpha)
+        for g, start, end in self.periods.get(experiment, []):
+            if start < day_end and end > day_start:
+                period_groups.setdefault((experiment, start), []).append(g)
+        own = self.intervals.get(experiment, [])
+        return health_rows(rows, counts, own, period_groups, self.srm_alpha)

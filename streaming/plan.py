@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from metadata.periods import DAY_MS
-from metric_types.plan import MetricPlan, Value, resolve
+from metric_types.plan import MetricPlan, Value, cuped_windows, resolve
 
 METRIC_TYPE = "aggregated"
 
@@ -83,7 +82,7 @@ class StreamPlan:
     @cached_property
     def pre_windows(self) -> dict[str, int]:
         """The CUPED covariate's window (ms) of each experiment that asks for CUPED."""
-        return {e: s.cuped.pre_days * DAY_MS for e, s in self.specs.items() if s.cuped is not None}
+        return cuped_windows(self.specs)
 
     def pair_of(self, metric: MetricPlan) -> PairSpec | None:
         for pair in self.pairs:

@@ -45,20 +45,16 @@ def current_pieces(home: Any, window_ms: int) -> dict[PieceKey, Piece]:
     """Every period of every group in the metadata store, cut at its experiment's allocation
     intervals."""
     from metadata.repository import MetadataStore
-    from results.health import allocation_intervals
+    from results.health import experiment_intervals
 
     with MetadataStore.for_home(home) as store:
         experiments = store.experiments()
-    intervals = allocation_intervals(
-        (e.name, g.name, r.ramp_ts, r.allocation) for e in experiments for g in e.groups
-        for r in g.ramps
-    )  # fmt: skip
+    intervals = experiment_intervals(experiments)
     out: dict[PieceKey, Piece] = {}
     for e in experiments:
-        own = [i for i in intervals if i.experiment == e.name]
         for g in e.groups:
             for p in g.periods(window_ms):
-                for i in own:
+                for i in intervals.get(e.name, []):
                     lo, hi = max(p.start, i.start), min(p.end, i.end)
                     if lo < hi:
                         out[(e.name, g.name, p.start, i.start)] = Piece(p.end, lo, hi)

@@ -82,7 +82,8 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         self.dirty = runtime_context.get_state(ValueStateDescriptor("dirty", Types.BOOLEAN()))
         self.written = runtime_context.get_state(ValueStateDescriptor("written", pickled))
         self.store = open_store(self.home, self.settings)
-        self.health = HealthChecks(self.home, self.settings.window_ms, self.plan.analysis)
+        srm_alpha = {e: spec.srm_alpha for e, spec in self.plan.specs.items()}
+        self.health = HealthChecks(self.home, self.settings.window_ms, srm_alpha)
         self.subtask = _subtask(runtime_context)
         self.rows_written = 0
         self.last_progress = 0.0

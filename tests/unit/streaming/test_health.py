@@ -40,7 +40,7 @@ def checks(home: Home) -> HealthChecks:
             RampRow("exp", "treatment", T0 + DAY_MS, 100.0),  # 1/3 : 2/3 from the re-ramp
             RampRow("exp", "treatment_b", T0 + 9 * DAY_MS, 10.0),  # a period later on
         ])  # fmt: skip
-    return HealthChecks(home, window_ms(3), {"exp": {"srm_alpha": 0.05}})
+    return HealthChecks(home, window_ms(3), {"exp": 0.05})
 
 
 def test_srm_weighs_each_interval_by_its_allocation_over_every_group(checks) -> None:
