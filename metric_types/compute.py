@@ -27,7 +27,7 @@ from metric_types import registry
 from metric_types.base import Day, MetricType
 from metric_types.columnar import HourFile, convert
 from metric_types.partials import FOLDER as PARTIALS
-from metric_types.plan import BatchPlan, MetricPlan, resolve
+from metric_types.plan import BatchPlan, MetricPlan, excluding, resolve
 from metric_types.semantics import Columns
 from results.analysis import look_of
 from results.schema import ResultRow, Slice
@@ -189,7 +189,7 @@ def compute_day(
     windows = {e: w for e, w in plan.cuped_windows().items()
                if any(p.experiment == e for p in periods)}  # fmt: skip
     specs = analysis_specs(plan.experiments, plan.analysis)
-    excluded = [e for e, spec in specs.items() if spec.multiple_groups == "exclude"]
+    excluded = list(excluding(specs))
     intervals = allocation_intervals(plan.ramps)
     custom = CustomValues()
     quantiles: dict[tuple[Any, ...], dict[str, float]] = {}

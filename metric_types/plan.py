@@ -107,6 +107,12 @@ def cuped_windows(specs: Mapping[str, AnalysisSpec]) -> dict[str, int]:
     return {e: s.cuped.pre_days * DAY_MS for e, s in specs.items() if s.cuped is not None}
 
 
+def excluding(specs: Mapping[str, AnalysisSpec]) -> tuple[str, ...]:
+    """The experiments of ``specs`` that leave out users exposed to two or more of their
+    groups (``analysis.multiple_groups: exclude``), in name order."""
+    return tuple(sorted(e for e, s in specs.items() if s.multiple_groups == "exclude"))
+
+
 def metric_plan(
     info: MetricInfo, experiments: Sequence[str], segments: dict[str, tuple[str, ...]]
 ) -> MetricPlan:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from metric_types.plan import MetricPlan, Value, cuped_windows, resolve
+from metadata.periods import DAY_MS
+from metric_types.plan import MetricPlan, Value, cuped_windows, excluding, resolve
 
 METRIC_TYPE = "aggregated"
 
@@ -77,12 +78,21 @@ class StreamPlan:
     def excluding(self) -> tuple[str, ...]:
         """The experiments that leave out users exposed to two of their groups
         (``analysis.multiple_groups: exclude``)."""
-        return tuple(e for e, spec in self.specs.items() if spec.multiple_groups == "exclude")
+        return excluding(self.specs)
 
     @cached_property
     def pre_windows(self) -> dict[str, int]:
         """The CUPED covariate's window (ms) of each experiment that asks for CUPED."""
         return cuped_windows(self.specs)
+
+    def state_ttl_ms(self, days: float | None = None) -> int:
+        """A run's state time to live: ``days`` when set (``stream.state_ttl_days``), else
+        the longer of a period and the longest CUPED window, plus two days for records that
+        arrive late. An activation reads its user's events of the CUPED window before it, so
+        a shorter default would drop them before it arrives."""
+        if days:
+            return round(days * DAY_MS)
+        return max([self.window_ms, *self.pre_windows.values()]) + 2 * DAY_MS
 
     def pair_of(self, metric: MetricPlan) -> PairSpec | None:
         for pair in self.pairs:

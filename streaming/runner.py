@@ -326,10 +326,7 @@ class Runner:
         if self.jobs is None:  # reports of an earlier process (not of jobs that run on)
             shutil.rmtree(self.state.progress, ignore_errors=True)
         stream = self.settings.stream
-        ttl = None
-        if self.follow:
-            days = stream.state_ttl_days or self.settings.window_days + 2
-            ttl = round(days * DAY_MS)
+        ttl = saved.plan.state_ttl_ms(stream.state_ttl_days) if self.follow else None
         if self.paced and stream.source.live == "kafka":
             raise InputError(
                 "a paced replay (--rate) feeds the archive only: set stream.source.live to "

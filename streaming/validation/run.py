@@ -52,6 +52,7 @@ def recompute_batch(home: Home, day: date, settings: Settings) -> dict:
 
 def check(home: Home, day: date, settings: Settings, store: MetadataStore) -> Report:
     """Read the stream and batch rows and check the rules (no batch recompute here)."""
+    from metric_types.plan import excluding
     from results.comparisons import analysis_specs
     from results.stores import open_store
 
@@ -78,7 +79,7 @@ def check(home: Home, day: date, settings: Settings, store: MetadataStore) -> Re
         first_periods=first_period_starts(ramps, window),
         threshold=settings.validation.max_difference,
         keep=settings.validation.listed_violations,
-        excluding={e for e, spec in specs.items() if spec.multiple_groups == "exclude"},
+        excluding=excluding(specs),
     )  # fmt: skip
 
 

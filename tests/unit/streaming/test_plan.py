@@ -64,3 +64,20 @@ def test_segments_pairs_and_controls_come_from_the_catalog(home: Home, tmp_path:
     assert plan.controls == {("a", "control"), ("b", "control")}
     assert plan.analysis["a"]["correction"] == "holm"
     assert plan.experiment_segments == {"a": ("os",), "b": ()}
+
+
+def test_a_runs_state_outlives_the_longest_cuped_window() -> None:
+    """The default state TTL keeps a user's events until an activation whose CUPED window
+    reaches back to them can still arrive (two days late)."""
+    from streaming.plan import StreamPlan
+
+    day = 86_400_000
+
+    def plan(analysis: dict[str, dict[str, object]]) -> StreamPlan:
+        return StreamPlan(metrics=(), controls=frozenset(), analysis=analysis,
+                          experiment_segments={}, taken_names=frozenset(), window_ms=7 * day)  # fmt: skip
+
+    assert plan({"a": {}}).state_ttl_ms() == 9 * day
+    assert plan({"a": {"cuped": {"pre_days": 3}}}).state_ttl_ms() == 9 * day
+    assert plan({"a": {}, "b": {"cuped": {"pre_days": 14}}}).state_ttl_ms() == 16 * day
+    assert plan({"b": {"cuped": {"pre_days": 14}}}).state_ttl_ms(2.5) == 2.5 * day
