@@ -135,7 +135,7 @@ class StreamSettings(StrictModel):
     periods_interval_seconds: PositiveFloat = 300.0  # a run republishes the periods
     monitor_seconds: PositiveFloat = 2.0  # Flink looks for new feed files this often
     lateness_seconds: float = Field(default=300.0, ge=0)  # records older count as late
-    state_ttl_days: PositiveFloat | None = None  # runs: default the longer of window and CUPED window, + 2 days
+    state_ttl_days: PositiveFloat | None = None  # runs: max(window, CUPED) + 2 days
     mini_batch_latency_ms: PositiveInt = 1000  # a run: how stale an update may be
     replay_mini_batch_latency_ms: PositiveInt = 5000  # a replay: fewer, larger updates
     mini_batch_size: PositiveInt = 20000
