@@ -102,13 +102,15 @@ class Cluster:
     home: Home
     settings: Any  # udf.settings.FlinkSettings
     jvm_options: str = ""  # the TaskManager's, where the jobs run (stream.jvm_options)
+    state_memory: str = "256m"  # the TaskManager's managed memory (stream.state_memory)
 
     @classmethod
     def of(cls, home: Home) -> Cluster:
         from udf.settings import load_settings
 
         settings = load_settings(home)
-        return cls(home, settings.flink, settings.stream.jvm_options)
+        stream = settings.stream
+        return cls(home, settings.flink, stream.jvm_options, stream.state_memory)
 
     @property
     def root(self) -> Path:
@@ -297,7 +299,8 @@ class Cluster:
             # many small exchanges (every SQL stage is keyed): more buffers than the default
             "taskmanager.memory.network.min": "256mb",
             "taskmanager.memory.network.max": "256mb",
-            "taskmanager.memory.managed.size": "256mb",
+            # RocksDB's block cache and write buffers, as in a local job
+            "taskmanager.memory.managed.size": self.state_memory,
             "heartbeat.interval": str(min(10000, max(500, heartbeat_ms // 5))),
             "heartbeat.timeout": str(heartbeat_ms),
             # deploying the pipeline's ~140 tasks to a busy TaskManager takes more than 10 s

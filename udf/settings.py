@@ -140,7 +140,8 @@ class StreamSettings(StrictModel):
     replay_mini_batch_latency_ms: PositiveInt = 5000  # a replay: fewer, larger updates
     mini_batch_size: PositiveInt = 20000
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"  # hashmap: faster, state on heap
-    # Flink's managed memory in a local job: RocksDB's block cache and write buffers. At 256 MB
+    # Flink's managed memory, a local job's or the session cluster's TaskManager's (udf flink
+    # up): RocksDB's block cache and write buffers. At 256 MB
     # a 1.6 M-event replay took 824 s, at 1 GB 383 s (the state outgrew the cache).
     state_memory: str = "1024m"
     # The local job's JVM (PyFlink's, started by the process's first stream command): its
@@ -194,7 +195,9 @@ class FlinkSettings(StrictModel):
     rest_port: int = Field(default=8081, ge=1, le=65535)  # REST API and web UI, on localhost
     task_slots: PositiveInt = 2  # slots of the one TaskManager (>= stream.parallelism)
     jobmanager_memory: str = "1024m"  # jobmanager.memory.process.size
-    taskmanager_memory: str = "2048m"  # taskmanager.memory.process.size
+    # taskmanager.memory.process.size: the managed memory (stream.state_memory), 256 MB of
+    # network buffers, and a heap of about 1 GB with the defaults
+    taskmanager_memory: str = "3072m"
     heartbeat_timeout_seconds: PositiveFloat = 60.0  # an unresponsive TaskManager is lost after
     start_timeout_seconds: PositiveFloat = 120.0  # `udf flink up` waits this long for REST
     conf: EngineOptions = Field(default_factory=dict)  # any Flink option, last word

@@ -96,6 +96,19 @@ def test_cluster_config_uses_the_settings(home: Home) -> None:
     assert cluster.root == home.root / "shared-flink"
 
 
+def test_the_cluster_taskmanager_gets_the_stream_state_memory_unless_conf_sets_its_own(
+    home: Home,
+) -> None:
+    assert Cluster.of(home).config()["taskmanager.memory.managed.size"] == "1024m"
+    (home.root / "settings.yaml").write_text("stream:\n  state_memory: 1536m\n")
+    assert Cluster.of(home).config()["taskmanager.memory.managed.size"] == "1536m"
+    (home.root / "settings.yaml").write_text(
+        "stream:\n  state_memory: 1536m\n"
+        "flink:\n  conf:\n    taskmanager.memory.managed.size: 512m\n"
+    )
+    assert Cluster.of(home).config()["taskmanager.memory.managed.size"] == "512m"
+
+
 def test_the_cluster_taskmanager_gets_the_stream_jvm_options_unless_conf_sets_its_own(
     home: Home,
 ) -> None:
