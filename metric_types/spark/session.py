@@ -41,6 +41,8 @@ log = get_logger(__name__)
 jvm_log = logging.getLogger("udf.spark.jvm")
 _lock = threading.Lock()
 _target: str | None = None  # the master or Connect URL of the session get_session started
+_started: dict[str, str] = {}  # the settings it started with
+_conf: dict[str, str] = {}  # the settings it has now (its SQL ones may be set since)
 # log4j's console layout: "26/12/02 17:11:22 WARN NativeCodeLoader: ..."
 _LOG4J_LEVEL = re.compile(r"^\S+ \S+ (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
 _LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
@@ -62,26 +64,40 @@ DEFAULT_CONF = {
     ),
 }
 
+# Settings of the local driver's JVM: a session restarted in the same process keeps the JVM
+JVM_SETTINGS = frozenset({"spark.driver.memory", "spark.driver.extraJavaOptions",
+                          "spark.driver.extraClassPath", "spark.driver.extraLibraryPath"})  # fmt: skip
+
 
 def get_session(settings: SparkSettings | None = None) -> SparkSession:
     """The process's session, started on first use with ``settings``.
 
-    A process asked for another master or Connect server than its session's (one process
-    running tasks of several settings, as ``dag.test()`` does) stops that session and starts
-    one on the new target, so a setting is never silently ignored.
+    A process asked for other settings than its session's (one process running tasks of
+    several homes, as ``dag.test()`` does) gets them, so a setting is never silently
+    ignored: SQL settings a running session can change (``spark.sql.shuffle.partitions``)
+    are set on it, and another master, Connect server or static setting (the driver's
+    memory) stops the session and starts one with them.
     """
     from pyspark.sql import SparkSession
 
-    global _target
+    global _target, _started, _conf
     settings = settings or SparkSettings()
     target = settings.remote or settings.master
+    conf = {**DEFAULT_CONF, **settings.conf}
     _quiet_query_context_loggers()
     with _lock:
         active = SparkSession.getActiveSession()
         if active is not None:
-            if _target in (None, target):  # None: a session this module did not start
+            if _target is None:  # a session this module did not start
                 return active
-            log.warning("spark session restarted on new settings", was=_target, now=target)
+            if _target == target and _settable(active, conf):
+                return active
+            changed = _differences(_conf, conf)
+            log.warning("spark session restarted on new settings", was=_target, now=target,
+                        settings=", ".join(changed))  # fmt: skip
+            if fixed := [k for k in changed if k in JVM_SETTINGS and not settings.remote]:
+                log.warning("spark settings of the driver's JVM apply in a new process only",
+                            settings=", ".join(fixed))  # fmt: skip
             active.stop()
             if is_connect(active):  # pyspark routes every later session to Connect otherwise
                 os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
@@ -90,7 +106,7 @@ def get_session(settings: SparkSettings | None = None) -> SparkSession:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         builder = SparkSession.builder.appName("udf-batch-metrics")
-        conf = {**DEFAULT_CONF, **settings.conf}
+        _started = _conf = dict(conf)
         if settings.remote:
             builder = builder.remote(settings.remote)
             conf = session_conf(conf)
@@ -106,6 +122,36 @@ def get_session(settings: SparkSettings | None = None) -> SparkSession:
             session.sparkContext.setLogLevel("ERROR")
         log.info("spark session", master=settings.remote or settings.master)
         return session
+
+
+def _differences(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def _settable(active: SparkSession, conf: dict[str, str]) -> bool:
+    """Give the running session ``conf`` by setting its SQL settings, if that is enough.
+
+    False when a setting that differs can only be given at start: one the session cannot
+    change, or one it started with that ``conf`` drops (unsetting it would bring back the
+    start's value, not Spark's default). On Spark Connect only SQL settings count: the
+    server owns the others (:func:`session_conf`).
+    """
+    global _conf
+    changed = _differences(_conf, conf)
+    if is_connect(active):
+        changed = [k for k in changed if k.startswith("spark.sql.")]
+    if not changed:
+        return True
+    if any(not active.conf.isModifiable(k) or (k not in conf and k in _started) for k in changed):
+        return False
+    for key in changed:
+        if key in conf:
+            active.conf.set(key, conf[key])
+        else:
+            active.conf.unset(key)
+    log.info("spark session settings changed", settings=", ".join(changed))
+    _conf = dict(conf)
+    return True
 
 
 def session_conf(conf: dict[str, str]) -> dict[str, str]:
