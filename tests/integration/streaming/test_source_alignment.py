@@ -114,5 +114,7 @@ def test_aligned_history_keeps_watermarks_within_the_drift(home: Home, table_env
         assert lead <= drift + ACTIVATION_GAP, lead / MINUTE
     else:
         # Unaligned, activations run through the history: far beyond the aligned bound. How
-        # far depends on how fast each topic is read (49.9 minutes once, on a loaded machine).
-        assert lead > 3 * drift, lead / MINUTE
+        # far depends on how fast each topic is read and in which order Flink's readers take
+        # the files (49.9 minutes once, on a loaded machine), so the bound is twice the drift,
+        # nearly twice the aligned bound.
+        assert lead > 2 * drift, lead / MINUTE
