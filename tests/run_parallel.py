@@ -27,9 +27,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Seconds per folder in a clean clone's `make test` on 2 cores, two at a time (2026-12-04):
-# streaming 1451, metric_types 1178, airflow 1167, alerts 343, metadata 333, unit 141,
-# archive 122, results 120, docs 72, framework 44, config 7; 2523 s in all.
+# Seconds per folder in a clean clone's `make test` on 2 cores, two at a time (2026-12-07, a
+# slow AMD EPYC machine): streaming 1780, metric_types 1503, airflow 919, metadata 223,
+# alerts 218, unit 147, archive 111, results 101, docs 81, framework 48, config 4; 2692 s
+# from the clone to the end (a faster Intel Xeon machine: about 1600 s).
 LONGEST_FIRST = (
     "tests/integration/streaming",
     "tests/integration/metric_types",
