@@ -101,8 +101,8 @@ class Cluster:
 
     home: Home
     settings: Any  # udf.settings.FlinkSettings
-    jvm_options: str = ""  # the TaskManager's, where the jobs run (stream.jvm_options)
-    state_memory: str = "256m"  # the TaskManager's managed memory (stream.state_memory)
+    jvm_options: str  # the TaskManager's, where the jobs run (stream.jvm_options)
+    state_memory: str  # the TaskManager's managed memory (stream.state_memory)
 
     @classmethod
     def of(cls, home: Home) -> Cluster:
