@@ -177,7 +177,7 @@ def compute_day(
         winsorize,
     )
     from metric_types.spark.readers import hours_between, read_activations, read_events
-    from results.comparisons import analysis_specs, compare_groups
+    from results.comparisons import compare_groups
     from results.health import GroupCell, allocation_intervals, health_verdicts
     from stats.quantile import z_of
 
@@ -188,7 +188,7 @@ def compute_day(
     last = min(max(p.end for p in periods), day.end)
     windows = {e: w for e, w in plan.cuped_windows().items()
                if any(p.experiment == e for p in periods)}  # fmt: skip
-    specs = analysis_specs(plan.experiments, plan.analysis)
+    specs = plan.specs
     excluded = list(excluding(specs))
     intervals = allocation_intervals(plan.ramps)
     custom = CustomValues()

@@ -95,11 +95,16 @@ class BatchPlan:
     def experiments(self) -> tuple[str, ...]:
         return tuple(sorted({e for m in self.metrics for e in m.experiments}))
 
-    def cuped_windows(self) -> dict[str, int]:
-        """The pre-exposure window (ms) of each experiment whose analysis asks for CUPED."""
+    @cached_property
+    def specs(self) -> dict[str, AnalysisSpec]:
+        """Each experiment's analysis settings as the catalog model, validated once."""
         from results.comparisons import analysis_specs
 
-        return cuped_windows(analysis_specs(self.experiments, self.analysis))
+        return analysis_specs(self.experiments, self.analysis)
+
+    def cuped_windows(self) -> dict[str, int]:
+        """The pre-exposure window (ms) of each experiment whose analysis asks for CUPED."""
+        return cuped_windows(self.specs)
 
 
 def cuped_windows(specs: Mapping[str, AnalysisSpec]) -> dict[str, int]:
