@@ -30,7 +30,14 @@ def _date(value: str, option: str) -> date:
 
 
 @click.command(name="compute")
-@click.option("--metric-type", "metric_type", required=True, type=click.Choice(METRIC_TYPES))
+@click.option(
+    "--metric-type",
+    "metric_types",
+    required=True,
+    multiple=True,
+    type=click.Choice(METRIC_TYPES),
+    help="The type to compute (repeatable: each type in turn, in one Spark session).",
+)
 @click.option("--through", required=True, help="The (last) date to compute, YYYY-MM-DD.")
 @click.option("--from", "date_from", help="Also compute every date from this one (YYYY-MM-DD).")
 @click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
@@ -44,7 +51,7 @@ def _date(value: str, option: str) -> date:
 @pass_home
 def command(
     home: Home,
-    metric_type: str,
+    metric_types: tuple[str, ...],
     through: str,
     date_from: str | None,
     metrics: tuple[str, ...],
@@ -52,6 +59,9 @@ def command(
     fmt: str,
 ) -> None:
     """Compute METRIC-TYPE metrics for a date (or a range) and write the results.
+
+    With several --metric-type, the types are computed one after another in this process,
+    so they share its Spark session; --metric then needs a single type.
 
     aggregated: cumulative through the date; calendar_day: the date alone; days_in: day k
     since exposure, for users whose day k ended by the date; custom: your SQL over the
@@ -67,22 +77,30 @@ def command(
     if first > last:
         raise InputError(f"--from {first} is after --through {last}")
     dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    types = list(dict.fromkeys(metric_types))
+    if metrics and len(types) > 1:
+        raise InputError(
+            f"--metric names metrics of one type: give a single --metric-type, not {len(types)}"
+        )
     scopes = list(dict.fromkeys(experiments)) or [""]
     home = home.ensure()
     settings = load_settings(home)
     summaries: list[dict[str, Any]] = []
     with Progress(console=console(err=True), transient=True, disable=fmt == "json") as progress:
-        task = progress.add_task(f"computing {metric_type}", total=len(dates) * len(scopes))
-        for day in dates:
-            for scope in scopes:
-                summaries.append(
-                    compute_now(
-                        home, metric_type, day, metrics=metrics or None, scope=scope,
-                        settings=settings,
-                    )
-                )  # fmt: skip
-                progress.advance(task)
-    emit([_row(s) for s in summaries], fmt, title=f"udf compute {metric_type}")
+        task = progress.add_task(
+            f"computing {', '.join(types)}", total=len(types) * len(dates) * len(scopes)
+        )
+        for metric_type in types:
+            for day in dates:
+                for scope in scopes:
+                    summaries.append(
+                        compute_now(
+                            home, metric_type, day, metrics=metrics or None, scope=scope,
+                            settings=settings,
+                        )
+                    )  # fmt: skip
+                    progress.advance(task)
+    emit([_row(s) for s in summaries], fmt, title=f"udf compute {', '.join(types)}")
     failed = [f"{m} {s['ds']}: {why}" for s in summaries for m, why in s["failed"].items()]
     if failed:
         raise UdfError(

@@ -3,7 +3,8 @@
 The same home (a small generated workload with duplicates, spammers, late and corrupt
 records, segments, a ratio, a sum, CUPED, custom SQL and a custom Python function whose
 Python UDF only the driver's ``PYTHONPATH`` can import) is computed by the real command line,
-``udf compute``, in a subprocess, three times, selected by the environment alone:
+``udf compute`` of both metric types, in a subprocess (one Spark application), three times,
+selected by the environment alone:
 
 - ``local[*]`` (no setting);
 - a standalone cluster, a master and two one-core workers, each its own JVM
@@ -148,9 +149,9 @@ def computed(workload: Workload, engine: str, request: pytest.FixtureRequest) ->
         elif engine == "connect":
             selection = {"UDF_SPARK_REMOTE": request.getfixturevalue("spark_connect").url}
         started = time.monotonic()
-        for metric_type in METRIC_TYPES:
-            cli("compute", "--metric-type", metric_type, "--from", DATES[0].isoformat(),
-                "--through", DATES[-1].isoformat(), env=_env(workload.home, selection))  # fmt: skip
+        types = [arg for t in METRIC_TYPES for arg in ("--metric-type", t)]  # one application
+        cli("compute", *types, "--from", DATES[0].isoformat(), "--through", DATES[-1].isoformat(),
+            env=_env(workload.home, selection))  # fmt: skip
         workload.seconds[engine] = time.monotonic() - started
         with open_store(workload.home, load_settings(workload.home, {})) as store:
             workload.rows[engine] = [

@@ -58,3 +58,11 @@ def test_generate_into_the_current_directory(
     )
     assert result.exit_code == 0, result.output
     assert (out / "manifest.json").exists() and (out / "ramps.csv").exists()
+
+
+def test_compute_refuses_metric_names_with_several_types(home) -> None:
+    result = run("compute", "--metric-type", "aggregated", "--metric-type", "custom",
+                 "--metric", "clicks", "--through", "2026-01-04")  # fmt: skip
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line == "error: --metric names metrics of one type: give a single --metric-type, not 2"
