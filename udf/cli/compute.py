@@ -11,6 +11,7 @@ A custom metric that fails is recorded ``failed`` alone; the command then exits 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import product
 from typing import Any
 
 import click
@@ -90,16 +91,14 @@ def command(
         task = progress.add_task(
             f"computing {', '.join(types)}", total=len(types) * len(dates) * len(scopes)
         )
-        for metric_type in types:
-            for day in dates:
-                for scope in scopes:
-                    summaries.append(
-                        compute_now(
-                            home, metric_type, day, metrics=metrics or None, scope=scope,
-                            settings=settings,
-                        )
-                    )  # fmt: skip
-                    progress.advance(task)
+        for metric_type, day, scope in product(types, dates, scopes):
+            summaries.append(
+                compute_now(
+                    home, metric_type, day, metrics=metrics or None, scope=scope,
+                    settings=settings,
+                )
+            )  # fmt: skip
+            progress.advance(task)
     emit([_row(s) for s in summaries], fmt, title=f"udf compute {', '.join(types)}")
     failed = [f"{m} {s['ds']}: {why}" for s in summaries for m, why in s["failed"].items()]
     if failed:
