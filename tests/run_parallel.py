@@ -27,10 +27,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Seconds per folder in a clean clone's `make test` on 2 cores, two at a time (2026-12-07, a
-# slow AMD EPYC machine): streaming 1780, metric_types 1503, airflow 919, metadata 223,
-# alerts 218, unit 147, archive 111, results 101, docs 81, framework 48, config 4; 2692 s
-# from the clone to the end (a faster Intel Xeon machine: about 1600 s).
+# Seconds per folder in a clean clone's `make test` on 2 cores, two at a time (2026-12-07, an
+# Intel Xeon machine whose speed moved by 20-30% within the day): streaming 1650, metric_types
+# 1464, airflow 936, alerts 245, metadata 190, unit 139, archive 110, docs 98, results 93,
+# framework 71, config 5; 2559 s from the clone to the end (2117 s on the same machine hours
+# before; 2692 s on a slow AMD EPYC machine).
 LONGEST_FIRST = (
     "tests/integration/streaming",
     "tests/integration/metric_types",
