@@ -70,6 +70,7 @@ def command(
     """
     from rich.progress import Progress
 
+    from metadata.repository import MetadataStore
     from udf.framework.tasks import compute_now
     from udf.settings import load_settings
 
@@ -87,7 +88,10 @@ def command(
     home = home.ensure()
     settings = load_settings(home)
     summaries: list[dict[str, Any]] = []
-    with Progress(console=console(err=True), transient=True, disable=fmt == "json") as progress:
+    with (
+        MetadataStore.for_home(home) as store,  # one store for every slice, not one each
+        Progress(console=console(err=True), transient=True, disable=fmt == "json") as progress,
+    ):
         task = progress.add_task(
             f"computing {', '.join(types)}", total=len(types) * len(dates) * len(scopes)
         )
@@ -95,7 +99,7 @@ def command(
             summaries.append(
                 compute_now(
                     home, metric_type, day, metrics=metrics or None, scope=scope,
-                    settings=settings,
+                    settings=settings, store=store,
                 )
             )  # fmt: skip
             progress.advance(task)
