@@ -135,6 +135,7 @@ def health_verdicts(
     import numpy as np
 
     from stats.srm import chi_square
+    from udf.config.catalog import DEFAULT_SRM_ALPHA
 
     exposed: dict[Cell, dict[str, int]] = {}
     multiple: dict[Cell, int] = {}
@@ -155,7 +156,7 @@ def health_verdicts(
             value = float(chi_square(observed, weights).p_value)
             p = None if value != value else value
         flags = []
-        if p is not None and p < srm_alpha.get(experiment, 0.001):
+        if p is not None and p < srm_alpha.get(experiment, DEFAULT_SRM_ALPHA):
             flags.append("srm")
         if multiple.get(cell, 0) > 0:
             flags.append("multiple_groups")

@@ -5,7 +5,8 @@ is suspect, so it is checked before anything else. :func:`chi_square` is the fix
 check (gbstats' ``check_srm``). A stream looks at the counts continuously, and repeating a
 chi-square test at every look would raise false alarms far above alpha; :func:`sequential`
 uses the Dirichlet-multinomial mixture likelihood ratio of Lindon & Malek (2022), whose
-always-valid p-value may be checked after every record.
+always-valid p-value may be checked after every record. :func:`stratified` is the same test
+when the allocation changed with ramps: one mixture per stretch of constant allocation.
 """
 
 from __future__ import annotations
@@ -99,3 +100,31 @@ def sequential(
     previous = np.broadcast_to(np.asarray(previous_p, dtype=float), code.shape)
     # fmin ignores a NaN on either side: one bad look must not make the state NaN forever.
     return SrmResult(np.where(code == Code.OK, np.fmin(p, previous), previous), code)
+
+
+def stratified(
+    counts: np.ndarray,
+    weights: np.ndarray,
+    previous_p: float = 1.0,
+    concentration: float = 100.0,
+) -> float:
+    """Always-valid SRM p-value of units whose allocation depends on when they arrived.
+
+    Rows are strata (the stretches between ramps, in which the allocation stays the same),
+    columns groups. Under the null each stratum's units are a multinomial sample of its own
+    allocation, and a unit's stratum is fixed by its arrival time, not by its group; each
+    unit then multiplies its stratum's mixture likelihood ratio by a factor of conditional
+    mean one, so the product over strata (the sum of their :func:`log_bayes_factor`) is
+    again a test martingale, and ``min(previous_p, 1 / product)`` is always valid. Strata
+    with no units add nothing; so do strata whose counts their allocation rules out (units
+    in a group it gave 0), which the fixed-horizon check reports instead.
+    """
+    x, _, code = _prepare(np.atleast_2d(counts), np.atleast_2d(weights))
+    if not (code == Code.OK).any():
+        return previous_p
+    log_bf = np.where(
+        code == Code.OK, log_bayes_factor(x, np.atleast_2d(weights), concentration), 0.0
+    )
+    with np.errstate(over="ignore"):
+        p = min(1.0, float(np.exp(-log_bf.sum())))
+    return p if previous_p != previous_p else min(p, previous_p)

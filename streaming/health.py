@@ -12,12 +12,19 @@ with the same function (:func:`results.health.health_rows`):
 - the allocation intervals and the groups of each period on the date: from the metadata
   store's ramps, as batch reads them, read again when the totals name an interval not known
   yet (a ramp during a run) and at least every :data:`RELOAD_SECONDS`.
+
+Those columns equal batch's, so their SRM p-value is a fixed-horizon one: checked at every
+write, it would raise false alarms far above ``srm_alpha``. The real-time health alerts
+(:mod:`streaming.alerts.health`) take :meth:`HealthChecks.realtime` instead: per period,
+the always-valid p-value of :func:`stats.srm.stratified` over the users of each (allocation
+interval, group), with its running minimum over this process's looks.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from metadata.periods import DAY_MS
@@ -25,6 +32,18 @@ from results.schema import ResultRow
 
 RELOAD_SECONDS = 60.0
 INTERVAL = "interval"  # the operator's kind (Contributions.java)
+
+
+@dataclass(frozen=True)
+class RealtimeHealth:
+    """One period's real-time verdict: ``flags`` lists ``srm`` (always-valid p-value below
+    the experiment's ``srm_alpha``) and ``multiple_groups``; ``units`` its users."""
+
+    period_start: int
+    p_value: float
+    units: int
+    alpha: float
+    flags: str
 
 
 class HealthChecks:
@@ -35,6 +54,7 @@ class HealthChecks:
         self.platform = platform
         self.window_ms = window_ms
         self.srm_alpha = srm_alpha
+        self.running: dict[tuple[str, int], float] = {}  # (experiment, period) -> p
         self._load()
 
     def _load(self) -> None:
@@ -84,3 +104,39 @@ class HealthChecks:
                 period_groups.setdefault((experiment, start), []).append(g)
         own = self.intervals.get(experiment, [])
         return health_rows(rows, counts, own, period_groups, self.srm_alpha)
+
+    def realtime(
+        self,
+        experiment: str,
+        totals: Mapping[tuple[Any, ...], Sequence[Any]],
+        rows: Sequence[ResultRow],
+    ) -> list[RealtimeHealth]:
+        """Each period's real-time health from the group totals of one write (after
+        :meth:`rows`, which loads any interval the totals name)."""
+        import numpy as np
+
+        from stats.srm import stratified
+        from udf.config.catalog import DEFAULT_SRM_ALPHA
+
+        cells: dict[int, dict[tuple[int, str], int]] = {}  # period -> (interval, group) -> users
+        for (group, start, _, _, _, kind, name), v in totals.items():
+            if kind == INTERVAL and v[0]:
+                cells.setdefault(int(start), {})[(int(name), group)] = v[0]
+        shares = {i.start: i.allocation for i in self.intervals.get(experiment, [])}
+        alpha = self.srm_alpha.get(experiment, DEFAULT_SRM_ALPHA)
+        out = []
+        for start, cell in sorted(cells.items()):
+            of_period = {g for g, s, _ in self.periods.get(experiment, []) if s == start}
+            groups = sorted(of_period | {g for _, g in cell})
+            cuts = sorted({cut for cut, _ in cell if cut in shares})
+            counts = np.array([[cell.get((c, g), 0) for g in groups] for c in cuts], dtype=float)
+            weights = np.array([[shares[c].get(g, 0.0) for g in groups] for c in cuts], dtype=float)
+            key = (experiment, start)
+            p = self.running.get(key, 1.0)
+            if cuts and len(groups) > 1:
+                p = self.running[key] = stratified(counts, weights, p)
+            flags = ["srm"] if p < alpha else []
+            if any(r.multiple_groups for r in rows if r.period_start == start and not r.segment):
+                flags.append("multiple_groups")
+            out.append(RealtimeHealth(start, p, sum(cell.values()), alpha, ",".join(flags)))
+        return out

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from streaming.alerts.decision import judge, select_pairs
 from streaming.alerts.delivery import Deliveries, Poster, deliver_pending, email_sender
 from streaming.alerts.delivery import urllib_poster as urllib_poster
-from streaming.alerts.health import health_looks
+from streaming.alerts.health import health_looks, realtime_looks
 from streaming.alerts.messages import outgoing
 from streaming.alerts.rules import plan_alerts
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from metadata.records import AlertChange, AlertLook
     from metadata.repository import MetadataStore
     from results.schema import ResultRow
+    from streaming.health import RealtimeHealth
     from udf.config.alerts import AlertSettings
     from udf.framework.mail import Sender
 
@@ -68,6 +69,7 @@ def evaluate_alerts(
     post: Poster | None = None,
     holder: str | None = None,
     confirm: Callable[[list[AlertLook]], list[AlertLook]] | None = None,
+    realtime: Iterable[RealtimeHealth] = (),
 ) -> AlertReport:
     """Judge the watched comparisons in ``rows``, record changes once, deliver their messages.
 
@@ -76,7 +78,8 @@ def evaluate_alerts(
     delivery leases (host, pid and a random suffix by default). Times come from the store's
     clock. Safe to call from several processes at once and again after a restart.
     ``confirm`` may withhold a look's state (set it to None) before it is recorded: the
-    stream's sink requires two consecutive looks to agree (:mod:`.stream`).
+    stream's sink requires two consecutive looks to agree (:mod:`.stream`). ``realtime``:
+    the stream's health verdicts of the write ``rows`` come from (:mod:`.health`).
     """
     from udf.framework.leases import default_holder
 
@@ -86,6 +89,7 @@ def evaluate_alerts(
     plan = plan_alerts(store.experiments(), store.metrics(), settings)
     rows = list(rows)
     looks = judge(select_pairs(rows, plan), settings.min_units)
+    looks += realtime_looks(rows, realtime, plan)
     if confirm is not None:
         looks = confirm(looks)
     looks += health_looks(rows, plan)

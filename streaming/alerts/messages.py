@@ -57,7 +57,7 @@ def outgoing(change: AlertChange, watch: Watch, email_from: str | None) -> list[
 def subject_of(change: AlertChange) -> str:
     k, found = change.key, change.found
     if is_health(k):
-        return health_subject(k.experiment, change.to_state == "alerting", found.status)
+        return health_subject(k, change.to_state == "alerting", found.status)
     where = f"{k.experiment}/{k.group}: {k.metric}{_segment(change, ' for ')}"
     if change.to_state == "alerting":
         size = f" {abs(found.lift_rel):.1%}" if found.lift_rel is not None else ""
@@ -69,7 +69,7 @@ def summary(change: AlertChange, watch: Watch) -> str:
     """One sentence saying what happened."""
     k, found = change.key, change.found
     if is_health(k):
-        return health_summary(k.experiment, change.to_state == "alerting", found)
+        return health_summary(k, change.to_state == "alerting", found)
     method = METHODS.get(found.method, found.method)
     if change.to_state == "alerting":
         size = f" by {abs(found.lift_rel):.1%}" if found.lift_rel is not None else ""

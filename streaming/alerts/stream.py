@@ -100,8 +100,12 @@ class StreamAlerts:
             self.read_at = time.monotonic()
         return self.watched
 
-    def look(self, experiment: str, day: str, rows: Sequence[Any]) -> None:
-        """Judge the rows of one written look, record changes once and deliver their messages."""
+    def look(
+        self, experiment: str, day: str, rows: Sequence[Any], health: Sequence[Any] = ()
+    ) -> None:
+        """Judge the rows of one written look (and ``health``, its real-time health verdicts:
+        :meth:`streaming.health.HealthChecks.realtime`), record changes once and deliver
+        their messages."""
         if not self.settings.enabled:
             return
         try:
@@ -116,6 +120,7 @@ class StreamAlerts:
                 report = evaluate_alerts(
                     rows, store, self.settings,
                     confirm=lambda looks: hold_alerts(self.confirm(looks), alerting),
+                    realtime=health,
                 )  # fmt: skip
             if report.changes or report.deliveries.failed:
                 log.info("stream.alerts", experiment=experiment, date=day, **report.as_dict())

@@ -22,7 +22,8 @@ the progress file the command line prints.
 Comparisons: the experiment's analysis settings, with its sequential method for a
 real-time look (:func:`streaming.alerts.rules.realtime_method`: the experiment's own, else
 the always-valid mSPRT). Alerts: each write is a look, judged by
-:class:`streaming.alerts.stream.StreamAlerts` (experiments with a watched metric only).
+:class:`streaming.alerts.stream.StreamAlerts` (experiments with a watched metric only), with
+the write's real-time health verdicts (:meth:`streaming.health.HealthChecks.realtime`).
 Another hook, ``on_rows`` (a ``module:function`` name), is called with the experiment, the
 date and the compared rows after each write.
 """
@@ -168,7 +169,8 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         self.rows_written += self.store.replace(
             Slice("stream", METRIC_TYPE, day, names, (experiment,)), rows
         )
-        self.alerts.look(experiment, day.isoformat(), rows)
+        health = self.health.realtime(experiment, totals, rows)
+        self.alerts.look(experiment, day.isoformat(), rows, health)
         if self.hook is not None:
             self.hook(experiment, day.isoformat(), rows)
 

@@ -7,6 +7,8 @@ spotify-confidence pulls in chartify and ipywidgets. Each peer gets a throw-away
     /tmp/gbenv/bin/python tests/data/stats/make_references.py gbstats
     python3.11 -m venv /tmp/spenv && /tmp/spenv/bin/pip install spotify-confidence==4.1.0
     /tmp/spenv/bin/python tests/data/stats/make_references.py spotify
+    python3.11 -m venv /tmp/ssenv && /tmp/ssenv/bin/pip install ssrm-test==0.1.5
+    /tmp/ssenv/bin/python tests/data/stats/make_references.py ssrm
 
 Each run writes ``<peer>.json`` next to this file: the versions used, the inputs (drawn
 from a fixed seed, stored so the tests never need to regenerate them) and the peer's
@@ -207,19 +209,61 @@ def spotify_refs(cases: list[dict]) -> dict:
     }
 
 
+def ssrm_refs() -> dict:
+    """Optimizely's sequential SRM test (Lindon & Malek 2022) on streams of count batches.
+
+    Each case is a stream of looks: the units that arrived since the last look, per group,
+    drawn from ``true`` (the allocation ``null`` or a mismatch), and the peer's always-valid
+    p-value and Bayes factor after each look, for two Dirichlet concentrations.
+    """
+    from ssrm_test import ssrm_test
+
+    rng = np.random.default_rng(20261207)
+    cases = []
+    for i in range(24):
+        groups = int(rng.integers(2, 5))
+        null = rng.dirichlet(np.full(groups, 4.0))
+        null = np.round(null / null.sum(), 4)
+        null[-1] = round(1.0 - null[:-1].sum(), 4)
+        skew = 0.0 if i % 3 == 0 else float(rng.uniform(0.02, 0.12))
+        true = np.abs(null + skew * rng.normal(size=groups))
+        true = true / true.sum()
+        looks = int(rng.integers(5, 25))
+        batches = [rng.multinomial(int(rng.integers(0, 400)), true).tolist() for _ in range(looks)]
+        case: dict = {"null": null.tolist(), "true": true.tolist(), "batches": batches}
+        for c in (100.0, 10000.0):
+            data = np.array(batches)
+            case[f"p_values_{c:g}"] = [
+                float(v)
+                for v in ssrm_test.sequential_p_values(data, null, dirichlet_concentration=c)
+            ]
+            case[f"bayes_factors_{c:g}"] = [
+                float(v)
+                for v in ssrm_test.sequential_bayes_factors(data, null, dirichlet_concentration=c)
+            ]
+        cases.append(case)
+    return {"peer": "ssrm-test", "versions": {"ssrm-test": version("ssrm-test")}, "cases": cases}
+
+
+FILES = {"gbstats": "gbstats.json", "spotify": "spotify_confidence.json", "ssrm": "ssrm_test.json"}
+
+
 def main(peer: str) -> None:
-    cases = inputs()
-    refs = gbstats_refs(cases) if peer == "gbstats" else spotify_refs(cases)
+    if peer == "ssrm":
+        refs = ssrm_refs()
+    else:
+        cases = inputs()
+        refs = gbstats_refs(cases) if peer == "gbstats" else spotify_refs(cases)
+        refs["inputs"] = cases
     refs["versions"].update(
         {"python": platform.python_version(), "numpy": version("numpy"), "scipy": version("scipy")}
     )
-    refs["inputs"] = cases
-    name = "gbstats.json" if peer == "gbstats" else "spotify_confidence.json"
+    name = FILES[peer]
     (HERE / name).write_text(json.dumps(refs, indent=1) + "\n")
     print(f"wrote {HERE / name}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in ("gbstats", "spotify"):
-        sys.exit("usage: make_references.py gbstats|spotify")
+    if len(sys.argv) != 2 or sys.argv[1] not in FILES:
+        sys.exit("usage: make_references.py gbstats|spotify|ssrm")
     main(sys.argv[1])

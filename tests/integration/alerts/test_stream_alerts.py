@@ -1,4 +1,5 @@
-"""Issue 12's alert acceptance, from the real pipeline: a 20% drop alerts once, A/A never.
+"""Issue 12's alert acceptance, from the real pipeline: a 20% drop alerts once, A/A never;
+and a broken 40/60 split raises the real-time health alert once.
 
 ``udf stream replay --rate`` feeds a small workload (:mod:`tests.support.alert_workload`)
 like live traffic, so Flink's results sink writes the experiments' rows many times as they
@@ -15,13 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.alert_workload import AA, DROP, OWNER, catalog, write_workload
+from streaming.alerts.health import REALTIME_SEGMENT
+from tests.support.alert_workload import AA, DROP, OWNER, SRM, catalog, write_workload
 from tests.support.streaming import finish, start_stream, udf
 from udf.home import Home
 
 pytestmark = [pytest.mark.flink, pytest.mark.slow]
 
-RATE = 300  # records/s: the ~15,000 records take ~50 s, a look every 0.5-1 s per experiment
+RATE = 450  # records/s: the ~22,500 records take ~50 s, a look every 0.5-1 s per experiment
 USERS = 1000  # per group
 
 
@@ -65,8 +67,10 @@ def test_a_20_percent_drop_alerts_once_and_an_aa_never_over_20_looks(
     assert "draining" in out
 
     with MetadataStore.for_home(home) as store:
-        states = {(s.key.experiment, s.key.group, s.key.metric): s for s in store.alert_states()}
+        every = store.alert_states()
         sent = store.notifications()
+    states = {(s.key.experiment, s.key.group, s.key.metric): s for s in every if not s.key.segment}
+    health = {s.key.experiment: s for s in every if s.key.segment == REALTIME_SEGMENT}
     drop = states[(DROP, "treatment", "clicks")]
     aa = states[(AA, "treatment", "clicks")]
     # many looks at each comparison, each on more users than the one before (cumulative rows)
@@ -76,18 +80,36 @@ def test_a_20_percent_drop_alerts_once_and_an_aa_never_over_20_looks(
     assert (aa.state, aa.changes) == ("ok", 0), aa
     assert aa.found.moved == "" and drop.found.moved == "decrease"
     assert -0.3 < drop.found.lift_rel < -0.1
+    # the broken split: its clicks per user are the same in both groups (no metric alert),
+    # and its real-time health alerts once; the others' never do
+    srm = states[(SRM, "treatment", "clicks")]
+    assert (srm.state, srm.changes) == ("ok", 0), srm
+    assert (health[SRM].state, health[SRM].changes) == ("alerting", 1), health[SRM]
+    for name in (DROP, AA):
+        assert (health[name].state, health[name].changes) == ("ok", 0), health[name]
+        assert health[name].looks >= 20 and health[name].found.p_value > 0.001
+    assert health[SRM].found.units == 2 * USERS and health[SRM].found.p_value < 1e-6
 
-    # exactly one email and one webhook call, both about the drop, none about the A/A
-    [mail] = smtp.received
+    # exactly one email and one webhook call about the drop, and one of each about the
+    # split; none about the A/A
+    mails = {m.message["Subject"].split(":")[0]: m for m in smtp.received}
+    assert len(smtp.received) == 2 and set(mails) == {
+        f"[udf] ALERT {DROP}/treatment",
+        f"[udf] REAL-TIME HEALTH {SRM}",
+    }
+    mail = mails[f"[udf] ALERT {DROP}/treatment"]
     assert mail.rcpt_tos == [OWNER] and mail.mail_from == "alerts@example.com"
     assert mail.message["Subject"].startswith(f"[udf] ALERT {DROP}/treatment: clicks down ")
-    [post] = webhook.posts
-    alert = post.json()["alert"]
+    assert mails[f"[udf] REAL-TIME HEALTH {SRM}"].message["Subject"].endswith(": srm")
+    posts = {p.json()["alert"]["experiment"]: p.json()["alert"] for p in webhook.posts}
+    assert len(webhook.posts) == 2 and set(posts) == {DROP, SRM}
+    alert = posts[DROP]
     assert (alert["experiment"], alert["group"], alert["metric"], alert["state"]) == (
         DROP, "treatment", "clicks", "alerting",
     )  # fmt: skip
     assert alert["method"] == "msprt" and alert["units"] >= 2 * 200
-    assert [n.state for n in sent] == ["sent", "sent"]  # the two messages, recorded as sent
+    assert (posts[SRM]["method"], posts[SRM]["state"]) == ("always_valid_srm", "alerting")
+    assert [n.state for n in sent] == ["sent"] * 4  # the four messages, recorded as sent
 
     # the stream rows carry the always-valid columns the alert was decided on
     from results.stores import open_store
@@ -113,6 +135,6 @@ def test_a_20_percent_drop_alerts_once_and_an_aa_never_over_20_looks(
     assert again.keys() == before.keys()
     for key, row in again.items():
         assert replace(row, computed_at=0) == replace(before[key], computed_at=0), key
-    assert len(smtp.received) == 1 and len(webhook.posts) == 1
+    assert len(smtp.received) == 2 and len(webhook.posts) == 2
     with MetadataStore.for_home(home) as store:
-        assert sorted(s.changes for s in store.alert_states()) == [0, 1]
+        assert sorted(s.changes for s in store.alert_states()) == [0, 0, 0, 0, 1, 1]

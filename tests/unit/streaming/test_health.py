@@ -1,8 +1,10 @@
 """The stream's health checks from hand-made group totals: SRM against the allocation in force
-when each user was exposed, summed over the period's groups; expected values from scipy."""
+when each user was exposed, summed over the period's groups; expected values from scipy.
+The real-time verdicts' always-valid SRM is checked against scipy's Dirichlet-multinomial."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -66,3 +68,41 @@ def test_an_even_split_is_healthy_and_a_period_without_users_is_flagged(checks) 
     [alone] = checks.rows("exp", D, dict([interval("control", T0, 5)]), [row("control", 5)])
     assert alone.srm_p_value == pytest.approx(stats.chisquare([5, 0], [2.5, 2.5]).pvalue)
     assert alone.health == "srm,no_data:treatment"
+
+
+def bayes_factor(counts: list[int], shares: list[float], concentration: float = 100.0) -> float:
+    """Dirichlet-multinomial over multinomial likelihood of one stratum's counts (scipy)."""
+    n, p0 = sum(counts), np.array(shares) / sum(shares)
+    mixture = stats.dirichlet_multinomial.pmf(counts, concentration * p0, n)
+    return float(mixture / stats.multinomial.pmf(counts, n, p0))
+
+
+def test_realtime_srm_is_always_valid_per_allocation_interval(checks) -> None:
+    # the totals of the first test: an even split before the re-ramp, 90/60 after it where
+    # 1/3 : 2/3 was configured
+    totals = dict([interval("control", T0, 30), interval("control", T0 + DAY_MS, 90),
+                   interval("treatment", T0, 30), interval("treatment", T0 + DAY_MS, 60)])  # fmt: skip
+    rows = [row("control", 120), row("treatment", 90, 2)]
+    checks.rows("exp", D, totals, rows)
+    [health] = checks.realtime("exp", totals, rows)
+    bf = bayes_factor([30, 30], [50, 50]) * bayes_factor([90, 60], [50, 100])
+    assert health.p_value == pytest.approx(1 / bf, rel=1e-9) and health.p_value < 1e-4
+    assert (health.period_start, health.units, health.alpha) == (T0, 210, 0.05)
+    assert health.flags == "srm,multiple_groups"
+
+
+def test_realtime_srm_keeps_its_running_minimum_and_an_even_split_passes(checks) -> None:
+    even = dict([interval("control", T0, 40), interval("treatment", T0, 41)])
+    rows = [row("control", 40), row("treatment", 41)]
+    checks.rows("exp", D, even, rows)
+    [first] = checks.realtime("exp", even, rows)
+    assert first.p_value == pytest.approx(min(1.0, 1 / bayes_factor([40, 41], [1, 1])))
+    assert first.p_value > 0.5 and first.flags == ""
+    skewed = dict([interval("control", T0, 40), interval("treatment", T0, 41),
+                   interval("control", T0 + DAY_MS, 20), interval("treatment", T0 + DAY_MS, 100)])  # fmt: skip
+    [second] = checks.realtime("exp", skewed, rows)
+    expected = 1 / (bayes_factor([40, 41], [1, 1]) * bayes_factor([20, 100], [1, 2]))
+    assert second.p_value == pytest.approx(expected, rel=1e-9) and second.flags == "srm"
+    # a later look that is less extreme (the same users, fewer of them counted) keeps it
+    [third] = checks.realtime("exp", even, rows)
+    assert third.p_value == second.p_value and third.flags == "srm"
