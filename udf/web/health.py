@@ -1,4 +1,5 @@
-"""What the real-time health view shows: the streaming jobs on the session cluster.
+"""What the real-time health view shows: the streaming jobs on the session cluster, and
+each experiment's real-time health alert state.
 
 For each job the supervisor deployed (``stream/<mode>.job.json``, :mod:`streaming.supervisor`:
 the one pipeline, or each of the jobs apart)
@@ -38,3 +39,24 @@ def stream_jobs(home: Home) -> list[dict[str, Any]]:
                 row.update(state="unreachable", error=str(exc))
             jobs.append(row)
     return jobs
+
+
+def assignment_states(states: list[Any]) -> dict[str, dict[str, Any]]:
+    """Each experiment's real-time health (``(real-time health)`` alert states, one per
+    period; :mod:`streaming.alerts.health`), the worst of its periods: ``alerting`` with what
+    failed, the always-valid SRM p-value and since when, else ``ok``."""
+    from streaming.alerts.health import REALTIME_SEGMENT
+
+    out: dict[str, dict[str, Any]] = {}
+    for s in sorted(states, key=lambda s: (s.state == "alerting", s.key.period_start)):
+        if s.key.segment != REALTIME_SEGMENT:
+            continue
+        found = s.found
+        out[s.key.experiment] = {
+            "state": s.state,
+            "status": found.status,
+            "p_value": found.p_value,
+            "units": found.units,
+            "since": s.changed_at.strftime("%Y-%m-%d %H:%M:%S") if s.changed_at else "",
+        }
+    return out

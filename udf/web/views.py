@@ -167,10 +167,13 @@ def build_router(
             seen["computed"] = datetime.fromtimestamp(seen["computed_at"] / 1000, UTC).strftime(
                 "%Y-%m-%d %H:%M:%S"
             )
+        from udf.web.health import assignment_states
+
         with metadata() as store:
             reports = store.validation_reports(limit=VALIDATION_REPORTS_SHOWN)
+            assignment = assignment_states(store.alert_states())
         return page(request, "realtime.html", title="Real-time health", latest=latest,
                     jobs=stream_jobs(), reports=reports, no_jobs=NO_JOBS,
-                    no_reports=NO_REPORTS)  # fmt: skip
+                    no_reports=NO_REPORTS, assignment=assignment)  # fmt: skip
 
     return router

@@ -224,6 +224,31 @@ def test_realtime_view_shows_validation_reports_and_deployed_jobs(client, home):
     assert "events 0 read" in run["cells"][7]  # the pipeline's progress line
 
 
+def test_realtime_view_shows_each_experiments_real_time_health_alert(client, home):
+    from metadata.records import AlertKey, AlertLook, Findings
+    from metadata.repository import MetadataStore
+    from streaming.alerts.health import REALTIME_SEGMENT
+    from tests.integration.airflow.ui_example import RAMP
+
+    page = client.get("/ui/realtime").text
+    [row] = [r for r in table(page, "freshness-table")[1:] if r["attrs"].get("data-experiment")]
+    assert row["attrs"]["data-assignment"] == "" and row["cells"][4] == "not watched"
+
+    key = AlertKey(EXPERIMENT, "treatment", "clicks", int(RAMP.timestamp() * 1000),
+                   REALTIME_SEGMENT)  # fmt: skip
+    with MetadataStore.for_home(home) as store:
+        for units, state, p in ((400, "ok", 0.4), (800, "alerting", 2.5e-5)):
+            found = Findings(day=date(2026, 1, 3), units=units, method="always_valid_srm",
+                             alpha=0.001, p_value=p, status="srm" if p < 0.001 else "")  # fmt: skip
+            store.record_alert_looks([AlertLook(key, state, found)])
+        [state] = [s for s in store.alert_states() if s.key == key]
+    page = client.get("/ui/realtime").text
+    [row] = [r for r in table(page, "freshness-table")[1:] if r["attrs"].get("data-experiment")]
+    assert row["attrs"]["data-assignment"] == "alerting"
+    since = state.changed_at.strftime("%Y-%m-%d %H:%M:%S")
+    assert row["cells"][4] == f"ALERTING since {since}: srm (SRM p 2.5e-05 at 800 users)"
+
+
 def test_views_need_a_platform_home(monkeypatch):
     from plugins.udf_plugin import airflow_user, create_app
 
