@@ -134,8 +134,8 @@ def health_summary(key: AlertKey, firing: bool, found: Any) -> str:
         return (
             f"Experiment {experiment} fails its real-time health checks: {found.status} "
             f"(always-valid SRM p-value {found.p_value:.3g} at {found.units} users). Stop "
-            "it or fix its assignment before trusting its comparisons; batch confirms the "
-            "next day: see `udf status --health`."
+            "it or fix its assignment before trusting its comparisons (`udf status "
+            "--alerts`); batch's checks follow the next day (`udf status --health`)."
         )
     if not firing:
         return f"Experiment {experiment} passes its health checks again."
