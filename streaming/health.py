@@ -17,7 +17,13 @@ Those columns equal batch's, so their SRM p-value is a fixed-horizon one: checke
 write, it would raise false alarms far above ``srm_alpha``. The real-time health alerts
 (:mod:`streaming.alerts.health`) take :meth:`HealthChecks.realtime` instead: per period,
 the always-valid p-value of :func:`stats.srm.stratified` over the users of each (allocation
-interval, group), with its running minimum over this process's looks.
+interval, group).
+
+A ramp that appears in the store during a run cuts an interval, but the pipeline counts the
+users exposed after it under the interval before it until its periods snapshot follows
+(``periods_interval_seconds``; docs/streaming.md, "Known differences from batch"): judged
+against the old allocation, those users would look like a mismatch. So an experiment's
+real-time verdicts pause for ``settle_seconds`` after the checks first see a new ramp of it.
 """
 
 from __future__ import annotations
@@ -49,15 +55,23 @@ class RealtimeHealth:
 class HealthChecks:
     """The checks of one metadata store's experiments, at the stream's pace."""
 
-    def __init__(self, platform: Any, window_ms: int, srm_alpha: Mapping[str, float]):
-        """``srm_alpha``: each experiment's ``analysis.srm_alpha`` (``StreamPlan.specs``)."""
+    def __init__(
+        self,
+        platform: Any,
+        window_ms: int,
+        srm_alpha: Mapping[str, float],
+        settle_seconds: float = 0.0,
+    ):
+        """``srm_alpha``: each experiment's ``analysis.srm_alpha`` (``StreamPlan.specs``);
+        ``settle_seconds``: the pause of :meth:`realtime` after a new ramp (see above)."""
         self.platform = platform
         self.window_ms = window_ms
         self.srm_alpha = srm_alpha
-        self.running: dict[tuple[str, int], float] = {}  # (experiment, period) -> p
-        self._load()
+        self.settle_seconds = settle_seconds
+        self.seen: dict[tuple[str, int], float] = {}  # (experiment, interval start) -> when
+        self._load(first=True)
 
-    def _load(self) -> None:
+    def _load(self, first: bool = False) -> None:
         from metadata.repository import MetadataStore
         from results.health import experiment_intervals
 
@@ -71,6 +85,9 @@ class HealthChecks:
             for e in experiments
         }
         self.loaded_at = time.monotonic()
+        for own in self.intervals.values():  # the first load's ramps: the first snapshot's too
+            for i in own:
+                self.seen.setdefault((i.experiment, i.start), -1e300 if first else self.loaded_at)
 
     def rows(
         self,
@@ -112,7 +129,8 @@ class HealthChecks:
         rows: Sequence[ResultRow],
     ) -> list[RealtimeHealth]:
         """Each period's real-time health from the group totals of one write (after
-        :meth:`rows`, which loads any interval the totals name)."""
+        :meth:`rows`, which loads any interval the totals name); none while the experiment
+        settles after a new ramp."""
         import numpy as np
 
         from stats.srm import stratified
@@ -123,6 +141,9 @@ class HealthChecks:
             if kind == INTERVAL and v[0]:
                 cells.setdefault(int(start), {})[(int(name), group)] = v[0]
         shares = {i.start: i.allocation for i in self.intervals.get(experiment, [])}
+        now = time.monotonic()
+        if any(now - self.seen[(experiment, s)] < self.settle_seconds for s in shares):
+            return []
         alpha = self.srm_alpha.get(experiment, DEFAULT_SRM_ALPHA)
         out = []
         for start, cell in sorted(cells.items()):
@@ -131,10 +152,7 @@ class HealthChecks:
             cuts = sorted({cut for cut, _ in cell if cut in shares})
             counts = np.array([[cell.get((c, g), 0) for g in groups] for c in cuts], dtype=float)
             weights = np.array([[shares[c].get(g, 0.0) for g in groups] for c in cuts], dtype=float)
-            key = (experiment, start)
-            p = self.running.get(key, 1.0)
-            if cuts and len(groups) > 1:
-                p = self.running[key] = stratified(counts, weights, p)
+            p = stratified(counts, weights) if cuts and len(groups) > 1 else 1.0
             flags = ["srm"] if p < alpha else []
             if any(r.multiple_groups for r in rows if r.period_start == start and not r.segment):
                 flags.append("multiple_groups")

@@ -15,8 +15,9 @@ minutes what batch tells the next day (:func:`realtime_looks`). Its SRM check is
 always-valid test (:meth:`streaming.health.HealthChecks.realtime`), since it is looked at
 with every write; with it, users in two groups. A period without users yet is not flagged:
 every period starts so. Like a metric's, the state needs two consecutive looks that agree
-and, once ``alerting``, stays so for the period (:mod:`.stream`): the assignment was
-broken, whatever later looks show.
+(:mod:`.stream`), but it is not held once ``alerting``: a real mismatch only gathers
+evidence as users arrive, while counts that were briefly wrong (users exposed after a ramp
+the store learned late, counted against the allocation before it) clear once corrected.
 """
 
 from __future__ import annotations

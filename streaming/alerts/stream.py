@@ -17,7 +17,8 @@ the next look (new data, a second or a few later) to agree costs one flush inter
 delay and removes both; under no effect it only makes an alert rarer.
 
 Once a comparison is ``alerting``, the stream's later looks of its period do not clear it
-(:func:`hold_alerts`). The always-valid p-value is the running minimum of the looks'
+(:func:`hold_alerts`; the real-time health state is not held, see
+:mod:`streaming.alerts.health`). The always-valid p-value is the running minimum of the looks'
 (:mod:`stats.sequential.msprt`): when it has fallen below alpha, the harm is established
 for the period, and a later look on more users that happens to sit above the boundary is
 not evidence of a recovery. Judged look by look, a real 20% drop went alert, resolved,
@@ -39,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from streaming.alerts.health import REALTIME_SEGMENT
 from udf.logging import get_logger
 
 if TYPE_CHECKING:
@@ -116,7 +118,7 @@ class StreamAlerts:
 
             with MetadataStore.for_home(self.home) as store:
                 states = store.alert_states(experiment=experiment, state="alerting")
-                alerting = {s.key for s in states}
+                alerting = {s.key for s in states if s.key.segment != REALTIME_SEGMENT}
                 report = evaluate_alerts(
                     rows, store, self.settings,
                     confirm=lambda looks: hold_alerts(self.confirm(looks), alerting),

@@ -84,7 +84,11 @@ class ResultsSink(KeyedBroadcastProcessFunction):
         self.written = runtime_context.get_state(ValueStateDescriptor("written", pickled))
         self.store = open_store(self.home, self.settings)
         srm_alpha = {e: spec.srm_alpha for e, spec in self.plan.specs.items()}
-        self.health = HealthChecks(self.home, self.settings.window_ms, srm_alpha)
+        # a new ramp reaches the pipeline's periods within one republish and one look for new
+        # files; twice that, for the activations the join re-sends to settle
+        stream = self.settings.stream
+        settle = 2 * (stream.periods_interval_seconds + stream.monitor_seconds)
+        self.health = HealthChecks(self.home, self.settings.window_ms, srm_alpha, settle)
         self.subtask = _subtask(runtime_context)
         self.rows_written = 0
         self.last_progress = 0.0

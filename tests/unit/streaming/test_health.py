@@ -91,7 +91,7 @@ def test_realtime_srm_is_always_valid_per_allocation_interval(checks) -> None:
     assert health.flags == "srm,multiple_groups"
 
 
-def test_realtime_srm_keeps_its_running_minimum_and_an_even_split_passes(checks) -> None:
+def test_realtime_srm_judges_each_write_and_an_even_split_passes(checks) -> None:
     even = dict([interval("control", T0, 40), interval("treatment", T0, 41)])
     rows = [row("control", 40), row("treatment", 41)]
     checks.rows("exp", D, even, rows)
@@ -103,6 +103,28 @@ def test_realtime_srm_keeps_its_running_minimum_and_an_even_split_passes(checks)
     [second] = checks.realtime("exp", skewed, rows)
     expected = 1 / (bayes_factor([40, 41], [1, 1]) * bayes_factor([20, 100], [1, 2]))
     assert second.p_value == pytest.approx(expected, rel=1e-9) and second.flags == "srm"
-    # a later look that is less extreme (the same users, fewer of them counted) keeps it
+    # counts that were corrected (a changelog takes users back) are judged as they are now
     [third] = checks.realtime("exp", even, rows)
-    assert third.p_value == second.p_value and third.flags == "srm"
+    assert third.p_value == first.p_value and third.flags == ""
+
+
+def test_realtime_srm_pauses_after_a_ramp_appears_during_a_run(home: Home) -> None:
+    with MetadataStore.for_home(home) as store:
+        store.import_ramps([RampRow("exp", "control", T0, 50.0),
+                            RampRow("exp", "treatment", T0, 50.0)])  # fmt: skip
+    checks = HealthChecks(home, window_ms(3), {"exp": 0.05}, settle_seconds=3600)
+    # the ramps of the first load are the first snapshot's too: judged at once
+    skewed = dict([interval("control", T0, 20), interval("treatment", T0, 100)])
+    rows = [row("control", 20), row("treatment", 100)]
+    [verdict] = checks.realtime("exp", skewed, rows)
+    assert verdict.flags == "srm"
+    # a re-ramp to 1/3 : 2/3: until the pipeline's periods follow it, users exposed after it
+    # still count under the interval before it, so the experiment has no verdict for a while
+    with MetadataStore.for_home(home) as store:
+        store.import_ramps([RampRow("exp", "treatment", T0 + DAY_MS, 100.0)])
+    checks.loaded_at = float("-inf")  # a minute later: the checks read the ramps again
+    assert [r.health for r in checks.rows("exp", D, skewed, rows)] == ["srm", "srm"]  # (batch's)
+    assert checks.realtime("exp", skewed, rows) == []
+    checks.settle_seconds = 0.0
+    [after] = checks.realtime("exp", skewed, rows)
+    assert after == verdict
