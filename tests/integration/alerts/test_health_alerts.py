@@ -29,6 +29,13 @@ def _with_health(flushes):
     return out
 
 
+def told(reports, smtp) -> tuple[list[tuple[str, str, str]], list[int], list[str]]:
+    """The changes of state (segment, from, to), the looks that made them, the subjects sent."""
+    changes = [(c.key.segment, c.from_state, c.to_state) for r in reports for c in r.changes]
+    looks = [i for i, r in enumerate(reports, start=1) if r.changes]
+    return changes, looks, [m.message["Subject"] for m in smtp.received]
+
+
 def test_a_failing_health_check_alerts_once_and_recovers_once(
     store, clock, smtp, webhook, settings
 ) -> None:
@@ -37,10 +44,9 @@ def test_a_failing_health_check_alerts_once_and_recovers_once(
     for rows in _with_health(stream_looks(0.0)):
         clock.advance(minutes=5)
         reports.append(evaluate_alerts(rows, store, settings))
-    changes = [(c.key.segment, c.from_state, c.to_state) for r in reports for c in r.changes]
+    changes, looks, subjects = told(reports, smtp)
     assert changes == [(HEALTH_SEGMENT, "ok", "alerting"), (HEALTH_SEGMENT, "alerting", "ok")]
-    assert [i for i, r in enumerate(reports, start=1) if r.changes] == [6, 13]
-    subjects = [m.message["Subject"] for m in smtp.received]
+    assert looks == [6, 13]
     assert subjects == [f"[udf] HEALTH {EXPERIMENT}: srm,multiple_groups",
                         f"[udf] resolved HEALTH {EXPERIMENT}: every check passes"]  # fmt: skip
     assert all(m.rcpt_tos == [OWNER] for m in smtp.received)
@@ -70,10 +76,9 @@ def test_a_realtime_srm_alerts_and_recovers_once_each_after_two_agreeing_looks(
             rows, store, settings, realtime=health,
             confirm=lambda looks, held=alerting: hold_alerts(confirm(looks), held),
         ))  # fmt: skip
-    changes = [(c.key.segment, c.from_state, c.to_state) for r in reports for c in r.changes]
+    changes, looks, subjects = told(reports, smtp)
     assert changes == [(REALTIME_SEGMENT, "ok", "alerting"), (REALTIME_SEGMENT, "alerting", "ok")]
-    assert [i for i, r in enumerate(reports, start=1) if r.changes] == [7, 14]
-    subjects = [m.message["Subject"] for m in smtp.received]
+    assert looks == [7, 14]
     assert subjects == [f"[udf] REAL-TIME HEALTH {EXPERIMENT}: srm",
                         f"[udf] resolved REAL-TIME HEALTH {EXPERIMENT}: every check passes"]  # fmt: skip
     body = smtp.received[0].message.get_body(preferencelist=("plain",)).get_content()
