@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from math import inf
 from typing import Any
 
 from metadata.periods import DAY_MS
@@ -50,6 +51,18 @@ class RealtimeHealth:
     units: int
     alpha: float
     flags: str
+
+
+def interval_users(
+    totals: Mapping[tuple[Any, ...], Sequence[Any]],
+) -> dict[int, dict[tuple[int, str], int]]:
+    """The users the operator counted under ``interval``: period start -> (interval start,
+    group) -> users."""
+    cells: dict[int, dict[tuple[int, str], int]] = {}
+    for (group, start, _, _, _, kind, name), v in totals.items():
+        if kind == INTERVAL and v[0]:
+            cells.setdefault(int(start), {})[(int(name), group)] = v[0]
+    return cells
 
 
 class HealthChecks:
@@ -87,7 +100,7 @@ class HealthChecks:
         self.loaded_at = time.monotonic()
         for own in self.intervals.values():  # the first load's ramps: the first snapshot's too
             for i in own:
-                self.seen.setdefault((i.experiment, i.start), -1e300 if first else self.loaded_at)
+                self.seen.setdefault((i.experiment, i.start), -inf if first else self.loaded_at)
 
     def rows(
         self,
@@ -101,10 +114,9 @@ class HealthChecks:
         from results.health import health_rows
 
         users: dict[tuple[int, int], int] = {}  # (period start, interval start): every group's
-        for (_, start, _, _, _, kind, name), v in totals.items():
-            if kind == INTERVAL and v[0]:
-                key = (int(start), int(name))
-                users[key] = users.get(key, 0) + v[0]
+        for start, of_groups in interval_users(totals).items():
+            for (cut, _), n in of_groups.items():
+                users[(start, cut)] = users.get((start, cut), 0) + n
         stale = time.monotonic() - self.loaded_at >= RELOAD_SECONDS
         if stale or any((experiment, cut) not in self.index for _, cut in users):
             self._load()
@@ -136,10 +148,7 @@ class HealthChecks:
         from stats.srm import stratified
         from udf.config.catalog import DEFAULT_SRM_ALPHA
 
-        cells: dict[int, dict[tuple[int, str], int]] = {}  # period -> (interval, group) -> users
-        for (group, start, _, _, _, kind, name), v in totals.items():
-            if kind == INTERVAL and v[0]:
-                cells.setdefault(int(start), {})[(int(name), group)] = v[0]
+        cells = interval_users(totals)
         shares = {i.start: i.allocation for i in self.intervals.get(experiment, [])}
         now = time.monotonic()
         if any(now - self.seen[(experiment, s)] < self.settle_seconds for s in shares):
